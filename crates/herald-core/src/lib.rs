@@ -1,0 +1,14 @@
+//! Herald's pure core: identifiers, domain records, validation, pagination, token and secret
+//! handling, and encryption at rest.
+//!
+//! Nothing in this crate performs IO (no sockets, files or database): it is the part of Herald
+//! whose behaviour can be checked exhaustively with plain unit tests, and which the store, the
+//! API, the delivery worker and the command line all share.
+
+pub mod crypto;
+pub mod id;
+pub mod model;
+pub mod page;
+pub mod time;
+pub mod token;
+pub mod validate;

@@ -1,0 +1,191 @@
+//! Domain records as Herald stores and reasons about them.
+//!
+//! These are deliberately separate from the API's `…In`, `…Out` and `…Patch` types: the wire
+//! shapes follow the Svix API, while these follow what the engine needs (sealed secrets, typed
+//! ids, options the API spreads over extension fields).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::id::{ApiKeyId, AppId, EndpointId, MessageId};
+
+pub type Metadata = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    pub id: AppId,
+    pub uid: Option<String>,
+    pub name: String,
+    /// `throttleRate` of the API: messages per second across the application's endpoints.
+    pub rate_limit: Option<u16>,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub feature_flag: Option<String>,
+    /// JSON schemas by version, as given (`{"1": {...}}`).
+    pub schemas: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Herald's per-endpoint delivery settings beyond the Svix fields. Stored as one JSON document so
+/// that new settings need no schema migration; every field has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EndpointOptions {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub app_id: AppId,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    /// `None`: every event type.
+    pub event_types: Option<Vec<String>>,
+    /// `None`: every message regardless of its channels.
+    pub channels: Option<Vec<String>>,
+    pub disabled: bool,
+    pub rate_limit: Option<u16>,
+    pub metadata: Metadata,
+    pub options: EndpointOptions,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An endpoint's secrets as stored: every value sealed by [`crate::crypto::Keyring`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedEndpointSecrets {
+    /// The current signing secret.
+    pub secret: Vec<u8>,
+    /// Previous secrets that still sign during their rotation grace period: sealed JSON
+    /// `[{"key": …, "expiresAt": …}]`.
+    pub previous: Option<Vec<u8>>,
+    /// Custom headers: sealed JSON object.
+    pub headers: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SealedEndpointSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedEndpointSecrets(redacted)")
+    }
+}
+
+/// A secret superseded by a rotation, valid for signing until `expires_at`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousSecret {
+    pub key: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for PreviousSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PreviousSecret(redacted, expires {})", self.expires_at)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    pub app_id: AppId,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub channels: Option<Vec<String>>,
+    /// The payload JSON exactly as published; `None` once expunged or past retention.
+    pub payload: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When the payload is deleted by retention.
+    pub payload_expires_at: DateTime<Utc>,
+}
+
+/// What a bearer token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Everything within one application, and reading the event type catalogue.
+    App,
+    /// Reading everything, changing nothing.
+    ReadOnly,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::App => "app",
+            Role::ReadOnly => "read-only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "app" => Some(Role::App),
+            "read-only" => Some(Role::ReadOnly),
+            _ => None,
+        }
+    }
+}
+
+/// How a key came to be: created through the API-key routes, or issued as a portal session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Api,
+    Portal,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Api => "api",
+            KeyKind::Portal => "portal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "api" => Some(KeyKind::Api),
+            "portal" => Some(KeyKind::Portal),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub name: String,
+    pub role: Role,
+    pub kind: KeyKind,
+    /// Set for `Role::App`.
+    pub app_id: Option<AppId>,
+    pub secret_hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("kind", &self.kind)
+            .field("app_id", &self.app_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}

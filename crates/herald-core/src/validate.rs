@@ -1,0 +1,294 @@
+//! Field validation shared by the API and the CLI.
+//!
+//! Validation collects every problem of a request instead of stopping at the first, so that a
+//! client sees all of them in one 422 answer (`{"detail": [{loc, msg, type}, …]}`, the shape the
+//! Svix API and its SDKs use).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One problem with one field. `loc` is a path such as `["body", "eventTypes", "2"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The problems found so far in one request.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Violations(Vec<Violation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, loc: &[&str], msg: impl Into<String>, kind: &str) {
+        self.0.push(Violation {
+            loc: loc.iter().map(|s| (*s).to_owned()).collect(),
+            msg: msg.into(),
+            kind: kind.to_owned(),
+        });
+    }
+
+    /// Records a value error at `loc`.
+    pub fn value(&mut self, loc: &[&str], msg: impl Into<String>) {
+        self.push(loc, msg, "value_error");
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_inner(self) -> Vec<Violation> {
+        self.0
+    }
+
+    /// `Ok(())` when nothing was recorded, the collected violations otherwise.
+    pub fn finish(self) -> Result<(), Violations> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Violation> {
+        self.0.iter()
+    }
+}
+
+/// Limits that a deployment may tune (see the `--max-url-length` family of options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_url_length: usize,
+    pub max_description_length: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_url_length: 65_536,
+            max_description_length: 512,
+        }
+    }
+}
+
+/// The Svix identifier rule used by `uid`s, event type names and channels:
+/// `^[a-zA-Z0-9\-_.]+$`.
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// `uid`: 1 to 256 identifier characters.
+pub fn uid(v: &mut Violations, loc: &[&str], value: &str) {
+    identifier(v, loc, value, 256);
+}
+
+/// An identifier of at most `max` characters.
+pub fn identifier(v: &mut Violations, loc: &[&str], value: &str, max: usize) {
+    if value.is_empty() || value.len() > max {
+        v.push(
+            loc,
+            format!("must be between 1 and {max} characters long"),
+            "value_error.any_str.length",
+        );
+    } else if !is_identifier(value) {
+        v.push(
+            loc,
+            "may only contain letters, digits, '-', '_' and '.'",
+            "value_error.str.regex",
+        );
+    }
+}
+
+/// A list of identifiers (event types, channels): each valid, no duplicates, within `max_items`.
+pub fn identifier_list(
+    v: &mut Violations,
+    loc: &[&str],
+    values: &[String],
+    max_len: usize,
+    max_items: Option<usize>,
+) {
+    if values.is_empty() {
+        v.push(
+            loc,
+            "must contain at least one item (use null for none)",
+            "value_error.list.min_items",
+        );
+    }
+    if let Some(max) = max_items
+        && values.len() > max
+    {
+        v.push(
+            loc,
+            format!("must contain at most {max} items"),
+            "value_error.list.max_items",
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, item) in values.iter().enumerate() {
+        let index = i.to_string();
+        let mut item_loc: Vec<&str> = loc.to_vec();
+        item_loc.push(&index);
+        identifier(v, &item_loc, item, max_len);
+        if !seen.insert(item.as_str()) {
+            v.push(&item_loc, "duplicate item", "value_error.list.unique_items");
+        }
+    }
+}
+
+/// An endpoint URL: absolute `http` or `https` with a host, within the configured length.
+pub fn endpoint_url(v: &mut Violations, loc: &[&str], value: &str, limits: &Limits) {
+    if value.is_empty() || value.len() > limits.max_url_length {
+        v.push(
+            loc,
+            format!(
+                "must be between 1 and {} characters long",
+                limits.max_url_length
+            ),
+            "value_error.any_str.length",
+        );
+        return;
+    }
+    match url::Url::parse(value) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
+            if parsed.host_str().is_none_or(str::is_empty) {
+                v.value(loc, "URL must have a host");
+            }
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                v.value(
+                    loc,
+                    "URL must not contain credentials; use endpoint headers instead",
+                );
+            }
+        }
+        Ok(_) => v.value(loc, "URL scheme must be http or https"),
+        Err(e) => v.push(loc, format!("invalid URL: {e}"), "value_error.url"),
+    }
+}
+
+/// A free-text description within the configured length (in characters).
+pub fn description(v: &mut Violations, loc: &[&str], value: &str, limits: &Limits) {
+    if value.chars().count() > limits.max_description_length {
+        v.push(
+            loc,
+            format!(
+                "must be at most {} characters long",
+                limits.max_description_length
+            ),
+            "value_error.any_str.max_length",
+        );
+    }
+}
+
+/// A non-empty name.
+pub fn non_empty(v: &mut Violations, loc: &[&str], value: &str) {
+    if value.trim().is_empty() {
+        v.push(loc, "must not be empty", "value_error.any_str.min_length");
+    }
+}
+
+/// Metadata: string keys and values with sane bounds so that a row cannot grow without limit.
+pub fn metadata(v: &mut Violations, loc: &[&str], value: &BTreeMap<String, String>) {
+    const MAX_ENTRIES: usize = 50;
+    const MAX_KEY: usize = 256;
+    const MAX_VALUE: usize = 4096;
+    if value.len() > MAX_ENTRIES {
+        v.value(loc, format!("must have at most {MAX_ENTRIES} entries"));
+    }
+    for (key, val) in value {
+        let mut key_loc: Vec<&str> = loc.to_vec();
+        key_loc.push(key);
+        if key.is_empty() || key.len() > MAX_KEY {
+            v.value(&key_loc, format!("keys must be 1 to {MAX_KEY} bytes long"));
+        }
+        if val.len() > MAX_VALUE {
+            v.value(&key_loc, format!("values must be at most {MAX_VALUE} bytes"));
+        }
+    }
+}
+
+/// A rate in messages per second: at least 1 (`null` means unlimited).
+pub fn rate(v: &mut Violations, loc: &[&str], value: Option<u16>) {
+    if value == Some(0) {
+        v.push(
+            loc,
+            "must be at least 1 (use null for unlimited)",
+            "value_error.number.not_ge",
+        );
+    }
+}
+
+/// An integer within `min..=max`.
+pub fn range(v: &mut Violations, loc: &[&str], value: i64, min: i64, max: i64) {
+    if value < min {
+        v.push(
+            loc,
+            format!("must be at least {min}"),
+            "value_error.number.not_ge",
+        );
+    } else if value > max {
+        v.push(
+            loc,
+            format!("must be at most {max}"),
+            "value_error.number.not_le",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("user.signup"));
+        assert!(is_identifier("a-b_c.D9"));
+        assert!(!is_identifier(""));
+        assert!(!is_identifier("has space"));
+        assert!(!is_identifier("slash/no"));
+        let mut v = Violations::new();
+        uid(&mut v, &["body", "uid"], &"x".repeat(257));
+        uid(&mut v, &["body", "uid"], &"x".repeat(256));
+        assert_eq!(v.iter().count(), 1);
+    }
+
+    #[test]
+    fn urls() {
+        let limits = Limits::default();
+        let ok = |u: &str| {
+            let mut v = Violations::new();
+            endpoint_url(&mut v, &["body", "url"], u, &limits);
+            v.is_empty()
+        };
+        assert!(ok("https://example.com/hook"));
+        assert!(ok("http://127.0.0.1:8080/x?y=1"));
+        assert!(!ok("ftp://example.com"));
+        assert!(!ok("/relative"));
+        assert!(!ok("https://user:pw@example.com/"));
+        assert!(!ok(""));
+        let short = Limits {
+            max_url_length: 20,
+            ..limits
+        };
+        let mut v = Violations::new();
+        endpoint_url(&mut v, &["url"], "https://example.com/abcdef", &short);
+        assert!(!v.is_empty());
+    }
+
+    #[test]
+    fn lists_reject_duplicates_and_empty() {
+        let mut v = Violations::new();
+        identifier_list(&mut v, &["b"], &[], 256, None);
+        assert_eq!(v.iter().count(), 1);
+        let mut v = Violations::new();
+        identifier_list(&mut v, &["b"], &["a".into(), "a".into()], 256, None);
+        assert_eq!(v.iter().next().unwrap().loc, vec!["b", "1"]);
+        let mut v = Violations::new();
+        let many: Vec<String> = (0..11).map(|i| format!("c{i}")).collect();
+        identifier_list(&mut v, &["b"], &many, 128, Some(10));
+        assert_eq!(v.iter().count(), 1);
+    }
+}

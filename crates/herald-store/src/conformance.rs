@@ -1,0 +1,451 @@
+//! The behaviour every [`Store`] implementation must have, as one suite run against each backend
+//! (see `tests/conformance.rs`). A new backend is done when this passes.
+//!
+//! Each check creates its own rows with fresh ids, so the suite can run against a database that
+//! already holds data (a shared Postgres test database, for instance).
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, Utc};
+use herald_core::id::{ApiKeyId, AppId, EndpointId, MessageId};
+use herald_core::model::{
+    ApiKey, Application, Endpoint, EndpointOptions, EventType, KeyKind, Message, Role,
+    SealedEndpointSecrets,
+};
+use herald_core::page::{Cursor, ListParams, Order};
+use herald_core::token::random_base62;
+
+use crate::{IdempotencyState, MessageFilter, Store, StoreError, StoredResponse};
+
+/// Runs every check against `store`.
+pub async fn run(store: &dyn Store) {
+    settings(store).await;
+    applications(store).await;
+    pagination_survives_inserts(store).await;
+    event_types(store).await;
+    endpoints(store).await;
+    messages(store).await;
+    api_keys(store).await;
+    idempotency(store).await;
+}
+
+pub fn sample_app(uid: Option<String>) -> Application {
+    let now = herald_core::time::now();
+    Application {
+        id: AppId::generate(),
+        uid,
+        name: "Sample".into(),
+        rate_limit: None,
+        metadata: BTreeMap::from([("tier".into(), "gold".into())]),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub fn sample_endpoint(app: &AppId) -> Endpoint {
+    let now = herald_core::time::now();
+    Endpoint {
+        id: EndpointId::generate(),
+        app_id: app.clone(),
+        uid: None,
+        url: "https://example.com/hook".into(),
+        description: String::new(),
+        event_types: Some(vec!["user.signup".into()]),
+        channels: None,
+        disabled: false,
+        rate_limit: Some(5),
+        metadata: BTreeMap::new(),
+        options: EndpointOptions::default(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub fn sample_message(app: &AppId, event_type: &str, channels: Option<Vec<String>>) -> Message {
+    let id = MessageId::generate();
+    let at = id.timestamp().expect("fresh ids carry their time");
+    Message {
+        id,
+        app_id: app.clone(),
+        event_type: event_type.into(),
+        event_id: None,
+        channels,
+        payload: Some(r#"{"a": 1,  "b":[true]}"#.into()),
+        created_at: at,
+        payload_expires_at: at + Duration::days(90),
+    }
+}
+
+fn secrets(tag: u8) -> SealedEndpointSecrets {
+    SealedEndpointSecrets {
+        secret: vec![tag; 40],
+        previous: None,
+        headers: Some(vec![tag, 1, 2]),
+    }
+}
+
+async fn settings(store: &dyn Store) {
+    let key = format!("test.{}", random_base62(8));
+    assert_eq!(store.get_setting(&key).await.unwrap(), None);
+    assert!(store.insert_setting(&key, "one").await.unwrap());
+    assert!(!store.insert_setting(&key, "two").await.unwrap());
+    assert_eq!(store.get_setting(&key).await.unwrap().as_deref(), Some("one"));
+}
+
+async fn applications(store: &dyn Store) {
+    let uid = format!("uid-{}", random_base62(10));
+    let app = sample_app(Some(uid.clone()));
+    store.create_app(&app).await.unwrap();
+    assert_eq!(store.get_app(app.id.as_str()).await.unwrap().as_ref(), Some(&app));
+    assert_eq!(store.get_app(&uid).await.unwrap().as_ref(), Some(&app));
+    assert!(store.get_app("app_missing").await.unwrap().is_none());
+
+    let clash = sample_app(Some(uid.clone()));
+    assert!(matches!(
+        store.create_app(&clash).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // An id wins over a uid that happens to spell another application's id.
+    let tricky = sample_app(Some(app.id.as_str().to_owned()));
+    store.create_app(&tricky).await.unwrap();
+    assert_eq!(store.get_app(app.id.as_str()).await.unwrap().unwrap().id, app.id);
+
+    let mut changed = app.clone();
+    changed.name = "Renamed".into();
+    changed.rate_limit = Some(100);
+    changed.uid = None;
+    store.update_app(&changed).await.unwrap();
+    assert_eq!(store.get_app(app.id.as_str()).await.unwrap(), Some(changed.clone()));
+    assert!(store.get_app(&uid).await.unwrap().is_none());
+
+    let listed = store
+        .list_apps(&ListParams::first(10, Order::Ascending), Some(&app.id))
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![changed]);
+    assert!(listed.done());
+
+    assert!(store.delete_app(&app.id).await.unwrap());
+    assert!(!store.delete_app(&app.id).await.unwrap());
+    assert!(matches!(store.update_app(&app).await, Err(StoreError::NotFound)));
+    store.delete_app(&tricky.id).await.unwrap();
+}
+
+/// Walks 600 endpoints page by page in both orders, inserting new endpoints between pages:
+/// every original item is seen exactly once.
+async fn pagination_survives_inserts(store: &dyn Store) {
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut originals = Vec::new();
+    for _ in 0..600 {
+        let ep = sample_endpoint(&app.id);
+        store.create_endpoint(&ep, &secrets(1)).await.unwrap();
+        originals.push(ep.id);
+    }
+    for order in [Order::Ascending, Order::Descending] {
+        let mut seen = Vec::new();
+        let mut params = ListParams::first(50, order);
+        loop {
+            let page = store.list_endpoints(&app.id, &params).await.unwrap();
+            seen.extend(page.items.iter().map(|e| e.id.clone()));
+            // Newcomers between pages.
+            for _ in 0..3 {
+                store
+                    .create_endpoint(&sample_endpoint(&app.id), &secrets(1))
+                    .await
+                    .unwrap();
+            }
+            if page.done() {
+                break;
+            }
+            let last = page.items.last().expect("a page that is not done has items");
+            params.cursor = Some(Cursor {
+                key: last.id.as_str().to_owned(),
+                backwards: false,
+            });
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), seen.len(), "{order:?}: an item was repeated");
+        for id in &originals {
+            assert!(seen.contains(id), "{order:?}: {id} was skipped");
+        }
+        let mut expected = seen.clone();
+        expected.sort();
+        if order == Order::Descending {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "{order:?}: pages out of order");
+    }
+
+    // Going back from the second page gives the first page again.
+    let first = store
+        .list_endpoints(&app.id, &ListParams::first(50, Order::Ascending))
+        .await
+        .unwrap();
+    let second = store
+        .list_endpoints(
+            &app.id,
+            &ListParams {
+                limit: 50,
+                cursor: Cursor::parse(first.items.last().unwrap().id.as_str()),
+                order: Order::Ascending,
+            },
+        )
+        .await
+        .unwrap();
+    let back = store
+        .list_endpoints(
+            &app.id,
+            &ListParams {
+                limit: 50,
+                cursor: Cursor::parse(&format!("-{}", second.items[0].id)),
+                order: Order::Ascending,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        back.items.iter().map(|e| &e.id).collect::<Vec<_>>(),
+        first.items.iter().map(|e| &e.id).collect::<Vec<_>>()
+    );
+    assert!(!back.done());
+    store.delete_app(&app.id).await.unwrap();
+}
+
+async fn event_types(store: &dyn Store) {
+    let now = herald_core::time::now();
+    let name = format!("test.{}", random_base62(8));
+    let mut et = EventType {
+        name: name.clone(),
+        description: "A test happened".into(),
+        archived: false,
+        deprecated: false,
+        feature_flag: None,
+        schemas: Some(serde_json::json!({"1": {"type": "object"}})),
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_event_type(&et).await.unwrap();
+    assert!(matches!(
+        store.create_event_type(&et).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.get_event_type(&name).await.unwrap(), Some(et.clone()));
+
+    et.archived = true;
+    store.update_event_type(&et).await.unwrap();
+    let visible = |page: &herald_core::page::Page<EventType>| {
+        page.items.iter().any(|e| e.name == name)
+    };
+    let mut params = ListParams::first(250, Order::Ascending);
+    params.cursor = Some(Cursor {
+        key: format!("{name}-"),
+        backwards: true,
+    });
+    assert!(!visible(&store.list_event_types(&params, false).await.unwrap()));
+    assert!(visible(&store.list_event_types(&params, true).await.unwrap()));
+
+    assert!(store.delete_event_type(&name).await.unwrap());
+    assert!(store.get_event_type(&name).await.unwrap().is_none());
+}
+
+async fn endpoints(store: &dyn Store) {
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let other = sample_app(None);
+    store.create_app(&other).await.unwrap();
+
+    let mut ep = sample_endpoint(&app.id);
+    ep.uid = Some("primary".into());
+    ep.channels = Some(vec!["team:qa".into(), "group.a".into()]);
+    store.create_endpoint(&ep, &secrets(7)).await.unwrap();
+    assert_eq!(store.get_endpoint(&app.id, ep.id.as_str()).await.unwrap(), Some(ep.clone()));
+    assert_eq!(store.get_endpoint(&app.id, "primary").await.unwrap(), Some(ep.clone()));
+    // Scoped to the application.
+    assert!(store.get_endpoint(&other.id, ep.id.as_str()).await.unwrap().is_none());
+    assert!(!store.delete_endpoint(&other.id, &ep.id).await.unwrap());
+
+    // uids are unique per application only.
+    let mut same_uid = sample_endpoint(&app.id);
+    same_uid.uid = Some("primary".into());
+    assert!(matches!(
+        store.create_endpoint(&same_uid, &secrets(1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut elsewhere = sample_endpoint(&other.id);
+    elsewhere.uid = Some("primary".into());
+    store.create_endpoint(&elsewhere, &secrets(1)).await.unwrap();
+
+    let stored = store.get_endpoint_secrets(&ep.id).await.unwrap().unwrap();
+    assert_eq!(stored, secrets(7));
+    let rotated = SealedEndpointSecrets {
+        secret: vec![9; 40],
+        previous: Some(vec![7; 40]),
+        headers: None,
+    };
+    store.set_endpoint_secrets(&ep.id, &rotated).await.unwrap();
+    assert_eq!(store.get_endpoint_secrets(&ep.id).await.unwrap(), Some(rotated));
+
+    ep.disabled = true;
+    ep.event_types = None;
+    ep.url = "https://example.org/other".into();
+    store.update_endpoint(&ep).await.unwrap();
+    assert_eq!(store.get_endpoint(&app.id, "primary").await.unwrap(), Some(ep.clone()));
+
+    // Deleting the application takes its endpoints with it.
+    store.delete_app(&app.id).await.unwrap();
+    assert!(store.get_endpoint_secrets(&ep.id).await.unwrap().is_none());
+    store.delete_app(&other.id).await.unwrap();
+}
+
+async fn messages(store: &dyn Store) {
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+
+    let mut with_event_id = sample_message(&app.id, "user.signup", Some(vec!["a".into(), "b".into()]));
+    with_event_id.event_id = Some("evt-1".into());
+    store.create_message(&with_event_id).await.unwrap();
+    assert_eq!(
+        store.get_message(&app.id, &with_event_id.id).await.unwrap(),
+        Some(with_event_id.clone())
+    );
+    let mut duplicate = sample_message(&app.id, "user.signup", None);
+    duplicate.event_id = Some("evt-1".into());
+    assert!(matches!(
+        store.create_message(&duplicate).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.get_message(&app.id, &duplicate.id).await.unwrap().is_none());
+    assert_eq!(
+        store.get_message_by_event_id(&app.id, "evt-1").await.unwrap().map(|m| m.id),
+        Some(with_event_id.id.clone())
+    );
+
+    let other_type = sample_message(&app.id, "user.deleted", Some(vec!["ab".into()]));
+    store.create_message(&other_type).await.unwrap();
+    let plain = sample_message(&app.id, "user.signup", None);
+    store.create_message(&plain).await.unwrap();
+
+    let list = |filter: MessageFilter| {
+        let app = app.id.clone();
+        async move {
+            store
+                .list_messages(&app, &filter, &ListParams::first(50, Order::Descending))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(MessageFilter::default()).await,
+        vec![plain.id.clone(), other_type.id.clone(), with_event_id.id.clone()]
+    );
+    assert_eq!(
+        list(MessageFilter {
+            event_types: vec!["user.deleted".into()],
+            ..Default::default()
+        })
+        .await,
+        vec![other_type.id.clone()]
+    );
+    assert_eq!(
+        list(MessageFilter {
+            channel: Some("a".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![with_event_id.id.clone()]
+    );
+    assert_eq!(
+        list(MessageFilter {
+            before: Some(other_type.created_at),
+            ..Default::default()
+        })
+        .await
+        .contains(&other_type.id),
+        false
+    );
+    assert!(list(MessageFilter {
+        after: Some(with_event_id.created_at - Duration::milliseconds(1)),
+        ..Default::default()
+    })
+    .await
+    .contains(&with_event_id.id));
+    store.delete_app(&app.id).await.unwrap();
+}
+
+async fn api_keys(store: &dyn Store) {
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let now = herald_core::time::now();
+    let key = ApiKey {
+        id: ApiKeyId::generate(),
+        name: "ci".into(),
+        role: Role::App,
+        kind: KeyKind::Api,
+        app_id: Some(app.id.clone()),
+        secret_hash: vec![1, 2, 3],
+        created_at: now,
+        expires_at: None,
+    };
+    store.create_api_key(&key).await.unwrap();
+    let portal = ApiKey {
+        id: ApiKeyId::generate(),
+        kind: KeyKind::Portal,
+        expires_at: Some(now - Duration::seconds(1)),
+        ..key.clone()
+    };
+    store.create_api_key(&portal).await.unwrap();
+    assert_eq!(store.get_api_key(&key.id).await.unwrap(), Some(key.clone()));
+    let listed = store
+        .list_api_keys(&ListParams::first(250, Order::Descending))
+        .await
+        .unwrap();
+    assert!(listed.items.contains(&key));
+    assert!(!listed.items.iter().any(|k| k.id == portal.id));
+    assert!(store.purge_expired_api_keys(now).await.unwrap() >= 1);
+    assert!(store.get_api_key(&portal.id).await.unwrap().is_none());
+    assert!(store.delete_api_key(&key.id).await.unwrap());
+    assert!(store.get_api_key(&key.id).await.unwrap().is_none());
+    store.delete_app(&app.id).await.unwrap();
+}
+
+async fn idempotency(store: &dyn Store) {
+    let scope = format!("scope-{}", random_base62(6));
+    let now = herald_core::time::now();
+    let day_ago = now - Duration::hours(24);
+    let begin = |key: &'static str, fp: &'static [u8]| {
+        let scope = scope.clone();
+        async move { store.idempotency_begin(&scope, key, fp, now, day_ago).await.unwrap() }
+    };
+    assert_eq!(begin("k1", b"fp").await, IdempotencyState::Started);
+    assert_eq!(begin("k1", b"fp").await, IdempotencyState::InProgress);
+    assert_eq!(begin("k1", b"other").await, IdempotencyState::Mismatch);
+    let response = StoredResponse {
+        status: 201,
+        body: b"{\"id\":1}".to_vec(),
+    };
+    store.idempotency_complete(&scope, "k1", &response).await.unwrap();
+    assert_eq!(begin("k1", b"fp").await, IdempotencyState::Completed(response));
+
+    assert_eq!(begin("k2", b"fp").await, IdempotencyState::Started);
+    store.idempotency_abandon(&scope, "k2").await.unwrap();
+    assert_eq!(begin("k2", b"fp").await, IdempotencyState::Started);
+
+    // Past the window a key is fresh again.
+    let later = now + Duration::hours(25);
+    assert_eq!(
+        store
+            .idempotency_begin(&scope, "k1", b"fp", later, later - Duration::hours(24))
+            .await
+            .unwrap(),
+        IdempotencyState::Started
+    );
+    assert!(store.purge_idempotency(later).await.unwrap() >= 1);
+}

@@ -1,0 +1,249 @@
+//! Herald's storage layer.
+//!
+//! Everything Herald keeps goes through the [`Store`] trait. The database is the only state
+//! shared between requests, workers and (with Postgres) several Herald nodes, so the trait's
+//! methods are shaped around the transactions the system needs rather than around tables: for
+//! example creating a message also creates its delivery tasks, in one transaction.
+//!
+//! Two implementations share one body of portable SQL (`src/sql/common.rs`, compiled once per
+//! backend with `$N` placeholders, integer millisecond timestamps and text JSON), and keep only
+//! what differs per engine in their own module: connection setup, migrations and the claim
+//! queries of the delivery queue. The conformance suite in [`conformance`] runs against both.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_core::id::{ApiKeyId, AppId, EndpointId, MessageId};
+use herald_core::model::{
+    ApiKey, Application, Endpoint, EventType, Message, SealedEndpointSecrets,
+};
+use herald_core::page::{ListParams, Page};
+
+#[doc(hidden)]
+pub mod conformance;
+mod rows;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (a `uid`, an event type name, an `eventId`, …).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The row to change does not exist (any more).
+    #[error("not found")]
+    NotFound,
+    /// The database cannot be reached or cannot commit right now (down, locked past the busy
+    /// timeout, disk full). The caller should answer 503 and the client retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A stored value could not be decoded: a bug or a hand-edited database.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// Maps a driver error, telling a broken uniqueness rule (`conflict`) apart from an
+    /// unavailable database.
+    pub(crate) fn from_sqlx(err: sqlx::Error, conflict: &'static str) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(conflict),
+            sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
+                StoreError::Unavailable(err)
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => StoreError::Unavailable(err),
+            _ => StoreError::Other(err),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        StoreError::from_sqlx(err, "duplicate value")
+    }
+}
+
+/// Error codes that mean "try again later" rather than "this request is wrong".
+fn is_transient(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        // SQLite: BUSY, LOCKED, IOERR, FULL, CANTOPEN (primary codes, also as extended codes).
+        Some("5" | "6" | "10" | "13" | "14" | "517" | "261" | "262")
+    ) || code.is_some_and(|c| {
+        // Postgres: connection exceptions, insufficient resources, operator intervention
+        // (admin shutdown, crash shutdown), system errors.
+        c.starts_with("08") || c.starts_with("53") || c.starts_with("57") || c.starts_with("58")
+    })
+}
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Filters of the message list route.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub event_types: Vec<String>,
+    pub channel: Option<String>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+}
+
+/// A response remembered for an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// What `idempotency_begin` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyState {
+    /// The key is new: the caller now holds it and must `complete` or `abandon` it.
+    Started,
+    /// Another request with this key is still running.
+    InProgress,
+    /// A request with this key finished; replay its response.
+    Completed(StoredResponse),
+    /// The key was used for a different request (method, path or body).
+    Mismatch,
+}
+
+/// Everything Herald reads and writes. See the crate documentation.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Answers when the database can serve a query.
+    async fn ping(&self) -> Result<()>;
+
+    /// Closes the connection pools, waiting for checked-out connections.
+    async fn close(&self);
+
+    // -- settings: small server-wide values (the admin token's hash) --
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>>;
+    /// Stores `value` unless `key` already has one; returns whether it was stored.
+    async fn insert_setting(&self, key: &str, value: &str) -> Result<bool>;
+
+    // -- applications --
+
+    /// Fails with `Conflict` when the uid is taken.
+    async fn create_app(&self, app: &Application) -> Result<()>;
+    /// Looks an application up by id, or else by uid.
+    async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>>;
+    /// Lists applications; `only` restricts the list to one application (an app-scoped token).
+    async fn list_apps(&self, params: &ListParams, only: Option<&AppId>)
+    -> Result<Page<Application>>;
+    async fn update_app(&self, app: &Application) -> Result<()>;
+    /// Deletes an application with its endpoints, messages, attempts and keys.
+    async fn delete_app(&self, id: &AppId) -> Result<bool>;
+
+    // -- event types --
+
+    async fn create_event_type(&self, event_type: &EventType) -> Result<()>;
+    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>>;
+    async fn list_event_types(
+        &self,
+        params: &ListParams,
+        include_archived: bool,
+    ) -> Result<Page<EventType>>;
+    async fn update_event_type(&self, event_type: &EventType) -> Result<()>;
+    /// Deletes an event type for good (the API archives by default).
+    async fn delete_event_type(&self, name: &str) -> Result<bool>;
+
+    // -- endpoints --
+
+    async fn create_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        secrets: &SealedEndpointSecrets,
+    ) -> Result<()>;
+    /// Looks an endpoint of `app` up by id, or else by uid.
+    async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>>;
+    async fn list_endpoints(&self, app: &AppId, params: &ListParams) -> Result<Page<Endpoint>>;
+    async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<bool>;
+    async fn get_endpoint_secrets(&self, id: &EndpointId) -> Result<Option<SealedEndpointSecrets>>;
+    async fn set_endpoint_secrets(
+        &self,
+        id: &EndpointId,
+        secrets: &SealedEndpointSecrets,
+    ) -> Result<()>;
+
+    // -- messages --
+
+    /// Stores a message. Fails with `Conflict` when its `eventId` was already used in the
+    /// application; nothing is written then.
+    async fn create_message(&self, message: &Message) -> Result<()>;
+    async fn get_message(&self, app: &AppId, id: &MessageId) -> Result<Option<Message>>;
+    /// Finds a message of `app` by its `eventId`.
+    async fn get_message_by_event_id(&self, app: &AppId, event_id: &str)
+    -> Result<Option<Message>>;
+    async fn list_messages(
+        &self,
+        app: &AppId,
+        filter: &MessageFilter,
+        params: &ListParams,
+    ) -> Result<Page<Message>>;
+
+    // -- API keys --
+
+    async fn create_api_key(&self, key: &ApiKey) -> Result<()>;
+    async fn get_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>>;
+    /// Lists keys created through the API-key routes (portal sessions are not listed).
+    async fn list_api_keys(&self, params: &ListParams) -> Result<Page<ApiKey>>;
+    async fn delete_api_key(&self, id: &ApiKeyId) -> Result<bool>;
+    /// Removes keys whose expiry has passed.
+    async fn purge_expired_api_keys(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    // -- idempotency --
+
+    /// Claims `key` in `scope` for a request with `fingerprint` (a hash of method, path and
+    /// body). Keys older than `expires_before` count as absent.
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &[u8],
+        now: DateTime<Utc>,
+        expires_before: DateTime<Utc>,
+    ) -> Result<IdempotencyState>;
+    async fn idempotency_complete(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<()>;
+    /// Releases a key whose request failed in a way worth retrying (5xx).
+    async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<()>;
+    async fn purge_idempotency(&self, older_than: DateTime<Utc>) -> Result<u64>;
+}
+
+/// Opens the store named by `url` (`sqlite://…` or `postgres://…`) and brings its schema up to
+/// date.
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::Corrupt(format!(
+            "unsupported database URL scheme in {}",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}

@@ -1,0 +1,223 @@
+//! Database rows and their conversion to and from domain records, shared by both backends.
+//!
+//! Columns use only types both engines decode the same way: `TEXT` (ids, JSON), 64-bit
+//! integers (millisecond timestamps), 32-bit integers, booleans and blobs.
+
+use chrono::{DateTime, TimeZone, Utc};
+use herald_core::id::Id;
+use herald_core::model::{
+    ApiKey, Application, Endpoint, EndpointOptions, EventType, KeyKind, Message, Metadata, Role,
+    SealedEndpointSecrets,
+};
+
+use crate::{Result, StoreError};
+
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn time(ms: i64) -> Result<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp out of range: {ms}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("serializing plain data to JSON cannot fail")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn opt_json<T: serde::de::DeserializeOwned>(column: &str, text: Option<String>) -> Result<Option<T>> {
+    text.map(|t| from_json(column, &t)).transpose()
+}
+
+fn rate(value: Option<i32>) -> Option<u16> {
+    value.and_then(|v| u16::try_from(v).ok())
+}
+
+/// Channels as stored on messages: `,a,b,` so that `LIKE '%,a,%'` finds one on any engine.
+pub(crate) fn channels_column(channels: &Option<Vec<String>>) -> Option<String> {
+    channels
+        .as_ref()
+        .filter(|c| !c.is_empty())
+        .map(|c| format!(",{},", c.join(",")))
+}
+
+fn channels_from_column(text: Option<String>) -> Option<Vec<String>> {
+    text.map(|t| {
+        t.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AppRow {
+    id: String,
+    uid: Option<String>,
+    name: String,
+    rate_limit: Option<i32>,
+    metadata: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<AppRow> for Application {
+    type Error = StoreError;
+    fn try_from(r: AppRow) -> Result<Self> {
+        Ok(Application {
+            id: Id::from_trusted(r.id),
+            uid: r.uid,
+            name: r.name,
+            rate_limit: rate(r.rate_limit),
+            metadata: from_json::<Metadata>("metadata", &r.metadata)?,
+            created_at: time(r.created_at)?,
+            updated_at: time(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventTypeRow {
+    name: String,
+    description: String,
+    archived: bool,
+    deprecated: bool,
+    feature_flag: Option<String>,
+    schemas: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<EventTypeRow> for EventType {
+    type Error = StoreError;
+    fn try_from(r: EventTypeRow) -> Result<Self> {
+        Ok(EventType {
+            name: r.name,
+            description: r.description,
+            archived: r.archived,
+            deprecated: r.deprecated,
+            feature_flag: r.feature_flag,
+            schemas: opt_json("schemas", r.schemas)?,
+            created_at: time(r.created_at)?,
+            updated_at: time(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EndpointRow {
+    id: String,
+    app_id: String,
+    uid: Option<String>,
+    url: String,
+    description: String,
+    event_types: Option<String>,
+    channels: Option<String>,
+    disabled: bool,
+    rate_limit: Option<i32>,
+    metadata: String,
+    options: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<EndpointRow> for Endpoint {
+    type Error = StoreError;
+    fn try_from(r: EndpointRow) -> Result<Self> {
+        Ok(Endpoint {
+            id: Id::from_trusted(r.id),
+            app_id: Id::from_trusted(r.app_id),
+            uid: r.uid,
+            url: r.url,
+            description: r.description,
+            event_types: opt_json("event_types", r.event_types)?,
+            channels: opt_json("channels", r.channels)?,
+            disabled: r.disabled,
+            rate_limit: rate(r.rate_limit),
+            metadata: from_json::<Metadata>("metadata", &r.metadata)?,
+            options: from_json::<EndpointOptions>("options", &r.options)?,
+            created_at: time(r.created_at)?,
+            updated_at: time(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SecretsRow {
+    secret: Vec<u8>,
+    previous_secrets: Option<Vec<u8>>,
+    headers: Option<Vec<u8>>,
+}
+
+impl From<SecretsRow> for SealedEndpointSecrets {
+    fn from(r: SecretsRow) -> Self {
+        SealedEndpointSecrets {
+            secret: r.secret,
+            previous: r.previous_secrets,
+            headers: r.headers,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MessageRow {
+    id: String,
+    app_id: String,
+    event_type: String,
+    event_id: Option<String>,
+    channels: Option<String>,
+    payload: Option<String>,
+    created_at: i64,
+    payload_expires_at: i64,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StoreError;
+    fn try_from(r: MessageRow) -> Result<Self> {
+        Ok(Message {
+            id: Id::from_trusted(r.id),
+            app_id: Id::from_trusted(r.app_id),
+            event_type: r.event_type,
+            event_id: r.event_id,
+            channels: channels_from_column(r.channels),
+            payload: r.payload,
+            created_at: time(r.created_at)?,
+            payload_expires_at: time(r.payload_expires_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: String,
+    name: String,
+    role: String,
+    kind: String,
+    app_id: Option<String>,
+    secret_hash: Vec<u8>,
+    created_at: i64,
+    expires_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+    fn try_from(r: ApiKeyRow) -> Result<Self> {
+        Ok(ApiKey {
+            id: Id::from_trusted(r.id),
+            name: r.name,
+            role: Role::parse(&r.role)
+                .ok_or_else(|| StoreError::Corrupt(format!("role: {}", r.role)))?,
+            kind: KeyKind::parse(&r.kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("kind: {}", r.kind)))?,
+            app_id: r.app_id.map(Id::from_trusted),
+            secret_hash: r.secret_hash,
+            created_at: time(r.created_at)?,
+            expires_at: r.expires_at.map(time).transpose()?,
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! The SQLite store: Herald's default, embedded backend.
+//!
+//! One file in the data directory, in WAL mode so that readers never block the writer. All
+//! writes share a single connection: SQLite admits one writer at a time anyway, and queueing
+//! writers in the pool is fairer and cheaper than letting several connections spin on
+//! `SQLITE_BUSY`. `synchronous = FULL` makes every acknowledged commit survive a power cut.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_core::id::{ApiKeyId, AppId, EndpointId, MessageId};
+use herald_core::model::{
+    ApiKey, Application, Endpoint, EventType, KeyKind, Message, SealedEndpointSecrets,
+};
+use sqlx::Pool;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::{Backend, Result, Store, StoreError};
+
+type Db = sqlx::Sqlite;
+type SqlStore = SqliteStore;
+const BACKEND: Backend = Backend::Sqlite;
+
+/// Readers: enough for concurrent API reads and the delivery workers on two cores.
+const READ_CONNECTIONS: u32 = 8;
+
+pub struct SqliteStore {
+    writer: Pool<Db>,
+    reader: Pool<Db>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path/to/herald.db`) and
+    /// applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::Other)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::Unavailable)?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Ok(Self { writer, reader })
+    }
+}
+
+include!("sql/common.rs");
