@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod id;
 pub mod model;
 pub mod page;
+pub mod secrets;
 pub mod time;
 pub mod token;
 pub mod validate;

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use herald_core::id::{ApiKeyId, AppId, EndpointId, MessageId};
 use herald_core::model::{
     ApiKey, Application, Endpoint, EndpointOptions, EventType, KeyKind, Message, Role,

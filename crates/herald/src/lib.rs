@@ -1,1 +1,15 @@
+//! Herald: a self-hostable webhook platform.
+//!
+//! This crate is the server and the command line. The pure domain lives in `herald-core` and
+//! storage in `herald-store`; here are the HTTP API ([`api`]), configuration ([`config`]), the
+//! first-start set-up of keys ([`bootstrap`]) and the process lifecycle ([`startup`]).
 
+pub mod api;
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::Application;

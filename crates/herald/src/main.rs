@@ -1,1 +1,117 @@
-fn main(){}
+//! The `herald` binary: parses the command line and maps failures to exit codes
+//! (0 success, 1 runtime failure, 2 usage or configuration error).
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+use herald::Application;
+use herald::cli::{Cli, Command};
+use herald::config::{Origin, Resolver};
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let sub = matches.subcommand().map(|(_, m)| m.clone());
+    let origin_of = move |id: &str| match sub.as_ref().and_then(|m| m.value_source(id)) {
+        Some(ValueSource::EnvVariable) => Origin::Env,
+        _ => Origin::Flag,
+    };
+
+    match cli.command {
+        Command::Version => {
+            println!("herald {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Migrate(args) => {
+            let storage = match Resolver::new(&args, &origin_of).and_then(|r| r.storage(&args)) {
+                Ok(storage) => storage,
+                Err(e) => return usage_error(&e),
+            };
+            runtime().block_on(async {
+                if let Err(e) = herald::bootstrap::ensure_data_dir(&storage.data_dir) {
+                    return failure(&e);
+                }
+                match herald_store::connect(&storage.database_url).await {
+                    Ok(store) => {
+                        store.close().await;
+                        eprintln!("herald: the database at {} is up to date", storage.database_url);
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => failure(&e),
+                }
+            })
+        }
+        Command::Serve(args) => {
+            let config = match Resolver::new(&args.storage, &origin_of).and_then(|r| r.serve(&args)) {
+                Ok(config) => config,
+                Err(e) => return usage_error(&e),
+            };
+            herald::telemetry::init(config.log_format);
+            runtime().block_on(async {
+                let app = match Application::build(config).await {
+                    Ok(app) => app,
+                    Err(e) => return failure(&e),
+                };
+                app.print_admin_notice();
+                eprintln!("herald: listening on http://{} (API docs at /docs)", app.local_addr());
+                match app.run_until_stopped(shutdown_signal()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => failure(&e),
+                }
+            })
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+fn usage_error(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("herald: {e}");
+    ExitCode::from(2)
+}
+
+fn failure(e: &dyn std::error::Error) -> ExitCode {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    eprintln!("herald: {message}");
+    ExitCode::FAILURE
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing open requests");
+}

@@ -1,0 +1,119 @@
+//! An endpoint's secrets in the clear, and their sealing for storage.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use zeroize::Zeroizing;
+
+use crate::crypto::{CryptoError, Keyring};
+use crate::model::{PreviousSecret, SealedEndpointSecrets};
+
+/// The signing secret, secrets still valid after a rotation, and the custom headers.
+pub struct EndpointSecrets {
+    pub current: Zeroizing<String>,
+    pub previous: Vec<PreviousSecret>,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for EndpointSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointSecrets")
+            .field("previous", &self.previous.len())
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EndpointSecrets {
+    pub fn new(current: Zeroizing<String>, headers: BTreeMap<String, String>) -> Self {
+        Self {
+            current,
+            previous: Vec::new(),
+            headers,
+        }
+    }
+
+    pub fn open(keyring: &Keyring, sealed: &SealedEndpointSecrets) -> Result<Self, CryptoError> {
+        let current = keyring.open_string(&sealed.secret)?;
+        let previous = match &sealed.previous {
+            Some(blob) => serde_json::from_slice(&keyring.open(blob)?)
+                .map_err(|_| CryptoError::Malformed)?,
+            None => Vec::new(),
+        };
+        let headers = match &sealed.headers {
+            Some(blob) => serde_json::from_slice(&keyring.open(blob)?)
+                .map_err(|_| CryptoError::Malformed)?,
+            None => BTreeMap::new(),
+        };
+        Ok(Self {
+            current,
+            previous,
+            headers,
+        })
+    }
+
+    pub fn seal(&self, keyring: &Keyring) -> SealedEndpointSecrets {
+        SealedEndpointSecrets {
+            secret: keyring.seal(self.current.as_bytes()),
+            previous: (!self.previous.is_empty())
+                .then(|| keyring.seal(json(&self.previous).as_bytes())),
+            headers: (!self.headers.is_empty())
+                .then(|| keyring.seal(json(&self.headers).as_bytes())),
+        }
+    }
+
+    /// Replaces the current secret; the old one keeps signing until `grace_until` (dropped at
+    /// once when that is not in the future). Expired previous secrets are dropped.
+    pub fn rotate(&mut self, new: Zeroizing<String>, now: DateTime<Utc>, grace_until: DateTime<Utc>) {
+        let old = std::mem::replace(&mut self.current, new);
+        self.previous.retain(|p| p.expires_at > now);
+        if grace_until > now {
+            self.previous.push(PreviousSecret {
+                key: old.to_string(),
+                expires_at: grace_until,
+            });
+        }
+    }
+
+    /// Previous secrets whose grace period has not ended at `now`.
+    pub fn active_previous(&self, now: DateTime<Utc>) -> impl Iterator<Item = &str> {
+        self.previous
+            .iter()
+            .filter(move |p| p.expires_at > now)
+            .map(|p| p.key.as_str())
+    }
+}
+
+/// JSON of secret material, wiped from memory after use.
+fn json<T: serde::Serialize>(value: &T) -> Zeroizing<String> {
+    Zeroizing::new(serde_json::to_string(value).expect("plain data serializes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::DataKey;
+    use chrono::Duration;
+
+    #[test]
+    fn seal_open_and_rotate() {
+        let ring = Keyring::new(DataKey::from_bytes(&[7; 32]).unwrap(), vec![]);
+        let mut s = EndpointSecrets::new(
+            Zeroizing::new("whsec_old".into()),
+            BTreeMap::from([("X-Api".into(), "v".into())]),
+        );
+        let now = Utc::now();
+        s.rotate(Zeroizing::new("whsec_new".into()), now, now + Duration::hours(1));
+        let sealed = s.seal(&ring);
+        let opened = EndpointSecrets::open(&ring, &sealed).unwrap();
+        assert_eq!(opened.current.as_str(), "whsec_new");
+        assert_eq!(opened.active_previous(now).collect::<Vec<_>>(), vec!["whsec_old"]);
+        assert_eq!(opened.active_previous(now + Duration::hours(2)).count(), 0);
+        assert_eq!(opened.headers["X-Api"], "v");
+        assert!(!format!("{opened:?}").contains("whsec"));
+
+        let mut immediate = opened;
+        immediate.rotate(Zeroizing::new("whsec_3".into()), now, now);
+        assert_eq!(immediate.active_previous(now).count(), 1, "only the unexpired old one");
+    }
+}

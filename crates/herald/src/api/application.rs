@@ -1,0 +1,275 @@
+//! Applications: one per customer of the producing platform. Every other per-customer resource
+//! (endpoints, messages) lives under one.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use herald_core::id::AppId;
+use herald_core::model::{Application, Metadata};
+use herald_core::validate::{self, Violations};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::auth::{Principal, ScopedApp};
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Patch, Query, query_bool};
+use super::pagination::{ListResponse, OrderedPageQuery};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_apps, create_app))
+        .routes(routes!(get_app, update_app, patch_app, delete_app))
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationIn {
+    #[schema(example = "My first application", min_length = 1)]
+    pub name: String,
+    /// Optional unique identifier for the application.
+    #[schema(example = "unique-app-identifier", max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    pub uid: Option<String>,
+    /// Maximum messages per second to send to this application's endpoints.
+    #[serde(alias = "rateLimit")]
+    #[schema(minimum = 1)]
+    pub throttle_rate: Option<u16>,
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationOut {
+    #[schema(example = "app_0Kx7cVlFQHZ6jyEhyGgyqr")]
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub throttle_rate: Option<u16>,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationPatch {
+    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub uid: Patch<String>,
+    #[serde(default, alias = "rateLimit")]
+    #[schema(value_type = Option<u16>)]
+    pub throttle_rate: Patch<u16>,
+    pub metadata: Option<Metadata>,
+}
+
+impl From<Application> for ApplicationOut {
+    fn from(a: Application) -> Self {
+        Self {
+            id: a.id.into_string(),
+            uid: a.uid,
+            name: a.name,
+            throttle_rate: a.rate_limit,
+            metadata: a.metadata,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+fn check(v: &mut Violations, name: &str, uid: Option<&str>, rate: Option<u16>, metadata: Option<&Metadata>) {
+    validate::non_empty(v, &["body", "name"], name);
+    if let Some(uid) = uid {
+        validate::uid(v, &["body", "uid"], uid);
+    }
+    validate::rate(v, &["body", "throttleRate"], rate);
+    if let Some(metadata) = metadata {
+        validate::metadata(v, &["body", "metadata"], metadata);
+    }
+}
+
+impl ApplicationIn {
+    pub fn validate(&self) -> ApiResult<()> {
+        let mut v = Violations::new();
+        check(&mut v, &self.name, self.uid.as_deref(), self.throttle_rate, self.metadata.as_ref());
+        Ok(v.finish()?)
+    }
+
+    /// A new application record (validate first).
+    pub fn into_new(self, uid_fallback: Option<String>) -> Application {
+        let now = herald_core::time::now();
+        Application {
+            id: AppId::generate(),
+            uid: self.uid.or(uid_fallback),
+            name: self.name,
+            rate_limit: self.throttle_rate,
+            metadata: self.metadata.unwrap_or_default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CreateAppQuery {
+    /// Return the existing application when one with this `uid` exists, instead of 409.
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub get_if_exists: Option<bool>,
+    /// Alias of `get_if_exists`.
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub get_or_create: Option<bool>,
+}
+
+/// List applications.
+#[utoipa::path(get, path = "/api/v1/app", tag = "Application", operation_id = "v1.application.list",
+    params(OrderedPageQuery),
+    responses((status = 200, body = ListResponse<ApplicationOut>)))]
+async fn list_apps(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<OrderedPageQuery>,
+) -> ApiResult<axum::Json<ListResponse<ApplicationOut>>> {
+    let params = query.params()?;
+    let page = state.store.list_apps(&params, principal.app_id.as_ref()).await?;
+    Ok(axum::Json(ListResponse::new(page, &params, |a| a.id.as_str().to_owned(), ApplicationOut::from)))
+}
+
+/// Create an application.
+#[utoipa::path(post, path = "/api/v1/app", tag = "Application", operation_id = "v1.application.create",
+    params(CreateAppQuery),
+    request_body = ApplicationIn,
+    responses(
+        (status = 201, body = ApplicationOut, description = "Created"),
+        (status = 200, body = ApplicationOut, description = "Already existed (`get_if_exists=true`)"),
+    ))]
+async fn create_app(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<CreateAppQuery>,
+    Json(body): Json<ApplicationIn>,
+) -> ApiResult<Response> {
+    principal.require_admin()?;
+    body.validate()?;
+    let get_if_exists = query.get_if_exists.or(query.get_or_create).unwrap_or(false);
+    if get_if_exists
+        && let Some(uid) = &body.uid
+        && let Some(existing) = state.store.get_app(uid).await?
+        && existing.uid.as_deref() == Some(uid)
+    {
+        return Ok((StatusCode::OK, axum::Json(ApplicationOut::from(existing))).into_response());
+    }
+    let app = body.into_new(None);
+    match state.store.create_app(&app).await {
+        Ok(()) => Ok((StatusCode::CREATED, axum::Json(ApplicationOut::from(app))).into_response()),
+        // Lost a race with another get-or-create of the same uid: answer with the winner.
+        Err(herald_store::StoreError::Conflict(_)) if get_if_exists => {
+            let uid = app.uid.unwrap_or_default();
+            let existing = state.store.get_app(&uid).await?.ok_or(ApiError::NotFound("application not found"))?;
+            Ok((StatusCode::OK, axum::Json(ApplicationOut::from(existing))).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Get an application by id or uid.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "v1.application.get",
+    params(("app_id" = String, Path, description = "The application's id or uid")),
+    responses((status = 200, body = ApplicationOut)))]
+async fn get_app(scoped: ScopedApp) -> axum::Json<ApplicationOut> {
+    axum::Json(scoped.app.into())
+}
+
+/// Update an application, or create it with this uid when it does not exist.
+#[utoipa::path(put, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "v1.application.update",
+    params(("app_id" = String, Path, description = "The application's id or uid")),
+    request_body = ApplicationIn,
+    responses(
+        (status = 200, body = ApplicationOut, description = "Updated"),
+        (status = 201, body = ApplicationOut, description = "Created"),
+    ))]
+async fn update_app(
+    State(state): State<AppState>,
+    principal: Principal,
+    axum::extract::Path(app_id): axum::extract::Path<String>,
+    Json(body): Json<ApplicationIn>,
+) -> ApiResult<Response> {
+    body.validate()?;
+    let existing = state
+        .store
+        .get_app(&app_id)
+        .await?
+        .filter(|a| principal.may_see_app(&a.id));
+    match existing {
+        Some(mut app) => {
+            app.name = body.name;
+            app.uid = body.uid;
+            app.rate_limit = body.throttle_rate;
+            app.metadata = body.metadata.unwrap_or_default();
+            app.updated_at = herald_core::time::now();
+            state.store.update_app(&app).await?;
+            Ok((StatusCode::OK, axum::Json(ApplicationOut::from(app))).into_response())
+        }
+        None => {
+            // Creating needs the right to create applications; a scoped token sees 404 as for
+            // any application outside its scope.
+            if principal.app_id.is_some() {
+                return Err(ApiError::NotFound("application not found"));
+            }
+            principal.require_admin()?;
+            if AppId::parse(&app_id).is_some() {
+                return Err(ApiError::NotFound("application not found"));
+            }
+            let mut v = Violations::new();
+            validate::uid(&mut v, &["path", "app_id"], &app_id);
+            if body.uid.as_deref().is_some_and(|uid| uid != app_id) {
+                v.value(&["body", "uid"], "must match the uid in the path when creating");
+            }
+            v.finish()?;
+            let app = body.into_new(Some(app_id));
+            state.store.create_app(&app).await?;
+            Ok((StatusCode::CREATED, axum::Json(ApplicationOut::from(app))).into_response())
+        }
+    }
+}
+
+/// Partially update an application.
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "v1.application.patch",
+    params(("app_id" = String, Path, description = "The application's id or uid")),
+    request_body = ApplicationPatch,
+    responses((status = 200, body = ApplicationOut)))]
+async fn patch_app(
+    State(state): State<AppState>,
+    ScopedApp { mut app, .. }: ScopedApp,
+    Json(patch): Json<ApplicationPatch>,
+) -> ApiResult<axum::Json<ApplicationOut>> {
+    if let Some(name) = patch.name {
+        app.name = name;
+    }
+    app.uid = patch.uid.apply(app.uid);
+    app.rate_limit = patch.throttle_rate.apply(app.rate_limit);
+    if let Some(metadata) = patch.metadata {
+        app.metadata = metadata;
+    }
+    let mut v = Violations::new();
+    check(&mut v, &app.name, app.uid.as_deref(), app.rate_limit, Some(&app.metadata));
+    v.finish()?;
+    app.updated_at = herald_core::time::now();
+    state.store.update_app(&app).await?;
+    Ok(axum::Json(app.into()))
+}
+
+/// Delete an application with its endpoints and messages.
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "v1.application.delete",
+    params(("app_id" = String, Path, description = "The application's id or uid")),
+    responses((status = 204, description = "Deleted")))]
+async fn delete_app(State(state): State<AppState>, scoped: ScopedApp) -> ApiResult<StatusCode> {
+    scoped.principal.require_admin()?;
+    state.store.delete_app(&scoped.app.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

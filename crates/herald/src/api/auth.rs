@@ -1,0 +1,167 @@
+//! Who is calling, and what they may touch.
+//!
+//! Every `/api/v1` route except health and the OpenAPI document goes through [`authenticate`]:
+//! it turns the bearer token into a [`Principal`] (401 when missing or unknown), refuses writes
+//! by read-only principals (403) centrally so that no handler can forget, and stores the
+//! principal in the request for handlers and the idempotency layer.
+//!
+//! Application scoping is enforced where the application is loaded: the [`ScopedApp`]
+//! extractor answers 404, not 403, for another application's resources, so that an app-scoped
+//! token cannot even learn which application ids exist.
+
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use herald_core::id::{ApiKeyId, AppId};
+use herald_core::model::{Application, KeyKind, Role};
+use herald_core::token;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// `None` for the admin token from the environment or the generated one.
+    pub key_id: Option<ApiKeyId>,
+    pub kind: Option<KeyKind>,
+    pub role: Role,
+    /// Set when the token is limited to one application.
+    pub app_id: Option<AppId>,
+}
+
+impl Principal {
+    pub fn admin_token() -> Self {
+        Self {
+            key_id: None,
+            kind: None,
+            role: Role::Admin,
+            app_id: None,
+        }
+    }
+
+    /// Routes that manage the whole installation (API keys, creating applications, the event
+    /// type catalogue) need an unscoped admin.
+    pub fn require_admin(&self) -> ApiResult<()> {
+        if self.role == Role::Admin && self.app_id.is_none() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "this operation needs an admin token; the token in use is limited",
+            ))
+        }
+    }
+
+    pub fn may_see_app(&self, app: &AppId) -> bool {
+        self.app_id.as_ref().is_none_or(|own| own == app)
+    }
+
+    /// Identifies the caller for idempotency keys: two tokens never share a key space.
+    pub fn scope(&self) -> String {
+        self.key_id
+            .as_ref()
+            .map_or_else(|| "admin".to_owned(), |id| id.as_str().to_owned())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(ApiError::Unauthorized("missing bearer token"))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl AppState {
+    /// Resolves a presented token. Every comparison of secret material is constant-time.
+    pub async fn principal_for(&self, presented: &str) -> ApiResult<Option<Principal>> {
+        if let Some((key_id, secret)) = token::parse_api_token(presented) {
+            let Some(key) = self.store.get_api_key(&key_id).await? else {
+                return Ok(None);
+            };
+            if !token::hash_matches(secret.as_bytes(), &key.secret_hash) {
+                return Ok(None);
+            }
+            if key.expires_at.is_some_and(|at| at <= herald_core::time::now()) {
+                return Ok(None);
+            }
+            return Ok(Some(Principal {
+                key_id: Some(key.id),
+                kind: Some(key.kind),
+                role: key.role,
+                app_id: key.app_id,
+            }));
+        }
+        Ok(token::hash_matches(presented.as_bytes(), &self.admin_token_hash)
+            .then(Principal::admin_token))
+    }
+}
+
+/// The authentication middleware (see the module documentation).
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = bearer(req.headers()).ok_or(ApiError::Unauthorized(
+        "missing bearer token: send `Authorization: Bearer <token>`",
+    ))?;
+    let principal = state
+        .principal_for(presented)
+        .await?
+        .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+    let reading = matches!(*req.method(), Method::GET | Method::HEAD);
+    if principal.role == Role::ReadOnly && !reading && req.uri().path() != "/api/v1/auth/logout" {
+        return Err(ApiError::forbidden("this token is read-only"));
+    }
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}
+
+/// The application named by the `{app_id}` path segment (an id or a uid), loaded and checked
+/// against the caller's scope.
+pub struct ScopedApp {
+    pub app: Application,
+    pub principal: Principal,
+}
+
+impl FromRequestParts<AppState> for ScopedApp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let app_id = params
+            .iter()
+            .find(|(name, _)| *name == "app_id")
+            .map(|(_, value)| value.to_owned())
+            .ok_or_else(|| ApiError::Internal("route without {app_id}".into()))?;
+        let app = state
+            .store
+            .get_app(&app_id)
+            .await?
+            .filter(|app| principal.may_see_app(&app.id))
+            .ok_or(ApiError::NotFound("application not found"))?;
+        Ok(Self { app, principal })
+    }
+}

@@ -1,0 +1,165 @@
+//! API errors in the Svix wire shapes.
+//!
+//! Every 4xx and 5xx answer is JSON: `{"code": …, "detail": …}`, except invalid fields, which
+//! get 422 with `{"detail": [{"loc": […], "msg": …, "type": …}]}`. The official SDKs parse both.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use herald_core::validate::{Violation, Violations};
+use herald_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than this server accepts (see --max-body-bytes)")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("invalid request")]
+    Validation(Vec<Violation>),
+    #[error("the database is unavailable; retry later")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// `HttpErrorOut` of the Svix API.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(title = "HttpError")]
+pub struct HttpErrorOut {
+    pub code: String,
+    pub detail: String,
+}
+
+/// One invalid field (`ValidationErrorItem`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationErrorItem {
+    /// Where the problem is, e.g. `["body", "url"]` or `["query", "limit"]`.
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// `HTTPValidationError` of the Svix API: 422 answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HttpValidationError {
+    pub detail: Vec<ValidationErrorItem>,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "authentication_failed",
+            ApiError::Forbidden(_) => "insufficient_permissions",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Validation(_) => "validation",
+            ApiError::Unavailable => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// A single invalid field.
+    pub fn invalid(loc: &[&str], msg: impl Into<String>) -> Self {
+        let mut v = Violations::new();
+        v.value(loc, msg);
+        v.into()
+    }
+
+    pub fn forbidden(msg: impl Into<String>) -> Self {
+        ApiError::Forbidden(msg.into())
+    }
+}
+
+impl From<Violations> for ApiError {
+    fn from(v: Violations) -> Self {
+        ApiError::Validation(v.into_inner())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(what) => ApiError::Conflict(what.to_owned()),
+            StoreError::NotFound => ApiError::NotFound("not found"),
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::Unavailable
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match self {
+            ApiError::Validation(items) => serde_json::to_vec(&HttpValidationError {
+                detail: items
+                    .into_iter()
+                    .map(|v| ValidationErrorItem {
+                        loc: v.loc,
+                        msg: v.msg,
+                        kind: v.kind,
+                    })
+                    .collect(),
+            }),
+            ApiError::Internal(ref detail) => {
+                // The detail may name internals; log it, do not send it.
+                tracing::error!(%detail, "internal error");
+                serde_json::to_vec(&HttpErrorOut {
+                    code: self.code().into(),
+                    detail: "internal error".into(),
+                })
+            }
+            other => serde_json::to_vec(&HttpErrorOut {
+                code: other.code().into(),
+                detail: other.to_string(),
+            }),
+        }
+        .expect("error bodies serialize");
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,329 @@
+//! The event type catalogue: the kinds of messages producers publish, with descriptions and
+//! JSON schemas, shared by all applications.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use herald_core::model::EventType;
+use herald_core::validate::{self, Violations};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::auth::Principal;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Patch, Query, query_bool};
+use super::pagination::{ListResponse, OrderedPageQuery};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_event_types, create_event_type))
+        .routes(routes!(
+            get_event_type,
+            update_event_type,
+            patch_event_type,
+            delete_event_type
+        ))
+}
+
+type Schemas = serde_json::Map<String, serde_json::Value>;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeIn {
+    #[schema(example = "user.signup", max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    pub name: String,
+    #[schema(example = "A user has signed up")]
+    pub description: String,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub deprecated: bool,
+    /// JSON schemas of the payload by version, e.g. `{"1": {"type": "object", …}}`.
+    #[schema(value_type = Option<Object>)]
+    pub schemas: Option<Schemas>,
+    pub feature_flag: Option<String>,
+}
+
+/// The body of `PUT`: like `EventTypeIn` without the name, which is in the path.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeUpdate {
+    pub description: String,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub deprecated: bool,
+    #[schema(value_type = Option<Object>)]
+    pub schemas: Option<Schemas>,
+    pub feature_flag: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypePatch {
+    pub description: Option<String>,
+    pub archived: Option<bool>,
+    pub deprecated: Option<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub schemas: Patch<Schemas>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub feature_flag: Patch<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeOut {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    #[schema(value_type = Option<Object>)]
+    pub schemas: Option<serde_json::Value>,
+    pub feature_flag: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EventTypeOut {
+    fn new(et: EventType, with_schemas: bool) -> Self {
+        Self {
+            name: et.name,
+            description: et.description,
+            archived: et.archived,
+            deprecated: et.deprecated,
+            schemas: if with_schemas { et.schemas } else { None },
+            feature_flag: et.feature_flag,
+            created_at: et.created_at,
+            updated_at: et.updated_at,
+        }
+    }
+}
+
+fn check(v: &mut Violations, et: &EventType) {
+    if let Some(flag) = &et.feature_flag {
+        validate::identifier(v, &["body", "featureFlag"], flag, 256);
+    }
+    if let Some(schemas) = et.schemas.as_ref().and_then(|s| s.as_object()) {
+        for (version, schema) in schemas {
+            if !schema.is_object() {
+                v.value(&["body", "schemas", version], "each schema must be a JSON object");
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventTypeListQuery {
+    /// Number of items per page (1 to 250, default 50).
+    pub limit: Option<u64>,
+    /// An `iterator` or `prevIterator` from an earlier answer.
+    pub iterator: Option<String>,
+    /// Sorting order (default ascending by name).
+    pub order: Option<super::pagination::Ordering>,
+    /// Include archived event types.
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub include_archived: Option<bool>,
+    /// Include the schemas.
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub with_content: Option<bool>,
+}
+
+/// List event types.
+#[utoipa::path(get, path = "/api/v1/event-type", tag = "Event Type", operation_id = "v1.event-type.list",
+    params(EventTypeListQuery),
+    responses((status = 200, body = ListResponse<EventTypeOut>)))]
+async fn list_event_types(
+    State(state): State<AppState>,
+    Query(query): Query<EventTypeListQuery>,
+) -> ApiResult<axum::Json<ListResponse<EventTypeOut>>> {
+    let params = OrderedPageQuery {
+        limit: query.limit,
+        iterator: query.iterator,
+        order: query.order,
+    }
+    .params()?;
+    let with_content = query.with_content.unwrap_or(false);
+    let page = state
+        .store
+        .list_event_types(&params, query.include_archived.unwrap_or(false))
+        .await?;
+    Ok(axum::Json(ListResponse::new(
+        page,
+        &params,
+        |et| et.name.clone(),
+        |et| EventTypeOut::new(et, with_content),
+    )))
+}
+
+/// Create an event type.
+#[utoipa::path(post, path = "/api/v1/event-type", tag = "Event Type", operation_id = "v1.event-type.create",
+    request_body = EventTypeIn,
+    responses((status = 201, body = EventTypeOut)))]
+async fn create_event_type(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<EventTypeIn>,
+) -> ApiResult<(StatusCode, axum::Json<EventTypeOut>)> {
+    principal.require_admin()?;
+    let mut v = Violations::new();
+    validate::identifier(&mut v, &["body", "name"], &body.name, 256);
+    let now = herald_core::time::now();
+    let et = EventType {
+        name: body.name,
+        description: body.description,
+        archived: body.archived,
+        deprecated: body.deprecated,
+        feature_flag: body.feature_flag,
+        schemas: body.schemas.map(serde_json::Value::Object),
+        created_at: now,
+        updated_at: now,
+    };
+    check(&mut v, &et);
+    v.finish()?;
+    state.store.create_event_type(&et).await?;
+    Ok((StatusCode::CREATED, axum::Json(EventTypeOut::new(et, true))))
+}
+
+async fn load(state: &AppState, name: &str) -> ApiResult<EventType> {
+    state
+        .store
+        .get_event_type(name)
+        .await?
+        .ok_or(ApiError::NotFound("event type not found"))
+}
+
+/// Get an event type.
+#[utoipa::path(get, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+    operation_id = "v1.event-type.get",
+    params(("event_type_name" = String, Path, description = "The event type's name")),
+    responses((status = 200, body = EventTypeOut)))]
+async fn get_event_type(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<EventTypeOut>> {
+    Ok(axum::Json(EventTypeOut::new(load(&state, &name).await?, true)))
+}
+
+/// Update an event type, or create it when it does not exist.
+#[utoipa::path(put, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+    operation_id = "v1.event-type.update",
+    params(("event_type_name" = String, Path, description = "The event type's name")),
+    request_body = EventTypeUpdate,
+    responses(
+        (status = 200, body = EventTypeOut, description = "Updated"),
+        (status = 201, body = EventTypeOut, description = "Created"),
+    ))]
+async fn update_event_type(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Json(body): Json<EventTypeUpdate>,
+) -> ApiResult<Response> {
+    principal.require_admin()?;
+    let now = herald_core::time::now();
+    let existing = state.store.get_event_type(&name).await?;
+    let created = existing.is_none();
+    let mut et = existing.unwrap_or_else(|| EventType {
+        name: name.clone(),
+        description: String::new(),
+        archived: false,
+        deprecated: false,
+        feature_flag: None,
+        schemas: None,
+        created_at: now,
+        updated_at: now,
+    });
+    et.description = body.description;
+    et.archived = body.archived;
+    et.deprecated = body.deprecated;
+    et.feature_flag = body.feature_flag;
+    et.schemas = body.schemas.map(serde_json::Value::Object);
+    et.updated_at = now;
+    let mut v = Violations::new();
+    validate::identifier(&mut v, &["path", "event_type_name"], &name, 256);
+    check(&mut v, &et);
+    v.finish()?;
+    if created {
+        state.store.create_event_type(&et).await?;
+        Ok((StatusCode::CREATED, axum::Json(EventTypeOut::new(et, true))).into_response())
+    } else {
+        state.store.update_event_type(&et).await?;
+        Ok(axum::Json(EventTypeOut::new(et, true)).into_response())
+    }
+}
+
+/// Partially update an event type.
+#[utoipa::path(patch, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+    operation_id = "v1.event-type.patch",
+    params(("event_type_name" = String, Path, description = "The event type's name")),
+    request_body = EventTypePatch,
+    responses((status = 200, body = EventTypeOut)))]
+async fn patch_event_type(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Json(patch): Json<EventTypePatch>,
+) -> ApiResult<axum::Json<EventTypeOut>> {
+    principal.require_admin()?;
+    let mut et = load(&state, &name).await?;
+    if let Some(description) = patch.description {
+        et.description = description;
+    }
+    if let Some(archived) = patch.archived {
+        et.archived = archived;
+    }
+    if let Some(deprecated) = patch.deprecated {
+        et.deprecated = deprecated;
+    }
+    et.schemas = patch
+        .schemas
+        .apply(et.schemas.and_then(|s| s.as_object().cloned()))
+        .map(serde_json::Value::Object);
+    et.feature_flag = patch.feature_flag.apply(et.feature_flag);
+    let mut v = Violations::new();
+    check(&mut v, &et);
+    v.finish()?;
+    et.updated_at = herald_core::time::now();
+    state.store.update_event_type(&et).await?;
+    Ok(axum::Json(EventTypeOut::new(et, true)))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteEventTypeQuery {
+    /// Delete for good instead of archiving.
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub expunge: Option<bool>,
+}
+
+/// Archive an event type (or delete it for good with `expunge=true`).
+#[utoipa::path(delete, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+    operation_id = "v1.event-type.delete",
+    params(("event_type_name" = String, Path, description = "The event type's name"), DeleteEventTypeQuery),
+    responses((status = 204, description = "Archived or deleted")))]
+async fn delete_event_type(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Query(query): Query<DeleteEventTypeQuery>,
+) -> ApiResult<StatusCode> {
+    principal.require_admin()?;
+    let mut et = load(&state, &name).await?;
+    if query.expunge.unwrap_or(false) {
+        state.store.delete_event_type(&name).await?;
+    } else if !et.archived {
+        et.archived = true;
+        et.updated_at = herald_core::time::now();
+        state.store.update_event_type(&et).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

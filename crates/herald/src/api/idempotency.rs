@@ -1,0 +1,140 @@
+//! `Idempotency-Key` on POST requests.
+//!
+//! The first request with a key claims it in the store, runs, and has its status and body
+//! remembered for 24 hours; a later request with the same key from the same caller gets that
+//! response back without running again (marked `idempotent-replayed: true`). A request that
+//! arrives while the first is still running gets 409, and reusing a key for a different
+//! request (method, path, query or body) gets 422. Server errors (5xx) release the key so the
+//! client's retry runs for real; that is how the official SDKs retry.
+//!
+//! The record and the effect are committed separately. If Herald dies between the two, a
+//! retried message create is still caught by its `eventId` (when the client sets one).
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Duration;
+use herald_store::{IdempotencyState, StoredResponse};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::auth::Principal;
+use super::error::ApiError;
+
+const HEADER: &str = "idempotency-key";
+const WINDOW_HOURS: i64 = 24;
+const MAX_KEY_LEN: usize = 256;
+
+pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match handle(state, req, next).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, ApiError> {
+    if req.method() != Method::POST {
+        return Ok(next.run(req).await);
+    }
+    let Some(key) = req.headers().get(HEADER) else {
+        return Ok(next.run(req).await);
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &["header", HEADER],
+                format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+            )
+        })?
+        .to_owned();
+    let principal = req
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or(ApiError::Unauthorized("missing bearer token"))?;
+
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str());
+    hasher.update([0]);
+    hasher.update(parts.uri.path());
+    hasher.update([0]);
+    hasher.update(parts.uri.query().unwrap_or_default());
+    hasher.update([0]);
+    hasher.update(&bytes);
+    let fingerprint = hasher.finalize();
+
+    let scope = principal.scope();
+    let now = herald_core::time::now();
+    let state_found = state
+        .store
+        .idempotency_begin(
+            &scope,
+            &key,
+            &fingerprint,
+            now,
+            now - Duration::hours(WINDOW_HOURS),
+        )
+        .await?;
+    match state_found {
+        IdempotencyState::Started => {}
+        IdempotencyState::InProgress => {
+            return Err(ApiError::Conflict(
+                "a request with this Idempotency-Key is still being processed".into(),
+            ));
+        }
+        IdempotencyState::Mismatch => {
+            return Err(ApiError::invalid(
+                &["header", HEADER],
+                "this key was already used for a different request",
+            ));
+        }
+        IdempotencyState::Completed(stored) => return Ok(replay(stored)),
+    }
+
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let (parts, body) = response.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(e) => {
+            let _ = state.store.idempotency_abandon(&scope, &key).await;
+            return Err(ApiError::Internal(format!("reading the response failed: {e}")));
+        }
+    };
+    if parts.status.is_server_error() {
+        if let Err(e) = state.store.idempotency_abandon(&scope, &key).await {
+            tracing::warn!(error = %e, "could not release an idempotency key");
+        }
+    } else {
+        let stored = StoredResponse {
+            status: parts.status.as_u16(),
+            body: body.to_vec(),
+        };
+        if let Err(e) = state.store.idempotency_complete(&scope, &key, &stored).await {
+            // The effect happened; the client gets its answer. A retry with this key would
+            // find the key in progress (409) until it expires.
+            tracing::warn!(error = %e, "could not record an idempotent response");
+        }
+    }
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let has_body = !stored.body.is_empty();
+    let mut response = (status, stored.body).into_response();
+    let headers = response.headers_mut();
+    if has_body {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}

@@ -1,0 +1,289 @@
+//! Messages: the events a producer publishes to an application.
+//!
+//! The payload is kept exactly as it arrived (the text of the `payload` JSON value), so what a
+//! receiver gets and what the producer sent are the same bytes.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Duration, Utc};
+use herald_core::id::MessageId;
+use herald_core::model::{Application, Message};
+use herald_core::page::Order;
+use herald_core::validate::{self, Violations};
+use herald_store::{MessageFilter, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::application::ApplicationIn;
+use super::auth::{Principal, ScopedApp};
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Query, comma_list, query_bool};
+use super::pagination::{ListResponse, PageQuery};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_messages, create_message))
+        .routes(routes!(get_message))
+}
+
+/// Days a payload is kept when the message does not say (the Svix default).
+const DEFAULT_RETENTION_DAYS: i64 = 90;
+
+/// The path of routes below one message (`{app_id}` is read by [`ScopedApp`]).
+#[derive(Debug, Deserialize)]
+pub struct MessagePath {
+    pub msg_id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIn {
+    #[schema(example = "user.signup", max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    pub event_type: String,
+    /// The event's data: a JSON object, delivered byte for byte.
+    #[schema(value_type = Object, example = json!({"email": "test@example.com", "username": "test_user"}))]
+    pub payload: Box<RawValue>,
+    /// Optional unique identifier: a second message with the same `eventId` in the application
+    /// is refused with 409.
+    #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    pub event_id: Option<String>,
+    /// Channels endpoints can filter by (at most 5).
+    pub channels: Option<Vec<String>>,
+    /// Days to keep the payload (5 to 90, default 90).
+    #[schema(minimum = 5, maximum = 90)]
+    pub payload_retention_period: Option<i64>,
+    /// Creates the application alongside the message when the path names none.
+    pub application: Option<ApplicationIn>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOut {
+    #[schema(example = "msg_0Kx7cVlFQHZ6jyEhyGgyqr")]
+    pub id: String,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub channels: Option<Vec<String>>,
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+    pub timestamp: DateTime<Utc>,
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).expect("`{}` is JSON")
+}
+
+impl MessageOut {
+    pub fn new(m: Message, with_content: bool) -> Self {
+        let payload = match m.payload {
+            Some(text) if with_content => RawValue::from_string(text).unwrap_or_else(|_| empty_object()),
+            _ => empty_object(),
+        };
+        Self {
+            id: m.id.into_string(),
+            event_type: m.event_type,
+            event_id: m.event_id,
+            channels: m.channels,
+            payload,
+            timestamp: m.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WithContentQuery {
+    /// Include the payload (default true).
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub with_content: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageListQuery {
+    /// Number of items per page (1 to 250, default 50).
+    pub limit: Option<u64>,
+    /// An `iterator` or `prevIterator` from an earlier answer.
+    pub iterator: Option<String>,
+    /// Only messages on this channel.
+    pub channel: Option<String>,
+    /// Only messages created before this time.
+    pub before: Option<DateTime<Utc>>,
+    /// Only messages created after this time.
+    pub after: Option<DateTime<Utc>>,
+    /// Include payloads (default true).
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub with_content: Option<bool>,
+    /// Only these event types (repeat the parameter or separate with commas).
+    #[serde(default, deserialize_with = "comma_list")]
+    pub event_types: Vec<String>,
+}
+
+fn check(v: &mut Violations, body: &MessageIn) {
+    validate::identifier(v, &["body", "eventType"], &body.event_type, 256);
+    if !body.payload.get().trim_start().starts_with('{') {
+        v.push(&["body", "payload"], "must be a JSON object", "type_error.dict");
+    }
+    if let Some(event_id) = &body.event_id {
+        validate::identifier(v, &["body", "eventId"], event_id, 256);
+    }
+    if let Some(channels) = &body.channels {
+        validate::identifier_list(v, &["body", "channels"], channels, 128, Some(5));
+    }
+    if let Some(days) = body.payload_retention_period {
+        validate::range(v, &["body", "payloadRetentionPeriod"], days, 5, 90);
+    }
+    if let Some(app) = &body.application
+        && let Err(ApiError::Validation(items)) = app.validate()
+    {
+        for item in items {
+            let mut loc: Vec<&str> = vec!["body", "application"];
+            loc.extend(item.loc.iter().skip(1).map(String::as_str));
+            v.push(&loc, item.msg, &item.kind);
+        }
+    }
+}
+
+/// The application named in the path, created from the body's `application` when it does not
+/// exist and the caller may create applications.
+async fn app_for_create(
+    state: &AppState,
+    principal: &Principal,
+    app_id: &str,
+    inline: Option<ApplicationIn>,
+) -> ApiResult<Application> {
+    if let Some(app) = state.store.get_app(app_id).await? {
+        if principal.may_see_app(&app.id) {
+            return Ok(app);
+        }
+        return Err(ApiError::NotFound("application not found"));
+    }
+    let (Some(inline), Ok(())) = (inline, principal.require_admin()) else {
+        return Err(ApiError::NotFound("application not found"));
+    };
+    let app = inline.into_new(Some(app_id.to_owned()));
+    match state.store.create_app(&app).await {
+        Ok(()) => Ok(app),
+        // Another request created it first.
+        Err(StoreError::Conflict(_)) => state
+            .store
+            .get_app(app_id)
+            .await?
+            .ok_or(ApiError::NotFound("application not found")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Publish a message to an application.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", tag = "Message", operation_id = "v1.message.create",
+    params(("app_id" = String, Path, description = "The application's id or uid"), WithContentQuery),
+    request_body = MessageIn,
+    responses((status = 202, body = MessageOut, description = "Accepted: stored and queued for delivery")))]
+async fn create_message(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(app_id): Path<String>,
+    Query(query): Query<WithContentQuery>,
+    Json(body): Json<MessageIn>,
+) -> ApiResult<(StatusCode, axum::Json<MessageOut>)> {
+    let mut v = Violations::new();
+    check(&mut v, &body);
+    v.finish()?;
+    let app = app_for_create(&state, &principal, &app_id, body.application).await?;
+    let id = MessageId::generate();
+    let created_at = id.timestamp().unwrap_or_else(herald_core::time::now);
+    let retention = body.payload_retention_period.unwrap_or(DEFAULT_RETENTION_DAYS);
+    let message = Message {
+        id,
+        app_id: app.id,
+        event_type: body.event_type,
+        event_id: body.event_id,
+        channels: body.channels,
+        payload: Some(body.payload.get().to_owned()),
+        created_at,
+        payload_expires_at: created_at + Duration::days(retention),
+    };
+    state.store.create_message(&message).await?;
+    let with_content = query.with_content.unwrap_or(true);
+    Ok((StatusCode::ACCEPTED, axum::Json(MessageOut::new(message, with_content))))
+}
+
+/// List an application's messages, newest first.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", tag = "Message", operation_id = "v1.message.list",
+    params(("app_id" = String, Path, description = "The application's id or uid"), MessageListQuery),
+    responses((status = 200, body = ListResponse<MessageOut>)))]
+async fn list_messages(
+    State(state): State<AppState>,
+    scoped: ScopedApp,
+    Query(query): Query<MessageListQuery>,
+) -> ApiResult<axum::Json<ListResponse<MessageOut>>> {
+    let params = PageQuery {
+        limit: query.limit,
+        iterator: query.iterator,
+    }
+    .params(Order::Descending)?;
+    let mut v = Violations::new();
+    for (i, et) in query.event_types.iter().enumerate() {
+        validate::identifier(&mut v, &["query", "event_types", &i.to_string()], et, 256);
+    }
+    if let Some(channel) = &query.channel {
+        validate::identifier(&mut v, &["query", "channel"], channel, 128);
+    }
+    v.finish()?;
+    let filter = MessageFilter {
+        event_types: query.event_types,
+        channel: query.channel,
+        before: query.before,
+        after: query.after,
+    };
+    let with_content = query.with_content.unwrap_or(true);
+    let page = state
+        .store
+        .list_messages(&scoped.app.id, &filter, &params)
+        .await?;
+    Ok(axum::Json(ListResponse::new(
+        page,
+        &params,
+        |m| m.id.as_str().to_owned(),
+        |m| MessageOut::new(m, with_content),
+    )))
+}
+
+/// Load a message of the application by id, or else by `eventId`.
+pub async fn load(state: &AppState, scoped: &ScopedApp, id_or_event_id: &str) -> ApiResult<Message> {
+    let found = match MessageId::parse(id_or_event_id) {
+        Some(id) => state.store.get_message(&scoped.app.id, &id).await?,
+        None => None,
+    };
+    let found = match found {
+        Some(m) => Some(m),
+        None => {
+            state
+                .store
+                .get_message_by_event_id(&scoped.app.id, id_or_event_id)
+                .await?
+        }
+    };
+    found.ok_or(ApiError::NotFound("message not found"))
+}
+
+/// Get a message by id or `eventId`.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", tag = "Message", operation_id = "v1.message.get",
+    params(("app_id" = String, Path, description = "The application's id or uid"),
+           ("msg_id" = String, Path, description = "The message's id or eventId"),
+           WithContentQuery),
+    responses((status = 200, body = MessageOut)))]
+async fn get_message(
+    State(state): State<AppState>,
+    scoped: ScopedApp,
+    Path(path): Path<MessagePath>,
+    Query(query): Query<WithContentQuery>,
+) -> ApiResult<axum::Json<MessageOut>> {
+    let message = load(&state, &scoped, &path.msg_id).await?;
+    Ok(axum::Json(MessageOut::new(message, query.with_content.unwrap_or(true))))
+}

@@ -1,0 +1,140 @@
+//! The HTTP API: one module per resource, each with its own router, assembled here.
+//!
+//! Layers, from the outside in: panic catching, tracing, the body size limit, then for
+//! `/api/v1` routes other than health: [`auth::authenticate`] and [`idempotency::layer`].
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use herald_core::crypto::Keyring;
+use herald_core::validate::Limits;
+use herald_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+
+pub mod api_key;
+pub mod application;
+pub mod auth;
+pub mod docs;
+pub mod endpoint;
+pub mod error;
+pub mod event_type;
+pub mod extract;
+pub mod health;
+pub mod idempotency;
+pub mod message;
+pub mod openapi;
+pub mod pagination;
+
+use error::ApiError;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub keyring: Keyring,
+    /// SHA-256 of the admin token.
+    pub admin_token_hash: Vec<u8>,
+    pub limits: Limits,
+    pub max_body_bytes: usize,
+    /// Base of links handed out (portal URLs), without a trailing slash.
+    pub public_url: String,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The OpenAPI document of every route, without serving anything (used by tests and by the
+/// `/api/v1/openapi.json` route).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(authenticated_routes())
+        .merge(health::router())
+        .split_for_parts();
+    openapi::finish(doc)
+}
+
+/// Every route that needs a bearer token.
+fn authenticated_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(application::router())
+        .merge(event_type::router())
+        .merge(endpoint::router())
+        .merge(message::router())
+        .merge(api_key::router())
+}
+
+/// Builds the complete HTTP application.
+pub fn router(state: AppState) -> Router {
+    let protected = authenticated_routes()
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    let (api, _) = OpenApiRouter::new()
+        .merge(protected)
+        .merge(health::router())
+        .split_for_parts();
+
+    let document = openapi_document();
+    let spec_json = Arc::new(
+        serde_json::to_vec_pretty(&document).expect("the OpenAPI document serializes"),
+    );
+    let docs_html = Arc::new(docs::render(
+        &serde_json::to_value(&document).expect("the OpenAPI document serializes"),
+    ));
+
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let spec = spec_json.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                    spec.as_ref().clone(),
+                )
+            }
+        }),
+    )
+    .route(
+        "/docs",
+        get(move || {
+            let html = docs_html.clone();
+            async move { Html(html.as_ref().clone()) }
+        }),
+    )
+    .route("/", get(|| async { axum::response::Redirect::temporary("/docs") }))
+    .fallback(|| async { ApiError::NotFound("no such route") })
+    .method_not_allowed_fallback(|| async {
+        ApiError::MethodNotAllowed("method not allowed on this route".into())
+    })
+    .layer(DefaultBodyLimit::max(state.max_body_bytes))
+    .layer(TraceLayer::new_for_http())
+    .layer(CatchPanicLayer::custom(panic_response))
+    .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    let mut response = ApiError::Internal("handler panicked".into()).into_response();
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}

@@ -1,0 +1,105 @@
+//! The command line, declared with clap.
+//!
+//! Options that configure the server are read as raw strings here and validated in
+//! [`crate::config`], which knows whether each value came from a flag, the environment or
+//! `herald.toml` and can therefore name the exact source in its error message.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const ENVIRONMENT_HELP: &str = "\
+Environment:
+  HERALD_ADMIN_TOKEN         Admin bearer token. When unset, Herald generates one at first start,
+                             prints it once and keeps it in <data-dir>/admin-token (mode 0600).
+  HERALD_ENCRYPTION_KEY      Base64 of 32 bytes: the key that seals secrets at rest. When unset,
+                             Herald creates <data-dir>/encryption.key (mode 0600) at first start.
+  HERALD_ENCRYPTION_OLD_KEYS Comma-separated older keys, still accepted for reading.
+  RUST_LOG                   Log filter, e.g. `info,herald=debug` (default `info`).
+
+Precedence: built-in defaults < herald.toml < HERALD_* environment < command-line flags.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald: a self-hostable webhook platform in one binary",
+    long_about = "Herald stores, signs, delivers and retries webhooks for the applications you \
+                  register, with a Svix-compatible management API. It runs as one process on an \
+                  embedded SQLite database; no other service is needed.",
+    after_help = ENVIRONMENT_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the management API and the delivery worker in one process.
+    #[command(after_help = ENVIRONMENT_HELP)]
+    Serve(ServeArgs),
+    /// Bring the database schema up to date, then exit.
+    #[command(after_help = ENVIRONMENT_HELP)]
+    Migrate(StorageArgs),
+    /// Print the version and exit.
+    Version,
+}
+
+/// Where Herald keeps its state.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Configuration file (TOML). Defaults to ./herald.toml when that file exists.
+    #[arg(long, env = "HERALD_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Directory for the SQLite database, the generated admin token and the encryption key file;
+    /// created if missing. [default: ./herald-data]
+    #[arg(long, env = "HERALD_DATA_DIR", value_name = "PATH")]
+    pub data_dir: Option<String>,
+
+    /// Database to use: sqlite://PATH. [default: sqlite://<data-dir>/herald.db]
+    #[arg(long, env = "HERALD_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    /// Address the HTTP API listens on; port 0 picks a free port. [default: 127.0.0.1:8071]
+    #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Let deliveries reach this network although it is private, loopback or link-local
+    /// (repeatable; the environment variable takes a comma-separated list), e.g. 10.0.0.0/8.
+    #[arg(
+        long = "allow-network",
+        env = "HERALD_ALLOW_NETWORKS",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub allow_networks: Vec<String>,
+
+    /// Base URL under which clients reach this server, used in portal links.
+    /// [default: http://<listen address>]
+    #[arg(long, env = "HERALD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Largest accepted request body in bytes; larger bodies get 413. [default: 1048576]
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<String>,
+
+    /// Longest accepted endpoint URL in characters. [default: 65536]
+    #[arg(long, env = "HERALD_MAX_URL_LENGTH", value_name = "CHARS")]
+    pub max_url_length: Option<String>,
+
+    /// Longest accepted endpoint description in characters. [default: 512]
+    #[arg(long, env = "HERALD_MAX_DESCRIPTION_LENGTH", value_name = "CHARS")]
+    pub max_description_length: Option<String>,
+
+    /// Log output: `pretty` for people, `json` for log collectors. [default: pretty]
+    #[arg(long, env = "HERALD_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}

@@ -1,0 +1,454 @@
+//! Layered configuration: built-in defaults < `herald.toml` < `HERALD_*` environment < flags.
+//!
+//! Everything is resolved and validated before anything is started or created, so a bad value
+//! stops Herald with one message that names the option and where the value came from, and
+//! exit code 2 (see `main.rs`), with no data directory or database half-initialised.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use herald_core::validate::Limits;
+use ipnet::IpNet;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::cli::{ServeArgs, StorageArgs};
+
+/// Where a setting's value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Flag,
+    Env,
+    File(PathBuf),
+}
+
+/// A configuration problem, phrased for the person starting Herald.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Settings of `herald migrate` and the storage half of `herald serve`.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+}
+
+/// Everything `herald serve` needs, validated.
+#[derive(Clone)]
+pub struct Config {
+    pub storage: StorageConfig,
+    pub listen: SocketAddr,
+    pub public_url: Option<url::Url>,
+    pub allow_networks: Vec<IpNet>,
+    pub max_body_bytes: usize,
+    pub limits: Limits,
+    pub log_format: LogFormat,
+    pub admin_token: Option<Zeroizing<String>>,
+    pub encryption_key: Option<Zeroizing<String>>,
+    pub encryption_old_keys: Vec<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("storage", &self.storage)
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("allow_networks", &self.allow_networks)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("limits", &self.limits)
+            .field("log_format", &self.log_format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// A configuration for tests and embedding: everything default, state in `data_dir`,
+    /// listening on a free loopback port.
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        Self {
+            storage: StorageConfig {
+                database_url: default_database_url(data_dir),
+                data_dir: data_dir.to_owned(),
+            },
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            public_url: None,
+            allow_networks: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            limits: Limits::default(),
+            log_format: LogFormat::Pretty,
+            admin_token: None,
+            encryption_key: None,
+            encryption_old_keys: Vec::new(),
+        }
+    }
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8071";
+const DEFAULT_DATA_DIR: &str = "./herald-data";
+const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// `herald.toml`. Unknown keys are errors so that a typo does not silently do nothing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<String>,
+    database_url: Option<String>,
+    listen: Option<String>,
+    public_url: Option<String>,
+    allow_networks: Option<Vec<String>>,
+    max_body_bytes: Option<u64>,
+    max_url_length: Option<u64>,
+    max_description_length: Option<u64>,
+    log_format: Option<String>,
+}
+
+/// One option as the user knows it in each layer.
+struct Opt {
+    id: &'static str,
+    flag: &'static str,
+    env: &'static str,
+    key: &'static str,
+}
+
+const DATA_DIR: Opt = opt("data_dir", "--data-dir", "HERALD_DATA_DIR", "data_dir");
+const DATABASE_URL: Opt = opt("database_url", "--database-url", "HERALD_DATABASE_URL", "database_url");
+const LISTEN: Opt = opt("listen", "--listen", "HERALD_LISTEN", "listen");
+const PUBLIC_URL: Opt = opt("public_url", "--public-url", "HERALD_PUBLIC_URL", "public_url");
+const ALLOW_NETWORKS: Opt = opt("allow_networks", "--allow-network", "HERALD_ALLOW_NETWORKS", "allow_networks");
+const MAX_BODY_BYTES: Opt = opt("max_body_bytes", "--max-body-bytes", "HERALD_MAX_BODY_BYTES", "max_body_bytes");
+const MAX_URL_LENGTH: Opt = opt("max_url_length", "--max-url-length", "HERALD_MAX_URL_LENGTH", "max_url_length");
+const MAX_DESCRIPTION_LENGTH: Opt = opt(
+    "max_description_length",
+    "--max-description-length",
+    "HERALD_MAX_DESCRIPTION_LENGTH",
+    "max_description_length",
+);
+const LOG_FORMAT: Opt = opt("log_format", "--log-format", "HERALD_LOG_FORMAT", "log_format");
+
+const fn opt(id: &'static str, flag: &'static str, env: &'static str, key: &'static str) -> Opt {
+    Opt { id, flag, env, key }
+}
+
+/// Resolves layers for one command invocation. `origin_of` tells, for a clap argument id whose
+/// value is set, whether it came from the command line or the environment.
+pub struct Resolver<'a> {
+    file: FileConfig,
+    file_path: Option<PathBuf>,
+    origin_of: &'a dyn Fn(&str) -> Origin,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(
+        storage: &StorageArgs,
+        origin_of: &'a dyn Fn(&str) -> Origin,
+    ) -> Result<Self, ConfigError> {
+        let (file, file_path) = load_file(storage.config.as_deref())?;
+        Ok(Self {
+            file,
+            file_path,
+            origin_of,
+        })
+    }
+
+    fn describe(&self, o: &Opt, origin: &Origin) -> String {
+        match origin {
+            Origin::Flag => o.flag.to_owned(),
+            Origin::Env => format!("{} (environment variable {})", o.flag, o.env),
+            Origin::File(path) => format!("`{}` in {}", o.key, path.display()),
+        }
+    }
+
+    /// The highest-precedence value of `o`: the command line or environment (`cli`), else the
+    /// file, else nothing.
+    fn pick(&self, o: &Opt, cli: Option<&String>, file: Option<String>) -> Option<(String, Origin)> {
+        if let Some(value) = cli {
+            return Some((value.clone(), (self.origin_of)(o.id)));
+        }
+        let path = self.file_path.clone()?;
+        file.map(|v| (v, Origin::File(path)))
+    }
+
+    fn parse<T>(
+        &self,
+        o: &Opt,
+        picked: Option<(String, Origin)>,
+        default: impl FnOnce() -> T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match picked {
+            None => Ok(default()),
+            Some((value, origin)) => parse(value.trim()).map_err(|reason| {
+                ConfigError(format!(
+                    "invalid value {value:?} for {}: {reason}",
+                    self.describe(o, &origin)
+                ))
+            }),
+        }
+    }
+
+    pub fn storage(&self, args: &StorageArgs) -> Result<StorageConfig, ConfigError> {
+        let data_dir = self.parse(
+            &DATA_DIR,
+            self.pick(&DATA_DIR, args.data_dir.as_ref(), self.file.data_dir.clone()),
+            || PathBuf::from(DEFAULT_DATA_DIR),
+            |v| {
+                if v.is_empty() {
+                    Err("must not be empty".into())
+                } else {
+                    Ok(PathBuf::from(v))
+                }
+            },
+        )?;
+        let database_url = self.parse(
+            &DATABASE_URL,
+            self.pick(&DATABASE_URL, args.database_url.as_ref(), self.file.database_url.clone()),
+            || default_database_url(&data_dir),
+            parse_database_url,
+        )?;
+        Ok(StorageConfig {
+            data_dir,
+            database_url,
+        })
+    }
+
+    pub fn serve(&self, args: &ServeArgs) -> Result<Config, ConfigError> {
+        let storage = self.storage(&args.storage)?;
+        let listen = self.parse(
+            &LISTEN,
+            self.pick(&LISTEN, args.listen.as_ref(), self.file.listen.clone()),
+            || DEFAULT_LISTEN.parse().expect("default address parses"),
+            parse_listen,
+        )?;
+        let public_url = self.parse(
+            &PUBLIC_URL,
+            self.pick(&PUBLIC_URL, args.public_url.as_ref(), self.file.public_url.clone()),
+            || None,
+            |v| match url::Url::parse(v) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(u)),
+                Ok(_) => Err("must be an http or https URL".into()),
+                Err(e) => Err(e.to_string()),
+            },
+        )?;
+        let allow_networks = self.allow_networks(args)?;
+        let max_body_bytes = self.size(&MAX_BODY_BYTES, args.max_body_bytes.as_ref(), self.file.max_body_bytes, DEFAULT_MAX_BODY_BYTES, 1024, 64 * 1024 * 1024)?;
+        let defaults = Limits::default();
+        let max_url_length = self.size(&MAX_URL_LENGTH, args.max_url_length.as_ref(), self.file.max_url_length, defaults.max_url_length, 16, 65_536)?;
+        let max_description_length = self.size(
+            &MAX_DESCRIPTION_LENGTH,
+            args.max_description_length.as_ref(),
+            self.file.max_description_length,
+            defaults.max_description_length,
+            1,
+            65_536,
+        )?;
+        let log_format = self.parse(
+            &LOG_FORMAT,
+            self.pick(&LOG_FORMAT, args.log_format.as_ref(), self.file.log_format.clone()),
+            || LogFormat::Pretty,
+            |v| match v {
+                "pretty" => Ok(LogFormat::Pretty),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("expected `pretty` or `json`".into()),
+            },
+        )?;
+        let (admin_token, encryption_key, encryption_old_keys) = secrets_from_env()?;
+        Ok(Config {
+            storage,
+            listen,
+            public_url,
+            allow_networks,
+            max_body_bytes,
+            limits: Limits {
+                max_url_length,
+                max_description_length,
+            },
+            log_format,
+            admin_token,
+            encryption_key,
+            encryption_old_keys,
+        })
+    }
+
+    fn allow_networks(&self, args: &ServeArgs) -> Result<Vec<IpNet>, ConfigError> {
+        let (values, origin) = if !args.allow_networks.is_empty() {
+            (args.allow_networks.clone(), (self.origin_of)(ALLOW_NETWORKS.id))
+        } else if let (Some(values), Some(path)) = (&self.file.allow_networks, &self.file_path) {
+            (values.clone(), Origin::File(path.clone()))
+        } else {
+            return Ok(Vec::new());
+        };
+        values
+            .iter()
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                parse_network(v).map_err(|reason| {
+                    ConfigError(format!(
+                        "invalid value {v:?} for {}: {reason}",
+                        self.describe(&ALLOW_NETWORKS, &origin)
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn size(
+        &self,
+        o: &Opt,
+        cli: Option<&String>,
+        file: Option<u64>,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ConfigError> {
+        self.parse(
+            o,
+            self.pick(o, cli, file.map(|n| n.to_string())),
+            || default,
+            |v| match v.parse::<usize>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                Ok(_) => Err(format!("must be between {min} and {max}")),
+                Err(_) => Err("expected a whole number".into()),
+            },
+        )
+    }
+}
+
+fn load_file(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), ConfigError> {
+    let path = match explicit {
+        Some(path) => path.to_owned(),
+        None => {
+            let implicit = PathBuf::from("herald.toml");
+            if !implicit.is_file() {
+                return Ok((FileConfig::default(), None));
+            }
+            implicit
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        ConfigError(format!(
+            "cannot read the configuration file {} (--config): {e}",
+            path.display()
+        ))
+    })?;
+    let file = toml::from_str(&text)
+        .map_err(|e| ConfigError(format!("invalid configuration file {}: {e}", path.display())))?;
+    Ok((file, Some(path)))
+}
+
+fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("herald.db").display())
+}
+
+fn parse_database_url(v: &str) -> Result<String, String> {
+    match v.split_once("://") {
+        Some(("sqlite", rest)) if !rest.is_empty() => Ok(v.to_owned()),
+        Some(("postgres" | "postgresql", _)) => Err(
+            "Postgres is not supported by this build yet; use sqlite://PATH".into(),
+        ),
+        _ => Err("expected sqlite://PATH".into()),
+    }
+}
+
+fn parse_listen(v: &str) -> Result<SocketAddr, String> {
+    if let Some(port) = v.strip_prefix("localhost:") {
+        let port: u16 = port.parse().map_err(|_| format!("invalid port {port:?}"))?;
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    v.parse()
+        .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:8071 or [::1]:8071".into())
+}
+
+/// A CIDR block, or a single address (a /32 or /128).
+pub fn parse_network(v: &str) -> Result<IpNet, String> {
+    if let Ok(net) = v.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    v.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| "expected a CIDR block such as 10.0.0.0/8 or fd00::/8, or an address".into())
+}
+
+type EnvSecrets = (
+    Option<Zeroizing<String>>,
+    Option<Zeroizing<String>>,
+    Vec<Zeroizing<String>>,
+);
+
+/// Secrets are read only from the environment: flags would show them in `ps`, files would need
+/// their own permissions story.
+fn secrets_from_env() -> Result<EnvSecrets, ConfigError> {
+    let read = |name: &str| -> Result<Option<Zeroizing<String>>, ConfigError> {
+        match std::env::var(name) {
+            Ok(v) if v.trim().is_empty() => Ok(None),
+            Ok(v) => Ok(Some(Zeroizing::new(v.trim().to_owned()))),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(ConfigError(format!("the environment variable {name} is not valid UTF-8")))
+            }
+        }
+    };
+    let admin_token = read("HERALD_ADMIN_TOKEN")?;
+    if let Some(token) = &admin_token
+        && (token.len() < 16 || token.chars().any(char::is_whitespace))
+    {
+        return Err(ConfigError(
+            "invalid value for HERALD_ADMIN_TOKEN: must be at least 16 characters without spaces"
+                .into(),
+        ));
+    }
+    let check_key = |name: &str, key: &str| {
+        herald_core::crypto::DataKey::from_base64(key)
+            .map(|_| ())
+            .map_err(|e| ConfigError(format!("invalid value for {name}: {e}")))
+    };
+    let encryption_key = read("HERALD_ENCRYPTION_KEY")?;
+    if let Some(key) = &encryption_key {
+        check_key("HERALD_ENCRYPTION_KEY", key)?;
+    }
+    let mut old_keys = Vec::new();
+    if let Some(list) = read("HERALD_ENCRYPTION_OLD_KEYS")? {
+        for key in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            check_key("HERALD_ENCRYPTION_OLD_KEYS", key)?;
+            old_keys.push(Zeroizing::new(key.to_owned()));
+        }
+    }
+    Ok((admin_token, encryption_key, old_keys))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen("127.0.0.1:8071").unwrap().port(), 8071);
+        assert_eq!(parse_listen("[::1]:0").unwrap().port(), 0);
+        assert!(parse_listen("localhost:8071").unwrap().ip().is_loopback());
+        assert!(parse_listen("nonsense").is_err());
+        assert!(parse_listen("127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(parse_network("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(parse_network("::1").unwrap().to_string(), "::1/128");
+        assert!(parse_network("10.0.0.0/33").is_err());
+        assert!(parse_network("banana").is_err());
+    }
+
+    #[test]
+    fn database_urls() {
+        assert!(parse_database_url("sqlite://./x.db").is_ok());
+        assert!(parse_database_url("mysql://x").is_err());
+        assert!(parse_database_url("sqlite://").is_err());
+    }
+}
