@@ -123,8 +123,8 @@ impl Keyring {
             .ok_or_else(|| {
                 CryptoError::UnknownKey(key_id.iter().map(|b| format!("{b:02x}")).collect())
             })?;
-        let nonce =
-            XNonce::try_from(&sealed[1 + KEY_ID_LEN..HEADER_LEN]).map_err(|_| CryptoError::Malformed)?;
+        let nonce = XNonce::try_from(&sealed[1 + KEY_ID_LEN..HEADER_LEN])
+            .map_err(|_| CryptoError::Malformed)?;
         key.cipher
             .decrypt(&nonce, &sealed[HEADER_LEN..])
             .map(Zeroizing::new)
@@ -175,7 +175,10 @@ mod tests {
         let rotated = Keyring::new(key(), vec![old_key]);
         assert_eq!(&rotated.open(&sealed_zero).unwrap()[..], b"y");
         assert!(!rotated.is_current(&sealed_zero));
-        assert!(matches!(rotated.open(&sealed), Err(CryptoError::UnknownKey(_))));
+        assert!(matches!(
+            rotated.open(&sealed),
+            Err(CryptoError::UnknownKey(_))
+        ));
     }
 
     #[test]

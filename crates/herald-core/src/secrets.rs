@@ -36,13 +36,15 @@ impl EndpointSecrets {
     pub fn open(keyring: &Keyring, sealed: &SealedEndpointSecrets) -> Result<Self, CryptoError> {
         let current = keyring.open_string(&sealed.secret)?;
         let previous = match &sealed.previous {
-            Some(blob) => serde_json::from_slice(&keyring.open(blob)?)
-                .map_err(|_| CryptoError::Malformed)?,
+            Some(blob) => {
+                serde_json::from_slice(&keyring.open(blob)?).map_err(|_| CryptoError::Malformed)?
+            }
             None => Vec::new(),
         };
         let headers = match &sealed.headers {
-            Some(blob) => serde_json::from_slice(&keyring.open(blob)?)
-                .map_err(|_| CryptoError::Malformed)?,
+            Some(blob) => {
+                serde_json::from_slice(&keyring.open(blob)?).map_err(|_| CryptoError::Malformed)?
+            }
             None => BTreeMap::new(),
         };
         Ok(Self {
@@ -64,7 +66,12 @@ impl EndpointSecrets {
 
     /// Replaces the current secret; the old one keeps signing until `grace_until` (dropped at
     /// once when that is not in the future). Expired previous secrets are dropped.
-    pub fn rotate(&mut self, new: Zeroizing<String>, now: DateTime<Utc>, grace_until: DateTime<Utc>) {
+    pub fn rotate(
+        &mut self,
+        new: Zeroizing<String>,
+        now: DateTime<Utc>,
+        grace_until: DateTime<Utc>,
+    ) {
         let old = std::mem::replace(&mut self.current, new);
         self.previous.retain(|p| p.expires_at > now);
         if grace_until > now {
@@ -103,17 +110,28 @@ mod tests {
             BTreeMap::from([("X-Api".into(), "v".into())]),
         );
         let now = Utc::now();
-        s.rotate(Zeroizing::new("whsec_new".into()), now, now + Duration::hours(1));
+        s.rotate(
+            Zeroizing::new("whsec_new".into()),
+            now,
+            now + Duration::hours(1),
+        );
         let sealed = s.seal(&ring);
         let opened = EndpointSecrets::open(&ring, &sealed).unwrap();
         assert_eq!(opened.current.as_str(), "whsec_new");
-        assert_eq!(opened.active_previous(now).collect::<Vec<_>>(), vec!["whsec_old"]);
+        assert_eq!(
+            opened.active_previous(now).collect::<Vec<_>>(),
+            vec!["whsec_old"]
+        );
         assert_eq!(opened.active_previous(now + Duration::hours(2)).count(), 0);
         assert_eq!(opened.headers["X-Api"], "v");
         assert!(!format!("{opened:?}").contains("whsec"));
 
         let mut immediate = opened;
         immediate.rotate(Zeroizing::new("whsec_3".into()), now, now);
-        assert_eq!(immediate.active_previous(now).count(), 1, "only the unexpired old one");
+        assert_eq!(
+            immediate.active_previous(now).count(),
+            1,
+            "only the unexpired old one"
+        );
     }
 }

@@ -87,7 +87,10 @@ pub const ENDPOINT_SECRET_PREFIX: &str = "whsec_";
 pub fn generate_endpoint_secret() -> Zeroizing<String> {
     let mut key = Zeroizing::new([0u8; 24]);
     rand::fill(&mut key[..]);
-    Zeroizing::new(format!("{ENDPOINT_SECRET_PREFIX}{}", STANDARD.encode(&key[..])))
+    Zeroizing::new(format!(
+        "{ENDPOINT_SECRET_PREFIX}{}",
+        STANDARD.encode(&key[..])
+    ))
 }
 
 /// Checks a caller-supplied endpoint secret (`^(whsec_)?[a-zA-Z0-9+/=]{32,100}$`, and the part

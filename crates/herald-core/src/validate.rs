@@ -205,7 +205,10 @@ pub fn metadata(v: &mut Violations, loc: &[&str], value: &BTreeMap<String, Strin
             v.value(&key_loc, format!("keys must be 1 to {MAX_KEY} bytes long"));
         }
         if val.len() > MAX_VALUE {
-            v.value(&key_loc, format!("values must be at most {MAX_VALUE} bytes"));
+            v.value(
+                &key_loc,
+                format!("values must be at most {MAX_VALUE} bytes"),
+            );
         }
     }
 }

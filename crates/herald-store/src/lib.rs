@@ -148,8 +148,11 @@ pub trait Store: Send + Sync + 'static {
     /// Looks an application up by id, or else by uid.
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>>;
     /// Lists applications; `only` restricts the list to one application (an app-scoped token).
-    async fn list_apps(&self, params: &ListParams, only: Option<&AppId>)
-    -> Result<Page<Application>>;
+    async fn list_apps(
+        &self,
+        params: &ListParams,
+        only: Option<&AppId>,
+    ) -> Result<Page<Application>>;
     async fn update_app(&self, app: &Application) -> Result<()>;
     /// Deletes an application with its endpoints, messages, attempts and keys.
     async fn delete_app(&self, id: &AppId) -> Result<bool>;

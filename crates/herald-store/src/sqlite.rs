@@ -15,9 +15,7 @@ use herald_core::model::{
     ApiKey, Application, Endpoint, EventType, KeyKind, Message, SealedEndpointSecrets,
 };
 use sqlx::Pool;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{Backend, Result, Store, StoreError};
 

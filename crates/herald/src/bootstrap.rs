@@ -79,7 +79,8 @@ pub async fn load_keyring(config: &Config, store: &dyn Store) -> Result<Keyring,
                 write_private(&path, DataKey::generate_base64().as_bytes())?;
             }
             let text = Zeroizing::new(
-                std::fs::read_to_string(&path).map_err(|e| BootstrapError::File(path.clone(), e))?,
+                std::fs::read_to_string(&path)
+                    .map_err(|e| BootstrapError::File(path.clone(), e))?,
             );
             DataKey::from_base64(&text).map_err(|e| BootstrapError::BadKeyFile(path, e))?
         }
@@ -113,7 +114,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -127,7 +128,10 @@ pub enum AdminTokenNotice {
     /// From `HERALD_ADMIN_TOKEN`.
     FromEnvironment,
     /// Generated now: shown this once.
-    Generated { token: Zeroizing<String>, file: PathBuf },
+    Generated {
+        token: Zeroizing<String>,
+        file: PathBuf,
+    },
     /// Generated at an earlier start.
     Existing { file: PathBuf },
 }
@@ -138,7 +142,10 @@ pub async fn admin_token(
     store: &dyn Store,
 ) -> Result<(Vec<u8>, AdminTokenNotice), BootstrapError> {
     if let Some(token) = &config.admin_token {
-        return Ok((token::sha256(token.as_bytes()), AdminTokenNotice::FromEnvironment));
+        return Ok((
+            token::sha256(token.as_bytes()),
+            AdminTokenNotice::FromEnvironment,
+        ));
     }
     let file = config.storage.data_dir.join(ADMIN_TOKEN_FILE);
     if let Some(hash) = store.get_setting(ADMIN_HASH_SETTING).await? {
@@ -151,7 +158,10 @@ pub async fn admin_token(
     // The file first: a stored hash whose token was never written down would lock everyone out.
     write_private(&file, format!("{}\n", token.as_str()).as_bytes())?;
     let hash = token::sha256(token.as_bytes());
-    if !store.insert_setting(ADMIN_HASH_SETTING, &hex(&hash)).await? {
+    if !store
+        .insert_setting(ADMIN_HASH_SETTING, &hex(&hash))
+        .await?
+    {
         // Another node generated one at the same moment; theirs stands.
         let hash = store
             .get_setting(ADMIN_HASH_SETTING)
@@ -199,7 +209,10 @@ mod tests {
 
     #[test]
     fn hex_roundtrip() {
-        assert_eq!(unhex(&hex(&[0, 1, 254, 255])).unwrap(), vec![0, 1, 254, 255]);
+        assert_eq!(
+            unhex(&hex(&[0, 1, 254, 255])).unwrap(),
+            vec![0, 1, 254, 255]
+        );
         assert!(unhex("abc").is_none());
         assert!(unhex("zz").is_none());
     }

@@ -119,19 +119,49 @@ struct Opt {
 }
 
 const DATA_DIR: Opt = opt("data_dir", "--data-dir", "HERALD_DATA_DIR", "data_dir");
-const DATABASE_URL: Opt = opt("database_url", "--database-url", "HERALD_DATABASE_URL", "database_url");
+const DATABASE_URL: Opt = opt(
+    "database_url",
+    "--database-url",
+    "HERALD_DATABASE_URL",
+    "database_url",
+);
 const LISTEN: Opt = opt("listen", "--listen", "HERALD_LISTEN", "listen");
-const PUBLIC_URL: Opt = opt("public_url", "--public-url", "HERALD_PUBLIC_URL", "public_url");
-const ALLOW_NETWORKS: Opt = opt("allow_networks", "--allow-network", "HERALD_ALLOW_NETWORKS", "allow_networks");
-const MAX_BODY_BYTES: Opt = opt("max_body_bytes", "--max-body-bytes", "HERALD_MAX_BODY_BYTES", "max_body_bytes");
-const MAX_URL_LENGTH: Opt = opt("max_url_length", "--max-url-length", "HERALD_MAX_URL_LENGTH", "max_url_length");
+const PUBLIC_URL: Opt = opt(
+    "public_url",
+    "--public-url",
+    "HERALD_PUBLIC_URL",
+    "public_url",
+);
+const ALLOW_NETWORKS: Opt = opt(
+    "allow_networks",
+    "--allow-network",
+    "HERALD_ALLOW_NETWORKS",
+    "allow_networks",
+);
+const MAX_BODY_BYTES: Opt = opt(
+    "max_body_bytes",
+    "--max-body-bytes",
+    "HERALD_MAX_BODY_BYTES",
+    "max_body_bytes",
+);
+const MAX_URL_LENGTH: Opt = opt(
+    "max_url_length",
+    "--max-url-length",
+    "HERALD_MAX_URL_LENGTH",
+    "max_url_length",
+);
 const MAX_DESCRIPTION_LENGTH: Opt = opt(
     "max_description_length",
     "--max-description-length",
     "HERALD_MAX_DESCRIPTION_LENGTH",
     "max_description_length",
 );
-const LOG_FORMAT: Opt = opt("log_format", "--log-format", "HERALD_LOG_FORMAT", "log_format");
+const LOG_FORMAT: Opt = opt(
+    "log_format",
+    "--log-format",
+    "HERALD_LOG_FORMAT",
+    "log_format",
+);
 
 const fn opt(id: &'static str, flag: &'static str, env: &'static str, key: &'static str) -> Opt {
     Opt { id, flag, env, key }
@@ -168,7 +198,12 @@ impl<'a> Resolver<'a> {
 
     /// The highest-precedence value of `o`: the command line or environment (`cli`), else the
     /// file, else nothing.
-    fn pick(&self, o: &Opt, cli: Option<&String>, file: Option<String>) -> Option<(String, Origin)> {
+    fn pick(
+        &self,
+        o: &Opt,
+        cli: Option<&String>,
+        file: Option<String>,
+    ) -> Option<(String, Origin)> {
         if let Some(value) = cli {
             return Some((value.clone(), (self.origin_of)(o.id)));
         }
@@ -197,7 +232,11 @@ impl<'a> Resolver<'a> {
     pub fn storage(&self, args: &StorageArgs) -> Result<StorageConfig, ConfigError> {
         let data_dir = self.parse(
             &DATA_DIR,
-            self.pick(&DATA_DIR, args.data_dir.as_ref(), self.file.data_dir.clone()),
+            self.pick(
+                &DATA_DIR,
+                args.data_dir.as_ref(),
+                self.file.data_dir.clone(),
+            ),
             || PathBuf::from(DEFAULT_DATA_DIR),
             |v| {
                 if v.is_empty() {
@@ -209,7 +248,11 @@ impl<'a> Resolver<'a> {
         )?;
         let database_url = self.parse(
             &DATABASE_URL,
-            self.pick(&DATABASE_URL, args.database_url.as_ref(), self.file.database_url.clone()),
+            self.pick(
+                &DATABASE_URL,
+                args.database_url.as_ref(),
+                self.file.database_url.clone(),
+            ),
             || default_database_url(&data_dir),
             parse_database_url,
         )?;
@@ -229,7 +272,11 @@ impl<'a> Resolver<'a> {
         )?;
         let public_url = self.parse(
             &PUBLIC_URL,
-            self.pick(&PUBLIC_URL, args.public_url.as_ref(), self.file.public_url.clone()),
+            self.pick(
+                &PUBLIC_URL,
+                args.public_url.as_ref(),
+                self.file.public_url.clone(),
+            ),
             || None,
             |v| match url::Url::parse(v) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(u)),
@@ -238,9 +285,23 @@ impl<'a> Resolver<'a> {
             },
         )?;
         let allow_networks = self.allow_networks(args)?;
-        let max_body_bytes = self.size(&MAX_BODY_BYTES, args.max_body_bytes.as_ref(), self.file.max_body_bytes, DEFAULT_MAX_BODY_BYTES, 1024, 64 * 1024 * 1024)?;
+        let max_body_bytes = self.size(
+            &MAX_BODY_BYTES,
+            args.max_body_bytes.as_ref(),
+            self.file.max_body_bytes,
+            DEFAULT_MAX_BODY_BYTES,
+            1024,
+            64 * 1024 * 1024,
+        )?;
         let defaults = Limits::default();
-        let max_url_length = self.size(&MAX_URL_LENGTH, args.max_url_length.as_ref(), self.file.max_url_length, defaults.max_url_length, 16, 65_536)?;
+        let max_url_length = self.size(
+            &MAX_URL_LENGTH,
+            args.max_url_length.as_ref(),
+            self.file.max_url_length,
+            defaults.max_url_length,
+            16,
+            65_536,
+        )?;
         let max_description_length = self.size(
             &MAX_DESCRIPTION_LENGTH,
             args.max_description_length.as_ref(),
@@ -251,7 +312,11 @@ impl<'a> Resolver<'a> {
         )?;
         let log_format = self.parse(
             &LOG_FORMAT,
-            self.pick(&LOG_FORMAT, args.log_format.as_ref(), self.file.log_format.clone()),
+            self.pick(
+                &LOG_FORMAT,
+                args.log_format.as_ref(),
+                self.file.log_format.clone(),
+            ),
             || LogFormat::Pretty,
             |v| match v {
                 "pretty" => Ok(LogFormat::Pretty),
@@ -279,7 +344,10 @@ impl<'a> Resolver<'a> {
 
     fn allow_networks(&self, args: &ServeArgs) -> Result<Vec<IpNet>, ConfigError> {
         let (values, origin) = if !args.allow_networks.is_empty() {
-            (args.allow_networks.clone(), (self.origin_of)(ALLOW_NETWORKS.id))
+            (
+                args.allow_networks.clone(),
+                (self.origin_of)(ALLOW_NETWORKS.id),
+            )
         } else if let (Some(values), Some(path)) = (&self.file.allow_networks, &self.file_path) {
             (values.clone(), Origin::File(path.clone()))
         } else {
@@ -339,8 +407,18 @@ fn load_file(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), C
             path.display()
         ))
     })?;
-    let file = toml::from_str(&text)
-        .map_err(|e| ConfigError(format!("invalid configuration file {}: {e}", path.display())))?;
+    let file = toml::from_str(&text).map_err(|e| {
+        // One line: the message and where, without the multi-line source excerpt.
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        ConfigError(format!(
+            "invalid configuration file {}{}: {}",
+            path.display(),
+            line.map(|l| format!(" (line {l})")).unwrap_or_default(),
+            e.message().trim()
+        ))
+    })?;
     Ok((file, Some(path)))
 }
 
@@ -351,9 +429,9 @@ fn default_database_url(data_dir: &Path) -> String {
 fn parse_database_url(v: &str) -> Result<String, String> {
     match v.split_once("://") {
         Some(("sqlite", rest)) if !rest.is_empty() => Ok(v.to_owned()),
-        Some(("postgres" | "postgresql", _)) => Err(
-            "Postgres is not supported by this build yet; use sqlite://PATH".into(),
-        ),
+        Some(("postgres" | "postgresql", _)) => {
+            Err("Postgres is not supported by this build yet; use sqlite://PATH".into())
+        }
         _ => Err("expected sqlite://PATH".into()),
     }
 }
@@ -391,9 +469,9 @@ fn secrets_from_env() -> Result<EnvSecrets, ConfigError> {
             Ok(v) if v.trim().is_empty() => Ok(None),
             Ok(v) => Ok(Some(Zeroizing::new(v.trim().to_owned()))),
             Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                Err(ConfigError(format!("the environment variable {name} is not valid UTF-8")))
-            }
+            Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError(format!(
+                "the environment variable {name} is not valid UTF-8"
+            ))),
         }
     };
     let admin_token = read("HERALD_ADMIN_TOKEN")?;
@@ -439,7 +517,10 @@ mod tests {
 
     #[test]
     fn networks() {
-        assert_eq!(parse_network("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(
+            parse_network("10.1.2.3/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
         assert_eq!(parse_network("::1").unwrap().to_string(), "::1/128");
         assert!(parse_network("10.0.0.0/33").is_err());
         assert!(parse_network("banana").is_err());

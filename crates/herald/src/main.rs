@@ -37,7 +37,10 @@ fn main() -> ExitCode {
                 match herald_store::connect(&storage.database_url).await {
                     Ok(store) => {
                         store.close().await;
-                        eprintln!("herald: the database at {} is up to date", storage.database_url);
+                        eprintln!(
+                            "herald: the database at {} is up to date",
+                            storage.database_url
+                        );
                         ExitCode::SUCCESS
                     }
                     Err(e) => failure(&e),
@@ -45,7 +48,8 @@ fn main() -> ExitCode {
             })
         }
         Command::Serve(args) => {
-            let config = match Resolver::new(&args.storage, &origin_of).and_then(|r| r.serve(&args)) {
+            let config = match Resolver::new(&args.storage, &origin_of).and_then(|r| r.serve(&args))
+            {
                 Ok(config) => config,
                 Err(e) => return usage_error(&e),
             };
@@ -56,7 +60,10 @@ fn main() -> ExitCode {
                     Err(e) => return failure(&e),
                 };
                 app.print_admin_notice();
-                eprintln!("herald: listening on http://{} (API docs at /docs)", app.local_addr());
+                eprintln!(
+                    "herald: listening on http://{} (API docs at /docs)",
+                    app.local_addr()
+                );
                 match app.run_until_stopped(shutdown_signal()).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => failure(&e),

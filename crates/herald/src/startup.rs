@@ -40,7 +40,8 @@ impl Application {
         bootstrap::ensure_data_dir(&config.storage.data_dir)?;
         let store = herald_store::connect(&config.storage.database_url).await?;
         let keyring = bootstrap::load_keyring(&config, store.as_ref()).await?;
-        let (admin_token_hash, admin_notice) = bootstrap::admin_token(&config, store.as_ref()).await?;
+        let (admin_token_hash, admin_notice) =
+            bootstrap::admin_token(&config, store.as_ref()).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| StartError::Bind(config.listen, e))?;
@@ -107,7 +108,10 @@ async fn maintenance(store: Arc<dyn Store>) {
     loop {
         tick.tick().await;
         let now = herald_core::time::now();
-        if let Err(e) = store.purge_idempotency(now - chrono::Duration::hours(24)).await {
+        if let Err(e) = store
+            .purge_idempotency(now - chrono::Duration::hours(24))
+            .await
+        {
             tracing::warn!(error = %e, "purging idempotency keys failed");
         }
         if let Err(e) = store.purge_expired_api_keys(now).await {

@@ -150,8 +150,14 @@ async fn create_api_key(
         v.value(&["body", "name"], "must be at most 256 characters");
     }
     match (role, &body.app_id) {
-        (Role::App, None) => v.value(&["body", "appId"], "an `app` key needs the application it is limited to"),
-        (Role::Admin, Some(_)) => v.value(&["body", "appId"], "an `admin` key cannot be limited to an application; use role `app`"),
+        (Role::App, None) => v.value(
+            &["body", "appId"],
+            "an `app` key needs the application it is limited to",
+        ),
+        (Role::Admin, Some(_)) => v.value(
+            &["body", "appId"],
+            "an `admin` key cannot be limited to an application; use role `app`",
+        ),
         _ => {}
     }
     if body.expires_at.is_some_and(|at| at <= Utc::now()) {
@@ -189,16 +195,25 @@ async fn list_api_keys(
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<ListResponse<ApiKeyOut>>> {
     if principal.app_id.is_some() {
-        return Err(ApiError::forbidden("API keys are managed with an unscoped token"));
+        return Err(ApiError::forbidden(
+            "API keys are managed with an unscoped token",
+        ));
     }
     let params = query.params(Order::Ascending)?;
     let page = state.store.list_api_keys(&params).await?;
-    Ok(axum::Json(ListResponse::new(page, &params, |k| k.id.as_str().to_owned(), ApiKeyOut::from)))
+    Ok(axum::Json(ListResponse::new(
+        page,
+        &params,
+        |k| k.id.as_str().to_owned(),
+        ApiKeyOut::from,
+    )))
 }
 
 async fn load_key(state: &AppState, principal: &Principal, id: &str) -> ApiResult<ApiKey> {
     if principal.app_id.is_some() {
-        return Err(ApiError::forbidden("API keys are managed with an unscoped token"));
+        return Err(ApiError::forbidden(
+            "API keys are managed with an unscoped token",
+        ));
     }
     let id = ApiKeyId::parse(id).ok_or(ApiError::NotFound("API key not found"))?;
     state
@@ -275,13 +290,21 @@ async fn app_portal_access(
 ) -> ApiResult<axum::Json<AppPortalAccessOut>> {
     let expiry = body.expiry.unwrap_or(DEFAULT_PORTAL_EXPIRY);
     let mut v = Violations::new();
-    validate::range(&mut v, &["body", "expiry"], expiry, 3600, DEFAULT_PORTAL_EXPIRY);
+    validate::range(
+        &mut v,
+        &["body", "expiry"],
+        expiry,
+        3600,
+        DEFAULT_PORTAL_EXPIRY,
+    );
     v.finish()?;
     let app = match state.store.get_app(&app_id).await? {
         Some(app) if principal.may_see_app(&app.id) => app,
         Some(_) => return Err(ApiError::NotFound("application not found")),
         None => {
-            let Some(inline) = body.application.filter(|_| principal.require_admin().is_ok())
+            let Some(inline) = body
+                .application
+                .filter(|_| principal.require_admin().is_ok())
             else {
                 return Err(ApiError::NotFound("application not found"));
             };
@@ -291,9 +314,21 @@ async fn app_portal_access(
             app
         }
     };
-    let role = if body.read_only { Role::ReadOnly } else { Role::App };
+    let role = if body.read_only {
+        Role::ReadOnly
+    } else {
+        Role::App
+    };
     let expires_at = herald_core::time::now() + Duration::seconds(expiry);
-    let (_, token) = issue(&state, "portal".into(), role, KeyKind::Portal, Some(app.id), Some(expires_at)).await?;
+    let (_, token) = issue(
+        &state,
+        "portal".into(),
+        role,
+        KeyKind::Portal,
+        Some(app.id),
+        Some(expires_at),
+    )
+    .await?;
     Ok(axum::Json(AppPortalAccessOut {
         url: format!("{}/portal#key={token}", state.public_url),
         token,

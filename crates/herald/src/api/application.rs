@@ -30,7 +30,11 @@ pub struct ApplicationIn {
     #[schema(example = "My first application", min_length = 1)]
     pub name: String,
     /// Optional unique identifier for the application.
-    #[schema(example = "unique-app-identifier", max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    #[schema(
+        example = "unique-app-identifier",
+        max_length = 256,
+        pattern = r"^[a-zA-Z0-9\-_.]+$"
+    )]
     pub uid: Option<String>,
     /// Maximum messages per second to send to this application's endpoints.
     #[serde(alias = "rateLimit")]
@@ -80,7 +84,13 @@ impl From<Application> for ApplicationOut {
     }
 }
 
-fn check(v: &mut Violations, name: &str, uid: Option<&str>, rate: Option<u16>, metadata: Option<&Metadata>) {
+fn check(
+    v: &mut Violations,
+    name: &str,
+    uid: Option<&str>,
+    rate: Option<u16>,
+    metadata: Option<&Metadata>,
+) {
     validate::non_empty(v, &["body", "name"], name);
     if let Some(uid) = uid {
         validate::uid(v, &["body", "uid"], uid);
@@ -94,7 +104,13 @@ fn check(v: &mut Violations, name: &str, uid: Option<&str>, rate: Option<u16>, m
 impl ApplicationIn {
     pub fn validate(&self) -> ApiResult<()> {
         let mut v = Violations::new();
-        check(&mut v, &self.name, self.uid.as_deref(), self.throttle_rate, self.metadata.as_ref());
+        check(
+            &mut v,
+            &self.name,
+            self.uid.as_deref(),
+            self.throttle_rate,
+            self.metadata.as_ref(),
+        );
         Ok(v.finish()?)
     }
 
@@ -136,8 +152,16 @@ async fn list_apps(
     Query(query): Query<OrderedPageQuery>,
 ) -> ApiResult<axum::Json<ListResponse<ApplicationOut>>> {
     let params = query.params()?;
-    let page = state.store.list_apps(&params, principal.app_id.as_ref()).await?;
-    Ok(axum::Json(ListResponse::new(page, &params, |a| a.id.as_str().to_owned(), ApplicationOut::from)))
+    let page = state
+        .store
+        .list_apps(&params, principal.app_id.as_ref())
+        .await?;
+    Ok(axum::Json(ListResponse::new(
+        page,
+        &params,
+        |a| a.id.as_str().to_owned(),
+        ApplicationOut::from,
+    )))
 }
 
 /// Create an application.
@@ -170,7 +194,11 @@ async fn create_app(
         // Lost a race with another get-or-create of the same uid: answer with the winner.
         Err(herald_store::StoreError::Conflict(_)) if get_if_exists => {
             let uid = app.uid.unwrap_or_default();
-            let existing = state.store.get_app(&uid).await?.ok_or(ApiError::NotFound("application not found"))?;
+            let existing = state
+                .store
+                .get_app(&uid)
+                .await?
+                .ok_or(ApiError::NotFound("application not found"))?;
             Ok((StatusCode::OK, axum::Json(ApplicationOut::from(existing))).into_response())
         }
         Err(e) => Err(e.into()),
@@ -228,7 +256,10 @@ async fn update_app(
             let mut v = Violations::new();
             validate::uid(&mut v, &["path", "app_id"], &app_id);
             if body.uid.as_deref().is_some_and(|uid| uid != app_id) {
-                v.value(&["body", "uid"], "must match the uid in the path when creating");
+                v.value(
+                    &["body", "uid"],
+                    "must match the uid in the path when creating",
+                );
             }
             v.finish()?;
             let app = body.into_new(Some(app_id));
@@ -257,7 +288,13 @@ async fn patch_app(
         app.metadata = metadata;
     }
     let mut v = Violations::new();
-    check(&mut v, &app.name, app.uid.as_deref(), app.rate_limit, Some(&app.metadata));
+    check(
+        &mut v,
+        &app.name,
+        app.uid.as_deref(),
+        app.rate_limit,
+        Some(&app.metadata),
+    );
     v.finish()?;
     app.updated_at = herald_core::time::now();
     state.store.update_app(&app).await?;

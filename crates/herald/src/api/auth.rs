@@ -97,7 +97,10 @@ impl AppState {
             if !token::hash_matches(secret.as_bytes(), &key.secret_hash) {
                 return Ok(None);
             }
-            if key.expires_at.is_some_and(|at| at <= herald_core::time::now()) {
+            if key
+                .expires_at
+                .is_some_and(|at| at <= herald_core::time::now())
+            {
                 return Ok(None);
             }
             return Ok(Some(Principal {
@@ -107,8 +110,10 @@ impl AppState {
                 app_id: key.app_id,
             }));
         }
-        Ok(token::hash_matches(presented.as_bytes(), &self.admin_token_hash)
-            .then(Principal::admin_token))
+        Ok(
+            token::hash_matches(presented.as_bytes(), &self.admin_token_hash)
+                .then(Principal::admin_token),
+        )
     }
 }
 

@@ -33,7 +33,11 @@ fn type_label(schema: &Value) -> String {
                 .map(type_label)
                 .collect();
             let nullable = options.len() > labels.len();
-            return format!("{}{}", labels.join(" | "), if nullable { " | null" } else { "" });
+            return format!(
+                "{}{}",
+                labels.join(" | "),
+                if nullable { " | null" } else { "" }
+            );
         }
     }
     let ty = match schema.get("type") {
@@ -45,10 +49,10 @@ fn type_label(schema: &Value) -> String {
             .join(" | "),
         _ => "any".to_owned(),
     };
-    if ty.starts_with("array") {
-        if let Some(items) = schema.get("items") {
-            return format!("{ty} of {}", type_label(items));
-        }
+    if ty.starts_with("array")
+        && let Some(items) = schema.get("items")
+    {
+        return format!("{ty} of {}", type_label(items));
     }
     match schema.get("format").and_then(Value::as_str) {
         Some(format) => format!("{} ({})", esc(&ty), esc(format)),
@@ -68,12 +72,19 @@ fn properties_table(out: &mut String, schema: &Value) {
         .unwrap_or_default();
     out.push_str("<table><tr><th>Field</th><th>Type</th><th>Description</th></tr>");
     for (name, prop) in props {
-        let description = prop.get("description").and_then(Value::as_str).unwrap_or("");
+        let description = prop
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let _ = write!(
             out,
             "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
             esc(name),
-            if required.contains(&name.as_str()) { " <em>required</em>" } else { "" },
+            if required.contains(&name.as_str()) {
+                " <em>required</em>"
+            } else {
+                ""
+            },
             type_label(prop),
             esc(description)
         );
@@ -117,7 +128,11 @@ pub fn render(doc: &Value) -> String {
             }
             if let Some(values) = schema.get("enum").and_then(Value::as_array) {
                 let list: Vec<String> = values.iter().map(|v| esc(&v.to_string())).collect();
-                let _ = write!(out, "<p>One of: <code>{}</code></p>", list.join("</code>, <code>"));
+                let _ = write!(
+                    out,
+                    "<p>One of: <code>{}</code></p>",
+                    list.join("</code>, <code>")
+                );
             } else {
                 properties_table(&mut out, schema);
             }
@@ -150,7 +165,11 @@ fn operation(out: &mut String, method: &str, path: &str, op: &Value) {
                 out,
                 "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(p["name"].as_str().unwrap_or("")),
-                if p["required"].as_bool() == Some(true) { " <em>required</em>" } else { "" },
+                if p["required"].as_bool() == Some(true) {
+                    " <em>required</em>"
+                } else {
+                    ""
+                },
                 esc(p["in"].as_str().unwrap_or("")),
                 type_label(&p["schema"]),
                 esc(p["description"].as_str().unwrap_or(""))
@@ -158,9 +177,7 @@ fn operation(out: &mut String, method: &str, path: &str, op: &Value) {
         }
         out.push_str("</table>");
     }
-    if let Some(schema) = op
-        .pointer("/requestBody/content/application~1json/schema")
-    {
+    if let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") {
         let _ = write!(out, "<h4>Request body</h4><p>{}</p>", type_label(schema));
     }
     if let Some(responses) = op.get("responses").and_then(Value::as_object) {

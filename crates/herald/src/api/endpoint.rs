@@ -205,9 +205,17 @@ fn is_reserved_header(name: &str) -> bool {
 /// Header names whose values are credentials and are not shown back.
 fn is_sensitive_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["authorization", "cookie", "token", "secret", "password", "api-key", "apikey"]
-        .iter()
-        .any(|s| name.contains(s))
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "password",
+        "api-key",
+        "apikey",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
 }
 
 const MAX_HEADERS: usize = 20;
@@ -223,16 +231,25 @@ fn check_headers<'a>(
         if HeaderName::from_bytes(name.as_bytes()).is_err() {
             v.value(&loc, "not a valid HTTP header name");
         } else if is_reserved_header(name) {
-            v.value(&loc, "this header is set by Herald and cannot be overridden");
+            v.value(
+                &loc,
+                "this header is set by Herald and cannot be overridden",
+            );
         }
         if let Some(value) = value
             && (HeaderValue::from_str(value).is_err() || value.len() > 4096)
         {
-            v.value(&loc, "not a valid HTTP header value (visible ASCII, at most 4096 bytes)");
+            v.value(
+                &loc,
+                "not a valid HTTP header value (visible ASCII, at most 4096 bytes)",
+            );
         }
     }
     if count > MAX_HEADERS {
-        v.value(&["body", "headers"], format!("at most {MAX_HEADERS} headers"));
+        v.value(
+            &["body", "headers"],
+            format!("at most {MAX_HEADERS} headers"),
+        );
     }
 }
 
@@ -266,7 +283,12 @@ async fn load_secrets(state: &AppState, endpoint: &Endpoint) -> ApiResult<Endpoi
 }
 
 /// Validates and stores a new endpoint built from `body`.
-async fn create(state: &AppState, scoped: &ScopedApp, body: EndpointIn, uid_fallback: Option<String>) -> ApiResult<Endpoint> {
+async fn create(
+    state: &AppState,
+    scoped: &ScopedApp,
+    body: EndpointIn,
+    uid_fallback: Option<String>,
+) -> ApiResult<Endpoint> {
     let now = herald_core::time::now();
     let endpoint = Endpoint {
         id: EndpointId::generate(),
@@ -309,7 +331,12 @@ async fn list_endpoints(
 ) -> ApiResult<axum::Json<ListResponse<EndpointOut>>> {
     let params = query.params()?;
     let page = state.store.list_endpoints(&scoped.app.id, &params).await?;
-    Ok(axum::Json(ListResponse::new(page, &params, |e| e.id.as_str().to_owned(), EndpointOut::from)))
+    Ok(axum::Json(ListResponse::new(
+        page,
+        &params,
+        |e| e.id.as_str().to_owned(),
+        EndpointOut::from,
+    )))
 }
 
 /// Create an endpoint.
@@ -336,7 +363,9 @@ async fn get_endpoint(
     scoped: ScopedApp,
     Path(path): Path<EndpointPath>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
-    Ok(axum::Json(load(&state, &scoped, &path.endpoint_id).await?.into()))
+    Ok(axum::Json(
+        load(&state, &scoped, &path.endpoint_id).await?.into(),
+    ))
 }
 
 /// Replace an endpoint's settings, or create it with this uid when it does not exist.
@@ -362,7 +391,10 @@ async fn update_endpoint(
         let mut v = Violations::new();
         validate::uid(&mut v, &["path", "endpoint_id"], &id);
         if body.uid.as_deref().is_some_and(|uid| uid != id) {
-            v.value(&["body", "uid"], "must match the uid in the path when creating");
+            v.value(
+                &["body", "uid"],
+                "must match the uid in the path when creating",
+            );
         }
         v.finish()?;
         let endpoint = create(&state, &scoped, body, Some(id)).await?;
@@ -432,7 +464,10 @@ async fn delete_endpoint(
     Path(path): Path<EndpointPath>,
 ) -> ApiResult<StatusCode> {
     let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
-    state.store.delete_endpoint(&scoped.app.id, &endpoint.id).await?;
+    state
+        .store
+        .delete_endpoint(&scoped.app.id, &endpoint.id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -491,7 +526,10 @@ async fn update_headers(
     let mut v = Violations::new();
     check_headers(&mut v, body.headers.iter().map(|(k, val)| (k, Some(val))));
     v.finish()?;
-    change_headers(&state, &scoped, &path.endpoint_id, |headers| *headers = body.headers).await
+    change_headers(&state, &scoped, &path.endpoint_id, |headers| {
+        *headers = body.headers
+    })
+    .await
 }
 
 /// Set or remove (`null`) some custom headers.
@@ -508,7 +546,10 @@ async fn patch_headers(
     Json(body): Json<EndpointHeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
     let mut v = Violations::new();
-    check_headers(&mut v, body.headers.iter().map(|(k, val)| (k, val.as_ref())));
+    check_headers(
+        &mut v,
+        body.headers.iter().map(|(k, val)| (k, val.as_ref())),
+    );
     v.finish()?;
     let mut result = Ok(());
     let status = change_headers(&state, &scoped, &path.endpoint_id, |headers| {
@@ -523,7 +564,10 @@ async fn patch_headers(
             }
         }
         if headers.len() > MAX_HEADERS {
-            result = Err(ApiError::invalid(&["body", "headers"], format!("at most {MAX_HEADERS} headers")));
+            result = Err(ApiError::invalid(
+                &["body", "headers"],
+                format!("at most {MAX_HEADERS} headers"),
+            ));
         }
     })
     .await;

@@ -33,7 +33,11 @@ type Schemas = serde_json::Map<String, serde_json::Value>;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
-    #[schema(example = "user.signup", max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    #[schema(
+        example = "user.signup",
+        max_length = 256,
+        pattern = r"^[a-zA-Z0-9\-_.]+$"
+    )]
     pub name: String,
     #[schema(example = "A user has signed up")]
     pub description: String,
@@ -111,7 +115,10 @@ fn check(v: &mut Violations, et: &EventType) {
     if let Some(schemas) = et.schemas.as_ref().and_then(|s| s.as_object()) {
         for (version, schema) in schemas {
             if !schema.is_object() {
-                v.value(&["body", "schemas", version], "each schema must be a JSON object");
+                v.value(
+                    &["body", "schemas", version],
+                    "each schema must be a JSON object",
+                );
             }
         }
     }
@@ -188,7 +195,26 @@ async fn create_event_type(
     };
     check(&mut v, &et);
     v.finish()?;
-    state.store.create_event_type(&et).await?;
+    match state.store.create_event_type(&et).await {
+        Ok(()) => {}
+        // Creating an archived event type again brings it back (Svix behaviour).
+        Err(herald_store::StoreError::Conflict(what)) => {
+            let existing = load(&state, &et.name).await?;
+            if !existing.archived {
+                return Err(ApiError::Conflict(what.to_owned()));
+            }
+            let revived = EventType {
+                created_at: existing.created_at,
+                ..et
+            };
+            state.store.update_event_type(&revived).await?;
+            return Ok((
+                StatusCode::CREATED,
+                axum::Json(EventTypeOut::new(revived, true)),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok((StatusCode::CREATED, axum::Json(EventTypeOut::new(et, true))))
 }
 
@@ -209,7 +235,10 @@ async fn get_event_type(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<EventTypeOut>> {
-    Ok(axum::Json(EventTypeOut::new(load(&state, &name).await?, true)))
+    Ok(axum::Json(EventTypeOut::new(
+        load(&state, &name).await?,
+        true,
+    )))
 }
 
 /// Update an event type, or create it when it does not exist.

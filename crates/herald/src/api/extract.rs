@@ -24,7 +24,10 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
-            let content_type = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
+            let content_type = content_type
+                .to_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             let essence = content_type.split(';').next().unwrap_or_default().trim();
             if !(essence == "application/json" || essence.ends_with("+json")) {
                 return Err(ApiError::UnsupportedMediaType(format!(
@@ -75,15 +78,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = err.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
+                let message = inner.to_string();
                 let mut loc = vec!["body"];
                 loc.extend(path.split('.').filter(|p| !p.is_empty() && *p != "?"));
-                let kind = if inner.to_string().starts_with("missing field") {
-                    "value_error.missing"
-                } else {
-                    "type_error"
+                // serde reports a missing field at its parent: name the field itself.
+                let missing = message
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split('`').next());
+                let kind = match missing {
+                    Some(field) => {
+                        loc.push(field);
+                        "value_error.missing"
+                    }
+                    None => "type_error",
                 };
                 let mut v = herald_core::validate::Violations::new();
-                v.push(&loc, strip_position(&inner.to_string()), kind);
+                v.push(&loc, strip_position(&message), kind);
                 ApiError::from(v)
             }
             _ => ApiError::BadRequest(format!("malformed JSON body: {inner}")),

@@ -100,13 +100,17 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         IdempotencyState::Completed(stored) => return Ok(replay(stored)),
     }
 
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     let (parts, body) = response.into_parts();
     let body = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(body) => body,
         Err(e) => {
             let _ = state.store.idempotency_abandon(&scope, &key).await;
-            return Err(ApiError::Internal(format!("reading the response failed: {e}")));
+            return Err(ApiError::Internal(format!(
+                "reading the response failed: {e}"
+            )));
         }
     };
     if parts.status.is_server_error() {
@@ -118,7 +122,11 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             status: parts.status.as_u16(),
             body: body.to_vec(),
         };
-        if let Err(e) = state.store.idempotency_complete(&scope, &key, &stored).await {
+        if let Err(e) = state
+            .store
+            .idempotency_complete(&scope, &key, &stored)
+            .await
+        {
             // The effect happened; the client gets its answer. A retry with this key would
             // find the key in progress (409) until it expires.
             tracing::warn!(error = %e, "could not record an idempotent response");
@@ -133,7 +141,10 @@ fn replay(stored: StoredResponse) -> Response {
     let mut response = (status, stored.body).into_response();
     let headers = response.headers_mut();
     if has_body {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
     headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     response

@@ -41,7 +41,11 @@ pub struct MessagePath {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIn {
-    #[schema(example = "user.signup", max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    #[schema(
+        example = "user.signup",
+        max_length = 256,
+        pattern = r"^[a-zA-Z0-9\-_.]+$"
+    )]
     pub event_type: String,
     /// The event's data: a JSON object, delivered byte for byte.
     #[schema(value_type = Object, example = json!({"email": "test@example.com", "username": "test_user"}))]
@@ -79,7 +83,9 @@ fn empty_object() -> Box<RawValue> {
 impl MessageOut {
     pub fn new(m: Message, with_content: bool) -> Self {
         let payload = match m.payload {
-            Some(text) if with_content => RawValue::from_string(text).unwrap_or_else(|_| empty_object()),
+            Some(text) if with_content => {
+                RawValue::from_string(text).unwrap_or_else(|_| empty_object())
+            }
             _ => empty_object(),
         };
         Self {
@@ -127,7 +133,11 @@ pub struct MessageListQuery {
 fn check(v: &mut Violations, body: &MessageIn) {
     validate::identifier(v, &["body", "eventType"], &body.event_type, 256);
     if !body.payload.get().trim_start().starts_with('{') {
-        v.push(&["body", "payload"], "must be a JSON object", "type_error.dict");
+        v.push(
+            &["body", "payload"],
+            "must be a JSON object",
+            "type_error.dict",
+        );
     }
     if let Some(event_id) = &body.event_id {
         validate::identifier(v, &["body", "eventId"], event_id, 256);
@@ -197,7 +207,9 @@ async fn create_message(
     let app = app_for_create(&state, &principal, &app_id, body.application).await?;
     let id = MessageId::generate();
     let created_at = id.timestamp().unwrap_or_else(herald_core::time::now);
-    let retention = body.payload_retention_period.unwrap_or(DEFAULT_RETENTION_DAYS);
+    let retention = body
+        .payload_retention_period
+        .unwrap_or(DEFAULT_RETENTION_DAYS);
     let message = Message {
         id,
         app_id: app.id,
@@ -210,7 +222,10 @@ async fn create_message(
     };
     state.store.create_message(&message).await?;
     let with_content = query.with_content.unwrap_or(true);
-    Ok((StatusCode::ACCEPTED, axum::Json(MessageOut::new(message, with_content))))
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(MessageOut::new(message, with_content)),
+    ))
 }
 
 /// List an application's messages, newest first.
@@ -255,7 +270,11 @@ async fn list_messages(
 }
 
 /// Load a message of the application by id, or else by `eventId`.
-pub async fn load(state: &AppState, scoped: &ScopedApp, id_or_event_id: &str) -> ApiResult<Message> {
+pub async fn load(
+    state: &AppState,
+    scoped: &ScopedApp,
+    id_or_event_id: &str,
+) -> ApiResult<Message> {
     let found = match MessageId::parse(id_or_event_id) {
         Some(id) => state.store.get_message(&scoped.app.id, &id).await?,
         None => None,
@@ -285,5 +304,8 @@ async fn get_message(
     Query(query): Query<WithContentQuery>,
 ) -> ApiResult<axum::Json<MessageOut>> {
     let message = load(&state, &scoped, &path.msg_id).await?;
-    Ok(axum::Json(MessageOut::new(message, query.with_content.unwrap_or(true))))
+    Ok(axum::Json(MessageOut::new(
+        message,
+        query.with_content.unwrap_or(true),
+    )))
 }

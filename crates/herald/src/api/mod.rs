@@ -87,17 +87,22 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
 /// Builds the complete HTTP application.
 pub fn router(state: AppState) -> Router {
     let protected = authenticated_routes()
-        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     let (api, _) = OpenApiRouter::new()
         .merge(protected)
         .merge(health::router())
         .split_for_parts();
 
     let document = openapi_document();
-    let spec_json = Arc::new(
-        serde_json::to_vec_pretty(&document).expect("the OpenAPI document serializes"),
-    );
+    let spec_json =
+        Arc::new(serde_json::to_vec_pretty(&document).expect("the OpenAPI document serializes"));
     let docs_html = Arc::new(docs::render(
         &serde_json::to_value(&document).expect("the OpenAPI document serializes"),
     ));
@@ -108,7 +113,10 @@ pub fn router(state: AppState) -> Router {
             let spec = spec_json.clone();
             async move {
                 (
-                    [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
                     spec.as_ref().clone(),
                 )
             }
@@ -121,7 +129,10 @@ pub fn router(state: AppState) -> Router {
             async move { Html(html.as_ref().clone()) }
         }),
     )
-    .route("/", get(|| async { axum::response::Redirect::temporary("/docs") }))
+    .route(
+        "/",
+        get(|| async { axum::response::Redirect::temporary("/docs") }),
+    )
     .fallback(|| async { ApiError::NotFound("no such route") })
     .method_not_allowed_fallback(|| async {
         ApiError::MethodNotAllowed("method not allowed on this route".into())

@@ -93,8 +93,14 @@ fn add_error_responses(op: &mut Operation) {
         standard.extend([
             ("401", error("Missing or invalid bearer token")),
             ("403", error("The token may not do this")),
-            ("404", error("Not found, or outside the token's application")),
-            ("409", error("Conflict with an existing resource or a request in progress")),
+            (
+                "404",
+                error("Not found, or outside the token's application"),
+            ),
+            (
+                "409",
+                error("Conflict with an existing resource or a request in progress"),
+            ),
             (
                 "422",
                 RefOr::T(

@@ -77,7 +77,10 @@ fn list_params(limit: Option<u64>, iterator: Option<&str>, order: Order) -> ApiR
     if let Some(c) = &cursor
         && c.key.len() > 256
     {
-        return Err(ApiError::invalid(&["query", "iterator"], "not a valid iterator"));
+        return Err(ApiError::invalid(
+            &["query", "iterator"],
+            "not a valid iterator",
+        ));
     }
     Ok(ListParams {
         limit,
@@ -102,7 +105,12 @@ pub struct ListResponse<T: ToSchema> {
 impl<T: ToSchema> ListResponse<T> {
     /// Builds the envelope from a page whose items are keyed by `key` (the column the store
     /// paginated on).
-    pub fn new<R>(page: Page<R>, params: &ListParams, key: impl Fn(&R) -> String, out: impl FnMut(R) -> T) -> Self {
+    pub fn new<R>(
+        page: Page<R>,
+        params: &ListParams,
+        key: impl Fn(&R) -> String,
+        out: impl FnMut(R) -> T,
+    ) -> Self {
         let done = page.done();
         let first = page.items.first().map(&key);
         let last = page.items.last().map(&key);

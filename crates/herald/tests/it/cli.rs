@@ -1,0 +1,381 @@
+//! The `herald` binary: help, configuration errors, first start, migrate, shutdown.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_herald");
+
+fn herald(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HERALD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn help_documents_every_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = herald(dir.path()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "serve",
+        "migrate",
+        "version",
+        "HERALD_ADMIN_TOKEN",
+        "HERALD_ENCRYPTION_KEY",
+    ] {
+        assert!(text.contains(word), "--help lacks {word}");
+    }
+    let out = herald(dir.path())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for option in [
+        "--listen",
+        "HERALD_LISTEN",
+        "--data-dir",
+        "HERALD_DATA_DIR",
+        "--database-url",
+        "HERALD_DATABASE_URL",
+        "--allow-network",
+        "HERALD_ALLOW_NETWORKS",
+        "--config",
+        "--max-body-bytes",
+        "--max-url-length",
+        "--max-description-length",
+        "--public-url",
+        "--log-format",
+    ] {
+        assert!(text.contains(option), "serve --help lacks {option}");
+    }
+    let out = herald(dir.path())
+        .args(["migrate", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("--database-url")
+    );
+    let out = herald(dir.path()).arg("version").output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("herald {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// Runs `serve` with a bad setting: exit 2, one message naming the option, nothing created.
+fn bad_config(args: &[&str], env: &[(&str, &str)], toml: Option<&str>, expected: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(toml) = toml {
+        std::fs::write(dir.path().join("herald.toml"), toml).unwrap();
+    }
+    let mut cmd = herald(dir.path());
+    cmd.arg("serve").args(args).envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+    for word in expected {
+        assert!(
+            stderr.contains(word),
+            "{args:?} {env:?}: {stderr:?} lacks {word}"
+        );
+    }
+    // Herald's own messages are one line; clap's usage errors add a usage hint.
+    if !stderr.starts_with("error:") {
+        assert_eq!(stderr.trim().lines().count(), 1, "one message: {stderr}");
+    }
+    assert!(
+        !dir.path().join("herald-data").exists(),
+        "nothing may be created"
+    );
+}
+
+#[test]
+fn bad_values_exit_2_naming_the_option() {
+    bad_config(
+        &["--listen", "nowhere"],
+        &[],
+        None,
+        &["--listen", "nowhere"],
+    );
+    bad_config(
+        &[],
+        &[("HERALD_LISTEN", "nowhere")],
+        None,
+        &["HERALD_LISTEN"],
+    );
+    bad_config(
+        &["--allow-network", "10.0.0.0/99"],
+        &[],
+        None,
+        &["--allow-network"],
+    );
+    bad_config(
+        &[],
+        &[("HERALD_ALLOW_NETWORKS", "10.0.0.0/8,banana")],
+        None,
+        &["HERALD_ALLOW_NETWORKS", "banana"],
+    );
+    bad_config(
+        &["--database-url", "mysql://x"],
+        &[],
+        None,
+        &["--database-url"],
+    );
+    bad_config(
+        &["--max-body-bytes", "lots"],
+        &[],
+        None,
+        &["--max-body-bytes"],
+    );
+    bad_config(&["--max-url-length", "5"], &[], None, &["--max-url-length"]);
+    bad_config(&["--log-format", "xml"], &[], None, &["--log-format"]);
+    bad_config(&["--public-url", "ftp://x"], &[], None, &["--public-url"]);
+    bad_config(
+        &[],
+        &[("HERALD_ADMIN_TOKEN", "short")],
+        None,
+        &["HERALD_ADMIN_TOKEN"],
+    );
+    bad_config(
+        &[],
+        &[("HERALD_ENCRYPTION_KEY", "c2hvcnQ=")],
+        None,
+        &["HERALD_ENCRYPTION_KEY"],
+    );
+    bad_config(
+        &[],
+        &[],
+        Some("listen = \"x\"\n"),
+        &["`listen` in herald.toml"],
+    );
+    bad_config(
+        &[],
+        &[],
+        Some("lisen = \"127.0.0.1:1\"\n"),
+        &["herald.toml", "lisen"],
+    );
+    bad_config(&["--config", "missing.toml"], &[], None, &["missing.toml"]);
+    // clap's own errors also exit 2.
+    bad_config(&["--no-such-flag"], &[], None, &["--no-such-flag"]);
+}
+
+#[test]
+fn flags_beat_environment_beat_file() {
+    // Each layer names a port; a successful start reports the winner.
+    let dir = tempfile::tempdir().unwrap();
+    let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    std::fs::write(
+        dir.path().join("herald.toml"),
+        format!("listen = \"127.0.0.1:{file_port}\"\n"),
+    )
+    .unwrap();
+    for (env, flag, expected) in [
+        (None, None, file_port),
+        (Some(env_port), None, env_port),
+        (Some(env_port), Some(flag_port), flag_port),
+    ] {
+        let mut cmd = herald(dir.path());
+        cmd.arg("serve")
+            .env("HERALD_ADMIN_TOKEN", "a-long-enough-admin-token");
+        if let Some(port) = env {
+            cmd.env("HERALD_LISTEN", format!("127.0.0.1:{port}"));
+        }
+        if let Some(port) = flag {
+            cmd.args(["--listen", &format!("127.0.0.1:{port}")]);
+        }
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        wait_for_health(expected);
+        terminate(&mut child);
+    }
+}
+
+fn wait_for_health(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let url = format!("127.0.0.1:{port}");
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = std::net::TcpStream::connect(&url) {
+            use std::io::{Read, Write};
+            let _ = stream
+                .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            if response.starts_with("HTTP/1.1 204") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("herald did not become healthy on port {port}");
+}
+
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "herald did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn first_start_generates_the_admin_token_once_and_sigterm_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let start = || {
+        herald(dir.path())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = start();
+    wait_for_health(port);
+    let status = terminate(&mut child);
+    assert!(status.success(), "SIGTERM must exit 0, got {status}");
+    let stderr = {
+        use std::io::Read;
+        let mut s = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut s).unwrap();
+        s
+    };
+    let file = dir.path().join("herald-data/admin-token");
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert!(token.starts_with("hadm_"));
+    assert!(
+        stderr.contains(&token),
+        "the token is printed once: {stderr}"
+    );
+    assert!(stderr.contains("admin-token"), "and where to find it again");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let key = dir.path().join("herald-data/encryption.key");
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // The database holds only its hash.
+    let db = std::fs::read(dir.path().join("herald-data/herald.db")).unwrap();
+    assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()));
+
+    // A second start does not print it again, and the same token still works.
+    let mut child = start();
+    wait_for_health(port);
+    let ok = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            &format!("http://127.0.0.1:{port}/api/v1/app"),
+        ])
+        .output();
+    terminate(&mut child);
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!stderr.contains(&token), "{stderr}");
+    assert!(stderr.contains("admin-token"), "{stderr}");
+    if let Ok(out) = ok {
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    }
+}
+
+#[test]
+fn migrate_creates_the_schema_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = herald(dir.path())
+        .args(["migrate", "--data-dir", "state"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("state/herald.db").exists());
+    let again = herald(dir.path())
+        .args(["migrate", "--data-dir", "state"])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+}
+
+#[test]
+fn a_wrong_encryption_key_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = herald(dir.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env(
+            "HERALD_ENCRYPTION_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_health(port);
+    terminate(&mut child);
+    let out = herald(dir.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env(
+            "HERALD_ENCRYPTION_KEY",
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("encryption key"));
+    // With the old key listed for reading, it starts.
+    let mut child = herald(dir.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env(
+            "HERALD_ENCRYPTION_KEY",
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+        )
+        .env(
+            "HERALD_ENCRYPTION_OLD_KEYS",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_health(port);
+    assert!(terminate(&mut child).success());
+}

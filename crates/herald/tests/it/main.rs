@@ -1,0 +1,16 @@
+//! Herald's integration tests: one binary that starts the application on port 0 (and, from the
+//! delivery engine on, a test receiver on port 0) and talks to it over HTTP.
+
+mod helpers;
+
+mod api_apps;
+mod api_auth;
+mod api_endpoints;
+mod api_event_types;
+mod api_idempotency;
+mod api_messages;
+mod api_pagination;
+mod api_validation;
+mod cli;
+mod docs;
+mod sdk;

@@ -1,0 +1,202 @@
+"""Drives a running Herald with the official Svix Python SDK, unmodified.
+
+Every operation of the compatible API is called through the SDK and its response parsed by the
+SDK's own models; any incompatibility raises. Usage:
+
+    HERALD_URL=http://127.0.0.1:8071 HERALD_TOKEN=<admin token> python svix_python.py
+
+Exit status 0 means every check passed.
+"""
+
+import os
+import sys
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from svix.api import (
+    ApplicationIn,
+    ApplicationListOptions,
+    ApplicationPatch,
+    AppPortalAccessIn,
+    EndpointHeadersIn,
+    EndpointHeadersPatchIn,
+    EndpointIn,
+    EndpointListOptions,
+    EndpointPatch,
+    EndpointSecretRotateIn,
+    EndpointUpsertIn,
+    EventTypeIn,
+    EventTypeDeleteOptions,
+    EventTypeListOptions,
+    EventTypePatch,
+    EventTypeUpsertIn,
+    MessageCreateOptions,
+    MessageGetOptions,
+    MessageIn,
+    MessageListOptions,
+    Svix,
+    SvixOptions,
+)
+from svix.exceptions import HttpError, HTTPValidationError
+
+URL = os.environ["HERALD_URL"]
+TOKEN = os.environ["HERALD_TOKEN"]
+RUN = uuid.uuid4().hex[:8]
+
+
+def client(token=TOKEN):
+    return Svix(token, SvixOptions(server_url=URL, retry_schedule=[]))
+
+
+def expect_status(status, fn):
+    try:
+        fn()
+    except (HttpError, HTTPValidationError) as e:
+        assert e.status_code == status, f"expected {status}, got {e.status_code}: {e}"
+        return e
+    raise AssertionError(f"expected HTTP {status}, the call succeeded")
+
+
+def main():
+    svix = client()
+    checks = 0
+
+    svix.health.get()
+    checks += 1
+
+    # -- applications --
+    uid = f"sdk-app-{RUN}"
+    app = svix.application.create(ApplicationIn(name="SDK app", uid=uid, metadata={"k": "v"}))
+    assert app.uid == uid and app.metadata == {"k": "v"}
+    same = svix.application.get_or_create(ApplicationIn(name="ignored", uid=uid))
+    assert same.id == app.id, "get_or_create must return the existing application"
+    assert svix.application.get(uid).id == app.id
+    assert svix.application.get(app.id).uid == uid
+    page = svix.application.list(ApplicationListOptions(limit=2, order="descending"))
+    assert len(page.data) <= 2 and isinstance(page.done, bool)
+    patched = svix.application.patch(app.id, ApplicationPatch(name="Renamed", throttle_rate=10))
+    assert patched.name == "Renamed" and patched.throttle_rate == 10
+    upserted = svix.application.upsert(uid, ApplicationIn(name="Upserted", uid=uid))
+    assert upserted.id == app.id and upserted.name == "Upserted"
+    created_by_put = svix.application.upsert(f"put-{RUN}", ApplicationIn(name="By PUT"))
+    assert created_by_put.uid == f"put-{RUN}"
+    expect_status(409, lambda: svix.application.create(ApplicationIn(name="dup", uid=uid)))
+    err = expect_status(422, lambda: svix.application.create(ApplicationIn(name="bad", uid="no spaces")))
+    assert err.detail and err.detail[0].loc == ["body", "uid"], err.detail
+    checks += 9
+
+    # -- event types --
+    et_name = f"sdk.event.{RUN}"
+    schema = {"1": {"type": "object", "properties": {"id": {"type": "string"}}}}
+    et = svix.event_type.create(EventTypeIn(name=et_name, description="An SDK event", schemas=schema))
+    assert et.schemas == schema
+    assert svix.event_type.get(et_name).description == "An SDK event"
+    listed = svix.event_type.list(EventTypeListOptions(with_content=True, include_archived=True, limit=250))
+    assert any(e.name == et_name for e in listed.data)
+    svix.event_type.patch(et_name, EventTypePatch(description="Patched"))
+    up = svix.event_type.upsert(et_name, EventTypeUpsertIn(description="Upserted", schemas=schema))
+    assert up.description == "Upserted"
+    svix.event_type.delete(et_name)
+    assert svix.event_type.get(et_name).archived is True
+    # Creating an archived event type again brings it back.
+    revived = svix.event_type.create(EventTypeIn(name=et_name, description="Back"))
+    assert revived.archived is False and revived.description == "Back"
+    svix.event_type.delete(et_name, EventTypeDeleteOptions(expunge=True))
+    expect_status(404, lambda: svix.event_type.get(et_name))
+    checks += 8
+
+    # -- endpoints --
+    ep = svix.endpoint.create(
+        app.id,
+        EndpointIn(
+            url="https://example.com/hook",
+            description="SDK endpoint",
+            event_types=[et_name],
+            channels=["team.qa"],
+            uid=f"ep-{RUN}",
+            metadata={"owner": "sdk"},
+        ),
+    )
+    assert ep.event_types == [et_name] and ep.channels == ["team.qa"]
+    assert svix.endpoint.get(app.id, ep.id).url == "https://example.com/hook"
+    assert svix.endpoint.get(app.id, f"ep-{RUN}").id == ep.id
+    eps = svix.endpoint.list(app.id, EndpointListOptions(limit=10))
+    assert [e.id for e in eps.data] == [ep.id] and eps.done
+    p = svix.endpoint.patch(app.id, ep.id, EndpointPatch(disabled=True, description="patched"))
+    assert p.disabled is True and p.description == "patched"
+    u = svix.endpoint.upsert(app.id, ep.id, EndpointUpsertIn(url="https://example.org/x", uid=f"ep-{RUN}"))
+    assert u.url == "https://example.org/x"
+    svix.endpoint.set_headers(
+        app.id, ep.id, EndpointHeadersIn(headers={"X-Team": "qa", "Authorization": "Bearer s3cret"})
+    )
+    svix.endpoint.patch_headers(app.id, ep.id, EndpointHeadersPatchIn(headers={"X-Extra": "1"}))
+    headers = svix.endpoint.get_headers(app.id, ep.id)
+    assert headers.headers == {"X-Extra": "1", "X-Team": "qa"}, headers
+    assert headers.sensitive == ["Authorization"], headers
+    secret = svix.endpoint.get_secret(app.id, ep.id)
+    assert secret.key.startswith("whsec_")
+    rotated = svix.endpoint.rotate_secret(app.id, ep.id, EndpointSecretRotateIn())
+    assert rotated.key != secret.key and svix.endpoint.get_secret(app.id, ep.id).key == rotated.key
+    chosen = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    svix.endpoint.rotate_secret(app.id, ep.id, EndpointSecretRotateIn(key=chosen))
+    assert svix.endpoint.get_secret(app.id, ep.id).key == chosen
+    checks += 11
+
+    # -- messages --
+    msg = svix.message.create(
+        app.id,
+        MessageIn(event_type=et_name, payload={"id": "42", "nested": {"a": [1, 2]}}, event_id=f"evt-{RUN}", channels=["team.qa"]),
+        MessageCreateOptions(with_content=True),
+    )
+    assert msg.payload == {"id": "42", "nested": {"a": [1, 2]}} and msg.event_id == f"evt-{RUN}"
+    expect_status(
+        409,
+        lambda: svix.message.create(app.id, MessageIn(event_type=et_name, payload={}, event_id=f"evt-{RUN}")),
+    )
+    assert svix.message.get(app.id, msg.id, MessageGetOptions(with_content=True)).payload == msg.payload
+    assert svix.message.get(app.id, msg.id).payload == {}, "SDK v2 asks for no content by default"
+    assert svix.message.get(app.id, f"evt-{RUN}").id == msg.id
+    msgs = svix.message.list(
+        app.id,
+        MessageListOptions(
+            event_types=[et_name],
+            channel="team.qa",
+            after=datetime.now(timezone.utc) - timedelta(hours=1),
+            before=datetime.now(timezone.utc) + timedelta(hours=1),
+        ),
+    )
+    assert [m.id for m in msgs.data] == [msg.id], msgs
+    inline = svix.message.create(
+        f"inline-{RUN}",
+        MessageIn(event_type=et_name, payload={"x": 1}, application=ApplicationIn(name="Inline")),
+    )
+    assert svix.application.get(f"inline-{RUN}").name == "Inline" and inline.id.startswith("msg_")
+    checks += 6
+
+    # -- portal access and logout --
+    access = svix.authentication.app_portal_access(app.id, AppPortalAccessIn())
+    assert access.url.endswith(access.token) and "/portal" in access.url
+    portal = client(access.token)
+    assert portal.application.get(app.id).id == app.id
+    expect_status(404, lambda: portal.application.get(created_by_put.id))
+    portal.authentication.logout()
+    expect_status(401, lambda: portal.application.get(app.id))
+    checks += 4
+
+    # -- clean up --
+    svix.endpoint.delete(app.id, ep.id)
+    expect_status(404, lambda: svix.endpoint.get(app.id, ep.id))
+    for a in (app.id, created_by_put.id, f"inline-{RUN}"):
+        svix.application.delete(a)
+    expect_status(404, lambda: svix.application.get(app.id))
+    checks += 3
+
+    print(f"svix python sdk: {checks} checks passed")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001 - report any failure with its type
+        print(f"svix python sdk: FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+        raise
