@@ -8,8 +8,12 @@
 pub mod crypto;
 pub mod id;
 pub mod model;
+pub mod net;
 pub mod page;
+pub mod retry;
+pub mod routing;
 pub mod secrets;
+pub mod signing;
 pub mod time;
 pub mod token;
 pub mod validate;

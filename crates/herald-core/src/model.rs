@@ -42,7 +42,74 @@ pub struct EventType {
 /// that new settings need no schema migration; every field has a default.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct EndpointOptions {}
+pub struct EndpointOptions {
+    /// Delays in seconds between attempts; `None` uses the server's schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<Vec<u32>>,
+    /// No attempt later than this many seconds after the message was created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_window_seconds: Option<u32>,
+    /// Per-attempt timeout (connect, request and response); `None` uses the server default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u16>,
+    /// Attempts in flight at once; `None` means the default of 10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u16>,
+    pub ordering: Ordering,
+}
+
+/// Whether an endpoint receives its messages strictly in publish order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    /// Messages are delivered concurrently (up to `maxConcurrency`); a failing message does not
+    /// hold back the others.
+    #[default]
+    Unordered,
+    /// One attempt at a time, in publish order; a failing message holds back the ones after it
+    /// (only on this endpoint).
+    Fifo,
+}
+
+/// Attempts in flight per endpoint unless the endpoint says otherwise.
+pub const DEFAULT_MAX_CONCURRENCY: u16 = 10;
+
+/// The delivery state of one message for one endpoint (`MessageStatus` of the Svix API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Success = 0,
+    Pending = 1,
+    Fail = 2,
+    Sending = 3,
+}
+
+impl DeliveryStatus {
+    pub fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            0 => DeliveryStatus::Success,
+            1 => DeliveryStatus::Pending,
+            2 => DeliveryStatus::Fail,
+            3 => DeliveryStatus::Sending,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Success => "success",
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Fail => "fail",
+            DeliveryStatus::Sending => "sending",
+        }
+    }
+}
+
+/// Why an attempt was made (`MessageAttemptTriggerType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Scheduled = 0,
+    Manual = 1,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -73,6 +140,8 @@ pub struct SealedEndpointSecrets {
     pub previous: Option<Vec<u8>>,
     /// Custom headers: sealed JSON object.
     pub headers: Option<Vec<u8>>,
+    /// Bumped by every change; a change based on an older version is refused.
+    pub version: i64,
 }
 
 impl std::fmt::Debug for SealedEndpointSecrets {

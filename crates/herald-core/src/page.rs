@@ -29,20 +29,35 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// Reads an iterator as the API hands it out: `key` or `-key`.
+    /// Reads an iterator as the API hands it out (see [`Cursor::next_iterator`] and
+    /// [`Cursor::prev_iterator`]).
     pub fn parse(iterator: &str) -> Option<Self> {
-        match iterator.strip_prefix('-') {
-            Some("") => None,
-            Some(key) => Some(Self {
-                key: key.to_owned(),
-                backwards: true,
-            }),
-            None if iterator.is_empty() => None,
-            None => Some(Self {
-                key: iterator.to_owned(),
-                backwards: false,
-            }),
+        let (key, backwards) = match iterator.as_bytes().first() {
+            None => return None,
+            Some(b'-') => (&iterator[1..], true),
+            Some(b'+') => (&iterator[1..], false),
+            Some(_) => (iterator, false),
+        };
+        (!key.is_empty()).then(|| Self {
+            key: key.to_owned(),
+            backwards,
+        })
+    }
+
+    /// The iterator continuing after `key`: the key itself (ids are plain), with a `+` in front
+    /// when the key itself starts with `-` or `+` (event type names may), so it cannot be read
+    /// as going back.
+    pub fn next_iterator(key: &str) -> String {
+        if key.starts_with(['-', '+']) {
+            format!("+{key}")
+        } else {
+            key.to_owned()
         }
+    }
+
+    /// The iterator going back before `key`: `-key`.
+    pub fn prev_iterator(key: &str) -> String {
+        format!("-{key}")
     }
 }
 
@@ -130,6 +145,13 @@ mod tests {
         );
         assert_eq!(Cursor::parse("-"), None);
         assert_eq!(Cursor::parse(""), None);
+        // Keys starting with `-` survive both directions.
+        for key in ["-b", "+c", "plain", "--x"] {
+            let next = Cursor::parse(&Cursor::next_iterator(key)).unwrap();
+            assert_eq!((next.key.as_str(), next.backwards), (key, false));
+            let prev = Cursor::parse(&Cursor::prev_iterator(key)).unwrap();
+            assert_eq!((prev.key.as_str(), prev.backwards), (key, true));
+        }
     }
 
     #[test]

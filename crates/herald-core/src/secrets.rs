@@ -13,6 +13,8 @@ pub struct EndpointSecrets {
     pub current: Zeroizing<String>,
     pub previous: Vec<PreviousSecret>,
     pub headers: BTreeMap<String, String>,
+    /// The stored version these were read at (see `SealedEndpointSecrets::version`).
+    pub version: i64,
 }
 
 impl std::fmt::Debug for EndpointSecrets {
@@ -30,6 +32,7 @@ impl EndpointSecrets {
             current,
             previous: Vec::new(),
             headers,
+            version: 0,
         }
     }
 
@@ -51,6 +54,7 @@ impl EndpointSecrets {
             current,
             previous,
             headers,
+            version: sealed.version,
         })
     }
 
@@ -61,6 +65,7 @@ impl EndpointSecrets {
                 .then(|| keyring.seal(json(&self.previous).as_bytes())),
             headers: (!self.headers.is_empty())
                 .then(|| keyring.seal(json(&self.headers).as_bytes())),
+            version: self.version,
         }
     }
 

@@ -15,7 +15,10 @@ use herald_core::model::{
 use herald_core::page::{Cursor, ListParams, Order};
 use herald_core::token::random_base62;
 
+use crate::queue::{AttemptRecord, NextStep};
 use crate::{IdempotencyState, MessageFilter, Store, StoreError, StoredResponse};
+use herald_core::id::AttemptId;
+use herald_core::model::{DeliveryStatus, Ordering, Trigger};
 
 /// Runs every check against `store`.
 pub async fn run(store: &dyn Store) {
@@ -27,6 +30,8 @@ pub async fn run(store: &dyn Store) {
     messages(store).await;
     api_keys(store).await;
     idempotency(store).await;
+    delivery_queue(store).await;
+    fifo_and_recovery(store).await;
 }
 
 pub fn sample_app(uid: Option<String>) -> Application {
@@ -81,6 +86,7 @@ fn secrets(tag: u8) -> SealedEndpointSecrets {
         secret: vec![tag; 40],
         previous: None,
         headers: Some(vec![tag, 1, 2]),
+        version: 0,
     }
 }
 
@@ -321,11 +327,22 @@ async fn endpoints(store: &dyn Store) {
         secret: vec![9; 40],
         previous: Some(vec![7; 40]),
         headers: None,
+        version: stored.version,
     };
-    store.set_endpoint_secrets(&ep.id, &rotated).await.unwrap();
+    assert!(store.set_endpoint_secrets(&ep.id, &rotated).await.unwrap());
+    let now_stored = store.get_endpoint_secrets(&ep.id).await.unwrap().unwrap();
+    assert_eq!(now_stored.secret, rotated.secret);
+    assert_eq!(now_stored.version, stored.version + 1);
+    // A change based on the old version is refused: it would undo the rotation.
+    assert!(
+        !store
+            .set_endpoint_secrets(&ep.id, &secrets(3))
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.get_endpoint_secrets(&ep.id).await.unwrap(),
-        Some(rotated)
+        Some(now_stored)
     );
 
     ep.disabled = true;
@@ -427,6 +444,19 @@ async fn messages(store: &dyn Store) {
         .await
         .contains(&other_type.id)
     );
+    // `_` in a channel name is matched literally.
+    let underscored = sample_message(&app.id, "user.signup", Some(vec!["a_b".into()]));
+    store.create_message(&underscored).await.unwrap();
+    let lookalike = sample_message(&app.id, "user.signup", Some(vec!["axb".into()]));
+    store.create_message(&lookalike).await.unwrap();
+    assert_eq!(
+        list(MessageFilter {
+            channel: Some("a_b".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![underscored.id.clone()]
+    );
     assert!(
         list(MessageFilter {
             after: Some(with_event_id.created_at - Duration::milliseconds(1)),
@@ -478,11 +508,12 @@ async fn idempotency(store: &dyn Store) {
     let scope = format!("scope-{}", random_base62(6));
     let now = herald_core::time::now();
     let day_ago = now - Duration::hours(24);
+    let minute_ago = now - Duration::minutes(1);
     let begin = |key: &'static str, fp: &'static [u8]| {
         let scope = scope.clone();
         async move {
             store
-                .idempotency_begin(&scope, key, fp, now, day_ago)
+                .idempotency_begin(&scope, key, fp, now, day_ago, minute_ago)
                 .await
                 .unwrap()
         }
@@ -507,14 +538,554 @@ async fn idempotency(store: &dyn Store) {
     store.idempotency_abandon(&scope, "k2").await.unwrap();
     assert_eq!(begin("k2", b"fp").await, IdempotencyState::Started);
 
+    // A claim left unfinished (its request died) is taken over after a while; a finished
+    // one is kept.
+    assert_eq!(begin("k3", b"fp").await, IdempotencyState::Started);
+    let soon = now + Duration::minutes(2);
+    let takeover = |key: &'static str| {
+        let scope = scope.clone();
+        async move {
+            store
+                .idempotency_begin(
+                    &scope,
+                    key,
+                    b"fp",
+                    soon,
+                    soon - Duration::hours(24),
+                    soon - Duration::minutes(1),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(takeover("k3").await, IdempotencyState::Started);
+    assert!(matches!(
+        takeover("k1").await,
+        IdempotencyState::Completed(_)
+    ));
+
     // Past the window a key is fresh again.
     let later = now + Duration::hours(25);
     assert_eq!(
         store
-            .idempotency_begin(&scope, "k1", b"fp", later, later - Duration::hours(24))
+            .idempotency_begin(
+                &scope,
+                "k1",
+                b"fp",
+                later,
+                later - Duration::hours(24),
+                later - Duration::minutes(1)
+            )
             .await
             .unwrap(),
         IdempotencyState::Started
     );
     assert!(store.purge_idempotency(later).await.unwrap() >= 1);
+}
+
+fn record(
+    task: &crate::Task,
+    endpoint: &Endpoint,
+    next: NextStep,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AttemptRecord {
+    AttemptRecord {
+        id: AttemptId::generate(),
+        delivery_id: task.delivery_id,
+        msg_id: task.msg_id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        app_id: endpoint.app_id.clone(),
+        url: endpoint.url.clone(),
+        status_code: if next == NextStep::Done { 200 } else { 500 },
+        response: "ok".into(),
+        duration_ms: 3,
+        trigger: if task.manual {
+            Trigger::Manual
+        } else {
+            Trigger::Scheduled
+        },
+        error: None,
+        started_at: at,
+        next,
+    }
+}
+
+async fn status_of(
+    store: &dyn Store,
+    msg: &MessageId,
+    endpoint: &EndpointId,
+) -> Option<DeliveryStatus> {
+    store
+        .deliveries_for_message(msg)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| &d.endpoint_id == endpoint)
+        .map(|d| d.status)
+}
+
+async fn delivery_queue(store: &dyn Store) {
+    let node = format!("node-{}", random_base62(6));
+    let other_node = format!("node-{}", random_base62(6));
+    let day = Duration::days(1);
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut typed = sample_endpoint(&app.id);
+    typed.event_types = Some(vec!["a.b".into()]);
+    let mut channeled = sample_endpoint(&app.id);
+    channeled.event_types = None;
+    channeled.channels = Some(vec!["x".into()]);
+    let mut disabled = sample_endpoint(&app.id);
+    disabled.event_types = None;
+    disabled.disabled = true;
+    for ep in [&typed, &channeled, &disabled] {
+        store.create_endpoint(ep, &secrets(1)).await.unwrap();
+    }
+
+    // Fan-out: the message and its tasks, for matching enabled endpoints only.
+    let msg = sample_message(&app.id, "a.b", Some(vec!["x".into()]));
+    let mut matched = store.create_message(&msg).await.unwrap();
+    matched.sort();
+    let mut expected = vec![typed.id.clone(), channeled.id.clone()];
+    expected.sort();
+    assert_eq!(matched, expected);
+    let nothing = sample_message(&app.id, "c.d", None);
+    assert!(store.create_message(&nothing).await.unwrap().is_empty());
+    assert!(
+        store
+            .deliveries_for_message(&nothing.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let states = store.deliveries_for_message(&msg.id).await.unwrap();
+    assert_eq!(states.len(), 2);
+    assert!(
+        states
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Pending && d.attempts == 0)
+    );
+
+    // Endpoints with due work are claimed by one node at a time.
+    let now = msg.created_at + Duration::milliseconds(1);
+    let lease = now + Duration::seconds(30);
+    let mut claimed = store
+        .claim_due_endpoints(&node, now, lease, 100)
+        .await
+        .unwrap();
+    claimed.retain(|e| matched.contains(e));
+    claimed.sort();
+    assert_eq!(claimed, expected);
+    let theirs = store
+        .claim_due_endpoints(&other_node, now, lease, 100)
+        .await
+        .unwrap();
+    assert!(!theirs.iter().any(|e| matched.contains(e)));
+
+    // Tasks: claimed once, with the payload.
+    let (tasks, version) = store
+        .claim_tasks(&node, &typed.id, now, lease, 10, false)
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].payload, msg.payload);
+    assert_eq!(tasks[0].event_type, "a.b");
+    assert_eq!(tasks[0].attempts, 0);
+    assert_eq!(
+        status_of(store, &msg.id, &typed.id).await,
+        Some(DeliveryStatus::Sending)
+    );
+    assert!(
+        store
+            .claim_tasks(&node, &typed.id, now, lease, 10, false)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+    // Another node does not own the endpoint and claims nothing.
+    assert!(
+        store
+            .claim_tasks(&other_node, &typed.id, now, lease, 10, false)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+
+    // A failure schedules a retry; the task is not due before then.
+    let retry_at = now + Duration::seconds(5);
+    let effects = store
+        .complete_attempts(
+            &node,
+            &[record(&tasks[0], &typed, NextStep::RetryAt(retry_at), now)],
+            day,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(effects.disabled.is_empty());
+    let d = store
+        .deliveries_for_message(&msg.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.endpoint_id == typed.id)
+        .unwrap();
+    assert_eq!(
+        (d.status, d.attempts, d.next_attempt_at),
+        (DeliveryStatus::Pending, 1, Some(retry_at))
+    );
+    assert_eq!(d.last_status_code, Some(500));
+    assert!(
+        store
+            .claim_tasks(&node, &typed.id, now, lease, 10, false)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+
+    // Releasing records when work is next due; a publish in between keeps the owner.
+    let second = sample_message(&app.id, "a.b", None);
+    store.create_message(&second).await.unwrap();
+    assert!(
+        !store
+            .release_endpoint(&node, &typed.id, version, false)
+            .await
+            .unwrap()
+    );
+    let now2 = second.created_at + Duration::milliseconds(1);
+    let (tasks2, version2) = store
+        .claim_tasks(&node, &typed.id, now2, lease, 10, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        tasks2.iter().map(|t| &t.msg_id).collect::<Vec<_>>(),
+        vec![&second.id]
+    );
+    store
+        .complete_attempts(
+            &node,
+            &[record(&tasks2[0], &typed, NextStep::Done, now2)],
+            day,
+            now2,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .release_endpoint(&node, &typed.id, version2, false)
+            .await
+            .unwrap()
+    );
+    // Not due before the retry time, due after.
+    assert!(
+        !store
+            .claim_due_endpoints(&node, now2, lease, 100)
+            .await
+            .unwrap()
+            .contains(&typed.id)
+    );
+    let later = retry_at + Duration::milliseconds(1);
+    assert!(
+        store
+            .claim_due_endpoints(&node, later, later + Duration::seconds(30), 100)
+            .await
+            .unwrap()
+            .contains(&typed.id)
+    );
+    let (retry, _) = store
+        .claim_tasks(
+            &node,
+            &typed.id,
+            later,
+            later + Duration::seconds(30),
+            10,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].attempts, 1);
+
+    // A completion from a node that lost the lease does not move the task, but is recorded.
+    store
+        .complete_attempts(
+            &other_node,
+            &[record(&retry[0], &typed, NextStep::Done, later)],
+            day,
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(store, &msg.id, &typed.id).await,
+        Some(DeliveryStatus::Sending)
+    );
+    store
+        .complete_attempts(
+            &node,
+            &[record(&retry[0], &typed, NextStep::Done, later)],
+            day,
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(store, &msg.id, &typed.id).await,
+        Some(DeliveryStatus::Success)
+    );
+    let attempts = store.attempts_for_message(&msg.id).await.unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(attempts.iter().filter(|a| a.success).count(), 2);
+
+    // 410 Gone: the endpoint is disabled and its pending work fails; it gets no new tasks.
+    let (ch_tasks, _) = store
+        .claim_tasks(&node, &channeled.id, now, lease, 10, false)
+        .await
+        .unwrap();
+    let third = sample_message(&app.id, "z.z", Some(vec!["x".into()]));
+    store.create_message(&third).await.unwrap();
+    let effects = store
+        .complete_attempts(
+            &node,
+            &[record(
+                &ch_tasks[0],
+                &channeled,
+                NextStep::DisableEndpoint,
+                now,
+            )],
+            day,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(effects.disabled, vec![channeled.id.clone()]);
+    assert!(
+        store
+            .get_endpoint(&app.id, channeled.id.as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert_eq!(
+        status_of(store, &msg.id, &channeled.id).await,
+        Some(DeliveryStatus::Fail)
+    );
+    assert_eq!(
+        status_of(store, &third.id, &channeled.id).await,
+        Some(DeliveryStatus::Fail)
+    );
+    let fourth = sample_message(&app.id, "z.z", Some(vec!["x".into()]));
+    assert!(store.create_message(&fourth).await.unwrap().is_empty());
+
+    // Recover brings failed tasks of a window back; requeue makes a manual attempt due.
+    let mut enabled = store
+        .get_endpoint(&app.id, channeled.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    enabled.disabled = false;
+    store.update_endpoint(&enabled).await.unwrap();
+    let recovered = store
+        .recover(&channeled.id, msg.created_at, third.created_at, now)
+        .await
+        .unwrap();
+    assert_eq!(recovered, 1, "only the message inside the window");
+    assert_eq!(
+        status_of(store, &msg.id, &channeled.id).await,
+        Some(DeliveryStatus::Pending)
+    );
+    assert_eq!(
+        status_of(store, &third.id, &channeled.id).await,
+        Some(DeliveryStatus::Fail)
+    );
+    store.requeue(&fourth, &channeled.id, now).await.unwrap();
+    assert_eq!(
+        status_of(store, &fourth.id, &channeled.id).await,
+        Some(DeliveryStatus::Pending)
+    );
+    store.requeue(&msg, &typed.id, now).await.unwrap();
+    assert_eq!(
+        status_of(store, &msg.id, &typed.id).await,
+        Some(DeliveryStatus::Pending)
+    );
+
+    // Disabling through an update stops pending retries too.
+    enabled.disabled = true;
+    store.update_endpoint(&enabled).await.unwrap();
+    assert_eq!(
+        status_of(store, &msg.id, &channeled.id).await,
+        Some(DeliveryStatus::Fail)
+    );
+
+    // Shutdown hands in-flight tasks back; a restart of an exclusive store ends every lease.
+    let (inflight, _) = store
+        .claim_tasks(
+            &node,
+            &typed.id,
+            later,
+            later + Duration::seconds(30),
+            10,
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(inflight.iter().any(|t| t.manual));
+    store.release_node(&node, later).await.unwrap();
+    assert_eq!(
+        status_of(store, &msg.id, &typed.id).await,
+        Some(DeliveryStatus::Pending)
+    );
+    store
+        .claim_due_endpoints(&other_node, later, later + Duration::seconds(30), 100)
+        .await
+        .unwrap();
+    store
+        .claim_tasks(
+            &other_node,
+            &typed.id,
+            later,
+            later + Duration::seconds(30),
+            10,
+            false,
+        )
+        .await
+        .unwrap();
+    store.reset_leases(later).await.unwrap();
+    assert_eq!(
+        status_of(store, &msg.id, &typed.id).await,
+        Some(DeliveryStatus::Pending)
+    );
+    assert!(
+        store
+            .claim_due_endpoints(&node, later, later + Duration::seconds(30), 100)
+            .await
+            .unwrap()
+            .contains(&typed.id)
+    );
+    store.abandon_endpoint(&node, &typed.id).await.unwrap();
+    store.delete_app(&app.id).await.unwrap();
+}
+
+async fn fifo_and_recovery(store: &dyn Store) {
+    let node = format!("node-{}", random_base62(6));
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut ep = sample_endpoint(&app.id);
+    ep.event_types = None;
+    ep.options.ordering = Ordering::Fifo;
+    store.create_endpoint(&ep, &secrets(1)).await.unwrap();
+    let msgs: Vec<Message> = (0..3).map(|_| sample_message(&app.id, "e", None)).collect();
+    for m in &msgs {
+        store.create_message(m).await.unwrap();
+    }
+    let now = msgs[2].created_at + Duration::milliseconds(1);
+    let lease = now + Duration::seconds(30);
+    let day = Duration::days(1);
+    assert!(
+        store
+            .claim_due_endpoints(&node, now, lease, 1000)
+            .await
+            .unwrap()
+            .contains(&ep.id)
+    );
+    // Only the head, whatever the limit.
+    let (head, version) = store
+        .claim_tasks(&node, &ep.id, now, lease, 10, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        head.iter().map(|t| &t.msg_id).collect::<Vec<_>>(),
+        vec![&msgs[0].id]
+    );
+    assert!(
+        store
+            .claim_tasks(&node, &ep.id, now, lease, 10, true)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+    // A failing head holds back the rest until its retry.
+    let retry_at = now + Duration::seconds(60);
+    store
+        .complete_attempts(
+            &node,
+            &[record(&head[0], &ep, NextStep::RetryAt(retry_at), now)],
+            day,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_tasks(&node, &ep.id, now, lease, 10, true)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+    assert!(
+        store
+            .release_endpoint(&node, &ep.id, version, true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_due_endpoints(&node, now, lease, 1000)
+            .await
+            .unwrap()
+            .contains(&ep.id)
+    );
+    let later = retry_at + Duration::milliseconds(1);
+    assert!(
+        store
+            .claim_due_endpoints(&node, later, later + Duration::seconds(30), 1000)
+            .await
+            .unwrap()
+            .contains(&ep.id)
+    );
+    let (head, _) = store
+        .claim_tasks(
+            &node,
+            &ep.id,
+            later,
+            later + Duration::seconds(30),
+            10,
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(head[0].msg_id, msgs[0].id);
+
+    // Failing past the allowed period disables the endpoint.
+    let much_later = later + Duration::days(2);
+    let effects = store
+        .complete_attempts(
+            &node,
+            &[record(
+                &head[0],
+                &ep,
+                NextStep::RetryAt(much_later),
+                much_later,
+            )],
+            day,
+            much_later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(effects.disabled, vec![ep.id.clone()]);
+    assert_eq!(
+        status_of(store, &msgs[0].id, &ep.id).await,
+        Some(DeliveryStatus::Fail)
+    );
+    assert_eq!(
+        status_of(store, &msgs[2].id, &ep.id).await,
+        Some(DeliveryStatus::Fail)
+    );
+    store.delete_app(&app.id).await.unwrap();
 }

@@ -20,9 +20,11 @@ use herald_core::page::{ListParams, Page};
 
 #[doc(hidden)]
 pub mod conformance;
+pub mod queue;
 mod rows;
 mod sqlite;
 
+pub use queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, NextStep, Task};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -179,21 +181,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Looks an endpoint of `app` up by id, or else by uid.
     async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>>;
+    /// Looks an endpoint up by id alone (the delivery worker knows no application).
+    async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>>;
     async fn list_endpoints(&self, app: &AppId, params: &ListParams) -> Result<Page<Endpoint>>;
+    /// Saves an endpoint. Disabling it fails its pending tasks (their retries stop; `recover`
+    /// brings them back).
     async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<bool>;
     async fn get_endpoint_secrets(&self, id: &EndpointId) -> Result<Option<SealedEndpointSecrets>>;
+    /// Replaces an endpoint's secrets if they are still at `secrets.version` (returns `false`
+    /// otherwise: someone changed them since they were read).
     async fn set_endpoint_secrets(
         &self,
         id: &EndpointId,
         secrets: &SealedEndpointSecrets,
-    ) -> Result<()>;
+    ) -> Result<bool>;
 
     // -- messages --
 
-    /// Stores a message. Fails with `Conflict` when its `eventId` was already used in the
-    /// application; nothing is written then.
-    async fn create_message(&self, message: &Message) -> Result<()>;
+    /// Stores a message and one pending task per matching endpoint (see
+    /// `herald_core::routing`), in one transaction, and returns the endpoints that got a task.
+    /// Fails with `Conflict` when its `eventId` was already used in the application; nothing is
+    /// written then.
+    async fn create_message(&self, message: &Message) -> Result<Vec<EndpointId>>;
     async fn get_message(&self, app: &AppId, id: &MessageId) -> Result<Option<Message>>;
     /// Finds a message of `app` by its `eventId`.
     async fn get_message_by_event_id(&self, app: &AppId, event_id: &str)
@@ -204,6 +214,78 @@ pub trait Store: Send + Sync + 'static {
         filter: &MessageFilter,
         params: &ListParams,
     ) -> Result<Page<Message>>;
+
+    // -- delivery queue (see ARCHITECTURE.md, "The delivery engine") --
+
+    /// Takes ownership of up to `limit` endpoints that have due work and no live owner.
+    async fn claim_due_endpoints(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<EndpointId>>;
+    /// Extends the leases of every endpoint `node` owns.
+    async fn renew_endpoint_leases(&self, node: &str, lease_until: DateTime<Utc>) -> Result<()>;
+    /// Claims up to `limit` due tasks of an endpoint `node` owns, marking them in flight until
+    /// `lease_until`. With `fifo` only the oldest unfinished task is considered. Also returns
+    /// the endpoint's queue version, for `release_endpoint`.
+    async fn claim_tasks(
+        &self,
+        node: &str,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        fifo: bool,
+    ) -> Result<(Vec<Task>, i64)>;
+    /// Gives up ownership of an endpoint, recording when its next task is due, unless a publish
+    /// changed its queue since `version` (then returns `false` and the owner keeps it).
+    async fn release_endpoint(
+        &self,
+        node: &str,
+        endpoint: &EndpointId,
+        version: i64,
+        fifo: bool,
+    ) -> Result<bool>;
+    /// Gives up an endpoint whatever its state (its dispatcher failed); it is claimed again
+    /// when due.
+    async fn abandon_endpoint(&self, node: &str, endpoint: &EndpointId) -> Result<()>;
+    /// Records finished attempts and moves their tasks on, in one transaction. A task whose
+    /// lease `node` no longer holds keeps its state (another node has it); its attempt is still
+    /// recorded. Endpoints failing for longer than `disable_after` are disabled.
+    async fn complete_attempts(
+        &self,
+        node: &str,
+        records: &[AttemptRecord],
+        disable_after: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<CompletionEffects>;
+    /// Shutdown: tasks `node` has in flight become due again at `now`, its endpoints are
+    /// released.
+    async fn release_node(&self, node: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Start of a process that is the only one using the database (SQLite): every lease is from
+    /// a dead process, so it ends now. Also recomputes every queue's due time.
+    async fn reset_leases(&self, now: DateTime<Utc>) -> Result<()>;
+    /// Makes a new attempt of a message to an endpoint due now (a manual resend), creating the
+    /// task if the endpoint did not get the message.
+    async fn requeue(
+        &self,
+        message: &Message,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Makes the failed tasks of an endpoint whose messages were created in `[since, until)`
+    /// due again; returns how many.
+    async fn recover(
+        &self,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
+    async fn deliveries_for_message(&self, msg: &MessageId) -> Result<Vec<Delivery>>;
+    async fn attempts_for_message(&self, msg: &MessageId) -> Result<Vec<Attempt>>;
 
     // -- API keys --
 
@@ -218,7 +300,8 @@ pub trait Store: Send + Sync + 'static {
     // -- idempotency --
 
     /// Claims `key` in `scope` for a request with `fingerprint` (a hash of method, path and
-    /// body). Keys older than `expires_before` count as absent.
+    /// body). Keys older than `expires_before` count as absent, and a claim still unfinished
+    /// since before `abandoned_before` is taken over (its request died without releasing it).
     async fn idempotency_begin(
         &self,
         scope: &str,
@@ -226,6 +309,7 @@ pub trait Store: Send + Sync + 'static {
         fingerprint: &[u8],
         now: DateTime<Utc>,
         expires_before: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
     ) -> Result<IdempotencyState>;
     async fn idempotency_complete(
         &self,

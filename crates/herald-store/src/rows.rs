@@ -6,10 +6,11 @@
 use chrono::{DateTime, TimeZone, Utc};
 use herald_core::id::Id;
 use herald_core::model::{
-    ApiKey, Application, Endpoint, EndpointOptions, EventType, KeyKind, Message, Metadata, Role,
-    SealedEndpointSecrets,
+    ApiKey, Application, DeliveryStatus, Endpoint, EndpointOptions, EventType, KeyKind, Message,
+    Metadata, Role, SealedEndpointSecrets, Trigger,
 };
 
+use crate::queue::{Attempt, Delivery};
 use crate::{Result, StoreError};
 
 pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
@@ -155,6 +156,7 @@ pub(crate) struct SecretsRow {
     secret: Vec<u8>,
     previous_secrets: Option<Vec<u8>>,
     headers: Option<Vec<u8>>,
+    secrets_version: i64,
 }
 
 impl From<SecretsRow> for SealedEndpointSecrets {
@@ -163,6 +165,7 @@ impl From<SecretsRow> for SealedEndpointSecrets {
             secret: r.secret,
             previous: r.previous_secrets,
             headers: r.headers,
+            version: r.secrets_version,
         }
     }
 }
@@ -221,6 +224,86 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             secret_hash: r.secret_hash,
             created_at: time(r.created_at)?,
             expires_at: r.expires_at.map(time).transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TaskRow {
+    pub id: i64,
+    pub msg_id: String,
+    pub attempts: i32,
+    pub manual: bool,
+    pub event_type: String,
+    pub payload: Option<String>,
+    pub created_at: i64,
+}
+
+fn status_code(code: Option<i32>) -> Option<u16> {
+    code.and_then(|c| u16::try_from(c).ok())
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeliveryRow {
+    msg_id: String,
+    endpoint_id: String,
+    status: i32,
+    attempts: i32,
+    next_attempt_at: Option<i64>,
+    last_attempt_at: Option<i64>,
+    last_status_code: Option<i32>,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = StoreError;
+    fn try_from(r: DeliveryRow) -> Result<Self> {
+        Ok(Delivery {
+            msg_id: Id::from_trusted(r.msg_id),
+            endpoint_id: Id::from_trusted(r.endpoint_id),
+            status: DeliveryStatus::from_code(i64::from(r.status))
+                .ok_or_else(|| StoreError::Corrupt(format!("delivery status {}", r.status)))?,
+            attempts: u32::try_from(r.attempts).unwrap_or(0),
+            next_attempt_at: r.next_attempt_at.map(time).transpose()?,
+            last_attempt_at: r.last_attempt_at.map(time).transpose()?,
+            last_status_code: status_code(r.last_status_code),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AttemptRow {
+    id: String,
+    msg_id: String,
+    endpoint_id: String,
+    url: String,
+    status_code: i32,
+    response: Option<String>,
+    response_duration_ms: i64,
+    trigger_type: i32,
+    success: bool,
+    error: Option<String>,
+    created_at: i64,
+}
+
+impl TryFrom<AttemptRow> for Attempt {
+    type Error = StoreError;
+    fn try_from(r: AttemptRow) -> Result<Self> {
+        Ok(Attempt {
+            id: Id::from_trusted(r.id),
+            msg_id: Id::from_trusted(r.msg_id),
+            endpoint_id: Id::from_trusted(r.endpoint_id),
+            url: r.url,
+            status_code: status_code(Some(r.status_code)).unwrap_or(0),
+            response: r.response,
+            duration_ms: r.response_duration_ms,
+            trigger: if r.trigger_type == 1 {
+                Trigger::Manual
+            } else {
+                Trigger::Scheduled
+            },
+            success: r.success,
+            error: r.error,
+            created_at: time(r.created_at)?,
         })
     }
 }

@@ -61,4 +61,30 @@ impl SqliteStore {
     }
 }
 
+/// Takes due endpoints without a live owner. SQLite has one writer at a time, so the
+/// select-then-update cannot race another claim.
+const CLAIM_ENDPOINTS_SQL: &str = "UPDATE endpoint_queues SET owner = $1, lease_until = $2
+     WHERE endpoint_id IN (
+       SELECT endpoint_id FROM endpoint_queues
+       WHERE next_due_at <= $3 AND (owner IS NULL OR lease_until < $3)
+       ORDER BY next_due_at LIMIT $4)
+     RETURNING endpoint_id";
+
+/// Marks up to $5 due tasks of an endpoint as in flight until $3 (the lease), for node $4.
+const CLAIM_TASKS_SQL: &str =
+    "UPDATE deliveries SET status = 3, next_attempt_at = $3, lease_token = $4
+     WHERE id IN (
+       SELECT id FROM deliveries
+       WHERE endpoint_id = $1 AND status IN (1, 3) AND next_attempt_at <= $2
+       ORDER BY next_attempt_at, id LIMIT $5)
+     RETURNING id";
+
+/// FIFO: only the oldest unfinished task, and only when it is due.
+const CLAIM_FIFO_TASK_SQL: &str =
+    "UPDATE deliveries SET status = 3, next_attempt_at = $3, lease_token = $4
+     WHERE id = (
+       SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3) ORDER BY id LIMIT 1)
+       AND next_attempt_at <= $2
+     RETURNING id";
+
 include!("sql/common.rs");

@@ -38,7 +38,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the management API and the delivery worker in one process.
     #[command(after_help = ENVIRONMENT_HELP)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Bring the database schema up to date, then exit.
     #[command(after_help = ENVIRONMENT_HELP)]
     Migrate(StorageArgs),
@@ -98,6 +98,24 @@ pub struct ServeArgs {
     /// Longest accepted endpoint description in characters. [default: 512]
     #[arg(long, env = "HERALD_MAX_DESCRIPTION_LENGTH", value_name = "CHARS")]
     pub max_description_length: Option<String>,
+
+    /// Retry delays after a failed attempt, e.g. `1s,1s,2s` or `15m,30m,60m` (units ms, s, m, h,
+    /// d); endpoints may set their own. [default: 5s,5m,30m,2h,5h,10h,10h]
+    #[arg(long, env = "HERALD_RETRY_SCHEDULE", value_name = "DELAYS")]
+    pub retry_schedule: Option<String>,
+
+    /// Timeout of one delivery attempt (connect, request and response) unless the endpoint sets
+    /// `timeoutSeconds`; 1s to 60s. [default: 15s]
+    #[arg(long, env = "HERALD_DELIVERY_TIMEOUT", value_name = "DURATION")]
+    pub delivery_timeout: Option<String>,
+
+    /// Disable an endpoint whose attempts have all failed for this long. [default: 5d]
+    #[arg(long, env = "HERALD_DISABLE_AFTER", value_name = "DURATION")]
+    pub disable_after: Option<String>,
+
+    /// On SIGTERM, how long to wait for delivery attempts in flight. [default: 30s]
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE", value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
 
     /// Log output: `pretty` for people, `json` for log collectors. [default: pretty]
     #[arg(long, env = "HERALD_LOG_FORMAT", value_name = "FORMAT")]

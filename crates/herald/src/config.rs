@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use herald_core::validate::Limits;
 use ipnet::IpNet;
@@ -34,10 +35,30 @@ pub enum LogFormat {
 }
 
 /// Settings of `herald migrate` and the storage half of `herald serve`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub database_url: String,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .finish()
+    }
+}
+
+/// A URL with its password replaced, for messages and logs.
+pub fn redact_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        _ => text.to_owned(),
+    }
 }
 
 /// Everything `herald serve` needs, validated.
@@ -50,6 +71,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub limits: Limits,
     pub log_format: LogFormat,
+    pub delivery: DeliveryConfig,
     pub admin_token: Option<Zeroizing<String>>,
     pub encryption_key: Option<Zeroizing<String>>,
     pub encryption_old_keys: Vec<Zeroizing<String>>,
@@ -65,6 +87,7 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("limits", &self.limits)
             .field("log_format", &self.log_format)
+            .field("delivery", &self.delivery)
             .finish_non_exhaustive()
     }
 }
@@ -84,9 +107,30 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             limits: Limits::default(),
             log_format: LogFormat::Pretty,
+            delivery: DeliveryConfig::default(),
             admin_token: None,
             encryption_key: None,
             encryption_old_keys: Vec::new(),
+        }
+    }
+}
+
+/// Delivery settings of `herald serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    pub retry_schedule: Vec<Duration>,
+    pub timeout: Duration,
+    pub disable_after: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            retry_schedule: herald_core::retry::DEFAULT_SCHEDULE.to_vec(),
+            timeout: Duration::from_secs(15),
+            disable_after: Duration::from_secs(5 * 86_400),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -108,6 +152,10 @@ struct FileConfig {
     max_url_length: Option<u64>,
     max_description_length: Option<u64>,
     log_format: Option<String>,
+    retry_schedule: Option<String>,
+    delivery_timeout: Option<String>,
+    disable_after: Option<String>,
+    shutdown_grace: Option<String>,
 }
 
 /// One option as the user knows it in each layer.
@@ -161,6 +209,30 @@ const LOG_FORMAT: Opt = opt(
     "--log-format",
     "HERALD_LOG_FORMAT",
     "log_format",
+);
+const RETRY_SCHEDULE: Opt = opt(
+    "retry_schedule",
+    "--retry-schedule",
+    "HERALD_RETRY_SCHEDULE",
+    "retry_schedule",
+);
+const DELIVERY_TIMEOUT: Opt = opt(
+    "delivery_timeout",
+    "--delivery-timeout",
+    "HERALD_DELIVERY_TIMEOUT",
+    "delivery_timeout",
+);
+const DISABLE_AFTER: Opt = opt(
+    "disable_after",
+    "--disable-after",
+    "HERALD_DISABLE_AFTER",
+    "disable_after",
+);
+const SHUTDOWN_GRACE: Opt = opt(
+    "shutdown_grace",
+    "--shutdown-grace",
+    "HERALD_SHUTDOWN_GRACE",
+    "shutdown_grace",
 );
 
 const fn opt(id: &'static str, flag: &'static str, env: &'static str, key: &'static str) -> Opt {
@@ -222,7 +294,8 @@ impl<'a> Resolver<'a> {
             None => Ok(default()),
             Some((value, origin)) => parse(value.trim()).map_err(|reason| {
                 ConfigError(format!(
-                    "invalid value {value:?} for {}: {reason}",
+                    "invalid value {:?} for {}: {reason}",
+                    redact_url(&value),
                     self.describe(o, &origin)
                 ))
             }),
@@ -324,6 +397,7 @@ impl<'a> Resolver<'a> {
                 _ => Err("expected `pretty` or `json`".into()),
             },
         )?;
+        let delivery = self.delivery(args)?;
         let (admin_token, encryption_key, encryption_old_keys) = secrets_from_env()?;
         Ok(Config {
             storage,
@@ -336,9 +410,70 @@ impl<'a> Resolver<'a> {
                 max_description_length,
             },
             log_format,
+            delivery,
             admin_token,
             encryption_key,
             encryption_old_keys,
+        })
+    }
+
+    fn delivery(&self, args: &ServeArgs) -> Result<DeliveryConfig, ConfigError> {
+        let defaults = DeliveryConfig::default();
+        let retry_schedule = self.parse(
+            &RETRY_SCHEDULE,
+            self.pick(
+                &RETRY_SCHEDULE,
+                args.retry_schedule.as_ref(),
+                self.file.retry_schedule.clone(),
+            ),
+            || defaults.retry_schedule.clone(),
+            herald_core::retry::parse_schedule,
+        )?;
+        let duration = |o: &Opt,
+                        cli: Option<&String>,
+                        file: Option<String>,
+                        default: Duration,
+                        min: Duration,
+                        max: Duration| {
+            self.parse(
+                o,
+                self.pick(o, cli, file),
+                || default,
+                |v| {
+                    let d = herald_core::retry::parse_duration(v)?;
+                    if d < min || d > max {
+                        return Err(format!("must be between {min:?} and {max:?}"));
+                    }
+                    Ok(d)
+                },
+            )
+        };
+        Ok(DeliveryConfig {
+            retry_schedule,
+            timeout: duration(
+                &DELIVERY_TIMEOUT,
+                args.delivery_timeout.as_ref(),
+                self.file.delivery_timeout.clone(),
+                defaults.timeout,
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+            )?,
+            disable_after: duration(
+                &DISABLE_AFTER,
+                args.disable_after.as_ref(),
+                self.file.disable_after.clone(),
+                defaults.disable_after,
+                Duration::from_secs(60),
+                Duration::from_secs(365 * 86_400),
+            )?,
+            shutdown_grace: duration(
+                &SHUTDOWN_GRACE,
+                args.shutdown_grace.as_ref(),
+                self.file.shutdown_grace.clone(),
+                defaults.shutdown_grace,
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            )?,
         })
     }
 

@@ -8,8 +8,10 @@ pub mod api;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod outbound;
 pub mod startup;
 pub mod telemetry;
+pub mod worker;
 
 pub use config::Config;
 pub use startup::Application;

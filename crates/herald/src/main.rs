@@ -39,7 +39,7 @@ fn main() -> ExitCode {
                         store.close().await;
                         eprintln!(
                             "herald: the database at {} is up to date",
-                            storage.database_url
+                            herald::config::redact_url(&storage.database_url)
                         );
                         ExitCode::SUCCESS
                     }
@@ -55,16 +55,29 @@ fn main() -> ExitCode {
             };
             herald::telemetry::init(config.log_format);
             runtime().block_on(async {
-                let app = match Application::build(config).await {
-                    Ok(app) => app,
-                    Err(e) => return failure(&e),
+                // Listen for signals from the start: a SIGTERM during start-up (migrations, say)
+                // is a clean stop too.
+                let stop = tokio_util::sync::CancellationToken::new();
+                tokio::spawn({
+                    let stop = stop.clone();
+                    async move {
+                        shutdown_signal().await;
+                        stop.cancel();
+                    }
+                });
+                let app = tokio::select! {
+                    built = Application::build(config) => match built {
+                        Ok(app) => app,
+                        Err(e) => return failure(&e),
+                    },
+                    () = stop.cancelled() => return ExitCode::SUCCESS,
                 };
                 app.print_admin_notice();
                 eprintln!(
                     "herald: listening on http://{} (API docs at /docs)",
                     app.local_addr()
                 );
-                match app.run_until_stopped(shutdown_signal()).await {
+                match app.run_until_stopped(stop.cancelled_owned()).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => failure(&e),
                 }

@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState, Shared};
 use crate::bootstrap::{self, AdminTokenNotice, BootstrapError};
 use crate::config::Config;
+use crate::outbound::{Outbound, SystemLookup};
+use crate::worker::{Wakeup, Worker, WorkerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -26,6 +28,13 @@ pub enum StartError {
     Bind(SocketAddr, #[source] std::io::Error),
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(
+        "another herald process is using {0}; SQLite serves one process (use Postgres for \
+         several nodes)"
+    )]
+    Locked(String),
+    #[error("cannot lock {0}: {1}")]
+    Lock(String, #[source] std::io::Error),
 }
 
 pub struct Application {
@@ -33,12 +42,48 @@ pub struct Application {
     local_addr: SocketAddr,
     state: AppState,
     admin_notice: AdminTokenNotice,
+    worker: WorkerConfig,
+    outbound: Arc<Outbound>,
+    /// Held for the life of the process: the SQLite database is used by this process alone.
+    _lock: Option<std::fs::File>,
+}
+
+/// Takes the exclusive lock that keeps a second Herald off a SQLite database. Leases written by
+/// an earlier process on the same database are then known to be dead.
+fn lock_sqlite(database_url: &str) -> Result<Option<std::fs::File>, StartError> {
+    let Some(rest) = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+    else {
+        return Ok(None);
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StartError::Lock(lock_path.clone(), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Locked(path.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(StartError::Lock(lock_path, e)),
+    }
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         bootstrap::ensure_data_dir(&config.storage.data_dir)?;
+        let lock = lock_sqlite(&config.storage.database_url)?;
         let store = herald_store::connect(&config.storage.database_url).await?;
+        if lock.is_some() {
+            // The only process on this database: every lease is from a process that is gone.
+            store.reset_leases(herald_core::time::now()).await?;
+        }
         let keyring = bootstrap::load_keyring(&config, store.as_ref()).await?;
         let (admin_token_hash, admin_notice) =
             bootstrap::admin_token(&config, store.as_ref()).await?;
@@ -53,6 +98,19 @@ impl Application {
             .as_ref()
             .map(|u| u.as_str().trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{local_addr}"));
+        let keyring = Arc::new(keyring);
+        let mut worker =
+            WorkerConfig::new(format!("node-{}", herald_core::token::random_base62(12)));
+        worker.retry_schedule = config.delivery.retry_schedule.clone();
+        worker.default_timeout = config.delivery.timeout;
+        worker.disable_after = chrono::Duration::from_std(config.delivery.disable_after)
+            .unwrap_or(chrono::Duration::days(5));
+        worker.shutdown_grace = config.delivery.shutdown_grace;
+        let outbound = Arc::new(Outbound::new(
+            herald_core::net::NetworkPolicy::new(config.allow_networks.clone()),
+            Arc::new(SystemLookup),
+            worker.max_response_bytes,
+        ));
         let state = AppState::new(Shared {
             store,
             keyring,
@@ -60,12 +118,16 @@ impl Application {
             limits: config.limits,
             max_body_bytes: config.max_body_bytes,
             public_url,
+            wakeup: Wakeup::default(),
         });
         Ok(Self {
             listener,
             local_addr,
             state,
             admin_notice,
+            worker,
+            outbound,
+            _lock: lock,
         })
     }
 
@@ -83,18 +145,59 @@ impl Application {
         self.admin_notice.print();
     }
 
-    /// Serves until `shutdown` completes, then drains open requests and closes the database.
+    /// Replaces the outbound client (tests use it to control DNS).
+    pub fn set_outbound(&mut self, outbound: Outbound) {
+        self.outbound = Arc::new(outbound);
+    }
+
+    /// Adjusts the delivery worker's settings before it starts.
+    pub fn worker_config_mut(&mut self) -> &mut WorkerConfig {
+        &mut self.worker
+    }
+
+    /// Serves the API and runs the delivery worker until `shutdown` completes; then stops
+    /// accepting requests, lets open ones finish, stops the worker (see `Worker::shutdown`) and
+    /// closes the database.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let store = self.state.store.clone();
         let maintenance = tokio::spawn(maintenance(store.clone()));
-        tracing::info!(address = %self.local_addr, "herald is listening");
-        let result = axum::serve(self.listener, api::router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(StartError::Serve);
+        let worker = Worker::start(
+            store.clone(),
+            self.state.keyring.clone(),
+            self.outbound.clone(),
+            self.worker.clone(),
+            self.state.wakeup.clone(),
+        );
+        let stopping = tokio_util::sync::CancellationToken::new();
+        let signal = stopping.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            signal.cancel();
+        });
+        tracing::info!(address = %self.local_addr, node = %self.worker.node_id, "herald is listening");
+        let serve = axum::serve(self.listener, api::router(self.state))
+            .with_graceful_shutdown(stopping.clone().cancelled_owned());
+        // Open requests get the same grace as deliveries in flight.
+        let grace = self.worker.shutdown_grace + std::time::Duration::from_secs(5);
+        let server = async {
+            let serving = tokio::spawn(serve.into_future());
+            stopping.cancelled().await;
+            match tokio::time::timeout(grace, serving).await {
+                Ok(Ok(result)) => result.map_err(StartError::Serve),
+                Ok(Err(join)) => Err(StartError::Serve(std::io::Error::other(join))),
+                Err(_) => {
+                    tracing::warn!("requests still open after the grace period; closing");
+                    Ok(())
+                }
+            }
+        };
+        let (result, ()) = tokio::join!(server, async {
+            stopping.cancelled().await;
+            worker.shutdown().await;
+        });
         maintenance.abort();
         store.close().await;
         tracing::info!("herald stopped");

@@ -9,11 +9,13 @@
 // types both decode alike (see `rows.rs`). Writes go to `writer` (one connection on SQLite, so
 // writers queue in the pool instead of spinning on SQLITE_BUSY) and reads to `reader`.
 
+use crate::queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, NextStep, Task};
 use crate::rows::{
-    channels_column, millis, to_json, ApiKeyRow, AppRow, EndpointRow, EventTypeRow, MessageRow,
-    SecretsRow,
+    channels_column, millis, time, to_json, ApiKeyRow, AppRow, AttemptRow, DeliveryRow,
+    EndpointRow, EventTypeRow, MessageRow, SecretsRow, TaskRow,
 };
 use crate::{IdempotencyState, MessageFilter, StoredResponse};
+use herald_core::model::DeliveryStatus;
 use herald_core::page::{ListParams, Page};
 use sqlx::QueryBuilder;
 
@@ -59,6 +61,79 @@ where
 
 fn opt_rate(rate: Option<u16>) -> Option<i32> {
     rate.map(i32::from)
+}
+
+/// Rows per multi-row INSERT, well under every engine's bound-parameter limit.
+const INSERT_CHUNK: usize = 500;
+
+const PENDING: i32 = DeliveryStatus::Pending as i32;
+const FAIL: i32 = DeliveryStatus::Fail as i32;
+
+/// Marks an endpoint's queue as having work due at `due` (keeping an earlier due time) and bumps
+/// its version, so that an owner about to release it looks again.
+const TOUCH_QUEUE_SQL: &str = "INSERT INTO endpoint_queues (endpoint_id, next_due_at, version) VALUES ($1, $2, 1)
+     ON CONFLICT (endpoint_id) DO UPDATE SET
+       next_due_at = CASE WHEN endpoint_queues.next_due_at IS NULL
+                            OR endpoint_queues.next_due_at > excluded.next_due_at
+                          THEN excluded.next_due_at ELSE endpoint_queues.next_due_at END,
+       version = endpoint_queues.version + 1";
+
+async fn touch_queues(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    endpoints: &[&str],
+    due: i64,
+) -> Result<()> {
+    for endpoint in endpoints {
+        sqlx::query(TOUCH_QUEUE_SQL)
+            .bind(*endpoint)
+            .bind(due)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Disables an endpoint and fails its pending tasks.
+async fn disable_endpoint_in(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    endpoint: &str,
+    now: i64,
+) -> Result<bool> {
+    let changed = sqlx::query(
+        "UPDATE endpoints SET disabled = TRUE, updated_at = $2 WHERE id = $1 AND disabled = FALSE",
+    )
+    .bind(endpoint)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    stop_pending(conn, endpoint).await?;
+    Ok(changed > 0)
+}
+
+/// Fails the pending (not in-flight) tasks of a disabled endpoint.
+async fn stop_pending(conn: &mut <Db as sqlx::Database>::Connection, endpoint: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = $2, next_attempt_at = NULL WHERE endpoint_id = $1 AND status = $3",
+    )
+    .bind(endpoint)
+    .bind(FAIL)
+    .bind(PENDING)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn task_from_row(r: TaskRow) -> Result<Task> {
+    Ok(Task {
+        delivery_id: r.id,
+        msg_id: MessageId::from_trusted(r.msg_id),
+        attempts: u32::try_from(r.attempts).unwrap_or(0),
+        manual: r.manual,
+        event_type: r.event_type,
+        payload: r.payload,
+        message_created_at: time(r.created_at)?,
+    })
 }
 
 #[async_trait]
@@ -289,6 +364,16 @@ impl Store for SqlStore {
         row.map(Endpoint::try_from).transpose()
     }
 
+    async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>> {
+        let row: Option<EndpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(Endpoint::try_from).transpose()
+    }
+
     async fn list_endpoints(&self, app: &AppId, params: &ListParams) -> Result<Page<Endpoint>> {
         let mut qb = QueryBuilder::new(format!(
             "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE app_id = "
@@ -298,6 +383,7 @@ impl Store for SqlStore {
     }
 
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE endpoints SET uid = $3, url = $4, description = $5, event_types = $6,
              channels = $7, disabled = $8, rate_limit = $9, metadata = $10, options = $11,
@@ -315,12 +401,16 @@ impl Store for SqlStore {
         .bind(to_json(&ep.metadata))
         .bind(to_json(&ep.options))
         .bind(millis(ep.updated_at))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an endpoint with this uid already exists"))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        if ep.disabled {
+            stop_pending(&mut tx, ep.id.as_str()).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -338,7 +428,7 @@ impl Store for SqlStore {
         id: &EndpointId,
     ) -> Result<Option<SealedEndpointSecrets>> {
         let row: Option<SecretsRow> = sqlx::query_as(
-            "SELECT secret, previous_secrets, headers FROM endpoints WHERE id = $1",
+            "SELECT secret, previous_secrets, headers, secrets_version FROM endpoints WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.reader)
@@ -350,25 +440,25 @@ impl Store for SqlStore {
         &self,
         id: &EndpointId,
         secrets: &SealedEndpointSecrets,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE endpoints SET secret = $2, previous_secrets = $3, headers = $4 WHERE id = $1",
+            "UPDATE endpoints SET secret = $2, previous_secrets = $3, headers = $4,
+             secrets_version = secrets_version + 1 WHERE id = $1 AND secrets_version = $5",
         )
         .bind(id.as_str())
         .bind(&secrets.secret)
         .bind(secrets.previous.as_deref())
         .bind(secrets.headers.as_deref())
+        .bind(secrets.version)
         .execute(&self.writer)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     // -- messages --
 
-    async fn create_message(&self, msg: &Message) -> Result<()> {
+    async fn create_message(&self, msg: &Message) -> Result<Vec<EndpointId>> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload,
              created_at, payload_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -381,12 +471,45 @@ impl Store for SqlStore {
         .bind(msg.payload.as_deref())
         .bind(millis(msg.created_at))
         .bind(millis(msg.payload_expires_at))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(|e| {
             StoreError::from_sqlx(e, "a message with this eventId already exists in the application")
         })?;
-        Ok(())
+
+        let rows: Vec<EndpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE app_id = $1 AND disabled = FALSE"
+        )))
+        .bind(msg.app_id.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut matched = Vec::new();
+        for row in rows {
+            let endpoint = Endpoint::try_from(row)?;
+            if herald_core::routing::endpoint_matches(&endpoint, &msg.event_type, msg.channels.as_deref()) {
+                matched.push(endpoint.id);
+            }
+        }
+        let now = millis(msg.created_at);
+        for chunk in matched.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, created_at) ",
+            );
+            qb.push_values(chunk, |mut row, endpoint| {
+                row.push_bind(msg.id.as_str().to_owned())
+                    .push_bind(endpoint.as_str().to_owned())
+                    .push_bind(msg.app_id.as_str().to_owned())
+                    .push_bind(PENDING)
+                    .push_bind(0_i32)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
+        touch_queues(&mut tx, &ids, now).await?;
+        tx.commit().await?;
+        Ok(matched)
     }
 
     async fn get_message(&self, app: &AppId, id: &MessageId) -> Result<Option<Message>> {
@@ -445,10 +568,323 @@ impl Store for SqlStore {
             qb.push(")");
         }
         if let Some(channel) = &filter.channel {
+            // `_` is a LIKE wildcard and may appear in channel names: escape it.
+            let escaped = channel.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
             qb.push(" AND channels LIKE ")
-                .push_bind(format!("%,{channel},%"));
+                .push_bind(format!("%,{escaped},%"))
+                .push(" ESCAPE '\\'");
         }
         fetch_page::<MessageRow, _>(&self.reader, qb, "id", params).await
+    }
+
+    // -- delivery queue --
+
+    async fn claim_due_endpoints(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<EndpointId>> {
+        let ids: Vec<String> = sqlx::query_scalar(CLAIM_ENDPOINTS_SQL)
+            .bind(node)
+            .bind(millis(lease_until))
+            .bind(millis(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.writer)
+            .await?;
+        Ok(ids.into_iter().map(EndpointId::from_trusted).collect())
+    }
+
+    async fn renew_endpoint_leases(&self, node: &str, lease_until: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE endpoint_queues SET lease_until = $2 WHERE owner = $1")
+            .bind(node)
+            .bind(millis(lease_until))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_tasks(
+        &self,
+        node: &str,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        fifo: bool,
+    ) -> Result<(Vec<Task>, i64)> {
+        let mut tx = self.writer.begin().await?;
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM endpoint_queues WHERE endpoint_id = $1 AND owner = $2")
+                .bind(endpoint.as_str())
+                .bind(node)
+                .fetch_optional(&mut *tx)
+                .await?;
+        // Not (or no longer) the owner: claim nothing.
+        let Some(version) = version else {
+            tx.commit().await?;
+            return Ok((Vec::new(), -1));
+        };
+        let mut claim = sqlx::query_scalar(if fifo { CLAIM_FIFO_TASK_SQL } else { CLAIM_TASKS_SQL })
+            .bind(endpoint.as_str())
+            .bind(millis(now))
+            .bind(millis(lease_until))
+            .bind(node);
+        if !fifo {
+            claim = claim.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
+        let ids: Vec<i64> = if limit == 0 { Vec::new() } else { claim.fetch_all(&mut *tx).await? };
+        let mut tasks = Vec::with_capacity(ids.len());
+        if !ids.is_empty() {
+            let mut qb = QueryBuilder::<Db>::new(
+                "SELECT d.id, d.msg_id, d.attempts, d.manual, m.event_type, m.payload, m.created_at
+                 FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE d.id IN (",
+            );
+            let mut list = qb.separated(", ");
+            for id in &ids {
+                list.push_bind(*id);
+            }
+            qb.push(") ORDER BY d.id");
+            let rows: Vec<TaskRow> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            for row in rows {
+                tasks.push(task_from_row(row)?);
+            }
+        }
+        tx.commit().await?;
+        Ok((tasks, version))
+    }
+
+    async fn release_endpoint(
+        &self,
+        node: &str,
+        endpoint: &EndpointId,
+        version: i64,
+        fifo: bool,
+    ) -> Result<bool> {
+        let sql = if fifo {
+            "UPDATE endpoint_queues SET owner = NULL, lease_until = NULL,
+               next_due_at = (SELECT next_attempt_at FROM deliveries
+                              WHERE endpoint_id = $1 AND status IN (1, 3) ORDER BY id LIMIT 1)
+             WHERE endpoint_id = $1 AND owner = $2 AND version = $3"
+        } else {
+            "UPDATE endpoint_queues SET owner = NULL, lease_until = NULL,
+               next_due_at = (SELECT MIN(next_attempt_at) FROM deliveries
+                              WHERE endpoint_id = $1 AND status IN (1, 3))
+             WHERE endpoint_id = $1 AND owner = $2 AND version = $3"
+        };
+        let done = sqlx::query(sql)
+            .bind(endpoint.as_str())
+            .bind(node)
+            .bind(version)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn complete_attempts(
+        &self,
+        node: &str,
+        records: &[AttemptRecord],
+        disable_after: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<CompletionEffects> {
+        let mut effects = CompletionEffects::default();
+        let mut tx = self.writer.begin().await?;
+        for r in records {
+            let success = matches!(r.next, NextStep::Done);
+            sqlx::query(
+                "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status_code,
+                 response, response_duration_ms, trigger_type, success, error, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(r.id.as_str())
+            .bind(r.delivery_id)
+            .bind(r.msg_id.as_str())
+            .bind(r.endpoint_id.as_str())
+            .bind(r.app_id.as_str())
+            .bind(&r.url)
+            .bind(i32::from(r.status_code))
+            .bind(&r.response)
+            .bind(r.duration_ms)
+            .bind(r.trigger as i32)
+            .bind(success)
+            .bind(r.error.as_deref())
+            .bind(millis(r.started_at))
+            .execute(&mut *tx)
+            .await?;
+
+            let (status, next) = match r.next {
+                NextStep::Done => (DeliveryStatus::Success as i32, None),
+                NextStep::RetryAt(at) => (PENDING, Some(millis(at))),
+                NextStep::Exhausted | NextStep::DisableEndpoint => (FAIL, None),
+            };
+            // A retry of a disabled endpoint fails instead: its retries have stopped.
+            sqlx::query(
+                "UPDATE deliveries SET
+                   status = CASE WHEN CAST($3 AS INTEGER) = 1 AND EXISTS (SELECT 1 FROM endpoints e
+                              WHERE e.id = deliveries.endpoint_id AND e.disabled)
+                            THEN 2 ELSE CAST($3 AS INTEGER) END,
+                   next_attempt_at = CASE WHEN CAST($3 AS INTEGER) = 1 AND EXISTS (SELECT 1 FROM endpoints e
+                              WHERE e.id = deliveries.endpoint_id AND e.disabled)
+                            THEN NULL ELSE CAST($4 AS BIGINT) END,
+                   attempts = attempts + 1, manual = FALSE, lease_token = NULL,
+                   last_attempt_at = $5, last_status_code = $6
+                 WHERE id = $1 AND lease_token = $2 AND status = 3",
+            )
+            .bind(r.delivery_id)
+            .bind(node)
+            .bind(status)
+            .bind(next)
+            .bind(millis(r.started_at))
+            .bind(i32::from(r.status_code))
+            .execute(&mut *tx)
+            .await?;
+
+            let endpoint = r.endpoint_id.as_str();
+            if success {
+                sqlx::query("UPDATE endpoint_queues SET failing_since = NULL WHERE endpoint_id = $1")
+                    .bind(endpoint)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            sqlx::query(
+                "UPDATE endpoint_queues SET failing_since = COALESCE(failing_since, $2) WHERE endpoint_id = $1",
+            )
+            .bind(endpoint)
+            .bind(millis(r.started_at))
+            .execute(&mut *tx)
+            .await?;
+            let failing_since: Option<i64> =
+                sqlx::query_scalar("SELECT failing_since FROM endpoint_queues WHERE endpoint_id = $1")
+                    .bind(endpoint)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .flatten();
+            let too_long = failing_since.is_some_and(|since| since <= millis(now - disable_after));
+            if (matches!(r.next, NextStep::DisableEndpoint) || too_long)
+                && disable_endpoint_in(&mut tx, endpoint, millis(now)).await?
+            {
+                effects.disabled.push(r.endpoint_id.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(effects)
+    }
+
+    async fn abandon_endpoint(&self, node: &str, endpoint: &EndpointId) -> Result<()> {
+        sqlx::query(
+            "UPDATE endpoint_queues SET owner = NULL, lease_until = NULL WHERE endpoint_id = $1 AND owner = $2",
+        )
+        .bind(endpoint.as_str())
+        .bind(node)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_node(&self, node: &str, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "UPDATE deliveries SET status = 1, next_attempt_at = $2, lease_token = NULL
+             WHERE status = 3 AND lease_token = $1",
+        )
+        .bind(node)
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE endpoint_queues SET owner = NULL, lease_until = NULL WHERE owner = $1")
+            .bind(node)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reset_leases(&self, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("UPDATE deliveries SET status = 1, next_attempt_at = $1, lease_token = NULL WHERE status = 3")
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE endpoint_queues SET owner = NULL, lease_until = NULL,
+               next_due_at = (SELECT MIN(d.next_attempt_at) FROM deliveries d
+                              WHERE d.endpoint_id = endpoint_queues.endpoint_id AND d.status IN (1, 3))",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn requeue(&self, msg: &Message, endpoint: &EndpointId, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, manual, created_at)
+             VALUES ($1, $2, $3, 1, 0, $4, TRUE, $5)
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET
+               status = 1, attempts = 0, next_attempt_at = excluded.next_attempt_at, manual = TRUE,
+               lease_token = NULL",
+        )
+        .bind(msg.id.as_str())
+        .bind(endpoint.as_str())
+        .bind(msg.app_id.as_str())
+        .bind(millis(now))
+        .bind(millis(msg.created_at))
+        .execute(&mut *tx)
+        .await?;
+        touch_queues(&mut tx, &[endpoint.as_str()], millis(now)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn recover(
+        &self,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 1, attempts = 0, next_attempt_at = $4, manual = FALSE
+             WHERE endpoint_id = $1 AND status = 2 AND created_at >= $2 AND created_at < $3",
+        )
+        .bind(endpoint.as_str())
+        .bind(millis(since))
+        .bind(millis(until))
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() > 0 {
+            touch_queues(&mut tx, &[endpoint.as_str()], millis(now)).await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn deliveries_for_message(&self, msg: &MessageId) -> Result<Vec<Delivery>> {
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
+            "SELECT msg_id, endpoint_id, status, attempts, next_attempt_at, last_attempt_at,
+             last_status_code FROM deliveries WHERE msg_id = $1 ORDER BY endpoint_id",
+        )
+        .bind(msg.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(Delivery::try_from).collect()
+    }
+
+    async fn attempts_for_message(&self, msg: &MessageId) -> Result<Vec<Attempt>> {
+        let rows: Vec<AttemptRow> = sqlx::query_as(
+            "SELECT id, msg_id, endpoint_id, url, status_code, response, response_duration_ms,
+             trigger_type, success, error, created_at FROM attempts WHERE msg_id = $1 ORDER BY id",
+        )
+        .bind(msg.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(Attempt::try_from).collect()
     }
 
     // -- API keys --
@@ -514,15 +950,21 @@ impl Store for SqlStore {
         fingerprint: &[u8],
         now: DateTime<Utc>,
         expires_before: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
     ) -> Result<IdempotencyState> {
         let mut tx = self.writer.begin().await?;
-        // An expired record is as good as none: drop it so the insert below can take its place.
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at < $3")
-            .bind(scope)
-            .bind(key)
-            .bind(millis(expires_before))
-            .execute(&mut *tx)
-            .await?;
+        // An expired record, or a claim whose request died, is as good as none: drop it so the
+        // insert below can take its place.
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2
+             AND (created_at < $3 OR (status IS NULL AND created_at < $4))",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(millis(expires_before))
+        .bind(millis(abandoned_before))
+        .execute(&mut *tx)
+        .await?;
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at)
              VALUES ($1, $2, $3, $4) ON CONFLICT (scope, key) DO NOTHING",

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::application::ApplicationIn;
+use super::application::{ApplicationIn, find_or_create};
 use super::auth::Principal;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, OptionalJson, Query};
@@ -86,8 +86,8 @@ pub struct ApiKeyOut {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// A created key, with its token: the only time the token is shown.
-#[derive(Debug, Serialize, ToSchema)]
+/// A created key, with its token: the only time the token is shown. No `Debug`.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyCreatedOut {
     #[serde(flatten)]
@@ -116,6 +116,7 @@ async fn issue(
     role: Role,
     kind: KeyKind,
     app_id: Option<herald_core::id::AppId>,
+    created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
 ) -> ApiResult<(ApiKey, String)> {
     let issued = token::issue_api_token();
@@ -126,7 +127,7 @@ async fn issue(
         kind,
         app_id,
         secret_hash: issued.secret_hash,
-        created_at: herald_core::time::now(),
+        created_at,
         expires_at,
     };
     state.store.create_api_key(&key).await?;
@@ -175,7 +176,16 @@ async fn create_api_key(
         ),
         None => None,
     };
-    let (key, token) = issue(&state, name, role, KeyKind::Api, app_id, body.expires_at).await?;
+    let (key, token) = issue(
+        &state,
+        name,
+        role,
+        KeyKind::Api,
+        app_id,
+        herald_core::time::now(),
+        body.expires_at,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(ApiKeyCreatedOut {
@@ -266,7 +276,7 @@ pub struct AppPortalAccessIn {
     pub feature_flags: Vec<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct AppPortalAccessOut {
     /// Open this to enter the portal; the token travels in the fragment, never to a log.
     pub url: String,
@@ -276,7 +286,8 @@ pub struct AppPortalAccessOut {
 
 const DEFAULT_PORTAL_EXPIRY: i64 = 7 * 24 * 3600;
 
-/// Get a portal link and token for one application.
+/// Get a portal link and token for one application (admin only: a limited token cannot mint
+/// tokens, or a portal session could renew itself forever).
 #[utoipa::path(post, path = "/api/v1/auth/app-portal-access/{app_id}", tag = "Authentication",
     operation_id = "v1.authentication.app-portal-access",
     params(("app_id" = String, Path, description = "The application's id or uid")),
@@ -288,6 +299,7 @@ async fn app_portal_access(
     Path(app_id): Path<String>,
     OptionalJson(body): OptionalJson<AppPortalAccessIn>,
 ) -> ApiResult<axum::Json<AppPortalAccessOut>> {
+    principal.require_admin()?;
     let expiry = body.expiry.unwrap_or(DEFAULT_PORTAL_EXPIRY);
     let mut v = Violations::new();
     validate::range(
@@ -298,35 +310,21 @@ async fn app_portal_access(
         DEFAULT_PORTAL_EXPIRY,
     );
     v.finish()?;
-    let app = match state.store.get_app(&app_id).await? {
-        Some(app) if principal.may_see_app(&app.id) => app,
-        Some(_) => return Err(ApiError::NotFound("application not found")),
-        None => {
-            let Some(inline) = body
-                .application
-                .filter(|_| principal.require_admin().is_ok())
-            else {
-                return Err(ApiError::NotFound("application not found"));
-            };
-            inline.validate()?;
-            let app = inline.into_new(Some(app_id));
-            state.store.create_app(&app).await?;
-            app
-        }
-    };
+    let app = find_or_create(&state, &principal, &app_id, body.application).await?;
     let role = if body.read_only {
         Role::ReadOnly
     } else {
         Role::App
     };
-    let expires_at = herald_core::time::now() + Duration::seconds(expiry);
+    let now = herald_core::time::now();
     let (_, token) = issue(
         &state,
         "portal".into(),
         role,
         KeyKind::Portal,
         Some(app.id),
-        Some(expires_at),
+        now,
+        Some(now + Duration::seconds(expiry)),
     )
     .await?;
     Ok(axum::Json(AppPortalAccessOut {

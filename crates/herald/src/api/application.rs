@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use herald_core::id::AppId;
 use herald_core::model::{Application, Metadata};
 use herald_core::validate::{self, Violations};
+use herald_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -192,7 +193,7 @@ async fn create_app(
     match state.store.create_app(&app).await {
         Ok(()) => Ok((StatusCode::CREATED, axum::Json(ApplicationOut::from(app))).into_response()),
         // Lost a race with another get-or-create of the same uid: answer with the winner.
-        Err(herald_store::StoreError::Conflict(_)) if get_if_exists => {
+        Err(StoreError::Conflict(_)) if get_if_exists => {
             let uid = app.uid.unwrap_or_default();
             let existing = state
                 .store
@@ -236,7 +237,11 @@ async fn update_app(
     match existing {
         Some(mut app) => {
             app.name = body.name;
-            app.uid = body.uid;
+            // A PUT without a uid keeps the one the application has: the path may well have
+            // named it by that uid, and dropping it would make the next PUT create a twin.
+            if body.uid.is_some() {
+                app.uid = body.uid;
+            }
             app.rate_limit = body.throttle_rate;
             app.metadata = body.metadata.unwrap_or_default();
             app.updated_at = herald_core::time::now();
@@ -309,4 +314,51 @@ async fn delete_app(State(state): State<AppState>, scoped: ScopedApp) -> ApiResu
     scoped.principal.require_admin()?;
     state.store.delete_app(&scoped.app.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The application named by a path segment (id or uid); when there is none and the request
+/// carries an inline `application` (message create, portal access), it is created with the path
+/// segment as its uid. Only an unscoped admin may create.
+pub async fn find_or_create(
+    state: &AppState,
+    principal: &Principal,
+    app_id: &str,
+    inline: Option<ApplicationIn>,
+) -> ApiResult<Application> {
+    if let Some(app) = state.store.get_app(app_id).await? {
+        if principal.may_see_app(&app.id) {
+            return Ok(app);
+        }
+        return Err(ApiError::NotFound("application not found"));
+    }
+    let (Some(inline), Ok(())) = (inline, principal.require_admin()) else {
+        return Err(ApiError::NotFound("application not found"));
+    };
+    inline.validate()?;
+    let mut v = Violations::new();
+    if AppId::parse(app_id).is_some() {
+        v.value(
+            &["path", "app_id"],
+            "an application id that does not exist cannot be created; use a uid",
+        );
+    }
+    validate::uid(&mut v, &["path", "app_id"], app_id);
+    if inline.uid.as_deref().is_some_and(|uid| uid != app_id) {
+        v.value(
+            &["body", "application", "uid"],
+            "must match the uid in the path",
+        );
+    }
+    v.finish()?;
+    let app = inline.into_new(Some(app_id.to_owned()));
+    match state.store.create_app(&app).await {
+        Ok(()) => Ok(app),
+        // Another request created it first.
+        Err(StoreError::Conflict(_)) => state
+            .store
+            .get_app(app_id)
+            .await?
+            .ok_or(ApiError::NotFound("application not found")),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -10,7 +10,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use herald_core::id::EndpointId;
-use herald_core::model::{Endpoint, Metadata};
+use herald_core::model::{Endpoint, EndpointOptions, Metadata, Ordering};
 use herald_core::secrets::EndpointSecrets;
 use herald_core::token;
 use herald_core::validate::{self, Violations};
@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_headers, update_headers, patch_headers))
         .routes(routes!(get_secret))
         .routes(routes!(rotate_secret))
+        .routes(routes!(recover))
 }
 
 /// The path of routes below one endpoint (`{app_id}` is read by [`ScopedApp`]).
@@ -45,7 +46,8 @@ pub struct EndpointPath {
     pub endpoint_id: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// No `Debug`: it carries the secret and header values.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
     #[schema(example = "https://example.com/webhook/")]
@@ -71,6 +73,98 @@ pub struct EndpointIn {
     pub secret: Option<String>,
     /// Custom headers sent with every delivery.
     pub headers: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    pub delivery: DeliveryOptions,
+}
+
+/// Herald's delivery settings of an endpoint (extension fields; absent means the default).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryOptions {
+    /// Herald: seconds to wait before each retry, e.g. `[900, 1800, 3600]` (at most 50 entries
+    /// of at most 7 days). Default: the server's schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+    /// 10 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<Vec<u32>>,
+    /// Herald: no attempt later than this many seconds after the message (e.g. 259200 for 72 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 2592000)]
+    pub retry_window_seconds: Option<u32>,
+    /// Herald: per-attempt timeout covering connect, request and response (1 to 60; default 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 60)]
+    pub timeout_seconds: Option<u16>,
+    /// Herald: attempts in flight at once (1 to 100; default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_concurrency: Option<u16>,
+    /// Herald: `unordered` (default) or `fifo`: one attempt at a time, in publish order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<OrderingMode>,
+}
+
+/// Delivery order of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderingMode {
+    Unordered,
+    Fifo,
+}
+
+impl DeliveryOptions {
+    fn into_options(self) -> EndpointOptions {
+        EndpointOptions {
+            retry_schedule: self.retry_schedule,
+            retry_window_seconds: self.retry_window_seconds,
+            timeout_seconds: self.timeout_seconds,
+            max_concurrency: self.max_concurrency,
+            ordering: match self.ordering {
+                Some(OrderingMode::Fifo) => Ordering::Fifo,
+                _ => Ordering::Unordered,
+            },
+        }
+    }
+
+    fn from_options(o: &EndpointOptions) -> Self {
+        Self {
+            retry_schedule: o.retry_schedule.clone(),
+            retry_window_seconds: o.retry_window_seconds,
+            timeout_seconds: o.timeout_seconds,
+            max_concurrency: o.max_concurrency,
+            ordering: Some(match o.ordering {
+                Ordering::Fifo => OrderingMode::Fifo,
+                Ordering::Unordered => OrderingMode::Unordered,
+            }),
+        }
+    }
+}
+
+/// Checks the delivery settings, at the locations of the request body.
+fn check_options(v: &mut Violations, o: &EndpointOptions) {
+    if let Some(schedule) = &o.retry_schedule {
+        let as_durations: Vec<std::time::Duration> = schedule
+            .iter()
+            .map(|s| std::time::Duration::from_secs(u64::from(*s)))
+            .collect();
+        if let Err(msg) = herald_core::retry::check_schedule(&as_durations) {
+            v.value(&["body", "retrySchedule"], msg);
+        }
+    }
+    if let Some(window) = o.retry_window_seconds {
+        validate::range(
+            v,
+            &["body", "retryWindowSeconds"],
+            i64::from(window),
+            1,
+            2_592_000,
+        );
+    }
+    if let Some(timeout) = o.timeout_seconds {
+        validate::range(v, &["body", "timeoutSeconds"], i64::from(timeout), 1, 60);
+    }
+    if let Some(n) = o.max_concurrency {
+        validate::range(v, &["body", "maxConcurrency"], i64::from(n), 1, 100);
+    }
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -92,6 +186,20 @@ pub struct EndpointPatch {
     #[schema(value_type = Option<u16>)]
     pub throttle_rate: Patch<u16>,
     pub metadata: Option<Metadata>,
+    /// Herald: see `EndpointIn`; `null` restores the default.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<u32>>)]
+    pub retry_schedule: Patch<Vec<u32>>,
+    #[serde(default)]
+    #[schema(value_type = Option<u32>)]
+    pub retry_window_seconds: Patch<u32>,
+    #[serde(default)]
+    #[schema(value_type = Option<u16>)]
+    pub timeout_seconds: Patch<u16>,
+    #[serde(default)]
+    #[schema(value_type = Option<u16>)]
+    pub max_concurrency: Patch<u16>,
+    pub ordering: Option<OrderingMode>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,6 +217,8 @@ pub struct EndpointOut {
     pub metadata: Metadata,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub delivery: DeliveryOptions,
 }
 
 impl From<Endpoint> for EndpointOut {
@@ -125,23 +235,24 @@ impl From<Endpoint> for EndpointOut {
             metadata: e.metadata,
             created_at: e.created_at,
             updated_at: e.updated_at,
+            delivery: DeliveryOptions::from_options(&e.options),
         }
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct EndpointHeadersIn {
     pub headers: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct EndpointHeadersPatchIn {
     /// Headers to set; `null` removes a header.
     #[schema(value_type = Object)]
     pub headers: BTreeMap<String, Option<String>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct EndpointHeadersOut {
     /// Header values, except sensitive ones.
     pub headers: BTreeMap<String, String>,
@@ -155,7 +266,7 @@ pub struct EndpointSecretOut {
     pub key: String,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointSecretRotateIn {
     /// The new secret; generated when omitted.
@@ -180,6 +291,7 @@ fn check_endpoint(v: &mut Violations, e: &Endpoint, limits: &validate::Limits) {
     }
     validate::rate(v, &["body", "throttleRate"], e.rate_limit);
     validate::metadata(v, &["body", "metadata"], &e.metadata);
+    check_options(v, &e.options);
 }
 
 /// Headers Herald sets itself on deliveries; an endpoint may not override them.
@@ -301,7 +413,7 @@ async fn create(
         disabled: body.disabled,
         rate_limit: body.throttle_rate,
         metadata: body.metadata.unwrap_or_default(),
-        options: Default::default(),
+        options: body.delivery.into_options(),
         created_at: now,
         updated_at: now,
     };
@@ -402,12 +514,16 @@ async fn update_endpoint(
     };
     endpoint.url = body.url;
     endpoint.description = body.description;
-    endpoint.uid = body.uid;
+    // As for applications, a PUT without a uid keeps the endpoint's uid.
+    if body.uid.is_some() {
+        endpoint.uid = body.uid;
+    }
     endpoint.disabled = body.disabled;
     endpoint.event_types = body.event_types;
     endpoint.channels = body.channels;
     endpoint.rate_limit = body.throttle_rate;
     endpoint.metadata = body.metadata.unwrap_or_default();
+    endpoint.options = body.delivery.into_options();
     let mut v = Violations::new();
     check_endpoint(&mut v, &endpoint, &state.limits);
     v.finish()?;
@@ -445,6 +561,19 @@ async fn patch_endpoint(
     endpoint.event_types = patch.event_types.apply(endpoint.event_types);
     endpoint.channels = patch.channels.apply(endpoint.channels);
     endpoint.rate_limit = patch.throttle_rate.apply(endpoint.rate_limit);
+    let options = &mut endpoint.options;
+    options.retry_schedule = patch.retry_schedule.apply(options.retry_schedule.take());
+    options.retry_window_seconds = patch
+        .retry_window_seconds
+        .apply(options.retry_window_seconds);
+    options.timeout_seconds = patch.timeout_seconds.apply(options.timeout_seconds);
+    options.max_concurrency = patch.max_concurrency.apply(options.max_concurrency);
+    if let Some(ordering) = patch.ordering {
+        options.ordering = match ordering {
+            OrderingMode::Fifo => Ordering::Fifo,
+            OrderingMode::Unordered => Ordering::Unordered,
+        };
+    }
     let mut v = Violations::new();
     check_endpoint(&mut v, &endpoint, &state.limits);
     v.finish()?;
@@ -494,19 +623,47 @@ async fn get_headers(
     }))
 }
 
+/// Changes an endpoint's secrets or headers: read, `change`, write back if nobody changed them
+/// in between (compare-and-swap on their version), else start over. `change` may refuse.
+async fn modify_secrets(
+    state: &AppState,
+    endpoint: &herald_core::model::Endpoint,
+    mut change: impl FnMut(&mut EndpointSecrets) -> ApiResult<()>,
+) -> ApiResult<()> {
+    for _ in 0..5 {
+        let mut secrets = load_secrets(state, endpoint).await?;
+        change(&mut secrets)?;
+        if state
+            .store
+            .set_endpoint_secrets(&endpoint.id, &secrets.seal(&state.keyring))
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(ApiError::Conflict(
+        "the endpoint's secrets are being changed concurrently; retry".into(),
+    ))
+}
+
 async fn change_headers(
     state: &AppState,
     scoped: &ScopedApp,
     id: &str,
-    change: impl FnOnce(&mut BTreeMap<String, String>),
+    change: impl Fn(&mut BTreeMap<String, String>),
 ) -> ApiResult<StatusCode> {
     let endpoint = load(state, scoped, id).await?;
-    let mut secrets = load_secrets(state, &endpoint).await?;
-    change(&mut secrets.headers);
-    state
-        .store
-        .set_endpoint_secrets(&endpoint.id, &secrets.seal(&state.keyring))
-        .await?;
+    modify_secrets(state, &endpoint, |secrets| {
+        change(&mut secrets.headers);
+        if secrets.headers.len() > MAX_HEADERS {
+            return Err(ApiError::invalid(
+                &["body", "headers"],
+                format!("at most {MAX_HEADERS} headers"),
+            ));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -527,7 +684,7 @@ async fn update_headers(
     check_headers(&mut v, body.headers.iter().map(|(k, val)| (k, Some(val))));
     v.finish()?;
     change_headers(&state, &scoped, &path.endpoint_id, |headers| {
-        *headers = body.headers
+        headers.clone_from(&body.headers)
     })
     .await
 }
@@ -551,28 +708,19 @@ async fn patch_headers(
         body.headers.iter().map(|(k, val)| (k, val.as_ref())),
     );
     v.finish()?;
-    let mut result = Ok(());
-    let status = change_headers(&state, &scoped, &path.endpoint_id, |headers| {
-        for (name, value) in body.headers {
+    change_headers(&state, &scoped, &path.endpoint_id, |headers| {
+        for (name, value) in &body.headers {
             match value {
                 Some(value) => {
-                    headers.insert(name, value);
+                    headers.insert(name.clone(), value.clone());
                 }
                 None => {
-                    headers.remove(&name);
+                    headers.remove(name);
                 }
             }
         }
-        if headers.len() > MAX_HEADERS {
-            result = Err(ApiError::invalid(
-                &["body", "headers"],
-                format!("at most {MAX_HEADERS} headers"),
-            ));
-        }
     })
-    .await;
-    result?;
-    status
+    .await
 }
 
 /// Get the endpoint's signing secret.
@@ -586,6 +734,13 @@ async fn get_secret(
     scoped: ScopedApp,
     Path(path): Path<EndpointPath>,
 ) -> ApiResult<axum::Json<EndpointSecretOut>> {
+    // A signing secret lets its holder forge deliveries: reading it is a privilege of tokens
+    // that may change the endpoint, not of read-only ones.
+    if scoped.principal.role == herald_core::model::Role::ReadOnly {
+        return Err(ApiError::forbidden(
+            "read-only tokens cannot read signing secrets",
+        ));
+    }
     let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
     let secrets = load_secrets(&state, &endpoint).await?;
     Ok(axum::Json(EndpointSecretOut {
@@ -615,15 +770,88 @@ async fn rotate_secret(
     validate::range(&mut v, &["body", "gracePeriodSeconds"], grace, 0, 604_800);
     v.finish()?;
     let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
-    let mut secrets = load_secrets(&state, &endpoint).await?;
     let new = key.map_or_else(token::generate_endpoint_secret, Zeroizing::new);
     let now = herald_core::time::now();
-    secrets.rotate(new.clone(), now, now + Duration::seconds(grace));
-    state
-        .store
-        .set_endpoint_secrets(&endpoint.id, &secrets.seal(&state.keyring))
-        .await?;
+    modify_secrets(&state, &endpoint, |secrets| {
+        secrets.rotate(new.clone(), now, now + Duration::seconds(grace));
+        Ok(())
+    })
+    .await?;
     Ok(axum::Json(EndpointSecretOut {
         key: new.to_string(),
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RecoverIn {
+    /// Re-send failed messages created at or after this time.
+    pub since: DateTime<Utc>,
+    /// ... and before this time (default: now).
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackgroundTaskStatus {
+    Running,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub enum BackgroundTaskType {
+    #[serde(rename = "endpoint.recover")]
+    EndpointRecover,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverOut {
+    pub id: String,
+    pub status: BackgroundTaskStatus,
+    pub task: BackgroundTaskType,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Re-send the failed messages of a time window to an endpoint (for instance after it was
+/// disabled and enabled again).
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", tag = "Endpoint",
+    operation_id = "v1.endpoint.recover",
+    params(("app_id" = String, Path, description = "The application's id or uid"),
+           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    request_body = RecoverIn,
+    responses((status = 202, body = RecoverOut, description = "The failed messages are queued again")))]
+async fn recover(
+    State(state): State<AppState>,
+    scoped: ScopedApp,
+    Path(path): Path<EndpointPath>,
+    Json(body): Json<RecoverIn>,
+) -> ApiResult<(StatusCode, axum::Json<RecoverOut>)> {
+    let now = herald_core::time::now();
+    let until = body.until.unwrap_or(now);
+    if until < body.since {
+        return Err(ApiError::invalid(
+            &["body", "until"],
+            "must not be before `since`",
+        ));
+    }
+    let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
+    if endpoint.disabled {
+        return Err(ApiError::Conflict(
+            "the endpoint is disabled; enable it first".into(),
+        ));
+    }
+    let count = state
+        .store
+        .recover(&endpoint.id, body.since, until, now)
+        .await?;
+    tracing::info!(endpoint = %endpoint.id, count, "recovering failed messages");
+    state.wakeup.endpoints([endpoint.id]);
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(RecoverOut {
+            id: format!("qtask_{}", herald_core::token::random_base62(22)),
+            status: BackgroundTaskStatus::Running,
+            task: BackgroundTaskType::EndpointRecover,
+            updated_at: now,
+        }),
+    ))
 }

@@ -7,6 +7,13 @@
 //! request (method, path, query or body) gets 422. Server errors (5xx) release the key so the
 //! client's retry runs for real; that is how the official SDKs retry.
 //!
+//! A claim whose request never finishes (the client went away mid-request, the handler
+//! panicked) is released when the request is dropped, and in any case taken over after a
+//! minute, so an SDK retrying with the same key is never locked out for the whole window.
+//!
+//! Remembered bodies are sealed like other secrets: some answers carry tokens or signing
+//! secrets (`POST /api/v1/api-key`, portal access, secret rotation).
+//!
 //! The record and the effect are committed separately. If Herald dies between the two, a
 //! retried message create is still caught by its `eventId` (when the client sets one).
 
@@ -25,7 +32,66 @@ use super::error::ApiError;
 
 const HEADER: &str = "idempotency-key";
 const WINDOW_HOURS: i64 = 24;
+const ABANDONED_AFTER_SECONDS: i64 = 60;
 const MAX_KEY_LEN: usize = 256;
+
+/// Releases a claimed key if the request ends without recording an answer (it was dropped).
+struct Claim {
+    state: AppState,
+    scope: String,
+    key: String,
+    settled: bool,
+}
+
+impl Claim {
+    async fn complete(mut self, stored: &StoredResponse) {
+        self.settled = true;
+        let sealed = StoredResponse {
+            status: stored.status,
+            body: self.state.keyring.seal(&stored.body),
+        };
+        if let Err(e) = self
+            .state
+            .store
+            .idempotency_complete(&self.scope, &self.key, &sealed)
+            .await
+        {
+            // The effect happened and the client gets its answer; a retry with this key finds
+            // it unfinished and takes it over after a minute.
+            tracing::warn!(error = %e, "could not record an idempotent response");
+        }
+    }
+
+    async fn release(mut self) {
+        self.settled = true;
+        if let Err(e) = self
+            .state
+            .store
+            .idempotency_abandon(&self.scope, &self.key)
+            .await
+        {
+            tracing::warn!(error = %e, "could not release an idempotency key");
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (store, scope, key) = (
+            self.state.store.clone(),
+            self.scope.clone(),
+            self.key.clone(),
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = store.idempotency_abandon(&scope, &key).await;
+            });
+        }
+    }
+}
 
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     match handle(state, req, next).await {
@@ -74,7 +140,7 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
 
     let scope = principal.scope();
     let now = herald_core::time::now();
-    let state_found = state
+    let found = state
         .store
         .idempotency_begin(
             &scope,
@@ -82,9 +148,10 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             &fingerprint,
             now,
             now - Duration::hours(WINDOW_HOURS),
+            now - Duration::seconds(ABANDONED_AFTER_SECONDS),
         )
         .await?;
-    match state_found {
+    match found {
         IdempotencyState::Started => {}
         IdempotencyState::InProgress => {
             return Err(ApiError::Conflict(
@@ -97,9 +164,20 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
                 "this key was already used for a different request",
             ));
         }
-        IdempotencyState::Completed(stored) => return Ok(replay(stored)),
+        IdempotencyState::Completed(stored) => {
+            let body = state.keyring.open(&stored.body).map_err(|e| {
+                ApiError::Internal(format!("cannot open a remembered response: {e}"))
+            })?;
+            return Ok(replay(stored.status, body.to_vec()));
+        }
     }
 
+    let claim = Claim {
+        state: state.clone(),
+        scope,
+        key,
+        settled: false,
+    };
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
@@ -107,38 +185,29 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
     let body = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(body) => body,
         Err(e) => {
-            let _ = state.store.idempotency_abandon(&scope, &key).await;
+            claim.release().await;
             return Err(ApiError::Internal(format!(
                 "reading the response failed: {e}"
             )));
         }
     };
     if parts.status.is_server_error() {
-        if let Err(e) = state.store.idempotency_abandon(&scope, &key).await {
-            tracing::warn!(error = %e, "could not release an idempotency key");
-        }
+        claim.release().await;
     } else {
-        let stored = StoredResponse {
-            status: parts.status.as_u16(),
-            body: body.to_vec(),
-        };
-        if let Err(e) = state
-            .store
-            .idempotency_complete(&scope, &key, &stored)
-            .await
-        {
-            // The effect happened; the client gets its answer. A retry with this key would
-            // find the key in progress (409) until it expires.
-            tracing::warn!(error = %e, "could not record an idempotent response");
-        }
+        claim
+            .complete(&StoredResponse {
+                status: parts.status.as_u16(),
+                body: body.to_vec(),
+            })
+            .await;
     }
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
-fn replay(stored: StoredResponse) -> Response {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    let has_body = !stored.body.is_empty();
-    let mut response = (status, stored.body).into_response();
+fn replay(status: u16, body: Vec<u8>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let has_body = !body.is_empty();
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     if has_body {
         headers.insert(

@@ -7,17 +7,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use herald_core::id::MessageId;
-use herald_core::model::{Application, Message};
+use herald_core::model::Message;
 use herald_core::page::Order;
 use herald_core::validate::{self, Violations};
-use herald_store::{MessageFilter, StoreError};
+use herald_store::MessageFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::application::ApplicationIn;
+use super::application::{ApplicationIn, find_or_create};
 use super::auth::{Principal, ScopedApp};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query, comma_list, query_bool};
@@ -38,7 +38,8 @@ pub struct MessagePath {
     pub msg_id: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// No `Debug`: payloads are customer data and stay out of logs.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIn {
     #[schema(
@@ -63,7 +64,7 @@ pub struct MessageIn {
     pub application: Option<ApplicationIn>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     #[schema(example = "msg_0Kx7cVlFQHZ6jyEhyGgyqr")]
@@ -159,36 +160,6 @@ fn check(v: &mut Violations, body: &MessageIn) {
     }
 }
 
-/// The application named in the path, created from the body's `application` when it does not
-/// exist and the caller may create applications.
-async fn app_for_create(
-    state: &AppState,
-    principal: &Principal,
-    app_id: &str,
-    inline: Option<ApplicationIn>,
-) -> ApiResult<Application> {
-    if let Some(app) = state.store.get_app(app_id).await? {
-        if principal.may_see_app(&app.id) {
-            return Ok(app);
-        }
-        return Err(ApiError::NotFound("application not found"));
-    }
-    let (Some(inline), Ok(())) = (inline, principal.require_admin()) else {
-        return Err(ApiError::NotFound("application not found"));
-    };
-    let app = inline.into_new(Some(app_id.to_owned()));
-    match state.store.create_app(&app).await {
-        Ok(()) => Ok(app),
-        // Another request created it first.
-        Err(StoreError::Conflict(_)) => state
-            .store
-            .get_app(app_id)
-            .await?
-            .ok_or(ApiError::NotFound("application not found")),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Publish a message to an application.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", tag = "Message", operation_id = "v1.message.create",
     params(("app_id" = String, Path, description = "The application's id or uid"), WithContentQuery),
@@ -204,7 +175,7 @@ async fn create_message(
     let mut v = Violations::new();
     check(&mut v, &body);
     v.finish()?;
-    let app = app_for_create(&state, &principal, &app_id, body.application).await?;
+    let app = find_or_create(&state, &principal, &app_id, body.application).await?;
     let id = MessageId::generate();
     let created_at = id.timestamp().unwrap_or_else(herald_core::time::now);
     let retention = body
@@ -220,7 +191,8 @@ async fn create_message(
         created_at,
         payload_expires_at: created_at + Duration::days(retention),
     };
-    state.store.create_message(&message).await?;
+    let matched = state.store.create_message(&message).await?;
+    state.wakeup.endpoints(matched);
     let with_content = query.with_content.unwrap_or(true);
     Ok((
         StatusCode::ACCEPTED,

@@ -22,6 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub mod api_key;
 pub mod application;
+pub mod attempt;
 pub mod auth;
 pub mod docs;
 pub mod endpoint;
@@ -42,13 +43,15 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub store: Arc<dyn Store>,
-    pub keyring: Keyring,
+    pub keyring: Arc<Keyring>,
     /// SHA-256 of the admin token.
     pub admin_token_hash: Vec<u8>,
     pub limits: Limits,
     pub max_body_bytes: usize,
     /// Base of links handed out (portal URLs), without a trailing slash.
     pub public_url: String,
+    /// Tells the delivery worker about new work.
+    pub wakeup: crate::worker::Wakeup,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(event_type::router())
         .merge(endpoint::router())
         .merge(message::router())
+        .merge(attempt::router())
         .merge(api_key::router())
 }
 

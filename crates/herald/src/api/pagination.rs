@@ -27,7 +27,7 @@ impl From<Ordering> for Order {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Number of items per page (1 to 250, default 50).
+    /// Number of items per page (up to 250; 0 or absent: 50).
     pub limit: Option<u64>,
     /// An `iterator` (next page) or `prevIterator` (previous page) from an earlier answer.
     pub iterator: Option<String>,
@@ -63,8 +63,8 @@ impl OrderedPageQuery {
 
 fn list_params(limit: Option<u64>, iterator: Option<&str>, order: Order) -> ApiResult<ListParams> {
     let limit = match limit {
-        None => DEFAULT_LIMIT,
-        Some(0) => return Err(ApiError::invalid(&["query", "limit"], "must be at least 1")),
+        // The reference API allows 0; it means "the default", not an empty page.
+        None | Some(0) => DEFAULT_LIMIT,
         Some(n) if n > MAX_LIMIT as u64 => {
             return Err(ApiError::invalid(
                 &["query", "limit"],
@@ -118,8 +118,10 @@ impl<T: ToSchema> ListResponse<T> {
         // iterator picks up items created later.
         let position = params.cursor.as_ref().map(|c| c.key.clone());
         Self {
-            iterator: last.or_else(|| position.clone()),
-            prev_iterator: first.or(position).map(|k| format!("-{k}")),
+            iterator: last
+                .or_else(|| position.clone())
+                .map(|k| Cursor::next_iterator(&k)),
+            prev_iterator: first.or(position).map(|k| Cursor::prev_iterator(&k)),
             done,
             data: page.items.into_iter().map(out).collect(),
         }

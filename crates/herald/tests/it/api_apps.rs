@@ -63,6 +63,17 @@ async fn application_lifecycle() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(body["uid"], "globex");
+    // Repeated PUTs without a uid in the body keep addressing the same application.
+    let (status, again) = t
+        .call(
+            Method::PUT,
+            "/api/v1/app/globex",
+            Some(json!({"name": "Globex 2"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["id"], body["id"]);
+    assert_eq!(again["uid"], "globex");
     // A made-up id is not taken as a uid to create.
     let (status, _) = t
         .call(
@@ -95,7 +106,7 @@ async fn application_lifecycle() {
         .iter()
         .map(|a| a["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["Globex", "Acme Corp"]);
+    assert_eq!(names, vec!["Globex 2", "Acme Corp"]);
     assert_eq!(list["done"], true);
 
     let (status, body) = t

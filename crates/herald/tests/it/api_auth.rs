@@ -114,11 +114,6 @@ async fn app_scoped_and_read_only_tokens() {
             Some(json!({"eventType": "a", "payload": {}})),
         ),
         (Method::GET, format!("/api/v1/app/{foreign}/msg"), None),
-        (
-            Method::POST,
-            format!("/api/v1/auth/app-portal-access/{foreign}"),
-            Some(json!({})),
-        ),
         // Creating an application through an inline `application` is not for scoped tokens.
         (
             Method::POST,
@@ -156,6 +151,17 @@ async fn app_scoped_and_read_only_tokens() {
         ),
         (Method::GET, "/api/v1/api-key", None),
         (Method::DELETE, format!("/api/v1/app/{own}").as_str(), None),
+        // A limited token cannot mint tokens (a portal session could renew itself forever).
+        (
+            Method::POST,
+            format!("/api/v1/auth/app-portal-access/{own}").as_str(),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/auth/app-portal-access/{foreign}").as_str(),
+            Some(json!({})),
+        ),
     ] {
         let (status, body) = t.call_as(&app_token, method.clone(), path, body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
@@ -169,7 +175,16 @@ async fn app_scoped_and_read_only_tokens() {
         StatusCode::OK
     );
 
-    // Read-only: reads work everywhere, every write is refused.
+    // Read-only: reads work everywhere except signing secrets, every write is refused.
+    let (status, _) = t
+        .call_as(
+            &read_only,
+            Method::GET,
+            &format!("/api/v1/app/{foreign}/endpoint/{foreign_ep}/secret"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         t.call_as(
             &read_only,

@@ -68,7 +68,10 @@ async fn endpoint_lifecycle() {
     assert_eq!(status, StatusCode::OK, "{put}");
     assert_eq!(put["url"], "https://example.org/new");
     assert_eq!(put["channels"], Value::Null);
-    assert_eq!(put["uid"], Value::Null);
+    assert_eq!(
+        put["uid"], "orders",
+        "a PUT without a uid keeps the endpoint's"
+    );
     assert_eq!(put["disabled"], false);
     // PUT with an unknown uid creates.
     let (status, created) = t
@@ -80,6 +83,18 @@ async fn endpoint_lifecycle() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["uid"], "billing");
+
+    // Repeated PUTs to a uid address one endpoint.
+    let (status, again) = t
+        .call(
+            Method::PUT,
+            &format!("{base}/billing"),
+            Some(json!({"url": "https://example.org/b2"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["id"], created["id"]);
+    assert_eq!(again["uid"], "billing");
 
     // uids are unique within an application.
     let (status, _) = t

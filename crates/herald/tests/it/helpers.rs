@@ -29,6 +29,9 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::for_data_dir(dir.path());
         config.admin_token = Some(Zeroizing::new(ADMIN_TOKEN.to_owned()));
+        // Test receivers listen on loopback.
+        config.allow_networks = vec!["127.0.0.0/8".parse().unwrap()];
+        config.delivery.shutdown_grace = std::time::Duration::from_secs(5);
         adjust(&mut config);
         let app = Application::build(config).await.expect("herald starts");
         let base = format!("http://{}", app.local_addr());
@@ -165,4 +168,49 @@ pub fn error_locs(body: &Value) -> Vec<String> {
                 .join(".")
         })
         .collect()
+}
+
+impl TestApp {
+    /// Publishes a message and returns its id.
+    pub async fn publish(&self, app: &str, body: Value) -> String {
+        let (status, out) = self.post(&format!("/api/v1/app/{app}/msg"), body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+        out["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn deliveries(&self, msg: &str) -> Vec<herald_store::Delivery> {
+        let id = herald_core::id::MessageId::parse(msg).unwrap();
+        self.store.deliveries_for_message(&id).await.unwrap()
+    }
+
+    pub async fn attempts(&self, msg: &str) -> Vec<herald_store::Attempt> {
+        let id = herald_core::id::MessageId::parse(msg).unwrap();
+        self.store.attempts_for_message(&id).await.unwrap()
+    }
+
+    /// Waits until the message's delivery to `endpoint` has `status`.
+    pub async fn wait_status(
+        &self,
+        msg: &str,
+        endpoint: &str,
+        status: herald_core::model::DeliveryStatus,
+        timeout: std::time::Duration,
+    ) -> herald_store::Delivery {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let found = self
+                .deliveries(msg)
+                .await
+                .into_iter()
+                .find(|d| d.endpoint_id.as_str() == endpoint);
+            if let Some(d) = found.as_ref().filter(|d| d.status == status) {
+                return d.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{msg} to {endpoint}: expected {status:?} within {timeout:?}, have {found:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! delivery engine on, a test receiver on port 0) and talks to it over HTTP.
 
 mod helpers;
+mod receiver;
 
 mod api_apps;
 mod api_auth;
@@ -12,5 +13,8 @@ mod api_messages;
 mod api_pagination;
 mod api_validation;
 mod cli;
+mod crash;
+mod delivery;
+mod delivery_failures;
 mod docs;
 mod sdk;

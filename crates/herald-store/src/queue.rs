@@ -1,0 +1,90 @@
+//! Types of the delivery queue's store operations.
+
+use chrono::{DateTime, Utc};
+use herald_core::id::{AppId, AttemptId, EndpointId, MessageId};
+use herald_core::model::{DeliveryStatus, Trigger};
+
+/// A task claimed for an attempt, with what the attempt needs of its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub delivery_id: i64,
+    pub msg_id: MessageId,
+    /// Attempts already made.
+    pub attempts: u32,
+    /// The attempt was asked for by a person (resend), not by the schedule.
+    pub manual: bool,
+    pub event_type: String,
+    /// `None` when the payload was deleted (retention or expunge): the attempt cannot be made.
+    pub payload: Option<String>,
+    pub message_created_at: DateTime<Utc>,
+}
+
+/// What happens to a task after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Delivered.
+    Done,
+    /// Try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// No attempts left: the task has failed.
+    Exhausted,
+    /// The receiver asked never to be called again (410 Gone): fail the task and disable the
+    /// endpoint.
+    DisableEndpoint,
+}
+
+/// The record of one finished attempt and its consequence.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub id: AttemptId,
+    pub delivery_id: i64,
+    pub msg_id: MessageId,
+    pub endpoint_id: EndpointId,
+    pub app_id: AppId,
+    pub url: String,
+    /// 0 when no response was received.
+    pub status_code: u16,
+    /// The response body (truncated), or empty.
+    pub response: String,
+    pub duration_ms: i64,
+    pub trigger: Trigger,
+    /// Why the request failed before a response (timeout, refused, TLS, policy, …).
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub next: NextStep,
+}
+
+/// What committing a batch of attempts changed beyond the tasks themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompletionEffects {
+    /// Endpoints disabled by this batch (410 Gone, or failing for longer than allowed).
+    pub disabled: Vec<EndpointId>,
+}
+
+/// One message's state for one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub msg_id: MessageId,
+    pub endpoint_id: EndpointId,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<u16>,
+}
+
+/// A stored attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub id: AttemptId,
+    pub msg_id: MessageId,
+    pub endpoint_id: EndpointId,
+    pub url: String,
+    pub status_code: u16,
+    pub response: Option<String>,
+    pub duration_ms: i64,
+    pub trigger: Trigger,
+    pub success: bool,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}

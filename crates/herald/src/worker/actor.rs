@@ -1,0 +1,295 @@
+//! The dispatcher of one endpoint, running while this node owns the endpoint.
+//!
+//! It claims due tasks up to the endpoint's free capacity (its concurrency cap, one at a time
+//! for FIFO, and its throttle), runs each attempt as its own task, and releases the endpoint
+//! once nothing is due or in flight. Because every endpoint has its own actor and its own
+//! capacity, a slow, hanging or failing endpoint only ever holds its own slots: deliveries to
+//! other endpoints are not delayed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::id::EndpointId;
+use herald_core::model::{DEFAULT_MAX_CONCURRENCY, Ordering};
+use herald_core::retry::RetryPolicy;
+use herald_core::secrets::EndpointSecrets;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::attempt::{self, EndpointSnapshot};
+
+/// How long an actor with attempts in flight waits before looking for newly due tasks
+/// (retries falling due while it holds the endpoint).
+const RECHECK: Duration = Duration::from_millis(500);
+
+/// Spaces attempt starts so that at most `rate` start per second, allowing a burst of a tenth
+/// of a second's worth.
+struct Throttle {
+    interval: Duration,
+    burst: u32,
+    /// The theoretical start time of the next attempt (GCRA).
+    next: Instant,
+}
+
+impl Throttle {
+    fn new(rate: u16) -> Self {
+        Self {
+            interval: Duration::from_secs(1) / u32::from(rate.max(1)),
+            burst: u32::from((rate / 10).max(1)),
+            next: Instant::now(),
+        }
+    }
+
+    /// How many attempts may start now, at most `want`.
+    fn available(&mut self, want: usize) -> usize {
+        let now = Instant::now();
+        let earliest = now - self.interval * (self.burst - 1);
+        if self.next < earliest {
+            self.next = earliest;
+        }
+        let mut n = 0;
+        let mut next = self.next;
+        while n < want && next <= now {
+            next += self.interval;
+            n += 1;
+        }
+        n
+    }
+
+    fn take(&mut self, n: usize) {
+        self.next += self.interval * u32::try_from(n).unwrap_or(u32::MAX);
+    }
+
+    fn ready_at(&self) -> Instant {
+        self.next
+    }
+}
+
+async fn snapshot(
+    shared: &Shared,
+    endpoint_id: &EndpointId,
+) -> Result<Option<Arc<EndpointSnapshot>>, String> {
+    let store = &shared.store;
+    let Some(endpoint) = store
+        .get_endpoint_by_id(endpoint_id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let Some(sealed) = store
+        .get_endpoint_secrets(endpoint_id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let secrets = EndpointSecrets::open(&shared.keyring, &sealed).map_err(|e| e.to_string())?;
+    let options = &endpoint.options;
+    let retry = RetryPolicy {
+        schedule: options
+            .retry_schedule
+            .as_ref()
+            .map(|s| {
+                s.iter()
+                    .map(|secs| Duration::from_secs(u64::from(*secs)))
+                    .collect()
+            })
+            .unwrap_or_else(|| shared.config.retry_schedule.clone()),
+        window: options
+            .retry_window_seconds
+            .map(|s| Duration::from_secs(u64::from(s))),
+    };
+    let timeout = options
+        .timeout_seconds
+        .map(|s| Duration::from_secs(u64::from(s)))
+        .unwrap_or(shared.config.default_timeout);
+    Ok(Some(Arc::new(EndpointSnapshot {
+        endpoint,
+        secrets,
+        retry,
+        timeout,
+    })))
+}
+
+/// Runs until the endpoint is released or the worker shuts down. Returns `true` when it
+/// released the endpoint itself.
+pub async fn run(
+    shared: Arc<Shared>,
+    endpoint_id: EndpointId,
+    notify: Arc<Notify>,
+    stop: CancellationToken,
+) -> bool {
+    let mut in_flight = JoinSet::new();
+    let mut throttle: Option<(u16, Throttle)> = None;
+    let mut version: i64 = -1;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if stop.is_cancelled() {
+            // Stop claiming; let the attempts in flight finish (the worker bounds the wait).
+            while in_flight.join_next().await.is_some() {}
+            return false;
+        }
+        let snapshot = match snapshot(&shared, &endpoint_id).await {
+            Ok(Some(snapshot)) => snapshot,
+            // Deleted: its tasks and queue went with it.
+            Ok(None) => {
+                while in_flight.join_next().await.is_some() {}
+                return true;
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %endpoint_id, error = %e, "cannot load endpoint; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let endpoint = &snapshot.endpoint;
+        let fifo = endpoint.options.ordering == Ordering::Fifo;
+        let cap = if fifo {
+            1
+        } else {
+            usize::from(
+                endpoint
+                    .options
+                    .max_concurrency
+                    .unwrap_or(DEFAULT_MAX_CONCURRENCY),
+            )
+        };
+        let mut free = cap.saturating_sub(in_flight.len());
+        let rate = match endpoint.rate_limit {
+            Some(rate) => Some(rate),
+            None => shared.app_rate(&endpoint.app_id).await,
+        };
+        if let Some(rate) = rate {
+            if throttle.as_ref().is_none_or(|(r, _)| *r != rate) {
+                throttle = Some((rate, Throttle::new(rate)));
+            }
+        } else {
+            throttle = None;
+        }
+        let throttled_free = match &mut throttle {
+            Some((_, t)) => t.available(free),
+            None => free,
+        };
+        let throttled = throttled_free < free;
+        free = throttled_free;
+
+        let mut claimed = 0;
+        if free > 0 {
+            let now = herald_core::time::now();
+            let lease = now
+                + chrono::Duration::from_std(snapshot.timeout + shared.config.attempt_lease_margin)
+                    .unwrap_or_default();
+            match shared
+                .store
+                .claim_tasks(&shared.config.node_id, &endpoint_id, now, lease, free, fifo)
+                .await
+            {
+                Ok((tasks, v)) => {
+                    backoff = Duration::from_millis(100);
+                    if v < 0 {
+                        // Another node owns the endpoint now (our lease lapsed).
+                        while in_flight.join_next().await.is_some() {}
+                        return false;
+                    }
+                    version = v;
+                    claimed = tasks.len();
+                    if let Some((_, t)) = &mut throttle {
+                        t.take(claimed);
+                    }
+                    for task in tasks {
+                        let shared = shared.clone();
+                        let snapshot = snapshot.clone();
+                        in_flight.spawn(async move {
+                            let record = attempt::run(&shared.outbound, &snapshot, &task).await;
+                            shared.completions.commit(record).await;
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(endpoint = %endpoint_id, error = %e, "claiming tasks failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = stop.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+        }
+
+        if in_flight.is_empty() && claimed == 0 {
+            if throttled {
+                let ready = throttle
+                    .as_ref()
+                    .map(|(_, t)| t.ready_at())
+                    .unwrap_or_else(Instant::now);
+                tokio::select! {
+                    () = tokio::time::sleep_until(ready) => {}
+                    () = stop.cancelled() => {}
+                }
+                continue;
+            }
+            match shared
+                .store
+                .release_endpoint(&shared.config.node_id, &endpoint_id, version, fifo)
+                .await
+            {
+                Ok(true) => return true,
+                // New work arrived since the claim: go round again.
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(endpoint = %endpoint_id, error = %e, "releasing endpoint failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            }
+        }
+
+        // Wait for a slot, new work, a throttle slot, or the periodic re-check.
+        let throttle_wait = throttle
+            .as_ref()
+            .filter(|_| throttled)
+            .map(|(_, t)| t.ready_at())
+            .unwrap_or_else(|| Instant::now() + RECHECK);
+        tokio::select! {
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {
+                // Collect every other attempt that finished too, then look again once.
+                while in_flight.try_join_next().is_some() {}
+            }
+            () = notify.notified() => {}
+            () = tokio::time::sleep_until(throttle_wait) => {}
+            () = stop.cancelled() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn throttle_spaces_starts() {
+        let mut t = Throttle::new(5);
+        assert_eq!(t.available(10), 1);
+        t.take(1);
+        assert_eq!(t.available(10), 0);
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert_eq!(t.available(10), 1);
+        t.take(1);
+        // After a long idle spell the burst is still one tenth of a second's worth.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let mut fast = Throttle::new(100);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(fast.available(1000), 10);
+        fast.take(10);
+        assert_eq!(fast.available(1000), 0);
+    }
+}

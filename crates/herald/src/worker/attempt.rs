@@ -1,0 +1,153 @@
+//! One delivery attempt: the request as sent, and what its outcome means for the task.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use herald_core::id::AttemptId;
+use herald_core::model::{Endpoint, Trigger};
+use herald_core::retry::{RetryPolicy, parse_retry_after};
+use herald_core::secrets::EndpointSecrets;
+use herald_core::signing;
+use herald_store::{AttemptRecord, NextStep, Task};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::outbound::{Outbound, OutboundError};
+
+pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
+
+/// What an attempt needs of its endpoint, loaded once per dispatch round.
+pub struct EndpointSnapshot {
+    pub endpoint: Endpoint,
+    pub secrets: EndpointSecrets,
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+}
+
+/// The headers of a delivery: Standard Webhooks (and the older `svix-*` names with the same
+/// values), then the endpoint's own headers. Custom headers cannot shadow Herald's: the API
+/// refuses reserved names when they are saved.
+pub fn delivery_headers(
+    snapshot: &EndpointSnapshot,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<HeaderMap, String> {
+    let secrets = std::iter::once(snapshot.secrets.current.as_str())
+        .chain(snapshot.secrets.active_previous(now));
+    let signature = signing::signature_header(secrets, msg_id, timestamp, body)
+        .map_err(|e| format!("cannot sign: {e}"))?;
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &str, value: &str| -> Result<(), String> {
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("header {name}: {e}"))?;
+        let value = HeaderValue::from_str(value).map_err(|e| format!("header {name}: {e}"))?;
+        headers.insert(name, value);
+        Ok(())
+    };
+    for (name, value) in &snapshot.secrets.headers {
+        set(name, value)?;
+    }
+    let timestamp = timestamp.to_string();
+    set("content-type", "application/json")?;
+    set("user-agent", USER_AGENT)?;
+    set("webhook-id", msg_id)?;
+    set("webhook-timestamp", &timestamp)?;
+    set("webhook-signature", &signature)?;
+    set("svix-id", msg_id)?;
+    set("svix-timestamp", &timestamp)?;
+    set("svix-signature", &signature)?;
+    Ok(headers)
+}
+
+/// Makes the attempt and returns its record, with the task's next step decided.
+pub async fn run(outbound: &Outbound, snapshot: &EndpointSnapshot, task: &Task) -> AttemptRecord {
+    let started_at = herald_core::time::now();
+    let clock = Instant::now();
+    let endpoint = &snapshot.endpoint;
+    let mut record = AttemptRecord {
+        id: AttemptId::generate(),
+        delivery_id: task.delivery_id,
+        msg_id: task.msg_id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        app_id: endpoint.app_id.clone(),
+        url: endpoint.url.clone(),
+        status_code: 0,
+        response: String::new(),
+        duration_ms: 0,
+        trigger: if task.manual {
+            Trigger::Manual
+        } else {
+            Trigger::Scheduled
+        },
+        error: None,
+        started_at,
+        next: NextStep::Exhausted,
+    };
+    let Some(payload) = &task.payload else {
+        record.error = Some("the message payload was deleted (retention or expunge)".into());
+        return record;
+    };
+    let body = Bytes::from(payload.clone().into_bytes());
+    let headers = match delivery_headers(
+        snapshot,
+        task.msg_id.as_str(),
+        started_at.timestamp(),
+        &body,
+        started_at,
+    ) {
+        Ok(headers) => headers,
+        Err(e) => {
+            record.error = Some(e);
+            return record;
+        }
+    };
+    let result = outbound
+        .post(&endpoint.url, headers, body, snapshot.timeout)
+        .await;
+    record.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let mut retry_after = None;
+    let succeeded = match result {
+        Ok(response) => {
+            record.status_code = response.status;
+            record.response = String::from_utf8_lossy(&response.body).into_owned();
+            if matches!(response.status, 429 | 503) {
+                retry_after = response
+                    .headers
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, started_at));
+            }
+            if response.status == 410 {
+                record.next = NextStep::DisableEndpoint;
+                return record;
+            }
+            (200..300).contains(&response.status)
+        }
+        Err(e) => {
+            record.error = Some(match &e {
+                OutboundError::Timeout(_) => {
+                    format!("timed out after {}s", snapshot.timeout.as_secs())
+                }
+                other => other.to_string(),
+            });
+            false
+        }
+    };
+    record.next = if succeeded {
+        NextStep::Done
+    } else {
+        match snapshot.retry.next_attempt(
+            task.attempts + 1,
+            task.message_created_at,
+            herald_core::time::now(),
+            retry_after,
+            rand::random::<f64>(),
+        ) {
+            Some(at) => NextStep::RetryAt(at),
+            None => NextStep::Exhausted,
+        }
+    };
+    record
+}

@@ -1,0 +1,333 @@
+//! The delivery worker.
+//!
+//! The database is the queue (see ARCHITECTURE.md). This module turns its rows into HTTP
+//! requests:
+//!
+//! - The **dispatcher** (this module) owns endpoints, not tasks: it claims endpoints that have
+//!   due work (with a lease, renewed while it works on them) and runs one [`actor`] per owned
+//!   endpoint. A publish wakes it at once through [`Wakeup`]; a periodic sweep picks up
+//!   scheduled retries and endpoints whose previous owner died.
+//! - Each **actor** claims that endpoint's due tasks (leased to this node) within its capacity
+//!   and runs the attempts ([`attempt`]); no database transaction is open during an HTTP call.
+//! - Results go through the **completion writer** ([`completion`]), which commits them in
+//!   batches.
+//!
+//! On shutdown the worker stops claiming, waits for attempts in flight up to the grace period,
+//! and hands everything it still holds back to the queue.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+
+use herald_core::crypto::Keyring;
+use herald_core::id::{AppId, EndpointId};
+use herald_store::Store;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::outbound::Outbound;
+
+pub mod actor;
+pub mod attempt;
+pub mod completion;
+
+/// Settings of the delivery worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// This process's name in leases; unique per start.
+    pub node_id: String,
+    /// The server-wide retry schedule (endpoints may set their own).
+    pub retry_schedule: Vec<Duration>,
+    /// Per-attempt timeout unless the endpoint sets `timeoutSeconds`.
+    pub default_timeout: Duration,
+    /// An endpoint whose attempts have all failed for this long is disabled.
+    pub disable_after: chrono::Duration,
+    /// How long shutdown waits for attempts in flight.
+    pub shutdown_grace: Duration,
+    /// Endpoint ownership lease; renewed every third of it.
+    pub endpoint_lease: Duration,
+    /// Added to an attempt's timeout to make its task lease.
+    pub attempt_lease_margin: Duration,
+    /// How often to look for due retries and orphaned endpoints.
+    pub sweep_interval: Duration,
+    /// Response bodies are stored up to this many bytes.
+    pub max_response_bytes: usize,
+}
+
+impl WorkerConfig {
+    pub fn new(node_id: String) -> Self {
+        Self {
+            node_id,
+            retry_schedule: herald_core::retry::DEFAULT_SCHEDULE.to_vec(),
+            default_timeout: Duration::from_secs(15),
+            disable_after: chrono::Duration::days(5),
+            shutdown_grace: Duration::from_secs(30),
+            endpoint_lease: Duration::from_secs(30),
+            attempt_lease_margin: Duration::from_secs(15),
+            sweep_interval: Duration::from_millis(250),
+            max_response_bytes: 20_000,
+        }
+    }
+}
+
+/// What the actors share.
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub keyring: Arc<Keyring>,
+    pub outbound: Arc<Outbound>,
+    pub completions: completion::Completions,
+    pub config: WorkerConfig,
+}
+
+impl Shared {
+    /// An application's `throttleRate`, the default rate of its endpoints.
+    async fn app_rate(&self, app: &AppId) -> Option<u16> {
+        match self.store.get_app(app.as_str()).await {
+            Ok(app) => app.and_then(|a| a.rate_limit),
+            Err(_) => None,
+        }
+    }
+}
+
+/// Wakes the worker after a publish, naming the endpoints that got work. Duplicate wake-ups
+/// coalesce.
+#[derive(Clone, Default)]
+pub struct Wakeup {
+    inner: Arc<WakeInner>,
+}
+
+#[derive(Default)]
+struct WakeInner {
+    endpoints: Mutex<HashSet<EndpointId>>,
+    notify: Notify,
+}
+
+impl Wakeup {
+    pub fn endpoints(&self, ids: impl IntoIterator<Item = EndpointId>) {
+        let mut pending = self
+            .inner
+            .endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let before = pending.len();
+        pending.extend(ids);
+        if pending.len() > before {
+            drop(pending);
+            self.inner.notify.notify_one();
+        }
+    }
+
+    fn take(&self) -> HashSet<EndpointId> {
+        std::mem::take(
+            &mut *self
+                .inner
+                .endpoints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+}
+
+/// A running worker.
+pub struct Worker {
+    stop: CancellationToken,
+    dispatcher: tokio::task::JoinHandle<()>,
+    writer: tokio::task::JoinHandle<()>,
+    store: Arc<dyn Store>,
+    config: WorkerConfig,
+}
+
+impl Worker {
+    /// Starts the dispatcher and the completion writer.
+    pub fn start(
+        store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        outbound: Arc<Outbound>,
+        config: WorkerConfig,
+        wakeup: Wakeup,
+    ) -> Self {
+        let (completions, writer) =
+            completion::spawn(store.clone(), config.node_id.clone(), config.disable_after);
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            keyring,
+            outbound,
+            completions,
+            config: config.clone(),
+        });
+        let stop = CancellationToken::new();
+        let dispatcher = tokio::spawn(dispatch(shared, wakeup, stop.clone()));
+        Self {
+            stop,
+            dispatcher,
+            writer,
+            store,
+            config,
+        }
+    }
+
+    /// Stops claiming, waits up to the grace period for attempts in flight, records what
+    /// finished and hands the rest back to the queue.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let grace = self.config.shutdown_grace;
+        let mut dispatcher = self.dispatcher;
+        if tokio::time::timeout(grace, &mut dispatcher).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "attempts still in flight after the grace period; abandoning them"
+            );
+            dispatcher.abort();
+            let _ = dispatcher.await;
+        }
+        // The dispatcher held the last handles of the completion writer: it drains and stops.
+        if tokio::time::timeout(Duration::from_secs(5), self.writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("attempt results could not all be recorded before exit");
+        }
+        if let Err(e) = self
+            .store
+            .release_node(&self.config.node_id, herald_core::time::now())
+            .await
+        {
+            tracing::warn!(error = %e, "could not release leases; they expire on their own");
+        }
+    }
+}
+
+struct ActorHandle {
+    notify: Arc<Notify>,
+}
+
+async fn dispatch(shared: Arc<Shared>, wakeup: Wakeup, stop: CancellationToken) {
+    let node = shared.config.node_id.clone();
+    let mut actors: HashMap<EndpointId, ActorHandle> = HashMap::new();
+    let mut running: JoinSet<(EndpointId, bool)> = JoinSet::new();
+    let mut sweep = tokio::time::interval(shared.config.sweep_interval);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut renew = tokio::time::interval(shared.config.endpoint_lease / 3);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let lease = chrono::Duration::from_std(shared.config.endpoint_lease).unwrap_or_default();
+
+    loop {
+        let mut must_sweep = false;
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = wakeup.inner.notify.notified() => {
+                for endpoint in wakeup.take() {
+                    match actors.get(&endpoint) {
+                        Some(actor) => actor.notify.notify_one(),
+                        None => must_sweep = true,
+                    }
+                }
+            }
+            _ = sweep.tick() => must_sweep = true,
+            _ = renew.tick() => {
+                if let Err(e) = shared.store.renew_endpoint_leases(&node, herald_core::time::now() + lease).await {
+                    tracing::warn!(error = %e, "renewing endpoint leases failed");
+                }
+            }
+            Some(joined) = running.join_next(), if !running.is_empty() => {
+                match joined {
+                    Ok((endpoint, _released)) => {
+                        actors.remove(&endpoint);
+                    }
+                    // Actors catch their own panics; only cancellation ends up here.
+                    Err(e) => tracing::debug!(error = %e, "an endpoint dispatcher was cancelled"),
+                }
+            }
+        }
+        if must_sweep {
+            claim_endpoints(&shared, &mut actors, &mut running, &stop, lease).await;
+        }
+    }
+
+    // Shutdown: actors stop claiming and finish their attempts.
+    while running.join_next().await.is_some() {}
+}
+
+/// Gives an endpoint up so that it is claimed again when due (by this node or another). Keeps
+/// trying while the database is unavailable: a lease renewed with no actor behind it would
+/// strand the endpoint's work.
+async fn abandon(shared: &Shared, endpoint: &EndpointId, stop: &CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match shared
+            .store
+            .abandon_endpoint(&shared.config.node_id, endpoint)
+            .await
+        {
+            Ok(()) => return,
+            // Shutdown releases every lease of the node anyway.
+            Err(_) if stop.is_cancelled() => return,
+            Err(e) => {
+                tracing::warn!(error = %e, %endpoint, "could not give up endpoint; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Claims due endpoints without a live owner and starts an actor for each.
+async fn claim_endpoints(
+    shared: &Arc<Shared>,
+    actors: &mut HashMap<EndpointId, ActorHandle>,
+    running: &mut JoinSet<(EndpointId, bool)>,
+    stop: &CancellationToken,
+    lease: chrono::Duration,
+) {
+    const BATCH: usize = 256;
+    loop {
+        let now = herald_core::time::now();
+        let claimed = match shared
+            .store
+            .claim_due_endpoints(&shared.config.node_id, now, now + lease, BATCH)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming endpoints failed");
+                return;
+            }
+        };
+        let full = claimed.len() == BATCH;
+        for endpoint in claimed {
+            if let Some(actor) = actors.get(&endpoint) {
+                actor.notify.notify_one();
+                continue;
+            }
+            let notify = Arc::new(Notify::new());
+            actors.insert(
+                endpoint.clone(),
+                ActorHandle {
+                    notify: notify.clone(),
+                },
+            );
+            let shared = shared.clone();
+            let stop = stop.clone();
+            running.spawn(async move {
+                let run = actor::run(shared.clone(), endpoint.clone(), notify, stop.clone());
+                let released = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                    Ok(released) => released,
+                    Err(_) => {
+                        tracing::error!(%endpoint, "the endpoint's dispatcher panicked");
+                        false
+                    }
+                };
+                if !released {
+                    abandon(&shared, &endpoint, &stop).await;
+                }
+                (endpoint, released)
+            });
+        }
+        if !full {
+            return;
+        }
+    }
+}

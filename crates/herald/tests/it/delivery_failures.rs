@@ -1,0 +1,328 @@
+//! How every kind of failure is recorded, endpoint disabling, resend and recover, and the
+//! network policy.
+
+use std::time::Duration;
+
+use herald_core::model::{DeliveryStatus, Trigger};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::TestApp;
+use crate::receiver::{Receiver, Step};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Sends one message to a fresh endpoint at `url` with no retries and returns its only attempt.
+async fn one_attempt(
+    t: &TestApp,
+    app: &str,
+    url: &str,
+    extra: serde_json::Value,
+) -> herald_store::Attempt {
+    let event = format!("e{}", herald_core::token::random_base62(6));
+    let mut body = json!({"url": url, "eventTypes": [event], "retrySchedule": []});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let ep = t.create_endpoint(app, body).await;
+    let msg = t
+        .publish(app, json!({"eventType": event, "payload": {"k": "v"}}))
+        .await;
+    let d = t
+        .wait_status(&msg, &ep, DeliveryStatus::Fail, Duration::from_secs(10))
+        .await;
+    assert_eq!(d.attempts, 1);
+    let attempts = t.attempts(&msg).await;
+    assert_eq!(attempts.len(), 1);
+    attempts.into_iter().next().unwrap()
+}
+
+#[tokio::test]
+async fn every_kind_of_failure_fails_the_attempt_and_is_recorded() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn_with(|c| c.delivery.shutdown_grace = ms(200)).await;
+    let app = t.create_app("Acme").await;
+
+    for status in [301, 302, 400, 404, 500] {
+        r.always(
+            &format!("/s{status}"),
+            Step::Respond(
+                status,
+                vec![("location", r.url("/target"))],
+                format!("status {status}"),
+            ),
+        );
+        let a = one_attempt(&t, &app, &r.url(&format!("/s{status}")), json!({})).await;
+        assert_eq!(a.status_code, status);
+        assert_eq!(
+            a.response.as_deref(),
+            Some(format!("status {status}").as_str())
+        );
+        assert!(!a.success);
+    }
+    // Redirects are never followed.
+    assert!(r.received("/target").is_empty());
+
+    // Timeout (the endpoint's timeoutSeconds covers the whole exchange).
+    r.always("/hang", Step::Hang);
+    let a = one_attempt(&t, &app, &r.url("/hang"), json!({"timeoutSeconds": 1})).await;
+    assert_eq!(a.status_code, 0);
+    assert!(a.error.as_deref().unwrap().contains("timed out"), "{a:?}");
+    assert!((900..3000).contains(&a.duration_ms), "{}", a.duration_ms);
+
+    // Connection refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let a = one_attempt(&t, &app, &format!("http://{closed}/x"), json!({})).await;
+    assert_eq!(a.status_code, 0);
+    assert!(a.error.as_deref().unwrap().contains("connection"), "{a:?}");
+
+    // Reset in the middle of the body.
+    r.always("/reset", Step::ResetMidBody);
+    let a = one_attempt(&t, &app, &r.url("/reset"), json!({})).await;
+    assert!(a.error.is_some(), "{a:?}");
+
+    // TLS to a plain-HTTP server: the TLS error is recorded.
+    let a = one_attempt(
+        &t,
+        &app,
+        &format!("https://{}/tls", r.addr),
+        json!({"timeoutSeconds": 5}),
+    )
+    .await;
+    assert_eq!(a.status_code, 0);
+    let error = a.error.unwrap();
+    assert!(!error.contains("timed out"), "{error}");
+    eprintln!("TLS failure recorded as: {error}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn huge_responses_are_cut_at_20000_bytes() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Acme").await;
+    r.always("/huge", Step::HugeBody);
+    let ep = t
+        .create_endpoint(&app, json!({"url": r.url("/huge")}))
+        .await;
+    let msg = t
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    t.wait_status(&msg, &ep, DeliveryStatus::Success, Duration::from_secs(10))
+        .await;
+    let a = &t.attempts(&msg).await[0];
+    assert_eq!(a.status_code, 200);
+    assert_eq!(a.response.as_ref().unwrap().len(), 20_000);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_and_recover_brings_messages_back() {
+    let r = Receiver::start().await;
+    let t =
+        TestApp::spawn_with(|c| c.delivery.retry_schedule = vec![Duration::from_secs(30)]).await;
+    let app = t.create_app("Acme").await;
+    let ep = t
+        .create_endpoint(&app, json!({"url": r.url("/gone")}))
+        .await;
+    // A first message fails and waits for its retry; then the receiver says 410 Gone.
+    r.script("/gone", vec![Step::Status(500), Step::Status(410)]);
+    let waiting = t
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 1}}))
+        .await;
+    t.wait_status(
+        &waiting,
+        &ep,
+        DeliveryStatus::Pending,
+        Duration::from_secs(5),
+    )
+    .await;
+    r.wait_for("/gone", 1, Duration::from_secs(5)).await;
+    let gone = t
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 2}}))
+        .await;
+    t.wait_status(&gone, &ep, DeliveryStatus::Fail, Duration::from_secs(5))
+        .await;
+    let (_, endpoint) = t.get(&format!("/api/v1/app/{app}/endpoint/{ep}")).await;
+    assert_eq!(endpoint["disabled"], true, "410 disables at once");
+    // Its pending retry stopped, and new messages get no task.
+    t.wait_status(&waiting, &ep, DeliveryStatus::Fail, Duration::from_secs(5))
+        .await;
+    let skipped = t
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 3}}))
+        .await;
+    assert!(t.deliveries(&skipped).await.is_empty());
+    // Resending to a disabled endpoint is refused.
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/app/{app}/msg/{gone}/endpoint/{ep}/resend"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Enabling it again does not deliver what was skipped or failed ...
+    let (status, _) = t
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/app/{app}/endpoint/{ep}"),
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(ms(500)).await;
+    assert_eq!(r.received("/gone").len(), 2);
+    // ... recover does, for the failed messages of the window.
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let (status, out) = t
+        .post(
+            &format!("/api/v1/app/{app}/endpoint/{ep}/recover"),
+            json!({"since": since.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+    assert_eq!(out["task"], "endpoint.recover");
+    assert_eq!(out["status"], "running");
+    t.wait_status(
+        &waiting,
+        &ep,
+        DeliveryStatus::Success,
+        Duration::from_secs(5),
+    )
+    .await;
+    t.wait_status(&gone, &ep, DeliveryStatus::Success, Duration::from_secs(5))
+        .await;
+    assert!(
+        t.deliveries(&skipped).await.is_empty(),
+        "recover re-sends failures, not skipped messages"
+    );
+
+    // Resend makes a manual attempt, also to an endpoint that never had the message.
+    let (status, out) = t
+        .post(
+            &format!("/api/v1/app/{app}/msg/{skipped}/endpoint/{ep}/resend"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(out, json!({}));
+    t.wait_status(
+        &skipped,
+        &ep,
+        DeliveryStatus::Success,
+        Duration::from_secs(5),
+    )
+    .await;
+    let attempts = t.attempts(&skipped).await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].trigger, Trigger::Manual);
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/app/{app}/msg/{skipped}/endpoint/ep_nope/resend"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn endpoints_failing_for_the_configured_period_are_disabled() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn_with(|c| {
+        c.delivery.retry_schedule = vec![ms(300); 20];
+        c.delivery.disable_after = Duration::from_secs(1);
+    })
+    .await;
+    let app = t.create_app("Acme").await;
+    let ep = t
+        .create_endpoint(&app, json!({"url": r.url("/down")}))
+        .await;
+    r.always("/down", Step::Status(500));
+    let msg = t
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    t.wait_status(&msg, &ep, DeliveryStatus::Fail, Duration::from_secs(10))
+        .await;
+    let (_, endpoint) = t.get(&format!("/api/v1/app/{app}/endpoint/{ep}")).await;
+    assert_eq!(endpoint["disabled"], true);
+    let attempts = r.received("/down").len();
+    assert!(
+        (3..=8).contains(&attempts),
+        "disabled after about a second of failures ({attempts} attempts)"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn private_destinations_are_refused_unless_allowed() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn_with(|c| c.allow_networks.clear()).await;
+    let app = t.create_app("Acme").await;
+    for url in [
+        r.url("/secret"),
+        format!("http://localhost:{}/secret", r.addr.port()),
+    ] {
+        let a = one_attempt(&t, &app, &url, json!({})).await;
+        assert_eq!(a.status_code, 0);
+        let error = a.error.unwrap();
+        assert!(error.contains("refused by the network policy"), "{error}");
+        assert!(error.contains("--allow-network"), "{error}");
+    }
+    assert!(
+        r.received("/secret").is_empty(),
+        "nothing reached the receiver"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn extension_fields_are_validated_and_returned() {
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Acme").await;
+    let base = format!("/api/v1/app/{app}/endpoint");
+    let (status, ep) = t
+        .post(&base, json!({"url": "https://e.com", "retrySchedule": [900, 1800, 3600], "retryWindowSeconds": 259200,
+                             "timeoutSeconds": 30, "maxConcurrency": 3, "ordering": "fifo"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ep}");
+    assert_eq!(ep["retrySchedule"], json!([900, 1800, 3600]));
+    assert_eq!(ep["retryWindowSeconds"], 259200);
+    assert_eq!(ep["timeoutSeconds"], 30);
+    assert_eq!(ep["maxConcurrency"], 3);
+    assert_eq!(ep["ordering"], "fifo");
+    let id = ep["id"].as_str().unwrap();
+    let (_, patched) = t
+        .call(
+            Method::PATCH,
+            &format!("{base}/{id}"),
+            Some(json!({"retrySchedule": null, "ordering": "unordered"})),
+        )
+        .await;
+    assert!(patched.get("retrySchedule").is_none());
+    assert_eq!(patched["ordering"], "unordered");
+    assert_eq!(patched["timeoutSeconds"], 30);
+    for (field, value) in [
+        ("timeoutSeconds", json!(0)),
+        ("timeoutSeconds", json!(61)),
+        ("maxConcurrency", json!(0)),
+        ("retryWindowSeconds", json!(0)),
+        ("retrySchedule", json!([700000])),
+        ("ordering", json!("random")),
+    ] {
+        let (status, body) = t
+            .post(&base, json!({"url": "https://e.com", field: value}))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}={value}: {body}"
+        );
+    }
+    t.stop().await;
+}
