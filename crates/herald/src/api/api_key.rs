@@ -21,6 +21,7 @@ use super::auth::Principal;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, OptionalJson, Query};
 use super::pagination::{ListResponse, PageQuery};
+use super::params::AppPath;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -290,7 +291,7 @@ const DEFAULT_PORTAL_EXPIRY: i64 = 7 * 24 * 3600;
 /// tokens, or a portal session could renew itself forever).
 #[utoipa::path(post, path = "/api/v1/auth/app-portal-access/{app_id}", tag = "Authentication",
     operation_id = "v1.authentication.app-portal-access",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     request_body = AppPortalAccessIn,
     responses((status = 200, body = AppPortalAccessOut)))]
 async fn app_portal_access(

@@ -18,6 +18,7 @@ use super::auth::{Principal, ScopedApp};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Patch, Query, query_bool};
 use super::pagination::{ListResponse, OrderedPageQuery};
+use super::params::AppPath;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -208,7 +209,7 @@ async fn create_app(
 
 /// Get an application by id or uid.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "v1.application.get",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     responses((status = 200, body = ApplicationOut)))]
 async fn get_app(scoped: ScopedApp) -> axum::Json<ApplicationOut> {
     axum::Json(scoped.app.into())
@@ -216,7 +217,7 @@ async fn get_app(scoped: ScopedApp) -> axum::Json<ApplicationOut> {
 
 /// Update an application, or create it with this uid when it does not exist.
 #[utoipa::path(put, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "v1.application.update",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     request_body = ApplicationIn,
     responses(
         (status = 200, body = ApplicationOut, description = "Updated"),
@@ -276,7 +277,7 @@ async fn update_app(
 
 /// Partially update an application.
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "v1.application.patch",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     request_body = ApplicationPatch,
     responses((status = 200, body = ApplicationOut)))]
 async fn patch_app(
@@ -308,7 +309,7 @@ async fn patch_app(
 
 /// Delete an application with its endpoints and messages.
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "v1.application.delete",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     responses((status = 204, description = "Deleted")))]
 async fn delete_app(State(state): State<AppState>, scoped: ScopedApp) -> ApiResult<StatusCode> {
     scoped.principal.require_admin()?;

@@ -3,23 +3,17 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::auth::ScopedApp;
 use super::error::{ApiError, ApiResult};
+use super::params::MessageEndpointPath;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(resend))
-}
-
-/// The path of `…/msg/{msg_id}/endpoint/{endpoint_id}/…` routes.
-#[derive(Debug, Deserialize)]
-pub struct MessageEndpointPath {
-    pub msg_id: String,
-    pub endpoint_id: String,
 }
 
 /// An empty JSON object (`EmptyResponse`).
@@ -30,9 +24,7 @@ pub struct EmptyResponse {}
 /// endpoint's schedule.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
     tag = "Message", operation_id = "v1.message-attempt.resend",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("msg_id" = String, Path, description = "The message's id or eventId"),
-           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(MessageEndpointPath),
     responses((status = 202, body = EmptyResponse, description = "Queued")))]
 async fn resend(
     State(state): State<AppState>,

@@ -24,6 +24,7 @@ use super::auth::ScopedApp;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, OptionalJson, Patch, Query};
 use super::pagination::{ListResponse, OrderedPageQuery};
+use super::params::{AppPath, EndpointPath};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,12 +39,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_secret))
         .routes(routes!(rotate_secret))
         .routes(routes!(recover))
-}
-
-/// The path of routes below one endpoint (`{app_id}` is read by [`ScopedApp`]).
-#[derive(Debug, Deserialize)]
-pub struct EndpointPath {
-    pub endpoint_id: String,
 }
 
 /// No `Debug`: it carries the secret and header values.
@@ -434,7 +429,7 @@ async fn create(
 
 /// List an application's endpoints.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint", operation_id = "v1.endpoint.list",
-    params(("app_id" = String, Path, description = "The application's id or uid"), OrderedPageQuery),
+    params(AppPath, OrderedPageQuery),
     responses((status = 200, body = ListResponse<EndpointOut>)))]
 async fn list_endpoints(
     State(state): State<AppState>,
@@ -453,7 +448,7 @@ async fn list_endpoints(
 
 /// Create an endpoint.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint", operation_id = "v1.endpoint.create",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     request_body = EndpointIn,
     responses((status = 201, body = EndpointOut)))]
 async fn create_endpoint(
@@ -467,8 +462,7 @@ async fn create_endpoint(
 
 /// Get an endpoint by id or uid.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "v1.endpoint.get",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(EndpointPath),
     responses((status = 200, body = EndpointOut)))]
 async fn get_endpoint(
     State(state): State<AppState>,
@@ -482,8 +476,7 @@ async fn get_endpoint(
 
 /// Replace an endpoint's settings, or create it with this uid when it does not exist.
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "v1.endpoint.update",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(EndpointPath),
     request_body = EndpointIn,
     responses(
         (status = 200, body = EndpointOut, description = "Updated"),
@@ -534,8 +527,7 @@ async fn update_endpoint(
 
 /// Partially update an endpoint.
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "v1.endpoint.patch",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(EndpointPath),
     request_body = EndpointPatch,
     responses((status = 200, body = EndpointOut)))]
 async fn patch_endpoint(
@@ -584,8 +576,7 @@ async fn patch_endpoint(
 
 /// Delete an endpoint.
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "v1.endpoint.delete",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(EndpointPath),
     responses((status = 204, description = "Deleted")))]
 async fn delete_endpoint(
     State(state): State<AppState>,
@@ -603,8 +594,7 @@ async fn delete_endpoint(
 /// Get the custom headers sent with every delivery.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint",
     operation_id = "v1.endpoint.get-headers",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(EndpointPath),
     responses((status = 200, body = EndpointHeadersOut)))]
 async fn get_headers(
     State(state): State<AppState>,
@@ -670,8 +660,7 @@ async fn change_headers(
 /// Replace the custom headers.
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint",
     operation_id = "v1.endpoint.update-headers",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(EndpointPath),
     request_body = EndpointHeadersIn,
     responses((status = 204, description = "Replaced")))]
 async fn update_headers(
@@ -692,8 +681,7 @@ async fn update_headers(
 /// Set or remove (`null`) some custom headers.
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint",
     operation_id = "v1.endpoint.patch-headers",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(EndpointPath),
     request_body = EndpointHeadersPatchIn,
     responses((status = 204, description = "Updated")))]
 async fn patch_headers(
@@ -726,8 +714,7 @@ async fn patch_headers(
 /// Get the endpoint's signing secret.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", tag = "Endpoint",
     operation_id = "v1.endpoint.get-secret",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(EndpointPath),
     responses((status = 200, body = EndpointSecretOut)))]
 async fn get_secret(
     State(state): State<AppState>,
@@ -754,8 +741,7 @@ async fn get_secret(
 /// official SDKs read the new secret from the body, older ones ignore it).
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", tag = "Endpoint",
     operation_id = "v1.endpoint.rotate-secret",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(EndpointPath),
     request_body = EndpointSecretRotateIn,
     responses((status = 200, body = EndpointSecretOut, description = "Rotated")))]
 async fn rotate_secret(
@@ -815,8 +801,7 @@ pub struct RecoverOut {
 /// disabled and enabled again).
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", tag = "Endpoint",
     operation_id = "v1.endpoint.recover",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(EndpointPath),
     request_body = RecoverIn,
     responses((status = 202, body = RecoverOut, description = "The failed messages are queued again")))]
 async fn recover(

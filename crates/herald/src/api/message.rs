@@ -22,6 +22,7 @@ use super::auth::{Principal, ScopedApp};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query, comma_list, query_bool};
 use super::pagination::{ListResponse, PageQuery};
+use super::params::{AppPath, MessagePath};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -31,12 +32,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Days a payload is kept when the message does not say (the Svix default).
 const DEFAULT_RETENTION_DAYS: i64 = 90;
-
-/// The path of routes below one message (`{app_id}` is read by [`ScopedApp`]).
-#[derive(Debug, Deserialize)]
-pub struct MessagePath {
-    pub msg_id: String,
-}
 
 /// No `Debug`: payloads are customer data and stay out of logs.
 #[derive(Deserialize, ToSchema)]
@@ -162,7 +157,7 @@ fn check(v: &mut Violations, body: &MessageIn) {
 
 /// Publish a message to an application.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", tag = "Message", operation_id = "v1.message.create",
-    params(("app_id" = String, Path, description = "The application's id or uid"), WithContentQuery),
+    params(AppPath, WithContentQuery),
     request_body = MessageIn,
     responses((status = 202, body = MessageOut, description = "Accepted: stored and queued for delivery")))]
 async fn create_message(
@@ -202,7 +197,7 @@ async fn create_message(
 
 /// List an application's messages, newest first.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", tag = "Message", operation_id = "v1.message.list",
-    params(("app_id" = String, Path, description = "The application's id or uid"), MessageListQuery),
+    params(AppPath, MessageListQuery),
     responses((status = 200, body = ListResponse<MessageOut>)))]
 async fn list_messages(
     State(state): State<AppState>,
@@ -265,8 +260,7 @@ pub async fn load(
 
 /// Get a message by id or `eventId`.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", tag = "Message", operation_id = "v1.message.get",
-    params(("app_id" = String, Path, description = "The application's id or uid"),
-           ("msg_id" = String, Path, description = "The message's id or eventId"),
+    params(MessagePath,
            WithContentQuery),
     responses((status = 200, body = MessageOut)))]
 async fn get_message(

@@ -34,6 +34,7 @@ pub mod idempotency;
 pub mod message;
 pub mod openapi;
 pub mod pagination;
+pub mod params;
 
 use error::ApiError;
 

@@ -71,6 +71,28 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
     response.json().await.unwrap()
 }
 
+/// A server on a fresh data directory with one application whose endpoint is `endpoint`.
+async fn server_with_endpoint(endpoint: Value) -> (Server, tempfile::TempDir, u16, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = start(dir.path(), port).await;
+    let client = reqwest::Client::new();
+    let app = post(
+        &client,
+        format!("{}/api/v1/app", server.base),
+        json!({"name": "Crash"}),
+    )
+    .await;
+    let app = app["id"].as_str().unwrap().to_owned();
+    post(
+        &client,
+        format!("{}/api/v1/app/{app}/endpoint", server.base),
+        endpoint,
+    )
+    .await;
+    (server, dir, port, app)
+}
+
 /// Distinct webhook ids seen, and the total number of requests.
 fn tally(r: &Receiver, path: &str) -> (HashMap<String, usize>, usize) {
     let got = r.received(path);
@@ -91,23 +113,9 @@ async fn sigkill_mid_delivery_loses_no_acknowledged_message() {
         "/crash",
         Step::Delay(Duration::from_millis(40), Box::new(Step::Status(200))),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = start(dir.path(), port).await;
+    let (mut server, dir, port, app) =
+        server_with_endpoint(json!({"url": r.url("/crash"), "maxConcurrency": 10})).await;
     let client = reqwest::Client::new();
-    let app = post(
-        &client,
-        format!("{}/api/v1/app", server.base),
-        json!({"name": "Crash"}),
-    )
-    .await;
-    let app = app["id"].as_str().unwrap().to_owned();
-    post(
-        &client,
-        format!("{}/api/v1/app/{app}/endpoint", server.base),
-        json!({"url": r.url("/crash"), "maxConcurrency": 10}),
-    )
-    .await;
 
     // Publish 1,000 messages, 16 at a time; every one of them is acknowledged.
     let url = format!("{}/api/v1/app/{app}/msg", server.base);
@@ -183,23 +191,8 @@ async fn sigterm_waits_for_attempts_in_flight_and_exits_0() {
         "/slow",
         Step::Delay(Duration::from_secs(1), Box::new(Step::Status(200))),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = start(dir.path(), port).await;
+    let (mut server, dir, port, app) = server_with_endpoint(json!({"url": r.url("/slow")})).await;
     let client = reqwest::Client::new();
-    let app = post(
-        &client,
-        format!("{}/api/v1/app", server.base),
-        json!({"name": "Drain"}),
-    )
-    .await;
-    let app = app["id"].as_str().unwrap().to_owned();
-    post(
-        &client,
-        format!("{}/api/v1/app/{app}/endpoint", server.base),
-        json!({"url": r.url("/slow")}),
-    )
-    .await;
     for i in 0..5 {
         post(
             &client,

@@ -14,17 +14,11 @@ fn repo_file(path: &str) -> std::path::PathBuf {
         .join(path)
 }
 
-#[tokio::test]
-async fn svix_python_sdk() {
-    let Ok(python) = std::env::var("HERALD_SDK_PYTHON") else {
-        eprintln!(
-            "skipping svix_python_sdk: set HERALD_SDK_PYTHON to a Python with `svix` installed"
-        );
-        return;
-    };
+/// Runs an SDK script against a fresh Herald and fails the test with its output if it fails.
+async fn run_against_herald(program: &str, script: &std::path::Path) {
     let t = TestApp::spawn().await;
-    let out = Command::new(python)
-        .arg(repo_file("tests/sdk/svix_python.py"))
+    let out = Command::new(program)
+        .arg(script)
         .env("HERALD_URL", &t.base)
         .env("HERALD_TOKEN", ADMIN_TOKEN)
         .output()
@@ -41,6 +35,17 @@ async fn svix_python_sdk() {
 }
 
 #[tokio::test]
+async fn svix_python_sdk() {
+    let Ok(python) = std::env::var("HERALD_SDK_PYTHON") else {
+        eprintln!(
+            "skipping svix_python_sdk: set HERALD_SDK_PYTHON to a Python with `svix` installed"
+        );
+        return;
+    };
+    run_against_herald(&python, &repo_file("tests/sdk/svix_python.py")).await;
+}
+
+#[tokio::test]
 async fn svix_javascript_sdk() {
     let Ok(modules) = std::env::var("HERALD_SDK_NODE_MODULES") else {
         eprintln!(
@@ -48,7 +53,6 @@ async fn svix_javascript_sdk() {
         );
         return;
     };
-    let t = TestApp::spawn().await;
     // Node resolves `svix` from the script's directory upwards: run a copy placed next to the
     // given node_modules.
     let script = std::path::Path::new(&modules)
@@ -56,19 +60,5 @@ async fn svix_javascript_sdk() {
         .unwrap()
         .join("herald_svix_js.mjs");
     std::fs::copy(repo_file("tests/sdk/svix_js.mjs"), &script).unwrap();
-    let out = Command::new("node")
-        .arg(&script)
-        .env("HERALD_URL", &t.base)
-        .env("HERALD_TOKEN", ADMIN_TOKEN)
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    eprintln!("{}", text.trim());
-    t.stop().await;
+    run_against_herald("node", &script).await;
 }
