@@ -56,6 +56,13 @@ pub struct EndpointOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u16>,
     pub ordering: Ordering,
+    /// How deliveries are signed (Standard Webhooks by default).
+    #[serde(skip_serializing_if = "is_default_signature")]
+    pub signature: crate::signing::SignatureConfig,
+}
+
+fn is_default_signature(config: &crate::signing::SignatureConfig) -> bool {
+    *config == crate::signing::SignatureConfig::default()
 }
 
 /// Whether an endpoint receives its messages strictly in publish order.

@@ -1,33 +1,178 @@
-//! Standard Webhooks signatures (symmetric `v1`: HMAC-SHA256).
+//! How deliveries prove they come from Herald: the signature schemes, per endpoint.
 //!
-//! The signed content is `{webhook-id}.{webhook-timestamp}.{body}` over the exact bytes sent;
-//! the key is the base64-decoded part of the secret after `whsec_`; the header value is
-//! `v1,<base64 signature>`, several separated by spaces while a rotated secret is still in its
-//! grace period.
+//! - `standard-v1` (default): Standard Webhooks, HMAC-SHA256 over
+//!   `{webhook-id}.{webhook-timestamp}.{body}` keyed with the base64-decoded part of a `whsec_`
+//!   secret; `webhook-signature: v1,<base64>`, several space-separated while a rotated secret is
+//!   still in its grace period.
+//! - `standard-v1a`: the same signed content with Ed25519; `v1a,<base64>`. The secret is the
+//!   private key `whsk_<base64 of the 32-byte seed>`; receivers verify with the public key
+//!   `whpk_<base64 of the 32-byte key>`, which the API hands out.
+//! - `hmac-sha1-hex`: lowercase hex HMAC-SHA1 of the body in `X-Signature` (Ideavate).
+//! - `hmac-sha256-hex`: `sha256=<hex HMAC-SHA256 of the body>` in `X-Signature-256`.
+//! - `static-header`: the secret itself in `Impilo-Webhook-Secret` (Impilo). The weakest choice:
+//!   anyone who sees one delivery can forge the next, and nothing ties it to the body.
+//! - `none`: no proof at all (Kobiton's only option).
+//!
+//! The hex and static schemes use the secret's text as the key, whatever its form, so a
+//! receiver configured with a plain shared key (`sharedSecret`) works as is. These schemes carry
+//! one value, so during a rotation's grace period they keep signing with the secret in force
+//! before the rotation and switch when the grace period ends: a receiver has the whole grace
+//! period to learn the new secret without a failed delivery.
+//!
+//! Everything here signs (and `verify` checks) exactly the bytes given: the body as sent, after
+//! any encoding or envelope.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer as _, SigningKey};
 use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha1::Sha1;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::token::ENDPOINT_SECRET_PREFIX;
+use crate::token::{ENDPOINT_SECRET_PREFIX, random_base62};
 
-type HmacSha256 = Hmac<Sha256>;
+pub const PRIVATE_KEY_PREFIX: &str = "whsk_";
+pub const PUBLIC_KEY_PREFIX: &str = "whpk_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    #[default]
+    StandardV1,
+    StandardV1a,
+    HmacSha1Hex,
+    HmacSha256Hex,
+    StaticHeader,
+    None,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::StandardV1 => "standard-v1",
+            Scheme::StandardV1a => "standard-v1a",
+            Scheme::HmacSha1Hex => "hmac-sha1-hex",
+            Scheme::HmacSha256Hex => "hmac-sha256-hex",
+            Scheme::StaticHeader => "static-header",
+            Scheme::None => "none",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Scheme::StandardV1,
+            Scheme::StandardV1a,
+            Scheme::HmacSha1Hex,
+            Scheme::HmacSha256Hex,
+            Scheme::StaticHeader,
+            Scheme::None,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// Whether the scheme's secret is an Ed25519 key pair rather than a shared secret.
+    pub fn is_asymmetric(self) -> bool {
+        self == Scheme::StandardV1a
+    }
+
+    /// The header a single-value scheme writes by default.
+    pub fn default_header(self) -> Option<&'static str> {
+        match self {
+            Scheme::HmacSha1Hex => Some("X-Signature"),
+            Scheme::HmacSha256Hex => Some("X-Signature-256"),
+            Scheme::StaticHeader => Some("Impilo-Webhook-Secret"),
+            _ => None,
+        }
+    }
+
+    /// A new secret of the right kind for the scheme.
+    pub fn generate_secret(self) -> Zeroizing<String> {
+        match self {
+            Scheme::StandardV1a => {
+                let mut seed = Zeroizing::new([0u8; 32]);
+                rand::fill(&mut seed[..]);
+                Zeroizing::new(format!(
+                    "{PRIVATE_KEY_PREFIX}{}",
+                    STANDARD.encode(&seed[..])
+                ))
+            }
+            Scheme::StandardV1 => crate::token::generate_endpoint_secret(),
+            _ => Zeroizing::new(random_base62(40)),
+        }
+    }
+
+    /// Checks a caller-supplied secret for the scheme and returns its stored form.
+    pub fn normalize_secret(self, secret: &str) -> Result<String, &'static str> {
+        match self {
+            Scheme::StandardV1 => crate::token::normalize_endpoint_secret(secret),
+            Scheme::StandardV1a => {
+                private_key(secret)
+                    .map_err(|_| "must be `whsk_` followed by base64 of a 32-byte Ed25519 seed")?;
+                Ok(secret.to_owned())
+            }
+            _ => {
+                if secret.is_empty()
+                    || secret.len() > 512
+                    || !secret.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    Err("must be 1 to 512 visible ASCII characters")
+                } else {
+                    Ok(secret.to_owned())
+                }
+            }
+        }
+    }
+}
+
+/// An endpoint's `signature` setting.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureConfig {
+    #[serde(default)]
+    pub scheme: Scheme,
+    /// Header name for `hmac-sha1-hex`, `hmac-sha256-hex` and `static-header`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Text before the hex digest for the hex schemes (`sha256=` by default for
+    /// `hmac-sha256-hex`, none for `hmac-sha1-hex`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+impl SignatureConfig {
+    pub fn header_name(&self) -> Option<&str> {
+        self.header
+            .as_deref()
+            .or_else(|| self.scheme.default_header())
+    }
+
+    pub fn digest_prefix(&self) -> &str {
+        match (&self.prefix, self.scheme) {
+            (Some(p), _) => p,
+            (None, Scheme::HmacSha256Hex) => "sha256=",
+            _ => "",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignatureError {
-    #[error("the secret is not `whsec_` followed by base64")]
+    #[error("the secret does not fit the signature scheme")]
     BadSecret,
-    #[error("no signature in the header matches")]
+    #[error("a signature header is missing: {0}")]
+    MissingHeader(String),
+    #[error("the signature does not match")]
     NoMatch,
     #[error("the timestamp is outside the tolerance")]
     Timestamp,
 }
 
 /// The HMAC key of a `whsec_…` secret.
-fn key(secret: &str) -> Result<Zeroizing<Vec<u8>>, SignatureError> {
+fn standard_key(secret: &str) -> Result<Zeroizing<Vec<u8>>, SignatureError> {
     let body = secret
         .strip_prefix(ENDPOINT_SECRET_PREFIX)
         .unwrap_or(secret);
@@ -37,76 +182,267 @@ fn key(secret: &str) -> Result<Zeroizing<Vec<u8>>, SignatureError> {
         .map_err(|_| SignatureError::BadSecret)
 }
 
-fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(msg_id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
+fn private_key(secret: &str) -> Result<SigningKey, SignatureError> {
+    let body = secret
+        .strip_prefix(PRIVATE_KEY_PREFIX)
+        .ok_or(SignatureError::BadSecret)?;
+    let bytes = Zeroizing::new(
+        STANDARD
+            .decode(body)
+            .map_err(|_| SignatureError::BadSecret)?,
+    );
+    let seed: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| SignatureError::BadSecret)?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// The `whpk_…` public key of a `whsk_…` private key.
+pub fn public_key(secret: &str) -> Result<String, SignatureError> {
+    let key = private_key(secret)?;
+    Ok(format!(
+        "{PUBLIC_KEY_PREFIX}{}",
+        STANDARD.encode(key.verifying_key().to_bytes())
+    ))
+}
+
+fn signed_content(msg_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
+    let mut content = Vec::with_capacity(msg_id.len() + 24 + body.len());
+    content.extend_from_slice(msg_id.as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(timestamp.to_string().as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(body);
+    content
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(data);
     mac.finalize().into_bytes().to_vec()
 }
 
-/// `v1,<base64>` for one secret.
+fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha1>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `v1,<base64>` for one `whsec_` secret.
 pub fn sign_v1(
     secret: &str,
     msg_id: &str,
     timestamp: i64,
     body: &[u8],
 ) -> Result<String, SignatureError> {
-    let key = key(secret)?;
+    let key = standard_key(secret)?;
     Ok(format!(
         "v1,{}",
-        STANDARD.encode(mac(&key, msg_id, timestamp, body))
+        STANDARD.encode(hmac_sha256(&key, &signed_content(msg_id, timestamp, body)))
     ))
 }
 
-/// The `webhook-signature` header value: one signature per secret, space-separated.
-pub fn signature_header<'a>(
-    secrets: impl IntoIterator<Item = &'a str>,
-    msg_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> Result<String, SignatureError> {
-    let signatures = secrets
-        .into_iter()
-        .map(|s| sign_v1(s, msg_id, timestamp, body))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(signatures.join(" "))
-}
-
-/// Verifies a `webhook-signature` header against one secret, as a receiver would: any `v1`
-/// signature in the header may match; other versions are ignored. `now` and `tolerance_secs`
-/// bound the timestamp (`None` skips that check, for old test vectors).
-pub fn verify_v1(
+/// `v1a,<base64>` for one `whsk_` private key.
+pub fn sign_v1a(
     secret: &str,
     msg_id: &str,
     timestamp: i64,
     body: &[u8],
-    header: &str,
-    now_and_tolerance: Option<(i64, i64)>,
+) -> Result<String, SignatureError> {
+    let key = private_key(secret)?;
+    let signature = key.sign(&signed_content(msg_id, timestamp, body));
+    Ok(format!("v1a,{}", STANDARD.encode(signature.to_bytes())))
+}
+
+/// The secrets that sign one delivery: the current one, and (oldest first) the previous ones
+/// whose grace period has not ended.
+pub struct SigningSecrets<'a> {
+    pub current: &'a str,
+    pub previous: Vec<&'a str>,
+}
+
+/// The signature headers of a delivery under `config`: `(name, value)` pairs.
+pub fn sign(
+    config: &SignatureConfig,
+    secrets: &SigningSecrets<'_>,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, SignatureError> {
+    // Single-value schemes sign with the secret in force before the rotation until its grace
+    // period ends (see the module documentation).
+    let in_force = secrets.previous.first().copied().unwrap_or(secrets.current);
+    let single = |value: String| -> Vec<(String, String)> {
+        config
+            .header_name()
+            .map(|name| vec![(name.to_owned(), value)])
+            .unwrap_or_default()
+    };
+    Ok(match config.scheme {
+        Scheme::StandardV1 | Scheme::StandardV1a => {
+            let sign_one = if config.scheme == Scheme::StandardV1 {
+                sign_v1
+            } else {
+                sign_v1a
+            };
+            let signatures = std::iter::once(secrets.current)
+                .chain(secrets.previous.iter().copied())
+                .map(|s| sign_one(s, msg_id, timestamp, body))
+                .collect::<Result<Vec<_>, _>>()?;
+            vec![("webhook-signature".to_owned(), signatures.join(" "))]
+        }
+        Scheme::HmacSha1Hex => single(format!(
+            "{}{}",
+            config.digest_prefix(),
+            hex(&hmac_sha1(in_force.as_bytes(), body))
+        )),
+        Scheme::HmacSha256Hex => single(format!(
+            "{}{}",
+            config.digest_prefix(),
+            hex(&hmac_sha256(in_force.as_bytes(), body))
+        )),
+        Scheme::StaticHeader => single(in_force.to_owned()),
+        Scheme::None => Vec::new(),
+    })
+}
+
+/// What a receiver checks a delivery with.
+pub struct Verification<'a> {
+    pub config: &'a SignatureConfig,
+    /// The shared secret; for `standard-v1a` the public key `whpk_…` (or the private key).
+    pub secret: &'a str,
+    /// `(now, tolerance)` in seconds for Standard Webhooks timestamps; `None` skips the check.
+    pub now_and_tolerance: Option<(i64, i64)>,
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// Checks a received delivery's `headers` and `body`, in constant time.
+pub fn verify(
+    v: &Verification<'_>,
+    headers: &[(String, String)],
+    body: &[u8],
 ) -> Result<(), SignatureError> {
-    if let Some((now, tolerance)) = now_and_tolerance
-        && (timestamp - now).abs() > tolerance
-    {
-        return Err(SignatureError::Timestamp);
+    let required = |name: &str| {
+        header(headers, name).ok_or_else(|| SignatureError::MissingHeader(name.to_owned()))
+    };
+    match v.config.scheme {
+        Scheme::StandardV1 | Scheme::StandardV1a => {
+            // Older Svix libraries send the same values under svix-* names.
+            let pick = |a: &str, b: &str| header(headers, a).or_else(|| header(headers, b));
+            let id = pick("webhook-id", "svix-id")
+                .ok_or_else(|| SignatureError::MissingHeader("webhook-id".into()))?;
+            let ts_text = pick("webhook-timestamp", "svix-timestamp")
+                .ok_or_else(|| SignatureError::MissingHeader("webhook-timestamp".into()))?;
+            let signatures = pick("webhook-signature", "svix-signature")
+                .ok_or_else(|| SignatureError::MissingHeader("webhook-signature".into()))?;
+            let ts: i64 = ts_text.parse().map_err(|_| SignatureError::Timestamp)?;
+            if let Some((now, tolerance)) = v.now_and_tolerance
+                && (ts - now).abs() > tolerance
+            {
+                return Err(SignatureError::Timestamp);
+            }
+            let content = signed_content(id, ts, body);
+            let matched = if v.config.scheme == Scheme::StandardV1 {
+                let expected = hmac_sha256(&standard_key(v.secret)?, &content);
+                signatures
+                    .split(' ')
+                    .filter_map(|part| part.strip_prefix("v1,"))
+                    .filter_map(|b64| STANDARD.decode(b64).ok())
+                    .any(|sig| ct_eq(&sig, &expected))
+            } else {
+                let key = verifying_key(v.secret)?;
+                signatures
+                    .split(' ')
+                    .filter_map(|part| part.strip_prefix("v1a,"))
+                    .filter_map(|b64| STANDARD.decode(b64).ok())
+                    .filter_map(|sig| <[u8; 64]>::try_from(sig.as_slice()).ok())
+                    .any(|sig| {
+                        key.verify_strict(&content, &ed25519_dalek::Signature::from_bytes(&sig))
+                            .is_ok()
+                    })
+            };
+            if matched {
+                Ok(())
+            } else {
+                Err(SignatureError::NoMatch)
+            }
+        }
+        Scheme::HmacSha1Hex | Scheme::HmacSha256Hex => {
+            let name = v.config.header_name().unwrap_or_default();
+            let got = required(name)?;
+            let digest = if v.config.scheme == Scheme::HmacSha1Hex {
+                hmac_sha1(v.secret.as_bytes(), body)
+            } else {
+                hmac_sha256(v.secret.as_bytes(), body)
+            };
+            let expected = format!("{}{}", v.config.digest_prefix(), hex(&digest));
+            if ct_eq(got.to_ascii_lowercase().as_bytes(), expected.as_bytes()) {
+                Ok(())
+            } else {
+                Err(SignatureError::NoMatch)
+            }
+        }
+        Scheme::StaticHeader => {
+            let got = required(v.config.header_name().unwrap_or_default())?;
+            if ct_eq(got.as_bytes(), v.secret.as_bytes()) {
+                Ok(())
+            } else {
+                Err(SignatureError::NoMatch)
+            }
+        }
+        Scheme::None => Ok(()),
     }
-    let expected = mac(&key(secret)?, msg_id, timestamp, body);
-    let matched = header
-        .split(' ')
-        .filter_map(|part| part.strip_prefix("v1,"))
-        .filter_map(|b64| STANDARD.decode(b64).ok())
-        .any(|sig| bool::from(sig.as_slice().ct_eq(&expected)));
-    if matched {
-        Ok(())
-    } else {
-        Err(SignatureError::NoMatch)
+}
+
+fn verifying_key(secret: &str) -> Result<ed25519_dalek::VerifyingKey, SignatureError> {
+    if secret.starts_with(PRIVATE_KEY_PREFIX) {
+        return Ok(private_key(secret)?.verifying_key());
     }
+    let body = secret
+        .strip_prefix(PUBLIC_KEY_PREFIX)
+        .ok_or(SignatureError::BadSecret)?;
+    let bytes: [u8; 32] = STANDARD
+        .decode(body)
+        .map_err(|_| SignatureError::BadSecret)?
+        .as_slice()
+        .try_into()
+        .map_err(|_| SignatureError::BadSecret)?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| SignatureError::BadSecret)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Signs with one secret and no rotation in progress.
+    fn sign_one(
+        c: &SignatureConfig,
+        secret: &str,
+        id: &str,
+        timestamp: i64,
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, SignatureError> {
+        let secrets = SigningSecrets {
+            current: secret,
+            previous: vec![],
+        };
+        sign(c, &secrets, id, timestamp, body)
+    }
 
     /// The vectors published with the Standard Webhooks libraries.
     const VECTORS: [(&str, &str, i64, &str, &str); 2] = [
@@ -126,36 +462,182 @@ mod tests {
         ),
     ];
 
-    #[test]
-    fn published_vectors_sign_and_verify() {
-        for (secret, id, ts, body, expected) in VECTORS {
-            assert_eq!(sign_v1(secret, id, ts, body.as_bytes()).unwrap(), expected);
-            verify_v1(secret, id, ts, body.as_bytes(), expected, None).unwrap();
+    fn headers(pairs: &[(String, String)], id: &str, ts: i64) -> Vec<(String, String)> {
+        let mut all = vec![
+            ("webhook-id".to_owned(), id.to_owned()),
+            ("webhook-timestamp".to_owned(), ts.to_string()),
+        ];
+        all.extend_from_slice(pairs);
+        all
+    }
+
+    fn config(scheme: Scheme) -> SignatureConfig {
+        SignatureConfig {
+            scheme,
+            ..Default::default()
         }
     }
 
     #[test]
-    fn rotation_headers_carry_both_and_either_verifies() {
+    fn published_vectors_sign_and_verify() {
+        for (secret, id, ts, body, expected) in VECTORS {
+            assert_eq!(sign_v1(secret, id, ts, body.as_bytes()).unwrap(), expected);
+            let c = config(Scheme::StandardV1);
+            let v = Verification {
+                config: &c,
+                secret,
+                now_and_tolerance: None,
+            };
+            let h = headers(&[("webhook-signature".into(), expected.into())], id, ts);
+            verify(&v, &h, body.as_bytes()).unwrap();
+            // With a 5-minute tolerance these old vectors are refused.
+            let strict = Verification {
+                now_and_tolerance: Some((ts + 301, 300)),
+                ..v
+            };
+            assert_eq!(
+                verify(&strict, &h, body.as_bytes()),
+                Err(SignatureError::Timestamp)
+            );
+        }
+    }
+
+    #[test]
+    fn every_scheme_signs_and_verifies_and_rejects_tampering() {
+        for scheme in [
+            Scheme::StandardV1,
+            Scheme::StandardV1a,
+            Scheme::HmacSha1Hex,
+            Scheme::HmacSha256Hex,
+            Scheme::StaticHeader,
+        ] {
+            let secret = scheme.generate_secret();
+            assert_eq!(
+                scheme.normalize_secret(&secret).as_deref(),
+                Ok(secret.as_str())
+            );
+            let c = config(scheme);
+            let signed = sign_one(&c, &secret, "msg_1", 1000, b"{\"a\":1}").unwrap();
+            assert_eq!(signed.len(), 1, "{scheme:?}");
+            let h = headers(&signed, "msg_1", 1000);
+            let verifier_secret = if scheme.is_asymmetric() {
+                public_key(&secret).unwrap()
+            } else {
+                secret.to_string()
+            };
+            let v = Verification {
+                config: &c,
+                secret: &verifier_secret,
+                now_and_tolerance: Some((1000, 300)),
+            };
+            verify(&v, &h, b"{\"a\":1}").unwrap_or_else(|e| panic!("{scheme:?}: {e}"));
+            if scheme != Scheme::StaticHeader {
+                assert_eq!(
+                    verify(&v, &h, b"{\"a\":2}"),
+                    Err(SignatureError::NoMatch),
+                    "{scheme:?}"
+                );
+            }
+            let other = scheme.generate_secret();
+            let other = if scheme.is_asymmetric() {
+                public_key(&other).unwrap()
+            } else {
+                other.to_string()
+            };
+            let wrong = Verification {
+                secret: &other,
+                ..v
+            };
+            assert_eq!(
+                verify(&wrong, &h, b"{\"a\":1}"),
+                Err(SignatureError::NoMatch),
+                "{scheme:?}"
+            );
+        }
+        assert!(
+            sign_one(&config(Scheme::None), "x", "m", 1, b"")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn known_hex_digests() {
+        // Ideavate's example key; the digests computed independently with
+        // `printf hello | openssl dgst -sha1 -hmac sharedSecret` (and -sha256).
+        let c = config(Scheme::HmacSha1Hex);
+        let s = sign_one(&c, "sharedSecret", "m", 1, b"hello").unwrap();
+        assert_eq!(
+            s,
+            vec![(
+                "X-Signature".to_owned(),
+                "9ccb28db7764da89936e9eec2a54b5f69f488def".to_owned()
+            )]
+        );
+        let c = SignatureConfig {
+            scheme: Scheme::HmacSha256Hex,
+            header: Some("X-Hub-Signature-256".into()),
+            prefix: None,
+        };
+        let s = sign_one(&c, "sharedSecret", "m", 1, b"hello").unwrap();
+        assert_eq!(s[0].0, "X-Hub-Signature-256");
+        assert_eq!(
+            s[0].1,
+            "sha256=a0049c02db78fabdd4d9f4ae20a1adf7aa1cc79333a3f2f3c33fc176025dd457"
+        );
+    }
+
+    #[test]
+    fn rotation_overlap() {
         let (old, new) = (VECTORS[0].0, VECTORS[1].0);
-        let header = signature_header([new, old], "msg_1", 10, b"{}").unwrap();
-        assert_eq!(header.split(' ').count(), 2);
-        verify_v1(old, "msg_1", 10, b"{}", &header, None).unwrap();
-        verify_v1(new, "msg_1", 10, b"{}", &header, None).unwrap();
-        assert_eq!(
-            verify_v1(old, "msg_1", 10, b"{ }", &header, None),
-            Err(SignatureError::NoMatch)
-        );
-        assert_eq!(
-            verify_v1(old, "msg_1", 10, b"{}", &header, Some((10 + 301, 300))),
-            Err(SignatureError::Timestamp)
-        );
-        assert_eq!(
-            verify_v1(old, "msg_1", 10, b"{}", "v2,abc v1a,xyz", None),
-            Err(SignatureError::NoMatch)
-        );
+        let c = config(Scheme::StandardV1);
+        let during = SigningSecrets {
+            current: new,
+            previous: vec![old],
+        };
+        let signed = sign(&c, &during, "msg_1", 10, b"{}").unwrap();
+        assert_eq!(signed[0].1.split(' ').count(), 2);
+        let h = headers(&signed, "msg_1", 10);
+        for secret in [old, new] {
+            verify(
+                &Verification {
+                    config: &c,
+                    secret,
+                    now_and_tolerance: None,
+                },
+                &h,
+                b"{}",
+            )
+            .unwrap();
+        }
+        // Single-value schemes keep the secret in force before the rotation.
+        let c = config(Scheme::StaticHeader);
+        assert_eq!(sign(&c, &during, "m", 1, b"").unwrap()[0].1, old);
+        let after = SigningSecrets {
+            current: new,
+            previous: vec![],
+        };
+        assert_eq!(sign(&c, &after, "m", 1, b"").unwrap()[0].1, new);
+    }
+
+    #[test]
+    fn bad_secrets() {
         assert_eq!(
             sign_v1("whsec_!!", "m", 1, b""),
             Err(SignatureError::BadSecret)
+        );
+        assert!(
+            Scheme::StandardV1a
+                .normalize_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                .is_err()
+        );
+        assert!(Scheme::HmacSha1Hex.normalize_secret("has space").is_err());
+        assert_eq!(Scheme::parse("hmac-sha1-hex"), Some(Scheme::HmacSha1Hex));
+        assert_eq!(Scheme::parse("nope"), None);
+        assert!(
+            public_key(&Scheme::StandardV1a.generate_secret())
+                .unwrap()
+                .starts_with("whpk_")
         );
     }
 }

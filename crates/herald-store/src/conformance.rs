@@ -354,6 +354,28 @@ async fn endpoints(store: &dyn Store) {
         Some(ep.clone())
     );
 
+    // Resealing passes every sealed value through the function, in one go.
+    let flipped = |v: &[u8]| -> Result<Option<Vec<u8>>, String> {
+        Ok((v.first() == Some(&9)).then(|| v.iter().map(|b| b ^ 0xff).collect()))
+    };
+    assert!(store.reseal_all(&flipped).await.unwrap() >= 1);
+    let resealed = store.get_endpoint_secrets(&ep.id).await.unwrap().unwrap();
+    assert_eq!(resealed.secret, vec![9 ^ 0xff; 40]);
+    let failing = |_: &[u8]| -> Result<Option<Vec<u8>>, String> { Err("no key".into()) };
+    assert!(matches!(
+        store.reseal_all(&failing).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert_eq!(
+        store
+            .get_endpoint_secrets(&ep.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret,
+        resealed.secret
+    );
+
     // Deleting the application takes its endpoints with it.
     store.delete_app(&app.id).await.unwrap();
     assert!(store.get_endpoint_secrets(&ep.id).await.unwrap().is_none());

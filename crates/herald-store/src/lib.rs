@@ -90,6 +90,10 @@ fn is_transient(code: Option<&str>) -> bool {
     })
 }
 
+/// Re-encrypts one sealed value: `Ok(None)` to keep it, `Err` to abort the whole run.
+pub type Reseal<'a> =
+    dyn Fn(&[u8]) -> std::result::Result<Option<Vec<u8>>, String> + Send + Sync + 'a;
+
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -142,6 +146,14 @@ pub trait Store: Send + Sync + 'static {
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;
     /// Stores `value` unless `key` already has one; returns whether it was stored.
     async fn insert_setting(&self, key: &str, value: &str) -> Result<bool>;
+    /// Stores `value` under `key`, replacing any value.
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Passes every sealed value (endpoint secrets, previous secrets and headers, remembered
+    /// idempotent responses) through `reseal`, in one transaction, storing what it returns
+    /// (`None`: leave the value). Returns how many values changed. Used to rotate the
+    /// encryption key.
+    async fn reseal_all(&self, reseal: &Reseal<'_>) -> Result<u64>;
 
     // -- applications --
 

@@ -18,6 +18,7 @@ use crate::config::Config;
 
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 pub const ENCRYPTION_KEY_FILE: &str = "encryption.key";
+pub const NEW_ENCRYPTION_KEY_FILE: &str = "encryption.key.new";
 const ADMIN_HASH_SETTING: &str = "admin_token_sha256";
 const KEY_CHECK_SETTING: &str = "encryption_key_check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"herald encryption key check";
@@ -69,44 +70,149 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), BootstrapError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
-/// The keyring from the environment, or from (a newly created) `<data-dir>/encryption.key`.
-pub async fn load_keyring(config: &Config, store: &dyn Store) -> Result<Keyring, BootstrapError> {
-    let current = match &config.encryption_key {
-        Some(key) => DataKey::from_base64(key).map_err(|_| BootstrapError::WrongKey)?,
-        None => {
-            let path = config.storage.data_dir.join(ENCRYPTION_KEY_FILE);
-            if !path.exists() {
-                write_private(&path, DataKey::generate_base64().as_bytes())?;
-            }
-            let text = Zeroizing::new(
-                std::fs::read_to_string(&path)
-                    .map_err(|e| BootstrapError::File(path.clone(), e))?,
-            );
-            DataKey::from_base64(&text).map_err(|e| BootstrapError::BadKeyFile(path, e))?
+/// Where the data key comes from.
+pub struct KeySettings {
+    pub data_dir: PathBuf,
+    /// `HERALD_ENCRYPTION_KEY`; without it, the key file in the data directory.
+    pub key: Option<Zeroizing<String>>,
+    /// `HERALD_ENCRYPTION_OLD_KEYS`: keys still accepted for reading.
+    pub old_keys: Vec<Zeroizing<String>>,
+}
+
+impl KeySettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            data_dir: config.storage.data_dir.clone(),
+            key: config.encryption_key.clone(),
+            old_keys: config.encryption_old_keys.clone(),
         }
-    };
-    let older = config
-        .encryption_old_keys
+    }
+
+    fn key_file(&self) -> PathBuf {
+        self.data_dir.join(ENCRYPTION_KEY_FILE)
+    }
+
+    /// A key file written by `herald secrets rotate-key` before it re-encrypts anything.
+    fn new_key_file(&self) -> PathBuf {
+        self.data_dir.join(NEW_ENCRYPTION_KEY_FILE)
+    }
+}
+
+fn read_key(path: &Path) -> Result<DataKey, BootstrapError> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| BootstrapError::File(path.to_owned(), e))?,
+    );
+    DataKey::from_base64(&text).map_err(|e| BootstrapError::BadKeyFile(path.to_owned(), e))
+}
+
+/// The keyring from the environment or the key file (created at first start), checked against
+/// the database. A key rotation that was interrupted is finished first.
+pub async fn load_keyring(
+    keys: &KeySettings,
+    store: &dyn Store,
+) -> Result<Keyring, BootstrapError> {
+    open_keyring(keys, store).await.map(|(keyring, _)| keyring)
+}
+
+/// `load_keyring`, also telling how many values a finished rotation re-encrypted.
+async fn open_keyring(
+    keys: &KeySettings,
+    store: &dyn Store,
+) -> Result<(Keyring, u64), BootstrapError> {
+    let mut older = keys
+        .old_keys
         .iter()
         .map(|k| DataKey::from_base64(k))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| BootstrapError::WrongKey)?;
+    let current = match &keys.key {
+        Some(key) => DataKey::from_base64(key).map_err(|_| BootstrapError::WrongKey)?,
+        None => {
+            let (path, new_path) = (keys.key_file(), keys.new_key_file());
+            if !path.exists() && !new_path.exists() {
+                write_private(&path, DataKey::generate_base64().as_bytes())?;
+            }
+            if new_path.exists() {
+                // `rotate-key` wrote the new key and may have re-encrypted some of the data:
+                // finish the job under the new key, then make it the key file.
+                if path.exists() {
+                    older.push(read_key(&path)?);
+                }
+                let keyring = Keyring::new(read_key(&new_path)?, older);
+                let changed = reseal_everything(store, &keyring).await?;
+                std::fs::rename(&new_path, &path).map_err(|e| BootstrapError::File(path, e))?;
+                return Ok((keyring, changed));
+            }
+            read_key(&path)?
+        }
+    };
     let keyring = Keyring::new(current, older);
-
     match store.get_setting(KEY_CHECK_SETTING).await? {
         None => {
             let sealed = hex(&keyring.seal(KEY_CHECK_PLAINTEXT));
             store.insert_setting(KEY_CHECK_SETTING, &sealed).await?;
         }
-        Some(sealed) => {
-            let sealed = unhex(&sealed).ok_or(BootstrapError::WrongKey)?;
-            match keyring.open(&sealed) {
-                Ok(plain) if plain.as_slice() == KEY_CHECK_PLAINTEXT => {}
-                _ => return Err(BootstrapError::WrongKey),
-            }
-        }
+        Some(_) => check_key(store, &keyring).await?,
     }
-    Ok(keyring)
+    Ok((keyring, 0))
+}
+
+/// Fails unless the keyring opens the check value this database was sealed with.
+async fn check_key(store: &dyn Store, keyring: &Keyring) -> Result<(), BootstrapError> {
+    let sealed = store
+        .get_setting(KEY_CHECK_SETTING)
+        .await?
+        .and_then(|s| unhex(&s))
+        .ok_or(BootstrapError::WrongKey)?;
+    match keyring.open(&sealed) {
+        Ok(plain) if plain.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
+        _ => Err(BootstrapError::WrongKey),
+    }
+}
+
+/// Re-encrypts every sealed value not yet under the keyring's current key, then the check
+/// value. Safe to repeat: values already under the current key are left alone.
+async fn reseal_everything(store: &dyn Store, keyring: &Keyring) -> Result<u64, BootstrapError> {
+    check_key(store, keyring).await?;
+    let changed = store
+        .reseal_all(&|sealed: &[u8]| {
+            if keyring.is_current(sealed) {
+                return Ok(None);
+            }
+            keyring
+                .open(sealed)
+                .map(|plain| Some(keyring.seal(&plain)))
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+    store
+        .set_setting(KEY_CHECK_SETTING, &hex(&keyring.seal(KEY_CHECK_PLAINTEXT)))
+        .await?;
+    Ok(changed)
+}
+
+/// `herald secrets rotate-key`: re-encrypts everything under a new key.
+///
+/// With `HERALD_ENCRYPTION_KEY`, the new key is that one and the old keys come from
+/// `HERALD_ENCRYPTION_OLD_KEYS`. With the key file, a new key is generated and written next to
+/// it first (`encryption.key.new`), everything is re-encrypted, and the new file replaces the
+/// old one; if this is interrupted, the next start (or run) finishes it.
+pub async fn rotate_key(keys: &KeySettings, store: &dyn Store) -> Result<u64, BootstrapError> {
+    if keys.key.is_some() {
+        let keyring = load_keyring(keys, store).await?;
+        return reseal_everything(store, &keyring).await;
+    }
+    if !keys.key_file().exists() {
+        return Err(BootstrapError::File(
+            keys.key_file(),
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no key file to rotate"),
+        ));
+    }
+    if !keys.new_key_file().exists() {
+        write_private(&keys.new_key_file(), DataKey::generate_base64().as_bytes())?;
+    }
+    let (_, changed) = open_keyring(keys, store).await?;
+    Ok(changed)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -42,8 +42,58 @@ pub enum Command {
     /// Bring the database schema up to date, then exit.
     #[command(after_help = ENVIRONMENT_HELP)]
     Migrate(StorageArgs),
+    /// Check a received delivery's signature, as a receiver would. Reads the body from stdin;
+    /// exits 0 when it verifies, 1 (with the reason) when it does not.
+    Verify(VerifyArgs),
+    /// Manage the keys Herald itself holds.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Print the version and exit.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-encrypt every stored secret under a new encryption key. Stop the server first. With
+    /// HERALD_ENCRYPTION_KEY, the new key is that one and HERALD_ENCRYPTION_OLD_KEYS must list
+    /// the old one; with the key file, a new key is generated and replaces it.
+    #[command(after_help = ENVIRONMENT_HELP)]
+    RotateKey(StorageArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The endpoint's signature scheme: standard-v1, standard-v1a, hmac-sha1-hex,
+    /// hmac-sha256-hex, static-header or none.
+    #[arg(long, default_value = "standard-v1")]
+    pub scheme: String,
+
+    /// The secret to verify with: the endpoint's secret, or for standard-v1a its public key
+    /// (`whpk_…`).
+    #[arg(
+        long,
+        env = "HERALD_VERIFY_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub secret: String,
+
+    /// A header of the received request, `name: value` (repeat for each header).
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// The signature header of the hex and static schemes, when not the default.
+    #[arg(long, value_name = "NAME")]
+    pub signature_header: Option<String>,
+
+    /// The text before the hex digest, when not the default (`sha256=` for hmac-sha256-hex).
+    #[arg(long, value_name = "TEXT")]
+    pub prefix: Option<String>,
+
+    /// Largest accepted difference between `webhook-timestamp` and now, in seconds; 0 turns
+    /// the check off.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub tolerance: i64,
 }
 
 /// Where Herald keeps its state.
@@ -116,6 +166,11 @@ pub struct ServeArgs {
     /// On SIGTERM, how long to wait for delivery attempts in flight. [default: 30s]
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", value_name = "DURATION")]
     pub shutdown_grace: Option<String>,
+
+    /// Also send `svix-id`, `svix-timestamp` and `svix-signature` with Standard Webhooks v1
+    /// deliveries, for receivers on older Svix libraries: `true` or `false`. [default: true]
+    #[arg(long, env = "HERALD_SVIX_HEADERS", value_name = "BOOL")]
+    pub svix_headers: Option<String>,
 
     /// Log output: `pretty` for people, `json` for log collectors. [default: pretty]
     #[arg(long, env = "HERALD_LOG_FORMAT", value_name = "FORMAT")]

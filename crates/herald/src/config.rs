@@ -122,6 +122,7 @@ pub struct DeliveryConfig {
     pub timeout: Duration,
     pub disable_after: Duration,
     pub shutdown_grace: Duration,
+    pub svix_headers: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -131,6 +132,7 @@ impl Default for DeliveryConfig {
             timeout: Duration::from_secs(15),
             disable_after: Duration::from_secs(5 * 86_400),
             shutdown_grace: Duration::from_secs(30),
+            svix_headers: true,
         }
     }
 }
@@ -156,6 +158,7 @@ struct FileConfig {
     delivery_timeout: Option<String>,
     disable_after: Option<String>,
     shutdown_grace: Option<String>,
+    svix_headers: Option<bool>,
 }
 
 /// One option as the user knows it in each layer.
@@ -233,6 +236,12 @@ const SHUTDOWN_GRACE: Opt = opt(
     "--shutdown-grace",
     "HERALD_SHUTDOWN_GRACE",
     "shutdown_grace",
+);
+const SVIX_HEADERS: Opt = opt(
+    "svix_headers",
+    "--svix-headers",
+    "HERALD_SVIX_HEADERS",
+    "svix_headers",
 );
 
 const fn opt(id: &'static str, flag: &'static str, env: &'static str, key: &'static str) -> Opt {
@@ -398,7 +407,11 @@ impl<'a> Resolver<'a> {
             },
         )?;
         let delivery = self.delivery(args)?;
-        let (admin_token, encryption_key, encryption_old_keys) = secrets_from_env()?;
+        let EnvSecrets {
+            admin_token,
+            encryption_key,
+            encryption_old_keys,
+        } = secrets_from_env()?;
         Ok(Config {
             storage,
             listen,
@@ -473,6 +486,20 @@ impl<'a> Resolver<'a> {
                 defaults.shutdown_grace,
                 Duration::ZERO,
                 Duration::from_secs(3600),
+            )?,
+            svix_headers: self.parse(
+                &SVIX_HEADERS,
+                self.pick(
+                    &SVIX_HEADERS,
+                    args.svix_headers.as_ref(),
+                    self.file.svix_headers.map(|b| b.to_string()),
+                ),
+                || defaults.svix_headers,
+                |v| match v {
+                    "true" | "1" | "yes" => Ok(true),
+                    "false" | "0" | "no" => Ok(false),
+                    _ => Err("expected true or false".into()),
+                },
             )?,
         })
     }
@@ -590,15 +617,18 @@ pub fn parse_network(v: &str) -> Result<IpNet, String> {
         .map_err(|_| "expected a CIDR block such as 10.0.0.0/8 or fd00::/8, or an address".into())
 }
 
-type EnvSecrets = (
-    Option<Zeroizing<String>>,
-    Option<Zeroizing<String>>,
-    Vec<Zeroizing<String>>,
-);
+/// The secrets Herald takes from its environment, validated.
+pub struct EnvSecrets {
+    pub admin_token: Option<Zeroizing<String>>,
+    /// `HERALD_ENCRYPTION_KEY`.
+    pub encryption_key: Option<Zeroizing<String>>,
+    /// `HERALD_ENCRYPTION_OLD_KEYS`.
+    pub encryption_old_keys: Vec<Zeroizing<String>>,
+}
 
 /// Secrets are read only from the environment: flags would show them in `ps`, files would need
 /// their own permissions story.
-fn secrets_from_env() -> Result<EnvSecrets, ConfigError> {
+pub fn secrets_from_env() -> Result<EnvSecrets, ConfigError> {
     let read = |name: &str| -> Result<Option<Zeroizing<String>>, ConfigError> {
         match std::env::var(name) {
             Ok(v) if v.trim().is_empty() => Ok(None),
@@ -634,7 +664,11 @@ fn secrets_from_env() -> Result<EnvSecrets, ConfigError> {
             old_keys.push(Zeroizing::new(key.to_owned()));
         }
     }
-    Ok((admin_token, encryption_key, old_keys))
+    Ok(EnvSecrets {
+        admin_token,
+        encryption_key,
+        encryption_old_keys: old_keys,
+    })
 }
 
 #[cfg(test)]

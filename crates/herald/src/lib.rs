@@ -7,6 +7,7 @@
 pub mod api;
 pub mod bootstrap;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod outbound;
 pub mod startup;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
 use herald::Application;
-use herald::cli::{Cli, Command};
+use herald::cli::{Cli, Command, SecretsCommand};
 use herald::config::{Origin, Resolver};
 
 fn main() -> ExitCode {
@@ -21,6 +21,57 @@ fn main() -> ExitCode {
     };
 
     match cli.command {
+        Command::Verify(args) => {
+            let mut body = Vec::new();
+            if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut body) {
+                eprintln!("herald: cannot read the body from stdin: {e}");
+                return ExitCode::FAILURE;
+            }
+            match herald::commands::verify(&args, &body, chrono::Utc::now().timestamp()) {
+                Ok(()) => {
+                    println!("verified");
+                    ExitCode::SUCCESS
+                }
+                Err(herald::commands::VerifyFailure::Usage(e)) => usage_error(&e),
+                Err(herald::commands::VerifyFailure::Rejected(reason)) => {
+                    println!("not verified: {reason}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Secrets(SecretsCommand::RotateKey(args)) => {
+            let (storage, keys) = match Resolver::new(&args, &origin_of).and_then(|r| {
+                let storage = r.storage(&args)?;
+                let keys = herald::config::secrets_from_env()?;
+                Ok((storage, keys))
+            }) {
+                Ok(found) => found,
+                Err(e) => return usage_error(&e),
+            };
+            runtime().block_on(async {
+                let result = async {
+                    let lock = herald::startup::lock_sqlite(&storage.database_url)?;
+                    let store = herald_store::connect(&storage.database_url).await?;
+                    let keys = herald::bootstrap::KeySettings {
+                        data_dir: storage.data_dir.clone(),
+                        key: keys.encryption_key,
+                        old_keys: keys.encryption_old_keys,
+                    };
+                    let changed = herald::bootstrap::rotate_key(&keys, store.as_ref()).await?;
+                    store.close().await;
+                    drop(lock);
+                    Ok::<_, herald::startup::StartError>(changed)
+                }
+                .await;
+                match result {
+                    Ok(changed) => {
+                        eprintln!("herald: re-encrypted {changed} stored values under the new key");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => failure(&e),
+                }
+            })
+        }
         Command::Version => {
             println!("herald {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -50,7 +50,7 @@ pub struct Application {
 
 /// Takes the exclusive lock that keeps a second Herald off a SQLite database. Leases written by
 /// an earlier process on the same database are then known to be dead.
-fn lock_sqlite(database_url: &str) -> Result<Option<std::fs::File>, StartError> {
+pub fn lock_sqlite(database_url: &str) -> Result<Option<std::fs::File>, StartError> {
     let Some(rest) = database_url
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))
@@ -84,7 +84,11 @@ impl Application {
             // The only process on this database: every lease is from a process that is gone.
             store.reset_leases(herald_core::time::now()).await?;
         }
-        let keyring = bootstrap::load_keyring(&config, store.as_ref()).await?;
+        let keyring = bootstrap::load_keyring(
+            &bootstrap::KeySettings::from_config(&config),
+            store.as_ref(),
+        )
+        .await?;
         let (admin_token_hash, admin_notice) =
             bootstrap::admin_token(&config, store.as_ref()).await?;
         let listener = TcpListener::bind(config.listen)
@@ -106,6 +110,7 @@ impl Application {
         worker.disable_after = chrono::Duration::from_std(config.delivery.disable_after)
             .unwrap_or(chrono::Duration::days(5));
         worker.shutdown_grace = config.delivery.shutdown_grace;
+        worker.svix_headers = config.delivery.svix_headers;
         let outbound = Arc::new(Outbound::new(
             herald_core::net::NetworkPolicy::new(config.allow_networks.clone()),
             Arc::new(SystemLookup),

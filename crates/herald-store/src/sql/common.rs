@@ -173,6 +173,69 @@ impl Store for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn reseal_all(&self, reseal: &crate::Reseal<'_>) -> Result<u64> {
+        let apply = |value: &[u8]| reseal(value).map_err(StoreError::Corrupt);
+        let mut changed = 0;
+        let mut tx = self.writer.begin().await?;
+        let endpoints: Vec<(String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> =
+            sqlx::query_as("SELECT id, secret, previous_secrets, headers FROM endpoints")
+                .fetch_all(&mut *tx)
+                .await?;
+        for (id, secret, previous, headers) in endpoints {
+            let new_secret = apply(&secret)?;
+            let new_previous = previous.as_deref().map(apply).transpose()?.flatten();
+            let new_headers = headers.as_deref().map(apply).transpose()?.flatten();
+            let count = [new_secret.is_some(), new_previous.is_some(), new_headers.is_some()]
+                .into_iter()
+                .filter(|c| *c)
+                .count();
+            if count == 0 {
+                continue;
+            }
+            changed += count as u64;
+            sqlx::query(
+                "UPDATE endpoints SET secret = $2, previous_secrets = $3, headers = $4,
+                 secrets_version = secrets_version + 1 WHERE id = $1",
+            )
+            .bind(&id)
+            .bind(new_secret.unwrap_or(secret))
+            .bind(new_previous.or(previous))
+            .bind(new_headers.or(headers))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let bodies: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT scope, key, body FROM idempotency_keys WHERE body IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (scope, key, body) in bodies {
+            if let Some(new) = apply(&body)? {
+                changed += 1;
+                sqlx::query("UPDATE idempotency_keys SET body = $3 WHERE scope = $1 AND key = $2")
+                    .bind(&scope)
+                    .bind(&key)
+                    .bind(new)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     // -- applications --
 
     async fn create_app(&self, app: &Application) -> Result<()> {

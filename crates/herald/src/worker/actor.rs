@@ -208,7 +208,13 @@ pub async fn run(
                         let shared = shared.clone();
                         let snapshot = snapshot.clone();
                         in_flight.spawn(async move {
-                            let record = attempt::run(&shared.outbound, &snapshot, &task).await;
+                            let record = attempt::run(
+                                &shared.outbound,
+                                &snapshot,
+                                &task,
+                                shared.config.svix_headers,
+                            )
+                            .await;
                             shared.completions.commit(record).await;
                         });
                     }

@@ -8,7 +8,7 @@ use herald_core::id::AttemptId;
 use herald_core::model::{Endpoint, Trigger};
 use herald_core::retry::{RetryPolicy, parse_retry_after};
 use herald_core::secrets::EndpointSecrets;
-use herald_core::signing;
+use herald_core::signing::{self, Scheme, SigningSecrets};
 use herald_store::{AttemptRecord, NextStep, Task};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -24,19 +24,24 @@ pub struct EndpointSnapshot {
     pub timeout: Duration,
 }
 
-/// The headers of a delivery: Standard Webhooks (and the older `svix-*` names with the same
-/// values), then the endpoint's own headers. Custom headers cannot shadow Herald's: the API
-/// refuses reserved names when they are saved.
+/// The headers of a delivery: `webhook-id` and `webhook-timestamp` always (receivers
+/// deduplicate on the id), the endpoint's signature headers (with `svix-*` copies for Standard
+/// Webhooks v1 unless turned off), then the endpoint's own headers. Custom headers cannot shadow
+/// Herald's: the API refuses reserved names when they are saved.
 pub fn delivery_headers(
     snapshot: &EndpointSnapshot,
     msg_id: &str,
     timestamp: i64,
     body: &[u8],
     now: DateTime<Utc>,
+    svix_headers: bool,
 ) -> Result<HeaderMap, String> {
-    let secrets = std::iter::once(snapshot.secrets.current.as_str())
-        .chain(snapshot.secrets.active_previous(now));
-    let signature = signing::signature_header(secrets, msg_id, timestamp, body)
+    let config = &snapshot.endpoint.options.signature;
+    let secrets = SigningSecrets {
+        current: snapshot.secrets.current.as_str(),
+        previous: snapshot.secrets.active_previous(now).collect(),
+    };
+    let signature = signing::sign(config, &secrets, msg_id, timestamp, body)
         .map_err(|e| format!("cannot sign: {e}"))?;
     let mut headers = HeaderMap::new();
     let mut set = |name: &str, value: &str| -> Result<(), String> {
@@ -54,15 +59,26 @@ pub fn delivery_headers(
     set("user-agent", USER_AGENT)?;
     set("webhook-id", msg_id)?;
     set("webhook-timestamp", &timestamp)?;
-    set("webhook-signature", &signature)?;
-    set("svix-id", msg_id)?;
-    set("svix-timestamp", &timestamp)?;
-    set("svix-signature", &signature)?;
+    for (name, value) in &signature {
+        set(name, value)?;
+    }
+    if svix_headers && config.scheme == Scheme::StandardV1 {
+        set("svix-id", msg_id)?;
+        set("svix-timestamp", &timestamp)?;
+        if let Some((_, value)) = signature.first() {
+            set("svix-signature", value)?;
+        }
+    }
     Ok(headers)
 }
 
 /// Makes the attempt and returns its record, with the task's next step decided.
-pub async fn run(outbound: &Outbound, snapshot: &EndpointSnapshot, task: &Task) -> AttemptRecord {
+pub async fn run(
+    outbound: &Outbound,
+    snapshot: &EndpointSnapshot,
+    task: &Task,
+    svix_headers: bool,
+) -> AttemptRecord {
     let started_at = herald_core::time::now();
     let clock = Instant::now();
     let endpoint = &snapshot.endpoint;
@@ -96,6 +112,7 @@ pub async fn run(outbound: &Outbound, snapshot: &EndpointSnapshot, task: &Task) 
         started_at.timestamp(),
         &body,
         started_at,
+        svix_headers,
     ) {
         Ok(headers) => headers,
         Err(e) => {

@@ -55,6 +55,9 @@ pub struct WorkerConfig {
     pub sweep_interval: Duration,
     /// Response bodies are stored up to this many bytes.
     pub max_response_bytes: usize,
+    /// Send `svix-id`, `svix-timestamp` and `svix-signature` next to the Standard Webhooks
+    /// headers, for receivers on older Svix libraries.
+    pub svix_headers: bool,
 }
 
 impl WorkerConfig {
@@ -69,6 +72,7 @@ impl WorkerConfig {
             attempt_lease_margin: Duration::from_secs(15),
             sweep_interval: Duration::from_millis(250),
             max_response_bytes: 20_000,
+            svix_headers: true,
         }
     }
 }

@@ -1,62 +1,16 @@
 //! `herald serve` as a child process: SIGKILL mid-delivery loses nothing, SIGTERM drains.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
+use crate::child::{ChildServer as Server, TOKEN, free_port};
 use crate::receiver::{Receiver, Step};
 
-const TOKEN: &str = "crash-test-admin-token-0123";
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start(dir: &std::path::Path, port: u16) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    cmd.current_dir(dir)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--allow-network",
-            "127.0.0.0/8",
-        ])
-        .env("HERALD_ADMIN_TOKEN", TOKEN)
-        .env("HERALD_SHUTDOWN_GRACE", "20s")
-        .env_remove("HERALD_LISTEN")
-        .env_remove("HERALD_DATA_DIR")
-        .env_remove("HERALD_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    let child = cmd.spawn().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/api/v1/health")).send().await
-            && r.status() == 204
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "herald did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Server { child, base }
+    Server::start(dir, port, &[]).await
 }
 
 async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {

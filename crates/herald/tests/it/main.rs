@@ -1,6 +1,7 @@
 //! Herald's integration tests: one binary that starts the application on port 0 (and, from the
 //! delivery engine on, a test receiver on port 0) and talks to it over HTTP.
 
+mod child;
 mod helpers;
 mod receiver;
 
@@ -17,4 +18,6 @@ mod crash;
 mod delivery;
 mod delivery_failures;
 mod docs;
+mod keys;
 mod sdk;
+mod signatures;

@@ -1,7 +1,8 @@
 //! The official Svix SDKs against a running Herald.
 //!
-//! These need Python with the `svix` package (`HERALD_SDK_PYTHON`: the interpreter) and Node
-//! with the `svix` npm package (`HERALD_SDK_NODE_MODULES`: a node_modules directory holding it).
+//! These need Python with the `svix` and `standardwebhooks` packages (`HERALD_SDK_PYTHON`: the
+//! interpreter) and Node with the same npm packages (`HERALD_SDK_NODE_MODULES`: a node_modules
+//! directory holding them).
 //! `.ci/run` prepares both; elsewhere the tests skip and say so.
 
 use tokio::process::Command;
@@ -34,31 +35,60 @@ async fn run_against_herald(program: &str, script: &std::path::Path) {
     t.stop().await;
 }
 
+fn python() -> Option<String> {
+    let python = std::env::var("HERALD_SDK_PYTHON").ok();
+    if python.is_none() {
+        eprintln!(
+            "skipping: set HERALD_SDK_PYTHON to a Python with `svix` and `standardwebhooks` installed"
+        );
+    }
+    python
+}
+
+/// Node resolves packages from the script's directory upwards: the script runs as a copy placed
+/// next to the node_modules that `HERALD_SDK_NODE_MODULES` names.
+fn node_script(name: &str) -> Option<std::path::PathBuf> {
+    let Ok(modules) = std::env::var("HERALD_SDK_NODE_MODULES") else {
+        eprintln!(
+            "skipping: set HERALD_SDK_NODE_MODULES to a node_modules with `svix` and `standardwebhooks`"
+        );
+        return None;
+    };
+    let script = std::path::Path::new(&modules)
+        .parent()
+        .unwrap()
+        .join(format!("herald_{name}"));
+    std::fs::copy(repo_file(&format!("tests/sdk/{name}")), &script).unwrap();
+    Some(script)
+}
+
 #[tokio::test]
 async fn svix_python_sdk() {
-    let Ok(python) = std::env::var("HERALD_SDK_PYTHON") else {
-        eprintln!(
-            "skipping svix_python_sdk: set HERALD_SDK_PYTHON to a Python with `svix` installed"
-        );
-        return;
-    };
-    run_against_herald(&python, &repo_file("tests/sdk/svix_python.py")).await;
+    if let Some(python) = python() {
+        run_against_herald(&python, &repo_file("tests/sdk/svix_python.py")).await;
+    }
 }
 
 #[tokio::test]
 async fn svix_javascript_sdk() {
-    let Ok(modules) = std::env::var("HERALD_SDK_NODE_MODULES") else {
-        eprintln!(
-            "skipping svix_javascript_sdk: set HERALD_SDK_NODE_MODULES to a node_modules with `svix`"
-        );
-        return;
-    };
-    // Node resolves `svix` from the script's directory upwards: run a copy placed next to the
-    // given node_modules.
-    let script = std::path::Path::new(&modules)
-        .parent()
-        .unwrap()
-        .join("herald_svix_js.mjs");
-    std::fs::copy(repo_file("tests/sdk/svix_js.mjs"), &script).unwrap();
-    run_against_herald("node", &script).await;
+    if let Some(script) = node_script("svix_js.mjs") {
+        run_against_herald("node", &script).await;
+    }
+}
+
+/// Real deliveries verify with `standardwebhooks`, the Svix SDK's `Webhook` and plain HMAC in
+/// Python: the README's receiver examples.
+#[tokio::test]
+async fn receivers_verify_deliveries_in_python() {
+    if let Some(python) = python() {
+        run_against_herald(&python, &repo_file("tests/sdk/verify_python.py")).await;
+    }
+}
+
+/// The same in JavaScript, plus Ed25519 (`standard-v1a`) with only the public key.
+#[tokio::test]
+async fn receivers_verify_deliveries_in_javascript() {
+    if let Some(script) = node_script("verify_js.mjs") {
+        run_against_herald("node", &script).await;
+    }
 }

@@ -1,0 +1,240 @@
+//! Herald's delivery settings of an endpoint: the extension fields next to the Svix ones.
+
+use herald_core::model::{EndpointOptions, Ordering};
+use herald_core::signing::{Scheme, SignatureConfig};
+use herald_core::validate::{self, Violations};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Herald's delivery settings of an endpoint (extension fields; absent means the default).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryOptions {
+    /// Herald: seconds to wait before each retry, e.g. `[900, 1800, 3600]` (at most 50 entries
+    /// of at most 7 days). Default: the server's schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+    /// 10 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<Vec<u32>>,
+    /// Herald: no attempt later than this many seconds after the message (e.g. 259200 for 72 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 2592000)]
+    pub retry_window_seconds: Option<u32>,
+    /// Herald: per-attempt timeout covering connect, request and response (1 to 60; default 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 60)]
+    pub timeout_seconds: Option<u16>,
+    /// Herald: attempts in flight at once (1 to 100; default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_concurrency: Option<u16>,
+    /// Herald: `unordered` (default) or `fifo`: one attempt at a time, in publish order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<OrderingMode>,
+    /// Herald: how deliveries are signed (default: Standard Webhooks `standard-v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureSettings>,
+}
+
+/// The signature scheme of an endpoint's deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchemeName {
+    /// Standard Webhooks, HMAC-SHA256 (`webhook-signature: v1,…`), with a `whsec_` secret.
+    #[default]
+    StandardV1,
+    /// Standard Webhooks, Ed25519 (`v1a,…`): the secret is a `whsk_` private key, receivers
+    /// verify with its `whpk_` public key.
+    StandardV1a,
+    /// Lowercase hex HMAC-SHA1 of the body in `X-Signature` (Ideavate).
+    HmacSha1Hex,
+    /// `sha256=<hex HMAC-SHA256 of the body>` in `X-Signature-256`.
+    HmacSha256Hex,
+    /// The secret itself in `Impilo-Webhook-Secret` (Impilo). The weakest choice.
+    StaticHeader,
+    /// No signature.
+    None,
+}
+
+impl From<SchemeName> for Scheme {
+    fn from(s: SchemeName) -> Self {
+        match s {
+            SchemeName::StandardV1 => Scheme::StandardV1,
+            SchemeName::StandardV1a => Scheme::StandardV1a,
+            SchemeName::HmacSha1Hex => Scheme::HmacSha1Hex,
+            SchemeName::HmacSha256Hex => Scheme::HmacSha256Hex,
+            SchemeName::StaticHeader => Scheme::StaticHeader,
+            SchemeName::None => Scheme::None,
+        }
+    }
+}
+
+impl From<Scheme> for SchemeName {
+    fn from(s: Scheme) -> Self {
+        match s {
+            Scheme::StandardV1 => SchemeName::StandardV1,
+            Scheme::StandardV1a => SchemeName::StandardV1a,
+            Scheme::HmacSha1Hex => SchemeName::HmacSha1Hex,
+            Scheme::HmacSha256Hex => SchemeName::HmacSha256Hex,
+            Scheme::StaticHeader => SchemeName::StaticHeader,
+            Scheme::None => SchemeName::None,
+        }
+    }
+}
+
+/// Herald's `signature` endpoint field.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureSettings {
+    #[serde(default)]
+    pub scheme: SchemeName,
+    /// The header of `hmac-sha1-hex` (default `X-Signature`), `hmac-sha256-hex`
+    /// (`X-Signature-256`) or `static-header` (`Impilo-Webhook-Secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Text before the hex digest (`hmac-sha256-hex`: `sha256=` by default; `hmac-sha1-hex`:
+    /// none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+impl From<SignatureSettings> for SignatureConfig {
+    fn from(s: SignatureSettings) -> Self {
+        SignatureConfig {
+            scheme: s.scheme.into(),
+            header: s.header,
+            prefix: s.prefix,
+        }
+    }
+}
+
+impl From<&SignatureConfig> for SignatureSettings {
+    /// The settings in effect, defaults filled in, so a reader sees the actual header.
+    fn from(c: &SignatureConfig) -> Self {
+        let hex = matches!(c.scheme, Scheme::HmacSha1Hex | Scheme::HmacSha256Hex);
+        Self {
+            scheme: c.scheme.into(),
+            header: c.header_name().map(str::to_owned),
+            prefix: (hex && !c.digest_prefix().is_empty()).then(|| c.digest_prefix().to_owned()),
+        }
+    }
+}
+
+/// Delivery order of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderingMode {
+    Unordered,
+    Fifo,
+}
+
+impl From<OrderingMode> for Ordering {
+    fn from(o: OrderingMode) -> Self {
+        match o {
+            OrderingMode::Fifo => Ordering::Fifo,
+            OrderingMode::Unordered => Ordering::Unordered,
+        }
+    }
+}
+
+impl DeliveryOptions {
+    /// The settings of a new endpoint: these, defaults for what is absent.
+    pub fn into_options(self) -> EndpointOptions {
+        let mut options = EndpointOptions::default();
+        self.apply_to(&mut options);
+        options
+    }
+
+    /// Sets what is present and leaves the rest. A PUT uses this too: clients that do not know
+    /// Herald's fields (the Svix SDKs) must not reset them by leaving them out.
+    pub fn apply_to(self, options: &mut EndpointOptions) {
+        if self.retry_schedule.is_some() {
+            options.retry_schedule = self.retry_schedule;
+        }
+        if self.retry_window_seconds.is_some() {
+            options.retry_window_seconds = self.retry_window_seconds;
+        }
+        if self.timeout_seconds.is_some() {
+            options.timeout_seconds = self.timeout_seconds;
+        }
+        if self.max_concurrency.is_some() {
+            options.max_concurrency = self.max_concurrency;
+        }
+        if let Some(ordering) = self.ordering {
+            options.ordering = ordering.into();
+        }
+        if let Some(signature) = self.signature {
+            options.signature = signature.into();
+        }
+    }
+
+    pub fn from_options(o: &EndpointOptions) -> Self {
+        Self {
+            retry_schedule: o.retry_schedule.clone(),
+            retry_window_seconds: o.retry_window_seconds,
+            timeout_seconds: o.timeout_seconds,
+            max_concurrency: o.max_concurrency,
+            ordering: Some(match o.ordering {
+                Ordering::Fifo => OrderingMode::Fifo,
+                Ordering::Unordered => OrderingMode::Unordered,
+            }),
+            signature: Some(SignatureSettings::from(&o.signature)),
+        }
+    }
+}
+
+/// Checks the delivery settings, at the locations of the request body.
+pub fn check_options(v: &mut Violations, o: &EndpointOptions) {
+    if let Some(schedule) = &o.retry_schedule {
+        let as_durations: Vec<std::time::Duration> = schedule
+            .iter()
+            .map(|s| std::time::Duration::from_secs(u64::from(*s)))
+            .collect();
+        if let Err(msg) = herald_core::retry::check_schedule(&as_durations) {
+            v.value(&["body", "retrySchedule"], msg);
+        }
+    }
+    if let Some(window) = o.retry_window_seconds {
+        validate::range(
+            v,
+            &["body", "retryWindowSeconds"],
+            i64::from(window),
+            1,
+            2_592_000,
+        );
+    }
+    if let Some(timeout) = o.timeout_seconds {
+        validate::range(v, &["body", "timeoutSeconds"], i64::from(timeout), 1, 60);
+    }
+    if let Some(n) = o.max_concurrency {
+        validate::range(v, &["body", "maxConcurrency"], i64::from(n), 1, 100);
+    }
+    check_signature(v, &o.signature);
+}
+
+fn check_signature(v: &mut Violations, s: &SignatureConfig) {
+    let single = s.scheme.default_header().is_some();
+    let hex = matches!(s.scheme, Scheme::HmacSha1Hex | Scheme::HmacSha256Hex);
+    if let Some(header) = &s.header {
+        let loc = ["body", "signature", "header"];
+        if !single {
+            v.value(
+                &loc,
+                "only hmac-sha1-hex, hmac-sha256-hex and static-header use a header name",
+            );
+        } else if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err()
+            || header.len() > 128
+        {
+            v.value(&loc, "not a valid HTTP header name");
+        } else if super::secrets::is_reserved_header(header) {
+            v.value(&loc, "this header is set by Herald itself");
+        }
+    }
+    if let Some(prefix) = &s.prefix {
+        let loc = ["body", "signature", "prefix"];
+        if !hex {
+            v.value(&loc, "only the hex schemes take a prefix");
+        } else if prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+            v.value(&loc, "at most 64 visible ASCII characters");
+        }
+    }
+}
