@@ -25,6 +25,7 @@ from svix.api import (
     EndpointPatch,
     EndpointSecretRotateIn,
     EndpointUpsertIn,
+    EventExampleIn,
     EventTypeIn,
     EventTypeDeleteOptions,
     EventTypeListOptions,
@@ -141,6 +142,20 @@ def main():
     svix.endpoint.rotate_secret(app.id, ep.id, EndpointSecretRotateIn(key=chosen))
     assert svix.endpoint.get_secret(app.id, ep.id).key == chosen
     checks += 11
+
+    # -- send-example: the newest schema's first example, to this endpoint only --
+    example_type = f"sdk.example.{RUN}"
+    svix.event_type.create(
+        EventTypeIn(
+            name=example_type,
+            description="With an example",
+            schemas={"1": {"type": "object", "examples": [{"weight": 81.5}]}},
+        )
+    )
+    sent = svix.endpoint.send_example(app.id, ep.id, EventExampleIn(event_type=example_type))
+    assert sent.id.startswith("msg_") and sent.payload == {"weight": 81.5}, sent
+    svix.event_type.delete(example_type, EventTypeDeleteOptions(expunge=True))
+    checks += 1
 
     # -- messages --
     msg = svix.message.create(

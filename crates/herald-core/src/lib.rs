@@ -6,6 +6,7 @@
 //! API, the delivery worker and the command line all share.
 
 pub mod crypto;
+pub mod filter;
 pub mod id;
 pub mod model;
 pub mod net;
@@ -13,6 +14,7 @@ pub mod page;
 pub mod retry;
 pub mod routing;
 pub mod secrets;
+pub mod shape;
 pub mod signing;
 pub mod time;
 pub mod token;

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::id::{ApiKeyId, AppId, EndpointId, MessageId};
+use crate::shape::{Encoding, Envelope, GraphqlSelection};
 
 pub type Metadata = BTreeMap<String, String>;
 
@@ -21,8 +22,25 @@ pub struct Application {
     /// `throttleRate` of the API: messages per second across the application's endpoints.
     pub rate_limit: Option<u16>,
     pub metadata: Metadata,
+    /// The GraphQL API that runs endpoints' selections remotely, if any.
+    pub graphql_api: Option<SealedGraphqlApi>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An application's GraphQL API as stored: the URL in the clear (like endpoint URLs), the
+/// request headers, which usually carry credentials, sealed like endpoint headers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedGraphqlApi {
+    pub url: String,
+    /// Sealed JSON object of header names and values; `None` for no headers.
+    pub headers: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SealedGraphqlApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedGraphqlApi({}, headers redacted)", self.url)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +77,34 @@ pub struct EndpointOptions {
     /// How deliveries are signed (Standard Webhooks by default).
     #[serde(skip_serializing_if = "is_default_signature")]
     pub signature: crate::signing::SignatureConfig,
+    /// The body's media type (JSON by default).
+    #[serde(skip_serializing_if = "is_default")]
+    pub encoding: Encoding,
+    /// What wraps the payload (nothing by default).
+    #[serde(skip_serializing_if = "is_default")]
+    pub envelope: Envelope,
+    /// A GraphQL selection run over every message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graphql: Option<GraphqlSelection>,
+    /// GraphQL selections for particular event types, instead of `graphql`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub graphql_by_event_type: BTreeMap<String, GraphqlSelection>,
+    /// A condition on the payload (see [`crate::filter`]), checked at fan-out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+}
+
+impl EndpointOptions {
+    /// The GraphQL selection that applies to an event type, if any.
+    pub fn selection_for(&self, event_type: &str) -> Option<&GraphqlSelection> {
+        self.graphql_by_event_type
+            .get(event_type)
+            .or(self.graphql.as_ref())
+    }
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn is_default_signature(config: &crate::signing::SignatureConfig) -> bool {

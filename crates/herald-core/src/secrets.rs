@@ -1,4 +1,5 @@
-//! An endpoint's secrets in the clear, and their sealing for storage.
+//! Secrets in the clear (an endpoint's, an application's GraphQL API credentials), and their
+//! sealing for storage.
 
 use std::collections::BTreeMap;
 
@@ -6,7 +7,43 @@ use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
 use crate::crypto::{CryptoError, Keyring};
-use crate::model::{PreviousSecret, SealedEndpointSecrets};
+use crate::model::{PreviousSecret, SealedEndpointSecrets, SealedGraphqlApi};
+
+/// An application's GraphQL API with its request headers in the clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GraphqlApi {
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for GraphqlApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GraphqlApi({}, headers redacted)", self.url)
+    }
+}
+
+impl GraphqlApi {
+    pub fn open(keyring: &Keyring, sealed: &SealedGraphqlApi) -> Result<Self, CryptoError> {
+        let headers = match &sealed.headers {
+            Some(blob) => {
+                serde_json::from_slice(&keyring.open(blob)?).map_err(|_| CryptoError::Malformed)?
+            }
+            None => BTreeMap::new(),
+        };
+        Ok(Self {
+            url: sealed.url.clone(),
+            headers,
+        })
+    }
+
+    pub fn seal(&self, keyring: &Keyring) -> SealedGraphqlApi {
+        SealedGraphqlApi {
+            url: self.url.clone(),
+            headers: (!self.headers.is_empty())
+                .then(|| keyring.seal(json(&self.headers).as_bytes())),
+        }
+    }
+}
 
 /// The signing secret, secrets still valid after a rotation, and the custom headers.
 pub struct EndpointSecrets {

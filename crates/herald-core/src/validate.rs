@@ -103,6 +103,28 @@ pub fn identifier(v: &mut Violations, loc: &[&str], value: &str, max: usize) {
     }
 }
 
+/// An endpoint's `eventTypes`: event type names, or patterns ending in `.*` (`reading.*`);
+/// otherwise the rules of [`identifier_list`].
+pub fn event_type_patterns(v: &mut Violations, loc: &[&str], values: &[String]) {
+    if values.is_empty() {
+        v.push(
+            loc,
+            "must contain at least one item (use null for none)",
+            "value_error.list.min_items",
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, item) in values.iter().enumerate() {
+        let index = i.to_string();
+        let mut item_loc: Vec<&str> = loc.to_vec();
+        item_loc.push(&index);
+        identifier(v, &item_loc, item.strip_suffix(".*").unwrap_or(item), 254);
+        if !seen.insert(item.as_str()) {
+            v.push(&item_loc, "duplicate item", "value_error.list.unique_items");
+        }
+    }
+}
+
 /// A list of identifiers (event types, channels): each valid, no duplicates, within `max_items`.
 pub fn identifier_list(
     v: &mut Violations,

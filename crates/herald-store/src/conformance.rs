@@ -20,6 +20,8 @@ use crate::{IdempotencyState, MessageFilter, Store, StoreError, StoredResponse};
 use herald_core::id::AttemptId;
 use herald_core::model::{DeliveryStatus, Ordering, Trigger};
 
+mod routing;
+
 /// Runs every check against `store`.
 pub async fn run(store: &dyn Store) {
     settings(store).await;
@@ -32,6 +34,7 @@ pub async fn run(store: &dyn Store) {
     idempotency(store).await;
     delivery_queue(store).await;
     fifo_and_recovery(store).await;
+    routing::run(store).await;
 }
 
 pub fn sample_app(uid: Option<String>) -> Application {
@@ -42,6 +45,7 @@ pub fn sample_app(uid: Option<String>) -> Application {
         name: "Sample".into(),
         rate_limit: None,
         metadata: BTreeMap::from([("tier".into(), "gold".into())]),
+        graphql_api: None,
         created_at: now,
         updated_at: now,
     }

@@ -216,6 +216,13 @@ pub trait Store: Send + Sync + 'static {
     /// Fails with `Conflict` when its `eventId` was already used in the application; nothing is
     /// written then.
     async fn create_message(&self, message: &Message) -> Result<Vec<EndpointId>>;
+    /// Stores a message with one pending task for one enabled endpoint only, whatever its
+    /// routing (an example sent to it). `NotFound` when the endpoint is missing or disabled.
+    async fn create_message_for_endpoint(
+        &self,
+        message: &Message,
+        endpoint: &EndpointId,
+    ) -> Result<()>;
     async fn get_message(&self, app: &AppId, id: &MessageId) -> Result<Option<Message>>;
     /// Finds a message of `app` by its `eventId`.
     async fn get_message_by_event_id(&self, app: &AppId, event_id: &str)

@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use herald_core::id::Id;
 use herald_core::model::{
     ApiKey, Application, DeliveryStatus, Endpoint, EndpointOptions, EventType, KeyKind, Message,
-    Metadata, Role, SealedEndpointSecrets, Trigger,
+    Metadata, Role, SealedEndpointSecrets, SealedGraphqlApi, Trigger,
 };
 
 use crate::queue::{Attempt, Delivery};
@@ -66,6 +66,8 @@ pub(crate) struct AppRow {
     name: String,
     rate_limit: Option<i32>,
     metadata: String,
+    graphql_api_url: Option<String>,
+    graphql_api_headers: Option<Vec<u8>>,
     created_at: i64,
     updated_at: i64,
 }
@@ -79,6 +81,10 @@ impl TryFrom<AppRow> for Application {
             name: r.name,
             rate_limit: rate(r.rate_limit),
             metadata: from_json::<Metadata>("metadata", &r.metadata)?,
+            graphql_api: r.graphql_api_url.map(|url| SealedGraphqlApi {
+                url,
+                headers: r.graphql_api_headers,
+            }),
             created_at: time(r.created_at)?,
             updated_at: time(r.updated_at)?,
         })

@@ -134,13 +134,28 @@ impl Outbound {
         }
     }
 
-    /// POSTs `body` to `url` with `headers`, all within `timeout`.
+    /// POSTs `body` to `url` with `headers`, all within `timeout`, keeping at most the
+    /// configured number of response bytes.
     pub async fn post(
         &self,
         url: &str,
         headers: HeaderMap,
         body: Bytes,
         timeout: Duration,
+    ) -> Result<OutboundResponse, OutboundError> {
+        self.post_capped(url, headers, body, timeout, self.max_response_bytes)
+            .await
+    }
+
+    /// [`Outbound::post`] keeping at most `max_response_bytes` of the response (a GraphQL
+    /// answer is the delivery's content, not a log excerpt, so it gets a larger cap).
+    pub async fn post_capped(
+        &self,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+        max_response_bytes: usize,
     ) -> Result<OutboundResponse, OutboundError> {
         let parsed = url::Url::parse(url)
             .map_err(|e| OutboundError::Refused(format!("invalid URL: {e}")))?;
@@ -171,7 +186,7 @@ impl Outbound {
             let mut body = Vec::new();
             let mut truncated = false;
             while let Some(chunk) = response.chunk().await.map_err(describe)? {
-                let room = self.max_response_bytes - body.len();
+                let room = max_response_bytes - body.len();
                 if chunk.len() >= room {
                     body.extend_from_slice(&chunk[..room]);
                     truncated = true;

@@ -19,7 +19,8 @@ use herald_core::model::DeliveryStatus;
 use herald_core::page::{ListParams, Page};
 use sqlx::QueryBuilder;
 
-const APP_COLUMNS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at";
+const APP_COLUMNS: &str =
+    "id, uid, name, rate_limit, metadata, graphql_api_url, graphql_api_headers, created_at, updated_at";
 const EVENT_TYPE_COLUMNS: &str =
     "name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at";
 const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, description, event_types, channels, \
@@ -216,6 +217,21 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
+        let apis: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, graphql_api_headers FROM applications WHERE graphql_api_headers IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, sealed) in apis {
+            if let Some(new) = apply(&sealed)? {
+                changed += 1;
+                sqlx::query("UPDATE applications SET graphql_api_headers = $2 WHERE id = $1")
+                    .bind(&id)
+                    .bind(new)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         let bodies: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
             "SELECT scope, key, body FROM idempotency_keys WHERE body IS NOT NULL",
         )
@@ -240,8 +256,8 @@ impl Store for SqlStore {
 
     async fn create_app(&self, app: &Application) -> Result<()> {
         sqlx::query(
-            "INSERT INTO applications (id, uid, name, rate_limit, metadata, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO applications (id, uid, name, rate_limit, metadata, created_at, updated_at,
+             graphql_api_url, graphql_api_headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(app.id.as_str())
         .bind(app.uid.as_deref())
@@ -250,6 +266,8 @@ impl Store for SqlStore {
         .bind(to_json(&app.metadata))
         .bind(millis(app.created_at))
         .bind(millis(app.updated_at))
+        .bind(app.graphql_api.as_ref().map(|g| g.url.as_str()))
+        .bind(app.graphql_api.as_ref().and_then(|g| g.headers.as_deref()))
         .execute(&self.writer)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an application with this uid already exists"))?;
@@ -282,7 +300,7 @@ impl Store for SqlStore {
     async fn update_app(&self, app: &Application) -> Result<()> {
         let done = sqlx::query(
             "UPDATE applications SET uid = $2, name = $3, rate_limit = $4, metadata = $5,
-             updated_at = $6 WHERE id = $1",
+             updated_at = $6, graphql_api_url = $7, graphql_api_headers = $8 WHERE id = $1",
         )
         .bind(app.id.as_str())
         .bind(app.uid.as_deref())
@@ -290,6 +308,8 @@ impl Store for SqlStore {
         .bind(opt_rate(app.rate_limit))
         .bind(to_json(&app.metadata))
         .bind(millis(app.updated_at))
+        .bind(app.graphql_api.as_ref().map(|g| g.url.as_str()))
+        .bind(app.graphql_api.as_ref().and_then(|g| g.headers.as_deref()))
         .execute(&self.writer)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an application with this uid already exists"))?;
@@ -521,58 +541,11 @@ impl Store for SqlStore {
     // -- messages --
 
     async fn create_message(&self, msg: &Message) -> Result<Vec<EndpointId>> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload,
-             created_at, payload_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(msg.id.as_str())
-        .bind(msg.app_id.as_str())
-        .bind(&msg.event_type)
-        .bind(msg.event_id.as_deref())
-        .bind(channels_column(&msg.channels))
-        .bind(msg.payload.as_deref())
-        .bind(millis(msg.created_at))
-        .bind(millis(msg.payload_expires_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            StoreError::from_sqlx(e, "a message with this eventId already exists in the application")
-        })?;
+        self.insert_message(msg, None).await
+    }
 
-        let rows: Vec<EndpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE app_id = $1 AND disabled = FALSE"
-        )))
-        .bind(msg.app_id.as_str())
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut matched = Vec::new();
-        for row in rows {
-            let endpoint = Endpoint::try_from(row)?;
-            if herald_core::routing::endpoint_matches(&endpoint, &msg.event_type, msg.channels.as_deref()) {
-                matched.push(endpoint.id);
-            }
-        }
-        let now = millis(msg.created_at);
-        for chunk in matched.chunks(INSERT_CHUNK) {
-            let mut qb = QueryBuilder::<Db>::new(
-                "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, created_at) ",
-            );
-            qb.push_values(chunk, |mut row, endpoint| {
-                row.push_bind(msg.id.as_str().to_owned())
-                    .push_bind(endpoint.as_str().to_owned())
-                    .push_bind(msg.app_id.as_str().to_owned())
-                    .push_bind(PENDING)
-                    .push_bind(0_i32)
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
-        touch_queues(&mut tx, &ids, now).await?;
-        tx.commit().await?;
-        Ok(matched)
+    async fn create_message_for_endpoint(&self, msg: &Message, endpoint: &EndpointId) -> Result<()> {
+        self.insert_message(msg, Some(endpoint)).await.map(drop)
     }
 
     async fn get_message(&self, app: &AppId, id: &MessageId) -> Result<Option<Message>> {
@@ -1095,5 +1068,80 @@ impl Store for SqlStore {
             .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+impl SqlStore {
+    /// Stores a message and, in the same transaction, one delivery task per endpoint it goes
+    /// to: the endpoints routing selects, or only `only` (an example sent to one endpoint).
+    async fn insert_message(
+        &self,
+        msg: &Message,
+        only: Option<&EndpointId>,
+    ) -> Result<Vec<EndpointId>> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload,
+             created_at, payload_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(msg.id.as_str())
+        .bind(msg.app_id.as_str())
+        .bind(&msg.event_type)
+        .bind(msg.event_id.as_deref())
+        .bind(channels_column(&msg.channels))
+        .bind(msg.payload.as_deref())
+        .bind(millis(msg.created_at))
+        .bind(millis(msg.payload_expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            StoreError::from_sqlx(e, "a message with this eventId already exists in the application")
+        })?;
+
+        let rows: Vec<EndpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE app_id = $1 AND disabled = FALSE"
+        )))
+        .bind(msg.app_id.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let facts = herald_core::routing::MessageFacts::new(
+            &msg.event_type,
+            msg.channels.as_deref(),
+            msg.payload.as_deref(),
+        );
+        let mut matched = Vec::new();
+        for row in rows {
+            let endpoint = Endpoint::try_from(row)?;
+            let wanted = match only {
+                Some(id) => endpoint.id == *id,
+                None => herald_core::routing::endpoint_matches(&endpoint, &facts),
+            };
+            if wanted {
+                matched.push(endpoint.id);
+            }
+        }
+        let now = millis(msg.created_at);
+        for chunk in matched.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, created_at) ",
+            );
+            qb.push_values(chunk, |mut row, endpoint| {
+                row.push_bind(msg.id.as_str().to_owned())
+                    .push_bind(endpoint.as_str().to_owned())
+                    .push_bind(msg.app_id.as_str().to_owned())
+                    .push_bind(PENDING)
+                    .push_bind(0_i32)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
+        touch_queues(&mut tx, &ids, now).await?;
+        if only.is_some() && matched.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(matched)
     }
 }

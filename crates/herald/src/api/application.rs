@@ -6,7 +6,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use herald_core::id::AppId;
-use herald_core::model::{Application, Metadata};
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderName, HeaderValue};
+use herald_core::model::{Application, Metadata, SealedGraphqlApi};
+use herald_core::secrets::GraphqlApi;
 use herald_core::validate::{self, Violations};
 use herald_store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -44,6 +48,33 @@ pub struct ApplicationIn {
     pub throttle_rate: Option<u16>,
     #[serde(default)]
     pub metadata: Option<Metadata>,
+    /// Herald (admin only): the GraphQL API that runs endpoints' GraphQL selections at delivery
+    /// time. Omitted on a PUT, the current setting stays; PATCH with `null` removes it.
+    pub graphql_api: Option<GraphqlApiIn>,
+}
+
+/// Herald: an application's GraphQL API. No `Debug`: header values are credentials.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphqlApiIn {
+    #[schema(example = "https://api.example.com/graphql")]
+    pub url: String,
+    /// Headers sent with each query (e.g. `Authorization`); stored encrypted, never shown.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for GraphqlApiIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GraphqlApiIn({}, headers redacted)", self.url)
+    }
+}
+
+/// Herald: an application's GraphQL API as shown: the URL and the names of its headers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphqlApiOut {
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -57,6 +88,9 @@ pub struct ApplicationOut {
     pub metadata: Metadata,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Herald: the GraphQL API for remote selections, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graphql_api: Option<GraphqlApiOut>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -70,6 +104,10 @@ pub struct ApplicationPatch {
     #[schema(value_type = Option<u16>)]
     pub throttle_rate: Patch<u16>,
     pub metadata: Option<Metadata>,
+    /// Herald (admin only): replaces the GraphQL API; `null` removes it.
+    #[serde(default)]
+    #[schema(value_type = Option<GraphqlApiIn>)]
+    pub graphql_api: Patch<GraphqlApiIn>,
 }
 
 impl From<Application> for ApplicationOut {
@@ -82,8 +120,46 @@ impl From<Application> for ApplicationOut {
             metadata: a.metadata,
             created_at: a.created_at,
             updated_at: a.updated_at,
+            graphql_api: a.graphql_api.map(|g| GraphqlApiOut { url: g.url }),
         }
     }
+}
+
+/// Checks and seals a GraphQL API setting. Only an unscoped admin may set one: Herald calls
+/// this URL with these credentials on the application's behalf.
+fn seal_graphql_api(
+    state: &AppState,
+    principal: &Principal,
+    api: &GraphqlApiIn,
+) -> ApiResult<SealedGraphqlApi> {
+    principal.require_admin()?;
+    let mut v = Violations::new();
+    validate::endpoint_url(
+        &mut v,
+        &["body", "graphqlApi", "url"],
+        &api.url,
+        &state.limits,
+    );
+    for (name, value) in &api.headers {
+        if HeaderName::from_bytes(name.as_bytes()).is_err()
+            || HeaderValue::from_str(value).is_err()
+            || value.len() > 4096
+        {
+            v.value(
+                &["body", "graphqlApi", "headers", name.as_str()],
+                "not a valid HTTP header (name, and visible ASCII value of at most 4096 bytes)",
+            );
+        }
+    }
+    if api.headers.len() > 20 {
+        v.value(&["body", "graphqlApi", "headers"], "at most 20 headers");
+    }
+    v.finish()?;
+    Ok(GraphqlApi {
+        url: api.url.clone(),
+        headers: api.headers.clone(),
+    }
+    .seal(&state.keyring))
 }
 
 fn check(
@@ -125,6 +201,7 @@ impl ApplicationIn {
             name: self.name,
             rate_limit: self.throttle_rate,
             metadata: self.metadata.unwrap_or_default(),
+            graphql_api: None,
             created_at: now,
             updated_at: now,
         }
@@ -190,7 +267,13 @@ async fn create_app(
     {
         return Ok((StatusCode::OK, axum::Json(ApplicationOut::from(existing))).into_response());
     }
-    let app = body.into_new(None);
+    let graphql_api = body
+        .graphql_api
+        .as_ref()
+        .map(|api| seal_graphql_api(&state, &principal, api))
+        .transpose()?;
+    let mut app = body.into_new(None);
+    app.graphql_api = graphql_api;
     match state.store.create_app(&app).await {
         Ok(()) => Ok((StatusCode::CREATED, axum::Json(ApplicationOut::from(app))).into_response()),
         // Lost a race with another get-or-create of the same uid: answer with the winner.
@@ -230,6 +313,11 @@ async fn update_app(
     Json(body): Json<ApplicationIn>,
 ) -> ApiResult<Response> {
     body.validate()?;
+    let graphql_api = body
+        .graphql_api
+        .as_ref()
+        .map(|api| seal_graphql_api(&state, &principal, api))
+        .transpose()?;
     let existing = state
         .store
         .get_app(&app_id)
@@ -245,6 +333,9 @@ async fn update_app(
             }
             app.rate_limit = body.throttle_rate;
             app.metadata = body.metadata.unwrap_or_default();
+            if graphql_api.is_some() {
+                app.graphql_api = graphql_api;
+            }
             app.updated_at = herald_core::time::now();
             state.store.update_app(&app).await?;
             Ok((StatusCode::OK, axum::Json(ApplicationOut::from(app))).into_response())
@@ -268,7 +359,8 @@ async fn update_app(
                 );
             }
             v.finish()?;
-            let app = body.into_new(Some(app_id));
+            let mut app = body.into_new(Some(app_id));
+            app.graphql_api = graphql_api;
             state.store.create_app(&app).await?;
             Ok((StatusCode::CREATED, axum::Json(ApplicationOut::from(app))).into_response())
         }
@@ -282,9 +374,17 @@ async fn update_app(
     responses((status = 200, body = ApplicationOut)))]
 async fn patch_app(
     State(state): State<AppState>,
-    ScopedApp { mut app, .. }: ScopedApp,
+    ScopedApp { mut app, principal }: ScopedApp,
     Json(patch): Json<ApplicationPatch>,
 ) -> ApiResult<axum::Json<ApplicationOut>> {
+    match &patch.graphql_api {
+        Patch::Absent => {}
+        Patch::Null => {
+            principal.require_admin()?;
+            app.graphql_api = None;
+        }
+        Patch::Value(api) => app.graphql_api = Some(seal_graphql_api(&state, &principal, api)?),
+    }
     if let Some(name) = patch.name {
         app.name = name;
     }
@@ -351,7 +451,13 @@ pub async fn find_or_create(
         );
     }
     v.finish()?;
-    let app = inline.into_new(Some(app_id.to_owned()));
+    let graphql_api = inline
+        .graphql_api
+        .as_ref()
+        .map(|api| seal_graphql_api(state, principal, api))
+        .transpose()?;
+    let mut app = inline.into_new(Some(app_id.to_owned()));
+    app.graphql_api = graphql_api;
     match state.store.create_app(&app).await {
         Ok(()) => Ok(app),
         // Another request created it first.

@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Days a payload is kept when the message does not say (the Svix default).
-const DEFAULT_RETENTION_DAYS: i64 = 90;
+pub const DEFAULT_RETENTION_DAYS: i64 = 90;
 
 /// No `Debug`: payloads are customer data and stay out of logs.
 #[derive(Deserialize, ToSchema)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use herald_core::id::EndpointId;
 use herald_core::model::{DEFAULT_MAX_CONCURRENCY, Ordering};
 use herald_core::retry::RetryPolicy;
-use herald_core::secrets::EndpointSecrets;
+use herald_core::secrets::{EndpointSecrets, GraphqlApi};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -89,6 +89,19 @@ async fn snapshot(
     };
     let secrets = EndpointSecrets::open(&shared.keyring, &sealed).map_err(|e| e.to_string())?;
     let options = &endpoint.options;
+    // Only endpoints with a GraphQL selection need the application's API.
+    let graphql_api = if options.graphql.is_some() || !options.graphql_by_event_type.is_empty() {
+        let app = store
+            .get_app(endpoint.app_id.as_str())
+            .await
+            .map_err(|e| e.to_string())?;
+        app.and_then(|a| a.graphql_api)
+            .map(|sealed| GraphqlApi::open(&shared.keyring, &sealed))
+            .transpose()
+            .map_err(|e| e.to_string())?
+    } else {
+        None
+    };
     let retry = RetryPolicy {
         schedule: options
             .retry_schedule
@@ -110,6 +123,7 @@ async fn snapshot(
     Ok(Some(Arc::new(EndpointSnapshot {
         endpoint,
         secrets,
+        graphql_api,
         retry,
         timeout,
     })))

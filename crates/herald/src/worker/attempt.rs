@@ -7,11 +7,13 @@ use chrono::{DateTime, Utc};
 use herald_core::id::AttemptId;
 use herald_core::model::{Endpoint, Trigger};
 use herald_core::retry::{RetryPolicy, parse_retry_after};
-use herald_core::secrets::EndpointSecrets;
+use herald_core::secrets::{EndpointSecrets, GraphqlApi};
+use herald_core::shape::Shaped;
 use herald_core::signing::{self, Scheme, SigningSecrets};
 use herald_store::{AttemptRecord, NextStep, Task};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::shaping;
 use crate::outbound::{Outbound, OutboundError};
 
 pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
@@ -20,6 +22,8 @@ pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
 pub struct EndpointSnapshot {
     pub endpoint: Endpoint,
     pub secrets: EndpointSecrets,
+    /// The application's GraphQL API, for endpoints with a GraphQL selection.
+    pub graphql_api: Option<GraphqlApi>,
     pub retry: RetryPolicy,
     pub timeout: Duration,
 }
@@ -32,7 +36,7 @@ pub fn delivery_headers(
     snapshot: &EndpointSnapshot,
     msg_id: &str,
     timestamp: i64,
-    body: &[u8],
+    body: &Shaped,
     now: DateTime<Utc>,
     svix_headers: bool,
 ) -> Result<HeaderMap, String> {
@@ -41,7 +45,7 @@ pub fn delivery_headers(
         current: snapshot.secrets.current.as_str(),
         previous: snapshot.secrets.active_previous(now).collect(),
     };
-    let signature = signing::sign(config, &secrets, msg_id, timestamp, body)
+    let signature = signing::sign(config, &secrets, msg_id, timestamp, &body.body)
         .map_err(|e| format!("cannot sign: {e}"))?;
     let mut headers = HeaderMap::new();
     let mut set = |name: &str, value: &str| -> Result<(), String> {
@@ -55,7 +59,7 @@ pub fn delivery_headers(
         set(name, value)?;
     }
     let timestamp = timestamp.to_string();
-    set("content-type", "application/json")?;
+    set("content-type", body.content_type)?;
     set("user-agent", USER_AGENT)?;
     set("webhook-id", msg_id)?;
     set("webhook-timestamp", &timestamp)?;
@@ -105,24 +109,32 @@ pub async fn run(
         record.error = Some("the message payload was deleted (retention or expunge)".into());
         return record;
     };
-    let body = Bytes::from(payload.clone().into_bytes());
-    let headers = match delivery_headers(
-        snapshot,
-        task.msg_id.as_str(),
-        started_at.timestamp(),
-        &body,
-        started_at,
-        svix_headers,
-    ) {
-        Ok(headers) => headers,
-        Err(e) => {
-            record.error = Some(e);
-            return record;
-        }
+    // Shaping may ask a GraphQL API; signing covers exactly the shaped bytes. A failure in
+    // either fails the attempt and is retried on the schedule.
+    let request = match shaping::body_for(outbound, snapshot, task, payload).await {
+        Ok(shaped) => delivery_headers(
+            snapshot,
+            task.msg_id.as_str(),
+            started_at.timestamp(),
+            &shaped,
+            started_at,
+            svix_headers,
+        )
+        .map(|headers| (headers, Bytes::from(shaped.body))),
+        Err(e) => Err(e),
     };
-    let result = outbound
-        .post(&endpoint.url, headers, body, snapshot.timeout)
-        .await;
+    let result = match request {
+        Ok((headers, body)) => outbound
+            .post(&endpoint.url, headers, body, snapshot.timeout)
+            .await
+            .map_err(|e| match e {
+                OutboundError::Timeout(_) => {
+                    format!("timed out after {}s", snapshot.timeout.as_secs())
+                }
+                other => other.to_string(),
+            }),
+        Err(e) => Err(e),
+    };
     record.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
     let mut retry_after = None;
     let succeeded = match result {
@@ -143,12 +155,7 @@ pub async fn run(
             (200..300).contains(&response.status)
         }
         Err(e) => {
-            record.error = Some(match &e {
-                OutboundError::Timeout(_) => {
-                    format!("timed out after {}s", snapshot.timeout.as_secs())
-                }
-                other => other.to_string(),
-            });
+            record.error = Some(e);
             false
         }
     };

@@ -33,6 +33,7 @@ use crate::outbound::Outbound;
 pub mod actor;
 pub mod attempt;
 pub mod completion;
+pub mod shaping;
 
 /// Settings of the delivery worker.
 #[derive(Debug, Clone)]

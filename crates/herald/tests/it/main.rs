@@ -20,4 +20,5 @@ mod delivery_failures;
 mod docs;
 mod keys;
 mod sdk;
+mod shaping;
 mod signatures;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::TestApp;
 use crate::receiver::{Received, Receiver};
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -23,7 +23,7 @@ fn hmac256(key: &[u8], data: &[u8]) -> Vec<u8> {
     m.finalize().into_bytes().to_vec()
 }
 
-fn hmac1(key: &[u8], data: &[u8]) -> Vec<u8> {
+pub(crate) fn hmac1(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut m = Hmac::<sha1::Sha1>::new_from_slice(key).unwrap();
     m.update(data);
     m.finalize().into_bytes().to_vec()

@@ -26,11 +26,15 @@ use super::extract::{Json, Patch, Query};
 use super::pagination::{ListResponse, OrderedPageQuery};
 use super::params::{AppPath, EndpointPath};
 
+mod example;
 mod options;
 mod secrets;
 
 use options::check_options;
-pub use options::{DeliveryOptions, OrderingMode, SchemeName, SignatureSettings};
+pub use options::{
+    DeliveryOptions, EncodingName, EnvelopeName, GraphqlQuery, OrderingMode, SchemeName,
+    SignatureSettings,
+};
 use secrets::{check_headers, check_secret, fit_secret_to_scheme};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -44,6 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(recover))
         .merge(secrets::router())
+        .merge(example::router())
 }
 
 /// No `Debug`: it carries the secret and header values.
@@ -87,6 +92,17 @@ pub struct EndpointIn {
     pub ordering: Option<OrderingMode>,
     /// Herald: how deliveries are signed.
     pub signature: Option<SignatureSettings>,
+    /// Herald: `json` (default) or `form`.
+    pub encoding: Option<EncodingName>,
+    /// Herald: `raw` (default), `typed` or `graphql`.
+    pub envelope: Option<EnvelopeName>,
+    /// Herald: a GraphQL selection over the payload.
+    pub graphql: Option<GraphqlQuery>,
+    /// Herald: GraphQL selections per event type.
+    pub graphql_by_event_type: Option<BTreeMap<String, GraphqlQuery>>,
+    /// Herald: a condition on the payload (see `DeliveryOptions`).
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
 }
 
 impl EndpointIn {
@@ -99,6 +115,11 @@ impl EndpointIn {
             max_concurrency: self.max_concurrency,
             ordering: self.ordering,
             signature: self.signature.take(),
+            encoding: self.encoding,
+            envelope: self.envelope,
+            graphql: self.graphql.take(),
+            graphql_by_event_type: self.graphql_by_event_type.take(),
+            filter: self.filter.take(),
         }
     }
 }
@@ -138,6 +159,20 @@ pub struct EndpointPatch {
     pub ordering: Option<OrderingMode>,
     /// Herald: replaces the signature settings (see `EndpointIn`).
     pub signature: Option<SignatureSettings>,
+    pub encoding: Option<EncodingName>,
+    pub envelope: Option<EnvelopeName>,
+    /// Herald: `null` removes the selection.
+    #[serde(default)]
+    #[schema(value_type = Option<GraphqlQuery>)]
+    pub graphql: Patch<GraphqlQuery>,
+    /// Herald: replaces the per-event-type selections; `null` removes them.
+    #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, GraphqlQuery>>)]
+    pub graphql_by_event_type: Patch<BTreeMap<String, GraphqlQuery>>,
+    /// Herald: `null` removes the filter.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Patch<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -186,7 +221,7 @@ fn check_endpoint(v: &mut Violations, e: &Endpoint, limits: &validate::Limits) {
         validate::uid(v, &["body", "uid"], uid);
     }
     if let Some(types) = &e.event_types {
-        validate::identifier_list(v, &["body", "eventTypes"], types, 256, None);
+        validate::event_type_patterns(v, &["body", "eventTypes"], types);
     }
     if let Some(channels) = &e.channels {
         validate::identifier_list(v, &["body", "channels"], channels, 128, Some(10));
@@ -233,7 +268,11 @@ async fn create(
     let scheme = endpoint.options.signature.scheme;
     let secret = check_secret(&mut v, &["body", "secret"], scheme, body.secret.as_deref());
     let headers = body.headers.unwrap_or_default();
-    check_headers(&mut v, headers.iter().map(|(k, val)| (k, Some(val))));
+    check_headers(
+        &mut v,
+        endpoint.options.signature.header_name(),
+        headers.iter().map(|(k, val)| (k, Some(val))),
+    );
     v.finish()?;
     let secret = secret.map_or_else(|| scheme.generate_secret(), Zeroizing::new);
     let secrets = EndpointSecrets::new(secret, headers);
@@ -401,6 +440,26 @@ async fn patch_endpoint(
     if let Some(signature) = patch.signature {
         options.signature = signature.into();
     }
+    if let Some(encoding) = patch.encoding {
+        options.encoding = encoding.into();
+    }
+    if let Some(envelope) = patch.envelope {
+        options.envelope = envelope.into();
+    }
+    match patch.graphql {
+        Patch::Absent => {}
+        Patch::Null => options.graphql = None,
+        Patch::Value(query) => options.graphql = Some(query.into()),
+    }
+    match patch.graphql_by_event_type {
+        Patch::Absent => {}
+        Patch::Null => options.graphql_by_event_type.clear(),
+        Patch::Value(queries) => {
+            options.graphql_by_event_type =
+                queries.into_iter().map(|(k, q)| (k, q.into())).collect();
+        }
+    }
+    options.filter = patch.filter.apply(options.filter.take());
     let mut v = Violations::new();
     check_endpoint(&mut v, &endpoint, &state.limits);
     v.finish()?;

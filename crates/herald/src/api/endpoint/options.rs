@@ -1,9 +1,15 @@
 //! Herald's delivery settings of an endpoint: the extension fields next to the Svix ones.
 
+use std::collections::BTreeMap;
+
+use herald_core::filter::Filter;
 use herald_core::model::{EndpointOptions, Ordering};
+use herald_core::shape::graphql::Query;
+use herald_core::shape::{Encoding, Envelope, GraphqlSelection};
 use herald_core::signing::{Scheme, SignatureConfig};
 use herald_core::validate::{self, Violations};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 /// Herald's delivery settings of an endpoint (extension fields; absent means the default).
@@ -33,6 +39,93 @@ pub struct DeliveryOptions {
     /// Herald: how deliveries are signed (default: Standard Webhooks `standard-v1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<SignatureSettings>,
+    /// Herald: `json` (default) or `form` (`application/x-www-form-urlencoded`, nested values
+    /// in bracket notation: `device[id]=1`, `tags[0]=a`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<EncodingName>,
+    /// Herald: `raw` (the payload as published; default), `typed`
+    /// (`{"id", "type", "payload"}`) or `graphql` (`{"webhook", "query", "data"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<EnvelopeName>,
+    /// Herald: a GraphQL query selecting what each delivery carries, evaluated against the
+    /// payload (or sent to the application's `graphqlApi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graphql: Option<GraphqlQuery>,
+    /// Herald: GraphQL queries for particular event types, used instead of `graphql`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graphql_by_event_type: Option<BTreeMap<String, GraphqlQuery>>,
+    /// Herald: a condition on the payload; messages that do not meet it are not sent to this
+    /// endpoint. Dotted paths with `$eq $ne $in $nin $gt $gte $lt $lte $exists $and $or $not`,
+    /// e.g. `{"device.kind": {"$in": ["private", "local"]}, "battery": {"$lt": 20}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+}
+
+/// The body's media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodingName {
+    Json,
+    Form,
+}
+
+/// What wraps the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvelopeName {
+    Raw,
+    Typed,
+    Graphql,
+}
+
+/// A GraphQL query and its fixed variables.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphqlQuery {
+    #[schema(example = "query($full: Boolean = false) { device { id name @include(if: $full) } }")]
+    pub query: String,
+    /// Variables for the query; they take precedence over payload values of the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub variables: Option<Map<String, Value>>,
+}
+
+impl From<GraphqlQuery> for GraphqlSelection {
+    fn from(q: GraphqlQuery) -> Self {
+        GraphqlSelection {
+            query: q.query,
+            variables: q.variables.unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&GraphqlSelection> for GraphqlQuery {
+    fn from(s: &GraphqlSelection) -> Self {
+        GraphqlQuery {
+            query: s.query.clone(),
+            variables: (!s.variables.is_empty()).then(|| s.variables.clone()),
+        }
+    }
+}
+
+impl From<EncodingName> for Encoding {
+    fn from(e: EncodingName) -> Self {
+        match e {
+            EncodingName::Json => Encoding::Json,
+            EncodingName::Form => Encoding::Form,
+        }
+    }
+}
+
+impl From<EnvelopeName> for Envelope {
+    fn from(e: EnvelopeName) -> Self {
+        match e {
+            EnvelopeName::Raw => Envelope::Raw,
+            EnvelopeName::Typed => Envelope::Typed,
+            EnvelopeName::Graphql => Envelope::Graphql,
+        }
+    }
 }
 
 /// The signature scheme of an endpoint's deliveries.
@@ -165,6 +258,22 @@ impl DeliveryOptions {
         if let Some(signature) = self.signature {
             options.signature = signature.into();
         }
+        if let Some(encoding) = self.encoding {
+            options.encoding = encoding.into();
+        }
+        if let Some(envelope) = self.envelope {
+            options.envelope = envelope.into();
+        }
+        if let Some(graphql) = self.graphql {
+            options.graphql = Some(graphql.into());
+        }
+        if let Some(by_type) = self.graphql_by_event_type {
+            options.graphql_by_event_type =
+                by_type.into_iter().map(|(k, q)| (k, q.into())).collect();
+        }
+        if self.filter.is_some() {
+            options.filter = self.filter;
+        }
     }
 
     pub fn from_options(o: &EndpointOptions) -> Self {
@@ -178,6 +287,23 @@ impl DeliveryOptions {
                 Ordering::Unordered => OrderingMode::Unordered,
             }),
             signature: Some(SignatureSettings::from(&o.signature)),
+            encoding: Some(match o.encoding {
+                Encoding::Json => EncodingName::Json,
+                Encoding::Form => EncodingName::Form,
+            }),
+            envelope: Some(match o.envelope {
+                Envelope::Raw => EnvelopeName::Raw,
+                Envelope::Typed => EnvelopeName::Typed,
+                Envelope::Graphql => EnvelopeName::Graphql,
+            }),
+            graphql: o.graphql.as_ref().map(GraphqlQuery::from),
+            graphql_by_event_type: (!o.graphql_by_event_type.is_empty()).then(|| {
+                o.graphql_by_event_type
+                    .iter()
+                    .map(|(k, s)| (k.clone(), GraphqlQuery::from(s)))
+                    .collect()
+            }),
+            filter: o.filter.clone(),
         }
     }
 }
@@ -209,6 +335,41 @@ pub fn check_options(v: &mut Violations, o: &EndpointOptions) {
         validate::range(v, &["body", "maxConcurrency"], i64::from(n), 1, 100);
     }
     check_signature(v, &o.signature);
+    if let Some(selection) = &o.graphql {
+        check_query(v, &["body", "graphql", "query"], &selection.query);
+    }
+    if o.graphql_by_event_type.len() > 100 {
+        v.value(&["body", "graphqlByEventType"], "at most 100 event types");
+    }
+    for (event_type, selection) in &o.graphql_by_event_type {
+        validate::identifier(
+            v,
+            &["body", "graphqlByEventType", event_type],
+            event_type,
+            256,
+        );
+        check_query(
+            v,
+            &["body", "graphqlByEventType", event_type, "query"],
+            &selection.query,
+        );
+    }
+    if let Some(filter) = &o.filter {
+        if let Err(e) = Filter::parse(filter) {
+            let mut loc = vec!["body", "filter"];
+            loc.extend(e.location.iter().map(String::as_str));
+            v.value(&loc, e.message);
+        } else if filter.to_string().len() > 16 * 1024 {
+            v.value(&["body", "filter"], "longer than 16 KiB");
+        }
+    }
+}
+
+/// A query that does not parse is refused with the parser's line and column.
+fn check_query(v: &mut Violations, loc: &[&str], query: &str) {
+    if let Err(e) = Query::parse(query) {
+        v.push(loc, e.to_string(), "value_error.graphql");
+    }
 }
 
 fn check_signature(v: &mut Violations, s: &SignatureConfig) {

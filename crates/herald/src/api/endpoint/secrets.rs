@@ -129,8 +129,11 @@ fn is_sensitive_header(name: &str) -> bool {
 
 const MAX_HEADERS: usize = 20;
 
+/// Checks custom headers; `signature_header` is the header the endpoint's signature scheme
+/// writes (`X-Signature`, …), which a custom header may not shadow either.
 pub(super) fn check_headers<'a>(
     v: &mut Violations,
+    signature_header: Option<&str>,
     headers: impl Iterator<Item = (&'a String, Option<&'a String>)>,
 ) {
     let mut count = 0;
@@ -139,7 +142,9 @@ pub(super) fn check_headers<'a>(
         let loc = ["body", "headers", name.as_str()];
         if HeaderName::from_bytes(name.as_bytes()).is_err() {
             v.value(&loc, "not a valid HTTP header name");
-        } else if is_reserved_header(name) {
+        } else if is_reserved_header(name)
+            || signature_header.is_some_and(|h| h.eq_ignore_ascii_case(name))
+        {
             v.value(
                 &loc,
                 "this header is set by Herald and cannot be overridden",
@@ -284,8 +289,13 @@ async fn update_headers(
     Path(path): Path<EndpointPath>,
     Json(body): Json<EndpointHeadersIn>,
 ) -> ApiResult<StatusCode> {
+    let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
     let mut v = Violations::new();
-    check_headers(&mut v, body.headers.iter().map(|(k, val)| (k, Some(val))));
+    check_headers(
+        &mut v,
+        endpoint.options.signature.header_name(),
+        body.headers.iter().map(|(k, val)| (k, Some(val))),
+    );
     v.finish()?;
     change_headers(&state, &scoped, &path.endpoint_id, |headers| {
         headers.clone_from(&body.headers)
@@ -305,9 +315,11 @@ async fn patch_headers(
     Path(path): Path<EndpointPath>,
     Json(body): Json<EndpointHeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
+    let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
     let mut v = Violations::new();
     check_headers(
         &mut v,
+        endpoint.options.signature.header_name(),
         body.headers.iter().map(|(k, val)| (k, val.as_ref())),
     );
     v.finish()?;

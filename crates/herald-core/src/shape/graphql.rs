@@ -1,0 +1,443 @@
+//! GraphQL selections over a message payload (Ideavate's per-subscriber queries).
+//!
+//! A subscriber picks the fields it wants with a GraphQL query. Herald parses the query when
+//! the endpoint is saved (so a typo is a 422 with line and column, not a failed delivery days
+//! later) and, at delivery, either evaluates its selection set against the payload itself or
+//! sends it to the application's GraphQL API (remote mode, done by the worker; this module
+//! supplies the variables).
+//!
+//! Local evaluation treats the payload as the query root: fields, aliases, nested objects,
+//! lists, named and inline fragments and `@include`/`@skip` work as in GraphQL; a field that
+//! the payload lacks is `null`; field arguments are ignored (there is no resolver to give them
+//! to). A fragment's type condition applies when the object has no `__typename` or a matching
+//! one. `@include(if: $v)` with `$v` unset or not a boolean excludes the field; `@skip` with
+//! it unset keeps it.
+//!
+//! Variables are, from weakest to strongest: the query's declared defaults, the payload's
+//! top-level values named like the declared variables (`$id` ← `payload.id`), the endpoint's
+//! configured `variables`.
+
+use std::collections::{HashMap, HashSet};
+
+use async_graphql_parser::types::{
+    Directive, DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType,
+    Selection, SelectionSet, TypeCondition,
+};
+use async_graphql_parser::{Positioned, parse_query};
+use async_graphql_value::{Name, Value as GqlValue};
+use serde_json::{Map, Value};
+
+/// A parsed, checked query.
+#[derive(Debug, Clone)]
+pub struct Query {
+    doc: ExecutableDocument,
+}
+
+/// Why a query was refused, with its place in the query text when known (1-based).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}{}", .line.map(|l| format!(" (line {l}, column {})", .column.unwrap_or(1))).unwrap_or_default())]
+pub struct QueryError {
+    pub message: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl QueryError {
+    fn at(message: impl Into<String>, pos: async_graphql_parser::Pos) -> Self {
+        Self {
+            message: message.into(),
+            line: Some(pos.line),
+            column: Some(pos.column),
+        }
+    }
+}
+
+/// Longest query text accepted.
+pub const MAX_QUERY_LENGTH: usize = 16 * 1024;
+
+impl Query {
+    /// Parses and checks a query: one `query` operation, every fragment defined and acyclic,
+    /// every variable used declared, `@include`/`@skip` given an `if`.
+    pub fn parse(text: &str) -> Result<Self, QueryError> {
+        if text.len() > MAX_QUERY_LENGTH {
+            return Err(QueryError {
+                message: format!("longer than {MAX_QUERY_LENGTH} bytes"),
+                line: None,
+                column: None,
+            });
+        }
+        let doc = parse_query(text).map_err(|e| {
+            let pos = e.positions().next();
+            QueryError {
+                message: e.to_string().trim().replace('\n', " "),
+                line: pos.map(|p| p.line),
+                column: pos.map(|p| p.column),
+            }
+        })?;
+        let query = Query { doc };
+        query.check()?;
+        Ok(query)
+    }
+
+    fn operation(&self) -> &Positioned<async_graphql_parser::types::OperationDefinition> {
+        match &self.doc.operations {
+            DocumentOperations::Single(op) => op,
+            DocumentOperations::Multiple(ops) => ops.values().next().expect("checked: one"),
+        }
+    }
+
+    fn check(&self) -> Result<(), QueryError> {
+        if let DocumentOperations::Multiple(ops) = &self.doc.operations
+            && ops.len() != 1
+        {
+            let pos = ops.values().map(|o| o.pos).max().unwrap_or_default();
+            return Err(QueryError::at("give exactly one operation", pos));
+        }
+        let op = self.operation();
+        if op.node.ty != OperationType::Query {
+            return Err(QueryError::at(
+                "only `query` operations are allowed: a delivery must not change data",
+                op.pos,
+            ));
+        }
+        let declared: HashSet<&str> = op
+            .node
+            .variable_definitions
+            .iter()
+            .map(|v| v.node.name.node.as_str())
+            .collect();
+        let mut checker = Checker {
+            doc: &self.doc,
+            declared,
+            visiting: Vec::new(),
+            done: HashSet::new(),
+        };
+        checker.selection_set(&op.node.selection_set.node)?;
+        for (name, fragment) in &self.doc.fragments {
+            checker.fragment(name, fragment)?;
+        }
+        Ok(())
+    }
+
+    /// The variables declared by the operation, with their defaults.
+    fn declared(&self) -> impl Iterator<Item = (&str, Option<Value>)> {
+        self.operation().node.variable_definitions.iter().map(|v| {
+            let default = v
+                .node
+                .default_value
+                .as_ref()
+                .and_then(|d| d.node.clone().into_json().ok());
+            (v.node.name.node.as_str(), default)
+        })
+    }
+
+    /// The variables a run uses: declared defaults < the payload's values of the same names <
+    /// the endpoint's configured variables. Only declared names are taken from the payload.
+    pub fn variables(
+        &self,
+        payload: &Value,
+        configured: &Map<String, Value>,
+    ) -> Map<String, Value> {
+        let mut vars = Map::new();
+        for (name, default) in self.declared() {
+            if let Some(value) = payload.get(name) {
+                vars.insert(name.to_owned(), value.clone());
+            } else if let Some(default) = default {
+                vars.insert(name.to_owned(), default);
+            }
+        }
+        for (name, value) in configured {
+            vars.insert(name.clone(), value.clone());
+        }
+        vars
+    }
+
+    /// Evaluates the selection set against the payload: the `data` a GraphQL server whose
+    /// root is the payload would answer.
+    pub fn evaluate(&self, payload: &Value, variables: &Map<String, Value>) -> Value {
+        let run = Run {
+            fragments: &self.doc.fragments,
+            variables,
+        };
+        Value::Object(run.select(&self.operation().node.selection_set.node, payload))
+    }
+}
+
+struct Checker<'a> {
+    doc: &'a ExecutableDocument,
+    declared: HashSet<&'a str>,
+    visiting: Vec<&'a str>,
+    done: HashSet<&'a str>,
+}
+
+impl<'a> Checker<'a> {
+    fn fragment(
+        &mut self,
+        name: &'a Name,
+        fragment: &'a Positioned<FragmentDefinition>,
+    ) -> Result<(), QueryError> {
+        if self.done.contains(name.as_str()) {
+            return Ok(());
+        }
+        if self.visiting.contains(&name.as_str()) {
+            return Err(QueryError::at(
+                format!("fragment `{name}` spreads itself"),
+                fragment.pos,
+            ));
+        }
+        self.visiting.push(name.as_str());
+        self.directives(&fragment.node.directives)?;
+        self.selection_set(&fragment.node.selection_set.node)?;
+        self.visiting.pop();
+        self.done.insert(name.as_str());
+        Ok(())
+    }
+
+    fn selection_set(&mut self, set: &'a SelectionSet) -> Result<(), QueryError> {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    self.directives(&field.node.directives)?;
+                    for (_, value) in &field.node.arguments {
+                        self.value(&value.node, value.pos)?;
+                    }
+                    self.selection_set(&field.node.selection_set.node)?;
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.directives(&spread.node.directives)?;
+                    let name = &spread.node.fragment_name.node;
+                    let Some((name, fragment)) = self.doc.fragments.get_key_value(name) else {
+                        return Err(QueryError::at(
+                            format!("unknown fragment `{name}`"),
+                            spread.pos,
+                        ));
+                    };
+                    self.fragment(name, fragment)?;
+                }
+                Selection::InlineFragment(inline) => {
+                    self.directives(&inline.node.directives)?;
+                    self.selection_set(&inline.node.selection_set.node)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn directives(&self, directives: &[Positioned<Directive>]) -> Result<(), QueryError> {
+        for d in directives {
+            let name = d.node.name.node.as_str();
+            if matches!(name, "include" | "skip")
+                && !d
+                    .node
+                    .arguments
+                    .iter()
+                    .any(|(n, _)| n.node.as_str() == "if")
+            {
+                return Err(QueryError::at(
+                    format!("@{name} needs an `if` argument"),
+                    d.pos,
+                ));
+            }
+            for (_, value) in &d.node.arguments {
+                self.value(&value.node, value.pos)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn value(&self, value: &GqlValue, pos: async_graphql_parser::Pos) -> Result<(), QueryError> {
+        match value {
+            GqlValue::Variable(name) if !self.declared.contains(name.as_str()) => Err(
+                QueryError::at(format!("variable `${name}` is not declared"), pos),
+            ),
+            GqlValue::List(items) => items.iter().try_for_each(|v| self.value(v, pos)),
+            GqlValue::Object(fields) => fields.values().try_for_each(|v| self.value(v, pos)),
+            _ => Ok(()),
+        }
+    }
+}
+
+struct Run<'a> {
+    fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+    variables: &'a Map<String, Value>,
+}
+
+impl Run<'_> {
+    fn select(&self, set: &SelectionSet, value: &Value) -> Map<String, Value> {
+        let mut out = Map::new();
+        self.select_into(set, value, &mut out);
+        out
+    }
+
+    fn select_into(&self, set: &SelectionSet, value: &Value, out: &mut Map<String, Value>) {
+        for item in &set.items {
+            if !self.included(item.node.directives()) {
+                continue;
+            }
+            match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    let name = field.name.node.as_str();
+                    let key = field.alias.as_ref().map_or(name, |a| a.node.as_str());
+                    let found = value.get(name).unwrap_or(&Value::Null);
+                    merge(out, key, self.resolve(found, &field.selection_set.node));
+                }
+                Selection::FragmentSpread(spread) => {
+                    if let Some(fragment) = self.fragments.get(&spread.node.fragment_name.node)
+                        && self.included(&fragment.node.directives)
+                        && applies(Some(&fragment.node.type_condition), value)
+                    {
+                        self.select_into(&fragment.node.selection_set.node, value, out);
+                    }
+                }
+                Selection::InlineFragment(inline) => {
+                    if applies(inline.node.type_condition.as_ref(), value) {
+                        self.select_into(&inline.node.selection_set.node, value, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn resolve(&self, value: &Value, set: &SelectionSet) -> Value {
+        if set.items.is_empty() {
+            return value.clone();
+        }
+        match value {
+            Value::Object(_) => Value::Object(self.select(set, value)),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.resolve(v, set)).collect())
+            }
+            // A selection on a scalar has nothing to select.
+            _ => Value::Null,
+        }
+    }
+
+    fn included(&self, directives: &[Positioned<Directive>]) -> bool {
+        directives.iter().all(|d| {
+            let condition = d
+                .node
+                .arguments
+                .iter()
+                .find(|(n, _)| n.node.as_str() == "if")
+                .and_then(|(_, v)| match &v.node {
+                    GqlValue::Boolean(b) => Some(*b),
+                    GqlValue::Variable(name) => self.variables.get(name.as_str())?.as_bool(),
+                    _ => None,
+                });
+            match d.node.name.node.as_str() {
+                "include" => condition == Some(true),
+                "skip" => condition != Some(true),
+                _ => true,
+            }
+        })
+    }
+}
+
+fn applies(condition: Option<&Positioned<TypeCondition>>, value: &Value) -> bool {
+    match (condition, value.get("__typename").and_then(Value::as_str)) {
+        (Some(c), Some(typename)) => c.node.on.node.as_str() == typename,
+        _ => true,
+    }
+}
+
+/// GraphQL merges fields selected twice under one key (`a { x } a { y }` gives `a { x y }`).
+fn merge(out: &mut Map<String, Value>, key: &str, value: Value) {
+    match (out.get_mut(key), value) {
+        (Some(Value::Object(existing)), Value::Object(new)) => {
+            for (k, v) in new {
+                merge(existing, &k, v);
+            }
+        }
+        (_, value) => {
+            out.insert(key.to_owned(), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(query: &str, payload: Value, configured: Value) -> Value {
+        let q = Query::parse(query).unwrap();
+        let configured = configured.as_object().cloned().unwrap_or_default();
+        let vars = q.variables(&payload, &configured);
+        q.evaluate(&payload, &vars)
+    }
+
+    #[test]
+    fn alias_fragment_and_include() {
+        let payload = json!({
+            "__typename": "SwitchEvent",
+            "id": "sw-1",
+            "switch": {"__typename": "EnergySwitch", "id": "sw-1", "status": "commissioned",
+                       "supplier": {"name": "Octo", "tariff": "fix"}, "secret": "x"},
+            "readings": [{"kwh": 1, "at": "a"}, {"kwh": 2, "at": "b"}]
+        });
+        let query = r#"
+            query Switch($full: Boolean = false, $id: ID) {
+              sw: switch { ...Basic supplier { name tariff @include(if: $full) } }
+              readings { kwh }
+              missing
+              ... on Other { id }
+            }
+            fragment Basic on EnergySwitch { id status }
+        "#;
+        assert_eq!(
+            run(query, payload.clone(), json!({"full": true})),
+            json!({
+                "sw": {"id": "sw-1", "status": "commissioned",
+                       "supplier": {"name": "Octo", "tariff": "fix"}},
+                "readings": [{"kwh": 1}, {"kwh": 2}],
+                "missing": null
+            })
+        );
+        // The default `$full: false` drops the tariff; `$id` comes from the payload.
+        let q = Query::parse(query).unwrap();
+        let vars = q.variables(&payload, &Map::new());
+        assert_eq!(
+            vars,
+            *json!({"full": false, "id": "sw-1"}).as_object().unwrap()
+        );
+        assert_eq!(
+            q.evaluate(&payload, &vars)["sw"]["supplier"],
+            json!({"name": "Octo"})
+        );
+    }
+
+    #[test]
+    fn skip_inline_fragments_merging_and_scalars() {
+        let payload = json!({"a": {"x": 1, "y": 2}, "n": 5, "list": [1, {"z": 1}]});
+        assert_eq!(
+            run(
+                "{ a { x } a { y } n @skip(if: true) ... @include(if: true) { list { z } } n2: n { q } }",
+                payload,
+                json!({})
+            ),
+            json!({"a": {"x": 1, "y": 2}, "list": [null, {"z": 1}], "n2": null})
+        );
+    }
+
+    #[test]
+    fn refused_queries_say_where() {
+        let cases = [
+            ("{ a ", 1),
+            ("query { a }\nmutation { b }", 2),
+            ("mutation { a }", 1),
+            ("{ ...Missing }", 1),
+            ("{ a @include }", 1),
+            ("{ a @include(if: $nope) }", 1),
+            (
+                "{ ...A }\nfragment A on T { ...B }\nfragment B on T { ...A }",
+                2,
+            ),
+        ];
+        for (query, line) in cases {
+            let e = Query::parse(query).unwrap_err();
+            assert_eq!(e.line, Some(line), "{query}: {e}");
+            assert!(e.column.is_some(), "{query}");
+        }
+    }
+}

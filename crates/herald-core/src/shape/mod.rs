@@ -1,0 +1,219 @@
+//! Payload shaping: turning a published message into the exact bytes an endpoint receives.
+//!
+//! The steps run in a fixed order, and signing comes after all of them, so a signature always
+//! covers the bytes sent:
+//!
+//! 1. **Selection** (optional): a GraphQL query picks fields of the payload, evaluated locally
+//!    ([`graphql`]) or by the application's GraphQL API (the worker does that IO and hands the
+//!    result in as a [`Selected`]).
+//! 2. **Envelope**: `raw` (the payload, or the selected data, as is), `typed`
+//!    (`{"id", "type", "payload"}`, Impilo), or `graphql` (Ideavate's
+//!    `{"webhook", "query", "data"}`).
+//! 3. **Encoding**: JSON, or `application/x-www-form-urlencoded` ([`form`]).
+//!
+//! The default (`raw`, JSON, no selection) sends the published bytes untouched.
+
+pub mod form;
+pub mod graphql;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// The body's media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    #[default]
+    Json,
+    Form,
+}
+
+impl Encoding {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Json => "application/json",
+            Encoding::Form => "application/x-www-form-urlencoded",
+        }
+    }
+}
+
+/// What wraps the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Envelope {
+    #[default]
+    Raw,
+    Typed,
+    Graphql,
+}
+
+/// A GraphQL query an endpoint runs over its messages, with fixed variables.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphqlSelection {
+    pub query: String,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub variables: Map<String, Value>,
+}
+
+/// Where a selection ran, for the `graphql` envelope's `query.api`.
+pub const LOCAL_API: &str = "herald:payload";
+
+/// The outcome of a selection: the `data`, and how it was obtained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selected {
+    /// `herald:payload` when evaluated locally, else the URL of the API that answered.
+    pub api: String,
+    pub query: String,
+    pub variables: Map<String, Value>,
+    pub data: Value,
+}
+
+/// The message facts shaping needs.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageFacts<'a> {
+    pub id: &'a str,
+    pub event_type: &'a str,
+    pub created_at: DateTime<Utc>,
+    /// The payload JSON exactly as published.
+    pub payload: &'a str,
+}
+
+/// A body ready to sign and send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shaped {
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    #[error("the stored payload is not valid JSON: {0}")]
+    Payload(String),
+}
+
+/// Runs a selection locally against the payload.
+pub fn select_locally(
+    selection: &GraphqlSelection,
+    payload: &Value,
+) -> Result<Selected, graphql::QueryError> {
+    let query = graphql::Query::parse(&selection.query)?;
+    let variables = query.variables(payload, &selection.variables);
+    let data = query.evaluate(payload, &variables);
+    Ok(Selected {
+        api: LOCAL_API.to_owned(),
+        query: selection.query.clone(),
+        variables,
+        data,
+    })
+}
+
+/// Builds the body an endpoint receives. `selected` is the selection's outcome when the
+/// endpoint has a query for this event type.
+pub fn shape(
+    envelope: Envelope,
+    encoding: Encoding,
+    msg: &MessageFacts<'_>,
+    selected: Option<&Selected>,
+) -> Result<Shaped, ShapeError> {
+    if envelope == Envelope::Raw && encoding == Encoding::Json && selected.is_none() {
+        return Ok(Shaped {
+            body: msg.payload.as_bytes().to_vec(),
+            content_type: encoding.content_type(),
+        });
+    }
+    let payload = || -> Result<Value, ShapeError> {
+        serde_json::from_str(msg.payload).map_err(|e| ShapeError::Payload(e.to_string()))
+    };
+    let content = match selected {
+        Some(s) => s.data.clone(),
+        None => payload()?,
+    };
+    let document = match envelope {
+        Envelope::Raw => content,
+        Envelope::Typed => json!({"id": msg.id, "type": msg.event_type, "payload": content}),
+        Envelope::Graphql => json!({
+            "webhook": {
+                "id": msg.id,
+                "trigger": msg.event_type,
+                "date": msg.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            },
+            "query": {
+                "api": selected.map_or(LOCAL_API, |s| s.api.as_str()),
+                "query": selected.map(|s| s.query.as_str()),
+                "variables": selected.map(|s| s.variables.clone()).unwrap_or_default(),
+            },
+            "data": content,
+        }),
+    };
+    let body = match encoding {
+        Encoding::Json => serde_json::to_vec(&document).expect("a JSON value serializes"),
+        Encoding::Form => form::encode(&document).into_bytes(),
+    };
+    Ok(Shaped {
+        body,
+        content_type: encoding.content_type(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(payload: &str) -> MessageFacts<'_> {
+        MessageFacts {
+            id: "msg_1",
+            event_type: "reading.weight",
+            created_at: "2026-11-23T10:00:00.250Z".parse().unwrap(),
+            payload,
+        }
+    }
+
+    fn text(s: Shaped) -> String {
+        String::from_utf8(s.body).unwrap()
+    }
+
+    #[test]
+    fn raw_json_keeps_the_published_bytes() {
+        let payload = "{ \"b\":1,  \"a\" : [1.50] }";
+        let s = shape(Envelope::Raw, Encoding::Json, &msg(payload), None).unwrap();
+        assert_eq!(s.body, payload.as_bytes());
+        assert_eq!(s.content_type, "application/json");
+    }
+
+    #[test]
+    fn envelopes_and_encodings() {
+        let m = msg(r#"{"weight": 81.5, "unit": "kg"}"#);
+        assert_eq!(
+            text(shape(Envelope::Typed, Encoding::Json, &m, None).unwrap()),
+            r#"{"id":"msg_1","type":"reading.weight","payload":{"weight":81.5,"unit":"kg"}}"#
+        );
+        let form = shape(Envelope::Typed, Encoding::Form, &m, None).unwrap();
+        assert_eq!(form.content_type, "application/x-www-form-urlencoded");
+        assert_eq!(
+            text(form),
+            "id=msg_1&type=reading.weight&payload%5Bweight%5D=81.5&payload%5Bunit%5D=kg"
+        );
+        assert_eq!(
+            text(shape(Envelope::Raw, Encoding::Form, &m, None).unwrap()),
+            "weight=81.5&unit=kg"
+        );
+        let selection = GraphqlSelection {
+            query: "{ w: weight }".into(),
+            variables: Map::new(),
+        };
+        let selected =
+            select_locally(&selection, &serde_json::from_str(m.payload).unwrap()).unwrap();
+        assert_eq!(
+            text(shape(Envelope::Graphql, Encoding::Json, &m, Some(&selected)).unwrap()),
+            r#"{"webhook":{"id":"msg_1","trigger":"reading.weight","date":"2026-11-23T10:00:00.250Z"},"query":{"api":"herald:payload","query":"{ w: weight }","variables":{}},"data":{"w":81.5}}"#
+        );
+        assert_eq!(
+            text(shape(Envelope::Raw, Encoding::Json, &m, Some(&selected)).unwrap()),
+            r#"{"w":81.5}"#
+        );
+        let no_query = text(shape(Envelope::Graphql, Encoding::Json, &m, None).unwrap());
+        assert!(no_query.contains(r#""query":{"api":"herald:payload","query":null,"variables":{}},"data":{"weight":81.5,"unit":"kg"}"#), "{no_query}");
+    }
+}
