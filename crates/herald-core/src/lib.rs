@@ -5,7 +5,9 @@
 //! whose behaviour can be checked exhaustively with plain unit tests, and which the store, the
 //! API, the delivery worker and the command line all share.
 
+pub mod catalog;
 pub mod crypto;
+pub mod device;
 pub mod filter;
 pub mod id;
 pub mod model;

@@ -81,6 +81,55 @@ pub fn is_identifier(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// A channel: identifier characters and `:`, 1 to 128 of them. The colon (an addition to the
+/// Svix rules) lets device events use `group:<g>`, `team:<t>`, `bundle:<b>`.
+pub fn channel(v: &mut Violations, loc: &[&str], value: &str) {
+    if value.is_empty() || value.len() > 128 {
+        v.push(
+            loc,
+            "must be between 1 and 128 characters long",
+            "value_error.any_str.length",
+        );
+    } else if !value
+        .split(':')
+        .all(|part| part.is_empty() || is_identifier(part))
+    {
+        v.push(
+            loc,
+            "may only contain letters, digits, '-', '_', '.' and ':'",
+            "value_error.str.regex",
+        );
+    }
+}
+
+/// A list of channels: each valid, no duplicates, at most `max_items`.
+pub fn channel_list(v: &mut Violations, loc: &[&str], values: &[String], max_items: usize) {
+    if values.is_empty() {
+        v.push(
+            loc,
+            "must contain at least one item (use null for none)",
+            "value_error.list.min_items",
+        );
+    }
+    if values.len() > max_items {
+        v.push(
+            loc,
+            format!("must contain at most {max_items} items"),
+            "value_error.list.max_items",
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, item) in values.iter().enumerate() {
+        let index = i.to_string();
+        let mut item_loc: Vec<&str> = loc.to_vec();
+        item_loc.push(&index);
+        channel(v, &item_loc, item);
+        if !seen.insert(item.as_str()) {
+            v.push(&item_loc, "duplicate item", "value_error.list.unique_items");
+        }
+    }
+}
+
 /// `uid`: 1 to 256 identifier characters.
 pub fn uid(v: &mut Violations, loc: &[&str], value: &str) {
     identifier(v, loc, value, 256);

@@ -20,10 +20,12 @@ use herald_core::page::{ListParams, Page};
 
 #[doc(hidden)]
 pub mod conformance;
+pub mod device;
 pub mod queue;
 mod rows;
 mod sqlite;
 
+pub use device::{DeviceFilter, DeviceStore, Lifecycle, StatusRecorded, StatusReport};
 pub use queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, NextStep, Task};
 pub use sqlite::SqliteStore;
 
@@ -132,7 +134,9 @@ pub enum IdempotencyState {
 
 /// Everything Herald reads and writes. See the crate documentation.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+/// Device storage is a supertrait ([`DeviceStore`]), so its methods are reachable through
+/// `dyn Store` while living in their own module.
+pub trait Store: DeviceStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Answers when the database can serve a query.

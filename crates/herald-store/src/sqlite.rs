@@ -87,4 +87,9 @@ const CLAIM_FIFO_TASK_SQL: &str =
        AND next_attempt_at <= $2
      RETURNING id";
 
+/// A device row for a status report or lifecycle fact. SQLite's single writer already
+/// serializes the transaction; Postgres adds `FOR UPDATE`.
+const LOCK_DEVICE_SQL: &str = "SELECT history_seq FROM devices WHERE app_id = $1 AND id = $2";
+
 include!("sql/common.rs");
+include!("sql/devices.rs");

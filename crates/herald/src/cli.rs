@@ -48,6 +48,9 @@ pub enum Command {
     /// Manage the keys Herald itself holds.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Built-in event catalogues of the seed systems.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Print the version and exit.
     Version,
 }
@@ -59,6 +62,25 @@ pub enum SecretsCommand {
     /// the old one; with the key file, a new key is generated and replaces it.
     #[command(after_help = ENVIRONMENT_HELP)]
     RotateKey(StorageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Create a catalogue's event types, with JSON schemas and examples, on a running Herald.
+    /// Event types that exist are left alone: importing twice changes nothing.
+    Import(CatalogImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CatalogImportArgs {
+    /// The catalogue: kobiton, electric-imp, impilo or ideavate.
+    pub name: String,
+    /// The Herald server to talk to.
+    #[arg(long, env = "HERALD_SERVER", default_value = "http://127.0.0.1:8071")]
+    pub server: String,
+    /// An admin token for that server.
+    #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
+    pub token: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,5 +1,5 @@
-//! Subcommands that need no server: `verify` (`secrets rotate-key` lives in `bootstrap`, next
-//! to the keyring it changes).
+//! Subcommands other than `serve`: `verify` and `catalog import` (`secrets rotate-key` lives
+//! in `bootstrap`, next to the keyring it changes).
 
 use herald_core::signing::{self, Scheme, SignatureConfig, Verification};
 
@@ -42,4 +42,66 @@ pub enum VerifyFailure {
     Usage(String),
     #[error("{0}")]
     Rejected(String),
+}
+
+/// Why `catalog import` did not complete.
+#[derive(Debug)]
+pub enum ImportFailure {
+    /// Bad arguments (exit 2).
+    Usage(String),
+    /// The server could not be reached or refused (exit 1).
+    Failed(String),
+}
+
+/// `herald catalog import`: asks a running Herald to import a built-in catalogue and returns
+/// a one-line summary.
+pub async fn import_catalog(args: &crate::cli::CatalogImportArgs) -> Result<String, ImportFailure> {
+    if herald_core::catalog::find(&args.name).is_none() {
+        return Err(ImportFailure::Usage(format!(
+            "unknown catalogue {:?} (known: {})",
+            args.name,
+            herald_core::catalog::NAMES.join(", ")
+        )));
+    }
+    let url = format!(
+        "{}/api/v1/event-type/import",
+        args.server.trim_end_matches('/')
+    );
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&args.token)
+        .json(&serde_json::json!({"catalog": args.name}))
+        .send()
+        .await
+        .map_err(|e| ImportFailure::Failed(format!("cannot reach {url}: {e}")))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| ImportFailure::Failed(format!("{url} answered {status} without JSON: {e}")))?;
+    if !status.is_success() {
+        return Err(ImportFailure::Failed(format!(
+            "{url} answered {status}: {body}"
+        )));
+    }
+    let list = |key: &str| -> Vec<String> {
+        body[key]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (created, unchanged) = (list("created"), list("unchanged"));
+    Ok(format!(
+        "{}: {} created{}{}, {} already present",
+        args.name,
+        created.len(),
+        if created.is_empty() { "" } else { ": " },
+        created.join(", "),
+        unchanged.len()
+    ))
 }

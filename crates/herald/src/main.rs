@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
 use herald::Application;
-use herald::cli::{Cli, Command, SecretsCommand};
+use herald::cli::{CatalogCommand, Cli, Command, SecretsCommand};
 use herald::config::{Origin, Resolver};
 
 fn main() -> ExitCode {
@@ -35,6 +35,19 @@ fn main() -> ExitCode {
                 Err(herald::commands::VerifyFailure::Usage(e)) => usage_error(&e),
                 Err(herald::commands::VerifyFailure::Rejected(reason)) => {
                     println!("not verified: {reason}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Catalog(CatalogCommand::Import(args)) => {
+            match runtime().block_on(herald::commands::import_catalog(&args)) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(herald::commands::ImportFailure::Usage(e)) => usage_error(&e),
+                Err(herald::commands::ImportFailure::Failed(e)) => {
+                    eprintln!("herald: {e}");
                     ExitCode::FAILURE
                 }
             }

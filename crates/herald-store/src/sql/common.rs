@@ -1080,68 +1080,79 @@ impl SqlStore {
         only: Option<&EndpointId>,
     ) -> Result<Vec<EndpointId>> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload,
-             created_at, payload_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(msg.id.as_str())
-        .bind(msg.app_id.as_str())
-        .bind(&msg.event_type)
-        .bind(msg.event_id.as_deref())
-        .bind(channels_column(&msg.channels))
-        .bind(msg.payload.as_deref())
-        .bind(millis(msg.created_at))
-        .bind(millis(msg.payload_expires_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            StoreError::from_sqlx(e, "a message with this eventId already exists in the application")
-        })?;
-
-        let rows: Vec<EndpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE app_id = $1 AND disabled = FALSE"
-        )))
-        .bind(msg.app_id.as_str())
-        .fetch_all(&mut *tx)
-        .await?;
-        let facts = herald_core::routing::MessageFacts::new(
-            &msg.event_type,
-            msg.channels.as_deref(),
-            msg.payload.as_deref(),
-        );
-        let mut matched = Vec::new();
-        for row in rows {
-            let endpoint = Endpoint::try_from(row)?;
-            let wanted = match only {
-                Some(id) => endpoint.id == *id,
-                None => herald_core::routing::endpoint_matches(&endpoint, &facts),
-            };
-            if wanted {
-                matched.push(endpoint.id);
-            }
-        }
-        let now = millis(msg.created_at);
-        for chunk in matched.chunks(INSERT_CHUNK) {
-            let mut qb = QueryBuilder::<Db>::new(
-                "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, created_at) ",
-            );
-            qb.push_values(chunk, |mut row, endpoint| {
-                row.push_bind(msg.id.as_str().to_owned())
-                    .push_bind(endpoint.as_str().to_owned())
-                    .push_bind(msg.app_id.as_str().to_owned())
-                    .push_bind(PENDING)
-                    .push_bind(0_i32)
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
-        touch_queues(&mut tx, &ids, now).await?;
-        if only.is_some() && matched.is_empty() {
-            return Err(StoreError::NotFound);
-        }
+        let matched = insert_message_in(&mut tx, msg, only).await?;
         tx.commit().await?;
         Ok(matched)
     }
+}
+
+/// [`SqlStore::insert_message`] inside a transaction the caller commits (a device event is
+/// published in the transaction that changes the device).
+async fn insert_message_in(
+    tx: &mut <Db as sqlx::Database>::Connection,
+    msg: &Message,
+    only: Option<&EndpointId>,
+) -> Result<Vec<EndpointId>> {
+    sqlx::query(
+        "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload,
+         created_at, payload_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(msg.id.as_str())
+    .bind(msg.app_id.as_str())
+    .bind(&msg.event_type)
+    .bind(msg.event_id.as_deref())
+    .bind(channels_column(&msg.channels))
+    .bind(msg.payload.as_deref())
+    .bind(millis(msg.created_at))
+    .bind(millis(msg.payload_expires_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| {
+        StoreError::from_sqlx(e, "a message with this eventId already exists in the application")
+    })?;
+
+    let rows: Vec<EndpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE app_id = $1 AND disabled = FALSE"
+    )))
+    .bind(msg.app_id.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+    let facts = herald_core::routing::MessageFacts::new(
+        &msg.event_type,
+        msg.channels.as_deref(),
+        msg.payload.as_deref(),
+    );
+    let mut matched = Vec::new();
+    for row in rows {
+        let endpoint = Endpoint::try_from(row)?;
+        let wanted = match only {
+            Some(id) => endpoint.id == *id,
+            None => herald_core::routing::endpoint_matches(&endpoint, &facts),
+        };
+        if wanted {
+            matched.push(endpoint.id);
+        }
+    }
+    let now = millis(msg.created_at);
+    for chunk in matched.chunks(INSERT_CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, created_at) ",
+        );
+        qb.push_values(chunk, |mut row, endpoint| {
+            row.push_bind(msg.id.as_str().to_owned())
+                .push_bind(endpoint.as_str().to_owned())
+                .push_bind(msg.app_id.as_str().to_owned())
+                .push_bind(PENDING)
+                .push_bind(0_i32)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
+    touch_queues(tx, &ids, now).await?;
+    if only.is_some() && matched.is_empty() {
+        return Err(StoreError::NotFound);
+    }
+    Ok(matched)
 }

@@ -20,6 +20,7 @@ use super::pagination::{ListResponse, OrderedPageQuery};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_event_types, create_event_type))
+        .routes(routes!(import_catalog))
         .routes(routes!(
             get_event_type,
             update_event_type,
@@ -355,4 +356,71 @@ async fn delete_event_type(
         state.store.update_event_type(&et).await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A built-in catalogue to import.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CatalogImportIn {
+    /// `kobiton`, `electric-imp`, `impilo` or `ideavate`.
+    #[schema(example = "kobiton")]
+    pub catalog: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogImportOut {
+    pub catalog: String,
+    /// Event types created by this import.
+    pub created: Vec<String>,
+    /// Event types that already existed and were left as they are.
+    pub unchanged: Vec<String>,
+}
+
+/// Herald: create the event types of a seed system's catalogue (Kobiton, Electric Imp,
+/// Impilo, Ideavate), with JSON schemas and examples. Event types that exist already are left
+/// alone, so importing twice changes nothing.
+#[utoipa::path(post, path = "/api/v1/event-type/import", tag = "Event Type", operation_id = "v1.event-type.import-catalog",
+    request_body = CatalogImportIn,
+    responses((status = 200, body = CatalogImportOut)))]
+async fn import_catalog(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<CatalogImportIn>,
+) -> ApiResult<axum::Json<CatalogImportOut>> {
+    principal.require_admin()?;
+    let Some(catalog) = herald_core::catalog::find(&body.catalog) else {
+        let mut v = Violations::new();
+        v.value(
+            &["body", "catalog"],
+            format!(
+                "unknown catalogue (known: {})",
+                herald_core::catalog::NAMES.join(", ")
+            ),
+        );
+        return Err(v.into());
+    };
+    let mut out = CatalogImportOut {
+        catalog: catalog.catalog,
+        created: Vec::new(),
+        unchanged: Vec::new(),
+    };
+    for entry in catalog.event_types {
+        let now = herald_core::time::now();
+        let et = EventType {
+            name: entry.name.clone(),
+            description: entry.description,
+            archived: false,
+            deprecated: false,
+            feature_flag: None,
+            schemas: Some(serde_json::json!({ "1": entry.schema })),
+            created_at: now,
+            updated_at: now,
+        };
+        match state.store.create_event_type(&et).await {
+            Ok(()) => out.created.push(entry.name),
+            Err(herald_store::StoreError::Conflict(_)) => out.unchanged.push(entry.name),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(axum::Json(out))
 }

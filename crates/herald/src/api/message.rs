@@ -139,7 +139,7 @@ fn check(v: &mut Violations, body: &MessageIn) {
         validate::identifier(v, &["body", "eventId"], event_id, 256);
     }
     if let Some(channels) = &body.channels {
-        validate::identifier_list(v, &["body", "channels"], channels, 128, Some(5));
+        validate::channel_list(v, &["body", "channels"], channels, 5);
     }
     if let Some(days) = body.payload_retention_period {
         validate::range(v, &["body", "payloadRetentionPeriod"], days, 5, 90);
@@ -214,7 +214,7 @@ async fn list_messages(
         validate::identifier(&mut v, &["query", "event_types", &i.to_string()], et, 256);
     }
     if let Some(channel) = &query.channel {
-        validate::identifier(&mut v, &["query", "channel"], channel, 128);
+        validate::channel(&mut v, &["query", "channel"], channel);
     }
     v.finish()?;
     let filter = MessageFilter {

@@ -24,6 +24,7 @@ pub mod api_key;
 pub mod application;
 pub mod attempt;
 pub mod auth;
+pub mod device;
 pub mod docs;
 pub mod endpoint;
 pub mod error;
@@ -85,6 +86,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(event_type::router())
         .merge(endpoint::router())
         .merge(message::router())
+        .merge(device::router())
         .merge(attempt::router())
         .merge(api_key::router())
 }

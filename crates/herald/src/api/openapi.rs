@@ -27,6 +27,7 @@ use super::error::{HttpErrorOut, HttpValidationError};
         (name = "Event Type", description = "The catalogue of events that can be sent."),
         (name = "Endpoint", description = "Where an application's messages are delivered."),
         (name = "Message", description = "Events published to an application."),
+        (name = "Device", description = "Herald: devices whose reported facts become events (status rules, blessing, BlinkUp)."),
         (name = "Authentication", description = "Portal access and API keys."),
         (name = "Health", description = "Liveness and readiness."),
     )

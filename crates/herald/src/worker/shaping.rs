@@ -27,6 +27,20 @@ pub async fn body_for(
     payload: &str,
 ) -> Result<Shaped, String> {
     let options = &snapshot.endpoint.options;
+    // Device status events name the webhook that receives them (Kobiton's `webhookId` and
+    // `webhookName`): filled here, per endpoint, before anything else sees the payload.
+    let personalized = herald_core::device::names_its_webhook(&task.event_type)
+        .then(|| {
+            let endpoint = &snapshot.endpoint;
+            let name = if endpoint.description.is_empty() {
+                endpoint.uid.as_deref().unwrap_or(endpoint.id.as_str())
+            } else {
+                endpoint.description.as_str()
+            };
+            herald_core::device::personalize(payload, endpoint.id.as_str(), name)
+        })
+        .flatten();
+    let payload = personalized.as_deref().unwrap_or(payload);
     let selected = match options.selection_for(&task.event_type) {
         None => None,
         Some(selection) => {

@@ -17,6 +17,7 @@ mod cli;
 mod crash;
 mod delivery;
 mod delivery_failures;
+mod devices;
 mod docs;
 mod keys;
 mod sdk;

@@ -224,7 +224,7 @@ fn check_endpoint(v: &mut Violations, e: &Endpoint, limits: &validate::Limits) {
         validate::event_type_patterns(v, &["body", "eventTypes"], types);
     }
     if let Some(channels) = &e.channels {
-        validate::identifier_list(v, &["body", "channels"], channels, 128, Some(10));
+        validate::channel_list(v, &["body", "channels"], channels, 10);
     }
     validate::rate(v, &["body", "throttleRate"], e.rate_limit);
     validate::metadata(v, &["body", "metadata"], &e.metadata);

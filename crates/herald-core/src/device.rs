@@ -1,0 +1,326 @@
+//! Devices and the events their facts produce: the status rules of Kobiton's device webhooks
+//! and the lifecycle events of Electric Imp's Connected Factory (blessing, BlinkUp).
+//!
+//! A platform reports raw facts ("this device is now offline"); these rules decide whether a
+//! webhook goes out and what it says, so every platform does not re-implement them:
+//!
+//! - `online` from any status except `utilizing`; `offline`, `utilizing` and `unplugged` from
+//!   any status. A device with no status yet may become anything.
+//! - Reporting the status a device already has changes nothing.
+//! - Public devices are tracked but never publish (Kobiton's rule); private and local ones do.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::model::Metadata;
+
+/// Who a device belongs to, which decides whether its status is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Private,
+    Local,
+    Public,
+}
+
+impl DeviceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Private => "private",
+            DeviceKind::Local => "local",
+            DeviceKind::Public => "public",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "private" => Some(DeviceKind::Private),
+            "local" => Some(DeviceKind::Local),
+            "public" => Some(DeviceKind::Public),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceStatus {
+    Online,
+    Offline,
+    Utilizing,
+    Unplugged,
+}
+
+impl DeviceStatus {
+    pub const ALL: [DeviceStatus; 4] = [
+        DeviceStatus::Online,
+        DeviceStatus::Offline,
+        DeviceStatus::Utilizing,
+        DeviceStatus::Unplugged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Online => "online",
+            DeviceStatus::Offline => "offline",
+            DeviceStatus::Utilizing => "utilizing",
+            DeviceStatus::Unplugged => "unplugged",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The event type (Kobiton's `eventActivity`) announcing this status.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            DeviceStatus::Online => "device.status.online",
+            DeviceStatus::Offline => "device.status.offline",
+            DeviceStatus::Utilizing => "device.state.utilizing",
+            DeviceStatus::Unplugged => "device.state.unplugged",
+        }
+    }
+
+    /// Kobiton's `eventDescription`.
+    pub fn description(self) -> &'static str {
+        match self {
+            DeviceStatus::Online => "Online",
+            DeviceStatus::Offline => "Offline",
+            DeviceStatus::Utilizing => "Utilizing",
+            DeviceStatus::Unplugged => "Unplugged",
+        }
+    }
+}
+
+/// A registered device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// The platform's id for it (Kobiton's UDID, Electric Imp's device id).
+    pub id: String,
+    pub app_id: crate::id::AppId,
+    pub name: String,
+    pub kind: DeviceKind,
+    /// The device group (Electric Imp's Production or Test Production Device Group).
+    pub group: Option<String>,
+    pub teams: Vec<String>,
+    pub bundles: Vec<String>,
+    pub status: Option<DeviceStatus>,
+    pub status_at: Option<DateTime<Utc>>,
+    pub metadata: Metadata,
+    /// Set when blessed: the imp id it was blessed with.
+    pub imp_id: Option<String>,
+    pub blessed_at: Option<DateTime<Utc>>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Device {
+    /// The channels a device's events carry, so endpoints can scope to groups, teams and
+    /// bundles: `group:<g>`, `team:<t>`, `bundle:<b>`.
+    pub fn channels(&self) -> Vec<String> {
+        self.group
+            .iter()
+            .map(|g| format!("group:{g}"))
+            .chain(self.teams.iter().map(|t| format!("team:{t}")))
+            .chain(self.bundles.iter().map(|b| format!("bundle:{b}")))
+            .collect()
+    }
+
+    /// The channel of lifecycle events: the device's group.
+    pub fn group_channels(&self) -> Option<Vec<String>> {
+        self.group.as_ref().map(|g| vec![format!("group:{g}")])
+    }
+}
+
+/// Settings of a device group (Electric Imp's Production and Test Production Device Groups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceGroup {
+    pub app_id: crate::id::AppId,
+    pub name: String,
+    /// A test group: its events are kept apart from production ones by their own channel.
+    pub test: bool,
+    /// Whether a device of this group may be activated (BlinkUp) without being blessed first.
+    pub allow_unblessed_activation: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A status change as recorded in a device's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceTransition {
+    /// Position in the device's history, from 1.
+    pub seq: i64,
+    pub from: Option<DeviceStatus>,
+    pub to: DeviceStatus,
+    pub outcome: StatusOutcome,
+    pub at: DateTime<Utc>,
+    /// The event published, if any.
+    pub msg_id: Option<crate::id::MessageId>,
+}
+
+/// What a reported status does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusOutcome {
+    /// The status changed and an event is published.
+    Published,
+    /// The status changed; public devices publish nothing.
+    ChangedSilently,
+    /// The device already had this status.
+    Unchanged,
+    /// The rules do not allow this change (`online` from `utilizing`); nothing changes.
+    Disallowed,
+}
+
+impl StatusOutcome {
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            StatusOutcome::Published,
+            StatusOutcome::ChangedSilently,
+            StatusOutcome::Unchanged,
+            StatusOutcome::Disallowed,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusOutcome::Published => "published",
+            StatusOutcome::ChangedSilently => "changed",
+            StatusOutcome::Unchanged => "unchanged",
+            StatusOutcome::Disallowed => "disallowed",
+        }
+    }
+
+    /// Whether the device's status changes.
+    pub fn changes(self) -> bool {
+        matches!(
+            self,
+            StatusOutcome::Published | StatusOutcome::ChangedSilently
+        )
+    }
+}
+
+/// Applies the status rules.
+pub fn transition(kind: DeviceKind, from: Option<DeviceStatus>, to: DeviceStatus) -> StatusOutcome {
+    if from == Some(to) {
+        return StatusOutcome::Unchanged;
+    }
+    if to == DeviceStatus::Online && from == Some(DeviceStatus::Utilizing) {
+        return StatusOutcome::Disallowed;
+    }
+    if kind == DeviceKind::Public {
+        StatusOutcome::ChangedSilently
+    } else {
+        StatusOutcome::Published
+    }
+}
+
+/// The payload keys filled per receiving endpoint at delivery.
+pub const WEBHOOK_ID_KEY: &str = "webhookId";
+pub const WEBHOOK_NAME_KEY: &str = "webhookName";
+
+/// Kobiton's callback body. `webhookId` and `webhookName` are `null` here: the worker fills
+/// them for each endpoint when it delivers (see [`personalize`]).
+pub fn status_payload(
+    device: &Device,
+    org_id: &str,
+    status: DeviceStatus,
+    at: DateTime<Utc>,
+) -> Value {
+    json!({
+        "creationTime": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "eventType": "DEVICE",
+        "eventActivity": status.event_type(),
+        "eventDescription": status.description(),
+        "deviceUdid": device.id,
+        "deviceName": device.name,
+        "orgId": org_id,
+        WEBHOOK_ID_KEY: null,
+        WEBHOOK_NAME_KEY: null,
+    })
+}
+
+/// Whether an event type's payload names its receiving webhook (the device status events).
+pub fn names_its_webhook(event_type: &str) -> bool {
+    DeviceStatus::ALL
+        .iter()
+        .any(|s| s.event_type() == event_type)
+}
+
+/// Fills `webhookId` and `webhookName` of a device status payload for one endpoint. Returns
+/// `None` (nothing to change) for other payloads.
+pub fn personalize(payload: &str, webhook_id: &str, webhook_name: &str) -> Option<String> {
+    let mut value: Value = serde_json::from_str(payload).ok()?;
+    let object = value.as_object_mut()?;
+    if !object.contains_key(WEBHOOK_ID_KEY) && !object.contains_key(WEBHOOK_NAME_KEY) {
+        return None;
+    }
+    object.insert(WEBHOOK_ID_KEY.into(), json!(webhook_id));
+    object.insert(WEBHOOK_NAME_KEY.into(), json!(webhook_name));
+    Some(value.to_string())
+}
+
+/// Electric Imp's Blessing webhook body.
+pub fn blessing_payload(device_id: &str, imp_id: &str) -> Value {
+    json!({"device_id": device_id, "imp_id": imp_id})
+}
+
+/// Electric Imp's BlinkUp webhook body.
+pub fn blinkup_payload(device_id: &str, plan_id: &str, token: &str) -> Value {
+    json!({"device_id": device_id, "plan_id": plan_id, "token": token})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_transition() {
+        use DeviceStatus::*;
+        use StatusOutcome::*;
+        let from_states = [
+            None,
+            Some(Online),
+            Some(Offline),
+            Some(Utilizing),
+            Some(Unplugged),
+        ];
+        for kind in [DeviceKind::Private, DeviceKind::Local, DeviceKind::Public] {
+            for from in from_states {
+                for to in DeviceStatus::ALL {
+                    let expected = if from == Some(to) {
+                        Unchanged
+                    } else if to == Online && from == Some(Utilizing) {
+                        Disallowed
+                    } else if kind == DeviceKind::Public {
+                        ChangedSilently
+                    } else {
+                        Published
+                    };
+                    assert_eq!(
+                        transition(kind, from, to),
+                        expected,
+                        "{kind:?} {from:?} -> {to:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn personalizing_fills_only_status_payloads() {
+        let filled = personalize(
+            r#"{"a":1,"webhookId":null,"webhookName":null}"#,
+            "ep_1",
+            "QA",
+        )
+        .unwrap();
+        assert_eq!(filled, r#"{"a":1,"webhookId":"ep_1","webhookName":"QA"}"#);
+        assert_eq!(personalize(r#"{"a":1}"#, "ep_1", "QA"), None);
+        assert_eq!(personalize("[1]", "ep_1", "QA"), None);
+    }
+}
