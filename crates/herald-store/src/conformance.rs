@@ -32,7 +32,10 @@ pub async fn run(store: &dyn Store) {
     idempotency(store).await;
     delivery_queue(store).await;
     fifo_and_recovery(store).await;
+    logs::run(store).await;
 }
+
+mod logs;
 
 pub fn sample_app(uid: Option<String>) -> Application {
     let now = herald_core::time::now();
@@ -81,7 +84,7 @@ pub fn sample_message(app: &AppId, event_type: &str, channels: Option<Vec<String
     }
 }
 
-fn secrets(tag: u8) -> SealedEndpointSecrets {
+pub(crate) fn secrets(tag: u8) -> SealedEndpointSecrets {
     SealedEndpointSecrets {
         secret: vec![tag; 40],
         previous: None,
@@ -605,7 +608,7 @@ async fn idempotency(store: &dyn Store) {
     assert!(store.purge_idempotency(later).await.unwrap() >= 1);
 }
 
-fn record(
+pub(crate) fn record(
     task: &crate::Task,
     endpoint: &Endpoint,
     next: NextStep,
@@ -883,7 +886,13 @@ async fn delivery_queue(store: &dyn Store) {
         )
         .await
         .unwrap();
-    assert_eq!(effects.disabled, vec![channeled.id.clone()]);
+    assert_eq!(
+        effects.disabled,
+        vec![crate::DisabledEndpoint {
+            endpoint: channeled.id.clone(),
+            failing_since: Some(now),
+        }]
+    );
     assert!(
         store
             .get_endpoint(&app.id, channeled.id.as_str())
@@ -1100,7 +1109,19 @@ async fn fifo_and_recovery(store: &dyn Store) {
         )
         .await
         .unwrap();
-    assert_eq!(effects.disabled, vec![ep.id.clone()]);
+    assert_eq!(
+        effects
+            .disabled
+            .iter()
+            .map(|d| &d.endpoint)
+            .collect::<Vec<_>>(),
+        vec![&ep.id]
+    );
+    assert!(
+        effects.disabled[0]
+            .failing_since
+            .is_some_and(|t| t <= later)
+    );
     assert_eq!(
         status_of(store, &msgs[0].id, &ep.id).await,
         Some(DeliveryStatus::Fail)

@@ -88,3 +88,4 @@ const CLAIM_FIFO_TASK_SQL: &str =
      RETURNING id";
 
 include!("sql/common.rs");
+include!("sql/logs.rs");

@@ -19,5 +19,8 @@ mod delivery;
 mod delivery_failures;
 mod docs;
 mod keys;
+mod logs;
+mod observability;
+mod operational;
 mod sdk;
 mod signatures;
