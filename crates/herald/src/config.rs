@@ -477,23 +477,28 @@ impl<'a> Resolver<'a> {
                 self.file.response_retention_days,
             )?,
         };
+        // Checked here rather than by `parse`, whose message quotes the value: a token is not
+        // repeated on the terminal.
+        let token = match self.pick(
+            &METRICS_TOKEN,
+            args.metrics_token.as_ref(),
+            self.file.metrics_token.clone(),
+        ) {
+            None => None,
+            Some((v, _)) if v.trim().is_empty() => None,
+            Some((v, origin)) => {
+                let v = v.trim();
+                if v.len() < 16 || v.chars().any(char::is_whitespace) {
+                    return Err(ConfigError(format!(
+                        "invalid value for {}: must be at least 16 characters without spaces",
+                        self.describe(&METRICS_TOKEN, &origin)
+                    )));
+                }
+                Some(Zeroizing::new(v.to_owned()))
+            }
+        };
         let metrics = MetricsConfig {
-            token: self.parse(
-                &METRICS_TOKEN,
-                self.pick(
-                    &METRICS_TOKEN,
-                    args.metrics_token.as_ref(),
-                    self.file.metrics_token.clone(),
-                ),
-                || None,
-                |v| {
-                    if v.len() < 16 || v.chars().any(char::is_whitespace) {
-                        Err("must be at least 16 characters without spaces".into())
-                    } else {
-                        Ok(Some(Zeroizing::new(v.to_owned())))
-                    }
-                },
-            )?,
+            token,
             endpoint_labels: self.parse(
                 &METRICS_ENDPOINT_LABELS,
                 self.pick(

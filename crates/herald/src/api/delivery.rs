@@ -211,9 +211,9 @@ async fn list_sent_messages(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
-    /// Count messages created at or after this time (default: all).
+    /// Count messages created at or after this time (default: no bound).
     pub since: Option<DateTime<Utc>>,
-    /// ... and before this time (default: now).
+    /// ... and before this time (default: no bound).
     pub until: Option<DateTime<Utc>>,
 }
 
