@@ -10,6 +10,7 @@ Exit status 0 means every check passed.
 
 import os
 import sys
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -20,6 +21,7 @@ from svix.api import (
     AppPortalAccessIn,
     EndpointHeadersIn,
     EndpointHeadersPatchIn,
+    EndpointGetStatsOptions,
     EndpointIn,
     EndpointListOptions,
     EndpointPatch,
@@ -34,7 +36,13 @@ from svix.api import (
     MessageCreateOptions,
     MessageGetOptions,
     MessageIn,
+    MessageAttemptListAttemptedDestinationsOptions,
+    MessageAttemptListAttemptedMessagesOptions,
+    MessageAttemptListByEndpointOptions,
+    MessageAttemptListByMsgOptions,
     MessageListOptions,
+    MessageStatus,
+    StatusCodeClass,
     Svix,
     SvixOptions,
 )
@@ -187,6 +195,60 @@ def main():
     )
     assert svix.application.get(f"inline-{RUN}").name == "Inline" and inline.id.startswith("msg_")
     checks += 6
+
+    # -- delivery logs: an endpoint whose address the network policy refuses, so that every
+    # attempt fails at once without leaving the machine --
+    logged = svix.endpoint.create(app.id, EndpointIn(url="https://192.0.2.1/hook", uid=f"log-{RUN}"))
+    sent = svix.message.create(app.id, MessageIn(event_type=et_name, payload={"n": 1}))
+    deadline = time.time() + 15
+    while True:
+        attempts = svix.message_attempt.list_by_endpoint(
+            app.id, logged.id, MessageAttemptListByEndpointOptions(with_content=True)
+        )
+        if attempts.data or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    attempt = attempts.data[0]
+    assert attempt.msg_id == sent.id and attempt.status == MessageStatus.FAIL, attempt
+    assert attempt.response_status_code == 0 and attempt.status_text == "fail"
+    failed = svix.message_attempt.list_by_endpoint(
+        app.id,
+        logged.id,
+        MessageAttemptListByEndpointOptions(
+            status=MessageStatus.FAIL,
+            status_code_class=StatusCodeClass.CODE_NONE,
+            event_types=[et_name],
+            before=datetime.now(timezone.utc) + timedelta(hours=1),
+        ),
+    )
+    assert [a.id for a in failed.data] == [attempt.id], failed
+    by_msg = svix.message_attempt.list_by_msg(
+        app.id, sent.id, MessageAttemptListByMsgOptions(endpoint_id=logged.id, status=MessageStatus.FAIL)
+    )
+    assert [a.id for a in by_msg.data] == [attempt.id]
+    assert svix.message_attempt.get(app.id, sent.id, attempt.id).id == attempt.id
+    svix.message_attempt.expunge_content(app.id, sent.id, attempt.id)
+    dests = svix.message_attempt.list_attempted_destinations(
+        app.id, sent.id, MessageAttemptListAttemptedDestinationsOptions(limit=10)
+    )
+    mine = [d for d in dests.data if d.id == logged.id]
+    assert len(mine) == 1 and mine[0].status in (
+        MessageStatus.PENDING,
+        MessageStatus.SENDING,
+        MessageStatus.FAIL,
+    ), dests
+    sent_msgs = svix.message_attempt.list_attempted_messages(
+        app.id, logged.id, MessageAttemptListAttemptedMessagesOptions(with_content=True)
+    )
+    assert [m.id for m in sent_msgs.data] == [sent.id] and sent_msgs.data[0].payload == {"n": 1}
+    stats = svix.endpoint.get_stats(
+        app.id, logged.id, EndpointGetStatsOptions(since=datetime.now(timezone.utc) - timedelta(hours=1))
+    )
+    assert stats.pending + stats.sending + stats.fail == 1 and stats.success == 0, stats
+    svix.message.expunge_content(app.id, sent.id)
+    assert svix.message.get(app.id, sent.id, MessageGetOptions(with_content=True)).payload == {}
+    svix.endpoint.delete(app.id, logged.id)
+    checks += 9
 
     # -- portal access and logout --
     access = svix.authentication.app_portal_access(app.id, AppPortalAccessIn())

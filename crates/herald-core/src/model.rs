@@ -14,6 +14,16 @@ use crate::shape::{Encoding, Envelope, GraphqlSelection};
 
 pub type Metadata = BTreeMap<String, String>;
 
+/// The id of the reserved application whose endpoints are the operational webhook endpoints
+/// (created by a migration). It is the smallest id there is, so no generated id can take it; the
+/// store hides it from the application API.
+pub const OPERATIONAL_APP_ID: &str = "app_0000000000000000000000";
+
+/// [`OPERATIONAL_APP_ID`] as a typed id.
+pub fn operational_app_id() -> AppId {
+    AppId::from_trusted(OPERATIONAL_APP_ID.to_owned())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Application {
     pub id: AppId,

@@ -37,7 +37,10 @@ pub async fn run(store: &dyn Store) {
     fifo_and_recovery(store).await;
     routing::run(store).await;
     devices::run(store).await;
+    logs::run(store).await;
 }
+
+mod logs;
 
 pub fn sample_app(uid: Option<String>) -> Application {
     let now = herald_core::time::now();
@@ -87,7 +90,7 @@ pub fn sample_message(app: &AppId, event_type: &str, channels: Option<Vec<String
     }
 }
 
-fn secrets(tag: u8) -> SealedEndpointSecrets {
+pub(crate) fn secrets(tag: u8) -> SealedEndpointSecrets {
     SealedEndpointSecrets {
         secret: vec![tag; 40],
         previous: None,
@@ -611,7 +614,7 @@ async fn idempotency(store: &dyn Store) {
     assert!(store.purge_idempotency(later).await.unwrap() >= 1);
 }
 
-fn record(
+pub(crate) fn record(
     task: &crate::Task,
     endpoint: &Endpoint,
     next: NextStep,
@@ -889,7 +892,13 @@ async fn delivery_queue(store: &dyn Store) {
         )
         .await
         .unwrap();
-    assert_eq!(effects.disabled, vec![channeled.id.clone()]);
+    assert_eq!(
+        effects.disabled,
+        vec![crate::DisabledEndpoint {
+            endpoint: channeled.id.clone(),
+            failing_since: Some(now),
+        }]
+    );
     assert!(
         store
             .get_endpoint(&app.id, channeled.id.as_str())
@@ -1106,7 +1115,19 @@ async fn fifo_and_recovery(store: &dyn Store) {
         )
         .await
         .unwrap();
-    assert_eq!(effects.disabled, vec![ep.id.clone()]);
+    assert_eq!(
+        effects
+            .disabled
+            .iter()
+            .map(|d| &d.endpoint)
+            .collect::<Vec<_>>(),
+        vec![&ep.id]
+    );
+    assert!(
+        effects.disabled[0]
+            .failing_since
+            .is_some_and(|t| t <= later)
+    );
     assert_eq!(
         status_of(store, &msgs[0].id, &ep.id).await,
         Some(DeliveryStatus::Fail)

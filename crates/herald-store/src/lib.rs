@@ -12,7 +12,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_core::id::{ApiKeyId, AppId, EndpointId, MessageId};
+use herald_core::id::{ApiKeyId, AppId, AttemptId, EndpointId, MessageId};
 use herald_core::model::{
     ApiKey, Application, Endpoint, EventType, Message, SealedEndpointSecrets,
 };
@@ -21,12 +21,19 @@ use herald_core::page::{ListParams, Page};
 #[doc(hidden)]
 pub mod conformance;
 pub mod device;
+pub mod logs;
 pub mod queue;
 mod rows;
 mod sqlite;
 
 pub use device::{DeviceFilter, DeviceStore, Lifecycle, StatusRecorded, StatusReport};
-pub use queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, NextStep, Task};
+pub use logs::{
+    AttemptFilter, DeliveryLogEntry, DeliveryLogFilter, DeliveryLogPage, Destination,
+    EndpointMessageFilter, EndpointStats, PoolStats, QueueMetrics, SentMessage,
+};
+pub use queue::{
+    Attempt, AttemptRecord, CompletionEffects, Delivery, DisabledEndpoint, NextStep, Task,
+};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -163,9 +170,11 @@ pub trait Store: DeviceStore + Send + Sync + 'static {
 
     /// Fails with `Conflict` when the uid is taken.
     async fn create_app(&self, app: &Application) -> Result<()>;
-    /// Looks an application up by id, or else by uid.
+    /// Looks an application up by id, or else by uid. The reserved operational-webhook
+    /// application (`herald_core::model::OPERATIONAL_APP_ID`) is never found.
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>>;
     /// Lists applications; `only` restricts the list to one application (an app-scoped token).
+    /// The reserved operational-webhook application is never listed.
     async fn list_apps(
         &self,
         params: &ListParams,
@@ -309,6 +318,73 @@ pub trait Store: DeviceStore + Send + Sync + 'static {
     ) -> Result<u64>;
     async fn deliveries_for_message(&self, msg: &MessageId) -> Result<Vec<Delivery>>;
     async fn attempts_for_message(&self, msg: &MessageId) -> Result<Vec<Attempt>>;
+
+    // -- delivery logs and statistics --
+
+    /// Lists the attempts of `app` matching `filter`, keyed by attempt id.
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        filter: &AttemptFilter,
+        params: &ListParams,
+    ) -> Result<Page<Attempt>>;
+    async fn get_attempt(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        id: &AttemptId,
+    ) -> Result<Option<Attempt>>;
+    /// Deletes an attempt's response body; `false` when there is no such attempt.
+    async fn expunge_attempt_content(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        id: &AttemptId,
+    ) -> Result<bool>;
+    /// Deletes a message's payload; `false` when there is no such message.
+    async fn expunge_message_content(&self, app: &AppId, msg: &MessageId) -> Result<bool>;
+    /// The endpoints a message was sent to with each delivery's state, keyed by endpoint id.
+    async fn list_destinations(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        params: &ListParams,
+    ) -> Result<Page<Destination>>;
+    /// The messages sent to an endpoint with each delivery's state, keyed by message id.
+    async fn list_sent_messages(
+        &self,
+        endpoint: &EndpointId,
+        filter: &EndpointMessageFilter,
+        params: &ListParams,
+    ) -> Result<Page<SentMessage>>;
+    /// Counts an endpoint's deliveries by status, for messages created in `[since, until)`.
+    async fn endpoint_stats(
+        &self,
+        endpoint: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<EndpointStats>;
+    /// One page of the delivery log, newest first, skipping `offset` rows, with the number of
+    /// rows matching `filter`.
+    async fn delivery_log(
+        &self,
+        filter: &DeliveryLogFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<DeliveryLogPage>;
+
+    // -- retention and metrics --
+
+    /// Deletes up to `limit` message payloads whose retention ended at or before `now`;
+    /// returns how many. The messages themselves stay.
+    async fn purge_payloads(&self, now: DateTime<Utc>, limit: u64) -> Result<u64>;
+    /// Deletes up to `limit` response bodies of attempts made before `before`; returns how
+    /// many. The attempts themselves stay.
+    async fn purge_attempt_responses(&self, before: DateTime<Utc>, limit: u64) -> Result<u64>;
+    /// Counts what the queue holds at `now`.
+    async fn queue_metrics(&self, now: DateTime<Utc>) -> Result<QueueMetrics>;
+    /// The use of the connection pools right now.
+    fn pool_stats(&self) -> Vec<PoolStats>;
 
     // -- API keys --
 

@@ -54,11 +54,28 @@ pub struct AttemptRecord {
     pub next: NextStep,
 }
 
-/// What committing a batch of attempts changed beyond the tasks themselves.
+/// What committing a batch of attempts changed beyond the tasks themselves: what operational
+/// webhooks report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompletionEffects {
     /// Endpoints disabled by this batch (410 Gone, or failing for longer than allowed).
-    pub disabled: Vec<EndpointId>,
+    pub disabled: Vec<DisabledEndpoint>,
+    /// Failed attempts that will be retried and are the first failure of their endpoint in an
+    /// hour (`message.attempt.failing`).
+    pub failing: Vec<AttemptId>,
+    /// Attempts after which their task has no attempts left (`message.attempt.exhausted`).
+    pub exhausted: Vec<AttemptId>,
+    /// Successful attempts that ended their endpoint's failure streak
+    /// (`message.attempt.recovered`).
+    pub recovered: Vec<AttemptId>,
+}
+
+/// An endpoint disabled by a batch of attempt results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisabledEndpoint {
+    pub endpoint: EndpointId,
+    /// Since when all its attempts had been failing.
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// One message's state for one endpoint.

@@ -10,6 +10,7 @@ use herald_core::model::{
     Metadata, Role, SealedEndpointSecrets, SealedGraphqlApi, Trigger,
 };
 
+use crate::logs::{DeliveryLogEntry, Destination, SentMessage};
 use crate::queue::{Attempt, Delivery};
 use crate::{Result, StoreError};
 
@@ -310,6 +311,87 @@ impl TryFrom<AttemptRow> for Attempt {
             success: r.success,
             error: r.error,
             created_at: time(r.created_at)?,
+        })
+    }
+}
+
+fn delivery_status(code: i32) -> Result<DeliveryStatus> {
+    DeliveryStatus::from_code(i64::from(code))
+        .ok_or_else(|| StoreError::Corrupt(format!("delivery status {code}")))
+}
+
+/// An endpoint with the state of one message's delivery to it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DestinationRow {
+    #[sqlx(flatten)]
+    endpoint: EndpointRow,
+    delivery_status: i32,
+    delivery_next_attempt_at: Option<i64>,
+}
+
+impl TryFrom<DestinationRow> for Destination {
+    type Error = StoreError;
+    fn try_from(r: DestinationRow) -> Result<Self> {
+        Ok(Destination {
+            endpoint: Endpoint::try_from(r.endpoint)?,
+            status: delivery_status(r.delivery_status)?,
+            next_attempt_at: r.delivery_next_attempt_at.map(time).transpose()?,
+        })
+    }
+}
+
+/// A message with the state of its delivery to one endpoint.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SentMessageRow {
+    #[sqlx(flatten)]
+    message: MessageRow,
+    delivery_status: i32,
+    delivery_next_attempt_at: Option<i64>,
+}
+
+impl TryFrom<SentMessageRow> for SentMessage {
+    type Error = StoreError;
+    fn try_from(r: SentMessageRow) -> Result<Self> {
+        Ok(SentMessage {
+            message: Message::try_from(r.message)?,
+            status: delivery_status(r.delivery_status)?,
+            next_attempt_at: r.delivery_next_attempt_at.map(time).transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeliveryLogRow {
+    app_id: String,
+    msg_id: String,
+    endpoint_id: String,
+    event_type: String,
+    url: String,
+    payload: Option<String>,
+    created_at: i64,
+    last_status_code: Option<i32>,
+    attempts: i32,
+    last_attempt_at: Option<i64>,
+    status: i32,
+    next_attempt_at: Option<i64>,
+}
+
+impl TryFrom<DeliveryLogRow> for DeliveryLogEntry {
+    type Error = StoreError;
+    fn try_from(r: DeliveryLogRow) -> Result<Self> {
+        Ok(DeliveryLogEntry {
+            app_id: Id::from_trusted(r.app_id),
+            msg_id: Id::from_trusted(r.msg_id),
+            endpoint_id: Id::from_trusted(r.endpoint_id),
+            event_type: r.event_type,
+            url: r.url,
+            payload: r.payload,
+            created_at: time(r.created_at)?,
+            last_status_code: status_code(r.last_status_code),
+            attempts: u32::try_from(r.attempts).unwrap_or(0),
+            last_attempt_at: r.last_attempt_at.map(time).transpose()?,
+            status: delivery_status(r.status)?,
+            next_attempt_at: r.next_attempt_at.map(time).transpose()?,
         })
     }
 }

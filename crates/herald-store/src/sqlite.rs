@@ -93,3 +93,4 @@ const LOCK_DEVICE_SQL: &str = "SELECT history_seq FROM devices WHERE app_id = $1
 
 include!("sql/common.rs");
 include!("sql/devices.rs");
+include!("sql/logs.rs");

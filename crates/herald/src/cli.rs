@@ -194,6 +194,31 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_SVIX_HEADERS", value_name = "BOOL")]
     pub svix_headers: Option<String>,
 
+    /// Days a message payload is kept before it is deleted (the message and its delivery log
+    /// rows stay); messages may ask for less with `payloadRetentionPeriod`. [default: 90]
+    #[arg(long, env = "HERALD_PAYLOAD_RETENTION_DAYS", value_name = "DAYS")]
+    pub payload_retention_days: Option<String>,
+
+    /// Days an attempt's response body is kept before it is deleted (the attempt stays).
+    /// [default: 90]
+    #[arg(long, env = "HERALD_RESPONSE_RETENTION_DAYS", value_name = "DAYS")]
+    pub response_retention_days: Option<String>,
+
+    /// Bearer token that `GET /metrics` requires (at least 16 characters); without it
+    /// `/metrics` is open. Prefer the environment variable: flags show in `ps`.
+    #[arg(
+        long,
+        env = "HERALD_METRICS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub metrics_token: Option<String>,
+
+    /// Label attempt metrics with the endpoint id: `true` or `false`. One series per endpoint,
+    /// so keep it off with many endpoints. [default: false]
+    #[arg(long, env = "HERALD_METRICS_ENDPOINT_LABELS", value_name = "BOOL")]
+    pub metrics_endpoint_labels: Option<String>,
+
     /// Log output: `pretty` for people, `json` for log collectors. [default: pretty]
     #[arg(long, env = "HERALD_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::cli::{ServeArgs, StorageArgs};
+pub use crate::retention::RetentionConfig;
 
 /// Where a setting's value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +73,8 @@ pub struct Config {
     pub limits: Limits,
     pub log_format: LogFormat,
     pub delivery: DeliveryConfig,
+    pub retention: RetentionConfig,
+    pub metrics: MetricsConfig,
     pub admin_token: Option<Zeroizing<String>>,
     pub encryption_key: Option<Zeroizing<String>>,
     pub encryption_old_keys: Vec<Zeroizing<String>>,
@@ -88,6 +91,8 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("log_format", &self.log_format)
             .field("delivery", &self.delivery)
+            .field("retention", &self.retention)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
@@ -108,10 +113,30 @@ impl Config {
             limits: Limits::default(),
             log_format: LogFormat::Pretty,
             delivery: DeliveryConfig::default(),
+            retention: RetentionConfig::default(),
+            metrics: MetricsConfig::default(),
             admin_token: None,
             encryption_key: None,
             encryption_old_keys: Vec::new(),
         }
+    }
+}
+
+/// `GET /metrics` settings.
+#[derive(Clone, Default)]
+pub struct MetricsConfig {
+    /// When set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub token: Option<Zeroizing<String>>,
+    /// Label attempt metrics with the endpoint id.
+    pub endpoint_labels: bool,
+}
+
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("token", &self.token.as_ref().map(|_| "redacted"))
+            .field("endpoint_labels", &self.endpoint_labels)
+            .finish()
     }
 }
 
@@ -159,6 +184,10 @@ struct FileConfig {
     disable_after: Option<String>,
     shutdown_grace: Option<String>,
     svix_headers: Option<bool>,
+    payload_retention_days: Option<u64>,
+    response_retention_days: Option<u64>,
+    metrics_token: Option<String>,
+    metrics_endpoint_labels: Option<bool>,
 }
 
 /// One option as the user knows it in each layer.
@@ -242,6 +271,31 @@ const SVIX_HEADERS: Opt = opt(
     "--svix-headers",
     "HERALD_SVIX_HEADERS",
     "svix_headers",
+);
+
+const PAYLOAD_RETENTION_DAYS: Opt = opt(
+    "payload_retention_days",
+    "--payload-retention-days",
+    "HERALD_PAYLOAD_RETENTION_DAYS",
+    "payload_retention_days",
+);
+const RESPONSE_RETENTION_DAYS: Opt = opt(
+    "response_retention_days",
+    "--response-retention-days",
+    "HERALD_RESPONSE_RETENTION_DAYS",
+    "response_retention_days",
+);
+const METRICS_TOKEN: Opt = opt(
+    "metrics_token",
+    "--metrics-token",
+    "HERALD_METRICS_TOKEN",
+    "metrics_token",
+);
+const METRICS_ENDPOINT_LABELS: Opt = opt(
+    "metrics_endpoint_labels",
+    "--metrics-endpoint-labels",
+    "HERALD_METRICS_ENDPOINT_LABELS",
+    "metrics_endpoint_labels",
 );
 
 const fn opt(id: &'static str, flag: &'static str, env: &'static str, key: &'static str) -> Opt {
@@ -407,6 +461,55 @@ impl<'a> Resolver<'a> {
             },
         )?;
         let delivery = self.delivery(args)?;
+        let days = |o: &Opt, cli: Option<&String>, file: Option<u64>| {
+            self.size(o, cli, file, 90, 1, 36_500)
+                .map(|d| u32::try_from(d).unwrap_or(u32::MAX))
+        };
+        let retention = RetentionConfig {
+            payload_days: days(
+                &PAYLOAD_RETENTION_DAYS,
+                args.payload_retention_days.as_ref(),
+                self.file.payload_retention_days,
+            )?,
+            response_days: days(
+                &RESPONSE_RETENTION_DAYS,
+                args.response_retention_days.as_ref(),
+                self.file.response_retention_days,
+            )?,
+        };
+        // Checked here rather than by `parse`, whose message quotes the value: a token is not
+        // repeated on the terminal.
+        let token = match self.pick(
+            &METRICS_TOKEN,
+            args.metrics_token.as_ref(),
+            self.file.metrics_token.clone(),
+        ) {
+            None => None,
+            Some((v, _)) if v.trim().is_empty() => None,
+            Some((v, origin)) => {
+                let v = v.trim();
+                if v.len() < 16 || v.chars().any(char::is_whitespace) {
+                    return Err(ConfigError(format!(
+                        "invalid value for {}: must be at least 16 characters without spaces",
+                        self.describe(&METRICS_TOKEN, &origin)
+                    )));
+                }
+                Some(Zeroizing::new(v.to_owned()))
+            }
+        };
+        let metrics = MetricsConfig {
+            token,
+            endpoint_labels: self.parse(
+                &METRICS_ENDPOINT_LABELS,
+                self.pick(
+                    &METRICS_ENDPOINT_LABELS,
+                    args.metrics_endpoint_labels.as_ref(),
+                    self.file.metrics_endpoint_labels.map(|b| b.to_string()),
+                ),
+                || false,
+                parse_bool,
+            )?,
+        };
         let EnvSecrets {
             admin_token,
             encryption_key,
@@ -424,6 +527,8 @@ impl<'a> Resolver<'a> {
             },
             log_format,
             delivery,
+            retention,
+            metrics,
             admin_token,
             encryption_key,
             encryption_old_keys,
@@ -495,11 +600,7 @@ impl<'a> Resolver<'a> {
                     self.file.svix_headers.map(|b| b.to_string()),
                 ),
                 || defaults.svix_headers,
-                |v| match v {
-                    "true" | "1" | "yes" => Ok(true),
-                    "false" | "0" | "no" => Ok(false),
-                    _ => Err("expected true or false".into()),
-                },
+                parse_bool,
             )?,
         })
     }
@@ -595,6 +696,14 @@ fn parse_database_url(v: &str) -> Result<String, String> {
             Err("Postgres is not supported by this build yet; use sqlite://PATH".into())
         }
         _ => Err("expected sqlite://PATH".into()),
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("expected true or false".into()),
     }
 }
 

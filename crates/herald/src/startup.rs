@@ -15,7 +15,9 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState, Shared};
 use crate::bootstrap::{self, AdminTokenNotice, BootstrapError};
 use crate::config::Config;
+use crate::operational::Operational;
 use crate::outbound::{Outbound, SystemLookup};
+use crate::retention::RetentionConfig;
 use crate::worker::{Wakeup, Worker, WorkerConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,7 @@ pub struct Application {
     admin_notice: AdminTokenNotice,
     worker: WorkerConfig,
     outbound: Arc<Outbound>,
+    retention: RetentionConfig,
     /// Held for the life of the process: the SQLite database is used by this process alone.
     _lock: Option<std::fs::File>,
 }
@@ -111,11 +114,20 @@ impl Application {
             .unwrap_or(chrono::Duration::days(5));
         worker.shutdown_grace = config.delivery.shutdown_grace;
         worker.svix_headers = config.delivery.svix_headers;
+        worker.metrics_endpoint_labels = config.metrics.endpoint_labels;
+        // Installed before anything records, so that histograms get their buckets.
+        crate::metrics::handle();
         let outbound = Arc::new(Outbound::new(
             herald_core::net::NetworkPolicy::new(config.allow_networks.clone()),
             Arc::new(SystemLookup),
             worker.max_response_bytes,
         ));
+        let wakeup = Wakeup::default();
+        let operational = Operational::new(
+            store.clone(),
+            wakeup.clone(),
+            chrono::Duration::days(i64::from(config.retention.payload_days)),
+        );
         let state = AppState::new(Shared {
             store,
             keyring,
@@ -123,7 +135,14 @@ impl Application {
             limits: config.limits,
             max_body_bytes: config.max_body_bytes,
             public_url,
-            wakeup: Wakeup::default(),
+            wakeup,
+            operational,
+            payload_retention_days: config.retention.payload_days,
+            metrics_token_hash: config
+                .metrics
+                .token
+                .as_ref()
+                .map(|t| herald_core::token::sha256(t.as_bytes())),
         });
         Ok(Self {
             listener,
@@ -132,6 +151,7 @@ impl Application {
             admin_notice,
             worker,
             outbound,
+            retention: config.retention,
             _lock: lock,
         })
     }
@@ -169,12 +189,14 @@ impl Application {
     ) -> Result<(), StartError> {
         let store = self.state.store.clone();
         let maintenance = tokio::spawn(maintenance(store.clone()));
+        let retention = tokio::spawn(crate::retention::run(store.clone(), self.retention));
         let worker = Worker::start(
             store.clone(),
             self.state.keyring.clone(),
             self.outbound.clone(),
             self.worker.clone(),
             self.state.wakeup.clone(),
+            self.state.operational.clone(),
         );
         let stopping = tokio_util::sync::CancellationToken::new();
         let signal = stopping.clone();
@@ -204,6 +226,7 @@ impl Application {
             worker.shutdown().await;
         });
         maintenance.abort();
+        retention.abort();
         store.close().await;
         tracing::info!("herald stopped");
         result

@@ -15,7 +15,7 @@ use crate::rows::{
     EndpointRow, EventTypeRow, MessageRow, SecretsRow, TaskRow,
 };
 use crate::{IdempotencyState, MessageFilter, StoredResponse};
-use herald_core::model::DeliveryStatus;
+use herald_core::model::{DeliveryStatus, OPERATIONAL_APP_ID};
 use herald_core::page::{ListParams, Page};
 use sqlx::QueryBuilder;
 
@@ -276,10 +276,11 @@ impl Store for SqlStore {
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
         let row: Option<AppRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {APP_COLUMNS} FROM applications WHERE id = $1 OR uid = $1
+            "SELECT {APP_COLUMNS} FROM applications WHERE (id = $1 OR uid = $1) AND id <> $2
              ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1"
         )))
         .bind(id_or_uid)
+        .bind(OPERATIONAL_APP_ID)
         .fetch_optional(&self.reader)
         .await?;
         row.map(Application::try_from).transpose()
@@ -290,7 +291,8 @@ impl Store for SqlStore {
         params: &ListParams,
         only: Option<&AppId>,
     ) -> Result<Page<Application>> {
-        let mut qb = QueryBuilder::new(format!("SELECT {APP_COLUMNS} FROM applications WHERE 1 = 1"));
+        let mut qb = QueryBuilder::new(format!("SELECT {APP_COLUMNS} FROM applications WHERE id <> "));
+        qb.push_bind(OPERATIONAL_APP_ID);
         if let Some(only) = only {
             qb.push(" AND id = ").push_bind(only.as_str().to_owned());
         }
@@ -756,7 +758,7 @@ impl Store for SqlStore {
                 NextStep::Exhausted | NextStep::DisableEndpoint => (FAIL, None),
             };
             // A retry of a disabled endpoint fails instead: its retries have stopped.
-            sqlx::query(
+            let moved = sqlx::query(
                 "UPDATE deliveries SET
                    status = CASE WHEN CAST($3 AS INTEGER) = 1 AND EXISTS (SELECT 1 FROM endpoints e
                               WHERE e.id = deliveries.endpoint_id AND e.disabled)
@@ -775,15 +777,45 @@ impl Store for SqlStore {
             .bind(millis(r.started_at))
             .bind(i32::from(r.status_code))
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+                > 0;
+            if moved && r.next == NextStep::Exhausted {
+                effects.exhausted.push(r.id.clone());
+            }
 
             let endpoint = r.endpoint_id.as_str();
             if success {
-                sqlx::query("UPDATE endpoint_queues SET failing_since = NULL WHERE endpoint_id = $1")
-                    .bind(endpoint)
-                    .execute(&mut *tx)
-                    .await?;
+                let streak_ended = sqlx::query(
+                    "UPDATE endpoint_queues SET failing_since = NULL
+                     WHERE endpoint_id = $1 AND failing_since IS NOT NULL",
+                )
+                .bind(endpoint)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0;
+                if moved && streak_ended {
+                    effects.recovered.push(r.id.clone());
+                }
                 continue;
+            }
+            if moved && matches!(r.next, NextStep::RetryAt(_)) {
+                let first_in_an_hour = sqlx::query(
+                    "UPDATE endpoint_queues SET failing_notified_at = $2
+                     WHERE endpoint_id = $1
+                       AND (failing_notified_at IS NULL OR failing_notified_at <= $3)",
+                )
+                .bind(endpoint)
+                .bind(millis(now))
+                .bind(millis(now - chrono::Duration::hours(1)))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0;
+                if first_in_an_hour {
+                    effects.failing.push(r.id.clone());
+                }
             }
             sqlx::query(
                 "UPDATE endpoint_queues SET failing_since = COALESCE(failing_since, $2) WHERE endpoint_id = $1",
@@ -802,7 +834,10 @@ impl Store for SqlStore {
             if (matches!(r.next, NextStep::DisableEndpoint) || too_long)
                 && disable_endpoint_in(&mut tx, endpoint, millis(now)).await?
             {
-                effects.disabled.push(r.endpoint_id.clone());
+                effects.disabled.push(crate::DisabledEndpoint {
+                    endpoint: r.endpoint_id.clone(),
+                    failing_since: failing_since.map(time).transpose()?,
+                });
             }
         }
         tx.commit().await?;
@@ -858,8 +893,8 @@ impl Store for SqlStore {
     async fn requeue(&self, msg: &Message, endpoint: &EndpointId, now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(
-            "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, manual, created_at)
-             VALUES ($1, $2, $3, 1, 0, $4, TRUE, $5)
+            "INSERT INTO deliveries (msg_id, endpoint_id, app_id, event_type, status, attempts, next_attempt_at, manual, created_at)
+             VALUES ($1, $2, $3, $6, 1, 0, $4, TRUE, $5)
              ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET
                status = 1, attempts = 0, next_attempt_at = excluded.next_attempt_at, manual = TRUE,
                lease_token = NULL",
@@ -869,6 +904,7 @@ impl Store for SqlStore {
         .bind(msg.app_id.as_str())
         .bind(millis(now))
         .bind(millis(msg.created_at))
+        .bind(&msg.event_type)
         .execute(&mut *tx)
         .await?;
         touch_queues(&mut tx, &[endpoint.as_str()], millis(now)).await?;
@@ -921,6 +957,96 @@ impl Store for SqlStore {
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter().map(Attempt::try_from).collect()
+    }
+
+    // -- delivery logs and statistics (`sql/logs.rs`) --
+
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        filter: &crate::AttemptFilter,
+        params: &ListParams,
+    ) -> Result<Page<Attempt>> {
+        logs_sql::list_attempts(&self.reader, app, filter, params).await
+    }
+
+    async fn get_attempt(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        id: &herald_core::id::AttemptId,
+    ) -> Result<Option<Attempt>> {
+        logs_sql::get_attempt(&self.reader, app, msg, id).await
+    }
+
+    async fn expunge_attempt_content(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        id: &herald_core::id::AttemptId,
+    ) -> Result<bool> {
+        logs_sql::expunge_attempt_content(&self.writer, app, msg, id).await
+    }
+
+    async fn expunge_message_content(&self, app: &AppId, msg: &MessageId) -> Result<bool> {
+        logs_sql::expunge_message_content(&self.writer, app, msg).await
+    }
+
+    async fn list_destinations(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        params: &ListParams,
+    ) -> Result<Page<crate::Destination>> {
+        logs_sql::list_destinations(&self.reader, app, msg, params).await
+    }
+
+    async fn list_sent_messages(
+        &self,
+        endpoint: &EndpointId,
+        filter: &crate::EndpointMessageFilter,
+        params: &ListParams,
+    ) -> Result<Page<crate::SentMessage>> {
+        logs_sql::list_sent_messages(&self.reader, endpoint, filter, params).await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        endpoint: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<crate::EndpointStats> {
+        logs_sql::endpoint_stats(&self.reader, endpoint, since, until).await
+    }
+
+    async fn delivery_log(
+        &self,
+        filter: &crate::DeliveryLogFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<crate::DeliveryLogPage> {
+        logs_sql::delivery_log(&self.reader, filter, offset, limit).await
+    }
+
+    // -- retention and metrics --
+
+    async fn purge_payloads(&self, now: DateTime<Utc>, limit: u64) -> Result<u64> {
+        logs_sql::purge_payloads(&self.writer, now, limit).await
+    }
+
+    async fn purge_attempt_responses(&self, before: DateTime<Utc>, limit: u64) -> Result<u64> {
+        logs_sql::purge_attempt_responses(&self.writer, before, limit).await
+    }
+
+    async fn queue_metrics(&self, now: DateTime<Utc>) -> Result<crate::QueueMetrics> {
+        logs_sql::queue_metrics(&self.reader, now).await
+    }
+
+    fn pool_stats(&self) -> Vec<crate::PoolStats> {
+        vec![
+            logs_sql::pool_stats("writer", &self.writer),
+            logs_sql::pool_stats("reader", &self.reader),
+        ]
     }
 
     // -- API keys --
@@ -1136,12 +1262,13 @@ async fn insert_message_in(
     let now = millis(msg.created_at);
     for chunk in matched.chunks(INSERT_CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, created_at) ",
+            "INSERT INTO deliveries (msg_id, endpoint_id, app_id, event_type, status, attempts, next_attempt_at, created_at) ",
         );
         qb.push_values(chunk, |mut row, endpoint| {
             row.push_bind(msg.id.as_str().to_owned())
                 .push_bind(endpoint.as_str().to_owned())
                 .push_bind(msg.app_id.as_str().to_owned())
+                .push_bind(msg.event_type.clone())
                 .push_bind(PENDING)
                 .push_bind(0_i32)
                 .push_bind(now)

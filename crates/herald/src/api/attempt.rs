@@ -1,19 +1,33 @@
-//! Message attempts: manual resends (listing and inspecting attempts arrive with the delivery
-//! logs).
+//! Message attempts: every HTTP request Herald made for a message, listed by endpoint or by
+//! message, one by one, with their response bodies (which can be deleted), and manual resends.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Serialize;
-use utoipa::ToSchema;
+use chrono::{DateTime, Utc};
+use herald_core::id::AttemptId;
+use herald_core::model::DeliveryStatus;
+use herald_core::page::Order;
+use herald_core::validate::{self, Violations};
+use herald_store::{Attempt, AttemptFilter};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::auth::ScopedApp;
 use super::error::{ApiError, ApiResult};
-use super::params::MessageEndpointPath;
+use super::extract::{Query, comma_list, query_bool};
+use super::pagination::{ListResponse, PageQuery};
+use super::params::{AttemptPath, EndpointPath, MessageEndpointPath, MessagePath};
+use super::status::{MessageAttemptTriggerType, MessageStatus, MessageStatusText, StatusCodeClass};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(resend))
+    OpenApiRouter::new()
+        .routes(routes!(resend))
+        .routes(routes!(list_by_endpoint))
+        .routes(routes!(list_by_msg))
+        .routes(routes!(get_attempt))
+        .routes(routes!(expunge_content))
 }
 
 /// An empty JSON object (`EmptyResponse`).
@@ -53,4 +67,299 @@ async fn resend(
         .await?;
     state.wakeup.endpoints([endpoint.id]);
     Ok((StatusCode::ACCEPTED, axum::Json(EmptyResponse {})))
+}
+
+/// One HTTP request made to deliver a message to an endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageAttemptOut {
+    #[schema(example = "atmpt_0Kx7cVlFQHZ6jyEhyGgyqr")]
+    pub id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    /// The URL the request went to.
+    pub url: String,
+    /// The response body (the first 20,000 bytes); empty when none was received, when it was
+    /// deleted, or with `with_content=false`.
+    pub response: String,
+    /// The response's status code; 0 when no response was received.
+    pub response_status_code: u16,
+    /// Response duration in milliseconds.
+    pub response_duration_ms: i64,
+    pub status: MessageStatus,
+    pub status_text: MessageStatusText,
+    /// When the attempt started.
+    pub timestamp: DateTime<Utc>,
+    pub trigger_type: MessageAttemptTriggerType,
+    /// Herald: why no response was received (timeout, refused connection, TLS error, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl MessageAttemptOut {
+    pub fn new(a: Attempt, with_content: bool) -> Self {
+        let status = if a.success {
+            DeliveryStatus::Success
+        } else {
+            DeliveryStatus::Fail
+        };
+        Self {
+            id: a.id.into_string(),
+            msg_id: a.msg_id.into_string(),
+            endpoint_id: a.endpoint_id.into_string(),
+            url: a.url,
+            response: a.response.filter(|_| with_content).unwrap_or_default(),
+            response_status_code: a.status_code,
+            response_duration_ms: a.duration_ms,
+            status: status.into(),
+            status_text: status.into(),
+            timestamp: a.created_at,
+            trigger_type: a.trigger.into(),
+            error: a.error,
+        }
+    }
+}
+
+/// The filters both attempt lists share.
+struct CommonFilter {
+    status: Option<MessageStatus>,
+    status_code_class: Option<StatusCodeClass>,
+    channel: Option<String>,
+    before: Option<DateTime<Utc>>,
+    after: Option<DateTime<Utc>>,
+    event_types: Vec<String>,
+}
+
+impl CommonFilter {
+    fn into_filter(self) -> ApiResult<AttemptFilter> {
+        let mut v = Violations::new();
+        for (i, et) in self.event_types.iter().enumerate() {
+            validate::identifier(&mut v, &["query", "event_types", &i.to_string()], et, 256);
+        }
+        if let Some(channel) = &self.channel {
+            validate::identifier(&mut v, &["query", "channel"], channel, 128);
+        }
+        v.finish()?;
+        Ok(AttemptFilter {
+            status: self.status.map(DeliveryStatus::from),
+            status_code_class: self.status_code_class.map(StatusCodeClass::code),
+            event_types: self.event_types,
+            channel: self.channel,
+            before: self.before,
+            after: self.after,
+            ..Default::default()
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptsByEndpointQuery {
+    /// Number of items per page (up to 250; 0 or absent: 50).
+    pub limit: Option<u64>,
+    /// An `iterator` or `prevIterator` from an earlier answer.
+    pub iterator: Option<String>,
+    /// Only attempts with this status (attempts are 0 success or 2 fail).
+    #[param(value_type = Option<MessageStatus>)]
+    pub status: Option<MessageStatus>,
+    /// Only attempts whose response status is in this class (0: no response).
+    #[param(value_type = Option<StatusCodeClass>)]
+    pub status_code_class: Option<StatusCodeClass>,
+    /// Only attempts of messages on this channel.
+    pub channel: Option<String>,
+    /// Only attempts made before this time.
+    pub before: Option<DateTime<Utc>>,
+    /// Only attempts made after this time.
+    pub after: Option<DateTime<Utc>>,
+    /// Include response bodies (default true).
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub with_content: Option<bool>,
+    /// Only attempts of messages of these event types (repeat the parameter or separate with
+    /// commas).
+    #[serde(default, deserialize_with = "comma_list")]
+    pub event_types: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptsByMsgQuery {
+    /// Number of items per page (up to 250; 0 or absent: 50).
+    pub limit: Option<u64>,
+    /// An `iterator` or `prevIterator` from an earlier answer.
+    pub iterator: Option<String>,
+    /// Only attempts with this status (attempts are 0 success or 2 fail).
+    #[param(value_type = Option<MessageStatus>)]
+    pub status: Option<MessageStatus>,
+    /// Only attempts whose response status is in this class (0: no response).
+    #[param(value_type = Option<StatusCodeClass>)]
+    pub status_code_class: Option<StatusCodeClass>,
+    /// Only attempts of messages on this channel.
+    pub channel: Option<String>,
+    /// Only attempts to this endpoint (id or uid).
+    pub endpoint_id: Option<String>,
+    /// Only attempts made before this time.
+    pub before: Option<DateTime<Utc>>,
+    /// Only attempts made after this time.
+    pub after: Option<DateTime<Utc>>,
+    /// Include response bodies (default true).
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub with_content: Option<bool>,
+    /// Only attempts of messages of these event types.
+    #[serde(default, deserialize_with = "comma_list")]
+    pub event_types: Vec<String>,
+}
+
+fn attempt_page(
+    page: herald_core::page::Page<Attempt>,
+    params: &herald_core::page::ListParams,
+    with_content: bool,
+) -> ListResponse<MessageAttemptOut> {
+    ListResponse::new(
+        page,
+        params,
+        |a| a.id.as_str().to_owned(),
+        |a| MessageAttemptOut::new(a, with_content),
+    )
+}
+
+/// List the attempts made to an endpoint, newest first.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", tag = "Message Attempt",
+    operation_id = "v1.message-attempt.list-by-endpoint",
+    params(EndpointPath, AttemptsByEndpointQuery),
+    responses((status = 200, body = ListResponse<MessageAttemptOut>)))]
+async fn list_by_endpoint(
+    State(state): State<AppState>,
+    scoped: ScopedApp,
+    Path(path): Path<EndpointPath>,
+    Query(query): Query<AttemptsByEndpointQuery>,
+) -> ApiResult<axum::Json<ListResponse<MessageAttemptOut>>> {
+    let params = PageQuery {
+        limit: query.limit,
+        iterator: query.iterator,
+    }
+    .params(Order::Descending)?;
+    let mut filter = CommonFilter {
+        status: query.status,
+        status_code_class: query.status_code_class,
+        channel: query.channel,
+        before: query.before,
+        after: query.after,
+        event_types: query.event_types,
+    }
+    .into_filter()?;
+    let endpoint = super::endpoint::load(&state, &scoped, &path.endpoint_id).await?;
+    filter.endpoint = Some(endpoint.id);
+    let page = state
+        .store
+        .list_attempts(&scoped.app.id, &filter, &params)
+        .await?;
+    Ok(axum::Json(attempt_page(
+        page,
+        &params,
+        query.with_content.unwrap_or(true),
+    )))
+}
+
+/// List the attempts made for a message, newest first.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}", tag = "Message Attempt",
+    operation_id = "v1.message-attempt.list-by-msg",
+    params(MessagePath, AttemptsByMsgQuery),
+    responses((status = 200, body = ListResponse<MessageAttemptOut>)))]
+async fn list_by_msg(
+    State(state): State<AppState>,
+    scoped: ScopedApp,
+    Path(path): Path<MessagePath>,
+    Query(query): Query<AttemptsByMsgQuery>,
+) -> ApiResult<axum::Json<ListResponse<MessageAttemptOut>>> {
+    let params = PageQuery {
+        limit: query.limit,
+        iterator: query.iterator,
+    }
+    .params(Order::Descending)?;
+    let mut filter = CommonFilter {
+        status: query.status,
+        status_code_class: query.status_code_class,
+        channel: query.channel,
+        before: query.before,
+        after: query.after,
+        event_types: query.event_types,
+    }
+    .into_filter()?;
+    let message = super::message::load(&state, &scoped, &path.msg_id).await?;
+    filter.msg = Some(message.id);
+    if let Some(endpoint) = &query.endpoint_id {
+        match state.store.get_endpoint(&scoped.app.id, endpoint).await? {
+            Some(endpoint) => filter.endpoint = Some(endpoint.id),
+            // No such endpoint: no attempt was made to it.
+            None => {
+                return Ok(axum::Json(attempt_page(
+                    params.finish(Vec::new()),
+                    &params,
+                    true,
+                )));
+            }
+        }
+    }
+    let page = state
+        .store
+        .list_attempts(&scoped.app.id, &filter, &params)
+        .await?;
+    Ok(axum::Json(attempt_page(
+        page,
+        &params,
+        query.with_content.unwrap_or(true),
+    )))
+}
+
+async fn load_attempt(
+    state: &AppState,
+    scoped: &ScopedApp,
+    path: &AttemptPath,
+) -> ApiResult<(herald_core::model::Message, Attempt)> {
+    let message = super::message::load(state, scoped, &path.msg_id).await?;
+    let id = AttemptId::parse(&path.attempt_id).ok_or(ApiError::NotFound("attempt not found"))?;
+    let attempt = state
+        .store
+        .get_attempt(&scoped.app.id, &message.id, &id)
+        .await?
+        .ok_or(ApiError::NotFound("attempt not found"))?;
+    Ok((message, attempt))
+}
+
+/// Get one attempt.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", tag = "Message Attempt",
+    operation_id = "v1.message-attempt.get",
+    params(AttemptPath),
+    responses((status = 200, body = MessageAttemptOut)))]
+async fn get_attempt(
+    State(state): State<AppState>,
+    scoped: ScopedApp,
+    Path(path): Path<AttemptPath>,
+) -> ApiResult<axum::Json<MessageAttemptOut>> {
+    let (_, attempt) = load_attempt(&state, &scoped, &path).await?;
+    Ok(axum::Json(MessageAttemptOut::new(attempt, true)))
+}
+
+/// Delete an attempt's response body (for instance when an endpoint answered with sensitive
+/// data). The attempt itself stays.
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content", tag = "Message Attempt",
+    operation_id = "v1.message-attempt.expunge-content",
+    params(AttemptPath),
+    responses((status = 204, description = "Deleted")))]
+async fn expunge_content(
+    State(state): State<AppState>,
+    scoped: ScopedApp,
+    Path(path): Path<AttemptPath>,
+) -> ApiResult<StatusCode> {
+    let (message, attempt) = load_attempt(&state, &scoped, &path).await?;
+    if !state
+        .store
+        .expunge_attempt_content(&scoped.app.id, &message.id, &attempt.id)
+        .await?
+    {
+        return Err(ApiError::NotFound("attempt not found"));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

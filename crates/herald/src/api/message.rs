@@ -173,9 +173,11 @@ async fn create_message(
     let app = find_or_create(&state, &principal, &app_id, body.application).await?;
     let id = MessageId::generate();
     let created_at = id.timestamp().unwrap_or_else(herald_core::time::now);
+    // The server's setting bounds what a message may ask for.
     let retention = body
         .payload_retention_period
-        .unwrap_or(DEFAULT_RETENTION_DAYS);
+        .unwrap_or(DEFAULT_RETENTION_DAYS)
+        .min(i64::from(state.payload_retention_days));
     let message = Message {
         id,
         app_id: app.id,
@@ -187,6 +189,7 @@ async fn create_message(
         payload_expires_at: created_at + Duration::days(retention),
     };
     let matched = state.store.create_message(&message).await?;
+    crate::metrics::message_published(&message.event_type);
     state.wakeup.endpoints(matched);
     let with_content = query.with_content.unwrap_or(true);
     Ok((

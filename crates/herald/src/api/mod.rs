@@ -24,6 +24,8 @@ pub mod api_key;
 pub mod application;
 pub mod attempt;
 pub mod auth;
+pub mod delivery;
+pub mod delivery_log;
 pub mod device;
 pub mod docs;
 pub mod endpoint;
@@ -33,9 +35,12 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod message;
+pub mod metrics;
 pub mod openapi;
+pub mod operational;
 pub mod pagination;
 pub mod params;
+pub mod status;
 
 use error::ApiError;
 
@@ -54,6 +59,12 @@ pub struct Shared {
     pub public_url: String,
     /// Tells the delivery worker about new work.
     pub wakeup: crate::worker::Wakeup,
+    /// Publishes operational webhook events.
+    pub operational: crate::operational::Operational,
+    /// Days a payload is kept at most (`--payload-retention-days`).
+    pub payload_retention_days: u32,
+    /// SHA-256 of the token `GET /metrics` requires, when one is set.
+    pub metrics_token_hash: Option<Vec<u8>>,
 }
 
 impl AppState {
@@ -88,6 +99,9 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(message::router())
         .merge(device::router())
         .merge(attempt::router())
+        .merge(delivery::router())
+        .merge(delivery_log::router())
+        .merge(operational::router())
         .merge(api_key::router())
 }
 
@@ -136,6 +150,7 @@ pub fn router(state: AppState) -> Router {
             async move { Html(html.as_ref().clone()) }
         }),
     )
+    .route("/metrics", get(metrics::metrics))
     .route(
         "/",
         get(|| async { axum::response::Redirect::temporary("/docs") }),

@@ -10,6 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
 use super::error::{HttpErrorOut, HttpValidationError};
+use super::status::StatusCodeClass;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -21,13 +22,16 @@ use super::error::{HttpErrorOut, HttpValidationError};
                        the admin token, an API key, or an application portal token.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    components(schemas(HttpErrorOut, HttpValidationError)),
+    components(schemas(HttpErrorOut, HttpValidationError, StatusCodeClass)),
     tags(
         (name = "Application", description = "One application per customer of your platform."),
         (name = "Event Type", description = "The catalogue of events that can be sent."),
         (name = "Endpoint", description = "Where an application's messages are delivered."),
         (name = "Message", description = "Events published to an application."),
         (name = "Device", description = "Herald: devices whose reported facts become events (status rules, blessing, BlinkUp)."),
+        (name = "Message Attempt", description = "Every delivery attempt, by endpoint and by message."),
+        (name = "Delivery Log", description = "Herald: one row per message and endpoint, in numbered pages."),
+        (name = "Operational Webhook", description = "Herald's own events (endpoints disabled, messages failing), sent to the operator's endpoints."),
         (name = "Authentication", description = "Portal access and API keys."),
         (name = "Health", description = "Liveness and readiness."),
     )

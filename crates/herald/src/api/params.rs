@@ -44,3 +44,15 @@ pub struct MessageEndpointPath {
     /// The endpoint's id or uid.
     pub endpoint_id: String,
 }
+
+/// `/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}…`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AttemptPath {
+    /// The application's id or uid.
+    pub app_id: String,
+    /// The message's id or eventId.
+    pub msg_id: String,
+    /// The attempt's id.
+    pub attempt_id: String,
+}

@@ -222,6 +222,7 @@ pub async fn run(
                         let shared = shared.clone();
                         let snapshot = snapshot.clone();
                         in_flight.spawn(async move {
+                            let counted = crate::metrics::InFlight::start();
                             let record = attempt::run(
                                 &shared.outbound,
                                 &snapshot,
@@ -229,6 +230,19 @@ pub async fn run(
                                 shared.config.svix_headers,
                             )
                             .await;
+                            drop(counted);
+                            crate::metrics::attempt_finished(
+                                record.status_code,
+                                record.next == herald_store::NextStep::Done,
+                                std::time::Duration::from_millis(
+                                    u64::try_from(record.duration_ms).unwrap_or(0),
+                                ),
+                                task.message_created_at,
+                                shared
+                                    .config
+                                    .metrics_endpoint_labels
+                                    .then_some(&record.endpoint_id),
+                            );
                             shared.completions.commit(record).await;
                         });
                     }

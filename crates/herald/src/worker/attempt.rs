@@ -12,6 +12,7 @@ use herald_core::shape::Shaped;
 use herald_core::signing::{self, Scheme, SigningSecrets};
 use herald_store::{AttemptRecord, NextStep, Task};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tracing::Instrument;
 
 use super::shaping;
 use crate::outbound::{Outbound, OutboundError};
@@ -76,18 +77,60 @@ pub fn delivery_headers(
     Ok(headers)
 }
 
-/// Makes the attempt and returns its record, with the task's next step decided.
+/// Makes the attempt and returns its record, with the task's next step decided. Everything it
+/// logs is inside one `attempt` span naming the message, the endpoint and the attempt (never
+/// the URL, headers or bodies, which may carry credentials or customer data).
 pub async fn run(
     outbound: &Outbound,
     snapshot: &EndpointSnapshot,
     task: &Task,
     svix_headers: bool,
 ) -> AttemptRecord {
+    let id = AttemptId::generate();
+    let span = tracing::info_span!(
+        "attempt",
+        msg_id = %task.msg_id,
+        endpoint_id = %snapshot.endpoint.id,
+        attempt_id = %id,
+        attempt = task.attempts + 1,
+    );
+    let record = attempt(outbound, snapshot, task, svix_headers, id)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| match (&record.next, &record.error) {
+        (NextStep::Done, _) => tracing::debug!(
+            status = record.status_code,
+            duration_ms = record.duration_ms,
+            "delivered"
+        ),
+        (next, Some(error)) => tracing::info!(
+            duration_ms = record.duration_ms,
+            %error,
+            next = ?next,
+            "attempt failed"
+        ),
+        (next, None) => tracing::info!(
+            status = record.status_code,
+            duration_ms = record.duration_ms,
+            next = ?next,
+            "attempt failed"
+        ),
+    });
+    record
+}
+
+async fn attempt(
+    outbound: &Outbound,
+    snapshot: &EndpointSnapshot,
+    task: &Task,
+    svix_headers: bool,
+    id: AttemptId,
+) -> AttemptRecord {
     let started_at = herald_core::time::now();
     let clock = Instant::now();
     let endpoint = &snapshot.endpoint;
     let mut record = AttemptRecord {
-        id: AttemptId::generate(),
+        id,
         delivery_id: task.delivery_id,
         msg_id: task.msg_id.clone(),
         endpoint_id: endpoint.id.clone(),

@@ -8,8 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_store::{AttemptRecord, Store};
+use herald_store::{AttemptRecord, CompletionEffects, Store};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::operational::Operational;
 
 /// Results waiting at most this many per transaction.
 const BATCH: usize = 256;
@@ -39,6 +41,7 @@ pub fn spawn(
     store: Arc<dyn Store>,
     node: String,
     disable_after: chrono::Duration,
+    operational: Operational,
 ) -> (Completions, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Completion>(4 * BATCH);
     let task = tokio::spawn(async move {
@@ -52,8 +55,16 @@ pub fn spawn(
                     .await
                 {
                     Ok(effects) => {
-                        for endpoint in &effects.disabled {
-                            tracing::warn!(%endpoint, "endpoint disabled after failing deliveries");
+                        for disabled in &effects.disabled {
+                            tracing::warn!(endpoint = %disabled.endpoint, "endpoint disabled after failing deliveries");
+                        }
+                        if effects != CompletionEffects::default() {
+                            // Reported off the writer's path: results keep committing meanwhile.
+                            let operational = operational.clone();
+                            let records = records.clone();
+                            tokio::spawn(async move {
+                                operational.attempt_effects(&records, &effects).await;
+                            });
                         }
                         break;
                     }

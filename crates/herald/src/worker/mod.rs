@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::operational::Operational;
 use crate::outbound::Outbound;
 
 pub mod actor;
@@ -59,6 +60,8 @@ pub struct WorkerConfig {
     /// Send `svix-id`, `svix-timestamp` and `svix-signature` next to the Standard Webhooks
     /// headers, for receivers on older Svix libraries.
     pub svix_headers: bool,
+    /// Label attempt metrics with the endpoint id (one series per endpoint).
+    pub metrics_endpoint_labels: bool,
 }
 
 impl WorkerConfig {
@@ -74,6 +77,7 @@ impl WorkerConfig {
             sweep_interval: Duration::from_millis(250),
             max_response_bytes: 20_000,
             svix_headers: true,
+            metrics_endpoint_labels: false,
         }
     }
 }
@@ -153,9 +157,14 @@ impl Worker {
         outbound: Arc<Outbound>,
         config: WorkerConfig,
         wakeup: Wakeup,
+        operational: Operational,
     ) -> Self {
-        let (completions, writer) =
-            completion::spawn(store.clone(), config.node_id.clone(), config.disable_after);
+        let (completions, writer) = completion::spawn(
+            store.clone(),
+            config.node_id.clone(),
+            config.disable_after,
+            operational,
+        );
         let shared = Arc::new(Shared {
             store: store.clone(),
             keyring,

@@ -145,6 +145,30 @@ fn bad_values_exit_2_naming_the_option() {
     );
     bad_config(&["--max-url-length", "5"], &[], None, &["--max-url-length"]);
     bad_config(&["--log-format", "xml"], &[], None, &["--log-format"]);
+    bad_config(
+        &["--payload-retention-days", "0"],
+        &[],
+        None,
+        &["--payload-retention-days"],
+    );
+    bad_config(
+        &[],
+        &[("HERALD_RESPONSE_RETENTION_DAYS", "soon")],
+        None,
+        &["HERALD_RESPONSE_RETENTION_DAYS"],
+    );
+    bad_config(
+        &[],
+        &[("HERALD_METRICS_TOKEN", "short token")],
+        None,
+        &["HERALD_METRICS_TOKEN"],
+    );
+    bad_config(
+        &["--metrics-endpoint-labels", "maybe"],
+        &[],
+        None,
+        &["--metrics-endpoint-labels"],
+    );
     bad_config(&["--public-url", "ftp://x"], &[], None, &["--public-url"]);
     bad_config(
         &[],

@@ -25,6 +25,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Patch, Query};
 use super::pagination::{ListResponse, OrderedPageQuery};
 use super::params::{AppPath, EndpointPath};
+use crate::operational::{self, DisabledTrigger};
 
 mod example;
 mod options;
@@ -35,7 +36,9 @@ pub use options::{
     DeliveryOptions, EncodingName, EnvelopeName, GraphqlQuery, OrderingMode, SchemeName,
     SignatureSettings,
 };
+pub use secrets::{EndpointSecretOut, EndpointSecretRotateIn};
 use secrets::{check_headers, check_secret, fit_secret_to_scheme};
+pub(crate) use secrets::{get_secret, rotate_secret};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -287,7 +290,7 @@ async fn create(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint", operation_id = "v1.endpoint.list",
     params(AppPath, OrderedPageQuery),
     responses((status = 200, body = ListResponse<EndpointOut>)))]
-async fn list_endpoints(
+pub(crate) async fn list_endpoints(
     State(state): State<AppState>,
     scoped: ScopedApp,
     Query(query): Query<OrderedPageQuery>,
@@ -307,13 +310,17 @@ async fn list_endpoints(
     params(AppPath),
     request_body = EndpointIn,
     responses((status = 201, body = EndpointOut)))]
-async fn create_endpoint(
+pub(crate) async fn create_endpoint(
     State(state): State<AppState>,
     scoped: ScopedApp,
     Json(mut body): Json<EndpointIn>,
 ) -> ApiResult<(StatusCode, axum::Json<EndpointOut>)> {
     let delivery = body.delivery();
     let endpoint = create(&state, &scoped, body, delivery, None).await?;
+    state
+        .operational
+        .endpoint_event(operational::ENDPOINT_CREATED, &scoped.app, &endpoint)
+        .await;
     Ok((StatusCode::CREATED, axum::Json(endpoint.into())))
 }
 
@@ -321,7 +328,7 @@ async fn create_endpoint(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "v1.endpoint.get",
     params(EndpointPath),
     responses((status = 200, body = EndpointOut)))]
-async fn get_endpoint(
+pub(crate) async fn get_endpoint(
     State(state): State<AppState>,
     scoped: ScopedApp,
     Path(path): Path<EndpointPath>,
@@ -339,7 +346,7 @@ async fn get_endpoint(
         (status = 200, body = EndpointOut, description = "Updated"),
         (status = 201, body = EndpointOut, description = "Created"),
     ))]
-async fn update_endpoint(
+pub(crate) async fn update_endpoint(
     State(state): State<AppState>,
     scoped: ScopedApp,
     Path(path): Path<EndpointPath>,
@@ -361,8 +368,13 @@ async fn update_endpoint(
         }
         v.finish()?;
         let endpoint = create(&state, &scoped, body, delivery, Some(id)).await?;
+        state
+            .operational
+            .endpoint_event(operational::ENDPOINT_CREATED, &scoped.app, &endpoint)
+            .await;
         return Ok((StatusCode::CREATED, axum::Json(EndpointOut::from(endpoint))).into_response());
     };
+    let was_disabled = endpoint.disabled;
     endpoint.url = body.url;
     endpoint.description = body.description;
     // As for applications, a PUT without a uid keeps the endpoint's uid.
@@ -380,6 +392,7 @@ async fn update_endpoint(
     check_endpoint(&mut v, &endpoint, &state.limits);
     v.finish()?;
     save(&state, &mut endpoint, scheme_before).await?;
+    report_update(&state, &scoped, &endpoint, was_disabled).await;
     Ok(axum::Json(EndpointOut::from(endpoint)).into_response())
 }
 
@@ -398,18 +411,38 @@ async fn save(
     Ok(())
 }
 
+/// Reports a changed endpoint to the operational webhooks: `endpoint.updated`, and
+/// `endpoint.disabled` when this change disabled it.
+async fn report_update(
+    state: &AppState,
+    scoped: &ScopedApp,
+    endpoint: &Endpoint,
+    was_disabled: bool,
+) {
+    let operational = &state.operational;
+    operational
+        .endpoint_event(operational::ENDPOINT_UPDATED, &scoped.app, endpoint)
+        .await;
+    if endpoint.disabled && !was_disabled {
+        operational
+            .endpoint_disabled(&scoped.app, endpoint, DisabledTrigger::Manual, None)
+            .await;
+    }
+}
+
 /// Partially update an endpoint.
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "v1.endpoint.patch",
     params(EndpointPath),
     request_body = EndpointPatch,
     responses((status = 200, body = EndpointOut)))]
-async fn patch_endpoint(
+pub(crate) async fn patch_endpoint(
     State(state): State<AppState>,
     scoped: ScopedApp,
     Path(path): Path<EndpointPath>,
     Json(patch): Json<EndpointPatch>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     let mut endpoint = load(&state, &scoped, &path.endpoint_id).await?;
+    let was_disabled = endpoint.disabled;
     if let Some(url) = patch.url {
         endpoint.url = url;
     }
@@ -464,6 +497,7 @@ async fn patch_endpoint(
     check_endpoint(&mut v, &endpoint, &state.limits);
     v.finish()?;
     save(&state, &mut endpoint, scheme_before).await?;
+    report_update(&state, &scoped, &endpoint, was_disabled).await;
     Ok(axum::Json(endpoint.into()))
 }
 
@@ -471,16 +505,22 @@ async fn patch_endpoint(
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "v1.endpoint.delete",
     params(EndpointPath),
     responses((status = 204, description = "Deleted")))]
-async fn delete_endpoint(
+pub(crate) async fn delete_endpoint(
     State(state): State<AppState>,
     scoped: ScopedApp,
     Path(path): Path<EndpointPath>,
 ) -> ApiResult<StatusCode> {
     let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
-    state
+    if state
         .store
         .delete_endpoint(&scoped.app.id, &endpoint.id)
-        .await?;
+        .await?
+    {
+        state
+            .operational
+            .endpoint_event(operational::ENDPOINT_DELETED, &scoped.app, &endpoint)
+            .await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

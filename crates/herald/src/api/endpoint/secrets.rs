@@ -343,7 +343,7 @@ async fn patch_headers(
     operation_id = "v1.endpoint.get-secret",
     params(EndpointPath),
     responses((status = 200, body = EndpointSecretOut)))]
-async fn get_secret(
+pub(crate) async fn get_secret(
     State(state): State<AppState>,
     scoped: ScopedApp,
     Path(path): Path<EndpointPath>,
@@ -374,7 +374,7 @@ async fn get_secret(
     params(EndpointPath),
     request_body = EndpointSecretRotateIn,
     responses((status = 200, body = EndpointSecretOut, description = "Rotated")))]
-async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     scoped: ScopedApp,
     Path(path): Path<EndpointPath>,

@@ -1,0 +1,395 @@
+// The portable SQL of the delivery logs, statistics, retention and metrics queries. Like
+// `common.rs` this file is `include!`d by each backend module (after `common.rs`, whose trait
+// implementation calls these functions), with the same conventions: `$N` placeholders, integer
+// millisecond timestamps, text JSON.
+
+mod logs_sql {
+    use super::*;
+    use crate::logs::{
+        AttemptFilter, DeliveryLogFilter, DeliveryLogPage, Destination, EndpointMessageFilter,
+        EndpointStats, PoolStats, QueueMetrics, SentMessage,
+    };
+    use crate::rows::{DeliveryLogRow, DestinationRow, SentMessageRow};
+    use herald_core::id::AttemptId;
+
+    const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.status_code, a.response, \
+        a.response_duration_ms, a.trigger_type, a.success, a.error, a.created_at";
+
+    /// `columns` with every name prefixed by `alias.`.
+    fn qualified(columns: &str, alias: &str) -> String {
+        columns
+            .split(',')
+            .map(|c| format!("{alias}.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn push_in(qb: &mut QueryBuilder<Db>, column: &str, values: &[String]) {
+        qb.push(format_args!(" AND {column} IN ("));
+        let mut list = qb.separated(", ");
+        for value in values {
+            list.push_bind(value.clone());
+        }
+        qb.push(")");
+    }
+
+    /// `channels` holds `,a,b,`; `_` and `%` are LIKE wildcards that channel names may contain.
+    fn push_channel(qb: &mut QueryBuilder<Db>, column: &str, channel: &str) {
+        let escaped = channel
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        qb.push(format_args!(" AND {column} LIKE "))
+            .push_bind(format!("%,{escaped},%"))
+            .push(" ESCAPE '\\'");
+    }
+
+    /// Message ids start with their creation time: time filters become id ranges.
+    fn push_message_time(
+        qb: &mut QueryBuilder<Db>,
+        column: &str,
+        before: Option<DateTime<Utc>>,
+        after: Option<DateTime<Utc>>,
+    ) {
+        if let Some(before) = before {
+            qb.push(format_args!(" AND {column} < "))
+                .push_bind(MessageId::lower_bound_at(before).into_string());
+        }
+        if let Some(after) = after {
+            let just_after = after + chrono::Duration::milliseconds(1);
+            qb.push(format_args!(" AND {column} >= "))
+                .push_bind(MessageId::lower_bound_at(just_after).into_string());
+        }
+    }
+
+    pub(super) async fn list_attempts(
+        pool: &Pool<Db>,
+        app: &AppId,
+        filter: &AttemptFilter,
+        params: &ListParams,
+    ) -> Result<Page<Attempt>> {
+        let join_messages = !filter.event_types.is_empty() || filter.channel.is_some();
+        let mut qb = QueryBuilder::new(format!("SELECT {ATTEMPT_COLUMNS} FROM attempts a"));
+        if join_messages {
+            qb.push(" JOIN messages m ON m.id = a.msg_id");
+        }
+        qb.push(" WHERE a.app_id = ")
+            .push_bind(app.as_str().to_owned());
+        if let Some(msg) = &filter.msg {
+            qb.push(" AND a.msg_id = ").push_bind(msg.as_str().to_owned());
+        }
+        if let Some(endpoint) = &filter.endpoint {
+            qb.push(" AND a.endpoint_id = ")
+                .push_bind(endpoint.as_str().to_owned());
+        }
+        match filter.status {
+            None => {}
+            Some(DeliveryStatus::Success) => {
+                qb.push(" AND a.success = ").push_bind(true);
+            }
+            Some(DeliveryStatus::Fail) => {
+                qb.push(" AND a.success = ").push_bind(false);
+            }
+            // A recorded attempt is never pending or in flight.
+            Some(DeliveryStatus::Pending | DeliveryStatus::Sending) => {
+                qb.push(" AND 1 = 0");
+            }
+        }
+        match filter.status_code_class {
+            None => {}
+            Some(0) => {
+                qb.push(" AND a.status_code = 0");
+            }
+            Some(class) => {
+                qb.push(" AND a.status_code >= ")
+                    .push_bind(i32::from(class))
+                    .push(" AND a.status_code < ")
+                    .push_bind(i32::from(class) + 100);
+            }
+        }
+        if !filter.event_types.is_empty() {
+            push_in(&mut qb, "m.event_type", &filter.event_types);
+        }
+        if let Some(channel) = &filter.channel {
+            push_channel(&mut qb, "m.channels", channel);
+        }
+        if let Some(before) = filter.before {
+            qb.push(" AND a.created_at < ").push_bind(millis(before));
+        }
+        if let Some(after) = filter.after {
+            qb.push(" AND a.created_at > ").push_bind(millis(after));
+        }
+        fetch_page::<AttemptRow, _>(pool, qb, "a.id", params).await
+    }
+
+    pub(super) async fn get_attempt(
+        pool: &Pool<Db>,
+        app: &AppId,
+        msg: &MessageId,
+        id: &AttemptId,
+    ) -> Result<Option<Attempt>> {
+        let row: Option<AttemptRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts a
+             WHERE a.id = $1 AND a.msg_id = $2 AND a.app_id = $3"
+        )))
+        .bind(id.as_str())
+        .bind(msg.as_str())
+        .bind(app.as_str())
+        .fetch_optional(pool)
+        .await?;
+        row.map(Attempt::try_from).transpose()
+    }
+
+    pub(super) async fn expunge_attempt_content(
+        pool: &Pool<Db>,
+        app: &AppId,
+        msg: &MessageId,
+        id: &AttemptId,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE attempts SET response = NULL WHERE id = $1 AND msg_id = $2 AND app_id = $3",
+        )
+        .bind(id.as_str())
+        .bind(msg.as_str())
+        .bind(app.as_str())
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn expunge_message_content(
+        pool: &Pool<Db>,
+        app: &AppId,
+        msg: &MessageId,
+    ) -> Result<bool> {
+        let done = sqlx::query("UPDATE messages SET payload = NULL WHERE id = $1 AND app_id = $2")
+            .bind(msg.as_str())
+            .bind(app.as_str())
+            .execute(pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn list_destinations(
+        pool: &Pool<Db>,
+        app: &AppId,
+        msg: &MessageId,
+        params: &ListParams,
+    ) -> Result<Page<Destination>> {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {}, d.status AS delivery_status, d.next_attempt_at AS delivery_next_attempt_at
+             FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.msg_id = ",
+            qualified(ENDPOINT_COLUMNS, "e")
+        ));
+        qb.push_bind(msg.as_str().to_owned())
+            .push(" AND d.app_id = ")
+            .push_bind(app.as_str().to_owned());
+        fetch_page::<DestinationRow, _>(pool, qb, "d.endpoint_id", params).await
+    }
+
+    pub(super) async fn list_sent_messages(
+        pool: &Pool<Db>,
+        endpoint: &EndpointId,
+        filter: &EndpointMessageFilter,
+        params: &ListParams,
+    ) -> Result<Page<SentMessage>> {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {}, d.status AS delivery_status, d.next_attempt_at AS delivery_next_attempt_at
+             FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE d.endpoint_id = ",
+            qualified(MESSAGE_COLUMNS, "m")
+        ));
+        qb.push_bind(endpoint.as_str().to_owned());
+        if let Some(status) = filter.status {
+            qb.push(" AND d.status = ").push_bind(status as i32);
+        }
+        if !filter.event_types.is_empty() {
+            push_in(&mut qb, "d.event_type", &filter.event_types);
+        }
+        if let Some(channel) = &filter.channel {
+            push_channel(&mut qb, "m.channels", channel);
+        }
+        push_message_time(&mut qb, "d.msg_id", filter.before, filter.after);
+        fetch_page::<SentMessageRow, _>(pool, qb, "d.msg_id", params).await
+    }
+
+    pub(super) async fn endpoint_stats(
+        pool: &Pool<Db>,
+        endpoint: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<EndpointStats> {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT status, COUNT(*) AS n FROM deliveries WHERE endpoint_id = ",
+        );
+        qb.push_bind(endpoint.as_str().to_owned());
+        if let Some(since) = since {
+            qb.push(" AND created_at >= ").push_bind(millis(since));
+        }
+        if let Some(until) = until {
+            qb.push(" AND created_at < ").push_bind(millis(until));
+        }
+        qb.push(" GROUP BY status");
+        let rows: Vec<(i32, i64)> = qb.build_query_as().fetch_all(pool).await?;
+        let mut stats = EndpointStats::default();
+        for (status, n) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            match DeliveryStatus::from_code(i64::from(status)) {
+                Some(DeliveryStatus::Success) => stats.success += n,
+                Some(DeliveryStatus::Pending) => stats.pending += n,
+                Some(DeliveryStatus::Fail) => stats.fail += n,
+                Some(DeliveryStatus::Sending) => stats.sending += n,
+                None => return Err(StoreError::Corrupt(format!("delivery status {status}"))),
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The delivery log's conditions on `deliveries` (no alias), after a `WHERE 1 = 1`.
+    fn push_log_filter(qb: &mut QueryBuilder<Db>, filter: &DeliveryLogFilter) {
+        // An endpoint belongs to one application: with an endpoint, the application condition
+        // would add nothing but may lead the planner to the application's (larger) index.
+        match (&filter.endpoint, &filter.app) {
+            (Some(endpoint), _) => {
+                qb.push(" AND endpoint_id = ")
+                    .push_bind(endpoint.as_str().to_owned());
+            }
+            (None, Some(app)) => {
+                qb.push(" AND app_id = ").push_bind(app.as_str().to_owned());
+            }
+            (None, None) => {}
+        }
+        // A delivery was created with its message: creation times are message id ranges.
+        push_message_time(
+            qb,
+            "msg_id",
+            filter
+                .created_to
+                .map(|to| to + chrono::Duration::milliseconds(1)),
+            filter
+                .created_from
+                .map(|from| from - chrono::Duration::milliseconds(1)),
+        );
+        if let Some(from) = filter.last_attempt_from {
+            qb.push(" AND last_attempt_at >= ").push_bind(millis(from));
+        }
+        if let Some(to) = filter.last_attempt_to {
+            qb.push(" AND last_attempt_at <= ").push_bind(millis(to));
+        }
+        if let Some(status) = filter.status {
+            qb.push(" AND status = ").push_bind(status as i32);
+        }
+        if let Some(event_type) = &filter.event_type {
+            qb.push(" AND event_type = ").push_bind(event_type.clone());
+        }
+    }
+
+    pub(super) async fn delivery_log(
+        pool: &Pool<Db>,
+        filter: &DeliveryLogFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<DeliveryLogPage> {
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM deliveries WHERE 1 = 1");
+        push_log_filter(&mut count, filter);
+        let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+        let total = u64::try_from(total).unwrap_or(0);
+        if offset >= total || limit == 0 {
+            return Ok(DeliveryLogPage {
+                entries: Vec::new(),
+                total,
+            });
+        }
+        // The page's keys first, read from the index alone; only then the joins, for the rows
+        // shown rather than for every row skipped by the offset.
+        let mut page = QueryBuilder::<Db>::new(
+            "SELECT d.app_id, d.msg_id, d.endpoint_id, d.event_type, e.url, m.payload,
+               d.created_at, d.last_status_code, d.attempts, d.last_attempt_at, d.status,
+               d.next_attempt_at
+             FROM (SELECT id FROM deliveries WHERE 1 = 1",
+        );
+        push_log_filter(&mut page, filter);
+        page.push(" ORDER BY msg_id DESC, endpoint_id DESC LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .push(
+                ") p JOIN deliveries d ON d.id = p.id
+                 JOIN messages m ON m.id = d.msg_id
+                 JOIN endpoints e ON e.id = d.endpoint_id
+                 ORDER BY d.msg_id DESC, d.endpoint_id DESC",
+            );
+        let rows: Vec<DeliveryLogRow> = page.build_query_as().fetch_all(pool).await?;
+        let entries = rows
+            .into_iter()
+            .map(crate::logs::DeliveryLogEntry::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DeliveryLogPage { entries, total })
+    }
+
+    pub(super) async fn purge_payloads(
+        pool: &Pool<Db>,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE messages SET payload = NULL WHERE id IN (
+               SELECT id FROM messages WHERE payload IS NOT NULL AND payload_expires_at <= $1
+               ORDER BY payload_expires_at LIMIT $2)",
+        )
+        .bind(millis(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub(super) async fn purge_attempt_responses(
+        pool: &Pool<Db>,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE attempts SET response = NULL WHERE id IN (
+               SELECT id FROM attempts WHERE response IS NOT NULL AND created_at < $1
+               ORDER BY created_at LIMIT $2)",
+        )
+        .bind(millis(before))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub(super) async fn queue_metrics(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<QueueMetrics> {
+        let (due, scheduled, sending): (i64, i64, i64) = sqlx::query_as(
+            "SELECT
+               COALESCE(SUM(CASE WHEN status = 1 AND next_attempt_at <= $1 THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN status = 1 AND next_attempt_at > $1 THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN status = 3 THEN 1 ELSE 0 END), 0)
+             FROM deliveries WHERE status IN (1, 3)",
+        )
+        .bind(millis(now))
+        .fetch_one(pool)
+        .await?;
+        let disabled: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM endpoints WHERE disabled = TRUE")
+                .fetch_one(pool)
+                .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(QueueMetrics {
+            due: count(due),
+            scheduled: count(scheduled),
+            sending: count(sending),
+            disabled_endpoints: count(disabled),
+        })
+    }
+
+    pub(super) fn pool_stats(name: &'static str, pool: &Pool<Db>) -> PoolStats {
+        PoolStats {
+            name,
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        }
+    }
+}

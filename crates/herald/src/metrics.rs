@@ -1,0 +1,199 @@
+//! Prometheus metrics, served at `GET /metrics`.
+//!
+//! Counters and histograms are recorded where things happen (the publish handler, the delivery
+//! actor) through the `metrics` facade; the queue's and the database pools' state are read when
+//! `/metrics` is scraped, so they cost nothing between scrapes.
+//!
+//! Label cardinality stays bounded: no label ever names a message; the event type labels
+//! published messages; endpoint ids label attempt metrics only when the operator turns
+//! `--metrics-endpoint-labels` on (one series per endpoint and outcome).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use herald_core::id::EndpointId;
+use herald_store::{PoolStats, QueueMetrics};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const MESSAGES_PUBLISHED: &str = "herald_messages_published_total";
+pub const ATTEMPTS: &str = "herald_attempts_total";
+pub const ATTEMPT_DURATION: &str = "herald_attempt_duration_seconds";
+pub const PUBLISH_TO_SUCCESS: &str = "herald_publish_to_success_seconds";
+pub const ATTEMPTS_IN_FLIGHT: &str = "herald_attempts_in_flight";
+pub const TASKS_DUE: &str = "herald_tasks_due";
+pub const TASKS_SCHEDULED: &str = "herald_tasks_scheduled";
+pub const ENDPOINTS_DISABLED: &str = "herald_endpoints_disabled";
+pub const DB_POOL_CONNECTIONS: &str = "herald_db_pool_connections";
+pub const DB_POOL_MAX_CONNECTIONS: &str = "herald_db_pool_max_connections";
+
+/// Attempt durations: the delivery timeout is at most 60 s.
+const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// From publish to a successful delivery: milliseconds when all is well, hours through retries.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 7200.0,
+    18000.0, 36000.0, 86400.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's metrics registry, installed as the `metrics` recorder on first use. Several
+/// servers in one process (tests) share it.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(ATTEMPT_DURATION.into()), DURATION_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(PUBLISH_TO_SUCCESS.into()), LATENCY_BUCKETS)
+            })
+            .expect("bucket lists are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics will stay empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        MESSAGES_PUBLISHED,
+        "Messages accepted for delivery, by event type."
+    );
+    describe_counter!(
+        ATTEMPTS,
+        "Delivery attempts by outcome (success, failure) and response status class (2xx, 4xx, \
+         5xx, …; none when no response arrived)."
+    );
+    describe_histogram!(
+        ATTEMPT_DURATION,
+        Unit::Seconds,
+        "Duration of delivery attempts, from the request to the end of the response."
+    );
+    describe_histogram!(
+        PUBLISH_TO_SUCCESS,
+        Unit::Seconds,
+        "Time from a message's publication to its successful delivery to an endpoint."
+    );
+    describe_gauge!(
+        ATTEMPTS_IN_FLIGHT,
+        "Delivery attempts in flight in this process."
+    );
+    describe_gauge!(TASKS_DUE, "Pending deliveries whose attempt is due now.");
+    describe_gauge!(
+        TASKS_SCHEDULED,
+        "Pending deliveries waiting for a later retry."
+    );
+    describe_gauge!(ENDPOINTS_DISABLED, "Disabled endpoints.");
+    describe_gauge!(
+        DB_POOL_CONNECTIONS,
+        "Database connections by pool and state (in_use, idle)."
+    );
+    describe_gauge!(
+        DB_POOL_MAX_CONNECTIONS,
+        "Largest size of each database connection pool."
+    );
+}
+
+pub fn message_published(event_type: &str) {
+    metrics::counter!(MESSAGES_PUBLISHED, "event_type" => event_type.to_owned()).increment(1);
+}
+
+/// `2xx`, `4xx`, … or `none` when no response arrived.
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}
+
+/// Records a finished attempt. `endpoint` is the endpoint label, when per-endpoint labels are
+/// on; `published_at` is the message's creation, for the latency of successful deliveries.
+pub fn attempt_finished(
+    status: u16,
+    success: bool,
+    duration: Duration,
+    published_at: DateTime<Utc>,
+    endpoint: Option<&EndpointId>,
+) {
+    let outcome = if success { "success" } else { "failure" };
+    let mut labels = vec![
+        ("outcome", outcome.to_owned()),
+        ("status_class", status_class(status).to_owned()),
+    ];
+    let endpoint_label: Vec<(&'static str, String)> = endpoint
+        .map(|e| vec![("endpoint", e.as_str().to_owned())])
+        .unwrap_or_default();
+    labels.extend(endpoint_label.iter().cloned());
+    metrics::counter!(ATTEMPTS, &labels).increment(1);
+    metrics::histogram!(ATTEMPT_DURATION, &endpoint_label).record(duration.as_secs_f64());
+    if success {
+        let latency = (Utc::now() - published_at).to_std().unwrap_or_default();
+        metrics::histogram!(PUBLISH_TO_SUCCESS, &endpoint_label).record(latency.as_secs_f64());
+    }
+}
+
+/// Counts an attempt in flight for as long as the guard lives.
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> Self {
+        metrics::gauge!(ATTEMPTS_IN_FLIGHT).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(ATTEMPTS_IN_FLIGHT).decrement(1.0);
+    }
+}
+
+/// Sets the gauges read from the database at scrape time.
+pub fn set_queue(queue: &QueueMetrics) {
+    // Counts far below 2^53 are exact as f64.
+    metrics::gauge!(TASKS_DUE).set(queue.due as f64);
+    metrics::gauge!(TASKS_SCHEDULED).set(queue.scheduled as f64);
+    metrics::gauge!(ENDPOINTS_DISABLED).set(queue.disabled_endpoints as f64);
+}
+
+/// Sets the connection pool gauges.
+pub fn set_pools(pools: &[PoolStats]) {
+    for pool in pools {
+        let in_use = pool.size.saturating_sub(pool.idle);
+        metrics::gauge!(DB_POOL_CONNECTIONS, "pool" => pool.name, "state" => "in_use")
+            .set(f64::from(in_use));
+        metrics::gauge!(DB_POOL_CONNECTIONS, "pool" => pool.name, "state" => "idle")
+            .set(f64::from(pool.idle));
+        metrics::gauge!(DB_POOL_MAX_CONNECTIONS, "pool" => pool.name).set(f64::from(pool.max));
+    }
+}
+
+/// The text exposition of every metric.
+pub fn render() -> String {
+    let handle = handle();
+    handle.run_upkeep();
+    handle.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(status_class(0), "none");
+        assert_eq!(status_class(204), "2xx");
+        assert_eq!(status_class(410), "4xx");
+        assert_eq!(status_class(503), "5xx");
+    }
+}
