@@ -87,4 +87,22 @@ const CLAIM_FIFO_TASK_SQL: &str =
        AND next_attempt_at <= $2
      RETURNING id";
 
+/// No locks: the single writer connection serialises every write transaction.
+const FOR_UPDATE: &str = "";
+const FOR_SHARE: &str = "";
+const LOCK_QUEUE_SHARED_SQL: Option<&str> = None;
+const LOCK_QUEUE_SQL: Option<&str> = None;
+
+const FIND_SUBSTRING_FN: &str = "instr";
+
+/// One process per database (a lock file enforces it): the publishing process wakes its own
+/// worker, so no wake-up crosses processes.
+impl SqliteStore {
+    fn wakeups(&self) -> Option<crate::Wakeups> {
+        None
+    }
+
+    fn announce(&self, _endpoints: &[&str]) {}
+}
+
 include!("sql/common.rs");

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, Shared};
 use crate::bootstrap::{self, AdminTokenNotice, BootstrapError};
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::outbound::{Outbound, SystemLookup};
 use crate::worker::{Wakeup, Worker, WorkerConfig};
 
@@ -42,6 +42,7 @@ pub struct Application {
     local_addr: SocketAddr,
     state: AppState,
     admin_notice: AdminTokenNotice,
+    role: Role,
     worker: WorkerConfig,
     outbound: Arc<Outbound>,
     /// Held for the life of the process: the SQLite database is used by this process alone.
@@ -123,13 +124,18 @@ impl Application {
             limits: config.limits,
             max_body_bytes: config.max_body_bytes,
             public_url,
-            wakeup: Wakeup::default(),
+            wakeup: if config.role.delivers() {
+                Wakeup::default()
+            } else {
+                Wakeup::inert()
+            },
         });
         Ok(Self {
             listener,
             local_addr,
             state,
             admin_notice,
+            role: config.role,
             worker,
             outbound,
             _lock: lock,
@@ -169,21 +175,33 @@ impl Application {
     ) -> Result<(), StartError> {
         let store = self.state.store.clone();
         let maintenance = tokio::spawn(maintenance(store.clone()));
-        let worker = Worker::start(
-            store.clone(),
-            self.state.keyring.clone(),
-            self.outbound.clone(),
-            self.worker.clone(),
-            self.state.wakeup.clone(),
-        );
+        let worker = self.role.delivers().then(|| {
+            Worker::start(
+                store.clone(),
+                self.state.keyring.clone(),
+                self.outbound.clone(),
+                self.worker.clone(),
+                self.state.wakeup.clone(),
+            )
+        });
         let stopping = tokio_util::sync::CancellationToken::new();
         let signal = stopping.clone();
         tokio::spawn(async move {
             shutdown.await;
             signal.cancel();
         });
-        tracing::info!(address = %self.local_addr, node = %self.worker.node_id, "herald is listening");
-        let serve = axum::serve(self.listener, api::router(self.state))
+        tracing::info!(
+            address = %self.local_addr,
+            node = %self.worker.node_id,
+            role = ?self.role,
+            "herald is listening"
+        );
+        let router = if self.role.serves_api() {
+            api::router(self.state)
+        } else {
+            api::health_only_router(self.state)
+        };
+        let serve = axum::serve(self.listener, router)
             .with_graceful_shutdown(stopping.clone().cancelled_owned());
         // Open requests get the same grace as deliveries in flight.
         let grace = self.worker.shutdown_grace + std::time::Duration::from_secs(5);
@@ -201,7 +219,9 @@ impl Application {
         };
         let (result, ()) = tokio::join!(server, async {
             stopping.cancelled().await;
-            worker.shutdown().await;
+            if let Some(worker) = worker {
+                worker.shutdown().await;
+            }
         });
         maintenance.abort();
         store.close().await;

@@ -19,5 +19,6 @@ mod delivery;
 mod delivery_failures;
 mod docs;
 mod keys;
+mod postgres_nodes;
 mod sdk;
 mod signatures;
