@@ -546,3 +546,70 @@ async fn migrate_brings_postgres_up_to_date_and_a_node_without_the_key_refuses_t
     assert!(e.to_string().contains("HERALD_ENCRYPTION_KEY"), "{e}");
     assert!(!other.path().join("encryption.key").exists());
 }
+
+/// Not a test: a small throughput measurement (`cargo test -p herald --test it
+/// postgres_nodes::throughput -- --ignored --nocapture`) until the benchmark harness exists.
+/// Publishes 3,000 messages over 20 endpoints that answer at once, through one node and then
+/// through three, and prints the rates. It asserts nothing about speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn throughput_one_node_and_three_nodes() {
+    const ENDPOINTS: usize = 20;
+    const MESSAGES: usize = 3000;
+    let Some(base) = postgres_url_or_skip("throughput_one_node_and_three_nodes") else {
+        return;
+    };
+    for count in [1, 3] {
+        let db = TestDatabase::create(&base).await;
+        let r = Receiver::start().await;
+        let dirs: Vec<tempfile::TempDir> =
+            (0..count).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut nodes = Vec::new();
+        for dir in &dirs {
+            nodes.push(start_node(&db, dir.path(), "all").await);
+        }
+        let app = nodes[0].post("/api/v1/app", json!({"name": "Bench"})).await;
+        let app = app["id"].as_str().unwrap().to_owned();
+        for e in 0..ENDPOINTS {
+            nodes[0]
+                .post(
+                    &format!("/api/v1/app/{app}/endpoint"),
+                    json!({"url": r.url(&format!("/b{e}")), "eventTypes": [format!("t{e}")]}),
+                )
+                .await;
+        }
+        let urls: Vec<String> = nodes
+            .iter()
+            .map(|n| n.url(&format!("/api/v1/app/{app}/msg")))
+            .collect();
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        futures::stream::iter(0..MESSAGES)
+            .map(|i| {
+                let (client, url) = (client.clone(), urls[i % count].clone());
+                async move {
+                    let body =
+                        json!({"eventType": format!("t{}", i % ENDPOINTS), "payload": {"i": i}});
+                    assert_eq!(try_post(&client, &url, &body).await, 202);
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<()>>()
+            .await;
+        let published = started.elapsed();
+        while r.total() < MESSAGES {
+            assert!(started.elapsed() < Duration::from_secs(300));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let delivered = started.elapsed();
+        eprintln!(
+            "{count} node(s): {MESSAGES} messages published in {published:.1?} ({:.0}/s), all \
+             delivered in {delivered:.1?} ({:.0}/s end to end)",
+            MESSAGES as f64 / published.as_secs_f64(),
+            MESSAGES as f64 / delivered.as_secs_f64(),
+        );
+        for node in nodes {
+            assert!(node.terminate().await.success());
+        }
+    }
+}
