@@ -38,6 +38,8 @@ pub async fn run(store: &dyn Store) {
     routing::run(store).await;
     devices::run(store).await;
     logs::run(store).await;
+    concurrent_claims_do_not_overlap(store).await;
+    publishes_racing_releases_are_never_stranded(store).await;
 }
 
 mod logs;
@@ -88,6 +90,11 @@ pub fn sample_message(app: &AppId, event_type: &str, channels: Option<Vec<String
         created_at: at,
         payload_expires_at: at + Duration::days(90),
     }
+}
+
+/// Sealed secrets of an endpoint (opaque bytes: the store never opens them).
+pub fn sample_secrets() -> SealedEndpointSecrets {
+    secrets(1)
 }
 
 pub(crate) fn secrets(tag: u8) -> SealedEndpointSecrets {
@@ -488,6 +495,25 @@ async fn messages(store: &dyn Store) {
         .await,
         vec![underscored.id.clone()]
     );
+    // Channels match exactly, as routing compares them: case counts.
+    let upper = sample_message(&app.id, "user.signup", Some(vec!["Upper".into()]));
+    store.create_message(&upper).await.unwrap();
+    assert!(
+        list(MessageFilter {
+            channel: Some("upper".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        list(MessageFilter {
+            channel: Some("Upper".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![upper.id.clone()]
+    );
     assert!(
         list(MessageFilter {
             after: Some(with_event_id.created_at - Duration::milliseconds(1)),
@@ -780,13 +806,13 @@ async fn delivery_queue(store: &dyn Store) {
     // Releasing records when work is next due; a publish in between keeps the owner.
     let second = sample_message(&app.id, "a.b", None);
     store.create_message(&second).await.unwrap();
+    let now2 = second.created_at + Duration::milliseconds(1);
     assert!(
         !store
-            .release_endpoint(&node, &typed.id, version, false)
+            .release_endpoint(&node, &typed.id, version, false, now2)
             .await
             .unwrap()
     );
-    let now2 = second.created_at + Duration::milliseconds(1);
     let (tasks2, version2) = store
         .claim_tasks(&node, &typed.id, now2, lease, 10, false)
         .await
@@ -806,7 +832,7 @@ async fn delivery_queue(store: &dyn Store) {
         .unwrap();
     assert!(
         store
-            .release_endpoint(&node, &typed.id, version2, false)
+            .release_endpoint(&node, &typed.id, version2, false, now2)
             .await
             .unwrap()
     );
@@ -1067,7 +1093,7 @@ async fn fifo_and_recovery(store: &dyn Store) {
     );
     assert!(
         store
-            .release_endpoint(&node, &ep.id, version, true)
+            .release_endpoint(&node, &ep.id, version, true, now)
             .await
             .unwrap()
     );
@@ -1136,5 +1162,180 @@ async fn fifo_and_recovery(store: &dyn Store) {
         status_of(store, &msgs[2].id, &ep.id).await,
         Some(DeliveryStatus::Fail)
     );
+    store.delete_app(&app.id).await.unwrap();
+}
+
+/// Claims running at the same moment (several nodes, or several statements of one) never take
+/// the same endpoint or task twice, and together take everything due.
+async fn concurrent_claims_do_not_overlap(store: &dyn Store) {
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut endpoints = Vec::new();
+    for _ in 0..24 {
+        let mut ep = sample_endpoint(&app.id);
+        ep.event_types = None;
+        store.create_endpoint(&ep, &secrets(1)).await.unwrap();
+        endpoints.push(ep.id);
+    }
+    let mut last = None;
+    for _ in 0..30 {
+        let msg = sample_message(&app.id, "e", None);
+        store.create_message(&msg).await.unwrap();
+        last = Some(msg.created_at);
+    }
+    let now = last.unwrap() + Duration::milliseconds(1);
+    let lease = now + Duration::seconds(30);
+
+    let nodes: Vec<String> = (0..4)
+        .map(|_| format!("node-{}", random_base62(6)))
+        .collect();
+    let claim_all = |node: &str| {
+        let node = node.to_owned();
+        async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store
+                    .claim_due_endpoints(&node, now, lease, 5)
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got);
+            }
+        }
+    };
+    let (a, b, c, d) = tokio::join!(
+        claim_all(&nodes[0]),
+        claim_all(&nodes[1]),
+        claim_all(&nodes[2]),
+        claim_all(&nodes[3])
+    );
+    let mut taken: Vec<&EndpointId> = [&a, &b, &c, &d].into_iter().flatten().collect();
+    let total = taken.len();
+    taken.sort();
+    taken.dedup();
+    assert_eq!(taken.len(), total, "an endpoint was claimed twice");
+    assert!(endpoints.iter().all(|e| taken.contains(&e)));
+
+    // One endpoint's tasks, claimed by several statements at once.
+    let endpoint = &endpoints[0];
+    let owner = [&nodes[0], &nodes[1], &nodes[2], &nodes[3]]
+        .into_iter()
+        .zip([&a, &b, &c, &d])
+        .find(|(_, claimed)| claimed.contains(endpoint))
+        .map(|(node, _)| node.clone())
+        .unwrap();
+    let claim_some = || async {
+        store
+            .claim_tasks(&owner, endpoint, now, lease, 4, false)
+            .await
+            .unwrap()
+            .0
+    };
+    let (t1, t2, t3, t4, t5, t6, t7, t8) = tokio::join!(
+        claim_some(),
+        claim_some(),
+        claim_some(),
+        claim_some(),
+        claim_some(),
+        claim_some(),
+        claim_some(),
+        claim_some()
+    );
+    let mut ids: Vec<i64> = [t1, t2, t3, t4, t5, t6, t7, t8]
+        .into_iter()
+        .flatten()
+        .map(|t| t.delivery_id)
+        .collect();
+    let total = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "a task was claimed twice");
+    let rest = store
+        .claim_tasks(&owner, endpoint, now, lease, 100, false)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(total + rest.len(), 30, "every task is claimed exactly once");
+    for node in &nodes {
+        store.release_node(node, now).await.unwrap();
+    }
+    store.delete_app(&app.id).await.unwrap();
+}
+
+/// An owner claiming, finishing and releasing an endpoint while publishes to it commit: every
+/// task ends up delivered, none left pending on a released endpoint with nothing due.
+async fn publishes_racing_releases_are_never_stranded(store: &dyn Store) {
+    const MESSAGES: usize = 60;
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut ep = sample_endpoint(&app.id);
+    ep.event_types = None;
+    store.create_endpoint(&ep, &secrets(1)).await.unwrap();
+    let node = format!("node-{}", random_base62(6));
+    let day = Duration::days(1);
+    let published = std::sync::atomic::AtomicBool::new(false);
+
+    let publish = async {
+        for _ in 0..MESSAGES {
+            store
+                .create_message(&sample_message(&app.id, "e", None))
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+        }
+        published.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    // The worker's loop, reduced: claim the endpoint, claim and finish its tasks, release it.
+    let deliver = async {
+        let mut done = 0;
+        loop {
+            let now = herald_core::time::now();
+            let lease = now + Duration::seconds(30);
+            let finished = published.load(std::sync::atomic::Ordering::SeqCst);
+            let claimed = store
+                .claim_due_endpoints(&node, now, lease, 1000)
+                .await
+                .unwrap();
+            if claimed.contains(&ep.id) {
+                loop {
+                    let now = herald_core::time::now();
+                    let (tasks, version) = store
+                        .claim_tasks(&node, &ep.id, now, lease, 7, false)
+                        .await
+                        .unwrap();
+                    let records: Vec<AttemptRecord> = tasks
+                        .iter()
+                        .map(|t| record(t, &ep, NextStep::Done, now))
+                        .collect();
+                    done += records.len();
+                    store
+                        .complete_attempts(&node, &records, day, now)
+                        .await
+                        .unwrap();
+                    if records.is_empty()
+                        && store
+                            .release_endpoint(&node, &ep.id, version, false, now)
+                            .await
+                            .unwrap()
+                    {
+                        break;
+                    }
+                }
+            }
+            if finished && done == MESSAGES {
+                return done;
+            }
+            assert!(
+                !finished || !claimed.is_empty() || done == MESSAGES,
+                "{} tasks stranded: the endpoint was released over them",
+                MESSAGES - done
+            );
+            tokio::task::yield_now().await;
+        }
+    };
+    let ((), done) = tokio::join!(publish, deliver);
+    assert_eq!(done, MESSAGES);
     store.delete_app(&app.id).await.unwrap();
 }

@@ -7,8 +7,9 @@
 //!
 //! Two implementations share one body of portable SQL (`src/sql/common.rs`, compiled once per
 //! backend with `$N` placeholders, integer millisecond timestamps and text JSON), and keep only
-//! what differs per engine in their own module: connection setup, migrations and the claim
-//! queries of the delivery queue. The conformance suite in [`conformance`] runs against both.
+//! what differs per engine in their own module: connection setup, migrations, the claim
+//! queries of the delivery queue, row-locking clauses and cross-process wake-ups. The
+//! conformance suite in [`conformance`] runs against both.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,15 +23,19 @@ use herald_core::page::{ListParams, Page};
 pub mod conformance;
 pub mod device;
 pub mod logs;
+mod postgres;
 pub mod queue;
 mod rows;
 mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 
 pub use device::{DeviceFilter, DeviceStore, Lifecycle, StatusRecorded, StatusReport};
 pub use logs::{
     AttemptFilter, DeliveryLogEntry, DeliveryLogFilter, DeliveryLogPage, Destination,
     EndpointMessageFilter, EndpointStats, PoolStats, QueueMetrics, SentMessage,
 };
+pub use postgres::PostgresStore;
 pub use queue::{
     Attempt, AttemptRecord, CompletionEffects, Delivery, DisabledEndpoint, NextStep, Task,
 };
@@ -94,8 +99,14 @@ fn is_transient(code: Option<&str>) -> bool {
         Some("5" | "6" | "10" | "13" | "14" | "517" | "261" | "262")
     ) || code.is_some_and(|c| {
         // Postgres: connection exceptions, insufficient resources, operator intervention
-        // (admin shutdown, crash shutdown), system errors.
-        c.starts_with("08") || c.starts_with("53") || c.starts_with("57") || c.starts_with("58")
+        // (admin shutdown, crash shutdown, cannot connect now), system errors, and the
+        // rollbacks worth retrying (serialization failure, deadlock detected).
+        c.starts_with("08")
+            || c.starts_with("53")
+            || c.starts_with("57")
+            || c.starts_with("58")
+            || c == "40001"
+            || c == "40P01"
     })
 }
 
@@ -109,6 +120,20 @@ pub enum Backend {
     Sqlite,
     Postgres,
 }
+
+/// A wake-up from the database: work was published, possibly by another Herald node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WakeupEvent {
+    /// These endpoints got work that is due now.
+    Endpoints(Vec<EndpointId>),
+    /// Wake-ups may have been missed (the listening connection was lost and is back): look for
+    /// due work everywhere.
+    Resync,
+}
+
+/// Where [`Store::subscribe_wakeups`] delivers. The subscription ends when the receiver is
+/// dropped or the store is closed.
+pub type Wakeups = tokio::sync::mpsc::Receiver<WakeupEvent>;
 
 /// Filters of the message list route.
 #[derive(Debug, Clone, Default)]
@@ -151,6 +176,13 @@ pub trait Store: DeviceStore + Send + Sync + 'static {
 
     /// Closes the connection pools, waiting for checked-out connections.
     async fn close(&self);
+
+    /// Wake-ups for work published through any process sharing the database: every commit that
+    /// makes work due (publish, resend, recover) announces its endpoints to every subscriber,
+    /// once it has committed. `None` when the backend serves one process only (SQLite), where
+    /// the publishing process wakes its own worker. The subscription reconnects by itself after
+    /// a database outage and then sends [`WakeupEvent::Resync`].
+    fn subscribe_wakeups(&self) -> Option<Wakeups>;
 
     // -- settings: small server-wide values (the admin token's hash) --
 
@@ -271,14 +303,16 @@ pub trait Store: DeviceStore + Send + Sync + 'static {
         limit: usize,
         fifo: bool,
     ) -> Result<(Vec<Task>, i64)>;
-    /// Gives up ownership of an endpoint, recording when its next task is due, unless a publish
-    /// changed its queue since `version` (then returns `false` and the owner keeps it).
+    /// Gives up ownership of an endpoint, recording when its next task is due, unless it has a
+    /// task due at `now` or a publish made its queue due since `version` (then returns `false`
+    /// and the owner keeps it). No publish that committed before it can be missed.
     async fn release_endpoint(
         &self,
         node: &str,
         endpoint: &EndpointId,
         version: i64,
         fifo: bool,
+        now: DateTime<Utc>,
     ) -> Result<bool>;
     /// Gives up an endpoint whatever its state (its dispatcher failed); it is claimed again
     /// when due.
@@ -421,15 +455,24 @@ pub trait Store: DeviceStore + Send + Sync + 'static {
     async fn purge_idempotency(&self, older_than: DateTime<Utc>) -> Result<u64>;
 }
 
+/// The backend a database URL names, if any.
+pub fn backend_of(url: &str) -> Option<Backend> {
+    match url.split_once(':')?.0 {
+        "sqlite" => Some(Backend::Sqlite),
+        "postgres" | "postgresql" => Some(Backend::Postgres),
+        _ => None,
+    }
+}
+
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`) and brings its schema up to
 /// date.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(SqliteStore::open(url).await?))
-    } else {
-        Err(StoreError::Corrupt(format!(
+    match backend_of(url) {
+        Some(Backend::Sqlite) => Ok(std::sync::Arc::new(SqliteStore::open(url).await?)),
+        Some(Backend::Postgres) => Ok(std::sync::Arc::new(PostgresStore::open(url).await?)),
+        None => Err(StoreError::Corrupt(format!(
             "unsupported database URL scheme in {}",
             url.split(':').next().unwrap_or_default()
-        )))
+        ))),
     }
 }

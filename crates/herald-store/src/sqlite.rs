@@ -90,6 +90,23 @@ const CLAIM_FIFO_TASK_SQL: &str =
 /// A device row for a status report or lifecycle fact. SQLite's single writer already
 /// serializes the transaction; Postgres adds `FOR UPDATE`.
 const LOCK_DEVICE_SQL: &str = "SELECT history_seq FROM devices WHERE app_id = $1 AND id = $2";
+/// No locks: the single writer connection serialises every write transaction.
+const FOR_UPDATE: &str = "";
+const FOR_SHARE: &str = "";
+const LOCK_QUEUE_SHARED_SQL: Option<&str> = None;
+const LOCK_QUEUE_SQL: Option<&str> = None;
+
+const FIND_SUBSTRING_FN: &str = "instr";
+
+/// One process per database (a lock file enforces it): the publishing process wakes its own
+/// worker, so no wake-up crosses processes.
+impl SqliteStore {
+    fn wakeups(&self) -> Option<crate::Wakeups> {
+        None
+    }
+
+    fn announce(&self, _endpoints: &[&str]) {}
+}
 
 include!("sql/common.rs");
 include!("sql/devices.rs");

@@ -37,6 +37,12 @@ pub enum BootstrapError {
          created with, or list it in HERALD_ENCRYPTION_OLD_KEYS while rotating"
     )]
     WrongKey,
+    #[error(
+        "this database already holds secrets sealed under an encryption key, and this node has \
+         none (no HERALD_ENCRYPTION_KEY, no {0}). Give every Herald node sharing a database \
+         the same HERALD_ENCRYPTION_KEY (or a copy of the key file)"
+    )]
+    MissingKey(PathBuf),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -130,6 +136,11 @@ async fn open_keyring(
         None => {
             let (path, new_path) = (keys.key_file(), keys.new_key_file());
             if !path.exists() && !new_path.exists() {
+                // A new key only for a database that has none yet: typically a second node of a
+                // shared database started without the first one's key.
+                if store.get_setting(KEY_CHECK_SETTING).await?.is_some() {
+                    return Err(BootstrapError::MissingKey(path));
+                }
                 write_private(&path, DataKey::generate_base64().as_bytes())?;
             }
             if new_path.exists() {

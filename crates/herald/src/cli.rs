@@ -26,7 +26,8 @@ Precedence: built-in defaults < herald.toml < HERALD_* environment < command-lin
     about = "Herald: a self-hostable webhook platform in one binary",
     long_about = "Herald stores, signs, delivers and retries webhooks for the applications you \
                   register, with a Svix-compatible management API. It runs as one process on an \
-                  embedded SQLite database; no other service is needed.",
+                  embedded SQLite database, or as any number of processes sharing a Postgres \
+                  database.",
     after_help = ENVIRONMENT_HELP
 )]
 pub struct Cli {
@@ -36,7 +37,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the management API and the delivery worker in one process.
+    /// Run the management API and the delivery worker (see --role).
     #[command(after_help = ENVIRONMENT_HELP)]
     Serve(Box<ServeArgs>),
     /// Bring the database schema up to date, then exit.
@@ -130,7 +131,8 @@ pub struct StorageArgs {
     #[arg(long, env = "HERALD_DATA_DIR", value_name = "PATH")]
     pub data_dir: Option<String>,
 
-    /// Database to use: sqlite://PATH. [default: sqlite://<data-dir>/herald.db]
+    /// Database to use: sqlite://PATH, or postgres://USER:PASSWORD@HOST:PORT/DATABASE for
+    /// several Herald nodes on one database. [default: sqlite://<data-dir>/herald.db]
     #[arg(long, env = "HERALD_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
 }
@@ -139,6 +141,11 @@ pub struct StorageArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
+
+    /// What this process runs: `api` (the management API), `worker` (deliveries, and the
+    /// health routes) or `all`. Roles other than `all` need Postgres. [default: all]
+    #[arg(long, env = "HERALD_ROLE", value_name = "ROLE")]
+    pub role: Option<String>,
 
     /// Address the HTTP API listens on; port 0 picks a free port. [default: 127.0.0.1:8071]
     #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]

@@ -29,6 +29,28 @@ pub enum Origin {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// What a `herald serve` process runs. Several processes on one Postgres database can split
+/// the work: API nodes behind a load balancer, worker nodes delivering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The management API only: publishes are stored and announced, other nodes deliver.
+    Api,
+    /// The delivery worker only, plus the health routes for load balancers and orchestrators.
+    Worker,
+    /// Both (the default, and the only choice on SQLite).
+    All,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+
+    pub fn delivers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -66,6 +88,7 @@ pub fn redact_url(text: &str) -> String {
 #[derive(Clone)]
 pub struct Config {
     pub storage: StorageConfig,
+    pub role: Role,
     pub listen: SocketAddr,
     pub public_url: Option<url::Url>,
     pub allow_networks: Vec<IpNet>,
@@ -84,6 +107,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("storage", &self.storage)
+            .field("role", &self.role)
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("allow_networks", &self.allow_networks)
@@ -106,6 +130,7 @@ impl Config {
                 database_url: default_database_url(data_dir),
                 data_dir: data_dir.to_owned(),
             },
+            role: Role::All,
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             public_url: None,
             allow_networks: Vec::new(),
@@ -172,6 +197,7 @@ const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 struct FileConfig {
     data_dir: Option<String>,
     database_url: Option<String>,
+    role: Option<String>,
     listen: Option<String>,
     public_url: Option<String>,
     allow_networks: Option<Vec<String>>,
@@ -205,6 +231,7 @@ const DATABASE_URL: Opt = opt(
     "HERALD_DATABASE_URL",
     "database_url",
 );
+const ROLE: Opt = opt("role", "--role", "HERALD_ROLE", "role");
 const LISTEN: Opt = opt("listen", "--listen", "HERALD_LISTEN", "listen");
 const PUBLIC_URL: Opt = opt(
     "public_url",
@@ -400,6 +427,29 @@ impl<'a> Resolver<'a> {
 
     pub fn serve(&self, args: &ServeArgs) -> Result<Config, ConfigError> {
         let storage = self.storage(&args.storage)?;
+        let sqlite =
+            herald_store::backend_of(&storage.database_url) == Some(herald_store::Backend::Sqlite);
+        let role = self.parse(
+            &ROLE,
+            self.pick(&ROLE, args.role.as_ref(), self.file.role.clone()),
+            || Role::All,
+            |v| {
+                let role = match v {
+                    "api" => Role::Api,
+                    "worker" => Role::Worker,
+                    "all" => Role::All,
+                    _ => return Err("expected `api`, `worker` or `all`".into()),
+                };
+                if sqlite && role != Role::All {
+                    return Err(
+                        "a SQLite database serves one process, which must run both the \
+                                API and the worker (`all`); use Postgres for separate roles"
+                            .into(),
+                    );
+                }
+                Ok(role)
+            },
+        )?;
         let listen = self.parse(
             &LISTEN,
             self.pick(&LISTEN, args.listen.as_ref(), self.file.listen.clone()),
@@ -517,6 +567,7 @@ impl<'a> Resolver<'a> {
         } = secrets_from_env()?;
         Ok(Config {
             storage,
+            role,
             listen,
             public_url,
             allow_networks,
@@ -690,12 +741,14 @@ fn default_database_url(data_dir: &Path) -> String {
 }
 
 fn parse_database_url(v: &str) -> Result<String, String> {
+    const EXPECTED: &str = "expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE";
     match v.split_once("://") {
         Some(("sqlite", rest)) if !rest.is_empty() => Ok(v.to_owned()),
-        Some(("postgres" | "postgresql", _)) => {
-            Err("Postgres is not supported by this build yet; use sqlite://PATH".into())
+        Some(("postgres" | "postgresql", rest)) if !rest.is_empty() => {
+            url::Url::parse(v).map_err(|e| format!("{e}; {EXPECTED}"))?;
+            Ok(v.to_owned())
         }
-        _ => Err("expected sqlite://PATH".into()),
+        _ => Err(EXPECTED.into()),
     }
 }
 
@@ -807,6 +860,9 @@ mod tests {
     #[test]
     fn database_urls() {
         assert!(parse_database_url("sqlite://./x.db").is_ok());
+        assert!(parse_database_url("postgres://herald:pw@db:5432/herald").is_ok());
+        assert!(parse_database_url("postgresql://db/herald").is_ok());
+        assert!(parse_database_url("postgres://").is_err());
         assert!(parse_database_url("mysql://x").is_err());
         assert!(parse_database_url("sqlite://").is_err());
     }

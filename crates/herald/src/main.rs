@@ -95,7 +95,10 @@ fn main() -> ExitCode {
                 Err(e) => return usage_error(&e),
             };
             runtime().block_on(async {
-                if let Err(e) = herald::bootstrap::ensure_data_dir(&storage.data_dir) {
+                // Only a SQLite database lives in the data directory.
+                let sqlite = herald_store::backend_of(&storage.database_url)
+                    == Some(herald_store::Backend::Sqlite);
+                if sqlite && let Err(e) = herald::bootstrap::ensure_data_dir(&storage.data_dir) {
                     return failure(&e);
                 }
                 match herald_store::connect(&storage.database_url).await {

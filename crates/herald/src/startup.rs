@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, Shared};
 use crate::bootstrap::{self, AdminTokenNotice, BootstrapError};
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::operational::Operational;
 use crate::outbound::{Outbound, SystemLookup};
 use crate::retention::RetentionConfig;
@@ -44,6 +44,7 @@ pub struct Application {
     local_addr: SocketAddr,
     state: AppState,
     admin_notice: AdminTokenNotice,
+    role: Role,
     worker: WorkerConfig,
     outbound: Arc<Outbound>,
     retention: RetentionConfig,
@@ -122,7 +123,13 @@ impl Application {
             Arc::new(SystemLookup),
             worker.max_response_bytes,
         ));
-        let wakeup = Wakeup::default();
+        // A node that does not deliver has no worker to wake: publishes reach the delivering
+        // nodes through the store's wake-ups (LISTEN/NOTIFY on Postgres).
+        let wakeup = if config.role.delivers() {
+            Wakeup::default()
+        } else {
+            Wakeup::inert()
+        };
         let operational = Operational::new(
             store.clone(),
             wakeup.clone(),
@@ -149,6 +156,7 @@ impl Application {
             local_addr,
             state,
             admin_notice,
+            role: config.role,
             worker,
             outbound,
             retention: config.retention,
@@ -190,22 +198,34 @@ impl Application {
         let store = self.state.store.clone();
         let maintenance = tokio::spawn(maintenance(store.clone()));
         let retention = tokio::spawn(crate::retention::run(store.clone(), self.retention));
-        let worker = Worker::start(
-            store.clone(),
-            self.state.keyring.clone(),
-            self.outbound.clone(),
-            self.worker.clone(),
-            self.state.wakeup.clone(),
-            self.state.operational.clone(),
-        );
+        let worker = self.role.delivers().then(|| {
+            Worker::start(
+                store.clone(),
+                self.state.keyring.clone(),
+                self.outbound.clone(),
+                self.worker.clone(),
+                self.state.wakeup.clone(),
+                self.state.operational.clone(),
+            )
+        });
         let stopping = tokio_util::sync::CancellationToken::new();
         let signal = stopping.clone();
         tokio::spawn(async move {
             shutdown.await;
             signal.cancel();
         });
-        tracing::info!(address = %self.local_addr, node = %self.worker.node_id, "herald is listening");
-        let serve = axum::serve(self.listener, api::router(self.state))
+        tracing::info!(
+            address = %self.local_addr,
+            node = %self.worker.node_id,
+            role = ?self.role,
+            "herald is listening"
+        );
+        let router = if self.role.serves_api() {
+            api::router(self.state)
+        } else {
+            api::health_only_router(self.state)
+        };
+        let serve = axum::serve(self.listener, router)
             .with_graceful_shutdown(stopping.clone().cancelled_owned());
         // Open requests get the same grace as deliveries in flight.
         let grace = self.worker.shutdown_grace + std::time::Duration::from_secs(5);
@@ -223,7 +243,9 @@ impl Application {
         };
         let (result, ()) = tokio::join!(server, async {
             stopping.cancelled().await;
-            worker.shutdown().await;
+            if let Some(worker) = worker {
+                worker.shutdown().await;
+            }
         });
         maintenance.abort();
         retention.abort();

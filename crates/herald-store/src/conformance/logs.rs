@@ -81,7 +81,7 @@ async fn deliver_all(
         .await
         .unwrap();
     store
-        .release_endpoint(node, &endpoint.id, version, false)
+        .release_endpoint(node, &endpoint.id, version, false, at)
         .await
         .unwrap();
     records.into_iter().map(|r| r.id).collect()

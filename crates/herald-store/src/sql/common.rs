@@ -4,10 +4,24 @@
 //   type Db = sqlx::<Engine>;
 //   struct <Store> { writer: Pool<Db>, reader: Pool<Db> }   (aliased as `SqlStore`)
 //   const BACKEND: Backend;
+//   const CLAIM_ENDPOINTS_SQL, CLAIM_TASKS_SQL, CLAIM_FIFO_TASK_SQL: &str;  (the claim queries)
+//   const FOR_UPDATE, FOR_SHARE: &str;   (row-lock clauses: "" on SQLite, whose single writer
+//                                         serialises every write transaction anyway)
+//   const FIND_SUBSTRING_FN: &str;  (case-sensitive substring position: instr / strpos)
+//   const LOCK_QUEUE_SHARED_SQL, LOCK_QUEUE_SQL: Option<&str>;  (an endpoint's queue lock, shared
+//                                  by publishes and exclusive for a release, until the end of
+//                                  the transaction; $1 is the endpoint id. None on SQLite)
+//   fn wakeups(&self) -> Option<Wakeups>;  (`Store::subscribe_wakeups`)
+//   fn announce(&self, endpoints: &[&str]);  (tells other nodes, after a commit, that these
+//                                             endpoints have work due; a no-op on SQLite)
 //
 // Everything here uses `$N` placeholders, which both SQLite and Postgres accept, and column
 // types both decode alike (see `rows.rs`). Writes go to `writer` (one connection on SQLite, so
 // writers queue in the pool instead of spinning on SQLITE_BUSY) and reads to `reader`.
+//
+// On Postgres several transactions run at once, so transactions that lock rows of several
+// endpoints lock them in endpoint id order (publishes, completions, lease renewals): that keeps
+// them from deadlocking each other.
 
 use crate::queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, NextStep, Task};
 use crate::rows::{
@@ -70,26 +84,49 @@ const INSERT_CHUNK: usize = 500;
 const PENDING: i32 = DeliveryStatus::Pending as i32;
 const FAIL: i32 = DeliveryStatus::Fail as i32;
 
-/// Marks an endpoint's queue as having work due at `due` (keeping an earlier due time) and bumps
-/// its version, so that an owner about to release it looks again.
-const TOUCH_QUEUE_SQL: &str = "INSERT INTO endpoint_queues (endpoint_id, next_due_at, version) VALUES ($1, $2, 1)
-     ON CONFLICT (endpoint_id) DO UPDATE SET
-       next_due_at = CASE WHEN endpoint_queues.next_due_at IS NULL
-                            OR endpoint_queues.next_due_at > excluded.next_due_at
-                          THEN excluded.next_due_at ELSE endpoint_queues.next_due_at END,
-       version = endpoint_queues.version + 1";
+/// Makes an endpoint's queue due at `due` unless it already is (due no later), bumping its
+/// version. A busy endpoint's row is already due, so publishes to it do not write it: on
+/// Postgres, writing it would queue every publish to that endpoint behind the previous one's
+/// commit.
+const MAKE_DUE_SQL: &str = "UPDATE endpoint_queues SET next_due_at = $2, version = version + 1
+     WHERE endpoint_id = $1 AND (next_due_at IS NULL OR next_due_at > $2)";
 
+/// The queue row of an endpoint's first task.
+const CREATE_QUEUE_SQL: &str = "INSERT INTO endpoint_queues (endpoint_id, next_due_at, version)
+     VALUES ($1, $2, 1) ON CONFLICT (endpoint_id) DO NOTHING";
+
+/// Makes work due at `due` on `endpoints`. The caller announces them (`announce`) once its
+/// transaction has committed.
+///
+/// An owner releasing the endpoint concurrently cannot miss this work: each endpoint's queue
+/// lock is held shared from here to the commit, and a release takes it exclusively before it
+/// looks for due tasks (see `release_endpoint`). Either the release sees the new task, or it
+/// commits first and the update below sees the released row.
 async fn touch_queues(
     conn: &mut <Db as sqlx::Database>::Connection,
     endpoints: &[&str],
     due: i64,
 ) -> Result<()> {
-    for endpoint in endpoints {
-        sqlx::query(TOUCH_QUEUE_SQL)
+    let mut sorted = endpoints.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for endpoint in &sorted {
+        if let Some(lock) = LOCK_QUEUE_SHARED_SQL {
+            sqlx::query(lock).bind(*endpoint).execute(&mut *conn).await?;
+        }
+        let updated = sqlx::query(MAKE_DUE_SQL)
             .bind(*endpoint)
             .bind(due)
             .execute(&mut *conn)
-            .await?;
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            sqlx::query(CREATE_QUEUE_SQL)
+                .bind(*endpoint)
+                .bind(due)
+                .execute(&mut *conn)
+                .await?;
+        }
     }
     Ok(())
 }
@@ -154,6 +191,10 @@ impl Store for SqlStore {
     async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+    }
+
+    fn subscribe_wakeups(&self) -> Option<crate::Wakeups> {
+        self.wakeups()
     }
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>> {
@@ -606,11 +647,11 @@ impl Store for SqlStore {
             qb.push(")");
         }
         if let Some(channel) = &filter.channel {
-            // `_` is a LIKE wildcard and may appear in channel names: escape it.
-            let escaped = channel.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            qb.push(" AND channels LIKE ")
-                .push_bind(format!("%,{escaped},%"))
-                .push(" ESCAPE '\\'");
+            // A plain, case-sensitive substring search (as routing compares channels): LIKE
+            // would need escaping and ignores case on SQLite.
+            qb.push(format_args!(" AND {FIND_SUBSTRING_FN}(channels, "))
+                .push_bind(format!(",{channel},"))
+                .push(") > 0");
         }
         fetch_page::<MessageRow, _>(&self.reader, qb, "id", params).await
     }
@@ -635,11 +676,15 @@ impl Store for SqlStore {
     }
 
     async fn renew_endpoint_leases(&self, node: &str, lease_until: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE endpoint_queues SET lease_until = $2 WHERE owner = $1")
-            .bind(node)
-            .bind(millis(lease_until))
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE endpoint_queues SET lease_until = $2 WHERE owner = $1 AND endpoint_id IN (
+               SELECT endpoint_id FROM endpoint_queues WHERE owner = $1
+               ORDER BY endpoint_id{FOR_UPDATE})"
+        )))
+        .bind(node)
+        .bind(millis(lease_until))
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
@@ -699,24 +744,41 @@ impl Store for SqlStore {
         endpoint: &EndpointId,
         version: i64,
         fifo: bool,
+        now: DateTime<Utc>,
     ) -> Result<bool> {
-        let sql = if fifo {
-            "UPDATE endpoint_queues SET owner = NULL, lease_until = NULL,
-               next_due_at = (SELECT next_attempt_at FROM deliveries
-                              WHERE endpoint_id = $1 AND status IN (1, 3) ORDER BY id LIMIT 1)
-             WHERE endpoint_id = $1 AND owner = $2 AND version = $3"
+        let mut tx = self.writer.begin().await?;
+        // Waits for publishes to this endpoint that are committing; the queries below start
+        // after them and see their tasks (see `touch_queues`).
+        if let Some(lock) = LOCK_QUEUE_SQL {
+            sqlx::query(lock).bind(endpoint.as_str()).execute(&mut *tx).await?;
+        }
+        let next_due_sql = if fifo {
+            "SELECT next_attempt_at FROM deliveries
+             WHERE endpoint_id = $1 AND status IN (1, 3) ORDER BY id LIMIT 1"
         } else {
-            "UPDATE endpoint_queues SET owner = NULL, lease_until = NULL,
-               next_due_at = (SELECT MIN(next_attempt_at) FROM deliveries
-                              WHERE endpoint_id = $1 AND status IN (1, 3))
-             WHERE endpoint_id = $1 AND owner = $2 AND version = $3"
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3)"
         };
-        let done = sqlx::query(sql)
+        let next_due: Option<i64> = sqlx::query_scalar(next_due_sql)
             .bind(endpoint.as_str())
-            .bind(node)
-            .bind(version)
-            .execute(&self.writer)
-            .await?;
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+        // Work came due since the last claim: the owner goes round again.
+        if next_due.is_some_and(|at| at <= millis(now)) {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let done = sqlx::query(
+            "UPDATE endpoint_queues SET owner = NULL, lease_until = NULL, next_due_at = $4
+             WHERE endpoint_id = $1 AND owner = $2 AND version = $3",
+        )
+        .bind(endpoint.as_str())
+        .bind(node)
+        .bind(version)
+        .bind(next_due)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -728,6 +790,9 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
     ) -> Result<CompletionEffects> {
         let mut effects = CompletionEffects::default();
+        // Endpoint by endpoint (a stable sort keeps each endpoint's results in order).
+        let mut records: Vec<&AttemptRecord> = records.iter().collect();
+        records.sort_by(|a, b| a.endpoint_id.as_str().cmp(b.endpoint_id.as_str()));
         let mut tx = self.writer.begin().await?;
         for r in records {
             let success = matches!(r.next, NextStep::Done);
@@ -818,7 +883,8 @@ impl Store for SqlStore {
                 }
             }
             sqlx::query(
-                "UPDATE endpoint_queues SET failing_since = COALESCE(failing_since, $2) WHERE endpoint_id = $1",
+                "UPDATE endpoint_queues SET failing_since = $2
+                 WHERE endpoint_id = $1 AND failing_since IS NULL",
             )
             .bind(endpoint)
             .bind(millis(r.started_at))
@@ -865,10 +931,15 @@ impl Store for SqlStore {
         .bind(millis(now))
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE endpoint_queues SET owner = NULL, lease_until = NULL WHERE owner = $1")
-            .bind(node)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE endpoint_queues SET owner = NULL, lease_until = NULL
+             WHERE owner = $1 AND endpoint_id IN (
+               SELECT endpoint_id FROM endpoint_queues WHERE owner = $1
+               ORDER BY endpoint_id{FOR_UPDATE})"
+        )))
+        .bind(node)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -909,6 +980,7 @@ impl Store for SqlStore {
         .await?;
         touch_queues(&mut tx, &[endpoint.as_str()], millis(now)).await?;
         tx.commit().await?;
+        self.announce(&[endpoint.as_str()]);
         Ok(())
     }
 
@@ -934,6 +1006,9 @@ impl Store for SqlStore {
             touch_queues(&mut tx, &[endpoint.as_str()], millis(now)).await?;
         }
         tx.commit().await?;
+        if done.rows_affected() > 0 {
+            self.announce(&[endpoint.as_str()]);
+        }
         Ok(done.rows_affected())
     }
 
@@ -1208,6 +1283,8 @@ impl SqlStore {
         let mut tx = self.writer.begin().await?;
         let matched = insert_message_in(&mut tx, msg, only).await?;
         tx.commit().await?;
+        let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
+        self.announce(&ids);
         Ok(matched)
     }
 }
@@ -1238,7 +1315,8 @@ async fn insert_message_in(
     })?;
 
     let rows: Vec<EndpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE app_id = $1 AND disabled = FALSE"
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE app_id = $1 AND disabled = FALSE
+         ORDER BY id{FOR_SHARE}"
     )))
     .bind(msg.app_id.as_str())
     .fetch_all(&mut *tx)

@@ -428,6 +428,10 @@ impl DeviceStore for SqlStore {
             device.updated_at = now;
         }
         tx.commit().await?;
+        if let Some((_, matched)) = &published {
+            let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
+            self.announce(&ids);
+        }
         Ok(StatusRecorded {
             outcome,
             device,
@@ -502,6 +506,8 @@ impl DeviceStore for SqlStore {
         )
         .await?;
         tx.commit().await?;
+        let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
+        self.announce(&ids);
         Ok((device, message, matched))
     }
 }

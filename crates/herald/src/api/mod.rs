@@ -165,6 +165,21 @@ pub fn router(state: AppState) -> Router {
     .with_state(state)
 }
 
+/// The routes of a process that only delivers (`--role worker`): health checks, for load
+/// balancers and orchestrators. Everything else answers 404.
+pub fn health_only_router(state: AppState) -> Router {
+    let (health, _) = OpenApiRouter::new()
+        .merge(health::router())
+        .split_for_parts();
+    health
+        .fallback(|| async {
+            ApiError::NotFound("this node runs only the delivery worker (--role worker)")
+        })
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     let mut response = ApiError::Internal("handler panicked".into()).into_response();

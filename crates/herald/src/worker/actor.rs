@@ -273,7 +273,13 @@ pub async fn run(
             }
             match shared
                 .store
-                .release_endpoint(&shared.config.node_id, &endpoint_id, version, fifo)
+                .release_endpoint(
+                    &shared.config.node_id,
+                    &endpoint_id,
+                    version,
+                    fifo,
+                    herald_core::time::now(),
+                )
                 .await
             {
                 Ok(true) => return true,

@@ -5,8 +5,10 @@
 //!
 //! - The **dispatcher** (this module) owns endpoints, not tasks: it claims endpoints that have
 //!   due work (with a lease, renewed while it works on them) and runs one [`actor`] per owned
-//!   endpoint. A publish wakes it at once through [`Wakeup`]; a periodic sweep picks up
-//!   scheduled retries and endpoints whose previous owner died.
+//!   endpoint. A publish wakes it at once through [`Wakeup`] (on Postgres also one made through
+//!   another node, announced by the database); a periodic sweep picks up scheduled retries and
+//!   endpoints whose previous owner died. Several nodes sweep the same database safely: a claim
+//!   skips what another node is claiming.
 //! - Each **actor** claims that endpoint's due tasks (leased to this node) within its capacity
 //!   and runs the attempts ([`attempt`]); no database transaction is open during an HTTP call.
 //! - Results go through the **completion writer** ([`completion`]), which commits them in
@@ -16,6 +18,7 @@
 //! and hands everything it still holds back to the queue.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +26,7 @@ use futures::FutureExt;
 
 use herald_core::crypto::Keyring;
 use herald_core::id::{AppId, EndpointId};
-use herald_store::Store;
+use herald_store::{Store, WakeupEvent};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -101,42 +104,85 @@ impl Shared {
     }
 }
 
-/// Wakes the worker after a publish, naming the endpoints that got work. Duplicate wake-ups
-/// coalesce.
-#[derive(Clone, Default)]
+/// Wakes the worker when work becomes due: after a publish through this process's API, and
+/// (on Postgres) after one through any node, announced by the database
+/// ([`Store::subscribe_wakeups`]). Duplicate wake-ups coalesce: endpoints named while the
+/// dispatcher is busy are handled together on its next turn.
+#[derive(Clone)]
 pub struct Wakeup {
-    inner: Arc<WakeInner>,
+    /// `None` in a process that runs no worker (`--role api`): wake-ups are dropped.
+    inner: Option<Arc<WakeInner>>,
 }
 
 #[derive(Default)]
 struct WakeInner {
     endpoints: Mutex<HashSet<EndpointId>>,
+    /// Wake-ups may have been missed: look for due work everywhere.
+    resync: AtomicBool,
     notify: Notify,
 }
 
+impl Default for Wakeup {
+    fn default() -> Self {
+        Self {
+            inner: Some(Arc::default()),
+        }
+    }
+}
+
 impl Wakeup {
+    /// A wake-up that goes nowhere, for a process without a worker.
+    pub fn inert() -> Self {
+        Self { inner: None }
+    }
+
     pub fn endpoints(&self, ids: impl IntoIterator<Item = EndpointId>) {
-        let mut pending = self
-            .inner
-            .endpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let Some(inner) = &self.inner else {
+            return;
+        };
+        let mut pending = inner.endpoints.lock().unwrap_or_else(|p| p.into_inner());
         let before = pending.len();
         pending.extend(ids);
         if pending.len() > before {
             drop(pending);
-            self.inner.notify.notify_one();
+            inner.notify.notify_one();
         }
     }
 
-    fn take(&self) -> HashSet<EndpointId> {
-        std::mem::take(
-            &mut *self
-                .inner
-                .endpoints
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        )
+    /// Asks the worker to look for due work on every endpoint.
+    pub fn everything(&self) {
+        if let Some(inner) = &self.inner {
+            inner.resync.store(true, AtomicOrdering::SeqCst);
+            inner.notify.notify_one();
+        }
+    }
+
+    async fn notified(&self) {
+        match &self.inner {
+            Some(inner) => inner.notify.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The endpoints named since the last call, and whether to look everywhere.
+    fn take(&self) -> (HashSet<EndpointId>, bool) {
+        let Some(inner) = &self.inner else {
+            return (HashSet::new(), false);
+        };
+        let endpoints =
+            std::mem::take(&mut *inner.endpoints.lock().unwrap_or_else(|p| p.into_inner()));
+        (endpoints, inner.resync.swap(false, AtomicOrdering::SeqCst))
+    }
+}
+
+/// Passes the database's wake-ups (other nodes' publishes) to the dispatcher until the
+/// subscription ends (the store is closed).
+async fn forward_wakeups(mut wakeups: herald_store::Wakeups, wakeup: Wakeup) {
+    while let Some(event) = wakeups.recv().await {
+        match event {
+            WakeupEvent::Endpoints(ids) => wakeup.endpoints(ids),
+            WakeupEvent::Resync => wakeup.everything(),
+        }
     }
 }
 
@@ -145,6 +191,8 @@ pub struct Worker {
     stop: CancellationToken,
     dispatcher: tokio::task::JoinHandle<()>,
     writer: tokio::task::JoinHandle<()>,
+    /// Relays other nodes' wake-ups (Postgres).
+    forwarder: Option<tokio::task::JoinHandle<()>>,
     store: Arc<dyn Store>,
     config: WorkerConfig,
 }
@@ -173,11 +221,15 @@ impl Worker {
             config: config.clone(),
         });
         let stop = CancellationToken::new();
+        let forwarder = store
+            .subscribe_wakeups()
+            .map(|wakeups| tokio::spawn(forward_wakeups(wakeups, wakeup.clone())));
         let dispatcher = tokio::spawn(dispatch(shared, wakeup, stop.clone()));
         Self {
             stop,
             dispatcher,
             writer,
+            forwarder,
             store,
             config,
         }
@@ -187,6 +239,10 @@ impl Worker {
     /// finished and hands the rest back to the queue.
     pub async fn shutdown(self) {
         self.stop.cancel();
+        if let Some(forwarder) = &self.forwarder {
+            // Dropping its receiver ends the database subscription too.
+            forwarder.abort();
+        }
         let grace = self.config.shutdown_grace;
         let mut dispatcher = self.dispatcher;
         if tokio::time::timeout(grace, &mut dispatcher).await.is_err() {
@@ -220,8 +276,7 @@ struct ActorHandle {
 
 async fn dispatch(shared: Arc<Shared>, wakeup: Wakeup, stop: CancellationToken) {
     let node = shared.config.node_id.clone();
-    let mut actors: HashMap<EndpointId, ActorHandle> = HashMap::new();
-    let mut running: JoinSet<(EndpointId, bool)> = JoinSet::new();
+    let mut actors = Actors::default();
     let mut sweep = tokio::time::interval(shared.config.sweep_interval);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut renew = tokio::time::interval(shared.config.endpoint_lease / 3);
@@ -232,10 +287,16 @@ async fn dispatch(shared: Arc<Shared>, wakeup: Wakeup, stop: CancellationToken) 
         let mut must_sweep = false;
         tokio::select! {
             () = stop.cancelled() => break,
-            () = wakeup.inner.notify.notified() => {
-                for endpoint in wakeup.take() {
-                    match actors.get(&endpoint) {
-                        Some(actor) => actor.notify.notify_one(),
+            () = wakeup.notified() => {
+                let (endpoints, everything) = wakeup.take();
+                must_sweep = everything;
+                for endpoint in endpoints {
+                    match actors.handles.get(&endpoint) {
+                        Some(actor) => {
+                            actor.notify.notify_one();
+                            // It may be past its last look and about to end.
+                            actors.woken.insert(endpoint);
+                        }
                         None => must_sweep = true,
                     }
                 }
@@ -246,10 +307,19 @@ async fn dispatch(shared: Arc<Shared>, wakeup: Wakeup, stop: CancellationToken) 
                     tracing::warn!(error = %e, "renewing endpoint leases failed");
                 }
             }
-            Some(joined) = running.join_next(), if !running.is_empty() => {
+            Some(joined) = actors.running.join_next(), if !actors.running.is_empty() => {
                 match joined {
                     Ok((endpoint, _released)) => {
-                        actors.remove(&endpoint);
+                        actors.handles.remove(&endpoint);
+                        if actors.woken.remove(&endpoint) {
+                            // A wake-up reached it too late: look for the work it announced.
+                            must_sweep = true;
+                        }
+                        if actors.reclaimed.remove(&endpoint) {
+                            // Claimed again while it was ending: this node owns it, and only an
+                            // actor gives it up.
+                            actors.spawn(&shared, endpoint, &stop);
+                        }
                     }
                     // Actors catch their own panics; only cancellation ends up here.
                     Err(e) => tracing::debug!(error = %e, "an endpoint dispatcher was cancelled"),
@@ -257,12 +327,52 @@ async fn dispatch(shared: Arc<Shared>, wakeup: Wakeup, stop: CancellationToken) 
             }
         }
         if must_sweep {
-            claim_endpoints(&shared, &mut actors, &mut running, &stop, lease).await;
+            claim_endpoints(&shared, &mut actors, &stop, lease).await;
         }
     }
 
     // Shutdown: actors stop claiming and finish their attempts.
-    while running.join_next().await.is_some() {}
+    while actors.running.join_next().await.is_some() {}
+}
+
+/// The actors of the endpoints this node owns.
+#[derive(Default)]
+struct Actors {
+    handles: HashMap<EndpointId, ActorHandle>,
+    running: JoinSet<(EndpointId, bool)>,
+    /// Endpoints woken while their actor ran: it may have ended without seeing the wake-up.
+    woken: HashSet<EndpointId>,
+    /// Endpoints claimed while their actor ran: it gave them up and is ending (or lost its
+    /// lease), so a new actor must take over once it has.
+    reclaimed: HashSet<EndpointId>,
+}
+
+impl Actors {
+    fn spawn(&mut self, shared: &Arc<Shared>, endpoint: EndpointId, stop: &CancellationToken) {
+        let notify = Arc::new(Notify::new());
+        self.handles.insert(
+            endpoint.clone(),
+            ActorHandle {
+                notify: notify.clone(),
+            },
+        );
+        let shared = shared.clone();
+        let stop = stop.clone();
+        self.running.spawn(async move {
+            let run = actor::run(shared.clone(), endpoint.clone(), notify, stop.clone());
+            let released = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                Ok(released) => released,
+                Err(_) => {
+                    tracing::error!(%endpoint, "the endpoint's dispatcher panicked");
+                    false
+                }
+            };
+            if !released {
+                abandon(&shared, &endpoint, &stop).await;
+            }
+            (endpoint, released)
+        });
+    }
 }
 
 /// Gives an endpoint up so that it is claimed again when due (by this node or another). Keeps
@@ -291,8 +401,7 @@ async fn abandon(shared: &Shared, endpoint: &EndpointId, stop: &CancellationToke
 /// Claims due endpoints without a live owner and starts an actor for each.
 async fn claim_endpoints(
     shared: &Arc<Shared>,
-    actors: &mut HashMap<EndpointId, ActorHandle>,
-    running: &mut JoinSet<(EndpointId, bool)>,
+    actors: &mut Actors,
     stop: &CancellationToken,
     lease: chrono::Duration,
 ) {
@@ -312,33 +421,15 @@ async fn claim_endpoints(
         };
         let full = claimed.len() == BATCH;
         for endpoint in claimed {
-            if let Some(actor) = actors.get(&endpoint) {
+            if let Some(actor) = actors.handles.get(&endpoint) {
+                // Its actor released it and has not ended yet, or lost its lease while the
+                // database was away. Wake it in case it still runs; if it ends, another
+                // starts.
                 actor.notify.notify_one();
+                actors.reclaimed.insert(endpoint);
                 continue;
             }
-            let notify = Arc::new(Notify::new());
-            actors.insert(
-                endpoint.clone(),
-                ActorHandle {
-                    notify: notify.clone(),
-                },
-            );
-            let shared = shared.clone();
-            let stop = stop.clone();
-            running.spawn(async move {
-                let run = actor::run(shared.clone(), endpoint.clone(), notify, stop.clone());
-                let released = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
-                    Ok(released) => released,
-                    Err(_) => {
-                        tracing::error!(%endpoint, "the endpoint's dispatcher panicked");
-                        false
-                    }
-                };
-                if !released {
-                    abandon(&shared, &endpoint, &stop).await;
-                }
-                (endpoint, released)
-            });
+            actors.spawn(shared, endpoint, stop);
         }
         if !full {
             return;

@@ -52,7 +52,11 @@ impl ChildServer {
         .env("HERALD_SHUTDOWN_GRACE", "20s")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("HERALD_TEST_CHILD_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .kill_on_drop(true);
         let child = cmd.spawn().unwrap();
         let server = Self {

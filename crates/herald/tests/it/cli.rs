@@ -137,6 +137,27 @@ fn bad_values_exit_2_naming_the_option() {
         None,
         &["--database-url"],
     );
+    bad_config(&["--role", "everything"], &[], None, &["--role"]);
+    // SQLite serves one process: it must run both halves.
+    bad_config(&["--role", "api"], &[], None, &["--role", "Postgres"]);
+    bad_config(
+        &[],
+        &[("HERALD_ROLE", "worker")],
+        None,
+        &["HERALD_ROLE", "Postgres"],
+    );
+    bad_config(
+        &[],
+        &[],
+        Some("role = \"api\"\n"),
+        &["`role` in herald.toml"],
+    );
+    bad_config(
+        &["--database-url", "postgres://"],
+        &[],
+        None,
+        &["--database-url"],
+    );
     bad_config(
         &["--max-body-bytes", "lots"],
         &[],

@@ -26,6 +26,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_adjusted(adjust, |_| {}).await
+    }
+
+    /// Like `spawn_with`, also adjusting the built application (its worker's settings) before
+    /// it runs.
+    pub async fn spawn_adjusted(
+        adjust: impl FnOnce(&mut Config),
+        adjust_app: impl FnOnce(&mut Application),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::for_data_dir(dir.path());
         config.admin_token = Some(Zeroizing::new(ADMIN_TOKEN.to_owned()));
@@ -33,7 +42,8 @@ impl TestApp {
         config.allow_networks = vec!["127.0.0.0/8".parse().unwrap()];
         config.delivery.shutdown_grace = std::time::Duration::from_secs(5);
         adjust(&mut config);
-        let app = Application::build(config).await.expect("herald starts");
+        let mut app = Application::build(config).await.expect("herald starts");
+        adjust_app(&mut app);
         let base = format!("http://{}", app.local_addr());
         let store = app.store();
         let (stop, stopped) = oneshot::channel();

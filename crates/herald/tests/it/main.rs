@@ -23,6 +23,7 @@ mod keys;
 mod logs;
 mod observability;
 mod operational;
+mod postgres_nodes;
 mod sdk;
 mod shaping;
 mod signatures;

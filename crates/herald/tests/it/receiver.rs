@@ -111,6 +111,16 @@ impl Receiver {
             .collect()
     }
 
+    /// How many requests arrived, on every path.
+    pub fn total(&self) -> usize {
+        self.state.lock().unwrap().received.len()
+    }
+
+    /// Every request that arrived, on every path, in arrival order.
+    pub fn all_received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
     /// The most requests to `path` that were being answered at the same time.
     pub fn max_in_flight(&self, path: &str) -> usize {
         *self

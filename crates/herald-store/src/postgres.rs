@@ -1,0 +1,265 @@
+//! The Postgres store: any number of Herald nodes on one database.
+//!
+//! The SQL is the portable body shared with SQLite (`sql/common.rs`); this module adds what only
+//! Postgres does:
+//!
+//! - **Claims that skip each other.** Several nodes sweep for due endpoints and claim tasks at
+//!   the same moment. The claim queries lock the rows they take `FOR UPDATE SKIP LOCKED`, so a
+//!   row another node is taking is passed over instead of waited for or taken twice, and a row
+//!   changed since the statement began is re-checked before it is taken.
+//! - **Wake-ups across nodes.** Once a transaction that makes work due has committed, the
+//!   store announces the endpoints concerned with `pg_notify`, and Postgres passes that to
+//!   every node listening ([`Store::subscribe_wakeups`]: one connection per worker node, which
+//!   re-establishes itself after an outage). The announcement is not part of the publish's own
+//!   transaction on purpose: Postgres serialises the commits of every transaction that
+//!   notifies (a lock on the notification queue, held through the WAL flush), which would cap
+//!   publishes cluster-wide at one disk flush each. A notifier task per node instead batches
+//!   what its publishes announce into small transactions that do not wait for the flush. A
+//!   node that dies between a commit and its announcement loses only the wake-up: every node
+//!   sweeps for due work four times a second anyway.
+//!
+//! There is one connection pool for reads and writes: Postgres has no single-writer limit, and
+//! rows are locked where transactions would otherwise race (see `sql/common.rs`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_core::id::{ApiKeyId, AppId, EndpointId, MessageId};
+use herald_core::model::{
+    ApiKey, Application, Endpoint, EventType, KeyKind, Message, SealedEndpointSecrets,
+};
+use sqlx::Pool;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio::sync::mpsc;
+
+use crate::{Backend, Result, Store, StoreError, WakeupEvent};
+
+type Db = sqlx::Postgres;
+type SqlStore = PostgresStore;
+const BACKEND: Backend = Backend::Postgres;
+
+/// Connections per node, besides the one that listens for wake-ups.
+const POOL_CONNECTIONS: u32 = 10;
+
+/// How long a query waits for a connection before the store reports the database unavailable
+/// (and a publish answers 503).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The notification channel of wake-ups; the payload is a comma-separated list of endpoint ids.
+pub const WAKEUP_CHANNEL: &str = "herald_wakeup";
+
+/// Announcements waiting for the notifier; past this the oldest wait and new ones are dropped
+/// (the sweeps find their work).
+const ANNOUNCE_QUEUE: usize = 4096;
+
+/// Endpoint ids per notification: well under Postgres's 8,000-byte payload limit.
+const WAKEUP_CHUNK: usize = 200;
+
+pub struct PostgresStore {
+    writer: Pool<Db>,
+    /// The same pool as `writer`: the split exists for SQLite.
+    reader: Pool<Db>,
+    options: PgConnectOptions,
+    /// Endpoints that got work, for the notifier to announce.
+    announcements: mpsc::Sender<Vec<String>>,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`) and
+    /// applies pending migrations. Nodes starting together migrate one at a time (the migrator
+    /// holds an advisory lock).
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(StoreError::Other)?
+            .application_name("herald");
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::from)?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let (announcements, queued) = mpsc::channel(ANNOUNCE_QUEUE);
+        tokio::spawn(notify(pool.clone(), queued));
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+            options,
+            announcements,
+        })
+    }
+
+    /// Tells every listening node that `endpoints` have work due (after the commit that made
+    /// it so). Never waits: when the notifier is behind, the sweeps find the work.
+    fn announce(&self, endpoints: &[&str]) {
+        if !endpoints.is_empty() {
+            let ids = endpoints.iter().map(|e| (*e).to_owned()).collect();
+            let _ = self.announcements.try_send(ids);
+        }
+    }
+
+    fn wakeups(&self) -> Option<crate::Wakeups> {
+        let (tx, rx) = mpsc::channel(1024);
+        // Its own pool of one: the listening connection is held for good and must not take a
+        // query connection away.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(self.options.clone());
+        tokio::spawn(listen(pool, self.writer.clone(), tx));
+        Some(rx)
+    }
+}
+
+/// The notifier: sends what is waiting to be announced in one transaction, again and again,
+/// until the store is dropped.
+async fn notify(pool: Pool<Db>, mut queued: mpsc::Receiver<Vec<String>>) {
+    let mut batch = Vec::new();
+    while queued.recv_many(&mut batch, 256).await > 0 {
+        let mut ids: Vec<String> = batch.drain(..).flatten().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if let Err(e) = send_notifications(&pool, &ids).await {
+            tracing::debug!(error = %e, "could not announce new work; the sweeps will find it");
+        }
+    }
+}
+
+async fn send_notifications(pool: &Pool<Db>, ids: &[String]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // A wake-up needs no durability: not waiting for the WAL flush keeps the notification
+    // queue's lock, held until the commit is done, short.
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
+    for chunk in ids.chunks(WAKEUP_CHUNK) {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(WAKEUP_CHANNEL)
+            .bind(chunk.join(","))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// Forwards wake-up notifications to `tx` until it is dropped or the store's pool is closed.
+/// After every (re)connection it sends `Resync`: notifications sent while nobody listened are
+/// lost, so the worker looks for due work itself.
+async fn listen(pool: Pool<Db>, store_pool: Pool<Db>, tx: mpsc::Sender<WakeupEvent>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if tx.is_closed() || store_pool.is_closed() {
+            break;
+        }
+        let connected = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            // Reconnection is ours to do, with a back-off and a resync.
+            listener.eager_reconnect(false);
+            listener.listen(WAKEUP_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            connected = connected => match connected {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for wake-ups; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = tx.closed() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            },
+            () = tx.closed() => break,
+            () = store_pool.close_event() => break,
+        };
+        backoff = Duration::from_millis(100);
+        if tx.send(WakeupEvent::Resync).await.is_err() {
+            break;
+        }
+        loop {
+            let received = tokio::select! {
+                received = listener.try_recv() => received,
+                () = tx.closed() => return pool.close().await,
+                () = store_pool.close_event() => return pool.close().await,
+            };
+            match received {
+                Ok(Some(notification)) => {
+                    let endpoints = notification
+                        .payload()
+                        .split(',')
+                        .filter(|id| !id.is_empty())
+                        .map(|id| EndpointId::from_trusted(id.to_owned()))
+                        .collect();
+                    if tx.send(WakeupEvent::Endpoints(endpoints)).await.is_err() {
+                        return pool.close().await;
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!("lost the wake-up connection; reconnecting");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "wake-up connection failed; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+    pool.close().await;
+}
+
+/// Takes due endpoints without a live owner. Rows another node is claiming (or a publish is
+/// touching) are skipped, not waited for: the next sweep or the publish's wake-up gets them.
+const CLAIM_ENDPOINTS_SQL: &str = "WITH due AS (
+       SELECT endpoint_id FROM endpoint_queues
+       WHERE next_due_at <= $3 AND (owner IS NULL OR lease_until < $3)
+       ORDER BY next_due_at LIMIT $4
+       FOR UPDATE SKIP LOCKED)
+     UPDATE endpoint_queues q SET owner = $1, lease_until = $2
+     FROM due WHERE q.endpoint_id = due.endpoint_id
+     RETURNING q.endpoint_id";
+
+/// Marks up to $5 due tasks of an endpoint as in flight until $3 (the lease), for node $4.
+const CLAIM_TASKS_SQL: &str = "WITH due AS (
+       SELECT id FROM deliveries
+       WHERE endpoint_id = $1 AND status IN (1, 3) AND next_attempt_at <= $2
+       ORDER BY next_attempt_at, id LIMIT $5
+       FOR UPDATE SKIP LOCKED)
+     UPDATE deliveries d SET status = 3, next_attempt_at = $3, lease_token = $4
+     FROM due WHERE d.id = due.id
+     RETURNING d.id";
+
+/// FIFO: only the oldest unfinished task, and only when it is due. It is waited for rather than
+/// skipped: skipping a locked head would send the message behind it first.
+const CLAIM_FIFO_TASK_SQL: &str = "WITH head AS (
+       SELECT id, next_attempt_at FROM deliveries
+       WHERE endpoint_id = $1 AND status IN (1, 3) ORDER BY id LIMIT 1
+       FOR UPDATE)
+     UPDATE deliveries d SET status = 3, next_attempt_at = $3, lease_token = $4
+     FROM head WHERE d.id = head.id AND head.next_attempt_at <= $2
+     RETURNING d.id";
+
+const FOR_UPDATE: &str = " FOR UPDATE";
+const FOR_SHARE: &str = " FOR SHARE";
+
+/// An endpoint's queue lock: a transaction-scoped advisory lock in Herald's own key space
+/// (the first key, "HRLD"), keyed by a hash of the endpoint id. A hash collision only makes
+/// two endpoints share a lock.
+const LOCK_QUEUE_SHARED_SQL: Option<&str> =
+    Some("SELECT pg_advisory_xact_lock_shared(1213352004, hashtext($1))");
+const LOCK_QUEUE_SQL: Option<&str> = Some("SELECT pg_advisory_xact_lock(1213352004, hashtext($1))");
+
+const FIND_SUBSTRING_FN: &str = "strpos";
+
+/// The device row of a status report or lifecycle fact, locked until the transaction ends, so
+/// reports for one device serialize.
+const LOCK_DEVICE_SQL: &str =
+    "SELECT history_seq FROM devices WHERE app_id = $1 AND id = $2 FOR UPDATE";
+
+include!("sql/common.rs");
+include!("sql/logs.rs");
+include!("sql/devices.rs");
