@@ -201,6 +201,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_SVIX_HEADERS", value_name = "BOOL")]
     pub svix_headers: Option<String>,
 
+    /// Refuse endpoints (and GraphQL APIs) whose URL is plain `http`. `--require-https` alone
+    /// means `true`. [default: false]
+    #[arg(long, env = "HERALD_REQUIRE_HTTPS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub require_https: Option<String>,
+
     /// Days a message payload is kept before it is deleted (the message and its delivery log
     /// rows stay); messages may ask for less with `payloadRetentionPeriod`. [default: 90]
     #[arg(long, env = "HERALD_PAYLOAD_RETENTION_DAYS", value_name = "DAYS")]

@@ -173,6 +173,8 @@ pub struct DeliveryConfig {
     pub disable_after: Duration,
     pub shutdown_grace: Duration,
     pub svix_headers: bool,
+    /// Endpoint URLs must be `https` (checked when endpoints are saved).
+    pub require_https: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -183,6 +185,7 @@ impl Default for DeliveryConfig {
             disable_after: Duration::from_secs(5 * 86_400),
             shutdown_grace: Duration::from_secs(30),
             svix_headers: true,
+            require_https: false,
         }
     }
 }
@@ -210,6 +213,7 @@ struct FileConfig {
     disable_after: Option<String>,
     shutdown_grace: Option<String>,
     svix_headers: Option<bool>,
+    require_https: Option<bool>,
     payload_retention_days: Option<u64>,
     response_retention_days: Option<u64>,
     metrics_token: Option<String>,
@@ -292,6 +296,12 @@ const SHUTDOWN_GRACE: Opt = opt(
     "--shutdown-grace",
     "HERALD_SHUTDOWN_GRACE",
     "shutdown_grace",
+);
+const REQUIRE_HTTPS: Opt = opt(
+    "require_https",
+    "--require-https",
+    "HERALD_REQUIRE_HTTPS",
+    "require_https",
 );
 const SVIX_HEADERS: Opt = opt(
     "svix_headers",
@@ -651,6 +661,16 @@ impl<'a> Resolver<'a> {
                     self.file.svix_headers.map(|b| b.to_string()),
                 ),
                 || defaults.svix_headers,
+                parse_bool,
+            )?,
+            require_https: self.parse(
+                &REQUIRE_HTTPS,
+                self.pick(
+                    &REQUIRE_HTTPS,
+                    args.require_https.as_ref(),
+                    self.file.require_https.map(|b| b.to_string()),
+                ),
+                || defaults.require_https,
                 parse_bool,
             )?,
         })

@@ -140,6 +140,8 @@ impl Application {
             keyring,
             admin_token_hash,
             limits: config.limits,
+            destinations: herald_core::net::NetworkPolicy::new(config.allow_networks.clone()),
+            require_https: config.delivery.require_https,
             max_body_bytes: config.max_body_bytes,
             public_url,
             wakeup,

@@ -140,6 +140,7 @@ fn seal_graphql_api(
         &api.url,
         &state.limits,
     );
+    super::check_destination(state, &mut v, &["body", "graphqlApi", "url"], &api.url);
     for (name, value) in &api.headers {
         if HeaderName::from_bytes(name.as_bytes()).is_err()
             || HeaderValue::from_str(value).is_err()

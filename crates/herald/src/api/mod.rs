@@ -54,6 +54,11 @@ pub struct Shared {
     /// SHA-256 of the admin token.
     pub admin_token_hash: Vec<u8>,
     pub limits: Limits,
+    /// Where deliveries may go: endpoint URLs with a literal address the policy refuses are
+    /// refused when saved (hostnames are checked at every delivery, by the outbound client).
+    pub destinations: herald_core::net::NetworkPolicy,
+    /// Endpoint URLs must be `https`.
+    pub require_https: bool,
     pub max_body_bytes: usize,
     /// Base of links handed out (portal URLs), without a trailing slash.
     pub public_url: String,
@@ -185,4 +190,37 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let mut response = ApiError::Internal("handler panicked".into()).into_response();
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
+}
+
+/// Checks a URL Herald will call (an endpoint, a GraphQL API) against the deployment's rules:
+/// `--require-https`, and the network policy for literal addresses. Hostnames cannot be judged
+/// here (their addresses may change): the outbound client checks them at every request.
+pub fn check_destination(
+    state: &AppState,
+    v: &mut herald_core::validate::Violations,
+    loc: &[&str],
+    url: &str,
+) {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return; // `validate::endpoint_url` reports it.
+    };
+    if state.require_https && parsed.scheme() == "http" {
+        v.value(
+            loc,
+            "this server only delivers to https URLs (--require-https)",
+        );
+    }
+    let literal = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+        _ => None,
+    };
+    if let Some(ip) = literal
+        && let Err(reason) = state.destinations.check(ip)
+    {
+        v.value(
+            loc,
+            format!("destination refused by the network policy: {ip} is a {reason} (see --allow-network)"),
+        );
+    }
 }

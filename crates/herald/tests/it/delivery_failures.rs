@@ -264,10 +264,22 @@ async fn private_destinations_are_refused_unless_allowed() {
     let r = Receiver::start().await;
     let t = TestApp::spawn_with(|c| c.allow_networks.clear()).await;
     let app = t.create_app("Acme").await;
+    // A literal address the policy refuses is refused when the endpoint is saved; a hostname
+    // cannot be judged then (it may resolve elsewhere later) and is refused at delivery.
     for url in [
         r.url("/secret"),
-        format!("http://localhost:{}/secret", r.addr.port()),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+        "http://[::ffff:10.0.0.1]/".to_owned(),
+        "http://2130706433/".to_owned(),
+        "http://0x7f.1/".to_owned(),
     ] {
+        let (status, body) = t
+            .post(&format!("/api/v1/app/{app}/endpoint"), json!({"url": url}))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {body}");
+        assert!(body.to_string().contains("--allow-network"), "{body}");
+    }
+    for url in [format!("http://localhost:{}/secret", r.addr.port())] {
         let a = one_attempt(&t, &app, &url, json!({})).await;
         assert_eq!(a.status_code, 0);
         let error = a.error.unwrap();
@@ -278,6 +290,23 @@ async fn private_destinations_are_refused_unless_allowed() {
         r.received("/secret").is_empty(),
         "nothing reached the receiver"
     );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn require_https_refuses_plain_http_endpoints() {
+    let t = TestApp::spawn_with(|c| c.delivery.require_https = true).await;
+    let app = t.create_app("Acme").await;
+    let base = format!("/api/v1/app/{app}/endpoint");
+    let (status, body) = t
+        .post(&base, json!({"url": "http://example.com/hook"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("--require-https"), "{body}");
+    let (status, body) = t
+        .post(&base, json!({"url": "https://example.com/hook"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     t.stop().await;
 }
 

@@ -217,8 +217,10 @@ impl From<Endpoint> for EndpointOut {
 }
 
 /// Checks an endpoint's fields, at the locations of the request body.
-fn check_endpoint(v: &mut Violations, e: &Endpoint, limits: &validate::Limits) {
+fn check_endpoint(v: &mut Violations, e: &Endpoint, state: &AppState) {
+    let limits = &state.limits;
     validate::endpoint_url(v, &["body", "url"], &e.url, limits);
+    super::check_destination(state, v, &["body", "url"], &e.url);
     validate::description(v, &["body", "description"], &e.description, limits);
     if let Some(uid) = &e.uid {
         validate::uid(v, &["body", "uid"], uid);
@@ -267,7 +269,7 @@ async fn create(
         updated_at: now,
     };
     let mut v = Violations::new();
-    check_endpoint(&mut v, &endpoint, &state.limits);
+    check_endpoint(&mut v, &endpoint, state);
     let scheme = endpoint.options.signature.scheme;
     let secret = check_secret(&mut v, &["body", "secret"], scheme, body.secret.as_deref());
     let headers = body.headers.unwrap_or_default();
@@ -389,7 +391,7 @@ pub(crate) async fn update_endpoint(
     let scheme_before = endpoint.options.signature.scheme;
     delivery.apply_to(&mut endpoint.options);
     let mut v = Violations::new();
-    check_endpoint(&mut v, &endpoint, &state.limits);
+    check_endpoint(&mut v, &endpoint, &state);
     v.finish()?;
     save(&state, &mut endpoint, scheme_before).await?;
     report_update(&state, &scoped, &endpoint, was_disabled).await;
@@ -494,7 +496,7 @@ pub(crate) async fn patch_endpoint(
     }
     options.filter = patch.filter.apply(options.filter.take());
     let mut v = Violations::new();
-    check_endpoint(&mut v, &endpoint, &state.limits);
+    check_endpoint(&mut v, &endpoint, &state);
     v.finish()?;
     save(&state, &mut endpoint, scheme_before).await?;
     report_update(&state, &scoped, &endpoint, was_disabled).await;
