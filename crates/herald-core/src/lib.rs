@@ -8,6 +8,7 @@
 pub mod crypto;
 pub mod filter;
 pub mod id;
+pub mod inbox;
 pub mod model;
 pub mod net;
 pub mod page;

@@ -20,6 +20,7 @@ use crate::{IdempotencyState, MessageFilter, Store, StoreError, StoredResponse};
 use herald_core::id::AttemptId;
 use herald_core::model::{DeliveryStatus, Ordering, Trigger};
 
+mod inbox;
 mod routing;
 
 /// Runs every check against `store`.
@@ -35,6 +36,7 @@ pub async fn run(store: &dyn Store) {
     delivery_queue(store).await;
     fifo_and_recovery(store).await;
     routing::run(store).await;
+    inbox::run(store).await;
 }
 
 pub fn sample_app(uid: Option<String>) -> Application {

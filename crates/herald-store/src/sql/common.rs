@@ -232,6 +232,21 @@ impl Store for SqlStore {
                     .await?;
             }
         }
+        let inboxes: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, verify_secret FROM inboxes WHERE verify_secret IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, sealed) in inboxes {
+            if let Some(new) = apply(&sealed)? {
+                changed += 1;
+                sqlx::query("UPDATE inboxes SET verify_secret = $2 WHERE id = $1")
+                    .bind(&id)
+                    .bind(new)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         let bodies: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
             "SELECT scope, key, body FROM idempotency_keys WHERE body IS NOT NULL",
         )
@@ -1080,6 +1095,20 @@ impl SqlStore {
         only: Option<&EndpointId>,
     ) -> Result<Vec<EndpointId>> {
         let mut tx = self.writer.begin().await?;
+        let matched = insert_message_in(&mut tx, msg, only).await?;
+        tx.commit().await?;
+        Ok(matched)
+    }
+}
+
+/// The body of `insert_message`, inside a transaction the caller commits (an inbox write that
+/// forwards commits its entry and the message together).
+async fn insert_message_in(
+    tx: &mut <Db as sqlx::Database>::Connection,
+    msg: &Message,
+    only: Option<&EndpointId>,
+) -> Result<Vec<EndpointId>> {
+    {
         sqlx::query(
             "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload,
              created_at, payload_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1137,11 +1166,12 @@ impl SqlStore {
             qb.build().execute(&mut *tx).await?;
         }
         let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
-        touch_queues(&mut tx, &ids, now).await?;
+        touch_queues(&mut *tx, &ids, now).await?;
         if only.is_some() && matched.is_empty() {
             return Err(StoreError::NotFound);
         }
-        tx.commit().await?;
         Ok(matched)
     }
 }
+
+include!("inbox.rs");
