@@ -124,6 +124,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             public_url,
             wakeup: Wakeup::default(),
+            ingest_limiter: Default::default(),
         });
         Ok(Self {
             listener,
@@ -183,8 +184,12 @@ impl Application {
             signal.cancel();
         });
         tracing::info!(address = %self.local_addr, node = %self.worker.node_id, "herald is listening");
-        let serve = axum::serve(self.listener, api::router(self.state))
-            .with_graceful_shutdown(stopping.clone().cancelled_owned());
+        // The peer address is recorded with what inboxes receive.
+        let serve = axum::serve(
+            self.listener,
+            api::router(self.state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopping.clone().cancelled_owned());
         // Open requests get the same grace as deliveries in flight.
         let grace = self.worker.shutdown_grace + std::time::Duration::from_secs(5);
         let server = async {

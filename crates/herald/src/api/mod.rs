@@ -31,6 +31,7 @@ pub mod event_type;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod inbox;
 pub mod message;
 pub mod openapi;
 pub mod pagination;
@@ -53,6 +54,8 @@ pub struct Shared {
     pub public_url: String,
     /// Tells the delivery worker about new work.
     pub wakeup: crate::worker::Wakeup,
+    /// Inboxes' rate limits (per node).
+    pub ingest_limiter: inbox::ingest::RateLimiter,
 }
 
 impl AppState {
@@ -75,6 +78,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         .merge(authenticated_routes())
         .merge(health::router())
         .split_for_parts();
+    let mut doc = doc;
+    doc.merge(<inbox::ingest::IngestDoc as utoipa::OpenApi>::openapi());
     openapi::finish(doc)
 }
 
@@ -87,6 +92,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(message::router())
         .merge(attempt::router())
         .merge(api_key::router())
+        .merge(inbox::router())
 }
 
 /// Builds the complete HTTP application.
@@ -138,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         "/",
         get(|| async { axum::response::Redirect::temporary("/docs") }),
     )
+    .merge(inbox::ingest::router())
     .fallback(|| async { ApiError::NotFound("no such route") })
     .method_not_allowed_fallback(|| async {
         ApiError::MethodNotAllowed("method not allowed on this route".into())

@@ -28,6 +28,7 @@ use super::error::{HttpErrorOut, HttpValidationError};
         (name = "Endpoint", description = "Where an application's messages are delivered."),
         (name = "Message", description = "Events published to an application."),
         (name = "Authentication", description = "Portal access and API keys."),
+        (name = "Inbox", description = "Receiving webhooks by path, Firebase-style: inboxes, what they received, exports."),
         (name = "Health", description = "Liveness and readiness."),
     )
 )]

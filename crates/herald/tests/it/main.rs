@@ -18,6 +18,7 @@ mod crash;
 mod delivery;
 mod delivery_failures;
 mod docs;
+mod inbox;
 mod keys;
 mod sdk;
 mod shaping;
