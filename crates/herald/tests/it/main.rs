@@ -14,6 +14,7 @@ mod api_messages;
 mod api_pagination;
 mod api_validation;
 mod cli;
+mod cli_tools;
 mod crash;
 mod delivery;
 mod delivery_failures;
