@@ -117,12 +117,10 @@ async fn listen_receives_and_verifies_a_real_herald_delivery() {
     );
     assert!(report.contains("\nverified (standard-v1)\n"), "{report}");
     assert!(report.ends_with("answered 200\n"), "{report}");
+    let endpoints = t.get(&format!("/api/v1/app/{app}/endpoint")).await.1;
     t.wait_status(
         &msg,
-        &t.get(&format!("/api/v1/app/{app}/endpoint")).await.1["data"][0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
+        endpoints["data"][0]["id"].as_str().unwrap(),
         herald_core::model::DeliveryStatus::Success,
         Duration::from_secs(5),
     )

@@ -683,11 +683,11 @@ async fn ingest_verifies_signatures_and_counts_failures_without_storing() {
     // HMAC-SHA1 hex (Ideavate-style), computed here independently.
     let (_, token) = inbox(
         &t,
-        json!({"name": "ideavate", "verification": {"scheme": "hmac-sha1-hex", "secret": "shared-key"}}),
+        json!({"name": "ideavate", "verification": {"scheme": "hmac-sha1-hex", "secret": "ideavate-shared-key-7Qz"}}),
     )
     .await;
     let body = br#"{"trigger":"energy"}"#;
-    let good = crate::signatures::hex(&crate::signatures::hmac1(b"shared-key", body));
+    let good = crate::signatures::hex(&crate::signatures::hmac1(b"ideavate-shared-key-7Qz", body));
     for (signature, expected) in [
         (good.as_str(), StatusCode::OK),
         ("00ff", StatusCode::UNAUTHORIZED),
@@ -705,6 +705,40 @@ async fn ingest_verifies_signatures_and_counts_failures_without_storing() {
     }
     let (_, got) = t.get("/api/v1/inbox/ideavate").await;
     assert_eq!(got["rejectedCount"], 1);
+
+    // A static-header secret is checked, and not kept with the entry.
+    let (_, token) = inbox(
+        &t,
+        json!({"name": "impilo", "verification": {"scheme": "static-header", "secret": "impilo-static-secret-9Xw"}}),
+    )
+    .await;
+    let response = t
+        .client
+        .post(in_url(&t, "/in/impilo/hooks", &token, &[]))
+        .header("Impilo-Webhook-Secret", "impilo-static-secret-9Xw")
+        .json(&json!({"a": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, listed) = t.get("/api/v1/inbox/impilo/entries").await;
+    assert!(
+        listed["data"][0]["headers"]
+            .get("impilo-webhook-secret")
+            .is_none()
+    );
+
+    // The verification secrets are sealed at rest.
+    let dir = t.stop().await;
+    for file in ["herald.db", "herald.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        for needle in [&b"ideavate-shared-key-7Qz"[..], b"impilo-static-secret-9Xw"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{file} holds a verification secret in the clear"
+            );
+        }
+    }
 }
 
 #[tokio::test]
@@ -906,4 +940,26 @@ async fn app_scoped_tokens_manage_only_their_applications_inboxes() {
         .call_as(&reader, Method::DELETE, "/api/v1/inbox/admins", None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn the_openapi_document_describes_the_inbox_routes() {
+    let doc = serde_json::to_value(herald::api::openapi_document()).unwrap();
+    let paths = &doc["paths"];
+    for path in [
+        "/api/v1/inbox",
+        "/api/v1/inbox/{inbox_id}",
+        "/api/v1/inbox/{inbox_id}/token/rotate",
+        "/api/v1/inbox/{inbox_id}/entries",
+        "/api/v1/inbox/{inbox_id}/export",
+    ] {
+        assert!(paths.get(path).is_some(), "{path} is not documented");
+    }
+    let ingest = &paths["/in/{inbox}/{path}"];
+    for method in ["get", "post", "put", "patch"] {
+        assert!(
+            ingest.get(method).is_some(),
+            "{method} /in/… is not documented"
+        );
+    }
 }

@@ -264,7 +264,7 @@ async fn write(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    let headers = kept_headers(&parts.headers);
+    let mut headers = kept_headers(&parts.headers);
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -303,6 +303,12 @@ async fn write(
                 "verification_failed",
                 format!("the request's signature does not verify: {reason}"),
             ));
+        }
+        // A static-header "signature" is the secret itself: it is not kept with the entry.
+        if verification.config.signature.scheme == signing::Scheme::StaticHeader
+            && let Some(name) = verification.config.signature.header_name()
+        {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         }
     }
     let (value, encoding) = body::parse(content_type.as_deref(), &bytes).map_err(bad_request)?;
