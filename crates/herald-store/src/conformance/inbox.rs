@@ -312,6 +312,29 @@ async fn tree_reads_select_children_by_key(store: &dyn Store) {
         read(store, &inbox, "r", q(Some("x"), None, None)).await,
         Value::Null
     );
+    // Children held only by deeper rows, whose paths do not sort like the keys (`c-x` sorts
+    // between `c` and `c/…`), and the root's children.
+    write(store, &inbox, "PUT", "s/c/k1", json!(1)).await;
+    write(store, &inbox, "PUT", "s/c-x/k2", json!(2)).await;
+    write(store, &inbox, "PUT", "s/c/deep/k3", json!(3)).await;
+    assert_eq!(
+        read(store, &inbox, "s", q(None, None, Some(Limit::First(5)))).await,
+        json!({"c": {"deep": {"k3": 3}, "k1": 1}, "c-x": {"k2": 2}})
+    );
+    assert_eq!(
+        read(
+            store,
+            &inbox,
+            "s",
+            q(Some("c-"), None, Some(Limit::Last(1)))
+        )
+        .await,
+        json!({"c-x": {"k2": 2}})
+    );
+    assert_eq!(
+        keys(read(store, &inbox, "", q(None, None, Some(Limit::Last(1)))).await),
+        ["s"]
+    );
     // Too many rows for one read.
     assert_eq!(
         store

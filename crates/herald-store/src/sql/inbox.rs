@@ -10,28 +10,15 @@ use crate::inbox::{
     ENTRY_COLUMNS, EntryRow, INBOX_COLUMNS, InboxRow, headers_column, prefix_end,
     verification_column,
 };
+use std::collections::BTreeSet;
+
 use crate::{EntryFilter, InboxEntry, InboxStore, NewEntry, TreeRead};
 use herald_core::id::{InboxEntryId, InboxId};
 use herald_core::inbox::Inbox;
-use herald_core::inbox::tree::{self as inbox_tree, ChildQuery, Limit, Location, RowAbove, Write};
+use herald_core::inbox::tree::{self as inbox_tree, ChildQuery, Limit, Location, RowAbove};
 
-/// Appends `AND (<rows strictly below at>)`; nothing at the root (every row is below it).
-fn push_below(qb: &mut QueryBuilder<Db>, at: &Location) {
-    if at.is_root() {
-        return;
-    }
-    let joined = at.joined();
-    let deeper = format!("{joined}/");
-    qb.push(" AND (path = ")
-        .push_bind(joined)
-        .push(" OR (path >= ")
-        .push_bind(deeper.clone())
-        .push(" AND path < ")
-        .push_bind(prefix_end(&deeper))
-        .push("))");
-}
-
-/// Appends `AND (<rows at at, or below it>)`.
+/// Appends `AND (<rows at at, or below it>)`: the subtree filter of entry lists and exports,
+/// which scan in id order.
 fn push_at_or_below(qb: &mut QueryBuilder<Db>, at: &Location) {
     let Some((path, key)) = at.row_address() else {
         return;
@@ -70,44 +57,91 @@ fn push_entry_filter(qb: &mut QueryBuilder<Db>, filter: &EntryFilter) {
     }
 }
 
-/// The rows at `at` and at every location above it: `(id, path, key, value)`.
+fn parse_value(text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("inbox value: {e}")))
+}
+
+fn to_limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The `path` range of the rows deeper than the children of `at`: `[L/, L0)`, or at the root
+/// every path but `''` (no stored path starts with a control character).
+fn deeper_range(at: &Location) -> (String, Option<String>) {
+    if at.is_root() {
+        ("\u{1}".to_owned(), None)
+    } else {
+        let deeper = format!("{}/", at.joined());
+        let end = prefix_end(&deeper);
+        (deeper, Some(end))
+    }
+}
+
+// Each query below is one point or one range of the (inbox_id, path, key) index: OR-ed
+// conditions would make engines scan the whole inbox.
+
+/// The rows at `at` and at every location above it (one point lookup each).
 async fn rows_above(
     conn: &mut <Db as sqlx::Database>::Connection,
     inbox: &str,
     at: &Location,
 ) -> Result<Vec<RowAbove>> {
-    let addresses = at.ancestors_or_self();
-    if addresses.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut qb = QueryBuilder::<Db>::new("SELECT id, path, key, value FROM inbox_entries WHERE inbox_id = ");
-    qb.push_bind(inbox.to_owned()).push(" AND (");
-    for (i, (path, key)) in addresses.into_iter().enumerate() {
-        if i > 0 {
-            qb.push(" OR ");
-        }
-        qb.push("(path = ")
-            .push_bind(path)
-            .push(" AND key = ")
-            .push_bind(key)
-            .push(")");
-    }
-    qb.push(") ORDER BY path");
-    let rows: Vec<(String, String, String, String)> =
-        qb.build_query_as().fetch_all(&mut *conn).await?;
-    rows.into_iter()
-        .map(|(id, path, key, value)| {
-            Ok(RowAbove {
+    let mut rows = Vec::new();
+    for (path, key) in at.ancestors_or_self() {
+        let found: Option<(String, String)> = sqlx::query_as(
+            "SELECT id, value FROM inbox_entries WHERE inbox_id = $1 AND path = $2 AND key = $3",
+        )
+        .bind(inbox)
+        .bind(&path)
+        .bind(&key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some((id, value)) = found {
+            rows.push(RowAbove {
                 id,
                 location: Location::of_row(&path, &key),
                 value: parse_value(&value)?,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(rows)
 }
 
-fn parse_value(text: &str) -> Result<serde_json::Value> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("inbox value: {e}")))
+/// Deletes the rows strictly below `at` (and, with `itself`, the row at `at`).
+async fn delete_below(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    inbox: &str,
+    at: &Location,
+    itself: bool,
+) -> Result<()> {
+    if let Some((path, key)) = at.row_address().filter(|_| itself) {
+        sqlx::query("DELETE FROM inbox_entries WHERE inbox_id = $1 AND path = $2 AND key = $3")
+            .bind(inbox)
+            .bind(path)
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if at.is_root() {
+        sqlx::query("DELETE FROM inbox_entries WHERE inbox_id = $1")
+            .bind(inbox)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM inbox_entries WHERE inbox_id = $1 AND path = $2")
+        .bind(inbox)
+        .bind(at.joined())
+        .execute(&mut *conn)
+        .await?;
+    let (start, end) = deeper_range(at);
+    sqlx::query("DELETE FROM inbox_entries WHERE inbox_id = $1 AND path >= $2 AND path < $3")
+        .bind(inbox)
+        .bind(start)
+        .bind(end)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Rows strictly below `at` as `(path, key, value)`, at most `max + 1` of them.
@@ -115,34 +149,90 @@ async fn rows_below(
     pool: &Pool<Db>,
     inbox: &str,
     at: &Location,
-    deeper_only: bool,
     max: usize,
 ) -> Result<Vec<(String, String, String)>> {
-    let mut qb = QueryBuilder::<Db>::new("SELECT path, key, value FROM inbox_entries WHERE inbox_id = ");
-    qb.push_bind(inbox.to_owned());
-    let joined = at.joined();
-    if deeper_only {
-        if at.is_root() {
-            qb.push(" AND path <> ''");
-        } else {
-            let deeper = format!("{joined}/");
-            qb.push(" AND path >= ")
-                .push_bind(deeper.clone())
-                .push(" AND path < ")
-                .push_bind(prefix_end(&deeper));
-        }
-    } else {
-        push_below(&mut qb, at);
+    let limit = to_limit(max) + 1;
+    if at.is_root() {
+        return Ok(sqlx::query_as(
+            "SELECT path, key, value FROM inbox_entries WHERE inbox_id = $1 LIMIT $2",
+        )
+        .bind(inbox)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
     }
-    qb.push(" LIMIT ").push_bind(i64::try_from(max).unwrap_or(i64::MAX - 1) + 1);
-    Ok(qb.build_query_as().fetch_all(pool).await?)
+    let mut rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT path, key, value FROM inbox_entries WHERE inbox_id = $1 AND path = $2 LIMIT $3",
+    )
+    .bind(inbox)
+    .bind(at.joined())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let (start, end) = deeper_range(at);
+    rows.extend(
+        sqlx::query_as::<_, (String, String, String)>(
+            "SELECT path, key, value FROM inbox_entries
+             WHERE inbox_id = $1 AND path >= $2 AND path < $3 LIMIT $4",
+        )
+        .bind(inbox)
+        .bind(start)
+        .bind(end)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?,
+    );
+    Ok(rows)
+}
+
+/// The children of `at` that rows deeper than its children hold, found by skipping through
+/// the index one child at a time; `None` when there are more than `max`.
+async fn deeper_children(
+    pool: &Pool<Db>,
+    inbox: &str,
+    at: &Location,
+    max: usize,
+) -> Result<Option<BTreeSet<String>>> {
+    let (mut from, end) = deeper_range(at);
+    let base = if at.is_root() {
+        String::new()
+    } else {
+        format!("{}/", at.joined())
+    };
+    let mut children = BTreeSet::new();
+    loop {
+        let mut qb = QueryBuilder::<Db>::new("SELECT path FROM inbox_entries WHERE inbox_id = ");
+        qb.push_bind(inbox.to_owned())
+            .push(" AND path >= ")
+            .push_bind(from.clone());
+        if let Some(end) = &end {
+            qb.push(" AND path < ").push_bind(end.clone());
+        }
+        qb.push(" ORDER BY path LIMIT 1");
+        let Some(path): Option<String> = qb.build_query_scalar().fetch_optional(pool).await? else {
+            return Ok(Some(children));
+        };
+        let rest = path.get(base.len()..).unwrap_or_default();
+        let child = rest.split('/').next().unwrap_or_default().to_owned();
+        // Past this child's own children (`path = base + child`), the next path is another
+        // child's, or this child's deeper rows (`base + child + '/…'`), which end at `…0`.
+        from = if rest == child {
+            format!("{base}{child}\u{1}")
+        } else {
+            format!("{base}{child}0")
+        };
+        children.insert(child);
+        if children.len() > max {
+            return Ok(None);
+        }
+    }
 }
 
 impl SqlStore {
     /// A tree read whose query selects some children: only the selected children's rows are
-    /// read. The selected keys are among the first (or last) `n` keys of the rows directly below,
-    /// the children that only deeper rows or rows above hold, which are few in any tree written
-    /// by POSTs (see `ChildQuery::select`).
+    /// read. The selected keys are among the first (or last) `n` keys of the rows directly
+    /// below, the children that rows deeper down hold and the children in the values of rows
+    /// above (see `ChildQuery::select`).
     async fn read_selected_children(
         &self,
         inbox: &str,
@@ -168,20 +258,15 @@ impl SqlStore {
         };
         qb.push(if descending { " ORDER BY key DESC" } else { " ORDER BY key ASC" })
             .push(" LIMIT ")
-            .push_bind(i64::try_from(limit.min(max_rows + 1)).unwrap_or(i64::MAX));
+            .push_bind(to_limit(limit.min(max_rows + 1)));
         let mut candidates: Vec<String> = qb.build_query_scalar().fetch_all(&self.reader).await?;
         if candidates.len() > max_rows {
             return Ok(TreeRead::TooLarge);
         }
-        let deeper = rows_below(&self.reader, inbox, at, true, max_rows).await?;
-        if deeper.len() + candidates.len() > max_rows {
+        let Some(deeper) = deeper_children(&self.reader, inbox, at, max_rows).await? else {
             return Ok(TreeRead::TooLarge);
-        }
-        let depth = at.depth();
-        let child_of = |path: &str, key: &str| -> Option<String> {
-            Location::of_row(path, key).segments().get(depth).cloned()
         };
-        candidates.extend(deeper.iter().filter_map(|(p, k, _)| child_of(p, k)));
+        candidates.extend(deeper.iter().cloned());
         let mut tree = serde_json::Value::Null;
         for row in &above {
             // The part of a row at or above `at` that falls inside it.
@@ -198,6 +283,7 @@ impl SqlStore {
         }
         let selected = query.select(candidates);
         let wanted: Vec<String> = selected.iter().cloned().collect();
+        let mut budget = max_rows;
         for chunk in wanted.chunks(INSERT_CHUNK) {
             let mut qb =
                 QueryBuilder::<Db>::new("SELECT key, value FROM inbox_entries WHERE inbox_id = ");
@@ -211,16 +297,23 @@ impl SqlStore {
             }
             qb.push(")");
             let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&self.reader).await?;
+            budget = budget.saturating_sub(rows.len());
             for (key, value) in rows {
                 inbox_tree::place(&mut tree, &[key], parse_value(&value)?);
             }
         }
-        for (path, key, value) in deeper {
-            let location = Location::of_row(&path, &key);
-            if location.segments().get(depth).is_some_and(|c| selected.contains(c))
-                && let Some(rel) = at.relative(&location)
-            {
-                inbox_tree::place(&mut tree, rel, parse_value(&value)?);
+        for child in selected.iter().filter(|c| deeper.contains(*c)) {
+            let below = at.child(child);
+            let rows = rows_below(&self.reader, inbox, &below, budget).await?;
+            if rows.len() > budget {
+                return Ok(TreeRead::TooLarge);
+            }
+            budget -= rows.len();
+            for (path, key, value) in rows {
+                let location = Location::of_row(&path, &key);
+                if let Some(rel) = at.relative(&location) {
+                    inbox_tree::place(&mut tree, rel, parse_value(&value)?);
+                }
             }
         }
         Ok(TreeRead::Value(query.apply(inbox_tree::normalize(tree))))
@@ -351,19 +444,13 @@ impl InboxStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let targets: Vec<Location> = match &plan.replaced_children {
-            None => vec![entry.location.clone()],
-            Some(children) => children.iter().map(|c| entry.location.child(c)).collect(),
-        };
-        for target in &targets {
-            let mut qb = QueryBuilder::<Db>::new("DELETE FROM inbox_entries WHERE inbox_id = ");
-            qb.push_bind(inbox.to_owned());
-            if matches!(entry.write, Write::Patch(_)) {
-                push_at_or_below(&mut qb, target);
-            } else {
-                push_below(&mut qb, target);
+        match &plan.replaced_children {
+            None => delete_below(&mut tx, inbox, &entry.location, false).await?,
+            Some(children) => {
+                for child in children {
+                    delete_below(&mut tx, inbox, &entry.location.child(child), true).await?;
+                }
             }
-            qb.build().execute(&mut *tx).await?;
         }
         let stored = InboxEntry {
             id: entry.id.clone(),
@@ -416,7 +503,7 @@ impl InboxStore for SqlStore {
                 .read_selected_children(inbox.as_str(), at, query, above, max_rows)
                 .await;
         }
-        let below = rows_below(&self.reader, inbox.as_str(), at, false, max_rows).await?;
+        let below = rows_below(&self.reader, inbox.as_str(), at, max_rows).await?;
         if below.len() > max_rows {
             return Ok(TreeRead::TooLarge);
         }
