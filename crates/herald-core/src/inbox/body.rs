@@ -64,7 +64,12 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<(Value, Encodin
         Some(e) if e == "application/json" || e.ends_with("+json") => serde_json::from_slice(bytes)
             .map(|v| (v, Encoding::Json))
             .map_err(|e| format!("malformed JSON body: {e}")),
-        Some("application/x-www-form-urlencoded") => Ok((parse_form(bytes), Encoding::Form)),
+        // `curl -d '{"a": 1}'` sends JSON labelled as a form; Firebase takes it as JSON, and so
+        // does an inbox when the whole body is a JSON object or array.
+        Some("application/x-www-form-urlencoded") => match json_document(bytes) {
+            Some(value) => Ok((value, Encoding::Json)),
+            None => Ok((parse_form(bytes), Encoding::Form)),
+        },
         None if serde_json::from_slice::<Value>(bytes).is_ok() => Ok((
             serde_json::from_slice(bytes).expect("just parsed"),
             Encoding::Json,
@@ -74,6 +79,15 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<(Value, Encodin
             Err(_) => (Value::String(STANDARD.encode(bytes)), Encoding::Base64),
         }),
     }
+}
+
+/// The body as JSON when it is a whole JSON object or array.
+fn json_document(bytes: &[u8]) -> Option<Value> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+    if !matches!(first, b'{' | b'[') {
+        return None;
+    }
+    serde_json::from_slice(bytes).ok()
 }
 
 /// Decodes a form: `a=1&b=2` into `{"a": "1", "b": "2"}`; a repeated name collects its values
@@ -161,6 +175,19 @@ mod tests {
         );
         assert_eq!(parse(None, b"").unwrap(), (Value::Null, Encoding::Empty));
         assert_eq!(Encoding::parse("form"), Some(Encoding::Form));
+    }
+
+    #[test]
+    fn json_sent_as_a_form_is_json() {
+        let form = Some("application/x-www-form-urlencoded");
+        assert_eq!(
+            parse(form, br#"{"a": 1}"#).unwrap(),
+            (json!({"a": 1}), Encoding::Json)
+        );
+        assert_eq!(
+            parse(form, b"a=1").unwrap(),
+            (json!({"a": "1"}), Encoding::Form)
+        );
     }
 
     #[test]
