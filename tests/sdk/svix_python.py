@@ -196,9 +196,9 @@ def main():
     assert svix.application.get(f"inline-{RUN}").name == "Inline" and inline.id.startswith("msg_")
     checks += 6
 
-    # -- delivery logs: an endpoint whose address the network policy refuses, so that every
-    # attempt fails at once without leaving the machine --
-    logged = svix.endpoint.create(app.id, EndpointIn(url="https://192.0.2.1/hook", uid=f"log-{RUN}"))
+    # -- delivery logs: an endpoint whose host name does not resolve (`.invalid` never does), so
+    # that every attempt fails at once without leaving the machine --
+    logged = svix.endpoint.create(app.id, EndpointIn(url="https://unreachable.invalid/hook", uid=f"log-{RUN}"))
     sent = svix.message.create(app.id, MessageIn(event_type=et_name, payload={"n": 1}))
     deadline = time.time() + 15
     while True:

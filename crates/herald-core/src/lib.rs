@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod device;
 pub mod filter;
 pub mod id;
+pub mod inbox;
 pub mod model;
 pub mod net;
 pub mod page;

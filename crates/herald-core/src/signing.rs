@@ -128,6 +128,18 @@ impl Scheme {
     }
 }
 
+/// Checks a secret a receiver verifies with (an inbox's): as [`Scheme::normalize_secret`],
+/// except that `standard-v1a` takes the sender's public key `whpk_…`.
+pub fn normalize_verification_secret(scheme: Scheme, secret: &str) -> Result<String, &'static str> {
+    if scheme == Scheme::StandardV1a {
+        verifying_key(secret).map_err(
+            |_| "must be the sender's public key: `whpk_` followed by base64 of 32 bytes",
+        )?;
+        return Ok(secret.to_owned());
+    }
+    scheme.normalize_secret(secret)
+}
+
 /// An endpoint's `signature` setting.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

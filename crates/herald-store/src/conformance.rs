@@ -21,6 +21,7 @@ use herald_core::id::AttemptId;
 use herald_core::model::{DeliveryStatus, Ordering, Trigger};
 
 mod devices;
+mod inbox;
 mod routing;
 
 /// Runs every check against `store`.
@@ -40,6 +41,7 @@ pub async fn run(store: &dyn Store) {
     logs::run(store).await;
     concurrent_claims_do_not_overlap(store).await;
     publishes_racing_releases_are_never_stranded(store).await;
+    inbox::run(store).await;
 }
 
 mod logs;

@@ -13,7 +13,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_core::id::{ApiKeyId, AppId, AttemptId, EndpointId, MessageId};
+use herald_core::id::{ApiKeyId, AppId, AttemptId, EndpointId, InboxId, MessageId};
+use herald_core::inbox::Inbox;
+use herald_core::inbox::tree::{ChildQuery, Location};
 use herald_core::model::{
     ApiKey, Application, Endpoint, EventType, Message, SealedEndpointSecrets,
 };
@@ -22,6 +24,7 @@ use herald_core::page::{ListParams, Page};
 #[doc(hidden)]
 pub mod conformance;
 pub mod device;
+pub mod inbox;
 pub mod logs;
 mod postgres;
 pub mod queue;
@@ -31,6 +34,7 @@ mod sqlite;
 pub mod testing;
 
 pub use device::{DeviceFilter, DeviceStore, Lifecycle, StatusRecorded, StatusReport};
+pub use inbox::{EntryFilter, InboxEntry, NewEntry, TreeRead};
 pub use logs::{
     AttemptFilter, DeliveryLogEntry, DeliveryLogFilter, DeliveryLogPage, Destination,
     EndpointMessageFilter, EndpointStats, PoolStats, QueueMetrics, SentMessage,
@@ -166,9 +170,9 @@ pub enum IdempotencyState {
 
 /// Everything Herald reads and writes. See the crate documentation.
 #[async_trait]
-/// Device storage is a supertrait ([`DeviceStore`]), so its methods are reachable through
-/// `dyn Store` while living in their own module.
-pub trait Store: DeviceStore + Send + Sync + 'static {
+/// Device and inbox storage are supertraits ([`DeviceStore`], [`InboxStore`]), so their
+/// methods are reachable through `dyn Store` while living in their own modules.
+pub trait Store: DeviceStore + InboxStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Answers when the database can serve a query.
@@ -192,8 +196,8 @@ pub trait Store: DeviceStore + Send + Sync + 'static {
     /// Stores `value` under `key`, replacing any value.
     async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
 
-    /// Passes every sealed value (endpoint secrets, previous secrets and headers, remembered
-    /// idempotent responses) through `reseal`, in one transaction, storing what it returns
+    /// Passes every sealed value (endpoint secrets, previous secrets and headers, applications'
+    /// GraphQL API headers, inbox verification secrets, remembered idempotent responses) through `reseal`, in one transaction, storing what it returns
     /// (`None`: leave the value). Returns how many values changed. Used to rotate the
     /// encryption key.
     async fn reseal_all(&self, reseal: &Reseal<'_>) -> Result<u64>;
@@ -462,6 +466,55 @@ pub fn backend_of(url: &str) -> Option<Backend> {
         "postgres" | "postgresql" => Some(Backend::Postgres),
         _ => None,
     }
+}
+
+/// The inbox half of the store (see `herald_core::inbox` and ARCHITECTURE.md, "Inboxes").
+/// Every [`Store`] implements it; it is a separate trait only to keep the list readable.
+#[async_trait]
+pub trait InboxStore: Send + Sync {
+    /// Fails with `Conflict` when the name is taken.
+    async fn create_inbox(&self, inbox: &Inbox) -> Result<()>;
+    /// Looks an inbox up by id, or else by name.
+    async fn get_inbox(&self, id_or_name: &str) -> Result<Option<Inbox>>;
+    /// Lists inboxes; `only` restricts the list to one application's (an app-scoped token).
+    async fn list_inboxes(&self, params: &ListParams, only: Option<&AppId>) -> Result<Page<Inbox>>;
+    /// Saves every field but the counters.
+    async fn update_inbox(&self, inbox: &Inbox) -> Result<()>;
+    /// Deletes an inbox with its entries.
+    async fn delete_inbox(&self, id: &InboxId) -> Result<bool>;
+    /// Counts one request refused for its signature.
+    async fn count_inbox_rejection(&self, id: &InboxId) -> Result<()>;
+
+    /// Applies a write to the inbox's tree and stores it as an entry, in one transaction with
+    /// `forward` (a message and its delivery tasks, as `create_message`): either both are
+    /// committed or neither. Returns the stored entry and the endpoints that got a task.
+    /// `NotFound` when the inbox is gone; `Conflict` when the message's `eventId` is taken.
+    async fn write_inbox(
+        &self,
+        entry: &NewEntry,
+        forward: Option<&Message>,
+    ) -> Result<(InboxEntry, Vec<EndpointId>)>;
+    /// The JSON at `at`, with `query` applied to its children, reading at most `max_rows` rows.
+    async fn read_inbox_tree(
+        &self,
+        inbox: &InboxId,
+        at: &Location,
+        query: &ChildQuery,
+        max_rows: usize,
+    ) -> Result<TreeRead>;
+    /// Lists entries, keyset-paginated on their (time-ordered) ids.
+    async fn list_inbox_entries(
+        &self,
+        inbox: &InboxId,
+        filter: &EntryFilter,
+        params: &ListParams,
+    ) -> Result<Page<InboxEntry>>;
+    async fn count_inbox_entries(&self, inbox: &InboxId, filter: &EntryFilter) -> Result<u64>;
+    /// The newest entry's id, if any.
+    async fn last_inbox_entry(
+        &self,
+        inbox: &InboxId,
+    ) -> Result<Option<herald_core::id::InboxEntryId>>;
 }
 
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`) and brings its schema up to

@@ -15,6 +15,9 @@ Environment:
   HERALD_ENCRYPTION_KEY      Base64 of 32 bytes: the key that seals secrets at rest. When unset,
                              Herald creates <data-dir>/encryption.key (mode 0600) at first start.
   HERALD_ENCRYPTION_OLD_KEYS Comma-separated older keys, still accepted for reading.
+  HERALD_SERVER, HERALD_TOKEN
+                             Where the client commands (send, app, endpoint, message,
+                             event-type, inbox) find Herald, and the token they use.
   RUST_LOG                   Log filter, e.g. `info,herald=debug` (default `info`).
 
 Precedence: built-in defaults < herald.toml < HERALD_* environment < command-line flags.";
@@ -52,6 +55,26 @@ pub enum Command {
     /// Built-in event catalogues of the seed systems.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Receive webhooks on this machine: print each delivery (time, headers, pretty JSON) and
+    /// whether its signature verifies, and answer 200 (or --status).
+    Listen(ListenArgs),
+    /// Publish a message to an application and print its id.
+    Send(Box<SendArgs>),
+    /// Applications on a Herald server (--server / HERALD_SERVER, --token / HERALD_TOKEN).
+    #[command(subcommand)]
+    App(AppCommand),
+    /// An application's endpoints.
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+    /// An application's messages.
+    #[command(subcommand)]
+    Message(MessageCommand),
+    /// The event type catalogue.
+    #[command(subcommand)]
+    EventType(EventTypeCommand),
+    /// Inboxes: what Herald received by path.
+    #[command(subcommand)]
+    Inbox(InboxCommand),
     /// Print the version and exit.
     Version,
 }
@@ -234,4 +257,277 @@ pub struct ServeArgs {
     /// Log output: `pretty` for people, `json` for log collectors. [default: pretty]
     #[arg(long, env = "HERALD_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+}
+
+/// Where the client commands find Herald, and how they print.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// The Herald server to talk to.
+    #[arg(
+        long,
+        env = "HERALD_SERVER",
+        default_value = "http://127.0.0.1:8071",
+        value_name = "URL"
+    )]
+    pub server: String,
+
+    /// A bearer token: the admin token or an API key.
+    #[arg(
+        long,
+        env = "HERALD_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which page of a list to print.
+#[derive(Debug, Clone, Args)]
+pub struct PageArgs {
+    /// Items to print (1 to 250).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+
+    /// Continue from the `iterator` a previous list printed.
+    #[arg(long)]
+    pub iterator: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListenArgs {
+    /// Port to listen on (on 127.0.0.1); 0 picks a free one.
+    #[arg(long, default_value_t = 8072)]
+    pub port: u16,
+
+    /// The endpoint's secret: deliveries are verified with it (for standard-v1a, the public key
+    /// `whpk_…`). Without it nothing is verified.
+    #[arg(long, env = "HERALD_LISTEN_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+
+    /// The endpoint's signature scheme: standard-v1, standard-v1a, hmac-sha1-hex,
+    /// hmac-sha256-hex, static-header or none.
+    #[arg(long, default_value = "standard-v1")]
+    pub scheme: String,
+
+    /// The signature header of the hex and static schemes, when not the default.
+    #[arg(long, value_name = "NAME")]
+    pub signature_header: Option<String>,
+
+    /// The text before the hex digest, when not the default.
+    #[arg(long, value_name = "TEXT")]
+    pub prefix: Option<String>,
+
+    /// Largest accepted age of `webhook-timestamp` in seconds; 0 turns the check off.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub tolerance: i64,
+
+    /// Also pass each delivery on to this URL (your application under development); its
+    /// answer becomes the answer, unless --status is given.
+    #[arg(long, value_name = "URL")]
+    pub forward_to: Option<String>,
+
+    /// The status to answer every delivery with. [default: 200, or the --forward-to answer]
+    #[arg(long, value_name = "N")]
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// The application: id or uid.
+    #[arg(long)]
+    pub app: String,
+
+    #[arg(long)]
+    pub event_type: String,
+
+    /// The payload: JSON, `@file` to read it from a file, or `@-` for stdin.
+    #[arg(long)]
+    pub data: String,
+
+    /// A unique id of the event in the application (a second send with it is refused).
+    #[arg(long)]
+    pub event_id: Option<String>,
+
+    /// A channel (repeatable).
+    #[arg(long = "channel")]
+    pub channels: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// List applications.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show an application.
+    Get {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Id or uid.
+        app: String,
+    },
+    /// Create an application.
+    Create {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        uid: Option<String>,
+    },
+    /// Delete an application with everything it has.
+    Delete {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Id or uid.
+        app: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// List an application's endpoints.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        page: PageArgs,
+        /// The application: id or uid.
+        #[arg(long)]
+        app: String,
+    },
+    /// Show an endpoint.
+    Get {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        app: String,
+        /// Id or uid.
+        endpoint: String,
+    },
+    /// Create an endpoint.
+    Create {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        url: String,
+        /// An event type (or pattern such as `reading.*`) it receives (repeatable); all when
+        /// none is given.
+        #[arg(long = "event-type")]
+        event_types: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        uid: Option<String>,
+    },
+    /// Delete an endpoint.
+    Delete {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        app: String,
+        /// Id or uid.
+        endpoint: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MessageCommand {
+    /// List an application's messages, newest first.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        page: PageArgs,
+        #[arg(long)]
+        app: String,
+    },
+    /// Show a message (by id or eventId).
+    Get {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        app: String,
+        message: String,
+    },
+    /// Publish a message (the same as `herald send`).
+    Create(SendArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventTypeCommand {
+    /// List the event types.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show an event type.
+    Get {
+        #[command(flatten)]
+        server: ServerArgs,
+        name: String,
+    },
+    /// Create an event type.
+    Create {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Archive an event type (with --expunge: delete it for good).
+    Delete {
+        #[command(flatten)]
+        server: ServerArgs,
+        name: String,
+        #[arg(long)]
+        expunge: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboxCommand {
+    /// List inboxes.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Export what an inbox received, with a progress bar when stderr is a terminal.
+    Export {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The inbox: name or id.
+        inbox: String,
+        #[arg(long, value_enum, default_value = "json")]
+        format: ExportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Only entries at this path or below it.
+        #[arg(long)]
+        path: Option<String>,
+    },
 }

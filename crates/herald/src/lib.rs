@@ -2,11 +2,13 @@
 //!
 //! This crate is the server and the command line. The pure domain lives in `herald-core` and
 //! storage in `herald-store`; here are the HTTP API ([`api`]), configuration ([`config`]), the
-//! first-start set-up of keys ([`bootstrap`]) and the process lifecycle ([`startup`]).
+//! first-start set-up of keys ([`bootstrap`]), the process lifecycle ([`startup`]) and the
+//! commands that talk to a running server ([`client`]).
 
 pub mod api;
 pub mod bootstrap;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod metrics;

@@ -85,6 +85,13 @@ fn main() -> ExitCode {
                 }
             })
         }
+        command @ (Command::Listen(_)
+        | Command::Send(_)
+        | Command::App(_)
+        | Command::Endpoint(_)
+        | Command::Message(_)
+        | Command::EventType(_)
+        | Command::Inbox(_)) => runtime().block_on(herald::client::run(command)),
         Command::Version => {
             println!("herald {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

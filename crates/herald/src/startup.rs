@@ -152,6 +152,7 @@ impl Application {
                 .token
                 .as_ref()
                 .map(|t| herald_core::token::sha256(t.as_bytes())),
+            ingest_limiter: Default::default(),
         });
         Ok(Self {
             listener,
@@ -227,8 +228,12 @@ impl Application {
         } else {
             api::health_only_router(self.state)
         };
-        let serve = axum::serve(self.listener, router)
-            .with_graceful_shutdown(stopping.clone().cancelled_owned());
+        // The peer address is recorded with what inboxes receive.
+        let serve = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopping.clone().cancelled_owned());
         // Open requests get the same grace as deliveries in flight.
         let grace = self.worker.shutdown_grace + std::time::Duration::from_secs(5);
         let server = async {

@@ -273,6 +273,21 @@ impl Store for SqlStore {
                     .await?;
             }
         }
+        let inboxes: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, verify_secret FROM inboxes WHERE verify_secret IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, sealed) in inboxes {
+            if let Some(new) = apply(&sealed)? {
+                changed += 1;
+                sqlx::query("UPDATE inboxes SET verify_secret = $2 WHERE id = $1")
+                    .bind(&id)
+                    .bind(new)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         let bodies: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
             "SELECT scope, key, body FROM idempotency_keys WHERE body IS NOT NULL",
         )
@@ -1361,3 +1376,5 @@ async fn insert_message_in(
     }
     Ok(matched)
 }
+
+include!("inbox.rs");

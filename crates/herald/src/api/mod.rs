@@ -34,6 +34,7 @@ pub mod event_type;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod inbox;
 pub mod message;
 pub mod metrics;
 pub mod openapi;
@@ -70,6 +71,8 @@ pub struct Shared {
     pub payload_retention_days: u32,
     /// SHA-256 of the token `GET /metrics` requires, when one is set.
     pub metrics_token_hash: Option<Vec<u8>>,
+    /// Inboxes' rate limits (per node).
+    pub ingest_limiter: inbox::ingest::RateLimiter,
 }
 
 impl AppState {
@@ -92,6 +95,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         .merge(authenticated_routes())
         .merge(health::router())
         .split_for_parts();
+    let mut doc = doc;
+    doc.merge(<inbox::ingest::IngestDoc as utoipa::OpenApi>::openapi());
     openapi::finish(doc)
 }
 
@@ -108,6 +113,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(delivery_log::router())
         .merge(operational::router())
         .merge(api_key::router())
+        .merge(inbox::router())
 }
 
 /// Builds the complete HTTP application.
@@ -160,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         "/",
         get(|| async { axum::response::Redirect::temporary("/docs") }),
     )
+    .merge(inbox::ingest::router())
     .fallback(|| async { ApiError::NotFound("no such route") })
     .method_not_allowed_fallback(|| async {
         ApiError::MethodNotAllowed("method not allowed on this route".into())

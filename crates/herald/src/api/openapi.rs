@@ -33,6 +33,7 @@ use super::status::StatusCodeClass;
         (name = "Delivery Log", description = "Herald: one row per message and endpoint, in numbered pages."),
         (name = "Operational Webhook", description = "Herald's own events (endpoints disabled, messages failing), sent to the operator's endpoints."),
         (name = "Authentication", description = "Portal access and API keys."),
+        (name = "Inbox", description = "Receiving webhooks by path, Firebase-style: inboxes, what they received, exports."),
         (name = "Health", description = "Liveness and readiness."),
     )
 )]

@@ -98,7 +98,9 @@ async fn a_delivery_is_the_exact_payload_signed_with_every_header() {
 
 #[tokio::test]
 async fn publish_is_answered_only_after_message_and_tasks_are_committed() {
-    let t = TestApp::spawn().await;
+    // 192.0.2.0/24 (documentation, unroutable) is opened so that the endpoints can be saved and
+    // their attempts hang instead of failing at once.
+    let t = TestApp::spawn_with(|c| c.allow_networks.push("192.0.2.0/24".parse().unwrap())).await;
     let app = t.create_app("Acme").await;
     let mut eps = Vec::new();
     for (types, channels) in [

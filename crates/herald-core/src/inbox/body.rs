@@ -1,0 +1,205 @@
+//! Request bodies as an inbox keeps them: JSON and form-urlencoded bodies are parsed into JSON
+//! values; anything else is kept as a JSON string, the text itself when it is UTF-8 and base64
+//! otherwise. The encoding is stored with the entry, so a reader knows how to take it back.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// No body (the value is `null`).
+    Empty,
+    Json,
+    /// `application/x-www-form-urlencoded`, parsed into an object.
+    Form,
+    /// UTF-8 text kept as a string.
+    Text,
+    /// Bytes kept as a base64 string.
+    Base64,
+}
+
+impl Encoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Empty => "empty",
+            Encoding::Json => "json",
+            Encoding::Form => "form",
+            Encoding::Text => "text",
+            Encoding::Base64 => "base64",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Encoding::Empty,
+            Encoding::Json,
+            Encoding::Form,
+            Encoding::Text,
+            Encoding::Base64,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == text)
+    }
+}
+
+/// The media type without parameters, lowercased.
+fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Parses a body by its `Content-Type`. JSON that does not parse under a JSON content type is an
+/// error; without a content type, a body that parses as JSON is JSON.
+pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<(Value, Encoding), String> {
+    if bytes.is_empty() {
+        return Ok((Value::Null, Encoding::Empty));
+    }
+    let essence = content_type.map(essence);
+    match essence.as_deref() {
+        Some(e) if e == "application/json" || e.ends_with("+json") => serde_json::from_slice(bytes)
+            .map(|v| (v, Encoding::Json))
+            .map_err(|e| format!("malformed JSON body: {e}")),
+        // `curl -d '{"a": 1}'` sends JSON labelled as a form; Firebase takes it as JSON, and so
+        // does an inbox when the whole body is a JSON object or array.
+        Some("application/x-www-form-urlencoded") => match json_document(bytes) {
+            Some(value) => Ok((value, Encoding::Json)),
+            None => Ok((parse_form(bytes), Encoding::Form)),
+        },
+        None if serde_json::from_slice::<Value>(bytes).is_ok() => Ok((
+            serde_json::from_slice(bytes).expect("just parsed"),
+            Encoding::Json,
+        )),
+        _ => Ok(match std::str::from_utf8(bytes) {
+            Ok(text) => (Value::String(text.to_owned()), Encoding::Text),
+            Err(_) => (Value::String(STANDARD.encode(bytes)), Encoding::Base64),
+        }),
+    }
+}
+
+/// The body as JSON when it is a whole JSON object or array.
+fn json_document(bytes: &[u8]) -> Option<Value> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+    if !matches!(first, b'{' | b'[') {
+        return None;
+    }
+    serde_json::from_slice(bytes).ok()
+}
+
+/// Decodes a form: `a=1&b=2` into `{"a": "1", "b": "2"}`; a repeated name collects its values
+/// in an array; bracket names nest (`device[id]=1` → `{"device": {"id": "1"}}`,
+/// `tags[]=a&tags[]=b` → `{"tags": ["a", "b"]}`), the way PHP, Rails and Express read them (and
+/// the way Herald's own form encoding writes them).
+pub fn parse_form(bytes: &[u8]) -> Value {
+    let mut root = Map::new();
+    for (name, value) in form_urlencoded::parse(bytes) {
+        let (head, rest) = match name.find('[') {
+            Some(i) if name.ends_with(']') && i > 0 => (&name[..i], &name[i + 1..name.len() - 1]),
+            _ => (name.as_ref(), ""),
+        };
+        let mut path: Vec<&str> = vec![head];
+        if !rest.is_empty() || name.ends_with("[]") {
+            path.extend(rest.split("]["));
+        }
+        insert(&mut root, &path, Value::String(value.into_owned()));
+    }
+    Value::Object(root)
+}
+
+fn insert(map: &mut Map<String, Value>, path: &[&str], value: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    if rest.is_empty() {
+        match map.get_mut(*first) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(existing) => {
+                let previous = existing.take();
+                *existing = Value::Array(vec![previous, value]);
+            }
+            None => {
+                map.insert((*first).to_owned(), value);
+            }
+        }
+        return;
+    }
+    if rest == [""] {
+        // `name[]`: append.
+        match map
+            .entry((*first).to_owned())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            Value::Array(items) => items.push(value),
+            other => *other = Value::Array(vec![other.take(), value]),
+        }
+        return;
+    }
+    let slot = map
+        .entry((*first).to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    if let Value::Object(child) = slot {
+        insert(child, rest, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bodies_by_content_type() {
+        assert_eq!(
+            parse(Some("application/json; charset=utf-8"), br#"{"a":1}"#).unwrap(),
+            (json!({"a": 1}), Encoding::Json)
+        );
+        assert!(parse(Some("application/json"), b"{nope").is_err());
+        assert_eq!(
+            parse(None, b"[1,2]").unwrap(),
+            (json!([1, 2]), Encoding::Json)
+        );
+        assert_eq!(
+            parse(Some("text/plain"), b"{\"a\":1}").unwrap(),
+            (json!("{\"a\":1}"), Encoding::Text)
+        );
+        assert_eq!(
+            parse(Some("application/octet-stream"), &[0xff, 0x00]).unwrap(),
+            (json!("/wA="), Encoding::Base64)
+        );
+        assert_eq!(parse(None, b"").unwrap(), (Value::Null, Encoding::Empty));
+        assert_eq!(Encoding::parse("form"), Some(Encoding::Form));
+    }
+
+    #[test]
+    fn json_sent_as_a_form_is_json() {
+        let form = Some("application/x-www-form-urlencoded");
+        assert_eq!(
+            parse(form, br#"{"a": 1}"#).unwrap(),
+            (json!({"a": 1}), Encoding::Json)
+        );
+        assert_eq!(
+            parse(form, b"a=1").unwrap(),
+            (json!({"a": "1"}), Encoding::Form)
+        );
+    }
+
+    #[test]
+    fn forms_nest_and_repeat() {
+        assert_eq!(
+            parse(
+                Some("application/x-www-form-urlencoded"),
+                b"device%5Bid%5D=1&device%5Bkind%5D=imp&tags[]=a&tags[]=b&x=1&x=2&ok=true"
+            )
+            .unwrap()
+            .0,
+            json!({"device": {"id": "1", "kind": "imp"}, "tags": ["a", "b"], "x": ["1", "2"], "ok": "true"})
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! What the store keeps for inboxes: the records passed to and from the [`crate::Store`]
+//! methods, and their rows. The tree model they implement is in `herald_core::inbox::tree`.
+
+use chrono::{DateTime, Utc};
+use herald_core::id::{Id, InboxEntryId, InboxId};
+use herald_core::inbox::body::Encoding;
+use herald_core::inbox::tree::{Location, Write};
+use herald_core::inbox::{Forward, Inbox, SealedVerification, VerificationConfig};
+
+use crate::rows::{time, to_json};
+use crate::{Result, StoreError};
+
+/// One accepted write as stored: a request's value at `path`/`key`, with how it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxEntry {
+    pub id: InboxEntryId,
+    pub inbox_id: InboxId,
+    /// The parent location, slash-joined (`""` at the root).
+    pub path: String,
+    pub key: String,
+    pub method: String,
+    /// The value as JSON text: what the tree holds here now (a PATCH's row holds the merge;
+    /// later writes below may have pruned it).
+    pub value: String,
+    pub encoding: Encoding,
+    /// Request headers, names lowercased, repeated ones joined with `, `.
+    pub headers: Vec<(String, String)>,
+    pub source: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A write to store (see `Store::write_inbox`).
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub id: InboxEntryId,
+    pub inbox_id: InboxId,
+    /// Where the row goes: for a POST, the path written to plus the generated key.
+    pub location: Location,
+    pub method: String,
+    pub write: Write,
+    pub encoding: Encoding,
+    pub headers: Vec<(String, String)>,
+    pub source: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Which entries a list or an export covers.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    /// Only entries at this location or below it.
+    pub under: Option<Location>,
+    /// Only entries received after this time.
+    pub after: Option<DateTime<Utc>>,
+    /// Only entries received before this time.
+    pub before: Option<DateTime<Utc>>,
+    /// Only entries up to this id (an export fixes it when it starts, so that its passes see
+    /// the same entries).
+    pub up_to: Option<InboxEntryId>,
+}
+
+/// The answer of a tree read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TreeRead {
+    /// The JSON at the location (`null` when there is nothing).
+    Value(serde_json::Value),
+    /// The read would need more rows than allowed: narrow it or export.
+    TooLarge,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InboxRow {
+    id: String,
+    name: String,
+    app_id: Option<String>,
+    description: String,
+    token_hash: Vec<u8>,
+    verification: Option<String>,
+    verify_secret: Option<Vec<u8>>,
+    max_body_bytes: Option<i64>,
+    rate_limit: Option<i64>,
+    forward: Option<String>,
+    rejected_count: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+pub(crate) const INBOX_COLUMNS: &str = "id, name, app_id, description, token_hash, verification, \
+    verify_secret, max_body_bytes, rate_limit, forward, rejected_count, created_at, updated_at";
+
+fn json_column<T: serde::de::DeserializeOwned>(
+    column: &str,
+    text: Option<String>,
+) -> Result<Option<T>> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+    })
+    .transpose()
+}
+
+impl TryFrom<InboxRow> for Inbox {
+    type Error = StoreError;
+    fn try_from(r: InboxRow) -> Result<Self> {
+        let config: Option<VerificationConfig> = json_column("verification", r.verification)?;
+        let verification = match (config, r.verify_secret) {
+            (Some(config), Some(secret)) => Some(SealedVerification { config, secret }),
+            (None, None) => None,
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "verification without its secret".into(),
+                ));
+            }
+        };
+        Ok(Inbox {
+            id: Id::from_trusted(r.id),
+            name: r.name,
+            app_id: r.app_id.map(Id::from_trusted),
+            description: r.description,
+            token_hash: r.token_hash,
+            verification,
+            max_body_bytes: r.max_body_bytes.and_then(|v| u32::try_from(v).ok()),
+            rate_limit: r.rate_limit.and_then(|v| u32::try_from(v).ok()),
+            forward: json_column::<Forward>("forward", r.forward)?,
+            rejected_count: r.rejected_count,
+            created_at: time(r.created_at)?,
+            updated_at: time(r.updated_at)?,
+        })
+    }
+}
+
+pub(crate) fn verification_column(inbox: &Inbox) -> (Option<String>, Option<Vec<u8>>) {
+    match &inbox.verification {
+        Some(v) => (Some(to_json(&v.config)), Some(v.secret.clone())),
+        None => (None, None),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EntryRow {
+    id: String,
+    inbox_id: String,
+    path: String,
+    key: String,
+    method: String,
+    value: String,
+    encoding: String,
+    headers: String,
+    source: Option<String>,
+    received_at: i64,
+}
+
+pub(crate) const ENTRY_COLUMNS: &str =
+    "id, inbox_id, path, key, method, value, encoding, headers, source, received_at";
+
+impl TryFrom<EntryRow> for InboxEntry {
+    type Error = StoreError;
+    fn try_from(r: EntryRow) -> Result<Self> {
+        let headers: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&r.headers)
+            .map_err(|e| StoreError::Corrupt(format!("headers: {e}")))?;
+        Ok(InboxEntry {
+            id: Id::from_trusted(r.id),
+            inbox_id: Id::from_trusted(r.inbox_id),
+            path: r.path,
+            key: r.key,
+            method: r.method,
+            value: r.value,
+            encoding: Encoding::parse(&r.encoding)
+                .ok_or_else(|| StoreError::Corrupt(format!("encoding: {}", r.encoding)))?,
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect(),
+            source: r.source,
+            received_at: time(r.received_at)?,
+        })
+    }
+}
+
+pub(crate) fn headers_column(headers: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    to_json(&map)
+}
+
+/// The smallest string greater than every string that starts with `prefix`: `prefix` with its
+/// last byte incremented. Used with `/`-terminated prefixes (`'a/'` → `'a0'`), so the result is
+/// always valid UTF-8.
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    let mut bytes = prefix.as_bytes().to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last += 1;
+    }
+    String::from_utf8(bytes).expect("only `/` is incremented")
+}

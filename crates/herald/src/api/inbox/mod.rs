@@ -1,0 +1,568 @@
+//! Inboxes (a Herald addition): Herald receiving webhooks and agent posts by path, Firebase
+//! style, instead of sending them. This module manages inboxes under `/api/v1/inbox`;
+//! [`ingest`] serves `/in/{inbox}/{path…}` to senders (authenticated by the inbox's token, not
+//! by API tokens), and [`entries`] lists and exports what was received.
+//!
+//! An inbox may belong to an application: that application's scoped tokens manage it (others
+//! see 404, as for any resource outside their scope), and forwarded writes become its messages.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use herald_core::id::{AppId, InboxId};
+use herald_core::inbox::{Forward, Inbox, SealedVerification, VerificationConfig};
+use herald_core::signing::{self, SignatureConfig};
+use herald_core::validate::{self, Violations};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use zeroize::Zeroizing;
+
+use super::AppState;
+use super::auth::Principal;
+use super::endpoint::SchemeName;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Patch, Query};
+use super::pagination::{ListResponse, OrderedPageQuery};
+
+pub mod entries;
+pub mod ingest;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_inboxes, create_inbox))
+        .routes(routes!(get_inbox, patch_inbox, delete_inbox))
+        .routes(routes!(rotate_token))
+        .merge(entries::router())
+}
+
+/// `/api/v1/inbox/{inbox_id}…`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct InboxPath {
+    /// The inbox's id or name.
+    pub inbox_id: String,
+}
+
+/// How an inbox checks what it receives. No `Debug`: it holds the secret.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationIn {
+    /// Any scheme Herald signs with; the sender signs, the inbox verifies.
+    pub scheme: SchemeName,
+    /// The shared secret (`whsec_…` for `standard-v1`), or for `standard-v1a` the sender's
+    /// public key `whpk_…`. Stored encrypted, never shown.
+    pub secret: Option<String>,
+    /// The signature header of the hex and static schemes, when not the default.
+    pub header: Option<String>,
+    /// The text before the hex digest, when not the default.
+    pub prefix: Option<String>,
+    /// Largest accepted age of a `webhook-timestamp`, in seconds (default 300; 0: no check).
+    pub tolerance_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationOut {
+    pub scheme: SchemeName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    pub tolerance_seconds: u32,
+}
+
+/// Where a forwarded write's event type comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventTypeFrom {
+    /// The path written to, `/` turned into `.` (`factory/blessing` → `factory.blessing`).
+    Path,
+    /// The request header named by `header`.
+    Header,
+    /// Always `eventType`.
+    Fixed,
+}
+
+/// Forwarding: every accepted write also becomes a message of the inbox's application, which
+/// Herald signs and delivers to the application's endpoints.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardSettings {
+    pub event_type_from: EventTypeFrom,
+    /// With `eventTypeFrom: header`: the header carrying the event type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// With `eventTypeFrom: fixed`: the event type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+}
+
+impl From<&Forward> for ForwardSettings {
+    fn from(f: &Forward) -> Self {
+        match f {
+            Forward::Path => Self {
+                event_type_from: EventTypeFrom::Path,
+                header: None,
+                event_type: None,
+            },
+            Forward::Header { header } => Self {
+                event_type_from: EventTypeFrom::Header,
+                header: Some(header.clone()),
+                event_type: None,
+            },
+            Forward::Fixed { event_type } => Self {
+                event_type_from: EventTypeFrom::Fixed,
+                header: None,
+                event_type: Some(event_type.clone()),
+            },
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxIn {
+    /// Names the inbox in `/in/{name}/…`; unique.
+    #[schema(example = "factory", max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    pub name: String,
+    /// The application (id or uid) the inbox belongs to; needed for forwarding. App-scoped
+    /// tokens may only create inboxes of their application (the default for them).
+    pub app_id: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Check a signature on every request; failures get 401 and are counted, not stored.
+    pub verification: Option<VerificationIn>,
+    /// Largest accepted body in bytes (at most the server's `--max-body-bytes`, its default).
+    pub max_body_bytes: Option<u32>,
+    /// Accepted requests per second, per Herald node (bursts of up to one second's worth).
+    pub rate_limit: Option<u32>,
+    pub forward: Option<ForwardSettings>,
+}
+
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Admin only; `null` detaches the inbox from its application.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub app_id: Patch<String>,
+    /// Replaces the verification setting (a new secret is needed); `null` removes it.
+    #[serde(default)]
+    #[schema(value_type = Option<VerificationIn>)]
+    pub verification: Patch<VerificationIn>,
+    #[serde(default)]
+    #[schema(value_type = Option<u32>)]
+    pub max_body_bytes: Patch<u32>,
+    #[serde(default)]
+    #[schema(value_type = Option<u32>)]
+    pub rate_limit: Patch<u32>,
+    #[serde(default)]
+    #[schema(value_type = Option<ForwardSettings>)]
+    pub forward: Patch<ForwardSettings>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxOut {
+    #[schema(example = "inbox_0Kx7cVlFQHZ6jyEhyGgyqr")]
+    pub id: String,
+    pub name: String,
+    pub app_id: Option<String>,
+    pub description: String,
+    /// Where senders write: append paths, e.g. `{ingestUrl}/blessing.json`.
+    pub ingest_url: String,
+    pub verification: Option<VerificationOut>,
+    pub max_body_bytes: Option<u32>,
+    pub rate_limit: Option<u32>,
+    pub forward: Option<ForwardSettings>,
+    /// Requests refused because their signature did not verify.
+    pub rejected_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A created inbox with its ingest token: the only time the token is shown. No `Debug`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxCreatedOut {
+    #[serde(flatten)]
+    pub inbox: InboxOut,
+    /// The ingest token: `?token=…` or `Authorization: Bearer …` on `/in/…` requests.
+    pub token: String,
+}
+
+/// A new ingest token. No `Debug`.
+#[derive(Serialize, ToSchema)]
+pub struct InboxTokenOut {
+    pub token: String,
+}
+
+impl InboxOut {
+    fn new(state: &AppState, inbox: Inbox) -> Self {
+        Self {
+            ingest_url: format!("{}/in/{}", state.public_url, inbox.name),
+            id: inbox.id.into_string(),
+            name: inbox.name,
+            app_id: inbox.app_id.map(AppId::into_string),
+            description: inbox.description,
+            verification: inbox.verification.map(|v| {
+                let shown = super::endpoint::SignatureSettings::from(&v.config.signature);
+                VerificationOut {
+                    scheme: shown.scheme,
+                    header: shown.header,
+                    prefix: shown.prefix,
+                    tolerance_seconds: v.config.tolerance_seconds,
+                }
+            }),
+            max_body_bytes: inbox.max_body_bytes,
+            rate_limit: inbox.rate_limit,
+            forward: inbox.forward.as_ref().map(ForwardSettings::from),
+            rejected_count: inbox.rejected_count,
+            created_at: inbox.created_at,
+            updated_at: inbox.updated_at,
+        }
+    }
+}
+
+/// A new ingest token and its hash.
+fn issue_token() -> (Zeroizing<String>, Vec<u8>) {
+    let token = Zeroizing::new(format!("hin_{}", herald_core::token::random_base62(40)));
+    let hash = herald_core::token::sha256(token.as_bytes());
+    (token, hash)
+}
+
+/// Checks a verification setting and seals its secret.
+fn seal_verification(
+    state: &AppState,
+    v: &mut Violations,
+    given: &VerificationIn,
+) -> Option<SealedVerification> {
+    let loc = |field: &'static str| ["body", "verification", field];
+    let signature = SignatureConfig {
+        scheme: given.scheme.into(),
+        header: given.header.clone(),
+        prefix: given.prefix.clone(),
+    };
+    let single = signature.scheme.default_header().is_some();
+    let hex = matches!(
+        signature.scheme,
+        signing::Scheme::HmacSha1Hex | signing::Scheme::HmacSha256Hex
+    );
+    if let Some(header) = &given.header
+        && (!single
+            || axum::http::HeaderName::from_bytes(header.as_bytes()).is_err()
+            || header.len() > 128)
+    {
+        v.value(
+            &loc("header"),
+            "a valid header name, for hmac-sha1-hex, hmac-sha256-hex and static-header only",
+        );
+    }
+    if let Some(prefix) = &given.prefix
+        && (!hex || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        v.value(
+            &loc("prefix"),
+            "at most 64 visible ASCII characters, for the hex schemes only",
+        );
+    }
+    let secret = match (signature.scheme, given.secret.as_deref()) {
+        (signing::Scheme::None, _) => String::new(),
+        (_, None) => {
+            v.value(&loc("secret"), "this scheme needs the sender's secret");
+            return None;
+        }
+        (scheme, Some(secret)) => match signing::normalize_verification_secret(scheme, secret) {
+            Ok(s) => s,
+            Err(msg) => {
+                v.value(&loc("secret"), msg);
+                return None;
+            }
+        },
+    };
+    Some(SealedVerification {
+        config: VerificationConfig {
+            signature,
+            tolerance_seconds: given
+                .tolerance_seconds
+                .unwrap_or(herald_core::inbox::DEFAULT_TOLERANCE_SECONDS),
+        },
+        secret: state.keyring.seal(secret.as_bytes()),
+    })
+}
+
+fn check_forward(v: &mut Violations, given: &ForwardSettings) -> Option<Forward> {
+    let loc = |field: &'static str| ["body", "forward", field];
+    match given.event_type_from {
+        EventTypeFrom::Path => Some(Forward::Path),
+        EventTypeFrom::Header => match &given.header {
+            Some(h) if axum::http::HeaderName::from_bytes(h.as_bytes()).is_ok() => {
+                Some(Forward::Header { header: h.clone() })
+            }
+            _ => {
+                v.value(
+                    &loc("header"),
+                    "the header carrying the event type is needed",
+                );
+                None
+            }
+        },
+        EventTypeFrom::Fixed => match &given.event_type {
+            Some(et) => {
+                validate::identifier(v, &loc("eventType"), et, 256);
+                Some(Forward::Fixed {
+                    event_type: et.clone(),
+                })
+            }
+            None => {
+                v.value(&loc("eventType"), "the event type is needed");
+                None
+            }
+        },
+    }
+}
+
+/// Checks the fields every inbox has, whatever changed them.
+fn check_inbox(state: &AppState, v: &mut Violations, inbox: &Inbox) {
+    validate::uid(v, &["body", "name"], &inbox.name);
+    if inbox.description.chars().count() > state.limits.max_description_length {
+        v.value(
+            &["body", "description"],
+            format!(
+                "must be at most {} characters",
+                state.limits.max_description_length
+            ),
+        );
+    }
+    if let Some(max) = inbox.max_body_bytes
+        && (max == 0 || max as usize > state.max_body_bytes)
+    {
+        v.value(
+            &["body", "maxBodyBytes"],
+            format!(
+                "must be between 1 and the server's limit, {}",
+                state.max_body_bytes
+            ),
+        );
+    }
+    if inbox.rate_limit == Some(0) {
+        v.value(
+            &["body", "rateLimit"],
+            "must be at least 1 (leave it out for no limit)",
+        );
+    }
+    if inbox.forward.is_some() && inbox.app_id.is_none() {
+        v.value(
+            &["body", "forward"],
+            "forwarding needs the application (`appId`) the messages go to",
+        );
+    }
+}
+
+/// The application (id or uid) an inbox is attached to, within the caller's scope.
+async fn resolve_app(state: &AppState, principal: &Principal, app: &str) -> ApiResult<AppId> {
+    state
+        .store
+        .get_app(app)
+        .await?
+        .filter(|a| principal.may_see_app(&a.id))
+        .map(|a| a.id)
+        .ok_or_else(|| ApiError::invalid(&["body", "appId"], "no such application"))
+}
+
+/// Whether a caller may see an inbox: unscoped tokens see every inbox; app-scoped ones only
+/// their application's.
+fn may_see(principal: &Principal, inbox: &Inbox) -> bool {
+    match (&principal.app_id, &inbox.app_id) {
+        (None, _) => true,
+        (Some(own), Some(app)) => own == app,
+        (Some(_), None) => false,
+    }
+}
+
+/// The inbox named by the `{inbox_id}` path segment (id or name), checked against the caller's
+/// scope (404 outside it).
+pub struct ScopedInbox {
+    pub inbox: Inbox,
+    pub principal: Principal,
+}
+
+impl FromRequestParts<AppState> for ScopedInbox {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let Path(path) = Path::<InboxPath>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let inbox = state
+            .store
+            .get_inbox(&path.inbox_id)
+            .await?
+            .filter(|i| may_see(&principal, i))
+            .ok_or(ApiError::NotFound("inbox not found"))?;
+        Ok(Self { inbox, principal })
+    }
+}
+
+/// Create an inbox. The answer holds the ingest token; it is not shown again.
+#[utoipa::path(post, path = "/api/v1/inbox", tag = "Inbox", operation_id = "herald.inbox.create",
+    request_body = InboxIn,
+    responses((status = 201, body = InboxCreatedOut)))]
+async fn create_inbox(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<InboxIn>,
+) -> ApiResult<(StatusCode, axum::Json<InboxCreatedOut>)> {
+    let app_id = match (&body.app_id, &principal.app_id) {
+        (Some(app), _) => Some(resolve_app(&state, &principal, app).await?),
+        (None, Some(own)) => Some(own.clone()),
+        (None, None) => None,
+    };
+    let mut v = Violations::new();
+    let verification = body
+        .verification
+        .as_ref()
+        .and_then(|given| seal_verification(&state, &mut v, given));
+    let forward = body
+        .forward
+        .as_ref()
+        .and_then(|given| check_forward(&mut v, given));
+    let (token, token_hash) = issue_token();
+    let now = herald_core::time::now();
+    let inbox = Inbox {
+        id: InboxId::generate(),
+        name: body.name,
+        app_id,
+        description: body.description.unwrap_or_default(),
+        token_hash,
+        verification,
+        max_body_bytes: body.max_body_bytes,
+        rate_limit: body.rate_limit,
+        forward,
+        rejected_count: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    check_inbox(&state, &mut v, &inbox);
+    v.finish()?;
+    state.store.create_inbox(&inbox).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(InboxCreatedOut {
+            inbox: InboxOut::new(&state, inbox),
+            token: token.to_string(),
+        }),
+    ))
+}
+
+/// List inboxes (an app-scoped token sees its application's).
+#[utoipa::path(get, path = "/api/v1/inbox", tag = "Inbox", operation_id = "herald.inbox.list",
+    params(OrderedPageQuery),
+    responses((status = 200, body = ListResponse<InboxOut>)))]
+async fn list_inboxes(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<OrderedPageQuery>,
+) -> ApiResult<axum::Json<ListResponse<InboxOut>>> {
+    let params = query.params()?;
+    let page = state
+        .store
+        .list_inboxes(&params, principal.app_id.as_ref())
+        .await?;
+    Ok(axum::Json(ListResponse::new(
+        page,
+        &params,
+        |i| i.id.as_str().to_owned(),
+        |i| InboxOut::new(&state, i),
+    )))
+}
+
+/// Get an inbox by id or name.
+#[utoipa::path(get, path = "/api/v1/inbox/{inbox_id}", tag = "Inbox", operation_id = "herald.inbox.get",
+    params(InboxPath),
+    responses((status = 200, body = InboxOut)))]
+async fn get_inbox(State(state): State<AppState>, scoped: ScopedInbox) -> axum::Json<InboxOut> {
+    axum::Json(InboxOut::new(&state, scoped.inbox))
+}
+
+/// Change an inbox.
+#[utoipa::path(patch, path = "/api/v1/inbox/{inbox_id}", tag = "Inbox", operation_id = "herald.inbox.patch",
+    params(InboxPath),
+    request_body = InboxPatch,
+    responses((status = 200, body = InboxOut)))]
+async fn patch_inbox(
+    State(state): State<AppState>,
+    ScopedInbox {
+        mut inbox,
+        principal,
+    }: ScopedInbox,
+    Json(patch): Json<InboxPatch>,
+) -> ApiResult<axum::Json<InboxOut>> {
+    let mut v = Violations::new();
+    if let Some(name) = patch.name {
+        inbox.name = name;
+    }
+    if let Some(description) = patch.description {
+        inbox.description = description;
+    }
+    match &patch.app_id {
+        Patch::Absent => {}
+        Patch::Null => {
+            principal.require_admin()?;
+            inbox.app_id = None;
+        }
+        Patch::Value(app) => {
+            principal.require_admin()?;
+            inbox.app_id = Some(resolve_app(&state, &principal, app).await?);
+        }
+    }
+    match &patch.verification {
+        Patch::Absent => {}
+        Patch::Null => inbox.verification = None,
+        Patch::Value(given) => inbox.verification = seal_verification(&state, &mut v, given),
+    }
+    inbox.max_body_bytes = patch.max_body_bytes.apply(inbox.max_body_bytes);
+    inbox.rate_limit = patch.rate_limit.apply(inbox.rate_limit);
+    match &patch.forward {
+        Patch::Absent => {}
+        Patch::Null => inbox.forward = None,
+        Patch::Value(given) => inbox.forward = check_forward(&mut v, given),
+    }
+    check_inbox(&state, &mut v, &inbox);
+    v.finish()?;
+    inbox.updated_at = herald_core::time::now();
+    state.store.update_inbox(&inbox).await?;
+    Ok(axum::Json(InboxOut::new(&state, inbox)))
+}
+
+/// Delete an inbox with everything it received.
+#[utoipa::path(delete, path = "/api/v1/inbox/{inbox_id}", tag = "Inbox", operation_id = "herald.inbox.delete",
+    params(InboxPath),
+    responses((status = 204, description = "Deleted")))]
+async fn delete_inbox(State(state): State<AppState>, scoped: ScopedInbox) -> ApiResult<StatusCode> {
+    state.store.delete_inbox(&scoped.inbox.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace the ingest token: the old one stops working at once. The answer holds the new one;
+/// it is not shown again.
+#[utoipa::path(post, path = "/api/v1/inbox/{inbox_id}/token/rotate", tag = "Inbox", operation_id = "herald.inbox.rotate-token",
+    params(InboxPath),
+    responses((status = 200, body = InboxTokenOut)))]
+async fn rotate_token(
+    State(state): State<AppState>,
+    ScopedInbox { mut inbox, .. }: ScopedInbox,
+) -> ApiResult<axum::Json<InboxTokenOut>> {
+    let (token, hash) = issue_token();
+    inbox.token_hash = hash;
+    inbox.updated_at = herald_core::time::now();
+    state.store.update_inbox(&inbox).await?;
+    Ok(axum::Json(InboxTokenOut {
+        token: token.to_string(),
+    }))
+}
