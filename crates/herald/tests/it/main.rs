@@ -20,6 +20,7 @@ mod delivery;
 mod delivery_failures;
 mod docs;
 mod inbox;
+mod inbox_gateway;
 mod keys;
 mod sdk;
 mod shaping;
