@@ -21,6 +21,7 @@ mod delivery_failures;
 mod devices;
 mod docs;
 mod inbox;
+mod inbox_gateway;
 mod keys;
 mod logs;
 mod observability;

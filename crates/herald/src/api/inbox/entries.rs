@@ -211,9 +211,17 @@ async fn export(
     let inbox_id = inbox.id.clone();
     tokio::spawn(async move {
         let result = produce(store.as_ref(), &inbox_id, &filter, format, &columns, &tx).await;
-        if let Err(e) = result {
-            tracing::warn!(inbox = %inbox_id, error = %e, "inbox export stopped");
-            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        match result {
+            Ok(()) => {}
+            Err(ExportError::Gone) => {
+                tracing::debug!(inbox = %inbox_id, "an export's client went away")
+            }
+            Err(e) => {
+                tracing::warn!(inbox = %inbox_id, error = %e, "inbox export stopped");
+                // Failing the body cuts the response short, so the client sees an error
+                // rather than a truncated file that looks complete.
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
         }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
