@@ -172,7 +172,7 @@ pub fn router(state: AppState) -> Router {
         ApiError::MethodNotAllowed("method not allowed on this route".into())
     })
     .layer(DefaultBodyLimit::max(state.max_body_bytes))
-    .layer(TraceLayer::new_for_http())
+    .layer(TraceLayer::new_for_http().make_span_with(request_span))
     .layer(CatchPanicLayer::custom(panic_response))
     .with_state(state)
 }
@@ -187,9 +187,19 @@ pub fn health_only_router(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::NotFound("this node runs only the delivery worker (--role worker)")
         })
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// The span of a request: method and path, never the query string, which may carry an inbox
+/// token (`/in/…?token=`).
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -316,3 +316,69 @@ async fn json_logs_filtered_by_rust_log_with_one_span_per_attempt_and_no_secrets
         assert!(!all.contains(secret), "{secret} was logged:\n{all}");
     }
 }
+
+/// Request logs name the path, never the query string: an inbox token in `?token=` stays out of
+/// the logs even at debug level.
+#[tokio::test]
+async fn request_logs_leave_out_query_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = child::free_port();
+    let mut cmd = child::herald_command(dir.path());
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--log-format",
+        "json",
+    ])
+    .env("HERALD_ADMIN_TOKEN", child::TOKEN)
+    .env("RUST_LOG", "debug")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    let mut process = cmd.spawn().unwrap();
+    let stderr = process.stderr.take().unwrap();
+    let collected = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut all = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            all.push(line);
+        }
+        all.join("\n")
+    });
+    let server = ChildServer {
+        child: process,
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server
+        .client
+        .get(server.url("/api/v1/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 204)
+    {
+        assert!(std::time::Instant::now() < deadline, "herald did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let inbox = server
+        .post("/api/v1/inbox", json!({"name": "factory"}))
+        .await;
+    let token = inbox["token"].as_str().unwrap().to_owned();
+    let response = server
+        .client
+        .post(server.url(&format!("/in/factory/blessing.json?token={token}")))
+        .json(&json!({"device_id": "30000c2a690a1e0b"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+    assert_eq!(server.terminate().await.code(), Some(0));
+    let all = collected.await.unwrap();
+    assert!(
+        all.contains("/in/factory/blessing.json"),
+        "requests are logged:\n{all}"
+    );
+    assert!(!all.contains(&token), "the inbox token was logged:\n{all}");
+}
