@@ -240,42 +240,11 @@ async fn line_where(
 async fn json_logs_filtered_by_rust_log_with_one_span_per_attempt_and_no_secrets() {
     let r = Receiver::start().await;
     r.always("/hook", Step::Status(500));
-    let dir = tempfile::tempdir().unwrap();
-    let port = child::free_port();
-    let mut cmd = child::herald_command(dir.path());
-    cmd.args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--allow-network",
-        "127.0.0.0/8",
-        "--log-format",
-        "json",
-    ])
-    .env("HERALD_ADMIN_TOKEN", child::TOKEN)
-    // Warnings everywhere, but the delivery worker's information too.
-    .env("RUST_LOG", "warn,herald::worker=info")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
-    let mut process = cmd.spawn().unwrap();
-    let stderr = process.stderr.take().unwrap();
-    let server = ChildServer {
-        child: process,
-        base: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::new(),
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !server
-        .client
-        .get(server.url("/api/v1/health"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 204)
-    {
-        assert!(std::time::Instant::now() < deadline, "herald did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (_dir, server, stderr) = start_with_json_logs(
+        "warn,herald::worker=info",
+        &["--allow-network", "127.0.0.0/8"],
+    )
+    .await;
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let app = server.post("/api/v1/app", json!({"name": "Acme"})).await;
     let app_id = app["id"].as_str().unwrap();
@@ -321,23 +290,7 @@ async fn json_logs_filtered_by_rust_log_with_one_span_per_attempt_and_no_secrets
 /// the logs even at debug level.
 #[tokio::test]
 async fn request_logs_leave_out_query_strings() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = child::free_port();
-    let mut cmd = child::herald_command(dir.path());
-    cmd.args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--log-format",
-        "json",
-    ])
-    .env("HERALD_ADMIN_TOKEN", child::TOKEN)
-    .env("RUST_LOG", "debug")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
-    let mut process = cmd.spawn().unwrap();
-    let stderr = process.stderr.take().unwrap();
+    let (_dir, server, stderr) = start_with_json_logs("debug", &[]).await;
     let collected = tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
         let mut all = Vec::new();
@@ -346,22 +299,6 @@ async fn request_logs_leave_out_query_strings() {
         }
         all.join("\n")
     });
-    let server = ChildServer {
-        child: process,
-        base: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::new(),
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !server
-        .client
-        .get(server.url("/api/v1/health"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 204)
-    {
-        assert!(std::time::Instant::now() < deadline, "herald did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let inbox = server
         .post("/api/v1/inbox", json!({"name": "factory"}))
         .await;
@@ -381,4 +318,47 @@ async fn request_logs_leave_out_query_strings() {
         "requests are logged:\n{all}"
     );
     assert!(!all.contains(&token), "the inbox token was logged:\n{all}");
+}
+
+/// Starts `herald serve` with JSON logs filtered by `rust_log` on stderr, and waits until it
+/// answers.
+async fn start_with_json_logs(
+    rust_log: &str,
+    extra_args: &[&str],
+) -> (tempfile::TempDir, ChildServer, tokio::process::ChildStderr) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = child::free_port();
+    let mut cmd = child::herald_command(dir.path());
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--log-format",
+        "json",
+    ])
+    .args(extra_args)
+    .env("HERALD_ADMIN_TOKEN", child::TOKEN)
+    .env("RUST_LOG", rust_log)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    let mut process = cmd.spawn().unwrap();
+    let stderr = process.stderr.take().unwrap();
+    let server = ChildServer {
+        child: process,
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server
+        .client
+        .get(server.url("/api/v1/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 204)
+    {
+        assert!(std::time::Instant::now() < deadline, "herald did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (dir, server, stderr)
 }
