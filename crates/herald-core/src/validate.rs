@@ -102,6 +102,17 @@ pub fn channel(v: &mut Violations, loc: &[&str], value: &str) {
     }
 }
 
+/// The `event_types` and `channel` filters that message and attempt lists share, at their
+/// query locations.
+pub fn list_filters(v: &mut Violations, event_types: &[String], channel: Option<&str>) {
+    for (i, et) in event_types.iter().enumerate() {
+        identifier(v, &["query", "event_types", &i.to_string()], et, 256);
+    }
+    if let Some(channel) = channel {
+        self::channel(v, &["query", "channel"], channel);
+    }
+}
+
 /// A list of channels: each valid, no duplicates, at most `max_items`.
 pub fn channel_list(v: &mut Violations, loc: &[&str], values: &[String], max_items: usize) {
     if values.is_empty() {

@@ -133,12 +133,7 @@ struct CommonFilter {
 impl CommonFilter {
     fn into_filter(self) -> ApiResult<AttemptFilter> {
         let mut v = Violations::new();
-        for (i, et) in self.event_types.iter().enumerate() {
-            validate::identifier(&mut v, &["query", "event_types", &i.to_string()], et, 256);
-        }
-        if let Some(channel) = &self.channel {
-            validate::identifier(&mut v, &["query", "channel"], channel, 128);
-        }
+        validate::list_filters(&mut v, &self.event_types, self.channel.as_deref());
         v.finish()?;
         Ok(AttemptFilter {
             status: self.status.map(DeliveryStatus::from),

@@ -180,12 +180,7 @@ async fn list_sent_messages(
     }
     .params(Order::Descending)?;
     let mut v = Violations::new();
-    for (i, et) in query.event_types.iter().enumerate() {
-        validate::identifier(&mut v, &["query", "event_types", &i.to_string()], et, 256);
-    }
-    if let Some(channel) = &query.channel {
-        validate::identifier(&mut v, &["query", "channel"], channel, 128);
-    }
+    validate::list_filters(&mut v, &query.event_types, query.channel.as_deref());
     v.finish()?;
     let endpoint = super::endpoint::load(&state, &scoped, &path.endpoint_id).await?;
     let filter = EndpointMessageFilter {

@@ -213,12 +213,7 @@ async fn list_messages(
     }
     .params(Order::Descending)?;
     let mut v = Violations::new();
-    for (i, et) in query.event_types.iter().enumerate() {
-        validate::identifier(&mut v, &["query", "event_types", &i.to_string()], et, 256);
-    }
-    if let Some(channel) = &query.channel {
-        validate::channel(&mut v, &["query", "channel"], channel);
-    }
+    validate::list_filters(&mut v, &query.event_types, query.channel.as_deref());
     v.finish()?;
     let filter = MessageFilter {
         event_types: query.event_types,

@@ -229,6 +229,16 @@ async fn team_scoped_endpoints_get_their_devices_events_named_for_them() {
     assert_eq!(body["eventActivity"], "device.state.utilizing");
     assert_eq!(body["webhookId"], qa);
     assert_eq!(body["webhookName"], "QA hook");
+    // Every list filters by such channels.
+    for list in [
+        format!("/api/v1/app/{app}/msg?channel=team:qa"),
+        format!("/api/v1/app/{app}/attempt/endpoint/{qa}?channel=team:qa"),
+        format!("/api/v1/app/{app}/endpoint/{qa}/msg?channel=team:qa"),
+    ] {
+        let (status, out) = t.get(&list).await;
+        assert_eq!(status, StatusCode::OK, "{list}: {out}");
+        assert_eq!(out["data"].as_array().unwrap().len(), 1, "{list}: {out}");
+    }
     t.stop().await;
 }
 
