@@ -14,6 +14,7 @@ pub mod inbox;
 pub mod model;
 pub mod net;
 pub mod page;
+pub mod rate;
 pub mod retry;
 pub mod routing;
 pub mod secrets;

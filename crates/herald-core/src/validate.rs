@@ -62,6 +62,7 @@ impl Violations {
 pub struct Limits {
     pub max_url_length: usize,
     pub max_description_length: usize,
+    pub max_endpoints_per_app: usize,
 }
 
 impl Default for Limits {
@@ -69,8 +70,45 @@ impl Default for Limits {
         Self {
             max_url_length: 65_536,
             max_description_length: 512,
+            max_endpoints_per_app: 1000,
         }
     }
+}
+
+/// Deepest nesting of arrays and objects accepted in a JSON body. Payloads are walked
+/// recursively later (filters, GraphQL selections, form encoding), so depth is bounded where
+/// JSON enters rather than trusted to each walker; 64 levels is twice what Firebase allows.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Whether a JSON text nests arrays and objects deeper than `max`, found by scanning, not
+/// parsing (brackets inside strings do not count), so a hostile body costs one pass.
+pub fn json_too_deep(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The Svix identifier rule used by `uid`s, event type names and channels:
@@ -375,5 +413,20 @@ mod tests {
         let many: Vec<String> = (0..11).map(|i| format!("c{i}")).collect();
         identifier_list(&mut v, &["b"], &many, 128, Some(10));
         assert_eq!(v.iter().count(), 1);
+    }
+
+    #[test]
+    fn json_depth_is_counted_outside_strings() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!json_too_deep(deep(64).as_bytes(), 64));
+        assert!(json_too_deep(deep(65).as_bytes(), 64));
+        assert!(json_too_deep(br#"{"a": {"b": [1]}}"#, 2));
+        assert!(!json_too_deep(br#"{"a": {"b": 1}}"#, 2));
+        // Brackets in strings, escaped quotes included, are text.
+        assert!(!json_too_deep(br#"{"a": "[[[{{\"[[["}"#, 1));
+        assert!(!json_too_deep(
+            format!("[\"{}\"]", "[".repeat(500)).as_bytes(),
+            1
+        ));
     }
 }

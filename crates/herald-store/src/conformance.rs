@@ -254,7 +254,11 @@ async fn pagination_survives_inserts(store: &dyn Store) {
         first.items.iter().map(|e| &e.id).collect::<Vec<_>>()
     );
     assert!(!back.done());
+    // 600 originals plus 3 newcomers per page read (13 pages each way).
+    let count = store.count_endpoints(&app.id).await.unwrap();
+    assert!(count > 600, "{count}");
     store.delete_app(&app.id).await.unwrap();
+    assert_eq!(store.count_endpoints(&app.id).await.unwrap(), 0);
 }
 
 async fn event_types(store: &dyn Store) {

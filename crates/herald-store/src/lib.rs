@@ -245,6 +245,8 @@ pub trait Store: DeviceStore + InboxStore + Send + Sync + 'static {
     /// Looks an endpoint up by id alone (the delivery worker knows no application).
     async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>>;
     async fn list_endpoints(&self, app: &AppId, params: &ListParams) -> Result<Page<Endpoint>>;
+    /// How many endpoints `app` has (for `--max-endpoints-per-app`).
+    async fn count_endpoints(&self, app: &AppId) -> Result<u64>;
     /// Saves an endpoint. Disabling it fails its pending tasks (their retries stop; `recover`
     /// brings them back).
     async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<()>;

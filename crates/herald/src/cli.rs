@@ -201,6 +201,27 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_MAX_DESCRIPTION_LENGTH", value_name = "CHARS")]
     pub max_description_length: Option<String>,
 
+    /// Most endpoints one application may have; creating one more gets 422. [default: 1000]
+    #[arg(long, env = "HERALD_MAX_ENDPOINTS_PER_APP", value_name = "COUNT")]
+    pub max_endpoints_per_app: Option<String>,
+
+    /// Requests per second each API token may make (bursts up to one second's worth); more get
+    /// 429 with `Retry-After`. Counted per node. 0 turns the limit off. [default: 1000]
+    #[arg(long, env = "HERALD_API_RATE_LIMIT", value_name = "PER_SECOND")]
+    pub api_rate_limit: Option<String>,
+
+    /// Time a client has to send a request's headers, and then its body; idle keep-alive
+    /// connections close after it too. 1s to 1h. [default: 30s]
+    #[arg(long, env = "HERALD_CLIENT_TIMEOUT", value_name = "DURATION")]
+    pub client_timeout: Option<String>,
+
+    /// Send deliveries through this HTTP proxy (an http:// or https:// URL). The
+    /// proxy then resolves host names and owns the network policy for them: Herald still
+    /// refuses literal addresses outside --allow-network. Proxy environment variables such as
+    /// HTTPS_PROXY are never used. [default: none]
+    #[arg(long, env = "HERALD_OUTBOUND_PROXY", value_name = "URL")]
+    pub outbound_proxy: Option<String>,
+
     /// Retry delays after a failed attempt, e.g. `1s,1s,2s` or `15m,30m,60m` (units ms, s, m, h,
     /// d); endpoints may set their own. [default: 5s,5m,30m,2h,5h,10h,10h]
     #[arg(long, env = "HERALD_RETRY_SCHEDULE", value_name = "DELAYS")]

@@ -94,6 +94,11 @@ pub struct Config {
     pub allow_networks: Vec<IpNet>,
     pub max_body_bytes: usize,
     pub limits: Limits,
+    /// Requests per second each API token may make (0: unlimited).
+    pub api_rate_limit: u32,
+    /// Time a client has to send a request's headers, and then its body; also how long an idle
+    /// keep-alive connection stays open.
+    pub client_timeout: Duration,
     pub log_format: LogFormat,
     pub delivery: DeliveryConfig,
     pub retention: RetentionConfig,
@@ -113,6 +118,8 @@ impl std::fmt::Debug for Config {
             .field("allow_networks", &self.allow_networks)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("limits", &self.limits)
+            .field("api_rate_limit", &self.api_rate_limit)
+            .field("client_timeout", &self.client_timeout)
             .field("log_format", &self.log_format)
             .field("delivery", &self.delivery)
             .field("retention", &self.retention)
@@ -136,6 +143,8 @@ impl Config {
             allow_networks: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             limits: Limits::default(),
+            api_rate_limit: DEFAULT_API_RATE_LIMIT,
+            client_timeout: DEFAULT_CLIENT_TIMEOUT,
             log_format: LogFormat::Pretty,
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),
@@ -175,6 +184,8 @@ pub struct DeliveryConfig {
     pub svix_headers: bool,
     /// Endpoint URLs must be `https` (checked when endpoints are saved).
     pub require_https: bool,
+    /// Send every delivery through this HTTP proxy, which then owns the network policy.
+    pub outbound_proxy: Option<url::Url>,
 }
 
 impl Default for DeliveryConfig {
@@ -186,6 +197,7 @@ impl Default for DeliveryConfig {
             shutdown_grace: Duration::from_secs(30),
             svix_headers: true,
             require_https: false,
+            outbound_proxy: None,
         }
     }
 }
@@ -193,6 +205,8 @@ impl Default for DeliveryConfig {
 const DEFAULT_LISTEN: &str = "127.0.0.1:8071";
 const DEFAULT_DATA_DIR: &str = "./herald-data";
 const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+const DEFAULT_API_RATE_LIMIT: u32 = 1000;
+const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `herald.toml`. Unknown keys are errors so that a typo does not silently do nothing.
 #[derive(Debug, Default, Deserialize)]
@@ -207,6 +221,10 @@ struct FileConfig {
     max_body_bytes: Option<u64>,
     max_url_length: Option<u64>,
     max_description_length: Option<u64>,
+    max_endpoints_per_app: Option<u64>,
+    api_rate_limit: Option<u64>,
+    client_timeout: Option<String>,
+    outbound_proxy: Option<String>,
     log_format: Option<String>,
     retry_schedule: Option<String>,
     delivery_timeout: Option<String>,
@@ -266,6 +284,30 @@ const MAX_DESCRIPTION_LENGTH: Opt = opt(
     "--max-description-length",
     "HERALD_MAX_DESCRIPTION_LENGTH",
     "max_description_length",
+);
+const MAX_ENDPOINTS_PER_APP: Opt = opt(
+    "max_endpoints_per_app",
+    "--max-endpoints-per-app",
+    "HERALD_MAX_ENDPOINTS_PER_APP",
+    "max_endpoints_per_app",
+);
+const API_RATE_LIMIT: Opt = opt(
+    "api_rate_limit",
+    "--api-rate-limit",
+    "HERALD_API_RATE_LIMIT",
+    "api_rate_limit",
+);
+const CLIENT_TIMEOUT: Opt = opt(
+    "client_timeout",
+    "--client-timeout",
+    "HERALD_CLIENT_TIMEOUT",
+    "client_timeout",
+);
+const OUTBOUND_PROXY: Opt = opt(
+    "outbound_proxy",
+    "--outbound-proxy",
+    "HERALD_OUTBOUND_PROXY",
+    "outbound_proxy",
 );
 const LOG_FORMAT: Opt = opt(
     "log_format",
@@ -506,6 +548,38 @@ impl<'a> Resolver<'a> {
             1,
             65_536,
         )?;
+        let max_endpoints_per_app = self.size(
+            &MAX_ENDPOINTS_PER_APP,
+            args.max_endpoints_per_app.as_ref(),
+            self.file.max_endpoints_per_app,
+            defaults.max_endpoints_per_app,
+            1,
+            1_000_000,
+        )?;
+        let api_rate_limit = self.size(
+            &API_RATE_LIMIT,
+            args.api_rate_limit.as_ref(),
+            self.file.api_rate_limit,
+            DEFAULT_API_RATE_LIMIT as usize,
+            0,
+            1_000_000,
+        )? as u32;
+        let client_timeout = self.parse(
+            &CLIENT_TIMEOUT,
+            self.pick(
+                &CLIENT_TIMEOUT,
+                args.client_timeout.as_ref(),
+                self.file.client_timeout.clone(),
+            ),
+            || DEFAULT_CLIENT_TIMEOUT,
+            |v| {
+                let d = herald_core::retry::parse_duration(v)?;
+                if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+                    return Err("must be between 1s and 1h".into());
+                }
+                Ok(d)
+            },
+        )?;
         let log_format = self.parse(
             &LOG_FORMAT,
             self.pick(
@@ -585,7 +659,10 @@ impl<'a> Resolver<'a> {
             limits: Limits {
                 max_url_length,
                 max_description_length,
+                max_endpoints_per_app,
             },
+            api_rate_limit,
+            client_timeout,
             log_format,
             delivery,
             retention,
@@ -672,6 +749,20 @@ impl<'a> Resolver<'a> {
                 ),
                 || defaults.require_https,
                 parse_bool,
+            )?,
+            outbound_proxy: self.parse(
+                &OUTBOUND_PROXY,
+                self.pick(
+                    &OUTBOUND_PROXY,
+                    args.outbound_proxy.as_ref(),
+                    self.file.outbound_proxy.clone(),
+                ),
+                || None,
+                |v| match url::Url::parse(v) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(u)),
+                    Ok(_) => Err("must be an http or https URL".into()),
+                    Err(e) => Err(e.to_string()),
+                },
             )?,
         })
     }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod operational;
 pub mod outbound;
 pub mod retention;
+pub mod serve;
 pub mod startup;
 pub mod telemetry;
 pub mod worker;

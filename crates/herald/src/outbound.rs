@@ -8,7 +8,9 @@
 //!   addresses it returned: there is no second lookup an attacker's DNS could answer
 //!   differently. Literal IP hosts never reach a resolver and are checked before sending.
 //! - Redirects are never followed (a 3xx is a failed attempt) and proxy environment variables
-//!   are ignored.
+//!   are ignored. An operator may name a proxy (`--outbound-proxy`): it then resolves host names
+//!   and owns the policy for them, since Herald never learns which address it connects to;
+//!   literal addresses are still checked here.
 //! - Every request has a deadline covering connect, request and response, and a response body is
 //!   read only up to a cap: a huge or endless response costs no memory.
 
@@ -114,17 +116,15 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// Connects directly, to addresses found through `lookup` and allowed by `policy`.
     pub fn new(policy: NetworkPolicy, lookup: Arc<dyn Lookup>, max_response_bytes: usize) -> Self {
         let policy = Arc::new(policy);
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        let client = Self::client_builder()
             .no_proxy()
             .dns_resolver(PolicyResolver {
                 policy: policy.clone(),
                 lookup,
             })
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
             .build()
             .expect("the HTTP client configuration is valid");
         Self {
@@ -132,6 +132,32 @@ impl Outbound {
             policy,
             max_response_bytes,
         }
+    }
+
+    /// Sends every request through the HTTP proxy at `proxy` (`--outbound-proxy`). The proxy's
+    /// own host name is resolved by the system (operators put proxies on private networks).
+    pub fn through_proxy(
+        policy: NetworkPolicy,
+        proxy: &url::Url,
+        max_response_bytes: usize,
+    ) -> Result<Self, String> {
+        let proxy = reqwest::Proxy::all(proxy.as_str()).map_err(|e| e.to_string())?;
+        let client = Self::client_builder()
+            .proxy(proxy)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            policy: Arc::new(policy),
+            max_response_bytes,
+        })
+    }
+
+    fn client_builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
     }
 
     /// POSTs `body` to `url` with `headers`, all within `timeout`, keeping at most the

@@ -35,6 +35,8 @@ pub enum StartError {
          several nodes)"
     )]
     Locked(String),
+    #[error("invalid --outbound-proxy: {0}")]
+    Proxy(String),
     #[error("cannot lock {0}: {1}")]
     Lock(String, #[source] std::io::Error),
 }
@@ -48,6 +50,7 @@ pub struct Application {
     worker: WorkerConfig,
     outbound: Arc<Outbound>,
     retention: RetentionConfig,
+    client_timeout: std::time::Duration,
     /// Held for the life of the process: the SQLite database is used by this process alone.
     _lock: Option<std::fs::File>,
 }
@@ -118,11 +121,12 @@ impl Application {
         worker.metrics_endpoint_labels = config.metrics.endpoint_labels;
         // Installed before anything records, so that histograms get their buckets.
         crate::metrics::handle();
-        let outbound = Arc::new(Outbound::new(
-            herald_core::net::NetworkPolicy::new(config.allow_networks.clone()),
-            Arc::new(SystemLookup),
-            worker.max_response_bytes,
-        ));
+        let policy = herald_core::net::NetworkPolicy::new(config.allow_networks.clone());
+        let outbound = Arc::new(match &config.delivery.outbound_proxy {
+            None => Outbound::new(policy, Arc::new(SystemLookup), worker.max_response_bytes),
+            Some(proxy) => Outbound::through_proxy(policy, proxy, worker.max_response_bytes)
+                .map_err(StartError::Proxy)?,
+        });
         // A node that does not deliver has no worker to wake: publishes reach the delivering
         // nodes through the store's wake-ups (LISTEN/NOTIFY on Postgres).
         let wakeup = if config.role.delivers() {
@@ -153,6 +157,9 @@ impl Application {
                 .as_ref()
                 .map(|t| herald_core::token::sha256(t.as_bytes())),
             ingest_limiter: Default::default(),
+            api_rate_limit: config.api_rate_limit,
+            api_limiter: Default::default(),
+            client_timeout: config.client_timeout,
         });
         Ok(Self {
             listener,
@@ -163,6 +170,7 @@ impl Application {
             worker,
             outbound,
             retention: config.retention,
+            client_timeout: config.client_timeout,
             _lock: lock,
         })
     }
@@ -228,19 +236,19 @@ impl Application {
         } else {
             api::health_only_router(self.state)
         };
-        // The peer address is recorded with what inboxes receive.
-        let serve = axum::serve(
+        let serve = crate::serve::run(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopping.clone().cancelled_owned());
+            router,
+            self.client_timeout,
+            stopping.clone().cancelled_owned(),
+        );
         // Open requests get the same grace as deliveries in flight.
         let grace = self.worker.shutdown_grace + std::time::Duration::from_secs(5);
         let server = async {
-            let serving = tokio::spawn(serve.into_future());
+            let serving = tokio::spawn(serve);
             stopping.cancelled().await;
             match tokio::time::timeout(grace, serving).await {
-                Ok(Ok(result)) => result.map_err(StartError::Serve),
+                Ok(Ok(())) => Ok(()),
                 Ok(Err(join)) => Err(StartError::Serve(std::io::Error::other(join))),
                 Err(_) => {
                     tracing::warn!("requests still open after the grace period; closing");

@@ -53,6 +53,8 @@ fn essence(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
+const FORM: &str = "application/x-www-form-urlencoded";
+
 /// Parses a body by its `Content-Type`. JSON that does not parse under a JSON content type is an
 /// error; without a content type, a body that parses as JSON is JSON.
 pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<(Value, Encoding), String> {
@@ -60,13 +62,23 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<(Value, Encodin
         return Ok((Value::Null, Encoding::Empty));
     }
     let essence = content_type.map(essence);
+    let read_as_json = match essence.as_deref() {
+        Some(e) => e == "application/json" || e.ends_with("+json") || e == FORM,
+        None => true,
+    };
+    if read_as_json && crate::validate::json_too_deep(bytes, crate::validate::MAX_JSON_DEPTH) {
+        return Err(format!(
+            "the body nests arrays and objects deeper than {} levels",
+            crate::validate::MAX_JSON_DEPTH
+        ));
+    }
     match essence.as_deref() {
         Some(e) if e == "application/json" || e.ends_with("+json") => serde_json::from_slice(bytes)
             .map(|v| (v, Encoding::Json))
             .map_err(|e| format!("malformed JSON body: {e}")),
         // `curl -d '{"a": 1}'` sends JSON labelled as a form; Firebase takes it as JSON, and so
         // does an inbox when the whole body is a JSON object or array.
-        Some("application/x-www-form-urlencoded") => match json_document(bytes) {
+        Some(FORM) => match json_document(bytes) {
             Some(value) => Ok((value, Encoding::Json)),
             None => Ok((parse_form(bytes), Encoding::Form)),
         },
@@ -175,6 +187,14 @@ mod tests {
         );
         assert_eq!(parse(None, b"").unwrap(), (Value::Null, Encoding::Empty));
         assert_eq!(Encoding::parse("form"), Some(Encoding::Form));
+        // Too deep to be walked safely later, whatever labels it as JSON; as text it is text.
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert!(parse(Some("application/json"), deep.as_bytes()).is_err());
+        assert!(parse(None, deep.as_bytes()).is_err());
+        assert_eq!(
+            parse(Some("text/plain"), deep.as_bytes()).unwrap().1,
+            Encoding::Text
+        );
     }
 
     #[test]

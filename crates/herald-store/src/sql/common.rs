@@ -523,6 +523,14 @@ impl Store for SqlStore {
         fetch_page::<EndpointRow, _>(&self.reader, qb, "id", params).await
     }
 
+    async fn count_endpoints(&self, app: &AppId) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM endpoints WHERE app_id = $1")
+            .bind(app.as_str())
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(

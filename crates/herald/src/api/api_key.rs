@@ -17,7 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::application::{ApplicationIn, find_or_create};
-use super::auth::Principal;
+use super::auth::{Admin, Principal};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, OptionalJson, Query};
 use super::pagination::{ListResponse, PageQuery};
@@ -141,10 +141,9 @@ async fn issue(
     responses((status = 201, body = ApiKeyCreatedOut)))]
 async fn create_api_key(
     State(state): State<AppState>,
-    principal: Principal,
+    _admin: Admin,
     Json(body): Json<ApiKeyIn>,
 ) -> ApiResult<(StatusCode, axum::Json<ApiKeyCreatedOut>)> {
-    principal.require_admin()?;
     let role = Role::from(body.role);
     let mut v = Violations::new();
     let name = body.name.unwrap_or_else(|| role.as_str().to_owned());
@@ -253,10 +252,9 @@ async fn get_api_key(
     responses((status = 204, description = "Revoked")))]
 async fn delete_api_key(
     State(state): State<AppState>,
-    principal: Principal,
+    Admin(principal): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    principal.require_admin()?;
     let key = load_key(&state, &principal, &id).await?;
     state.store.delete_api_key(&key.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -296,11 +294,10 @@ const DEFAULT_PORTAL_EXPIRY: i64 = 7 * 24 * 3600;
     responses((status = 200, body = AppPortalAccessOut)))]
 async fn app_portal_access(
     State(state): State<AppState>,
-    principal: Principal,
+    Admin(principal): Admin,
     Path(app_id): Path<String>,
     OptionalJson(body): OptionalJson<AppPortalAccessIn>,
 ) -> ApiResult<axum::Json<AppPortalAccessOut>> {
-    principal.require_admin()?;
     let expiry = body.expiry.unwrap_or(DEFAULT_PORTAL_EXPIRY);
     let mut v = Violations::new();
     validate::range(

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::auth::{Principal, ScopedApp};
+use super::auth::{Admin, PathInScope, Principal, ScopedApp};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Patch, Query, query_bool};
 use super::pagination::{ListResponse, OrderedPageQuery};
@@ -254,11 +254,10 @@ async fn list_apps(
     ))]
 async fn create_app(
     State(state): State<AppState>,
-    principal: Principal,
+    Admin(principal): Admin,
     Query(query): Query<CreateAppQuery>,
     Json(body): Json<ApplicationIn>,
 ) -> ApiResult<Response> {
-    principal.require_admin()?;
     body.validate()?;
     let get_if_exists = query.get_if_exists.or(query.get_or_create).unwrap_or(false);
     if get_if_exists
@@ -310,6 +309,7 @@ async fn get_app(scoped: ScopedApp) -> axum::Json<ApplicationOut> {
 async fn update_app(
     State(state): State<AppState>,
     principal: Principal,
+    _: PathInScope,
     axum::extract::Path(app_id): axum::extract::Path<String>,
     Json(body): Json<ApplicationIn>,
 ) -> ApiResult<Response> {

@@ -1,13 +1,16 @@
 //! Who is calling, and what they may touch.
 //!
 //! Every `/api/v1` route except health and the OpenAPI document goes through [`authenticate`]:
-//! it turns the bearer token into a [`Principal`] (401 when missing or unknown), refuses writes
+//! it turns the bearer token into a [`Principal`] (401 when missing or unknown), applies the
+//! token's rate limit (429 with `Retry-After`, `--api-rate-limit`), refuses writes
 //! by read-only principals (403) centrally so that no handler can forget, and stores the
 //! principal in the request for handlers and the idempotency layer.
 //!
 //! Application scoping is enforced where the application is loaded: the [`ScopedApp`]
 //! extractor answers 404, not 403, for another application's resources, so that an app-scoped
 //! token cannot even learn which application ids exist.
+
+use std::time::Duration;
 
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
@@ -78,6 +81,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+/// The caller, who must be an unscoped admin. As an extractor it runs before the body is read,
+/// so a limited token gets 403 without learning anything from the body's validation.
+pub struct Admin(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require_admin()?;
+        Ok(Admin(principal))
+    }
+}
+
 pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -130,6 +147,24 @@ pub async fn authenticate(
         .principal_for(presented)
         .await?
         .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+    let now = std::time::Instant::now();
+    if state.api_limiter.len() > 4096 {
+        // A bucket idle for a second is full again: forgetting it changes nothing.
+        state.api_limiter.forget_idle(Duration::from_secs(1), now);
+    }
+    if state.api_rate_limit > 0
+        && let Err(wait) = state
+            .api_limiter
+            .take(&principal.scope(), state.api_rate_limit, now)
+    {
+        return Err(ApiError::TooManyRequests {
+            detail: format!(
+                "this token may make {} requests per second (see --api-rate-limit)",
+                state.api_rate_limit
+            ),
+            retry_after: herald_core::rate::retry_after_secs(wait),
+        });
+    }
     let reading = matches!(*req.method(), Method::GET | Method::HEAD);
     if principal.role == Role::ReadOnly && !reading && req.uri().path() != "/api/v1/auth/logout" {
         return Err(ApiError::forbidden("this token is read-only"));
@@ -153,14 +188,7 @@ impl FromRequestParts<AppState> for ScopedApp {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let principal = Principal::from_request_parts(parts, state).await?;
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let app_id = params
-            .iter()
-            .find(|(name, _)| *name == "app_id")
-            .map(|(_, value)| value.to_owned())
-            .ok_or_else(|| ApiError::Internal("route without {app_id}".into()))?;
+        let app_id = path_app_id(parts, state).await?;
         let app = state
             .store
             .get_app(&app_id)
@@ -169,4 +197,42 @@ impl FromRequestParts<AppState> for ScopedApp {
             .ok_or(ApiError::NotFound("application not found"))?;
         Ok(Self { app, principal })
     }
+}
+
+/// For a token limited to one application: 404 unless the `{app_id}` path segment names that
+/// application. Routes that may create the application they name (PUT, a message with an
+/// inline `application`) cannot load it with [`ScopedApp`]; this extractor gives them the same
+/// answer before the body is read, so another application's token learns nothing from its
+/// validation. Unscoped tokens pass unchecked (the handler decides).
+pub struct PathInScope;
+
+impl FromRequestParts<AppState> for PathInScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let Some(own) = &principal.app_id else {
+            return Ok(PathInScope);
+        };
+        let named = path_app_id(parts, state).await?;
+        match state.store.get_app(&named).await? {
+            Some(app) if &app.id == own => Ok(PathInScope),
+            _ => Err(ApiError::NotFound("application not found")),
+        }
+    }
+}
+
+/// The `{app_id}` path segment.
+async fn path_app_id(parts: &mut Parts, state: &AppState) -> ApiResult<String> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    params
+        .iter()
+        .find(|(name, _)| *name == "app_id")
+        .map(|(_, value)| value.to_owned())
+        .ok_or_else(|| ApiError::Internal("route without {app_id}".into()))
 }

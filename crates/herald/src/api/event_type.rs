@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::auth::Principal;
+use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Patch, Query, query_bool};
 use super::pagination::{ListResponse, OrderedPageQuery};
@@ -177,10 +177,9 @@ async fn list_event_types(
     responses((status = 201, body = EventTypeOut)))]
 async fn create_event_type(
     State(state): State<AppState>,
-    principal: Principal,
+    _admin: Admin,
     Json(body): Json<EventTypeIn>,
 ) -> ApiResult<(StatusCode, axum::Json<EventTypeOut>)> {
-    principal.require_admin()?;
     let mut v = Violations::new();
     validate::identifier(&mut v, &["body", "name"], &body.name, 256);
     let now = herald_core::time::now();
@@ -253,11 +252,10 @@ async fn get_event_type(
     ))]
 async fn update_event_type(
     State(state): State<AppState>,
-    principal: Principal,
+    _admin: Admin,
     Path(name): Path<String>,
     Json(body): Json<EventTypeUpdate>,
 ) -> ApiResult<Response> {
-    principal.require_admin()?;
     let now = herald_core::time::now();
     let existing = state.store.get_event_type(&name).await?;
     let created = existing.is_none();
@@ -298,11 +296,10 @@ async fn update_event_type(
     responses((status = 200, body = EventTypeOut)))]
 async fn patch_event_type(
     State(state): State<AppState>,
-    principal: Principal,
+    _admin: Admin,
     Path(name): Path<String>,
     Json(patch): Json<EventTypePatch>,
 ) -> ApiResult<axum::Json<EventTypeOut>> {
-    principal.require_admin()?;
     let mut et = load(&state, &name).await?;
     if let Some(description) = patch.description {
         et.description = description;
@@ -342,11 +339,10 @@ pub struct DeleteEventTypeQuery {
     responses((status = 204, description = "Archived or deleted")))]
 async fn delete_event_type(
     State(state): State<AppState>,
-    principal: Principal,
+    _admin: Admin,
     Path(name): Path<String>,
     Query(query): Query<DeleteEventTypeQuery>,
 ) -> ApiResult<StatusCode> {
-    principal.require_admin()?;
     let mut et = load(&state, &name).await?;
     if query.expunge.unwrap_or(false) {
         state.store.delete_event_type(&name).await?;
@@ -384,10 +380,9 @@ pub struct CatalogImportOut {
     responses((status = 200, body = CatalogImportOut)))]
 async fn import_catalog(
     State(state): State<AppState>,
-    principal: Principal,
+    _admin: Admin,
     Json(body): Json<CatalogImportIn>,
 ) -> ApiResult<axum::Json<CatalogImportOut>> {
-    principal.require_admin()?;
     let Some(catalog) = herald_core::catalog::find(&body.catalog) else {
         let mut v = Violations::new();
         v.value(

@@ -59,19 +59,39 @@ where
     }
 }
 
-/// Reads the whole body, mapping the size limit to 413.
+/// Reads the whole body, mapping the size limit to 413 and a body that stopped arriving
+/// (`--client-timeout`) to 408.
 pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
+        } else if timed_out(&rejection) {
+            ApiError::RequestTimeout
         } else {
             ApiError::BadRequest(format!("could not read the request body: {rejection}"))
         }
     })
 }
 
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// Parses JSON, telling syntax errors (400) from type errors (422 at the failing path).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    use herald_core::validate::{MAX_JSON_DEPTH, json_too_deep};
+    if json_too_deep(bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::BadRequest(format!(
+            "malformed JSON body: arrays and objects nest deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();

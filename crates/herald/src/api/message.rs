@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::application::{ApplicationIn, find_or_create};
-use super::auth::{Principal, ScopedApp};
+use super::auth::{PathInScope, Principal, ScopedApp};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query, comma_list, query_bool};
 use super::pagination::{ListResponse, PageQuery};
@@ -163,6 +163,7 @@ fn check(v: &mut Violations, body: &MessageIn) {
 async fn create_message(
     State(state): State<AppState>,
     principal: Principal,
+    _: PathInScope,
     Path(app_id): Path<String>,
     Query(query): Query<WithContentQuery>,
     Json(body): Json<MessageIn>,

@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, each with its own router, assembled here.
 //!
-//! Layers, from the outside in: panic catching, tracing, the body size limit, then for
+//! Layers, from the outside in: panic catching, tracing, the body read timeout, the body size
+//! limit, then for
 //! `/api/v1` routes other than health: [`auth::authenticate`] and [`idempotency::layer`].
 
 use std::ops::Deref;
@@ -73,6 +74,11 @@ pub struct Shared {
     pub metrics_token_hash: Option<Vec<u8>>,
     /// Inboxes' rate limits (per node).
     pub ingest_limiter: inbox::ingest::RateLimiter,
+    /// Requests per second per API token (0: unlimited), and the tokens' buckets (per node).
+    pub api_rate_limit: u32,
+    pub api_limiter: herald_core::rate::TokenBuckets<String>,
+    /// Time a client has to send a request body (`--client-timeout`).
+    pub client_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -172,6 +178,10 @@ pub fn router(state: AppState) -> Router {
         ApiError::MethodNotAllowed("method not allowed on this route".into())
     })
     .layer(DefaultBodyLimit::max(state.max_body_bytes))
+    // A body trickling in slower than this fails to read (see `extract::read_body`: 408).
+    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        state.client_timeout,
+    ))
     .layer(TraceLayer::new_for_http().make_span_with(request_span))
     .layer(CatchPanicLayer::custom(panic_response))
     .with_state(state)

@@ -47,7 +47,22 @@ impl OperationalEndpointPath {
 }
 
 /// The reserved application, as the endpoint routes expect it. Only unscoped admin tokens
-/// reach it; read-only admin tokens may read.
+/// reach it; read-only admin tokens may read. An extractor, so that it runs before the body is
+/// read.
+struct Reserved(ScopedApp);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Reserved {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        reserved(principal).map(Reserved)
+    }
+}
+
 fn reserved(principal: Principal) -> ApiResult<ScopedApp> {
     if principal.app_id.is_some() || !matches!(principal.role, Role::Admin | Role::ReadOnly) {
         return Err(ApiError::forbidden(
@@ -76,10 +91,10 @@ fn reserved(principal: Principal) -> ApiResult<ScopedApp> {
     responses((status = 200, body = ListResponse<EndpointOut>)))]
 async fn list(
     state: State<AppState>,
-    principal: Principal,
+    Reserved(scoped): Reserved,
     query: Query<OrderedPageQuery>,
 ) -> ApiResult<axum::Json<ListResponse<EndpointOut>>> {
-    endpoint::list_endpoints(state, reserved(principal)?, query).await
+    endpoint::list_endpoints(state, scoped, query).await
 }
 
 /// Create an operational webhook endpoint. It receives `endpoint.created`, `endpoint.updated`,
@@ -92,10 +107,10 @@ async fn list(
     responses((status = 201, body = EndpointOut)))]
 async fn create(
     state: State<AppState>,
-    principal: Principal,
+    Reserved(scoped): Reserved,
     body: Json<EndpointIn>,
 ) -> ApiResult<(StatusCode, axum::Json<EndpointOut>)> {
-    endpoint::create_endpoint(state, reserved(principal)?, body).await
+    endpoint::create_endpoint(state, scoped, body).await
 }
 
 /// Get an operational webhook endpoint.
@@ -105,10 +120,10 @@ async fn create(
     responses((status = 200, body = EndpointOut)))]
 async fn get(
     state: State<AppState>,
-    principal: Principal,
+    Reserved(scoped): Reserved,
     Path(path): Path<OperationalEndpointPath>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
-    endpoint::get_endpoint(state, reserved(principal)?, path.in_reserved_app()).await
+    endpoint::get_endpoint(state, scoped, path.in_reserved_app()).await
 }
 
 /// Replace an operational webhook endpoint's settings (or create it with this uid).
@@ -122,11 +137,11 @@ async fn get(
     ))]
 async fn update(
     state: State<AppState>,
-    principal: Principal,
+    Reserved(scoped): Reserved,
     Path(path): Path<OperationalEndpointPath>,
     body: Json<EndpointIn>,
 ) -> ApiResult<Response> {
-    endpoint::update_endpoint(state, reserved(principal)?, path.in_reserved_app(), body).await
+    endpoint::update_endpoint(state, scoped, path.in_reserved_app(), body).await
 }
 
 /// Partially update an operational webhook endpoint.
@@ -137,11 +152,11 @@ async fn update(
     responses((status = 200, body = EndpointOut)))]
 async fn patch(
     state: State<AppState>,
-    principal: Principal,
+    Reserved(scoped): Reserved,
     Path(path): Path<OperationalEndpointPath>,
     body: Json<EndpointPatch>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
-    endpoint::patch_endpoint(state, reserved(principal)?, path.in_reserved_app(), body).await
+    endpoint::patch_endpoint(state, scoped, path.in_reserved_app(), body).await
 }
 
 /// Delete an operational webhook endpoint.
@@ -151,10 +166,10 @@ async fn patch(
     responses((status = 204, description = "Deleted")))]
 async fn delete(
     state: State<AppState>,
-    principal: Principal,
+    Reserved(scoped): Reserved,
     Path(path): Path<OperationalEndpointPath>,
 ) -> ApiResult<StatusCode> {
-    endpoint::delete_endpoint(state, reserved(principal)?, path.in_reserved_app()).await
+    endpoint::delete_endpoint(state, scoped, path.in_reserved_app()).await
 }
 
 /// Get an operational webhook endpoint's signing secret.
@@ -164,10 +179,10 @@ async fn delete(
     responses((status = 200, body = EndpointSecretOut)))]
 async fn get_secret(
     state: State<AppState>,
-    principal: Principal,
+    Reserved(scoped): Reserved,
     Path(path): Path<OperationalEndpointPath>,
 ) -> ApiResult<axum::Json<EndpointSecretOut>> {
-    endpoint::get_secret(state, reserved(principal)?, path.in_reserved_app()).await
+    endpoint::get_secret(state, scoped, path.in_reserved_app()).await
 }
 
 /// Rotate an operational webhook endpoint's signing secret (the previous one keeps signing
@@ -179,9 +194,9 @@ async fn get_secret(
     responses((status = 200, body = EndpointSecretOut, description = "Rotated")))]
 async fn rotate_secret(
     state: State<AppState>,
-    principal: Principal,
+    Reserved(scoped): Reserved,
     Path(path): Path<OperationalEndpointPath>,
     body: OptionalJson<EndpointSecretRotateIn>,
 ) -> ApiResult<axum::Json<EndpointSecretOut>> {
-    endpoint::rotate_secret(state, reserved(principal)?, path.in_reserved_app(), body).await
+    endpoint::rotate_secret(state, scoped, path.in_reserved_app(), body).await
 }

@@ -326,6 +326,15 @@ async fn start_with_json_logs(
     rust_log: &str,
     extra_args: &[&str],
 ) -> (tempfile::TempDir, ChildServer, tokio::process::ChildStderr) {
+    start_with_json_logs_and_env(rust_log, extra_args, &[]).await
+}
+
+/// [`start_with_json_logs`] with extra environment variables.
+pub async fn start_with_json_logs_and_env(
+    rust_log: &str,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, ChildServer, tokio::process::ChildStderr) {
     let dir = tempfile::tempdir().unwrap();
     let port = child::free_port();
     let mut cmd = child::herald_command(dir.path());
@@ -339,6 +348,7 @@ async fn start_with_json_logs(
     .args(extra_args)
     .env("HERALD_ADMIN_TOKEN", child::TOKEN)
     .env("RUST_LOG", rust_log)
+    .envs(env.iter().copied())
     .stdout(Stdio::null())
     .stderr(Stdio::piped())
     .kill_on_drop(true);

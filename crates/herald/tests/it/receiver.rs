@@ -53,6 +53,7 @@ struct State {
     received: Vec<Received>,
     in_flight: HashMap<String, usize>,
     max_in_flight: HashMap<String, usize>,
+    connections: usize,
 }
 
 #[derive(Clone)]
@@ -63,8 +64,16 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        Self::start_at("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// A receiver on a chosen address (another loopback address, a port already used on
+    /// another address).
+    pub async fn start_at(addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
         tokio::spawn(async move {
@@ -72,10 +81,11 @@ impl Receiver {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                shared.lock().unwrap().connections += 1;
                 tokio::spawn(serve(stream, shared.clone()));
             }
         });
-        Self { addr, state }
+        Ok(Self { addr, state })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -109,6 +119,11 @@ impl Receiver {
             .filter(|r| r.path == path)
             .cloned()
             .collect()
+    }
+
+    /// How many connections were accepted.
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
     }
 
     /// How many requests arrived, on every path.

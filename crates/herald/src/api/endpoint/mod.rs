@@ -269,6 +269,16 @@ async fn create(
         updated_at: now,
     };
     let mut v = Violations::new();
+    let max = state.limits.max_endpoints_per_app;
+    if state.store.count_endpoints(&scoped.app.id).await? >= max as u64 {
+        v.value(
+            &["body"],
+            format!(
+                "this application already has {max} endpoints, the most this server allows \
+                 (--max-endpoints-per-app)"
+            ),
+        );
+    }
     check_endpoint(&mut v, &endpoint, state);
     let scheme = endpoint.options.signature.scheme;
     let secret = check_secret(&mut v, &["body", "secret"], scheme, body.secret.as_deref());

@@ -9,8 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, RawPathParams, Request, State};
@@ -53,39 +52,8 @@ pub fn router() -> Router<AppState> {
 #[openapi(paths(write_entry, read_tree))]
 pub struct IngestDoc;
 
-/// Per-inbox token buckets. They live in this node's memory: with several nodes each enforces
-/// the rate on the requests it receives.
-#[derive(Default)]
-pub struct RateLimiter {
-    buckets: Mutex<HashMap<InboxId, Bucket>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl RateLimiter {
-    /// Takes one request's token: `Err(wait)` when the inbox is over `per_second`. The bucket
-    /// holds one second's worth, so bursts up to the rate pass.
-    pub fn take(&self, inbox: &InboxId, per_second: u32, now: Instant) -> Result<(), Duration> {
-        let rate = f64::from(per_second.max(1));
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = buckets.entry(inbox.clone()).or_insert(Bucket {
-            tokens: rate,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
-        }
-    }
-}
+/// Per-inbox token buckets, in this node's memory.
+pub type RateLimiter = herald_core::rate::TokenBuckets<InboxId>;
 
 /// Query parameters of the ingest routes.
 #[derive(Debug, Default, Deserialize)]
@@ -166,10 +134,10 @@ async fn admit(
             "rate_limited",
             format!("this inbox accepts {rate} requests per second"),
         );
-        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(herald_core::rate::retry_after_secs(wait)),
+        );
         return Err(response);
     }
     Ok(Admitted {
@@ -479,25 +447,6 @@ async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buckets_allow_the_rate_and_refill() {
-        let limiter = RateLimiter::default();
-        let inbox = InboxId::generate();
-        let start = Instant::now();
-        for _ in 0..3 {
-            assert!(limiter.take(&inbox, 3, start).is_ok());
-        }
-        let wait = limiter.take(&inbox, 3, start).unwrap_err();
-        assert!(wait <= Duration::from_millis(334), "{wait:?}");
-        assert!(
-            limiter
-                .take(&inbox, 3, start + Duration::from_millis(340))
-                .is_ok()
-        );
-        // Another inbox has its own bucket.
-        assert!(limiter.take(&InboxId::generate(), 3, start).is_ok());
-    }
 
     #[test]
     fn firebase_queries() {

@@ -1,0 +1,288 @@
+//! Tenant isolation, walked over every route of the OpenAPI document: another application's
+//! token gets 403 or 404 and never the data, a read-only token cannot write anywhere, and
+//! nothing of the first application changes on the way.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use herald_core::model::DeliveryStatus;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+use crate::receiver::Receiver;
+
+/// Values that belong to tenant A and appear in no request of the walk: finding one in a
+/// response means A's data leaked.
+const PRIVATE: &[&str] = &[
+    "Tenant A Corp",
+    "a-private-payload-marker",
+    "tenant-a-hook",
+    "whsec_dGVuYW50LWEtc2VjcmV0LTAxMjM0NTY3",
+    "tenant-a-header-value",
+    "tenant-a-device-marker",
+    "tenant-a-key-name",
+    "tenant-a-inbox-marker",
+    "operator-ops-hook",
+];
+
+/// Tenant A's resources, named by the path parameters that address them.
+struct TenantA {
+    params: BTreeMap<&'static str, String>,
+    /// The operational webhook endpoint, for `{endpoint_id}` under /operational-webhook.
+    ops_endpoint: String,
+}
+
+async fn tenant_a(t: &TestApp, r: &Receiver) -> TenantA {
+    let (status, app) = t
+        .post(
+            "/api/v1/app",
+            json!({"name": "Tenant A Corp", "uid": "tenant-a"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let app = app["id"].as_str().unwrap().to_owned();
+    let endpoint = t
+        .create_endpoint(
+            &app,
+            json!({
+                "url": r.url("/tenant-a-hook"),
+                "secret": "whsec_dGVuYW50LWEtc2VjcmV0LTAxMjM0NTY3",
+                "headers": {"x-tenant": "tenant-a-header-value"},
+            }),
+        )
+        .await;
+    let msg = t
+        .publish(
+            &app,
+            json!({"eventType": "a.private", "payload": {"m": "a-private-payload-marker"}}),
+        )
+        .await;
+    t.wait_status(
+        &msg,
+        &endpoint,
+        DeliveryStatus::Success,
+        Duration::from_secs(10),
+    )
+    .await;
+    let attempt = t.attempts(&msg).await.remove(0).id.as_str().to_owned();
+    let device_path = format!("/api/v1/app/{app}/device/dev-a");
+    let (status, _) = t
+        .call(
+            Method::PUT,
+            &device_path,
+            Some(json!({"name": "tenant-a-device-marker", "kind": "private"})),
+        )
+        .await;
+    assert!(status.is_success());
+    let (status, _) = t
+        .call(
+            Method::PUT,
+            &format!("/api/v1/app/{app}/device-group/grp-a"),
+            Some(json!({"test": true})),
+        )
+        .await;
+    assert!(status.is_success());
+    let (status, key) = t
+        .post(
+            "/api/v1/api-key",
+            json!({"role": "app", "appId": app, "name": "tenant-a-key-name"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, inbox) = t
+        .post(
+            "/api/v1/inbox",
+            json!({"name": "inbox-a", "description": "tenant-a-inbox-marker", "appId": app}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{inbox}");
+    let (status, ops) = t
+        .post(
+            "/api/v1/operational-webhook/endpoint",
+            json!({"url": r.url("/operator-ops-hook")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ops}");
+    let (status, _) = t
+        .post(
+            "/api/v1/event-type",
+            json!({"name": "a.private", "description": "A's event"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let params = BTreeMap::from([
+        ("app_id", app),
+        ("endpoint_id", endpoint),
+        ("msg_id", msg),
+        ("attempt_id", attempt),
+        ("device_id", "dev-a".to_owned()),
+        ("group", "grp-a".to_owned()),
+        ("key_id", key["id"].as_str().unwrap().to_owned()),
+        ("inbox_id", inbox["id"].as_str().unwrap().to_owned()),
+        ("inbox", "inbox-a".to_owned()),
+        ("path", "readings".to_owned()),
+        ("event_type_name", "a.private".to_owned()),
+    ]);
+    TenantA {
+        params,
+        ops_endpoint: ops["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Every (method, path) of the OpenAPI document, with tenant A's ids filled in.
+fn routes(a: &TenantA) -> Vec<(Method, String)> {
+    let doc = serde_json::to_value(herald::api::openapi_document()).unwrap();
+    let mut routes = Vec::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                continue;
+            };
+            let mut path = template.clone();
+            for (name, value) in &a.params {
+                let value = if *name == "endpoint_id" && template.contains("operational-webhook") {
+                    &a.ops_endpoint
+                } else {
+                    value
+                };
+                path = path.replace(&format!("{{{name}}}"), value);
+            }
+            assert!(
+                !path.contains('{'),
+                "a parameter of {template} has no value"
+            );
+            routes.push((method, path));
+        }
+    }
+    assert!(routes.len() > 70, "only {} routes", routes.len());
+    routes
+}
+
+/// Everything of tenant A an admin can read, to compare before and after the walk.
+async fn snapshot(t: &TestApp, a: &TenantA) -> Vec<Value> {
+    let app = &a.params["app_id"];
+    let ep = &a.params["endpoint_id"];
+    let mut out = Vec::new();
+    for path in [
+        format!("/api/v1/app/{app}"),
+        format!("/api/v1/app/{app}/endpoint"),
+        format!("/api/v1/app/{app}/endpoint/{ep}/secret"),
+        format!("/api/v1/app/{app}/endpoint/{ep}/headers"),
+        format!("/api/v1/app/{app}/msg?with_content=true"),
+        format!("/api/v1/app/{app}/attempt/endpoint/{ep}"),
+        format!("/api/v1/app/{app}/device"),
+        format!("/api/v1/app/{app}/device-group"),
+        "/api/v1/api-key".to_owned(),
+        "/api/v1/inbox".to_owned(),
+        "/api/v1/event-type".to_owned(),
+        "/api/v1/operational-webhook/endpoint".to_owned(),
+    ] {
+        let (status, body) = t.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        out.push(body);
+    }
+    out
+}
+
+#[tokio::test]
+async fn another_applications_token_gets_nothing_on_any_route() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn().await;
+    let a = tenant_a(&t, &r).await;
+    let b = t.create_app("Tenant B").await;
+    let b_token = t.api_key(json!({"role": "app", "appId": b})).await;
+    let before = snapshot(&t, &a).await;
+
+    let mut report = Vec::new();
+    for (method, path) in routes(&a) {
+        if path == "/api/v1/auth/logout" {
+            continue; // Ends the caller's own session; nothing of A's.
+        }
+        let mut request = t.request_as(&b_token, method.clone(), &path);
+        if method != Method::GET {
+            request = request.json(&json!({}));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        let leaked: Vec<&&str> = PRIVATE.iter().filter(|p| body.contains(**p)).collect();
+        // A route naming A's resources answers 403 or 404 (`/in/…` takes inbox tokens only:
+        // 401). Installation-wide routes may serve B for itself: lists answer with B's own
+        // items, and B may create its own inbox (so an empty body is a 422).
+        // (Event types are the installation's catalogue, shared by every application.)
+        let names_a = a
+            .params
+            .iter()
+            .filter(|(name, _)| **name != "event_type_name")
+            .any(|(_, v)| path.split('/').any(|s| s == v))
+            || path.contains(&a.ops_endpoint);
+        let allowed = match status {
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => true,
+            StatusCode::UNAUTHORIZED => path.starts_with("/in/"),
+            s if s.is_success() => method == Method::GET && !names_a,
+            StatusCode::UNPROCESSABLE_ENTITY => !names_a,
+            _ => false,
+        };
+        if !allowed || !leaked.is_empty() {
+            report.push(format!(
+                "{method} {path}: {status} leaked={leaked:?} {body}"
+            ));
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+    // B's own inbox cannot be attached to A, and the answer is the one for an application
+    // that does not exist.
+    let attach = |app: String| {
+        t.call_as(
+            &b_token,
+            Method::POST,
+            "/api/v1/inbox",
+            Some(json!({"name": "sneaky", "appId": app})),
+        )
+    };
+    let to_a = attach(a.params["app_id"].clone()).await;
+    assert_eq!(to_a.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(to_a, attach("no-such-app".into()).await);
+    assert_eq!(snapshot(&t, &a).await, before, "tenant A changed");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_read_only_token_cannot_write_on_any_route() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn().await;
+    let a = tenant_a(&t, &r).await;
+    let app = a.params["app_id"].clone();
+    let scoped = t.api_key(json!({"role": "read-only", "appId": app})).await;
+    let unscoped = t.api_key(json!({"role": "read-only"})).await;
+    let before = snapshot(&t, &a).await;
+
+    let mut report = Vec::new();
+    for token in [&scoped, &unscoped] {
+        for (method, path) in routes(&a) {
+            if method == Method::GET || path == "/api/v1/auth/logout" {
+                continue;
+            }
+            let response = t
+                .request_as(token, method.clone(), &path)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            // `/in/…` takes inbox tokens only.
+            let expected = if path.starts_with("/in/") {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            if status != expected {
+                report.push(format!("{method} {path}: {status}"));
+            }
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+    assert_eq!(snapshot(&t, &a).await, before, "tenant A changed");
+    t.stop().await;
+}
