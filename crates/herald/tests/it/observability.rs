@@ -291,14 +291,7 @@ async fn json_logs_filtered_by_rust_log_with_one_span_per_attempt_and_no_secrets
 #[tokio::test]
 async fn request_logs_leave_out_query_strings() {
     let (_dir, server, stderr) = start_with_json_logs("debug", &[]).await;
-    let collected = tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        let mut all = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            all.push(line);
-        }
-        all.join("\n")
-    });
+    let collected = collect_log(stderr);
     let inbox = server
         .post("/api/v1/inbox", json!({"name": "factory"}))
         .await;
@@ -318,6 +311,19 @@ async fn request_logs_leave_out_query_strings() {
         "requests are logged:\n{all}"
     );
     assert!(!all.contains(&token), "the inbox token was logged:\n{all}");
+}
+
+/// Reads the whole log in the background (a full pipe would stop the server); the task ends
+/// with the log when the server exits.
+pub fn collect_log(stderr: tokio::process::ChildStderr) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut all = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            all.push(line);
+        }
+        all.join("\n")
+    })
 }
 
 /// Starts `herald serve` with JSON logs filtered by `rust_log` on stderr, and waits until it

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::child;
-use crate::observability::start_with_json_logs_and_env;
+use crate::observability::{collect_log, start_with_json_logs_and_env};
 use crate::receiver::{Receiver, Step};
 
 const ENCRYPTION_KEY: &str = "dHJhY2UtbG9nLXRlc3QtZW5jcnlwdGlvbi1rZXkhISE=";
@@ -37,15 +36,7 @@ async fn trace_logs_hold_no_secret() {
         ],
     )
     .await;
-    // Read the log while the test runs: a full pipe would stop the server.
-    let collected = tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        let mut all = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            all.push(line);
-        }
-        all.join("\n")
-    });
+    let collected = collect_log(stderr);
     let mut secrets: Vec<String> = [
         child::TOKEN,
         ENCRYPTION_KEY,
