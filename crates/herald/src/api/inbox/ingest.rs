@@ -2,8 +2,8 @@
 //!
 //! These routes are outside `/api/v1` and authenticated by the inbox's ingest token (`?token=`,
 //! Firebase's `?auth=`, or `Authorization: Bearer`), never by API tokens. Each request goes
-//! through, in order: the token (401), the inbox's rate limit (429, a token bucket in this
-//! node's memory), the body size (413), the signature when the inbox verifies (401, counted on
+//! through, in order: the inbox and its token (401 for either, so that names cannot be probed),
+//! the inbox's rate limit (429, a token bucket in this node's memory), the body size (413), the signature when the inbox verifies (401, counted on
 //! the inbox, nothing stored), the body's parsing (400), the forwarded event type (422), and
 //! only then the store, which writes the entry and the forwarded message in one transaction.
 
@@ -111,21 +111,22 @@ async fn admit(
         .store
         .get_inbox(name)
         .await
-        .map_err(|e| ApiError::from(e).into_response())?
-        .ok_or_else(|| ApiError::NotFound("inbox not found").into_response())?;
+        .map_err(|e| ApiError::from(e).into_response())?;
     let presented = query
         .token
         .as_deref()
         .or(query.auth.as_deref())
         .or_else(|| bearer(headers));
-    if !presented.is_some_and(|t| herald_core::token::hash_matches(t.as_bytes(), &inbox.token_hash))
-    {
+    // An unknown inbox gets the answer of a wrong token: names cannot be probed without one.
+    let Some(inbox) = inbox.filter(|inbox| {
+        presented.is_some_and(|t| herald_core::token::hash_matches(t.as_bytes(), &inbox.token_hash))
+    }) else {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "authentication_failed",
             "missing or wrong inbox token: send `?token=…` or `Authorization: Bearer …`",
         ));
-    }
+    };
     if let Some(rate) = inbox.rate_limit
         && let Err(wait) = state.ingest_limiter.take(&inbox.id, rate, Instant::now())
     {
@@ -197,8 +198,7 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     request_body(content = Object, description = "JSON, form-urlencoded, text or bytes"),
     responses(
         (status = 200, description = "Stored: `{\"name\": key}` for POST, the value written for PUT and PATCH"),
-        (status = 401, body = HttpErrorOut, description = "Wrong token, or the signature does not verify"),
-        (status = 404, body = HttpErrorOut, description = "No such inbox"),
+        (status = 401, body = HttpErrorOut, description = "No such inbox, a wrong token, or the signature does not verify"),
         (status = 413, body = HttpErrorOut, description = "Body larger than the inbox accepts"),
         (status = 422, body = HttpErrorOut, description = "Cannot forward: no event type"),
         (status = 429, body = HttpErrorOut, description = "Over the inbox's rate; see Retry-After"),
@@ -371,7 +371,7 @@ async fn write(
         (status = 200, description = "The JSON at the path"),
         (status = 400, body = HttpErrorOut, description = "A bad query, or too much data for one read"),
         (status = 401, body = HttpErrorOut, description = "Wrong token"),
-        (status = 404, body = HttpErrorOut, description = "No such inbox"),
+        (status = 401, body = HttpErrorOut, description = "No such inbox, or a wrong token"),
     ))]
 async fn read_tree(State(state): State<AppState>, params: RawPathParams, req: Request) -> Response {
     let query = req.uri().query().map(str::to_owned);
