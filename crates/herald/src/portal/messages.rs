@@ -136,7 +136,10 @@ async fn log(
         @if rows.is_empty() && refused.is_none() {
             p.empty { "No messages match." }
         } @else if !rows.is_empty() {
-            p.hint { (log["total"]) " deliveries; each row is one message to one endpoint." }
+            p.hint {
+                (log["total"]) (if log["total"] == 1 { " delivery" } else { " deliveries" })
+                "; each row is one message to one endpoint, newest first."
+            }
             table.log {
                 thead { tr {
                     th scope="col" { "Time" } th scope="col" { "Message" } th scope="col" { "Event type" }
@@ -310,7 +313,7 @@ async fn attempt(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageRe
                     tbody { @for (k, v) in &headers { tr { th scope="row" { code { (k) } } td.mono { (v.as_str().unwrap_or("")) } } } }
                 }
             }
-            (code_block("Request body", &sent_body))
+            (code_block(if a["requestBody"].is_string() { "Request body" } else { "Request body: the message's payload, byte for byte (shown indented)" }, &sent_body))
         }
         section aria-labelledby="response" {
             h2 #response { "Response" }
