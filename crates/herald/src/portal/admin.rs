@@ -332,7 +332,10 @@ async fn create_api_key(ctx: Ctx, Form(form): Form<KeyForm>) -> PageResult {
     for (key, value) in [
         ("name", form.name.trim().to_owned()),
         ("appId", form.app_id.trim().to_owned()),
-        ("expiresAt", super::endpoints::utc_input(&form.expires_at)),
+        (
+            "expiresAt",
+            super::endpoint_app::utc_input(&form.expires_at),
+        ),
     ] {
         if !value.is_empty() {
             body.insert(key.into(), json!(value));

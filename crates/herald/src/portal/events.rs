@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::PageResult;
-use super::endpoints::{Scope, app_nav, send_example_to};
+use super::endpoint_app::send_example_to;
+use super::endpoints::{Scope, app_nav};
 use super::session::Form;
 use super::view::{self, code_block, s};
 use crate::api::AppState;

@@ -11,7 +11,7 @@ use axum::routing::get;
 use maud::html;
 
 use super::client::{PageResult, query, seg};
-use super::endpoints::utc_input;
+use super::endpoint_app::utc_input;
 use super::session::Ctx;
 use super::view::{self, s};
 use crate::api::AppState;

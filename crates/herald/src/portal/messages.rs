@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::{PageResult, query, seg};
-use super::endpoints::{Scope, app_nav, utc_input};
+use super::endpoint_app::utc_input;
+use super::endpoints::{Scope, app_nav};
 use super::view::{self, action_button, code_block, facts, s, status_badge};
 use crate::api::AppState;
 

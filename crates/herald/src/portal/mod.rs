@@ -23,7 +23,8 @@
 //!
 //! Modules: `session` (cookies, sign-in and out, the CSRF guard), `client` (the in-process API
 //! client and error pages), `view` (layout and helpers), `endpoints`, `endpoint_form`,
-//! `secret`, `stats`, `events`, `messages` (the application pages, shared by both areas), and
+//! `endpoint_app`, `secret`, `stats`, `events`, `messages` (the application pages, shared by
+//! both areas), and
 //! `admin`, `inboxes`, `devices` (the operator's pages).
 
 use axum::Router;
@@ -38,6 +39,7 @@ use crate::api::AppState;
 mod admin;
 mod client;
 mod devices;
+mod endpoint_app;
 mod endpoint_form;
 mod endpoints;
 mod events;
@@ -99,7 +101,7 @@ fn app_pages() -> Router<AppState> {
         )
         .nest(
             "/endpoint",
-            endpoints::router().merge(endpoints::app_router()),
+            endpoints::router().merge(endpoint_app::router()),
         )
         .merge(events::router())
         .merge(messages::router())

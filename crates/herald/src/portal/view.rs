@@ -42,7 +42,7 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Markup {
     };
     let label = match ctx.area {
         Area::Portal => "Webhooks",
-        Area::Admin => "Herald console",
+        Area::Admin => "console",
     };
     html! {
         (DOCTYPE)
