@@ -396,3 +396,87 @@ async fn forms_need_the_session_csrf_token_and_cookies_are_strict() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     t.stop().await;
 }
+
+/// The attempt page's data: the request's headers as sent with the values that are secrets at
+/// rest replaced, and the body only when shaping changed it; deleting the content deletes it.
+#[tokio::test]
+async fn attempts_record_the_request_as_sent_without_secrets() {
+    let t = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let app = t.create_app("alpha").await;
+    let plain = t
+        .create_endpoint(&app, json!({"url": receiver.url("/plain")}))
+        .await;
+    let shaped = t
+        .create_endpoint(
+            &app,
+            json!({"url": receiver.url("/shaped"), "envelope": "typed",
+                "headers": {"X-Tenant-Key": "tenant-secret-1"},
+                "signature": {"scheme": "static-header"}, "secret": "static-secret-2"}),
+        )
+        .await;
+    let msg = t
+        .publish(
+            &app,
+            json!({"eventType": "order.status", "payload": {"id": 7}}),
+        )
+        .await;
+    let mut found = HashMap::new();
+    for ep in [&plain, &shaped] {
+        t.wait_status(&msg, ep, DeliveryStatus::Success, Duration::from_secs(10))
+            .await;
+    }
+    for a in t.attempts(&msg).await {
+        let path = format!("/api/v1/app/{app}/msg/{msg}/attempt/{}", a.id.as_str());
+        let (status, body) = t.get(&path).await;
+        assert_eq!(status, StatusCode::OK);
+        found.insert(a.endpoint_id.as_str().to_owned(), (path, body));
+    }
+    let (_, plain_attempt) = &found[&plain];
+    assert_eq!(plain_attempt["requestHeaders"]["webhook-id"], json!(msg));
+    assert!(
+        plain_attempt["requestHeaders"]["webhook-signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1,")
+    );
+    assert!(
+        plain_attempt.get("requestBody").is_none(),
+        "the payload itself was sent"
+    );
+
+    let (path, shaped_attempt) = &found[&shaped];
+    let text = shaped_attempt.to_string();
+    assert!(
+        !text.contains("tenant-secret-1") && !text.contains("static-secret-2"),
+        "{text}"
+    );
+    let headers = &shaped_attempt["requestHeaders"];
+    assert!(
+        headers["x-tenant-key"]
+            .as_str()
+            .unwrap()
+            .starts_with("(hidden")
+    );
+    assert!(
+        headers["impilo-webhook-secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("(hidden")
+    );
+    let sent: serde_json::Value =
+        serde_json::from_str(shaped_attempt["requestBody"].as_str().unwrap()).unwrap();
+    assert_eq!(sent["payload"], json!({"id": 7}));
+    assert_eq!(
+        receiver.received("/shaped")[0].body,
+        shaped_attempt["requestBody"].as_str().unwrap().as_bytes()
+    );
+    let (status, _) = t
+        .call(reqwest::Method::DELETE, &format!("{path}/content"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, after) = t.get(path).await;
+    assert!(after.get("requestBody").is_none());
+    assert_eq!(after["requestHeaders"], *headers);
+    t.stop().await;
+}
