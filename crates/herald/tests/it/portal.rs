@@ -480,3 +480,187 @@ async fn attempts_record_the_request_as_sent_without_secrets() {
     assert_eq!(after["requestHeaders"], *headers);
     t.stop().await;
 }
+
+/// Every page of the console answers for an operator, with the data it lists: applications,
+/// an application's pages, devices and their history, operational webhook endpoints (created,
+/// edited and deleted through their forms), inboxes, API keys (created and revoked), portal
+/// links. A read-only session sees them and is refused changes with the API's message.
+#[tokio::test]
+async fn console_pages_render_and_their_forms_work() {
+    let t = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    t.post("/api/v1/event-type/import", json!({"catalog": "kobiton"}))
+        .await;
+    let [a, ep, msg, attempt] = delivered(&t, &receiver, "alpha").await;
+    let (status, out) = t
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/app/{a}/device/dev-1"),
+            Some(json!({"name": "Galaxy Note 8", "kind": "private", "group": "lab-1"})),
+        )
+        .await;
+    assert!(status.is_success(), "{out}");
+    t.post(
+        &format!("/api/v1/app/{a}/device/dev-1/status"),
+        json!({"status": "online"}),
+    )
+    .await;
+    t.post("/api/v1/inbox", json!({"name": "factory"})).await;
+
+    let mut console = Browser::new(&t);
+    let pre = console.csrf("/admin").await;
+    let page = console
+        .post("/admin/session", &[("_csrf", &pre), ("token", ADMIN_TOKEN)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let pages = [
+        ("/admin".to_owned(), "Delivery queue"),
+        ("/admin/app".to_owned(), "alpha"),
+        (format!("/admin/app/{a}/endpoint"), "alpha-hook"),
+        (format!("/admin/app/{a}/endpoint/new"), "Create endpoint"),
+        (format!("/admin/app/{a}/endpoint/{ep}"), "Deliveries"),
+        (format!("/admin/app/{a}/endpoint/{ep}?range=30d"), "<svg"),
+        (format!("/admin/app/{a}/endpoint/{ep}/edit"), "alpha-hook"),
+        (
+            format!("/admin/app/{a}/endpoint/{ep}/secret?reveal=1"),
+            "whsec_",
+        ),
+        (
+            format!("/admin/app/{a}/endpoint/{ep}/delete"),
+            "cannot be undone",
+        ),
+        (format!("/admin/app/{a}/event-type"), "device.status.online"),
+        (format!("/admin/app/{a}/message?status=success"), msg.as_str()),
+        (format!("/admin/app/{a}/message/{msg}"), "alpha"),
+        (
+            format!("/admin/app/{a}/message/{msg}/attempt/{attempt}"),
+            "webhook-signature",
+        ),
+        (format!("/admin/app/{a}/device"), "Galaxy Note 8"),
+        (
+            format!("/admin/app/{a}/device?status=online"),
+            "Galaxy Note 8",
+        ),
+        (format!("/admin/app/{a}/device/dev-1"), "online"),
+        (format!("/admin/app/{a}/portal-link"), "Create portal link"),
+        ("/admin/operational".to_owned(), "Add operational endpoint"),
+        ("/admin/inbox".to_owned(), "factory"),
+        ("/admin/inbox/factory".to_owned(), "Export CSV"),
+        ("/admin/api-key".to_owned(), "New API key"),
+    ];
+    for (path, expect) in &pages {
+        let page = console.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "GET {path}: {}", page.body);
+        assert!(page.body.contains(expect), "GET {path} lacks {expect}");
+    }
+    let bad = console
+        .get(&format!("/admin/app/{a}/message?since=yesterday"))
+        .await;
+    assert!(
+        bad.body.contains("role=\"alert\""),
+        "a bad filter is shown, not a failure"
+    );
+
+    // Forms: a portal link, an operational endpoint's life, an API key's.
+    let csrf = console.csrf("/admin").await;
+    let link = console
+        .post(
+            &format!("/admin/app/{a}/portal-link"),
+            &[("_csrf", &csrf), ("expiry", "3600")],
+        )
+        .await;
+    assert!(link.body.contains("/portal#key=hk_"), "{}", link.body);
+    let created = console
+        .post(
+            "/admin/operational/new",
+            &[
+                ("_csrf", &csrf),
+                ("url", "https://ops.example.com/herald"),
+                ("eventTypes", "endpoint.disabled"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let (_, ops) = t.get("/api/v1/operational-webhook/endpoint").await;
+    let op = ops["data"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(ops["data"][0]["eventTypes"], json!(["endpoint.disabled"]));
+    for path in [
+        format!("/admin/operational/{op}"),
+        format!("/admin/operational/{op}/secret?reveal=1"),
+    ] {
+        assert_eq!(console.get(&path).await.status, StatusCode::OK, "{path}");
+    }
+    let edited = console
+        .post(
+            &format!("/admin/operational/{op}/edit"),
+            &[
+                ("_csrf", &csrf),
+                ("url", "https://ops.example.com/v2"),
+                ("timeoutSeconds", "abc"),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        edited.body.contains("timeoutSeconds"),
+        "the API's message names the field"
+    );
+    let edited = console
+        .post(
+            &format!("/admin/operational/{op}/edit"),
+            &[("_csrf", &csrf), ("url", "https://ops.example.com/v2")],
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::SEE_OTHER, "{}", edited.body);
+    let (_, e) = t
+        .get(&format!("/api/v1/operational-webhook/endpoint/{op}"))
+        .await;
+    assert_eq!(e["url"], "https://ops.example.com/v2");
+    assert!(e["eventTypes"].is_null(), "unticked: all event types again");
+    let deleted = console
+        .post(
+            &format!("/admin/operational/{op}/delete"),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    let key = console
+        .post(
+            "/admin/api-key",
+            &[("_csrf", &csrf), ("name", "reader"), ("role", "read-only")],
+        )
+        .await;
+    assert_eq!(key.status, StatusCode::OK);
+    let token_at = key
+        .body
+        .find("id=\"new-token\"")
+        .expect("the token is shown once");
+    let token = key.body[token_at..]
+        .split('>')
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // A read-only console sees the pages and gets the API's refusal for changes.
+    let mut reader = Browser::new(&t);
+    let pre = reader.csrf("/admin").await;
+    reader
+        .post("/admin/session", &[("_csrf", &pre), ("token", &token)])
+        .await;
+    let page = reader.get(&format!("/admin/app/{a}/endpoint/{ep}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("read-only") && !page.body.contains(">Disable<"));
+    let csrf = reader.csrf("/admin").await;
+    let refused = reader
+        .post(
+            &format!("/admin/app/{a}/endpoint/{ep}/disable"),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("read-only"));
+    t.stop().await;
+}
