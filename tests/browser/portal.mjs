@@ -61,6 +61,11 @@ try {
   assert.equal(cookie.sameSite, "Strict");
   assert.equal(cookie.path, "/");
   assert.equal(await page.evaluate(() => document.cookie.includes("herald_portal")), false);
+  // Nor is it in the history.
+  const endpoints = page.url();
+  await page.goBack({ waitUntil: "commit" });
+  assert.ok(!page.url().includes("key="), `the key is in the history: ${page.url()}`);
+  await page.goto(endpoints);
   step("signed in from the portal link; the key left the address bar");
 
   // 2. Create an endpoint: the browser checks JSON, the server refuses a private address with

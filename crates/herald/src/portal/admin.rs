@@ -132,12 +132,7 @@ async fn apps_page(ctx: &Ctx, iterator: &str, form: &AppForm, errors: &Errors) -
             }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    Ok(ctx.page_with(status, "Applications", body))
+    Ok(ctx.form_page(errors, "Applications", body))
 }
 
 async fn apps(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> PageResult {
@@ -314,12 +309,7 @@ async fn keys_page(
             }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    Ok(ctx.page_with(status, "API keys", body))
+    Ok(ctx.form_page(errors, "API keys", body))
 }
 
 async fn api_keys(ctx: Ctx) -> PageResult {

@@ -60,8 +60,7 @@ async fn entries(
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
     let get = |k: &str| q.get(k).map_or("", String::as_str);
-    let after = utc_input(get("after"));
-    let before = utc_input(get("before"));
+    let (after, before) = (utc_input(get("after")), utc_input(get("before")));
     let api = format!("/api/v1/inbox/{}", seg(&inbox));
     let i = ctx.api.get(&api).await.map_err(|r| ctx.fail(r))?;
     let path = format!(
@@ -133,8 +132,7 @@ async fn export(
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
     let get = |k: &str| q.get(k).map_or("", String::as_str);
-    let after = utc_input(get("after"));
-    let before = utc_input(get("before"));
+    let (after, before) = (utc_input(get("after")), utc_input(get("before")));
     let format = if get("format") == "json" {
         "json"
     } else {

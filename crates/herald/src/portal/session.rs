@@ -161,6 +161,16 @@ impl Ctx {
         self.page_with(StatusCode::OK, title, body)
     }
 
+    /// A page with a form: 422 when the form was refused.
+    pub fn form_page(&self, errors: &view::Errors, title: &str, body: maud::Markup) -> Response {
+        let status = if errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        self.page_with(status, title, body)
+    }
+
     pub fn page_with(&self, status: StatusCode, title: &str, body: maud::Markup) -> Response {
         let mut response = (status, view::page(self, title, body)).into_response();
         if self.flash.is_some() {

@@ -530,7 +530,10 @@ async fn console_pages_render_and_their_forms_work() {
             "cannot be undone",
         ),
         (format!("/admin/app/{a}/event-type"), "device.status.online"),
-        (format!("/admin/app/{a}/message?status=success"), msg.as_str()),
+        (
+            format!("/admin/app/{a}/message?status=success"),
+            msg.as_str(),
+        ),
         (format!("/admin/app/{a}/message/{msg}"), "alpha"),
         (
             format!("/admin/app/{a}/message/{msg}/attempt/{attempt}"),
