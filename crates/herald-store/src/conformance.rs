@@ -668,6 +668,8 @@ pub(crate) fn record(
             Trigger::Scheduled
         },
         error: None,
+        request_headers: Some(r#"{"webhook-id":"x"}"#.into()),
+        request_body: Some("sent".into()),
         started_at: at,
         next,
     }

@@ -50,6 +50,11 @@ pub struct AttemptRecord {
     pub trigger: Trigger,
     /// Why the request failed before a response (timeout, refused, TLS, policy, …).
     pub error: Option<String>,
+    /// The request's headers as a JSON object, secret values replaced; `None` when no request
+    /// was made.
+    pub request_headers: Option<String>,
+    /// The body sent, when it differs from the message's payload (shaping).
+    pub request_body: Option<String>,
     pub started_at: DateTime<Utc>,
     pub next: NextStep,
 }
@@ -103,5 +108,9 @@ pub struct Attempt {
     pub trigger: Trigger,
     pub success: bool,
     pub error: Option<String>,
+    /// See [`AttemptRecord::request_headers`].
+    pub request_headers: Option<String>,
+    /// See [`AttemptRecord::request_body`].
+    pub request_body: Option<String>,
     pub created_at: DateTime<Utc>,
 }

@@ -290,6 +290,8 @@ pub(crate) struct AttemptRow {
     success: bool,
     error: Option<String>,
     created_at: i64,
+    request_headers: Option<String>,
+    request_body: Option<String>,
 }
 
 impl TryFrom<AttemptRow> for Attempt {
@@ -310,6 +312,8 @@ impl TryFrom<AttemptRow> for Attempt {
             },
             success: r.success,
             error: r.error,
+            request_headers: r.request_headers,
+            request_body: r.request_body,
             created_at: time(r.created_at)?,
         })
     }

@@ -2,7 +2,8 @@
 //!
 //! This crate is the server and the command line. The pure domain lives in `herald-core` and
 //! storage in `herald-store`; here are the HTTP API ([`api`]), configuration ([`config`]), the
-//! first-start set-up of keys ([`bootstrap`]), the process lifecycle ([`startup`]) and the
+//! first-start set-up of keys ([`bootstrap`]), the web portal
+//! and operator console ([`portal`]), the process lifecycle ([`startup`]) and the
 //! commands that talk to a running server ([`client`]).
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod metrics;
 pub mod operational;
 pub mod outbound;
+pub mod portal;
 pub mod retention;
 pub mod serve;
 pub mod startup;

@@ -314,6 +314,10 @@ async fn logs_and_stats(store: &dyn Store) {
         .unwrap();
     assert_eq!(expunged.response, None);
     assert_eq!(expunged.status_code, one.status_code);
+    // The request as sent is kept, its body deleted with the response's.
+    assert_eq!(one.request_body.as_deref(), Some("sent"));
+    assert_eq!(expunged.request_body, None);
+    assert_eq!(expunged.request_headers, one.request_headers);
 
     // Destinations of a message and messages of an endpoint, with their delivery states.
     let dests = store
@@ -574,6 +578,14 @@ async fn logs_and_stats(store: &dyn Store) {
             .payload,
         None
     );
+    assert!(
+        store
+            .attempts_for_message(&m2.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| a.request_body.is_none())
+    );
     let after_expunge = log(DeliveryLogFilter::default(), 0, 10).await;
     assert_eq!(after_expunge.total, 6);
     assert!(
@@ -733,6 +745,7 @@ async fn retention(store: &dyn Store) {
         let attempts = store.attempts_for_message(&m.id).await.unwrap();
         assert_eq!(attempts.len(), 1);
         assert_eq!(attempts[0].response, None);
+        assert_eq!(attempts[0].request_body, None);
         assert_eq!(attempts[0].status_code, 200);
     }
     store.delete_app(&app.id).await.unwrap();

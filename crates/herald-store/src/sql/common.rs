@@ -821,8 +821,9 @@ impl Store for SqlStore {
             let success = matches!(r.next, NextStep::Done);
             sqlx::query(
                 "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status_code,
-                 response, response_duration_ms, trigger_type, success, error, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 response, response_duration_ms, trigger_type, success, error, created_at,
+                 request_headers, request_body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(r.id.as_str())
             .bind(r.delivery_id)
@@ -837,6 +838,8 @@ impl Store for SqlStore {
             .bind(success)
             .bind(r.error.as_deref())
             .bind(millis(r.started_at))
+            .bind(r.request_headers.as_deref())
+            .bind(r.request_body.as_deref())
             .execute(&mut *tx)
             .await?;
 
@@ -1049,7 +1052,8 @@ impl Store for SqlStore {
     async fn attempts_for_message(&self, msg: &MessageId) -> Result<Vec<Attempt>> {
         let rows: Vec<AttemptRow> = sqlx::query_as(
             "SELECT id, msg_id, endpoint_id, url, status_code, response, response_duration_ms,
-             trigger_type, success, error, created_at FROM attempts WHERE msg_id = $1 ORDER BY id",
+             trigger_type, success, error, created_at, request_headers, request_body
+             FROM attempts WHERE msg_id = $1 ORDER BY id",
         )
         .bind(msg.as_str())
         .fetch_all(&self.reader)

@@ -13,7 +13,8 @@ mod logs_sql {
     use herald_core::id::AttemptId;
 
     const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.status_code, a.response, \
-        a.response_duration_ms, a.trigger_type, a.success, a.error, a.created_at";
+        a.response_duration_ms, a.trigger_type, a.success, a.error, a.created_at, \
+        a.request_headers, a.request_body";
 
     /// `columns` with every name prefixed by `alias.`.
     fn qualified(columns: &str, alias: &str) -> String {
@@ -147,7 +148,8 @@ mod logs_sql {
         id: &AttemptId,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE attempts SET response = NULL WHERE id = $1 AND msg_id = $2 AND app_id = $3",
+            "UPDATE attempts SET response = NULL, request_body = NULL
+             WHERE id = $1 AND msg_id = $2 AND app_id = $3",
         )
         .bind(id.as_str())
         .bind(msg.as_str())
@@ -162,11 +164,19 @@ mod logs_sql {
         app: &AppId,
         msg: &MessageId,
     ) -> Result<bool> {
+        let mut tx = pool.begin().await?;
         let done = sqlx::query("UPDATE messages SET payload = NULL WHERE id = $1 AND app_id = $2")
             .bind(msg.as_str())
             .bind(app.as_str())
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+        // The bodies sent were made from the payload.
+        sqlx::query("UPDATE attempts SET request_body = NULL WHERE msg_id = $1 AND app_id = $2")
+            .bind(msg.as_str())
+            .bind(app.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -349,7 +359,7 @@ mod logs_sql {
         limit: u64,
     ) -> Result<u64> {
         let done = sqlx::query(
-            "UPDATE attempts SET response = NULL WHERE id IN (
+            "UPDATE attempts SET response = NULL, request_body = NULL WHERE id IN (
                SELECT id FROM attempts WHERE response IS NOT NULL AND created_at < $1
                ORDER BY created_at LIMIT $2)",
         )

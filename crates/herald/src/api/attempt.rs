@@ -94,6 +94,16 @@ pub struct MessageAttemptOut {
     /// Herald: why no response was received (timeout, refused connection, TLS error, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Herald, on the single-attempt route: the request's headers as sent (custom header
+    /// values and `static-header` secrets replaced); absent when no request was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub request_headers: Option<serde_json::Value>,
+    /// Herald, on the single-attempt route: the body sent, when shaping made it differ from
+    /// the message's payload (absent: the payload byte for byte, or deleted with the response
+    /// body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
 }
 
 impl MessageAttemptOut {
@@ -116,6 +126,22 @@ impl MessageAttemptOut {
             timestamp: a.created_at,
             trigger_type: a.trigger.into(),
             error: a.error,
+            request_headers: None,
+            request_body: None,
+        }
+    }
+
+    /// With the request as sent (the single-attempt route).
+    fn with_request(a: Attempt) -> Self {
+        let headers = a
+            .request_headers
+            .as_deref()
+            .and_then(|h| serde_json::from_str(h).ok());
+        let body = a.request_body.clone();
+        Self {
+            request_headers: headers,
+            request_body: body,
+            ..Self::new(a, true)
         }
     }
 }
@@ -334,7 +360,7 @@ async fn get_attempt(
     Path(path): Path<AttemptPath>,
 ) -> ApiResult<axum::Json<MessageAttemptOut>> {
     let (_, attempt) = load_attempt(&state, &scoped, &path).await?;
-    Ok(axum::Json(MessageAttemptOut::new(attempt, true)))
+    Ok(axum::Json(MessageAttemptOut::with_request(attempt)))
 }
 
 /// Delete an attempt's response body (for instance when an endpoint answered with sensitive

@@ -42,6 +42,7 @@ pub mod openapi;
 pub mod operational;
 pub mod pagination;
 pub mod params;
+pub mod queue;
 pub mod status;
 
 use error::ApiError;
@@ -120,6 +121,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(operational::router())
         .merge(api_key::router())
         .merge(inbox::router())
+        .merge(queue::router())
 }
 
 /// Builds the complete HTTP application.
@@ -137,6 +139,8 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .merge(health::router())
         .split_for_parts();
+    // The portal's pages call these routes in-process, with the session's token.
+    let portal = crate::portal::router(api.clone().with_state(state.clone()));
 
     let document = openapi_document();
     let spec_json =
@@ -173,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         get(|| async { axum::response::Redirect::temporary("/docs") }),
     )
     .merge(inbox::ingest::router())
+    .merge(portal)
     .fallback(|| async { ApiError::NotFound("no such route") })
     .method_not_allowed_fallback(|| async {
         ApiError::MethodNotAllowed("method not allowed on this route".into())

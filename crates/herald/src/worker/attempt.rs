@@ -77,6 +77,35 @@ pub fn delivery_headers(
     Ok(headers)
 }
 
+/// The headers of a request as the attempt's record keeps them: a JSON object, with the values
+/// that are secrets at rest (custom header values, the `static-header` secret) replaced.
+pub fn recorded_headers(snapshot: &EndpointSnapshot, headers: &HeaderMap) -> String {
+    let config = &snapshot.endpoint.options.signature;
+    let secret_header = (config.scheme == Scheme::StaticHeader)
+        .then(|| config.header_name())
+        .flatten();
+    let hidden = |name: &str| {
+        secret_header.is_some_and(|h| h.eq_ignore_ascii_case(name))
+            || snapshot
+                .secrets
+                .headers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case(name))
+    };
+    let map: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(name, value)| {
+            let value = if hidden(name.as_str()) {
+                "(hidden: stored encrypted with the endpoint)".to_owned()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.as_str().to_owned(), serde_json::Value::String(value))
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
 /// Makes the attempt and returns its record, with the task's next step decided. Everything it
 /// logs is inside one `attempt` span naming the message, the endpoint and the attempt (never
 /// the URL, headers or bodies, which may carry credentials or customer data).
@@ -145,6 +174,8 @@ async fn attempt(
             Trigger::Scheduled
         },
         error: None,
+        request_headers: None,
+        request_body: None,
         started_at,
         next: NextStep::Exhausted,
     };
@@ -166,6 +197,12 @@ async fn attempt(
         .map(|headers| (headers, Bytes::from(shaped.body))),
         Err(e) => Err(e),
     };
+    if let Ok((headers, body)) = &request {
+        record.request_headers = Some(recorded_headers(snapshot, headers));
+        if body.as_ref() != payload.as_bytes() {
+            record.request_body = Some(String::from_utf8_lossy(body).into_owned());
+        }
+    }
     let result = match request {
         Ok((headers, body)) => outbound
             .post(&endpoint.url, headers, body, snapshot.timeout)

@@ -208,9 +208,16 @@ async fn attempt_routes_filters_and_content_deletion() {
     let attempt_id = attempt["id"].as_str().unwrap();
 
     // One attempt; deleting its response body keeps the attempt.
-    let one = t
+    let mut one = t
         .get_ok(&format!("{base}/msg/{m1}/attempt/{attempt_id}"))
         .await;
+    // The single attempt also has the request as sent (see `portal::attempts_record_…`).
+    let request = one
+        .as_object_mut()
+        .unwrap()
+        .remove("requestHeaders")
+        .unwrap();
+    assert_eq!(request["webhook-id"], json!(m1));
     assert_eq!(one, attempt);
     let (status, _) = t
         .get(&format!("{base}/msg/{m2}/attempt/{attempt_id}"))

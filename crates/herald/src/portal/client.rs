@@ -1,0 +1,275 @@
+//! The in-process client of the JSON API that every page uses, and the error pages its
+//! refusals become.
+//!
+//! A request goes through the API's authenticated router exactly as one from the network
+//! would (authentication, scoping, read-only refusals, validation), only without a socket.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+use super::session::Area;
+
+/// The API's authenticated routes, with their middleware.
+#[derive(Clone)]
+pub struct Internal(pub Router);
+
+/// The API, as one session's token sees it.
+#[derive(Clone)]
+pub struct Api {
+    router: Router,
+    token: String,
+}
+
+/// What the API refused, and why, in its own words.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub detail: String,
+    /// Validation errors: the location in the body (without the leading `body`) and message.
+    pub fields: Vec<(Vec<String>, String)>,
+}
+
+impl Api {
+    pub fn new(internal: &Internal, token: String) -> Self {
+        Self {
+            router: internal.0.clone(),
+            token,
+        }
+    }
+
+    /// The raw response, for answers passed on as they are (exports).
+    pub async fn raw(&self, method: Method, path: &str, body: Option<&Value>) -> Response {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        let body = match body {
+            Some(value) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(serde_json::to_vec(value).expect("JSON serializes"))
+            }
+            None => Body::empty(),
+        };
+        let request = request.body(body).expect("a valid request");
+        match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Calls the API and returns the JSON answer (`Null` for an empty one), or the refusal.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, Refusal> {
+        let response = self.raw(method, path, body).await;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .map_err(|e| Refusal::internal(format!("reading the API's answer: {e}")))?;
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        if status.is_success() {
+            Ok(value)
+        } else {
+            Err(Refusal::from_answer(status, &value))
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, Refusal> {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, Refusal> {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// The status alone (health checks answer 204 or 503).
+    pub async fn status(&self, path: &str) -> StatusCode {
+        self.raw(Method::GET, path, None).await.status()
+    }
+}
+
+impl Refusal {
+    pub fn internal(detail: String) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            detail,
+            fields: Vec::new(),
+        }
+    }
+
+    fn from_answer(status: StatusCode, body: &Value) -> Self {
+        let mut fields = Vec::new();
+        let detail = match &body["detail"] {
+            Value::String(s) => s.clone(),
+            Value::Array(items) => {
+                for item in items {
+                    let loc: Vec<String> = item["loc"]
+                        .as_array()
+                        .map(|l| {
+                            l.iter()
+                                .filter_map(|p| p.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let loc = match loc.split_first() {
+                        Some((first, rest)) if first == "body" => rest.to_vec(),
+                        _ => loc,
+                    };
+                    let msg = item["msg"].as_str().unwrap_or("invalid").to_owned();
+                    fields.push((loc, msg));
+                }
+                "Some fields need attention.".to_owned()
+            }
+            Value::Null => body.as_str().unwrap_or("").to_owned(),
+            other => other.to_string(),
+        };
+        Self {
+            status,
+            detail,
+            fields,
+        }
+    }
+
+    /// Every message, field locations first, for places without a form to point into.
+    pub fn messages(&self) -> Vec<String> {
+        if self.fields.is_empty() {
+            return vec![self.detail.clone()];
+        }
+        self.fields
+            .iter()
+            .map(|(loc, msg)| {
+                if loc.is_empty() {
+                    msg.clone()
+                } else {
+                    format!("{}: {msg}", loc.join("."))
+                }
+            })
+            .collect()
+    }
+}
+
+/// A page that could not be shown. Renders on its own (no navigation), so it needs nothing
+/// that might have failed.
+#[derive(Debug)]
+pub struct PortalError {
+    pub status: StatusCode,
+    pub messages: Vec<String>,
+    /// Where a 401 sends the browser to sign in again.
+    pub area: Area,
+}
+
+impl PortalError {
+    pub fn new(area: Area, status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            messages: vec![message.into()],
+            area,
+        }
+    }
+
+    pub fn refused(area: Area, refusal: Refusal) -> Self {
+        Self {
+            status: refusal.status,
+            messages: refusal.messages(),
+            area,
+        }
+    }
+}
+
+impl IntoResponse for PortalError {
+    fn into_response(self) -> Response {
+        if self.status == StatusCode::UNAUTHORIZED {
+            return Redirect::to(self.area.base()).into_response();
+        }
+        let title = match self.status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::FORBIDDEN => "Not allowed",
+            StatusCode::CONFLICT => "Not possible now",
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => "Not accepted",
+            StatusCode::SERVICE_UNAVAILABLE => "Unavailable",
+            _ => "Something went wrong",
+        };
+        let body: Markup = html! {
+            h1 { (title) }
+            div.notice.error role="alert" {
+                @for message in &self.messages { p { (message) } }
+            }
+            p { a href=(self.area.base()) { "Back to the start" } }
+        };
+        (self.status, super::view::bare_page(title, body)).into_response()
+    }
+}
+
+/// Handlers answer pages or errors.
+pub type PageResult = Result<Response, PortalError>;
+
+/// One path segment, percent-encoded, for building API and page paths from what a browser
+/// sent (so that no value can add segments).
+pub fn seg(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let dots_only = value.chars().all(|c| c == '.');
+    for b in value.bytes() {
+        let plain = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~' | b':');
+        if plain || (b == b'.' && !dots_only) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A query string from pairs, leaving out empty values.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if !v.is_empty() {
+            s.append_pair(k, v);
+        }
+    }
+    let s = s.finish();
+    if s.is_empty() { s } else { format!("?{s}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_cannot_add_path_parts() {
+        assert_eq!(seg("ep_1Ab-x.y"), "ep_1Ab-x.y");
+        assert_eq!(seg("a/b"), "a%2Fb");
+        assert_eq!(seg(".."), "%2E%2E");
+        assert_eq!(seg("x?y#z"), "x%3Fy%23z");
+        assert_eq!(seg("team:qa"), "team:qa");
+    }
+
+    #[test]
+    fn validation_errors_keep_their_body_locations() {
+        let body = serde_json::json!({"detail": [
+            {"loc": ["body", "url"], "msg": "bad", "type": "value_error"},
+            {"loc": ["query", "x"], "msg": "worse", "type": "value_error"}
+        ]});
+        let r = Refusal::from_answer(StatusCode::UNPROCESSABLE_ENTITY, &body);
+        assert_eq!(r.fields[0].0, vec!["url"]);
+        assert_eq!(r.messages(), vec!["url: bad", "query.x: worse"]);
+        let r = Refusal::from_answer(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"code": "not_found", "detail": "endpoint not found"}),
+        );
+        assert_eq!(r.messages(), vec!["endpoint not found"]);
+    }
+}

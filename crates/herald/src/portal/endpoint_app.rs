@@ -1,0 +1,161 @@
+//! The parts of an application endpoint's page that operational endpoints lack: delivery
+//! statistics, sending an example, recovering failed messages, and the latest messages.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::post;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::client::{PageResult, PortalError, seg};
+use super::endpoints::{Scope, ep_of};
+use super::session::Form;
+use super::view::{self, s, status_badge};
+use crate::api::AppState;
+
+/// Routes only applications' endpoints have.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/{ep}/send-example", post(send_example))
+        .route("/{ep}/recover", post(recover))
+}
+
+/// The parts of an application endpoint's page that operational endpoints lack: statistics,
+/// sending an example, recovering, and the latest messages.
+pub async fn sections(
+    scope: &Scope,
+    e: &Value,
+    here: &str,
+    range: Option<&str>,
+) -> Result<Markup, PortalError> {
+    let ctx = &scope.ctx;
+    let id = s(e, "id");
+    let chart =
+        super::stats::section(ctx, &scope.api(&format!("/{}/stats", seg(id))), here, range).await?;
+    let catalogue = scope.catalogue().await?;
+    let recent = ctx
+        .api
+        .get(&scope.api(&format!("/{}/msg?limit=10&with_content=false", seg(id))))
+        .await
+        .map_err(|r| ctx.fail(r))?;
+    let recent = recent["data"].as_array().cloned().unwrap_or_default();
+    let messages_base = format!(
+        "{}/message",
+        ctx.app_base(scope.app.as_deref().unwrap_or(""))
+    );
+    Ok(html! {
+        (chart)
+        @if !ctx.read_only() {
+            div.columns {
+                section aria-labelledby="example" {
+                    h2 #example { "Send an example" }
+                    form method="post" action=(format!("{here}/send-example")) {
+                        (view::csrf(ctx))
+                        label for="example-type" { "Event type" }
+                        select #example-type name="eventType" required {
+                            @for (name, _) in &catalogue { option value=(name) { (name) } }
+                        }
+                        button type="submit" { "Send example" }
+                    }
+                }
+                section aria-labelledby="recover" {
+                    h2 #recover { "Recover failed messages" }
+                    form method="post" action=(format!("{here}/recover")) {
+                        (view::csrf(ctx))
+                        label for="recover-since" { "Resend what failed since (UTC)" }
+                        input #recover-since type="datetime-local" name="since" required;
+                        button type="submit" { "Recover" }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="recent" {
+            h2 #recent { "Latest messages" }
+            @if recent.is_empty() { p.empty { "Nothing sent to this endpoint yet." } } @else {
+                table {
+                    thead { tr { th scope="col" { "Message" } th scope="col" { "Event type" } th scope="col" { "Status" } th scope="col" { "Time" } } }
+                    tbody {
+                        @for m in &recent {
+                            tr {
+                                td { a href=(format!("{messages_base}/{}", seg(s(m, "id")))) { code { (s(m, "id")) } } }
+                                td { code { (s(m, "eventType")) } }
+                                td { (status_badge(view::status_text(&m["status"]))) }
+                                td { (view::time(&m["timestamp"])) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ExampleForm {
+    #[serde(rename = "eventType", default)]
+    pub event_type: String,
+}
+
+/// Sends an example through the API and goes to the message it made.
+pub async fn send_example_to(scope: &Scope, ep: &str, event_type: &str) -> PageResult {
+    let ctx = &scope.ctx;
+    let path = scope.api(&format!("/{}/send-example", seg(ep)));
+    let message = ctx
+        .api
+        .post(&path, &json!({"eventType": event_type}))
+        .await
+        .map_err(|r| ctx.fail(r))?;
+    let app = scope.app.as_deref().unwrap_or("");
+    let to = format!("{}/message/{}", ctx.app_base(app), seg(s(&message, "id")));
+    Ok(ctx.redirect(
+        &to,
+        &format!("Example of {event_type} sent as {}.", s(&message, "id")),
+    ))
+}
+
+async fn send_example(
+    scope: Scope,
+    Path(p): Path<HashMap<String, String>>,
+    Form(form): Form<ExampleForm>,
+) -> PageResult {
+    send_example_to(&scope, ep_of(&p), &form.event_type).await
+}
+
+#[derive(Deserialize)]
+struct RecoverForm {
+    #[serde(default)]
+    since: String,
+}
+
+/// `datetime-local` input (taken as UTC) to RFC 3339; other text is passed on for the API to
+/// refuse.
+pub fn utc_input(value: &str) -> String {
+    let v = value.trim();
+    match v.len() {
+        16 => format!("{v}:00Z"),
+        19 => format!("{v}Z"),
+        _ => v.to_owned(),
+    }
+}
+
+async fn recover(
+    scope: Scope,
+    Path(p): Path<HashMap<String, String>>,
+    Form(form): Form<RecoverForm>,
+) -> PageResult {
+    let ep = ep_of(&p);
+    let path = scope.api(&format!("/{}/recover", seg(ep)));
+    scope
+        .ctx
+        .api
+        .post(&path, &json!({"since": utc_input(&form.since)}))
+        .await
+        .map_err(|r| scope.ctx.fail(r))?;
+    Ok(scope.ctx.redirect(
+        &scope.page(&format!("/{}", seg(ep))),
+        "Failed messages since then are being sent again.",
+    ))
+}

@@ -1,0 +1,478 @@
+//! Endpoint pages: list, create, detail, edit, enable and disable, delete with confirmation;
+//! and for applications' endpoints, sending an example and recovering failed messages.
+//!
+//! The same handlers serve an application's endpoints (`…/app/{app_id}/endpoint`) and the
+//! operator's operational webhook endpoints (`/admin/operational`): [`Scope`] says which API
+//! routes to call, and the API decides whether the session may.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path, Query, RawPathParams};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Router, http::Method};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::client::{PageResult, PortalError, query, seg};
+use super::endpoint_form::{self, EndpointForm};
+use super::session::{Ctx, Form};
+use super::view::{self, Errors, action_button, facts, s};
+use crate::api::AppState;
+
+/// Routes every kind of endpoint has.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(list))
+        .route("/new", get(new_form).post(create))
+        .route("/{ep}", get(detail))
+        .route("/{ep}/edit", get(edit_form).post(update))
+        .route("/{ep}/enable", post(enable))
+        .route("/{ep}/disable", post(disable))
+        .route("/{ep}/delete", get(confirm_delete).post(delete))
+        .merge(super::secret::router())
+}
+
+/// The event types of operational webhooks.
+const OPERATIONAL_EVENTS: &[&str] = &[
+    "endpoint.created",
+    "endpoint.updated",
+    "endpoint.deleted",
+    "endpoint.disabled",
+    "message.attempt.failing",
+    "message.attempt.exhausted",
+    "message.attempt.recovered",
+];
+
+/// Whose endpoints a page shows.
+pub struct Scope {
+    pub ctx: Ctx,
+    /// The application (id or uid as in the address); `None` for operational endpoints.
+    pub app: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Scope {
+    type Rejection = PortalError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ctx = Ctx::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ctx.error(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let app = params
+            .iter()
+            .find(|(k, _)| *k == "app_id")
+            .map(|(_, v)| v.to_owned());
+        Ok(Scope { ctx, app })
+    }
+}
+
+impl Scope {
+    /// The API path of these endpoints, plus `rest`.
+    pub fn api(&self, rest: &str) -> String {
+        match &self.app {
+            Some(app) => format!("/api/v1/app/{}/endpoint{rest}", seg(app)),
+            None => format!("/api/v1/operational-webhook/endpoint{rest}"),
+        }
+    }
+
+    /// The page path of these endpoints, plus `rest`.
+    pub fn page(&self, rest: &str) -> String {
+        match &self.app {
+            Some(app) => format!("{}/endpoint{rest}", self.ctx.app_base(app)),
+            None => format!("/admin/operational{rest}"),
+        }
+    }
+
+    fn noun(&self) -> &'static str {
+        if self.app.is_some() {
+            "endpoint"
+        } else {
+            "operational endpoint"
+        }
+    }
+
+    /// Event types to offer as toggles: the catalogue, or the operational events.
+    pub async fn catalogue(&self) -> Result<Vec<(String, String)>, PortalError> {
+        if self.app.is_none() {
+            return Ok(OPERATIONAL_EVENTS
+                .iter()
+                .map(|e| ((*e).to_owned(), String::new()))
+                .collect());
+        }
+        let list = self
+            .ctx
+            .api
+            .get("/api/v1/event-type?limit=250")
+            .await
+            .map_err(|r| self.ctx.fail(r))?;
+        Ok(list["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| (s(t, "name").to_owned(), s(t, "description").to_owned()))
+            .collect())
+    }
+
+    async fn endpoint(&self, ep: &str) -> Result<Value, PortalError> {
+        self.ctx
+            .api
+            .get(&self.api(&format!("/{}", seg(ep))))
+            .await
+            .map_err(|r| self.ctx.fail(r))
+    }
+
+    /// The application sub-navigation, for operators (customers have it in the header).
+    pub fn app_nav(&self) -> Markup {
+        match &self.app {
+            Some(app) => app_nav(&self.ctx, app),
+            None => html! {},
+        }
+    }
+}
+
+/// The operator's navigation within one application.
+pub fn app_nav(ctx: &Ctx, app: &str) -> Markup {
+    if ctx.area == super::Area::Portal {
+        return html! {};
+    }
+    let base = ctx.app_base(app);
+    html! {
+        nav.sub aria-label="Application" {
+            span { "Application " code { (app) } }
+            a href={ (base) "/endpoint" } { "Endpoints" }
+            a href={ (base) "/event-type" } { "Event types" }
+            a href={ (base) "/message" } { "Messages" }
+            a href={ (base) "/device" } { "Devices" }
+            a href={ (base) "/portal-link" } { "Portal link" }
+        }
+    }
+}
+
+pub fn ep_of(params: &HashMap<String, String>) -> &str {
+    params.get("ep").map_or("", String::as_str)
+}
+
+fn event_types_text(e: &Value) -> Markup {
+    match e["eventTypes"].as_array() {
+        Some(types) if !types.is_empty() => html! {
+            @for (i, t) in types.iter().enumerate() {
+                @if i > 0 { ", " }
+                code { (t.as_str().unwrap_or("")) }
+            }
+        },
+        _ => html! { "all" },
+    }
+}
+
+fn enabled_badge(e: &Value) -> Markup {
+    if e["disabled"].as_bool().unwrap_or(false) {
+        html! { span.badge.bad { "disabled" } }
+    } else {
+        html! { span.badge.ok { "enabled" } }
+    }
+}
+
+async fn list(scope: Scope, Query(q): Query<HashMap<String, String>>) -> PageResult {
+    let iterator = q.get("iterator").map_or("", String::as_str);
+    let path = scope.api(&query(&[("limit", "50"), ("iterator", iterator)]));
+    let list = scope
+        .ctx
+        .api
+        .get(&path)
+        .await
+        .map_err(|r| scope.ctx.fail(r))?;
+    let rows = list["data"].as_array().cloned().unwrap_or_default();
+    let title = if scope.app.is_some() {
+        "Endpoints"
+    } else {
+        "Operational webhooks"
+    };
+    let body = html! {
+        (scope.app_nav())
+        @if scope.app.is_none() {
+            p { "Endpoints of yours that Herald tells about what happens to your customers' endpoints." }
+        }
+        @if !scope.ctx.read_only() {
+            p { a.button.primary href=(scope.page("/new")) { "Add " (scope.noun()) } }
+        }
+        @if rows.is_empty() {
+            p.empty { "No endpoints yet." }
+        } @else {
+            table {
+                caption.visually-hidden { (title) }
+                thead { tr { th scope="col" { "URL" } th scope="col" { "Event types" } th scope="col" { "Status" } th scope="col" { "Created" } } }
+                tbody {
+                    @for e in &rows {
+                        tr {
+                            td {
+                                a href=(scope.page(&format!("/{}", seg(s(e, "id"))))) { (s(e, "url")) }
+                                @if !s(e, "description").is_empty() { div.hint { (s(e, "description")) } }
+                            }
+                            td { (event_types_text(e)) }
+                            td { (enabled_badge(e)) }
+                            td { (view::time(&e["createdAt"])) }
+                        }
+                    }
+                }
+            }
+            (view::pager(&scope.page(""), &list, &[]))
+        }
+    };
+    Ok(scope.ctx.page(title, body))
+}
+
+async fn new_form(scope: Scope) -> PageResult {
+    let catalogue = scope.catalogue().await?;
+    let form = EndpointForm::default();
+    let body = html! {
+        (scope.app_nav())
+        (endpoint_form::render(&scope.ctx, &form, &Errors::default(), &catalogue, &scope.page("/new"), true))
+    };
+    Ok(scope.ctx.page(&format!("New {}", scope.noun()), body))
+}
+
+/// Shows the form again with the refusal's messages.
+async fn refused_form(
+    scope: &Scope,
+    form: &EndpointForm,
+    errors: &Errors,
+    action: &str,
+    creating: bool,
+) -> PageResult {
+    let catalogue = scope.catalogue().await?;
+    let title = if creating {
+        format!("New {}", scope.noun())
+    } else {
+        format!("Edit {}", scope.noun())
+    };
+    let body = html! {
+        (scope.app_nav())
+        (endpoint_form::render(&scope.ctx, form, errors, &catalogue, action, creating))
+    };
+    Ok(scope
+        .ctx
+        .page_with(StatusCode::UNPROCESSABLE_ENTITY, &title, body))
+}
+
+async fn create(scope: Scope, Form(form): Form<EndpointForm>) -> PageResult {
+    let action = scope.page("/new");
+    let body = match form.create_body() {
+        Ok(body) => body,
+        Err(errors) => return refused_form(&scope, &form, &errors, &action, true).await,
+    };
+    match scope.ctx.api.post(&scope.api(""), &body).await {
+        Ok(created) => {
+            let to = scope.page(&format!("/{}", seg(s(&created, "id"))));
+            Ok(scope.ctx.redirect(&to, "Endpoint created."))
+        }
+        Err(r) if r.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            let errors = Errors::from_refusal(&r, endpoint_form::FIELDS);
+            refused_form(&scope, &form, &errors, &action, true).await
+        }
+        Err(r) => Err(scope.ctx.fail(r)),
+    }
+}
+
+async fn edit_form(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageResult {
+    let e = scope.endpoint(ep_of(&p)).await?;
+    let catalogue = scope.catalogue().await?;
+    let form = EndpointForm::from_endpoint(&e);
+    let action = scope.page(&format!("/{}/edit", seg(s(&e, "id"))));
+    let body = html! {
+        (scope.app_nav())
+        p { "Endpoint " code { (s(&e, "id")) } }
+        (endpoint_form::render(&scope.ctx, &form, &Errors::default(), &catalogue, &action, false))
+    };
+    Ok(scope.ctx.page(&format!("Edit {}", scope.noun()), body))
+}
+
+async fn update(
+    scope: Scope,
+    Path(p): Path<HashMap<String, String>>,
+    Form(form): Form<EndpointForm>,
+) -> PageResult {
+    let ep = ep_of(&p);
+    let action = scope.page(&format!("/{}/edit", seg(ep)));
+    let body = match form.patch_body() {
+        Ok(body) => body,
+        Err(errors) => return refused_form(&scope, &form, &errors, &action, false).await,
+    };
+    let path = scope.api(&format!("/{}", seg(ep)));
+    match scope.ctx.api.send(Method::PATCH, &path, Some(&body)).await {
+        Ok(_) => Ok(scope
+            .ctx
+            .redirect(&scope.page(&format!("/{}", seg(ep))), "Changes saved.")),
+        Err(r) if r.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            let errors = Errors::from_refusal(&r, endpoint_form::FIELDS);
+            refused_form(&scope, &form, &errors, &action, false).await
+        }
+        Err(r) => Err(scope.ctx.fail(r)),
+    }
+}
+
+async fn set_disabled(scope: Scope, ep: &str, disabled: bool) -> PageResult {
+    let path = scope.api(&format!("/{}", seg(ep)));
+    scope
+        .ctx
+        .api
+        .send(Method::PATCH, &path, Some(&json!({"disabled": disabled})))
+        .await
+        .map_err(|r| scope.ctx.fail(r))?;
+    let msg = if disabled {
+        "Endpoint disabled: it receives nothing until enabled."
+    } else {
+        "Endpoint enabled."
+    };
+    Ok(scope
+        .ctx
+        .redirect(&scope.page(&format!("/{}", seg(ep))), msg))
+}
+
+async fn enable(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageResult {
+    set_disabled(scope, ep_of(&p), false).await
+}
+
+async fn disable(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageResult {
+    set_disabled(scope, ep_of(&p), true).await
+}
+
+async fn confirm_delete(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageResult {
+    let e = scope.endpoint(ep_of(&p)).await?;
+    let action = scope.page(&format!("/{}/delete", seg(s(&e, "id"))));
+    let body = html! {
+        (scope.app_nav())
+        div.notice.warn {
+            p { "Delete the endpoint " strong { (s(&e, "url")) } "? It stops receiving messages at once, "
+                "and its settings and secret are gone. This cannot be undone." }
+        }
+        form.inline method="post" action=(action) {
+            (view::csrf(&scope.ctx))
+            button.danger type="submit" { "Delete endpoint" }
+        }
+        " "
+        a.button href=(scope.page(&format!("/{}", seg(s(&e, "id"))))) { "Cancel" }
+    };
+    Ok(scope.ctx.page("Delete endpoint?", body))
+}
+
+async fn delete(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageResult {
+    let path = scope.api(&format!("/{}", seg(ep_of(&p))));
+    scope
+        .ctx
+        .api
+        .send(Method::DELETE, &path, None)
+        .await
+        .map_err(|r| scope.ctx.fail(r))?;
+    Ok(scope.ctx.redirect(&scope.page(""), "Endpoint deleted."))
+}
+
+#[derive(Deserialize)]
+struct DetailQuery {
+    #[serde(default)]
+    range: Option<String>,
+}
+
+async fn detail(
+    scope: Scope,
+    Path(p): Path<HashMap<String, String>>,
+    Query(q): Query<DetailQuery>,
+) -> PageResult {
+    let e = scope.endpoint(ep_of(&p)).await?;
+    let id = s(&e, "id").to_owned();
+    let here = scope.page(&format!("/{}", seg(&id)));
+    let disabled = e["disabled"].as_bool().unwrap_or(false);
+    let sig = &e["signature"];
+    let list_or = |key: &str, default: &str| -> String {
+        e[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.to_string().trim_matches('"').to_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let num_or = |key: &str, default: &str| -> String {
+        e[key]
+            .as_u64()
+            .map_or_else(|| default.to_owned(), |n| n.to_string())
+    };
+    let settings = facts(&[
+        ("ID", html! { code { (id) } }),
+        ("UID", html! { (s(&e, "uid")) }),
+        ("Status", enabled_badge(&e)),
+        ("Event types", event_types_text(&e)),
+        ("Channels", html! { (list_or("channels", "all")) }),
+        (
+            "Signature",
+            html! { code { (s(sig, "scheme")) } @if !s(sig, "header").is_empty() { " in " code { (s(sig, "header")) } } },
+        ),
+        (
+            "Encoding",
+            html! { (if s(&e, "encoding").is_empty() { "json" } else { s(&e, "encoding") }) },
+        ),
+        (
+            "Envelope",
+            html! { (if s(&e, "envelope").is_empty() { "raw" } else { s(&e, "envelope") }) },
+        ),
+        (
+            "Retry schedule (s)",
+            html! { (list_or("retrySchedule", "the server's")) },
+        ),
+        (
+            "Timeout (s)",
+            html! { (num_or("timeoutSeconds", "the server's")) },
+        ),
+        ("Concurrency", html! { (num_or("maxConcurrency", "10")) }),
+        (
+            "Ordering",
+            html! { (if s(&e, "ordering").is_empty() { "unordered" } else { s(&e, "ordering") }) },
+        ),
+        (
+            "Rate limit (per s)",
+            html! { (num_or("throttleRate", "none")) },
+        ),
+        (
+            "Filter",
+            html! { @if e["filter"].is_null() { "none" } @else { code { (e["filter"].to_string()) } } },
+        ),
+        ("Created", html! { (view::time(&e["createdAt"])) }),
+        ("Updated", html! { (view::time(&e["updatedAt"])) }),
+    ]);
+    let actions = html! {
+        @if !scope.ctx.read_only() {
+            div.actions {
+                a.button href=(format!("{here}/edit")) { "Edit" }
+                a.button href=(format!("{here}/secret")) { "Signing secret" }
+                @if disabled {
+                    (action_button(&scope.ctx, &format!("{here}/enable"), "Enable", ""))
+                } @else {
+                    (action_button(&scope.ctx, &format!("{here}/disable"), "Disable", ""))
+                }
+                a.button.danger href=(format!("{here}/delete")) { "Delete" }
+            }
+        }
+    };
+    let extra = match &scope.app {
+        Some(_) => super::endpoint_app::sections(&scope, &e, &here, q.range.as_deref()).await?,
+        None => html! {},
+    };
+    let body = html! {
+        (scope.app_nav())
+        p.lead { (s(&e, "url")) @if !s(&e, "description").is_empty() { " — " (s(&e, "description")) } }
+        (actions)
+        (extra)
+        section aria-labelledby="settings" {
+            h2 #settings { "Settings" }
+            (settings)
+        }
+    };
+    Ok(scope.ctx.page("Endpoint", body))
+}

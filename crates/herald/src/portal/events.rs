@@ -1,0 +1,107 @@
+//! The event catalogue: every event type with its description, schema and example, and a form
+//! that sends the example to one of the application's endpoints.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::{get, post};
+use maud::html;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::client::PageResult;
+use super::endpoint_app::send_example_to;
+use super::endpoints::{Scope, app_nav};
+use super::session::Form;
+use super::view::{self, code_block, s};
+use crate::api::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/event-type", get(catalogue))
+        .route("/event-type/send-example", post(send_example))
+}
+
+/// The newest schema version and its first example, as `send-example` chooses it.
+fn newest(schemas: &Value) -> Option<(&String, &Value)> {
+    schemas
+        .as_object()?
+        .iter()
+        .max_by_key(|(version, _)| version.parse::<u64>().unwrap_or(0))
+}
+
+async fn catalogue(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageResult {
+    let ctx = &scope.ctx;
+    let app = p.get("app_id").map_or("", String::as_str);
+    let types = ctx
+        .api
+        .get("/api/v1/event-type?limit=250&with_content=true")
+        .await
+        .map_err(|r| ctx.fail(r))?;
+    let types = types["data"].as_array().cloned().unwrap_or_default();
+    let endpoints = ctx
+        .api
+        .get(&scope.api("?limit=250"))
+        .await
+        .map_err(|r| ctx.fail(r))?;
+    let endpoints: Vec<(String, String)> = endpoints["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| !e["disabled"].as_bool().unwrap_or(false))
+        .map(|e| (s(e, "id").to_owned(), s(e, "url").to_owned()))
+        .collect();
+    let action = format!("{}/event-type/send-example", ctx.app_base(app));
+    let body = html! {
+        (app_nav(ctx, app))
+        p { "The events this service sends. An endpoint receives the ones it subscribes to." }
+        @if types.is_empty() { p.empty { "No event types are defined yet." } }
+        @for t in &types {
+            @let name = s(t, "name");
+            @let anchor = format!("type-{}", name.replace('.', "-"));
+            @let schema = newest(&t["schemas"]);
+            @let example = schema.and_then(|(_, sc)| sc["examples"].as_array().and_then(|a| a.first()));
+            article.event-type aria-labelledby=(anchor) {
+                h2 id=(anchor) { code { (name) }
+                    @if t["deprecated"].as_bool().unwrap_or(false) { " " span.badge.wait { "deprecated" } } }
+                @if !s(t, "description").is_empty() { p { (s(t, "description")) } }
+                @if let Some((version, sc)) = schema {
+                    details {
+                        summary { "Schema (version " (version) ")" }
+                        (code_block("JSON Schema", &view::pretty(sc)))
+                    }
+                }
+                @if let Some(example) = example {
+                    (code_block("Example payload", &view::pretty(example)))
+                    @if !ctx.read_only() && !endpoints.is_empty() {
+                        form.inline-form method="post" action=(action) {
+                            (view::csrf(ctx))
+                            input type="hidden" name="eventType" value=(name);
+                            label for={ "ep-" (anchor) } { "Send this example to" }
+                            select id={ "ep-" (anchor) } name="endpoint" {
+                                @for (id, url) in &endpoints { option value=(id) { (url) } }
+                            }
+                            button type="submit" { "Send example" }
+                        }
+                    }
+                } @else {
+                    p.hint { "No example." }
+                }
+            }
+        }
+    };
+    Ok(ctx.page("Event types", body))
+}
+
+#[derive(Deserialize)]
+struct SendForm {
+    #[serde(default, rename = "eventType")]
+    event_type: String,
+    #[serde(default)]
+    endpoint: String,
+}
+
+async fn send_example(scope: Scope, Form(form): Form<SendForm>) -> PageResult {
+    send_example_to(&scope, &form.endpoint, &form.event_type).await
+}

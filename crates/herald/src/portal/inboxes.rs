@@ -1,0 +1,171 @@
+//! Inboxes (operator console): the list, browsing an inbox's entries by path and time, and
+//! exports passed through from the API as a download (streamed, never held in memory).
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderValue, Method, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use maud::html;
+
+use super::client::{PageResult, query, seg};
+use super::endpoint_app::utc_input;
+use super::session::Ctx;
+use super::view::{self, s};
+use crate::api::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/inbox", get(list))
+        .route("/admin/inbox/{inbox}", get(entries))
+        .route("/admin/inbox/{inbox}/export", get(export))
+}
+
+async fn list(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> PageResult {
+    let iterator = q.get("iterator").map_or("", String::as_str);
+    let list = ctx
+        .api
+        .get(&format!(
+            "/api/v1/inbox{}",
+            query(&[("limit", "50"), ("iterator", iterator)])
+        ))
+        .await
+        .map_err(|r| ctx.fail(r))?;
+    let rows = list["data"].as_array().cloned().unwrap_or_default();
+    let body = html! {
+        p { "Inboxes keep what senders write to " code { "/in/{inbox}/…" } "." }
+        @if rows.is_empty() { p.empty { "No inboxes yet (create them with the API or the command line)." } } @else {
+            table {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Ingest URL" } th scope="col" { "Application" } th scope="col" { "Rejected" } th scope="col" { "Created" } } }
+                tbody { @for i in &rows { tr {
+                    td { a href={ "/admin/inbox/" (seg(s(i, "name"))) } { (s(i, "name")) }
+                        @if !s(i, "description").is_empty() { div.hint { (s(i, "description")) } } }
+                    td.mono { (s(i, "ingestUrl")) }
+                    td { @if !s(i, "appId").is_empty() { code { (s(i, "appId")) } } }
+                    td { (i["rejectedCount"]) }
+                    td { (view::time(&i["createdAt"])) }
+                } } }
+            }
+            (view::pager("/admin/inbox", &list, &[]))
+        }
+    };
+    Ok(ctx.page("Inboxes", body))
+}
+
+async fn entries(
+    ctx: Ctx,
+    Path(inbox): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> PageResult {
+    let get = |k: &str| q.get(k).map_or("", String::as_str);
+    let (after, before) = (utc_input(get("after")), utc_input(get("before")));
+    let api = format!("/api/v1/inbox/{}", seg(&inbox));
+    let i = ctx.api.get(&api).await.map_err(|r| ctx.fail(r))?;
+    let path = format!(
+        "{api}/entries{}",
+        query(&[
+            ("path", get("path")),
+            ("after", &after),
+            ("before", &before),
+            ("order", "descending"),
+            ("limit", "50"),
+            ("iterator", get("iterator")),
+        ])
+    );
+    let list = ctx.api.get(&path).await.map_err(|r| ctx.fail(r))?;
+    let rows = list["data"].as_array().cloned().unwrap_or_default();
+    let base = format!("/admin/inbox/{}", seg(s(&i, "name")));
+    let filters = [
+        ("path", get("path")),
+        ("after", get("after")),
+        ("before", get("before")),
+    ];
+    let export = |format: &str| {
+        let mut pairs = filters.to_vec();
+        pairs.push(("format", format));
+        format!("{base}/export{}", query(&pairs))
+    };
+    let body = html! {
+        p { "Ingest URL: " code { (s(&i, "ingestUrl")) } }
+        form.filters method="get" action=(base) role="search" aria-label="Filter entries" {
+            div.field { label for="i-path" { "Path (and below)" } input #i-path name="path" value=(get("path")) placeholder="blessing"; }
+            div.field { label for="i-after" { "After (UTC)" } input #i-after type="datetime-local" name="after" value=(get("after")); }
+            div.field { label for="i-before" { "Before (UTC)" } input #i-before type="datetime-local" name="before" value=(get("before")); }
+            button type="submit" { "Filter" }
+        }
+        div.actions {
+            a.button href=(export("csv")) download { "Export CSV" }
+            a.button href=(export("json")) download { "Export JSON" }
+        }
+        @if rows.is_empty() { p.empty { "No entries match." } } @else {
+            table {
+                caption.visually-hidden { "Entries, newest first" }
+                thead { tr { th scope="col" { "Received" } th scope="col" { "Method" } th scope="col" { "Path" } th scope="col" { "Key" } th scope="col" { "Value" } } }
+                tbody { @for e in &rows { tr {
+                    td { (view::time(&e["receivedAt"])) }
+                    td { (s(e, "method")) }
+                    td { code { (s(e, "path")) } }
+                    td { code { (s(e, "key")) } }
+                    td { details { summary { (truncate(&e["value"].to_string(), 60)) } pre tabindex="0" { code { (view::pretty(&e["value"])) } } } }
+                } } }
+            }
+            (view::pager(&base, &list, &filters))
+        }
+    };
+    Ok(ctx.page(&format!("Inbox {}", s(&i, "name")), body))
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(max).collect::<String>())
+    }
+}
+
+/// The API's export, streamed through as an attachment.
+async fn export(
+    ctx: Ctx,
+    Path(inbox): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> PageResult {
+    let get = |k: &str| q.get(k).map_or("", String::as_str);
+    let (after, before) = (utc_input(get("after")), utc_input(get("before")));
+    let format = if get("format") == "json" {
+        "json"
+    } else {
+        "csv"
+    };
+    let path = format!(
+        "/api/v1/inbox/{}/export{}",
+        seg(&inbox),
+        query(&[
+            ("format", format),
+            ("path", get("path")),
+            ("after", &after),
+            ("before", &before)
+        ])
+    );
+    let response = ctx.api.raw(Method::GET, &path, None).await;
+    if !response.status().is_success() {
+        // Read the refusal the usual way, for its message.
+        let refusal = ctx.api.get(&path).await.err();
+        return Err(match refusal {
+            Some(r) => ctx.fail(r),
+            None => ctx.error(response.status(), "the export failed"),
+        });
+    }
+    let name: String = inbox
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    let mut response = response.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}.{format}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+    );
+    Ok(response)
+}
