@@ -100,6 +100,11 @@ pub struct BenchArgs {
     /// it an empty database: the benchmark creates its applications there.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+
+    /// Run only these scenarios (comma-separated): ceiling, throughput, publish-latency, lag,
+    /// fanout, isolation, backlog, postgres. The others are `null` in the JSON.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

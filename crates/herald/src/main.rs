@@ -94,7 +94,7 @@ fn main() -> ExitCode {
         | Command::Inbox(_)) => runtime().block_on(herald::client::run(command)),
         Command::Bench(args) => match runtime().block_on(herald::bench::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e @ herald::bench::BenchError::Duration(_)) => usage_error(&e),
+            Err(e @ herald::bench::BenchError::Usage(_)) => usage_error(&e),
             Err(e) => {
                 eprintln!("herald bench: {e}");
                 ExitCode::FAILURE

@@ -35,8 +35,8 @@ pub enum BenchError {
     Io(std::io::Error),
     #[error("{0}")]
     Scenario(String),
-    #[error("--duration must be a number of seconds from 1 to 3600, not {0:?}")]
-    Duration(String),
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// The size of every scenario: full, or `--quick`.
@@ -106,10 +106,13 @@ fn parse_duration(text: &str) -> Result<Duration, BenchError> {
         .trim()
         .trim_end_matches('s')
         .parse()
-        .map_err(|_| BenchError::Duration(text.to_owned()))?;
-    if !(1.0..=3600.0).contains(&secs) {
-        return Err(BenchError::Duration(text.to_owned()));
-    }
+        .ok()
+        .filter(|secs| (1.0..=3600.0).contains(secs))
+        .ok_or_else(|| {
+            BenchError::Usage(format!(
+                "--duration must be a number of seconds from 1 to 3600, not {text:?}"
+            ))
+        })?;
     Ok(Duration::from_secs_f64(secs))
 }
 
@@ -118,9 +121,28 @@ pub fn progress(line: &str) {
     eprintln!("{line}");
 }
 
-/// Runs every scenario and prints the report.
+/// The scenarios, in the order they run.
+const SCENARIOS: [&str; 8] = [
+    "ceiling",
+    "throughput",
+    "publish-latency",
+    "lag",
+    "fanout",
+    "isolation",
+    "backlog",
+    "postgres",
+];
+
+/// Runs the scenarios and prints the report.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let duration = args.duration.as_deref().map(parse_duration).transpose()?;
+    if let Some(unknown) = args.only.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+        return Err(BenchError::Usage(format!(
+            "--only: unknown scenario {unknown:?} (one of {})",
+            SCENARIOS.join(", ")
+        )));
+    }
+    let runs = |scenario: &str| args.only.is_empty() || args.only.iter().any(|s| s == scenario);
     let scale = Scale::new(args.quick, duration);
     let started = Instant::now();
     let loadavg_start = loadavg();
@@ -130,70 +152,78 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         scale.duration
     ));
     let sink = Arc::new(sink::Sink::start().await.map_err(BenchError::Io)?);
+    let mut r = Results::default();
 
-    progress("ceiling: signed POSTs straight to the sink");
-    let ceiling = report::Ceiling {
-        concurrency: scale.ceiling_concurrency,
-        rps: load::ceiling(&sink, scale.ceiling_concurrency, scale.duration).await,
-    };
-    progress(&format!("  {:.0} requests/s", ceiling.rps));
-
-    progress("throughput: publish through the API, deliver to the sink (SQLite)");
-    let throughput = scenarios::throughput(&sink, &scale, Database::Sqlite, 1).await?;
-    progress(&format!(
-        "  published {:.0}/s, delivered {:.0}/s",
-        throughput.published_rps, throughput.delivered_rps
-    ));
-
-    progress(&format!(
-        "publish latency at {:.0} messages/s",
-        scale.publish_rate
-    ));
-    let publish_latency = scenarios::publish_latency(&sink, &scale).await?;
-    progress(&format!(
-        "  p50 {:.2} ms, p99 {:.2} ms",
-        publish_latency.p50_ms, publish_latency.p99_ms
-    ));
-
-    progress("lag: publish to delivery, one message at a time");
-    let lag = scenarios::lag(&sink, &scale).await?;
-    progress(&format!(
-        "  p50 {:.2} ms, p99 {:.2} ms",
-        lag.p50_ms, lag.p99_ms
-    ));
-
-    progress(&format!(
-        "fan-out: one message to {} endpoints",
-        scale.fanout_endpoints
-    ));
-    let fanout = scenarios::fanout(&sink, &scale).await?;
-    progress(&format!(
-        "  acknowledged in {:.1} ms, all delivered in {:.1} ms",
-        fanout.ack_ms, fanout.all_delivered_ms
-    ));
-
-    progress(&format!(
-        "isolation: {} healthy endpoints, with and without one that hangs",
-        scale.isolation_healthy
-    ));
-    let isolation = scenarios::isolation(&sink, &scale).await?;
-    progress(&format!(
-        "  {:.0}/s without, {:.0}/s with: {:.1} % lost",
-        isolation.without_hanging_rps, isolation.with_hanging_rps, isolation.loss_pct
-    ));
-
-    progress(&format!(
-        "backlog: {} messages × {} endpoints that are down",
-        scale.backlog_messages, scale.backlog_endpoints
-    ));
-    let backlog = scenarios::backlog(&sink, &scale).await?;
-    progress(&format!(
-        "  peak RSS {:.1} MB; drained at {:.0}/s",
-        backlog.peak_rss_mb, backlog.drain_rps
-    ));
-
-    let mut postgres = Vec::new();
-    if let Some(url) = &args.database_url {
+    if runs("ceiling") {
+        progress("ceiling: signed POSTs straight to the sink");
+        let rps = load::ceiling(&sink, scale.ceiling_concurrency, scale.duration).await;
+        progress(&format!("  {rps:.0} requests/s"));
+        r.ceiling = Some(report::Ceiling {
+            concurrency: scale.ceiling_concurrency,
+            rps,
+        });
+    }
+    if runs("throughput") {
+        progress("throughput: publish through the API, deliver to the sink (SQLite)");
+        let t = scenarios::throughput(&sink, &scale, Database::Sqlite, 1).await?;
+        progress(&format!(
+            "  published {:.0}/s, delivered {:.0}/s",
+            t.published_rps, t.delivered_rps
+        ));
+        r.throughput = Some(t);
+    }
+    if runs("publish-latency") {
+        progress(&format!(
+            "publish latency at {:.0} messages/s",
+            scale.publish_rate
+        ));
+        let p = scenarios::publish_latency(&sink, &scale).await?;
+        progress(&format!("  p50 {:.2} ms, p99 {:.2} ms", p.p50_ms, p.p99_ms));
+        r.publish_latency = Some(p);
+    }
+    if runs("lag") {
+        progress("lag: publish to delivery, one message at a time");
+        let l = scenarios::lag(&sink, &scale).await?;
+        progress(&format!("  p50 {:.2} ms, p99 {:.2} ms", l.p50_ms, l.p99_ms));
+        r.lag = Some(l);
+    }
+    if runs("fanout") {
+        progress(&format!(
+            "fan-out: one message to {} endpoints",
+            scale.fanout_endpoints
+        ));
+        let f = scenarios::fanout(&sink, &scale).await?;
+        progress(&format!(
+            "  acknowledged in {:.1} ms, all delivered in {:.1} ms",
+            f.ack_ms, f.all_delivered_ms
+        ));
+        r.fanout = Some(f);
+    }
+    if runs("isolation") {
+        progress(&format!(
+            "isolation: {} healthy endpoints, with and without one that hangs",
+            scale.isolation_healthy
+        ));
+        let i = scenarios::isolation(&sink, &scale).await?;
+        progress(&format!(
+            "  {:.0}/s without, {:.0}/s with: {:.1} % lost",
+            i.without_hanging_rps, i.with_hanging_rps, i.loss_pct
+        ));
+        r.isolation = Some(i);
+    }
+    if runs("backlog") {
+        progress(&format!(
+            "backlog: {} messages × {} endpoints that are down",
+            scale.backlog_messages, scale.backlog_endpoints
+        ));
+        let b = scenarios::backlog(&sink, &scale).await?;
+        progress(&format!(
+            "  peak RSS {:.1} MB; drained at {:.0}/s",
+            b.peak_rss_mb, b.drain_rps
+        ));
+        r.backlog = Some(b);
+    }
+    if let Some(url) = args.database_url.as_deref().filter(|_| runs("postgres")) {
         for nodes in [1, 3] {
             progress(&format!("throughput on Postgres, {nodes} node(s)"));
             let t = scenarios::throughput(&sink, &scale, Database::Postgres { url }, nodes).await?;
@@ -201,23 +231,13 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
                 "  published {:.0}/s, delivered {:.0}/s",
                 t.published_rps, t.delivered_rps
             ));
-            postgres.push(t);
+            r.postgres.push(t);
         }
     }
 
-    let machine = machine(loadavg_start);
     let report = Report::new(
-        Results {
-            ceiling,
-            throughput,
-            publish_latency,
-            lag,
-            fanout,
-            isolation,
-            backlog,
-            postgres,
-        },
-        machine,
+        r,
+        machine(loadavg_start),
         args.quick,
         scale.duration.as_secs_f64(),
         started.elapsed().as_secs_f64(),

@@ -132,26 +132,26 @@ pub struct Report {
     pub duration_s: f64,
     pub wall_s: f64,
     pub machine: Machine,
-    pub ceiling: Ceiling,
-    pub throughput: Throughput,
-    pub publish_latency: PublishLatency,
-    pub lag: Lag,
-    pub fanout: Fanout,
-    pub isolation: Isolation,
-    pub backlog: Backlog,
+    #[serde(flatten)]
+    pub results: Results,
+}
+
+/// Each scenario's results; `None` for a scenario left out (`--only`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Results {
+    pub ceiling: Option<Ceiling>,
+    pub throughput: Option<Throughput>,
+    pub publish_latency: Option<PublishLatency>,
+    pub lag: Option<Lag>,
+    pub fanout: Option<Fanout>,
+    pub isolation: Option<Isolation>,
+    pub backlog: Option<Backlog>,
     pub postgres: Vec<Throughput>,
 }
 
-/// One scenario's results, as they come in.
-pub struct Results {
-    pub ceiling: Ceiling,
-    pub throughput: Throughput,
-    pub publish_latency: PublishLatency,
-    pub lag: Lag,
-    pub fanout: Fanout,
-    pub isolation: Isolation,
-    pub backlog: Backlog,
-    pub postgres: Vec<Throughput>,
+/// `f` of a scenario's result, rounded; NaN (`null` in JSON) when it did not run.
+fn figure<T>(result: &Option<T>, digits: i32, f: impl Fn(&T) -> f64) -> f64 {
+    result.as_ref().map_or(f64::NAN, |r| round(f(r), digits))
 }
 
 impl Report {
@@ -162,33 +162,28 @@ impl Report {
                 .find(|t| t.nodes == nodes)
                 .map(|t| round(t.delivered_rps, 1))
         };
+        let ceiling = figure(&r.ceiling, 1, |c| c.rps);
+        let throughput = figure(&r.throughput, 1, |t| t.delivered_rps);
         Self {
-            ceiling_rps: round(r.ceiling.rps, 1),
-            throughput_rps: round(r.throughput.delivered_rps, 1),
-            ratio: round(r.throughput.delivered_rps / r.ceiling.rps, 4),
-            publish_p50_ms: round(r.publish_latency.p50_ms, 3),
-            publish_p99_ms: round(r.publish_latency.p99_ms, 3),
-            lag_p50_ms: round(r.lag.p50_ms, 3),
-            lag_p99_ms: round(r.lag.p99_ms, 3),
-            fanout_ack_ms: round(r.fanout.ack_ms, 2),
-            fanout_all_ms: round(r.fanout.all_delivered_ms, 2),
-            isolation_loss_pct: round(r.isolation.loss_pct, 2),
-            backlog_rss_mb: round(r.backlog.peak_rss_mb, 1),
-            backlog_drain_rps: round(r.backlog.drain_rps, 1),
+            ceiling_rps: ceiling,
+            throughput_rps: throughput,
+            ratio: round(throughput / ceiling, 4),
+            publish_p50_ms: figure(&r.publish_latency, 3, |p| p.p50_ms),
+            publish_p99_ms: figure(&r.publish_latency, 3, |p| p.p99_ms),
+            lag_p50_ms: figure(&r.lag, 3, |l| l.p50_ms),
+            lag_p99_ms: figure(&r.lag, 3, |l| l.p99_ms),
+            fanout_ack_ms: figure(&r.fanout, 2, |f| f.ack_ms),
+            fanout_all_ms: figure(&r.fanout, 2, |f| f.all_delivered_ms),
+            isolation_loss_pct: figure(&r.isolation, 2, |i| i.loss_pct),
+            backlog_rss_mb: figure(&r.backlog, 1, |b| b.peak_rss_mb),
+            backlog_drain_rps: figure(&r.backlog, 1, |b| b.drain_rps),
             postgres_one_node_rps: pg(1),
             postgres_three_nodes_rps: pg(3),
             quick,
             duration_s,
             wall_s: round(wall_s, 1),
             machine,
-            ceiling: r.ceiling,
-            throughput: r.throughput,
-            publish_latency: r.publish_latency,
-            lag: r.lag,
-            fanout: r.fanout,
-            isolation: r.isolation,
-            backlog: r.backlog,
-            postgres: r.postgres,
+            results: r,
         }
     }
 
@@ -199,6 +194,7 @@ impl Report {
     /// The headline table with the targets, then each scenario's details.
     pub fn to_markdown(&self) -> String {
         let m = &self.machine;
+        let r = &self.results;
         let mut out = String::new();
         let scale = if self.quick {
             " (--quick: scaled down, not comparable with the targets)"
@@ -231,81 +227,88 @@ impl Report {
             };
             let _ = writeln!(out, "| {figure} | {measured} | {target} | {met} |");
         };
-        row(
-            &format!(
-                "ceiling: signed 1 KB POSTs straight to the sink, {} concurrent (req/s)",
-                self.ceiling.concurrency
-            ),
-            count(self.ceiling_rps),
-            "",
-            None,
-        );
-        row(
-            "throughput, SQLite, durable (deliveries/s)",
-            count(self.throughput_rps),
-            "",
-            None,
-        );
-        row(
-            "throughput ÷ ceiling (SQLite)",
-            format!("{:.3}", self.ratio),
-            "≥ 0.5",
-            Some(self.ratio >= 0.5),
-        );
-        row(
-            &format!(
-                "publish latency p50 / p99 at {:.0} msg/s",
-                self.publish_latency.target_rps
-            ),
-            format!("{:.2} / {:.2} ms", self.publish_p50_ms, self.publish_p99_ms),
-            "p99 < 10 ms",
-            Some(self.publish_p99_ms < 10.0),
-        );
-        row(
-            "idle lag, publish to delivery, p50 / p99",
-            format!("{:.2} / {:.2} ms", self.lag_p50_ms, self.lag_p99_ms),
-            "p50 < 5 ms",
-            Some(self.lag_p50_ms < 5.0),
-        );
-        row(
-            &format!(
-                "fan-out 1 → {}: acknowledged / all delivered",
-                self.fanout.endpoints
-            ),
-            format!("{:.1} / {:.1} ms", self.fanout_ack_ms, self.fanout_all_ms),
-            "ack < 200 ms",
-            Some(self.fanout_ack_ms < 200.0),
-        );
-        row(
-            &format!(
-                "isolation: healthy deliveries/s lost to one hanging endpoint ({} healthy)",
-                self.isolation.healthy_endpoints
-            ),
-            format!(
-                "{:.1} % ({} → {})",
-                self.isolation_loss_pct,
-                count(self.isolation.without_hanging_rps),
-                count(self.isolation.with_hanging_rps)
-            ),
-            "< 5 %",
-            Some(self.isolation_loss_pct < 5.0),
-        );
-        row(
-            &format!(
-                "backlog: peak RSS with {} pending",
-                count(self.backlog.pending as f64)
-            ),
-            format!("{:.1} MB", self.backlog_rss_mb),
-            "< 150 MB",
-            Some(self.backlog_rss_mb < 150.0),
-        );
-        row(
-            "backlog: drain once the endpoint is back (deliveries/s)",
-            count(self.backlog_drain_rps),
-            "",
-            None,
-        );
-        for pg in &self.postgres {
+        if let Some(c) = &r.ceiling {
+            row(
+                &format!(
+                    "ceiling: signed 1 KB POSTs straight to the sink, {} concurrent (req/s)",
+                    c.concurrency
+                ),
+                count(self.ceiling_rps),
+                "",
+                None,
+            );
+        }
+        if r.throughput.is_some() {
+            row(
+                "throughput, SQLite, durable (deliveries/s)",
+                count(self.throughput_rps),
+                "",
+                None,
+            );
+        }
+        if r.throughput.is_some() && r.ceiling.is_some() {
+            row(
+                "throughput ÷ ceiling (SQLite)",
+                format!("{:.3}", self.ratio),
+                "≥ 0.5",
+                Some(self.ratio >= 0.5),
+            );
+        }
+        if let Some(p) = &r.publish_latency {
+            row(
+                &format!("publish latency p50 / p99 at {:.0} msg/s", p.target_rps),
+                format!("{:.2} / {:.2} ms", self.publish_p50_ms, self.publish_p99_ms),
+                "p99 < 10 ms",
+                Some(self.publish_p99_ms < 10.0),
+            );
+        }
+        if r.lag.is_some() {
+            row(
+                "idle lag, publish to delivery, p50 / p99",
+                format!("{:.2} / {:.2} ms", self.lag_p50_ms, self.lag_p99_ms),
+                "p50 < 5 ms",
+                Some(self.lag_p50_ms < 5.0),
+            );
+        }
+        if let Some(f) = &r.fanout {
+            row(
+                &format!("fan-out 1 → {}: acknowledged / all delivered", f.endpoints),
+                format!("{:.1} / {:.1} ms", self.fanout_ack_ms, self.fanout_all_ms),
+                "ack < 200 ms",
+                Some(self.fanout_ack_ms < 200.0),
+            );
+        }
+        if let Some(i) = &r.isolation {
+            row(
+                &format!(
+                    "isolation: healthy deliveries/s lost to one hanging endpoint ({} healthy)",
+                    i.healthy_endpoints
+                ),
+                format!(
+                    "{:.1} % ({} → {})",
+                    self.isolation_loss_pct,
+                    count(i.without_hanging_rps),
+                    count(i.with_hanging_rps)
+                ),
+                "< 5 %",
+                Some(self.isolation_loss_pct < 5.0),
+            );
+        }
+        if let Some(b) = &r.backlog {
+            row(
+                &format!("backlog: peak RSS with {} pending", count(b.pending as f64)),
+                format!("{:.1} MB", self.backlog_rss_mb),
+                "< 150 MB",
+                Some(self.backlog_rss_mb < 150.0),
+            );
+            row(
+                "backlog: drain once the endpoints are back (deliveries/s)",
+                count(self.backlog_drain_rps),
+                "",
+                None,
+            );
+        }
+        for pg in &r.postgres {
             row(
                 &format!(
                     "throughput, Postgres, {} node{} (deliveries/s)",
@@ -322,12 +325,12 @@ impl Report {
     }
 
     fn details(&self, out: &mut String) {
+        let r = &self.results;
         let _ = writeln!(out, "\n| scenario | details |\n|---|---|");
-        let t = &self.throughput;
         let mut line = |name: &str, text: String| {
             let _ = writeln!(out, "| {name} | {text} |");
         };
-        for t in std::iter::once(t).chain(&self.postgres) {
+        for t in r.throughput.iter().chain(&r.postgres) {
             line(
                 &format!("throughput ({}, {} node(s))", t.database, t.nodes),
                 format!(
@@ -342,65 +345,77 @@ impl Report {
                 ),
             );
         }
-        let p = &self.publish_latency;
-        line(
-            "publish latency",
-            format!(
-                "{} requests at {:.0}/s (achieved {:.0}/s, {} errors): p50 {:.2} ms, p99 {:.2} \
-                 ms, max {:.2} ms",
-                p.requests, p.target_rps, p.achieved_rps, p.errors, p.p50_ms, p.p99_ms, p.max_ms
-            ),
-        );
-        line(
-            "lag",
-            format!(
-                "{} messages one at a time: p50 {:.2} ms, p99 {:.2} ms",
-                self.lag.samples, self.lag.p50_ms, self.lag.p99_ms
-            ),
-        );
-        let f = &self.fanout;
-        line(
-            "fan-out",
-            format!(
-                "{} endpoints, runs (ack / all delivered, ms): {}",
-                f.endpoints,
-                f.runs_ack_ms
-                    .iter()
-                    .zip(&f.runs_all_delivered_ms)
-                    .map(|(a, d)| format!("{a:.1} / {d:.1}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-        let i = &self.isolation;
-        line(
-            "isolation",
-            format!(
-                "{} healthy endpoints: {} deliveries/s alone, {} with one more that hangs \
-                 until its {} s timeout",
-                i.healthy_endpoints,
-                count(i.without_hanging_rps),
-                count(i.with_hanging_rps),
-                i.hang_timeout_s
-            ),
-        );
-        let b = &self.backlog;
-        line(
-            "backlog",
-            format!(
-                "{} messages × {} endpoints created in {:.1} s ({}/s); RSS {:.1} MB now, {:.1} \
-                 MB peak; drained in {:.1} s ({}/s), peak RSS {:.1} MB while draining",
-                count(b.messages as f64),
-                count(b.endpoints as f64),
-                b.create_s,
-                count(b.pending as f64 / b.create_s),
-                b.rss_mb,
-                b.peak_rss_mb,
-                b.drain_s,
-                count(b.drain_rps),
-                b.peak_rss_during_drain_mb
-            ),
-        );
+        if let Some(p) = &r.publish_latency {
+            line(
+                "publish latency",
+                format!(
+                    "{} requests at {:.0}/s (achieved {:.0}/s, {} errors): p50 {:.2} ms, p99 \
+                     {:.2} ms, max {:.2} ms",
+                    p.requests,
+                    p.target_rps,
+                    p.achieved_rps,
+                    p.errors,
+                    p.p50_ms,
+                    p.p99_ms,
+                    p.max_ms
+                ),
+            );
+        }
+        if let Some(l) = &r.lag {
+            line(
+                "lag",
+                format!(
+                    "{} messages one at a time: p50 {:.2} ms, p99 {:.2} ms",
+                    l.samples, l.p50_ms, l.p99_ms
+                ),
+            );
+        }
+        if let Some(f) = &r.fanout {
+            line(
+                "fan-out",
+                format!(
+                    "{} endpoints, runs (ack / all delivered, ms): {}",
+                    f.endpoints,
+                    f.runs_ack_ms
+                        .iter()
+                        .zip(&f.runs_all_delivered_ms)
+                        .map(|(a, d)| format!("{a:.1} / {d:.1}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        if let Some(i) = &r.isolation {
+            line(
+                "isolation",
+                format!(
+                    "{} healthy endpoints: {} deliveries/s alone, {} with one more that hangs \
+                     until its {} s timeout",
+                    i.healthy_endpoints,
+                    count(i.without_hanging_rps),
+                    count(i.with_hanging_rps),
+                    i.hang_timeout_s
+                ),
+            );
+        }
+        if let Some(b) = &r.backlog {
+            line(
+                "backlog",
+                format!(
+                    "{} messages × {} endpoints created in {:.1} s ({}/s); RSS {:.1} MB then, \
+                     {:.1} MB peak; drained in {:.1} s ({}/s), peak RSS {:.1} MB by the end",
+                    count(b.messages as f64),
+                    count(b.endpoints as f64),
+                    b.create_s,
+                    count(b.pending as f64 / b.create_s),
+                    b.rss_mb,
+                    b.peak_rss_mb,
+                    b.drain_s,
+                    count(b.drain_rps),
+                    b.peak_rss_during_drain_mb
+                ),
+            );
+        }
     }
 }
 
@@ -445,7 +460,7 @@ mod tests {
         assert_eq!(count(f64::NAN), "n/a");
     }
 
-    pub fn sample() -> Report {
+    fn sample() -> Report {
         let t = |database: &str, nodes, rps| Throughput {
             database: database.into(),
             nodes,
@@ -456,12 +471,12 @@ mod tests {
             peak_rss_mb: Some(40.0),
         };
         let results = Results {
-            ceiling: Ceiling {
+            ceiling: Some(Ceiling {
                 concurrency: 100,
                 rps: 20_000.0,
-            },
-            throughput: t("sqlite", 1, 5_000.0),
-            publish_latency: PublishLatency {
+            }),
+            throughput: Some(t("sqlite", 1, 5_000.0)),
+            publish_latency: Some(PublishLatency {
                 target_rps: 1000.0,
                 achieved_rps: 999.0,
                 requests: 10_000,
@@ -469,27 +484,27 @@ mod tests {
                 p50_ms: 1.5,
                 p99_ms: 12.25,
                 max_ms: 30.0,
-            },
-            lag: Lag {
+            }),
+            lag: Some(Lag {
                 samples: 200,
                 p50_ms: 3.2,
                 p99_ms: 8.0,
-            },
-            fanout: Fanout {
+            }),
+            fanout: Some(Fanout {
                 endpoints: 1000,
                 ack_ms: 20.0,
                 all_delivered_ms: 400.0,
                 runs_ack_ms: vec![20.0],
                 runs_all_delivered_ms: vec![400.0],
-            },
-            isolation: Isolation {
+            }),
+            isolation: Some(Isolation {
                 healthy_endpoints: 50,
                 hang_timeout_s: 5,
                 without_hanging_rps: 1000.0,
                 with_hanging_rps: 980.0,
                 loss_pct: 2.0,
-            },
-            backlog: Backlog {
+            }),
+            backlog: Some(Backlog {
                 endpoints: 1000,
                 messages: 1000,
                 pending: 1_000_000,
@@ -499,7 +514,7 @@ mod tests {
                 drain_s: 100.0,
                 drain_rps: 10_000.0,
                 peak_rss_during_drain_mb: 130.0,
-            },
+            }),
             postgres: vec![t("postgres", 1, 800.0), t("postgres", 3, 1200.0)],
         };
         let machine = Machine {
@@ -548,5 +563,19 @@ mod tests {
         assert!(text.contains("| 2.0 % (1,000 → 980) | < 5 % | yes |"), "{text}");
         assert!(text.contains("throughput, Postgres, 3 nodes (deliveries/s) | 1,200"));
         assert!(!text.contains("--quick"));
+    }
+
+    #[test]
+    fn a_scenario_left_out_is_null_and_not_in_the_table() {
+        let mut report = sample();
+        report.results.lag = None;
+        let report = Report::new(report.results, report.machine, true, 2.0, 30.0);
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert!(json["lag_p50_ms"].is_null());
+        assert!(json["lag"].is_null());
+        assert!(json["fanout_ack_ms"].is_number());
+        let text = report.to_markdown();
+        assert!(!text.contains("idle lag"));
+        assert!(text.contains("--quick"));
     }
 }
