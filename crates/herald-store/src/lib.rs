@@ -43,7 +43,7 @@ pub use postgres::PostgresStore;
 pub use queue::{
     Attempt, AttemptRecord, CompletionEffects, Delivery, DisabledEndpoint, NextStep, Task,
 };
-pub use sqlite::SqliteStore;
+pub use sqlite::{SQLITE_SYNCHRONOUS, SqliteStore};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

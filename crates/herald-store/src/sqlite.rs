@@ -23,6 +23,10 @@ type Db = sqlx::Sqlite;
 type SqlStore = SqliteStore;
 const BACKEND: Backend = Backend::Sqlite;
 
+/// SQLite's `synchronous` setting: `FULL` flushes the WAL to disk (fsync) before a commit
+/// returns, so an acknowledged publish survives a power cut.
+pub const SQLITE_SYNCHRONOUS: &str = "FULL";
+
 /// Readers: enough for concurrent API reads and the delivery workers on two cores.
 const READ_CONNECTIONS: u32 = 8;
 
@@ -39,7 +43,9 @@ impl SqliteStore {
             .map_err(StoreError::Other)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(
+                SqliteSynchronous::from_str(SQLITE_SYNCHRONOUS).map_err(StoreError::Other)?,
+            )
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
             .pragma("temp_store", "memory");

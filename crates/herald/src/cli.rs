@@ -75,8 +75,36 @@ pub enum Command {
     /// Inboxes: what Herald received by path.
     #[command(subcommand)]
     Inbox(InboxCommand),
+    /// Measure this machine's ceiling and Herald against it on loopback, and print a markdown
+    /// table (or JSON). Starts its own receiver and Herald processes; see BENCHMARKS.md.
+    Bench(BenchArgs),
     /// Print the version and exit.
     Version,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Every scenario scaled down, the whole run under a minute: for CI and quick checks.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Print one JSON object instead of markdown tables.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Length of each timed phase, in seconds. [default: 10, or 2 with --quick]
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<String>,
+
+    /// Also measure throughput on this Postgres database, with one node and with three. Give
+    /// it an empty database: the benchmark creates its applications there.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Run only these scenarios (comma-separated): ceiling, throughput, publish-latency, lag,
+    /// fanout, isolation, backlog, postgres. The others are `null` in the JSON.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

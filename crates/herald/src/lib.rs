@@ -7,6 +7,7 @@
 //! commands that talk to a running server ([`client`]).
 
 pub mod api;
+pub mod bench;
 pub mod bootstrap;
 pub mod cli;
 pub mod client;

@@ -92,6 +92,14 @@ fn main() -> ExitCode {
         | Command::Message(_)
         | Command::EventType(_)
         | Command::Inbox(_)) => runtime().block_on(herald::client::run(command)),
+        Command::Bench(args) => match runtime().block_on(herald::bench::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e @ herald::bench::BenchError::Usage(_)) => usage_error(&e),
+            Err(e) => {
+                eprintln!("herald bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Version => {
             println!("herald {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -1,0 +1,428 @@
+//! The scenarios. Each starts its own Herald (a fresh SQLite database, or the Postgres
+//! database it is given), sets up applications and endpoints through the API, measures, and
+//! stops it: no scenario inherits another's rows or memory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use serde_json::json;
+
+use super::load::{self, Publishing};
+use super::node::{self, Node, ScratchDir, Storage};
+use super::report::{self, Backlog, Fanout, Isolation, Lag, PublishLatency, Throughput, ms};
+use super::sink::Sink;
+use super::{BenchError, Scale};
+
+/// Messages carry about this much payload.
+const PAYLOAD_BYTES: usize = 1024;
+
+/// Where the nodes of a scenario keep their state.
+#[derive(Clone, Copy)]
+pub enum Database<'a> {
+    Sqlite,
+    Postgres { url: &'a str },
+}
+
+/// Nodes of one scenario, and the directories they write to.
+struct Cluster {
+    nodes: Vec<Node>,
+    _dirs: Vec<ScratchDir>,
+}
+
+impl Cluster {
+    async fn start(database: Database<'_>, count: usize) -> Result<Self, BenchError> {
+        let key = herald_core::crypto::DataKey::generate_base64();
+        let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
+        for i in 0..count {
+            let dir = ScratchDir::new(&format!("node{i}")).map_err(BenchError::Io)?;
+            let storage = match database {
+                Database::Sqlite => Storage::Sqlite,
+                Database::Postgres { url } => Storage::Postgres { url, key: &key },
+            };
+            nodes.push(Node::start(storage, dir.path()).await?);
+            dirs.push(dir);
+        }
+        Ok(Self { nodes, _dirs: dirs })
+    }
+
+    fn first(&self) -> &Node {
+        &self.nodes[0]
+    }
+
+    async fn stop(self) {
+        for node in self.nodes {
+            node.stop().await;
+        }
+    }
+}
+
+/// An application with `count` endpoints on the sink at `/{kind}/{prefix}{i}`, each receiving
+/// the event type `bench.{prefix}{i}`; returns the application's id and one message body per
+/// endpoint.
+async fn app_with_endpoints(
+    node: &Node,
+    sink: &Sink,
+    kind: &str,
+    prefix: &str,
+    count: usize,
+) -> Result<(String, Vec<bytes::Bytes>), BenchError> {
+    let app = node.create_app(&format!("bench {prefix}")).await?;
+    node.create_endpoints(&app, count, |i| {
+        json!({
+            "url": sink.url(&format!("/{kind}/{prefix}{i}")),
+            "eventTypes": [format!("bench.{prefix}{i}")],
+        })
+    })
+    .await?;
+    let bodies = (0..count)
+        .map(|i| node::message_body(&format!("bench.{prefix}{i}"), PAYLOAD_BYTES))
+        .collect();
+    Ok((app, bodies))
+}
+
+/// Deliveries per second from closed-loop publishers spread over `endpoints` endpoints (one
+/// delivery per message), through `count` nodes.
+pub async fn throughput(
+    sink: &Arc<Sink>,
+    scale: &Scale,
+    database: Database<'_>,
+    count: usize,
+) -> Result<Throughput, BenchError> {
+    let cluster = Cluster::start(database, count).await?;
+    let node = cluster.first();
+    let (app, bodies) =
+        app_with_endpoints(node, sink, "ok", "tp", scale.throughput_endpoints).await?;
+    let urls = cluster.nodes.iter().map(|n| n.publish_url(&app)).collect();
+    let measured = closed_loop(node, sink, urls, bodies, scale).await?;
+    let peak_rss_mb = match database {
+        Database::Sqlite => node.memory_mb().map(|(_, peak)| peak),
+        Database::Postgres { .. } => None,
+    };
+    if matches!(database, Database::Postgres { .. }) {
+        // The next run shares the database: leave no backlog for it to deliver.
+        node.delete_app(&app).await?;
+    }
+    cluster.stop().await;
+    Ok(Throughput {
+        database: match database {
+            Database::Sqlite => "sqlite".into(),
+            Database::Postgres { .. } => "postgres".into(),
+        },
+        nodes: count,
+        endpoints: scale.throughput_endpoints,
+        publishers: scale.publishers,
+        published_rps: measured.published_rps,
+        delivered_rps: measured.delivered_rps,
+        peak_rss_mb,
+    })
+}
+
+struct ClosedLoop {
+    published_rps: f64,
+    delivered_rps: f64,
+}
+
+/// Publishes closed-loop for `duration` and measures deliveries on the sink's `/ok` paths.
+async fn closed_loop(
+    node: &Node,
+    sink: &Arc<Sink>,
+    urls: Vec<String>,
+    bodies: Vec<bytes::Bytes>,
+    scale: &Scale,
+) -> Result<ClosedLoop, BenchError> {
+    let duration = scale.duration;
+    let base = sink.ok().get();
+    let delivered = {
+        let sink = sink.clone();
+        move || sink.ok().get() - base
+    };
+    let started = Instant::now();
+    let (counts, tasks) = load::publish_closed_loop(
+        &node.http,
+        Publishing {
+            urls,
+            bodies,
+            publishers: scale.publishers,
+        },
+        started + duration,
+        delivered,
+    );
+    let (from, to) = load::window(started, duration);
+    let delivered_rps = load::rate_between(sink.ok(), from, to).await;
+    for task in tasks {
+        let _ = task.await;
+    }
+    let ok = counts.ok.load(std::sync::atomic::Ordering::Relaxed);
+    let errors = counts.errors.load(std::sync::atomic::Ordering::Relaxed);
+    if errors > 0 {
+        let last = counts
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default();
+        super::progress(&format!(
+            "  {errors} publishes failed (last: {last}); {}",
+            node.stderr_tail().lines().last().unwrap_or("")
+        ));
+        if ok == 0 {
+            return Err(BenchError::Scenario(format!(
+                "every publish failed: {last}"
+            )));
+        }
+    }
+    Ok(ClosedLoop {
+        published_rps: ok as f64 / duration.as_secs_f64(),
+        delivered_rps,
+    })
+}
+
+/// Publish latency at a fixed rate, while the deliveries it causes run.
+pub async fn publish_latency(
+    sink: &Arc<Sink>,
+    scale: &Scale,
+) -> Result<PublishLatency, BenchError> {
+    let cluster = Cluster::start(Database::Sqlite, 1).await?;
+    let node = cluster.first();
+    let (app, bodies) =
+        app_with_endpoints(node, sink, "ok", "pl", scale.throughput_endpoints).await?;
+    let url = node.publish_url(&app);
+    // Open the connections first.
+    for body in bodies.iter().take(20) {
+        node::publish(&node.http, &url, body.clone())
+            .await
+            .map_err(BenchError::Scenario)?;
+    }
+    let run = load::publish_fixed_rate(
+        &node.http,
+        &url,
+        &bodies,
+        scale.publish_rate,
+        scale.duration,
+    )
+    .await;
+    cluster.stop().await;
+    let l = &run.latencies_ms;
+    Ok(PublishLatency {
+        target_rps: scale.publish_rate,
+        achieved_rps: l.len() as f64 / run.elapsed.as_secs_f64(),
+        requests: l.len(),
+        errors: run.errors,
+        p50_ms: report::percentile(l, 50.0),
+        p99_ms: report::percentile(l, 99.0),
+        max_ms: report::percentile(l, 100.0),
+    })
+}
+
+/// Publish-to-delivery time of single messages on an otherwise idle node.
+pub async fn lag(sink: &Arc<Sink>, scale: &Scale) -> Result<Lag, BenchError> {
+    const WARM_UP: usize = 5;
+    let cluster = Cluster::start(Database::Sqlite, 1).await?;
+    let node = cluster.first();
+    let (app, bodies) = app_with_endpoints(node, sink, "track", "lag", 1).await?;
+    let url = node.publish_url(&app);
+    let mut samples = Vec::with_capacity(scale.lag_samples);
+    for i in 0..WARM_UP + scale.lag_samples {
+        let sent = Instant::now();
+        let id = node::publish(&node.http, &url, bodies[0].clone())
+            .await
+            .map_err(BenchError::Scenario)?;
+        let arrived = sink
+            .arrival_of(&id, Duration::from_secs(30))
+            .await
+            .ok_or_else(|| BenchError::Scenario(format!("message {id} was not delivered")))?;
+        if i >= WARM_UP {
+            samples.push(ms(arrived - sent));
+        }
+        // Idle: let the delivery's completion and the endpoint's release finish first.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.stop().await;
+    Ok(Lag {
+        samples: samples.len(),
+        p50_ms: report::percentile(&samples, 50.0),
+        p99_ms: report::percentile(&samples, 99.0),
+    })
+}
+
+/// One message to many endpoints: time to the publish's answer, and to the last delivery.
+pub async fn fanout(sink: &Arc<Sink>, scale: &Scale) -> Result<Fanout, BenchError> {
+    let cluster = Cluster::start(Database::Sqlite, 1).await?;
+    let node = cluster.first();
+    let endpoints = scale.fanout_endpoints;
+    let app = node.create_app("bench fan-out").await?;
+    node.create_endpoints(
+        &app,
+        endpoints,
+        |i| json!({"url": sink.url(&format!("/ok/fan{i}"))}),
+    )
+    .await?;
+    let url = node.publish_url(&app);
+    let body = node::message_body("bench.fanout", PAYLOAD_BYTES);
+    let (mut acks, mut alls) = (Vec::new(), Vec::new());
+    for _ in 0..scale.fanout_runs {
+        let base = sink.ok().get();
+        let sent = Instant::now();
+        node::publish(&node.http, &url, body.clone())
+            .await
+            .map_err(BenchError::Scenario)?;
+        acks.push(ms(sent.elapsed()));
+        wait_for(
+            || sink.ok().get() - base >= endpoints as u64,
+            "fan-out deliveries",
+        )
+        .await?;
+        let last = sink.last_arrival(sink.ok()).unwrap_or_else(Instant::now);
+        alls.push(ms(last - sent));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.stop().await;
+    Ok(Fanout {
+        endpoints,
+        ack_ms: report::percentile(&acks, 50.0),
+        all_delivered_ms: report::percentile(&alls, 50.0),
+        runs_ack_ms: acks,
+        runs_all_delivered_ms: alls,
+    })
+}
+
+/// Waits (up to ten minutes) until `done` holds.
+async fn wait_for(done: impl Fn() -> bool, what: &str) -> Result<(), BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !done() {
+        if Instant::now() > deadline {
+            return Err(BenchError::Scenario(format!(
+                "timed out waiting for {what}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+/// Healthy deliveries per second with and without one more endpoint that never answers,
+/// alternating fresh nodes so that neither phase runs on the other's database.
+pub async fn isolation(sink: &Arc<Sink>, scale: &Scale) -> Result<Isolation, BenchError> {
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..scale.isolation_rounds {
+        for hanging in [false, true] {
+            let rps = isolation_phase(sink, scale, hanging).await?;
+            if hanging {
+                with.push(rps);
+            } else {
+                without.push(rps);
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (without, with) = (mean(&without), mean(&with));
+    Ok(Isolation {
+        healthy_endpoints: scale.isolation_healthy,
+        hang_timeout_s: scale.hang_timeout_s,
+        without_hanging_rps: without,
+        with_hanging_rps: with,
+        loss_pct: (1.0 - with / without) * 100.0,
+    })
+}
+
+async fn isolation_phase(
+    sink: &Arc<Sink>,
+    scale: &Scale,
+    hanging: bool,
+) -> Result<f64, BenchError> {
+    let cluster = Cluster::start(Database::Sqlite, 1).await?;
+    let node = cluster.first();
+    let (app, bodies) =
+        app_with_endpoints(node, sink, "ok", "iso", scale.isolation_healthy).await?;
+    let url = node.publish_url(&app);
+    let trickle = if hanging {
+        node.create_endpoint(
+            &app,
+            json!({
+                "url": sink.url("/hang/0"),
+                "eventTypes": ["bench.hang"],
+                "timeoutSeconds": scale.hang_timeout_s,
+            }),
+        )
+        .await?;
+        // Twice what its slots can take, so that they are always all hanging.
+        let rate = 2.0 * 10.0 / scale.hang_timeout_s as f64;
+        let (http, url) = (node.http.clone(), url.clone());
+        let body = node::message_body("bench.hang", PAYLOAD_BYTES);
+        let duration = scale.duration;
+        Some(tokio::spawn(async move {
+            load::publish_fixed_rate(&http, &url, &[body], rate, duration).await
+        }))
+    } else {
+        None
+    };
+    let measured = closed_loop(node, sink, vec![url], bodies, scale).await?;
+    if let Some(trickle) = trickle {
+        let _ = trickle.await;
+    }
+    cluster.stop().await;
+    Ok(measured.delivered_rps)
+}
+
+/// Pending deliveries to endpoints that are down (they accept connections and answer nothing):
+/// the node's memory while they wait, and the drain once the endpoints come back.
+pub async fn backlog(sink: &Arc<Sink>, scale: &Scale) -> Result<Backlog, BenchError> {
+    let cluster = Cluster::start(Database::Sqlite, 1).await?;
+    let node = cluster.first();
+    let (endpoints, messages) = (scale.backlog_endpoints, scale.backlog_messages);
+    let pending = endpoints * messages;
+    let app = node.create_app("bench backlog").await?;
+    node.create_endpoints(&app, endpoints, |i| {
+        json!({
+            "url": sink.url(&format!("/down/{i}")),
+            // One held connection per endpoint; attempts hang until it is back.
+            "maxConcurrency": 1,
+            "timeoutSeconds": 60,
+            "retrySchedule": [1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+        })
+    })
+    .await?;
+    let url = node.publish_url(&app);
+    let body = node::message_body("bench.backlog", PAYLOAD_BYTES);
+    let started = Instant::now();
+    let results: Vec<Result<String, String>> = futures::stream::iter(0..messages)
+        .map(|_| node::publish(&node.http, &url, body.clone()))
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        return Err(BenchError::Scenario(format!("publishing the backlog: {e}")));
+    }
+    let create_s = started.elapsed().as_secs_f64();
+    super::progress(&format!(
+        "  {pending} deliveries pending after {create_s:.1} s"
+    ));
+    // Let it settle with everything pending (the endpoints' actors idle, waiting).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss_mb, peak_rss_mb) = node.memory_mb().unwrap_or((f64::NAN, f64::NAN));
+
+    let base = sink.down().get();
+    let up = Instant::now();
+    sink.bring_up();
+    wait_for(
+        || sink.down().get() - base >= pending as u64,
+        "the backlog to drain",
+    )
+    .await?;
+    let drain_s = ms(sink.last_arrival(sink.down()).unwrap_or_else(Instant::now) - up) / 1000.0;
+    let peak_after = node.memory_mb().map_or(f64::NAN, |(_, peak)| peak);
+    cluster.stop().await;
+    Ok(Backlog {
+        endpoints,
+        messages,
+        pending,
+        create_s,
+        rss_mb,
+        peak_rss_mb,
+        drain_s,
+        drain_rps: pending as f64 / drain_s,
+        peak_rss_during_drain_mb: peak_after,
+    })
+}
