@@ -61,17 +61,18 @@ impl Scheme {
         }
     }
 
+    /// Every scheme.
+    pub const ALL: [Scheme; 6] = [
+        Scheme::StandardV1,
+        Scheme::StandardV1a,
+        Scheme::HmacSha1Hex,
+        Scheme::HmacSha256Hex,
+        Scheme::StaticHeader,
+        Scheme::None,
+    ];
+
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Scheme::StandardV1,
-            Scheme::StandardV1a,
-            Scheme::HmacSha1Hex,
-            Scheme::HmacSha256Hex,
-            Scheme::StaticHeader,
-            Scheme::None,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
     /// Whether the scheme's secret is an Ed25519 key pair rather than a shared secret.
