@@ -52,6 +52,16 @@ fn decode(body: &str) -> Option<u128> {
     Some(n)
 }
 
+/// The latest millisecond an id can carry (48 bits: in the year 10889). Later times are
+/// clamped to it rather than shifted out of the top of the number.
+const MAX_MILLIS: u64 = (1 << (128 - RANDOM_BITS)) - 1;
+
+fn millis(at: DateTime<Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis())
+        .unwrap_or(0)
+        .min(MAX_MILLIS)
+}
+
 static LAST: Mutex<u128> = Mutex::new(0);
 
 /// The next raw id value: time-ordered and strictly increasing within this process.
@@ -89,15 +99,13 @@ impl<K: IdKind> Id<K> {
     /// A fresh id stamped with `at`. Ids stay strictly increasing within the process, so when an
     /// id later than `at` was already handed out, the new id is stamped just after that one.
     pub fn generate_at(at: DateTime<Utc>) -> Self {
-        let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-        Self::from_raw(next_raw(ms))
+        Self::from_raw(next_raw(millis(at)))
     }
 
     /// The smallest id that could have been generated at `at`: ids compare against it the way
     /// their creation times compare against `at`. Used to turn time filters into key ranges.
     pub fn lower_bound_at(at: DateTime<Utc>) -> Self {
-        let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-        Self::from_raw(u128::from(ms) << RANDOM_BITS)
+        Self::from_raw(u128::from(millis(at)) << RANDOM_BITS)
     }
 
     fn from_raw(raw: u128) -> Self {
@@ -271,6 +279,20 @@ mod tests {
         assert!(MessageId::lower_bound_at(early) <= id);
         assert!(id < MessageId::lower_bound_at(late));
         assert_eq!(id.timestamp(), Some(early));
+    }
+
+    #[test]
+    fn times_beyond_the_last_representable_one_are_clamped() {
+        // Found by the `ids` fuzz target: a time past the year 10889 was shifted out of the
+        // top of the number, so `before=+12428-…` became a bound in the year 3509.
+        let last = Utc.timestamp_millis_opt(MAX_MILLIS as i64).unwrap();
+        let far = Utc.with_ymd_and_hms(12428, 10, 6, 12, 0, 0).unwrap();
+        assert_eq!(
+            MessageId::lower_bound_at(far),
+            MessageId::lower_bound_at(last)
+        );
+        assert_eq!(MessageId::lower_bound_at(far).timestamp(), Some(last));
+        assert!(MessageId::generate() < MessageId::lower_bound_at(far));
     }
 
     #[test]

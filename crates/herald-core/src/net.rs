@@ -59,6 +59,18 @@ impl NetworkPolicy {
     }
 }
 
+/// The address a URL names literally, however it was spelled: the WHATWG parser has already
+/// read `http://2130706433/`, `http://0x7f.1/` and `http://[::ffff:7f00:1]/` as the addresses
+/// they are. `None` for a domain name (only resolving it can tell where it leads; the outbound
+/// client checks those at every request) and for a URL without a host.
+pub fn literal_address(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    }
+}
+
 /// The IPv4 address carried inside an IPv6 address, for the forms that carry one.
 pub fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();

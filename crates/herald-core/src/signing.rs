@@ -61,17 +61,18 @@ impl Scheme {
         }
     }
 
+    /// Every scheme.
+    pub const ALL: [Scheme; 6] = [
+        Scheme::StandardV1,
+        Scheme::StandardV1a,
+        Scheme::HmacSha1Hex,
+        Scheme::HmacSha256Hex,
+        Scheme::StaticHeader,
+        Scheme::None,
+    ];
+
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Scheme::StandardV1,
-            Scheme::StandardV1a,
-            Scheme::HmacSha1Hex,
-            Scheme::HmacSha256Hex,
-            Scheme::StaticHeader,
-            Scheme::None,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
     /// Whether the scheme's secret is an Ed25519 key pair rather than a shared secret.
@@ -363,8 +364,9 @@ pub fn verify(
             let signatures = pick("webhook-signature", "svix-signature")
                 .ok_or_else(|| SignatureError::MissingHeader("webhook-signature".into()))?;
             let ts: i64 = ts_text.parse().map_err(|_| SignatureError::Timestamp)?;
+            // `abs_diff`: both come from outside (a header, a flag), and `ts - now` overflows.
             if let Some((now, tolerance)) = v.now_and_tolerance
-                && (ts - now).abs() > tolerance
+                && ts.abs_diff(now) > tolerance.unsigned_abs()
             {
                 return Err(SignatureError::Timestamp);
             }
@@ -402,8 +404,18 @@ pub fn verify(
             } else {
                 hmac_sha256(v.secret.as_bytes(), body)
             };
-            let expected = format!("{}{}", v.config.digest_prefix(), hex(&digest));
-            if ct_eq(got.to_ascii_lowercase().as_bytes(), expected.as_bytes()) {
+            // Hex digits in either case; the prefix as configured, in either case too (it may
+            // have capitals: `SHA256=`).
+            let prefix = v.config.digest_prefix();
+            let digits = got
+                .get(..prefix.len())
+                .filter(|p| p.eq_ignore_ascii_case(prefix))
+                .and_then(|_| got.get(prefix.len()..))
+                .unwrap_or_default();
+            if ct_eq(
+                digits.to_ascii_lowercase().as_bytes(),
+                hex(&digest).as_bytes(),
+            ) {
                 Ok(())
             } else {
                 Err(SignatureError::NoMatch)
@@ -630,6 +642,63 @@ mod tests {
             previous: vec![],
         };
         assert_eq!(sign(&c, &after, "m", 1, b"").unwrap()[0].1, new);
+    }
+
+    #[test]
+    fn hex_prefixes_with_capitals_verify() {
+        // Found by the `signature` fuzz target: the received value was lowercased whole and
+        // compared with the configured prefix as is, so a prefix with capitals never matched.
+        let c = SignatureConfig {
+            scheme: Scheme::HmacSha256Hex,
+            header: None,
+            prefix: Some("SHA256=".into()),
+        };
+        let signed = sign_one(&c, "sharedSecret", "m", 1, b"hello").unwrap();
+        let v = Verification {
+            config: &c,
+            secret: "sharedSecret",
+            now_and_tolerance: None,
+        };
+        verify(&v, &signed, b"hello").unwrap();
+        // Either case of the digits and of the prefix, as before.
+        let lower = vec![(signed[0].0.clone(), signed[0].1.to_ascii_lowercase())];
+        verify(&v, &lower, b"hello").unwrap();
+        let upper = vec![(signed[0].0.clone(), signed[0].1.to_ascii_uppercase())];
+        verify(&v, &upper, b"hello").unwrap();
+        let wrong_prefix = vec![(
+            signed[0].0.clone(),
+            signed[0].1.replace("SHA256=", "sha1=xx"),
+        )];
+        assert_eq!(
+            verify(&v, &wrong_prefix, b"hello"),
+            Err(SignatureError::NoMatch)
+        );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_outside_the_tolerance() {
+        // Found by the `signature` fuzz target: `ts - now` overflowed (a panic in debug builds;
+        // in release `i64::MIN.abs()` stayed negative and passed the tolerance check).
+        let c = config(Scheme::StandardV1);
+        let secret = VECTORS[0].0;
+        for (ts, now) in [
+            (i64::MIN, 1),
+            (i64::MIN, 0),
+            (i64::MAX, -1),
+            (i64::MIN + 5, 5),
+        ] {
+            let signed = sign_one(&c, secret, "msg_1", ts, b"{}").unwrap();
+            let v = Verification {
+                config: &c,
+                secret,
+                now_and_tolerance: Some((now, 300)),
+            };
+            assert_eq!(
+                verify(&v, &headers(&signed, "msg_1", ts), b"{}"),
+                Err(SignatureError::Timestamp),
+                "{ts} at {now}"
+            );
+        }
     }
 
     #[test]

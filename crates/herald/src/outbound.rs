@@ -190,13 +190,10 @@ impl Outbound {
                 "only http and https URLs are delivered to".into(),
             ));
         }
-        let literal = match parsed.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            Some(url::Host::Domain(_)) => None,
-            None => return Err(OutboundError::Refused("the URL has no host".into())),
-        };
-        if let Some(ip) = literal
+        if parsed.host().is_none() {
+            return Err(OutboundError::Refused("the URL has no host".into()));
+        }
+        if let Some(ip) = herald_core::net::literal_address(&parsed)
             && let Err(reason) = self.policy.check(ip)
         {
             return Err(OutboundError::Refused(format!(

@@ -13,10 +13,16 @@
 //! one. `@include(if: $v)` with `$v` unset or not a boolean excludes the field; `@skip` with
 //! it unset keeps it.
 //!
+//! Work is bounded: a query may select at most [`MAX_EXPANDED_FIELDS`] fields with its
+//! fragments expanded (checked when saved), and one evaluation at most [`MAX_SELECTED_FIELDS`]
+//! (lists in the payload multiply the query's fields), so neither a query nor a payload can
+//! keep a delivery worker busy indefinitely.
+//!
 //! Variables are, from weakest to strongest: the query's declared defaults, the payload's
 //! top-level values named like the declared variables (`$id` ← `payload.id`), the endpoint's
 //! configured `variables`.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
 use async_graphql_parser::types::{
@@ -55,9 +61,19 @@ impl QueryError {
 /// Longest query text accepted.
 pub const MAX_QUERY_LENGTH: usize = 16 * 1024;
 
+/// Most fields a query may select once its fragments are expanded. A fragment that spreads
+/// another twice doubles the work: forty such fragments fit in 1.5 kB and would select 2^40
+/// fields, so the length limit alone does not bound evaluation.
+pub const MAX_EXPANDED_FIELDS: usize = 10_000;
+
+/// Most fields one evaluation produces: a query selects each of its fields once per element of
+/// every list it walks through, so the payload multiplies what the query asks for.
+pub const MAX_SELECTED_FIELDS: usize = 1_000_000;
+
 impl Query {
     /// Parses and checks a query: one `query` operation, every fragment defined and acyclic,
-    /// every variable used declared, `@include`/`@skip` given an `if`.
+    /// every variable used declared, `@include`/`@skip` given an `if`, at most
+    /// [`MAX_EXPANDED_FIELDS`] fields with fragments expanded.
     pub fn parse(text: &str) -> Result<Self, QueryError> {
         if text.len() > MAX_QUERY_LENGTH {
             return Err(QueryError {
@@ -110,9 +126,18 @@ impl Query {
             doc: &self.doc,
             declared,
             visiting: Vec::new(),
-            done: HashSet::new(),
+            sizes: HashMap::new(),
         };
-        checker.selection_set(&op.node.selection_set.node)?;
+        let fields = checker.selection_set(&op.node.selection_set.node)?;
+        if fields > MAX_EXPANDED_FIELDS {
+            return Err(QueryError::at(
+                format!(
+                    "selects more than {MAX_EXPANDED_FIELDS} fields once its fragments are \
+                     expanded"
+                ),
+                op.pos,
+            ));
+        }
         for (name, fragment) in &self.doc.fragments {
             checker.fragment(name, fragment)?;
         }
@@ -153,13 +178,38 @@ impl Query {
     }
 
     /// Evaluates the selection set against the payload: the `data` a GraphQL server whose
-    /// root is the payload would answer.
-    pub fn evaluate(&self, payload: &Value, variables: &Map<String, Value>) -> Value {
+    /// root is the payload would answer. Refused when it would select more than
+    /// [`MAX_SELECTED_FIELDS`] fields.
+    pub fn evaluate(
+        &self,
+        payload: &Value,
+        variables: &Map<String, Value>,
+    ) -> Result<Value, QueryError> {
+        self.evaluate_within(payload, variables, MAX_SELECTED_FIELDS)
+    }
+
+    fn evaluate_within(
+        &self,
+        payload: &Value,
+        variables: &Map<String, Value>,
+        max_fields: usize,
+    ) -> Result<Value, QueryError> {
         let run = Run {
             fragments: &self.doc.fragments,
             variables,
+            budget: Cell::new(Some(max_fields)),
         };
-        Value::Object(run.select(&self.operation().node.selection_set.node, payload))
+        let data = run.select(&self.operation().node.selection_set.node, payload);
+        if run.budget.get().is_none() {
+            return Err(QueryError {
+                message: format!(
+                    "the selection would hold more than {max_fields} fields for this payload"
+                ),
+                line: None,
+                column: None,
+            });
+        }
+        Ok(Value::Object(data))
     }
 }
 
@@ -167,17 +217,19 @@ struct Checker<'a> {
     doc: &'a ExecutableDocument,
     declared: HashSet<&'a str>,
     visiting: Vec<&'a str>,
-    done: HashSet<&'a str>,
+    /// The fields each checked fragment selects, fragments it spreads expanded.
+    sizes: HashMap<&'a str, usize>,
 }
 
 impl<'a> Checker<'a> {
+    /// Checks a fragment; returns how many fields it selects.
     fn fragment(
         &mut self,
         name: &'a Name,
         fragment: &'a Positioned<FragmentDefinition>,
-    ) -> Result<(), QueryError> {
-        if self.done.contains(name.as_str()) {
-            return Ok(());
+    ) -> Result<usize, QueryError> {
+        if let Some(&size) = self.sizes.get(name.as_str()) {
+            return Ok(size);
         }
         if self.visiting.contains(&name.as_str()) {
             return Err(QueryError::at(
@@ -187,21 +239,24 @@ impl<'a> Checker<'a> {
         }
         self.visiting.push(name.as_str());
         self.directives(&fragment.node.directives)?;
-        self.selection_set(&fragment.node.selection_set.node)?;
+        let size = self.selection_set(&fragment.node.selection_set.node)?;
         self.visiting.pop();
-        self.done.insert(name.as_str());
-        Ok(())
+        self.sizes.insert(name.as_str(), size);
+        Ok(size)
     }
 
-    fn selection_set(&mut self, set: &'a SelectionSet) -> Result<(), QueryError> {
+    /// Checks a selection set; returns how many fields it selects, fragments expanded
+    /// (saturating: only whether it exceeds the limit matters).
+    fn selection_set(&mut self, set: &'a SelectionSet) -> Result<usize, QueryError> {
+        let mut fields: usize = 0;
         for item in &set.items {
-            match &item.node {
+            let size = match &item.node {
                 Selection::Field(field) => {
                     self.directives(&field.node.directives)?;
                     for (_, value) in &field.node.arguments {
                         self.value(&value.node, value.pos)?;
                     }
-                    self.selection_set(&field.node.selection_set.node)?;
+                    1usize.saturating_add(self.selection_set(&field.node.selection_set.node)?)
                 }
                 Selection::FragmentSpread(spread) => {
                     self.directives(&spread.node.directives)?;
@@ -212,15 +267,16 @@ impl<'a> Checker<'a> {
                             spread.pos,
                         ));
                     };
-                    self.fragment(name, fragment)?;
+                    self.fragment(name, fragment)?
                 }
                 Selection::InlineFragment(inline) => {
                     self.directives(&inline.node.directives)?;
-                    self.selection_set(&inline.node.selection_set.node)?;
+                    self.selection_set(&inline.node.selection_set.node)?
                 }
-            }
+            };
+            fields = fields.saturating_add(size);
         }
-        Ok(())
+        Ok(fields)
     }
 
     fn directives(&self, directives: &[Positioned<Directive>]) -> Result<(), QueryError> {
@@ -260,6 +316,9 @@ impl<'a> Checker<'a> {
 struct Run<'a> {
     fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
     variables: &'a Map<String, Value>,
+    /// Fields still allowed; `None` once one more was wanted: the run stops selecting and its
+    /// result is refused.
+    budget: Cell<Option<usize>>,
 }
 
 impl Run<'_> {
@@ -271,6 +330,9 @@ impl Run<'_> {
 
     fn select_into(&self, set: &SelectionSet, value: &Value, out: &mut Map<String, Value>) {
         for item in &set.items {
+            if self.budget.get().is_none() {
+                return;
+            }
             if !self.included(item.node.directives()) {
                 continue;
             }
@@ -279,6 +341,11 @@ impl Run<'_> {
                     let field = &field.node;
                     let name = field.name.node.as_str();
                     let key = field.alias.as_ref().map_or(name, |a| a.node.as_str());
+                    self.budget
+                        .set(self.budget.get().and_then(|b| b.checked_sub(1)));
+                    if self.budget.get().is_none() {
+                        return;
+                    }
                     let found = value.get(name).unwrap_or(&Value::Null);
                     merge(out, key, self.resolve(found, &field.selection_set.node));
                 }
@@ -364,7 +431,7 @@ mod tests {
         let q = Query::parse(query).unwrap();
         let configured = configured.as_object().cloned().unwrap_or_default();
         let vars = q.variables(&payload, &configured);
-        q.evaluate(&payload, &vars)
+        q.evaluate(&payload, &vars).unwrap()
     }
 
     #[test]
@@ -402,7 +469,7 @@ mod tests {
             *json!({"full": false, "id": "sw-1"}).as_object().unwrap()
         );
         assert_eq!(
-            q.evaluate(&payload, &vars)["sw"]["supplier"],
+            q.evaluate(&payload, &vars).unwrap()["sw"]["supplier"],
             json!({"name": "Octo"})
         );
     }
@@ -418,6 +485,40 @@ mod tests {
             ),
             json!({"a": {"x": 1, "y": 2}, "list": [null, {"z": 1}], "n2": null})
         );
+    }
+
+    #[test]
+    fn fragments_that_multiply_are_refused() {
+        // Found by the `graphql` fuzz target (a timeout): each fragment spreads the next twice,
+        // so 40 of them (1.4 kB) selected 2^40 fields and evaluation never finished.
+        let mut query = "{ ...F0 }\n".to_owned();
+        for i in 0..40 {
+            query += &format!("fragment F{i} on T {{ ...F{n} ...F{n} }}\n", n = i + 1);
+        }
+        query += "fragment F40 on T { a }";
+        let e = Query::parse(&query).unwrap_err();
+        assert!(
+            e.message.contains("fields once its fragments are expanded"),
+            "{e}"
+        );
+        assert_eq!((e.line, e.column), (Some(1), Some(1)));
+        // Reusing a fragment is fine while the expansion stays small.
+        let reused = "{ a { ...F } b { ...F } }\nfragment F on T { x y }";
+        assert_eq!(
+            run(reused, json!({"a": {"x": 1}}), json!({})),
+            json!({"a": {"x": 1, "y": null}, "b": null})
+        );
+    }
+
+    #[test]
+    fn selections_that_the_payload_multiplies_are_refused() {
+        // `list` and ten fields per element: 1 + 10 * 9 = 91 fields.
+        let query = Query::parse("{ list { a b c d e f g h i j } }").unwrap();
+        let nine = json!({ "list": vec![json!({}); 9] });
+        assert!(query.evaluate_within(&nine, &Map::new(), 91).is_ok());
+        let e = query.evaluate_within(&nine, &Map::new(), 90).unwrap_err();
+        assert!(e.message.contains("more than 90 fields"), "{e}");
+        assert_eq!(e.line, None);
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn select_locally(
 ) -> Result<Selected, graphql::QueryError> {
     let query = graphql::Query::parse(&selection.query)?;
     let variables = query.variables(payload, &selection.variables);
-    let data = query.evaluate(payload, &variables);
+    let data = query.evaluate(payload, &variables)?;
     Ok(Selected {
         api: LOCAL_API.to_owned(),
         query: selection.query.clone(),

@@ -242,12 +242,7 @@ pub fn check_destination(
             "this server only delivers to https URLs (--require-https)",
         );
     }
-    let literal = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-        _ => None,
-    };
-    if let Some(ip) = literal
+    if let Some(ip) = herald_core::net::literal_address(&parsed)
         && let Err(reason) = state.destinations.check(ip)
     {
         v.value(

@@ -10,6 +10,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
 use super::error::{HttpErrorOut, HttpValidationError};
+use super::inbox::entries::ExportFormat;
+use super::pagination::Ordering;
 use super::status::StatusCodeClass;
 
 #[derive(utoipa::OpenApi)]
@@ -22,7 +24,8 @@ use super::status::StatusCodeClass;
                        the admin token, an API key, or an application portal token.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    components(schemas(HttpErrorOut, HttpValidationError, StatusCodeClass)),
+    // Schemas that only query parameters name: utoipa refers to them without collecting them.
+    components(schemas(HttpErrorOut, HttpValidationError, StatusCodeClass, Ordering, ExportFormat)),
     tags(
         (name = "Application", description = "One application per customer of your platform."),
         (name = "Event Type", description = "The catalogue of events that can be sent."),

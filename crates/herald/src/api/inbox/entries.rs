@@ -64,8 +64,8 @@ pub struct InboxEntryOut {
     pub encoding: String,
     /// The request headers (without `Authorization`).
     pub headers: serde_json::Map<String, serde_json::Value>,
-    /// The value the tree holds at this location now.
-    #[schema(value_type = Object)]
+    /// The value the tree holds at this location now: any JSON (a text body is a string).
+    #[schema(value_type = serde_json::Value)]
     pub value: Box<RawValue>,
 }
 
