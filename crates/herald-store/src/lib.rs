@@ -89,6 +89,21 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// The same error for another waiter on one failed operation (every publish of a group
+    /// commit whose transaction failed): the kind and the message, not the driver's value.
+    pub(crate) fn for_another_waiter(&self) -> Self {
+        let again = || sqlx::Error::Io(std::io::Error::other(self.to_string()));
+        match self {
+            StoreError::Conflict(what) => StoreError::Conflict(what),
+            StoreError::NotFound => StoreError::NotFound,
+            StoreError::Unavailable(_) => StoreError::Unavailable(again()),
+            StoreError::Corrupt(what) => StoreError::Corrupt(what.clone()),
+            StoreError::Migrate(_) | StoreError::Other(_) => StoreError::Other(again()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         StoreError::from_sqlx(err, "duplicate value")

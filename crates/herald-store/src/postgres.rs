@@ -100,6 +100,22 @@ impl PostgresStore {
         }
     }
 
+    /// Stores a message and, in the same transaction, one delivery task per endpoint it goes
+    /// to: the endpoints routing selects, or only `only` (an example sent to one endpoint).
+    /// Concurrent commits share their WAL flushes in Postgres itself: no batching here.
+    async fn insert_message(
+        &self,
+        msg: &Message,
+        only: Option<&EndpointId>,
+    ) -> Result<Vec<EndpointId>> {
+        let mut tx = self.writer.begin().await?;
+        let matched = insert_message_in(&mut tx, msg, only).await?;
+        tx.commit().await?;
+        let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
+        self.announce(&ids);
+        Ok(matched)
+    }
+
     fn wakeups(&self) -> Option<crate::Wakeups> {
         let (tx, rx) = mpsc::channel(1024);
         // Its own pool of one: the listening connection is held for good and must not take a
@@ -142,6 +158,33 @@ async fn send_notifications(pool: &Pool<Db>, ids: &[String]) -> Result<(), sqlx:
             .await?;
     }
     tx.commit().await
+}
+
+/// A write transaction of lease bookkeeping (claims, releases, renewals) that commits without
+/// waiting for the WAL flush: a crash may undo the latest of them, which only puts tasks back
+/// in the queue (a duplicate delivery at most, as after any crash), and a later durable commit
+/// flushes them with itself.
+struct Bookkeeping {
+    tx: sqlx::Transaction<'static, Db>,
+}
+
+impl Bookkeeping {
+    async fn begin(store: &PostgresStore) -> Result<Self> {
+        let mut tx = store.writer.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        Ok(Self { tx })
+    }
+
+    fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
+    async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// Forwards wake-up notifications to `tx` until it is dropped or the store's pool is closed.
@@ -254,6 +297,10 @@ const LOCK_QUEUE_SHARED_SQL: Option<&str> =
 const LOCK_QUEUE_SQL: Option<&str> = Some("SELECT pg_advisory_xact_lock(1213352004, hashtext($1))");
 
 const FIND_SUBSTRING_FN: &str = "strpos";
+
+/// An upsert locks every queue row it meets, due already or not: publishes to a busy endpoint
+/// would queue behind each other's commits. `touch_queues` writes only rows that change.
+const QUEUE_UPSERT: bool = false;
 
 /// The device row of a status report or lifecycle fact, locked until the transaction ends, so
 /// reports for one device serialize.
