@@ -6,6 +6,7 @@
 //! capacity, a slow, hanging or failing endpoint only ever holds its own slots: deliveries to
 //! other endpoints are not delayed.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use herald_core::id::EndpointId;
 use herald_core::model::{DEFAULT_MAX_CONCURRENCY, Ordering};
 use herald_core::retry::RetryPolicy;
 use herald_core::secrets::{EndpointSecrets, GraphqlApi};
+use herald_store::Task;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -138,6 +140,8 @@ pub async fn run(
     stop: CancellationToken,
 ) -> bool {
     let mut in_flight = JoinSet::new();
+    // Claimed, not started yet (see `claim_ahead` below).
+    let mut ready: VecDeque<Task> = VecDeque::new();
     let mut throttle: Option<(u16, Throttle)> = None;
     let mut version: i64 = -1;
     let mut backoff = Duration::from_millis(100);
@@ -196,14 +200,24 @@ pub async fn run(
         free = throttled_free;
 
         let mut claimed = 0;
-        if free > 0 {
+        if free > 0 && ready.is_empty() {
+            // An unthrottled endpoint claims a whole capacity's worth at once, whatever is free:
+            // a wave of finished attempts then costs one claim, not one per freed slot (claims
+            // are writes, and on SQLite every write waits for the one writer). What does not
+            // fit yet waits in `ready` for at most one attempt's time, hence the longer lease.
+            let claim_ahead = throttle.is_none() && !fifo;
+            let (want, attempt_time) = if claim_ahead {
+                (cap, 2 * snapshot.timeout)
+            } else {
+                (free, snapshot.timeout)
+            };
             let now = herald_core::time::now();
             let lease = now
-                + chrono::Duration::from_std(snapshot.timeout + shared.config.attempt_lease_margin)
+                + chrono::Duration::from_std(attempt_time + shared.config.attempt_lease_margin)
                     .unwrap_or_default();
             match shared
                 .store
-                .claim_tasks(&shared.config.node_id, &endpoint_id, now, lease, free, fifo)
+                .claim_tasks(&shared.config.node_id, &endpoint_id, now, lease, want, fifo)
                 .await
             {
                 Ok((tasks, v)) => {
@@ -215,37 +229,7 @@ pub async fn run(
                     }
                     version = v;
                     claimed = tasks.len();
-                    if let Some((_, t)) = &mut throttle {
-                        t.take(claimed);
-                    }
-                    for task in tasks {
-                        let shared = shared.clone();
-                        let snapshot = snapshot.clone();
-                        in_flight.spawn(async move {
-                            let counted = crate::metrics::InFlight::start();
-                            let record = attempt::run(
-                                &shared.outbound,
-                                &snapshot,
-                                &task,
-                                shared.config.svix_headers,
-                            )
-                            .await;
-                            drop(counted);
-                            crate::metrics::attempt_finished(
-                                record.status_code,
-                                record.next == herald_store::NextStep::Done,
-                                std::time::Duration::from_millis(
-                                    u64::try_from(record.duration_ms).unwrap_or(0),
-                                ),
-                                task.message_created_at,
-                                shared
-                                    .config
-                                    .metrics_endpoint_labels
-                                    .then_some(&record.endpoint_id),
-                            );
-                            shared.completions.commit(record).await;
-                        });
-                    }
+                    ready.extend(tasks);
                 }
                 Err(e) => {
                     tracing::warn!(endpoint = %endpoint_id, error = %e, "claiming tasks failed; retrying");
@@ -258,8 +242,40 @@ pub async fn run(
                 }
             }
         }
+        let starting = free.min(ready.len());
+        if let Some((_, t)) = &mut throttle {
+            t.take(starting);
+        }
+        for task in ready.drain(..starting) {
+            let shared = shared.clone();
+            let snapshot = snapshot.clone();
+            in_flight.spawn(async move {
+                let counted = crate::metrics::InFlight::start();
+                let record = attempt::run(
+                    &shared.outbound,
+                    &snapshot,
+                    &task,
+                    shared.config.svix_headers,
+                )
+                .await;
+                drop(counted);
+                crate::metrics::attempt_finished(
+                    record.status_code,
+                    record.next == herald_store::NextStep::Done,
+                    std::time::Duration::from_millis(
+                        u64::try_from(record.duration_ms).unwrap_or(0),
+                    ),
+                    task.message_created_at,
+                    shared
+                        .config
+                        .metrics_endpoint_labels
+                        .then_some(&record.endpoint_id),
+                );
+                shared.completions.commit(record).await;
+            });
+        }
 
-        if in_flight.is_empty() && claimed == 0 {
+        if in_flight.is_empty() && ready.is_empty() && claimed == 0 {
             if throttled {
                 let ready = throttle
                     .as_ref()
