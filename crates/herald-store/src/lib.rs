@@ -42,6 +42,7 @@ pub use logs::{
 pub use postgres::PostgresStore;
 pub use queue::{
     Attempt, AttemptRecord, CompletionEffects, Delivery, DisabledEndpoint, NextStep, Task,
+    TaskClaim,
 };
 pub use sqlite::{SQLITE_SYNCHRONOUS, SqliteStore};
 
@@ -323,7 +324,24 @@ pub trait Store: DeviceStore + InboxStore + Send + Sync + 'static {
         lease_until: DateTime<Utc>,
         limit: usize,
         fifo: bool,
-    ) -> Result<(Vec<Task>, i64)>;
+    ) -> Result<(Vec<Task>, i64)> {
+        let claim = TaskClaim {
+            endpoint: endpoint.clone(),
+            lease_until,
+            limit,
+            fifo,
+        };
+        let mut claimed = self.claim_tasks_of(node, now, &[claim]).await?;
+        Ok(claimed.pop().unwrap_or_default())
+    }
+    /// [`Store::claim_tasks`] for several endpoints in one transaction: one answer per claim,
+    /// in order (no tasks and version -1 for an endpoint `node` does not own).
+    async fn claim_tasks_of(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        claims: &[TaskClaim],
+    ) -> Result<Vec<(Vec<Task>, i64)>>;
     /// Gives up ownership of an endpoint, recording when its next task is due, unless it has a
     /// task due at `now` or a publish made its queue due since `version` (then returns `false`
     /// and the owner keeps it). No publish that committed before it can be missed.

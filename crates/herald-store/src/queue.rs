@@ -19,6 +19,17 @@ pub struct Task {
     pub message_created_at: DateTime<Utc>,
 }
 
+/// One endpoint's claim in [`crate::Store::claim_tasks_of`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskClaim {
+    pub endpoint: EndpointId,
+    /// The claimed tasks are in flight until then.
+    pub lease_until: DateTime<Utc>,
+    pub limit: usize,
+    /// Only the oldest unfinished task is considered.
+    pub fifo: bool,
+}
+
 /// What happens to a task after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextStep {

@@ -148,7 +148,10 @@ async fn commit_publishes(writer: Pool<Db>, mut queued: mpsc::Receiver<Publish>)
 
 /// One transaction, each publish in its own savepoint: the outcome of each, or the error that
 /// undid them all.
-async fn commit_batch(writer: &Pool<Db>, batch: &[Publish]) -> Result<Vec<Result<Vec<EndpointId>>>> {
+async fn commit_batch(
+    writer: &Pool<Db>,
+    batch: &[Publish],
+) -> Result<Vec<Result<Vec<EndpointId>>>> {
     let mut tx = writer.begin().await?;
     if batch.len() > 1 {
         // All together first: a few statements for the whole batch.

@@ -29,7 +29,7 @@
 // endpoints lock them in endpoint id order (publishes, completions, lease renewals): that keeps
 // them from deadlocking each other.
 
-use crate::queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, NextStep, Task};
+use crate::queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, NextStep, Task, TaskClaim};
 use crate::rows::{
     channels_column, millis, time, to_json, ApiKeyRow, AppRow, AttemptRow, DeliveryRow,
     EndpointRow, EventTypeRow, MessageRow, SecretsRow, TaskRow,
@@ -828,54 +828,76 @@ impl Store for SqlStore {
         tx.commit().await
     }
 
-    async fn claim_tasks(
+    async fn claim_tasks_of(
         &self,
         node: &str,
-        endpoint: &EndpointId,
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-        fifo: bool,
-    ) -> Result<(Vec<Task>, i64)> {
-        let mut tx = Bookkeeping::begin(self).await?;
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM endpoint_queues WHERE endpoint_id = $1 AND owner = $2")
-                .bind(endpoint.as_str())
-                .bind(node)
-                .fetch_optional(tx.conn())
-                .await?;
-        // Not (or no longer) the owner: claim nothing.
-        let Some(version) = version else {
-            tx.commit().await?;
-            return Ok((Vec::new(), -1));
-        };
-        let mut claim = sqlx::query_scalar(if fifo { CLAIM_FIFO_TASK_SQL } else { CLAIM_TASKS_SQL })
-            .bind(endpoint.as_str())
-            .bind(millis(now))
-            .bind(millis(lease_until))
-            .bind(node);
-        if !fifo {
-            claim = claim.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        claims: &[TaskClaim],
+    ) -> Result<Vec<(Vec<Task>, i64)>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
         }
-        let ids: Vec<i64> = if limit == 0 { Vec::new() } else { claim.fetch_all(tx.conn()).await? };
-        let mut tasks = Vec::with_capacity(ids.len());
-        if !ids.is_empty() {
+        let mut tx = Bookkeeping::begin(self).await?;
+        // Only the owner claims; the version is for `release_endpoint`.
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT endpoint_id, version FROM endpoint_queues WHERE owner = ",
+        );
+        qb.push_bind(node.to_owned()).push(" AND endpoint_id IN (");
+        let mut list = qb.separated(", ");
+        for claim in claims {
+            list.push_bind(claim.endpoint.as_str().to_owned());
+        }
+        qb.push(")");
+        let owned: Vec<(String, i64)> = qb.build_query_as().fetch_all(tx.conn()).await?;
+        let mut claimed: Vec<(Vec<i64>, i64)> = Vec::with_capacity(claims.len());
+        for claim in claims {
+            let Some(&(_, version)) = owned.iter().find(|(e, _)| e == claim.endpoint.as_str()) else {
+                claimed.push((Vec::new(), -1));
+                continue;
+            };
+            if claim.limit == 0 {
+                claimed.push((Vec::new(), version));
+                continue;
+            }
+            let mut query =
+                sqlx::query_scalar(if claim.fifo { CLAIM_FIFO_TASK_SQL } else { CLAIM_TASKS_SQL })
+                    .bind(claim.endpoint.as_str())
+                    .bind(millis(now))
+                    .bind(millis(claim.lease_until))
+                    .bind(node);
+            if !claim.fifo {
+                query = query.bind(i64::try_from(claim.limit).unwrap_or(i64::MAX));
+            }
+            let ids: Vec<i64> = query.fetch_all(tx.conn()).await?;
+            claimed.push((ids, version));
+        }
+        // What the attempts need of their messages, for every claim at once.
+        let all: Vec<i64> = claimed.iter().flat_map(|(ids, _)| ids.iter().copied()).collect();
+        let mut tasks = std::collections::HashMap::with_capacity(all.len());
+        for chunk in all.chunks(INSERT_CHUNK) {
             let mut qb = QueryBuilder::<Db>::new(
                 "SELECT d.id, d.msg_id, d.attempts, d.manual, m.event_type, m.payload, m.created_at
                  FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE d.id IN (",
             );
             let mut list = qb.separated(", ");
-            for id in &ids {
+            for id in chunk {
                 list.push_bind(*id);
             }
-            qb.push(") ORDER BY d.id");
+            qb.push(")");
             let rows: Vec<TaskRow> = qb.build_query_as().fetch_all(tx.conn()).await?;
             for row in rows {
-                tasks.push(task_from_row(row)?);
+                let task = task_from_row(row)?;
+                tasks.insert(task.delivery_id, task);
             }
         }
         tx.commit().await?;
-        Ok((tasks, version))
+        Ok(claimed
+            .into_iter()
+            .map(|(mut ids, version)| {
+                ids.sort_unstable();
+                (ids.iter().filter_map(|id| tasks.remove(id)).collect(), version)
+            })
+            .collect())
     }
 
     async fn release_endpoint(

@@ -107,7 +107,10 @@ pub struct Backlog {
     pub create_s: f64,
     pub rss_mb: f64,
     pub peak_rss_mb: f64,
+    /// How long the drain was watched: until everything arrived, or the drain window ended.
     pub drain_s: f64,
+    /// Deliveries that arrived in that time (all of `pending` if it drained completely).
+    pub drained: usize,
     pub drain_rps: f64,
     pub peak_rss_during_drain_mb: f64,
 }
@@ -406,13 +409,15 @@ impl Report {
                 "backlog",
                 format!(
                     "{} messages × {} endpoints created in {:.1} s ({}/s); RSS {:.1} MB then, \
-                     {:.1} MB peak; drained in {:.1} s ({}/s), peak RSS {:.1} MB by the end",
+                     {:.1} MB peak; {} of {} delivered in {:.1} s ({}/s), peak RSS {:.1} MB by the end",
                     count(b.messages as f64),
                     count(b.endpoints as f64),
                     b.create_s,
                     count(b.pending as f64 / b.create_s),
                     b.rss_mb,
                     b.peak_rss_mb,
+                    count(b.drained as f64),
+                    count(b.pending as f64),
                     b.drain_s,
                     count(b.drain_rps),
                     b.peak_rss_during_drain_mb
@@ -515,6 +520,7 @@ mod tests {
                 rss_mb: 90.0,
                 peak_rss_mb: 120.0,
                 drain_s: 100.0,
+                drained: 1_000_000,
                 drain_rps: 10_000.0,
                 peak_rss_during_drain_mb: 130.0,
             }),

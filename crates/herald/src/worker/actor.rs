@@ -14,7 +14,7 @@ use herald_core::id::EndpointId;
 use herald_core::model::{DEFAULT_MAX_CONCURRENCY, Ordering};
 use herald_core::retry::RetryPolicy;
 use herald_core::secrets::{EndpointSecrets, GraphqlApi};
-use herald_store::Task;
+use herald_store::{Task, TaskClaim};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -215,11 +215,13 @@ pub async fn run(
             let lease = now
                 + chrono::Duration::from_std(attempt_time + shared.config.attempt_lease_margin)
                     .unwrap_or_default();
-            match shared
-                .store
-                .claim_tasks(&shared.config.node_id, &endpoint_id, now, lease, want, fifo)
-                .await
-            {
+            let claim = TaskClaim {
+                endpoint: endpoint_id.clone(),
+                lease_until: lease,
+                limit: want,
+                fifo,
+            };
+            match shared.claims.claim(claim).await {
                 Ok((tasks, v)) => {
                     backoff = Duration::from_millis(100);
                     if v < 0 {

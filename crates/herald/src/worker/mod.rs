@@ -11,6 +11,7 @@
 //!   skips what another node is claiming.
 //! - Each **actor** claims that endpoint's due tasks (leased to this node) within its capacity
 //!   and runs the attempts ([`attempt`]); no database transaction is open during an HTTP call.
+//!   Claims made at the same moment share one transaction ([`claims`]).
 //! - Results go through the **completion writer** ([`completion`]), which commits them in
 //!   batches.
 //!
@@ -36,6 +37,7 @@ use crate::outbound::Outbound;
 
 pub mod actor;
 pub mod attempt;
+pub mod claims;
 pub mod completion;
 pub mod shaping;
 
@@ -91,6 +93,7 @@ pub struct Shared {
     pub keyring: Arc<Keyring>,
     pub outbound: Arc<Outbound>,
     pub completions: completion::Completions,
+    pub claims: claims::Claimer,
     pub config: WorkerConfig,
 }
 
@@ -213,11 +216,13 @@ impl Worker {
             config.disable_after,
             operational,
         );
+        let claims = claims::spawn(store.clone(), config.node_id.clone());
         let shared = Arc::new(Shared {
             store: store.clone(),
             keyring,
             outbound,
             completions,
+            claims,
             config: config.clone(),
         });
         let stop = CancellationToken::new();
