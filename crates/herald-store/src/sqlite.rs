@@ -152,21 +152,20 @@ async fn commit_batch(
     writer: &Pool<Db>,
     batch: &[Publish],
 ) -> Result<Vec<Result<Vec<EndpointId>>>> {
-    let mut tx = writer.begin().await?;
     if batch.len() > 1 {
         // All together first: a few statements for the whole batch.
         let all: Vec<_> = batch.iter().map(|p| (&p.msg, p.only.as_ref())).collect();
-        let mut together = tx.begin().await?;
-        match insert_messages_in(&mut together, &all).await {
+        let mut tx = writer.begin().await?;
+        match insert_messages_in(&mut tx, &all).await {
             Ok(matched) => {
-                together.commit().await?;
                 tx.commit().await?;
                 return Ok(matched.into_iter().map(Ok).collect());
             }
             // One of them fails on its own: store them one by one, each with its outcome.
-            Err(_) => together.rollback().await?,
+            Err(_) => tx.rollback().await?,
         }
     }
+    let mut tx = writer.begin().await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for publish in batch {
         let mut savepoint = tx.begin().await?;
