@@ -20,6 +20,7 @@ use crate::{IdempotencyState, MessageFilter, Store, StoreError, StoredResponse};
 use herald_core::id::AttemptId;
 use herald_core::model::{DeliveryStatus, Ordering, Trigger};
 
+mod batches;
 mod devices;
 mod inbox;
 mod routing;
@@ -41,6 +42,7 @@ pub async fn run(store: &dyn Store) {
     logs::run(store).await;
     concurrent_claims_do_not_overlap(store).await;
     publishes_racing_releases_are_never_stranded(store).await;
+    batches::run(store).await;
     inbox::run(store).await;
 }
 

@@ -285,3 +285,40 @@ impl SqliteStore {
 include!("sql/common.rs");
 include!("sql/devices.rs");
 include!("sql/logs.rs");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn writer_level(store: &SqliteStore) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap()
+    }
+
+    /// Bookkeeping commits unflushed, and whatever happens to it (committed, or dropped half
+    /// way by an error or a cancelled caller), the writer that durable writes use next is back
+    /// to `FULL` (2).
+    #[tokio::test]
+    async fn bookkeeping_never_leaves_the_writer_unflushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        assert_eq!(writer_level(&store).await, 2);
+
+        let mut tx = Bookkeeping::begin(&store).await.unwrap();
+        let inside: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
+        assert_eq!(inside, 1, "bookkeeping commits with synchronous = NORMAL");
+        tx.commit().await.unwrap();
+        assert_eq!(writer_level(&store).await, 2);
+
+        let tx = Bookkeeping::begin(&store).await.unwrap();
+        drop(tx);
+        assert_eq!(writer_level(&store).await, 2);
+        store.close().await;
+    }
+}

@@ -144,12 +144,28 @@ pub async fn run(
     let mut ready: VecDeque<Task> = VecDeque::new();
     let mut throttle: Option<(u16, Throttle)> = None;
     let mut version: i64 = -1;
+    // The endpoint's capacity when last read.
+    let mut last_cap: Option<usize> = None;
     let mut backoff = Duration::from_millis(100);
     loop {
         if stop.is_cancelled() {
             // Stop claiming; let the attempts in flight finish (the worker bounds the wait).
             while in_flight.join_next().await.is_some() {}
             return false;
+        }
+        if last_cap.is_some_and(|cap| in_flight.len() >= cap) {
+            // Every slot is busy: nothing can be claimed or started until one frees, so do not
+            // read the endpoint again for every wake-up (a publish to many endpoints that are
+            // all busy would cost each of them its reads).
+            tokio::select! {
+                Some(_) = in_flight.join_next() => {
+                    while in_flight.try_join_next().is_some() {}
+                }
+                () = notify.notified() => {}
+                () = tokio::time::sleep(RECHECK) => {}
+                () = stop.cancelled() => {}
+            }
+            continue;
         }
         let snapshot = match snapshot(&shared, &endpoint_id).await {
             Ok(Some(snapshot)) => snapshot,
@@ -180,6 +196,7 @@ pub async fn run(
                     .unwrap_or(DEFAULT_MAX_CONCURRENCY),
             )
         };
+        last_cap = Some(cap);
         let mut free = cap.saturating_sub(in_flight.len());
         let rate = match endpoint.rate_limit {
             Some(rate) => Some(rate),
