@@ -32,14 +32,17 @@ struct Cluster {
 
 impl Cluster {
     async fn start(database: Database<'_>, count: usize) -> Result<Self, BenchError> {
-        let key = herald_core::crypto::DataKey::generate_base64();
+        // One key for the whole run: the clusters of one run share the Postgres database, and
+        // each must open the secrets the previous one sealed.
+        static KEY: std::sync::OnceLock<zeroize::Zeroizing<String>> = std::sync::OnceLock::new();
+        let key = KEY.get_or_init(herald_core::crypto::DataKey::generate_base64);
         let mut nodes = Vec::new();
         let mut dirs = Vec::new();
         for i in 0..count {
             let dir = ScratchDir::new(&format!("node{i}")).map_err(BenchError::Io)?;
             let storage = match database {
                 Database::Sqlite => Storage::Sqlite,
-                Database::Postgres { url } => Storage::Postgres { url, key: &key },
+                Database::Postgres { url } => Storage::Postgres { url, key },
             };
             nodes.push(Node::start(storage, dir.path()).await?);
             dirs.push(dir);
