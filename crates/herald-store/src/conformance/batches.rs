@@ -2,7 +2,7 @@
 //! for several endpoints in one transaction, and results written in bulk. Each must behave as
 //! if its parts had been done one by one.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use herald_core::id::EndpointId;
 use herald_core::model::DeliveryStatus;
 use herald_core::token::random_base62;
@@ -113,12 +113,7 @@ async fn claims_of_several_endpoints(store: &dyn Store) {
         .unwrap();
     assert!(theirs.contains(&endpoints[2].id));
 
-    let claim = |endpoint: &EndpointId, limit| TaskClaim {
-        endpoint: endpoint.clone(),
-        lease_until: lease,
-        limit,
-        fifo: false,
-    };
+    let claim = |endpoint: &EndpointId, limit| unordered(endpoint, lease, limit);
     let claimed = store
         .claim_tasks_of(
             &node,
@@ -156,6 +151,15 @@ async fn claims_of_several_endpoints(store: &dyn Store) {
     assert_eq!(ids_of(&again[0].0), vec![msgs[2].id.clone()]);
 }
 
+fn unordered(endpoint: &EndpointId, lease_until: DateTime<Utc>, limit: usize) -> TaskClaim {
+    TaskClaim {
+        endpoint: endpoint.clone(),
+        lease_until,
+        limit,
+        fifo: false,
+    }
+}
+
 fn ids_of(tasks: &[crate::Task]) -> Vec<herald_core::id::MessageId> {
     tasks.iter().map(|t| t.msg_id.clone()).collect()
 }
@@ -186,12 +190,7 @@ async fn results_in_bulk(store: &dyn Store) {
         .claim_due_endpoints(&node, now, lease, 1000)
         .await
         .unwrap();
-    let claim = |endpoint: &EndpointId, limit| TaskClaim {
-        endpoint: endpoint.clone(),
-        lease_until: lease,
-        limit,
-        fifo: false,
-    };
+    let claim = |endpoint: &EndpointId, limit| unordered(endpoint, lease, limit);
     // A first failure starts the recovering endpoint's streak.
     let first = store
         .claim_tasks_of(&node, now, &[claim(&recovering.id, 1)])
