@@ -145,6 +145,7 @@ fn main() -> ExitCode {
                     async move {
                         shutdown_signal().await;
                         stop.cancel();
+                        tracing::info!("shutdown requested; finishing open requests");
                     }
                 });
                 let app = tokio::select! {
@@ -215,5 +216,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutdown requested; finishing open requests");
 }
