@@ -956,6 +956,22 @@ impl Store for SqlStore {
         let mut records: Vec<&AttemptRecord> = records.iter().collect();
         records.sort_by(|a, b| a.endpoint_id.as_str().cmp(b.endpoint_id.as_str()));
         let mut tx = self.writer.begin().await?;
+        // Postgres: the batch's queue rows are locked up front, in endpoint id order, as
+        // publishes and lease renewals lock them. The short way below and the result-by-result
+        // way after it each go in that order, but one after the other they would not.
+        if !FOR_UPDATE.is_empty() && !records.is_empty() {
+            let mut endpoints: Vec<&str> = records.iter().map(|r| r.endpoint_id.as_str()).collect();
+            endpoints.dedup();
+            let mut qb = QueryBuilder::<Db>::new(
+                "SELECT endpoint_id FROM endpoint_queues WHERE endpoint_id IN (",
+            );
+            let mut list = qb.separated(", ");
+            for endpoint in &endpoints {
+                list.push_bind(*endpoint);
+            }
+            qb.push(format_args!(") ORDER BY endpoint_id{FOR_UPDATE}"));
+            qb.build().execute(&mut *tx).await?;
+        }
         insert_attempts(&mut tx, &records).await?;
         // Endpoints with only successes in the batch take the short way: a few statements for
         // all of them. Others go result by result, in order, since each failure moves their
