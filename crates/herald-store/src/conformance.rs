@@ -16,7 +16,9 @@ use herald_core::page::{Cursor, ListParams, Order};
 use herald_core::token::random_base62;
 
 use crate::queue::{AttemptRecord, NextStep};
-use crate::{IdempotencyState, MessageFilter, Store, StoreError, StoredResponse};
+use crate::{
+    IdempotencyCompletion, IdempotencyState, MessageFilter, Store, StoreError, StoredResponse,
+};
 use herald_core::id::AttemptId;
 use herald_core::model::{DeliveryStatus, Ordering, Trigger};
 
@@ -646,6 +648,74 @@ async fn idempotency(store: &dyn Store) {
         IdempotencyState::Started
     );
     assert!(store.purge_idempotency(later).await.unwrap() >= 1);
+
+    idempotent_publishes(store, &scope).await;
+}
+
+/// A message create's key is completed by the publish's own transaction: committed with the
+/// message, or not at all (so that a retry of a publish whose answer was lost is replayed if
+/// it was stored, and run if it was not).
+async fn idempotent_publishes(store: &dyn Store, scope: &str) {
+    let now = herald_core::time::now();
+    let begin = |key: &'static str| async move {
+        store
+            .idempotency_begin(
+                scope,
+                key,
+                b"fp",
+                now,
+                now - Duration::hours(24),
+                now - Duration::minutes(1),
+            )
+            .await
+            .unwrap()
+    };
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let answer = |key: &str, body: &[u8]| IdempotencyCompletion {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        response: StoredResponse {
+            status: 202,
+            body: body.to_vec(),
+        },
+    };
+
+    assert_eq!(begin("publish-1").await, IdempotencyState::Started);
+    let mut msg = sample_message(&app.id, "user.signup", None);
+    msg.event_id = Some("once".into());
+    store
+        .create_message_idempotent(&msg, &answer("publish-1", b"first"))
+        .await
+        .unwrap();
+    // What a 5xx answer does afterwards: it must not undo the committed answer.
+    store.idempotency_abandon(scope, "publish-1").await.unwrap();
+    assert_eq!(
+        begin("publish-1").await,
+        IdempotencyState::Completed(answer("publish-1", b"first").response)
+    );
+
+    // A publish that fails stores neither the message nor the answer.
+    assert_eq!(begin("publish-2").await, IdempotencyState::Started);
+    let mut again = sample_message(&app.id, "user.signup", None);
+    again.event_id = Some("once".into());
+    assert!(matches!(
+        store
+            .create_message_idempotent(&again, &answer("publish-2", b"second"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .get_message(&app.id, &again.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(begin("publish-2").await, IdempotencyState::InProgress);
+    store.idempotency_abandon(scope, "publish-2").await.unwrap();
+    assert_eq!(begin("publish-2").await, IdempotencyState::Started);
+    store.delete_app(&app.id).await.unwrap();
 }
 
 pub(crate) fn record(

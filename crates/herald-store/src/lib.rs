@@ -59,6 +59,11 @@ pub enum StoreError {
     /// timeout, disk full). The caller should answer 503 and the client retry.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The database's disk is full (SQLite's `SQLITE_FULL`, Postgres's `disk_full`): nothing
+    /// was written. The caller should answer 507 and the client retry once space is freed;
+    /// Herald carries on by itself then.
+    #[error("the database's disk is full: {0}")]
+    StorageFull(#[source] sqlx::Error),
     /// A stored value could not be decoded: a bug or a hand-edited database.
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -76,6 +81,9 @@ impl StoreError {
     pub(crate) fn from_sqlx(err: sqlx::Error, conflict: &'static str) -> Self {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(conflict),
+            sqlx::Error::Database(db) if is_disk_full(db.code().as_deref()) => {
+                StoreError::StorageFull(err)
+            }
             sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
                 StoreError::Unavailable(err)
             }
@@ -91,6 +99,15 @@ impl StoreError {
 }
 
 impl StoreError {
+    /// The database could not do it now but may later (unavailable, or its disk is full):
+    /// worth retrying the same operation, and never the caller's fault.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::StorageFull(_)
+        )
+    }
+
     /// The same error for another waiter on one failed operation (every publish of a group
     /// commit whose transaction failed): the kind and the message, not the driver's value.
     pub(crate) fn for_another_waiter(&self) -> Self {
@@ -99,6 +116,7 @@ impl StoreError {
             StoreError::Conflict(what) => StoreError::Conflict(what),
             StoreError::NotFound => StoreError::NotFound,
             StoreError::Unavailable(_) => StoreError::Unavailable(again()),
+            StoreError::StorageFull(_) => StoreError::StorageFull(again()),
             StoreError::Corrupt(what) => StoreError::Corrupt(what.clone()),
             StoreError::Migrate(_) | StoreError::Other(_) => StoreError::Other(again()),
         }
@@ -111,13 +129,26 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// The primary result code of a SQLite error code (sqlx reports extended codes, decimal and
+/// at most four digits; Postgres's SQLSTATEs are five characters).
+fn sqlite_primary(code: Option<&str>) -> Option<u32> {
+    code.filter(|c| c.len() <= 4)
+        .and_then(|c| c.parse::<u32>().ok())
+        .map(|c| c & 0xff)
+}
+
+/// Error codes that say the disk is full: SQLite's `SQLITE_FULL` and Postgres's `disk_full`.
+fn is_disk_full(code: Option<&str>) -> bool {
+    sqlite_primary(code) == Some(13) || code == Some("53100")
+}
+
 /// Error codes that mean "try again later" rather than "this request is wrong".
 fn is_transient(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        // SQLite: BUSY, LOCKED, IOERR, FULL, CANTOPEN (primary codes, also as extended codes).
-        Some("5" | "6" | "10" | "13" | "14" | "517" | "261" | "262")
-    ) || code.is_some_and(|c| {
+    if let Some(primary) = sqlite_primary(code) {
+        // SQLite: BUSY, LOCKED, NOMEM, IOERR, CANTOPEN, with all their extended codes.
+        return matches!(primary, 5 | 6 | 7 | 10 | 14);
+    }
+    code.is_some_and(|c| {
         // Postgres: connection exceptions, insufficient resources, operator intervention
         // (admin shutdown, crash shutdown, cannot connect now), system errors, and the
         // rollbacks worth retrying (serialization failure, deadlock detected).
@@ -169,6 +200,18 @@ pub struct MessageFilter {
 pub struct StoredResponse {
     pub status: u16,
     pub body: Vec<u8>,
+}
+
+/// An `Idempotency-Key`'s answer, recorded by the transaction that does the request's work so
+/// that the two commit together or not at all. A client whose answer was lost (the connection
+/// dropped during the commit, a 503 whose outcome it cannot know) and who retries with the key
+/// then gets this answer back if the work was committed, and a fresh run if it was not: never
+/// the work twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyCompletion {
+    pub scope: String,
+    pub key: String,
+    pub response: StoredResponse,
 }
 
 /// What `idempotency_begin` found.
@@ -283,6 +326,13 @@ pub trait Store: DeviceStore + InboxStore + Send + Sync + 'static {
     /// Fails with `Conflict` when its `eventId` was already used in the application; nothing is
     /// written then.
     async fn create_message(&self, message: &Message) -> Result<Vec<EndpointId>>;
+    /// `create_message`, also completing the `Idempotency-Key` claim of `completion` with its
+    /// answer in the same transaction (see [`IdempotencyCompletion`]).
+    async fn create_message_idempotent(
+        &self,
+        message: &Message,
+        completion: &IdempotencyCompletion,
+    ) -> Result<Vec<EndpointId>>;
     /// Stores a message with one pending task for one enabled endpoint only, whatever its
     /// routing (an example sent to it). `NotFound` when the endpoint is missing or disabled.
     async fn create_message_for_endpoint(
@@ -370,7 +420,8 @@ pub trait Store: DeviceStore + InboxStore + Send + Sync + 'static {
     /// released.
     async fn release_node(&self, node: &str, now: DateTime<Utc>) -> Result<()>;
     /// Start of a process that is the only one using the database (SQLite): every lease is from
-    /// a dead process, so it ends now. Also recomputes every queue's due time.
+    /// a dead process, so it ends now, and so does every unfinished `Idempotency-Key` claim
+    /// (its request died with that process). Also recomputes every queue's due time.
     async fn reset_leases(&self, now: DateTime<Utc>) -> Result<()>;
     /// Makes a new attempt of a message to an endpoint due now (a manual resend), creating the
     /// task if the endpoint did not get the message.
@@ -562,5 +613,38 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
             "unsupported database URL scheme in {}",
             url.split(':').next().unwrap_or_default()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_disk_full, is_transient};
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_failures() {
+        // SQLite reports extended codes; Postgres five-character SQLSTATEs.
+        for full in ["13", "53100"] {
+            assert!(is_disk_full(Some(full)), "{full}");
+        }
+        for transient in [
+            "5", "261", "517", "773", // BUSY and its extended codes
+            "6", "262", // LOCKED
+            "7",   // NOMEM
+            "10", "266", "778", "1034", "4874", // IOERR: read, write, fsync, …
+            "14", "270", // CANTOPEN
+            "08006", "57P01", "53200", "40001", "40P01",
+        ] {
+            assert!(is_transient(Some(transient)), "{transient}");
+            assert!(!is_disk_full(Some(transient)), "{transient}");
+        }
+        // The caller's own fault: constraints, a missing table, a check; and codes that only
+        // look like SQLite's.
+        for own in [
+            "19", "2067", "787", "1", "23505", "23514", "42P01", "22012", "10000",
+        ] {
+            assert!(!is_transient(Some(own)), "{own}");
+            assert!(!is_disk_full(Some(own)), "{own}");
+        }
+        assert!(!is_transient(None) && !is_disk_full(None));
     }
 }

@@ -34,7 +34,7 @@ use sqlx::Pool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::mpsc;
 
-use crate::{Backend, Result, Store, StoreError, WakeupEvent};
+use crate::{Backend, IdempotencyCompletion, Result, Store, StoreError, WakeupEvent};
 
 type Db = sqlx::Postgres;
 type SqlStore = PostgresStore;
@@ -101,15 +101,25 @@ impl PostgresStore {
     }
 
     /// Stores a message and, in the same transaction, one delivery task per endpoint it goes
-    /// to: the endpoints routing selects, or only `only` (an example sent to one endpoint).
-    /// Concurrent commits share their WAL flushes in Postgres itself: no batching here.
+    /// to (the endpoints routing selects, or only `only`: an example sent to one endpoint), and
+    /// the answer of its `Idempotency-Key` if it has one. Concurrent commits share their WAL
+    /// flushes in Postgres itself: no batching here.
     async fn insert_message(
         &self,
         msg: &Message,
         only: Option<&EndpointId>,
+        completes: Option<&IdempotencyCompletion>,
     ) -> Result<Vec<EndpointId>> {
-        let mut tx = self.writer.begin().await?;
-        let matched = insert_message_in(&mut tx, msg, only).await?;
+        let mut tx = WriteTx::begin(self).await?;
+        let new = NewMessage {
+            msg,
+            only,
+            completes,
+        };
+        let matched = insert_messages_in(&mut tx, &[new])
+            .await?
+            .pop()
+            .unwrap_or_default();
         tx.commit().await?;
         let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
         self.announce(&ids);
@@ -160,30 +170,59 @@ async fn send_notifications(pool: &Pool<Db>, ids: &[String]) -> Result<(), sqlx:
     tx.commit().await
 }
 
-/// A write transaction of lease bookkeeping (claims, releases, renewals) that commits without
-/// waiting for the WAL flush: a crash may undo the latest of them, which only puts tasks back
-/// in the queue (a duplicate delivery at most, as after any crash), and a later durable commit
-/// flushes them with itself.
-struct Bookkeeping {
+/// A write transaction. Postgres keeps the transaction's state on the server, which ends a
+/// transaction whose `COMMIT` failed and refuses every statement of one that met an error, so
+/// sqlx's transaction is sound here: `commit` returns `Ok` only when the server answered the
+/// `COMMIT` (a connection lost on the way is an error, the outcome unknown to us), and a
+/// transaction dropped without it is rolled back before its connection is used again. One rule
+/// keeps it so: no statement's error is ever ignored inside a transaction, since Postgres
+/// answers the `COMMIT` of a transaction that met one with a rollback that is not an error.
+struct WriteTx {
     tx: sqlx::Transaction<'static, Db>,
 }
 
-impl Bookkeeping {
+impl WriteTx {
+    /// A durable write transaction.
     async fn begin(store: &PostgresStore) -> Result<Self> {
-        let mut tx = store.writer.begin().await?;
+        Ok(Self {
+            tx: store.writer.begin().await?,
+        })
+    }
+
+    /// A transaction of lease bookkeeping (claims, releases, renewals) that commits without
+    /// waiting for the WAL flush: a crash may undo the latest of them, which only puts tasks
+    /// back in the queue (a duplicate delivery at most, as after any crash), and a later
+    /// durable commit flushes them with itself.
+    async fn bookkeeping(store: &PostgresStore) -> Result<Self> {
+        let mut tx = Self::begin(store).await?;
         sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
-        Ok(Self { tx })
+        Ok(tx)
     }
 
     fn conn(&mut self) -> &mut sqlx::PgConnection {
         &mut self.tx
     }
 
+    /// Commits; only `Ok` means committed.
     async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
     }
 }
 

@@ -11,14 +11,21 @@
 //! - **Group commit of publishes.** Publishes queue for a committer task, which stores
 //!   whatever is waiting in one transaction, with a few multi-row statements for the whole
 //!   batch, and answers each only after the commit: one flush for many publishes, and still
-//!   no acknowledgement before its message and tasks are on disk. If the batch fails as a
-//!   whole (a duplicate `eventId`, say), it is stored again one publish per savepoint, so that
-//!   one bad publish fails alone.
-//! - **Lease bookkeeping without a flush** ([`Bookkeeping`]). Claims, releases and lease
+//!   no acknowledgement before its message and tasks are on disk. If the batch fails on a
+//!   publish's own error (a duplicate `eventId`, say), it is stored again one publish per
+//!   savepoint, so that one bad publish fails alone; if the database fails, the batch does.
+//! - **Lease bookkeeping without a flush** ([`BOOKKEEPING`]). Claims, releases and lease
 //!   renewals commit with `synchronous = NORMAL`: a power cut may undo the latest of them,
 //!   which only puts tasks back in the queue (a duplicate delivery at most, as after any
 //!   crash). The next `FULL` commit flushes them with itself, since the WAL is one file
 //!   written in order.
+//!
+//! Failures are where a store earns its keep: a full disk, an I/O error, SQLite rolling a
+//! transaction back by itself. Every write transaction is a [`WriteTx`], which trusts only
+//! what SQLite answers to its own `BEGIN`, `SAVEPOINT`, `RELEASE` and `COMMIT`, and closes
+//! the connection of any transaction that did not end cleanly. A publish is answered `Ok` only
+//! when the `COMMIT` holding it succeeded; a full disk is [`StoreError::StorageFull`]; and
+//! once space returns the next transaction, on a fresh connection, simply works.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,12 +36,12 @@ use herald_core::id::{ApiKeyId, AppId, EndpointId, MessageId};
 use herald_core::model::{
     ApiKey, Application, Endpoint, EventType, KeyKind, Message, SealedEndpointSecrets,
 };
+use sqlx::Pool;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection as _, Pool};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Backend, Result, Store, StoreError};
+use crate::{Backend, IdempotencyCompletion, Result, Store, StoreError};
 
 type Db = sqlx::Sqlite;
 type SqlStore = SqliteStore;
@@ -61,6 +68,12 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path/to/herald.db`) and
     /// applies pending migrations.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, SqlitePoolOptions::new()).await
+    }
+
+    /// `open`, with the writer's pool built from `writer` (tests hook every writer connection
+    /// this way).
+    async fn open_with(url: &str, writer: SqlitePoolOptions) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(StoreError::Other)?
             .create_if_missing(true)
@@ -73,7 +86,7 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         // No health check before handing a connection out: each would be one more round trip
         // to the connection's thread, and a local file does not drop connections.
-        let writer = SqlitePoolOptions::new()
+        let writer = writer
             .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
@@ -99,17 +112,20 @@ impl SqliteStore {
     }
 
     /// Stores a message and, in the same transaction, one delivery task per endpoint it goes
-    /// to: the endpoints routing selects, or only `only` (an example sent to one endpoint).
-    /// Returns once that transaction, a group commit, is on disk.
+    /// to (the endpoints routing selects, or only `only`: an example sent to one endpoint), and
+    /// the answer of its `Idempotency-Key` if it has one. Returns once that transaction, a
+    /// group commit, is on disk.
     async fn insert_message(
         &self,
         msg: &Message,
         only: Option<&EndpointId>,
+        completes: Option<&IdempotencyCompletion>,
     ) -> Result<Vec<EndpointId>> {
         let (done, committed) = oneshot::channel();
         let publish = Publish {
             msg: msg.clone(),
             only: only.cloned(),
+            completes: completes.cloned(),
             done,
         };
         let gone = || StoreError::Unavailable(sqlx::Error::PoolClosed);
@@ -122,7 +138,18 @@ impl SqliteStore {
 struct Publish {
     msg: Message,
     only: Option<EndpointId>,
+    completes: Option<IdempotencyCompletion>,
     done: oneshot::Sender<Result<Vec<EndpointId>>>,
+}
+
+impl Publish {
+    fn as_new(&self) -> NewMessage<'_> {
+        NewMessage {
+            msg: &self.msg,
+            only: self.only.as_ref(),
+            completes: self.completes.as_ref(),
+        }
+    }
 }
 
 /// The committer: stores what is waiting in one transaction, again and again, until the store
@@ -146,36 +173,48 @@ async fn commit_publishes(writer: Pool<Db>, mut queued: mpsc::Receiver<Publish>)
     }
 }
 
-/// One transaction, each publish in its own savepoint: the outcome of each, or the error that
-/// undid them all.
+/// Stores a batch of publishes: the outcome of each, or the error that stored none of them.
+/// A publish is `Ok` only if the `COMMIT` of the transaction holding it succeeded.
 async fn commit_batch(
     writer: &Pool<Db>,
     batch: &[Publish],
 ) -> Result<Vec<Result<Vec<EndpointId>>>> {
-    if batch.len() > 1 {
-        // All together first: a few statements for the whole batch.
-        let all: Vec<_> = batch.iter().map(|p| (&p.msg, p.only.as_ref())).collect();
-        let mut tx = writer.begin().await?;
-        match insert_messages_in(&mut tx, &all).await {
-            Ok(matched) => {
-                tx.commit().await?;
-                return Ok(matched.into_iter().map(Ok).collect());
-            }
-            // One of them fails on its own: store them one by one, each with its outcome.
-            Err(_) => tx.rollback().await?,
+    let all: Vec<NewMessage<'_>> = batch.iter().map(Publish::as_new).collect();
+    // All together first: a few statements for the whole batch.
+    let mut tx = WriteTx::start(writer, DURABLE).await?;
+    match insert_messages_in(tx.conn(), &all).await {
+        Ok(matched) => {
+            tx.commit().await?;
+            return Ok(matched.into_iter().map(Ok).collect());
         }
+        // The database failed, not a publish: nothing of the batch is stored (dropping the
+        // transaction closes its connection, rolling back whatever SQLite still had open).
+        Err(e) if e.is_transient() => return Err(e),
+        // A publish of its own (a duplicate `eventId`, say), when it is alone.
+        Err(e) if batch.len() == 1 => {
+            tx.rollback().await;
+            return Ok(vec![Err(e)]);
+        }
+        // One of them fails on its own: store them one by one, each with its outcome.
+        Err(_) => tx.rollback().await,
     }
-    let mut tx = writer.begin().await?;
+    let mut tx = WriteTx::start(writer, DURABLE).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    for publish in batch {
-        let mut savepoint = tx.begin().await?;
-        match insert_message_in(&mut savepoint, &publish.msg, publish.only.as_ref()).await {
-            Ok(matched) => {
-                savepoint.commit().await?;
-                outcomes.push(Ok(matched));
+    for publish in &all {
+        tx.savepoint().await?;
+        match insert_messages_in(tx.conn(), std::slice::from_ref(publish)).await {
+            Ok(mut matched) => {
+                tx.release_savepoint().await?;
+                outcomes.push(Ok(matched.pop().unwrap_or_default()));
             }
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
-                savepoint.rollback().await?;
+                // Only a savepoint that is still there proves that the rest of the
+                // transaction is: if SQLite rolled it all back, the batch fails with the error
+                // that made it do so.
+                if tx.rollback_to_savepoint().await.is_err() {
+                    return Err(e);
+                }
                 outcomes.push(Err(e));
             }
         }
@@ -184,47 +223,138 @@ async fn commit_batch(
     Ok(outcomes)
 }
 
-/// A write transaction of lease bookkeeping (claims, releases, renewals) that commits without
-/// waiting for the disk (`synchronous = NORMAL`, see the module's documentation). The writer
-/// connection goes back to `FULL` when it commits; if it is dropped before (an error, a
-/// cancelled caller), the connection is closed instead of returned, so no durable write ever
-/// runs on it (the pool opens a fresh one, `FULL` again).
-struct Bookkeeping {
-    conn: Option<PoolConnection<Db>>,
+/// How a [`WriteTx`] begins and ends.
+struct TxMode {
+    begin: &'static str,
+    commit: &'static str,
+    rollback: &'static str,
 }
 
-impl Bookkeeping {
+/// Durable: the commit is on disk when it returns (`synchronous = FULL`).
+const DURABLE: TxMode = TxMode {
+    begin: "BEGIN IMMEDIATE",
+    commit: "COMMIT",
+    rollback: "ROLLBACK",
+};
+
+/// Lease bookkeeping (claims, releases, renewals): committed without waiting for the disk
+/// (`synchronous = NORMAL`, see the module's documentation), then back to `FULL`. The pragma
+/// goes before `BEGIN` since SQLite refuses to change it inside a transaction; one round trip
+/// to the connection's thread for both.
+const BOOKKEEPING: TxMode = TxMode {
+    begin: "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+    commit: "COMMIT; PRAGMA synchronous = FULL",
+    rollback: "ROLLBACK; PRAGMA synchronous = FULL",
+};
+
+/// A write transaction on the writer connection, which knows only what SQLite answered.
+///
+/// sqlx's own transactions count their nesting on the client and turn a `begin` inside a
+/// transaction into a `SAVEPOINT`. SQLite rolls a whole transaction back by itself on some
+/// errors (`SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_NOMEM`, `SQLITE_BUSY`, an interrupt): the
+/// count is then wrong, the connection's next "transaction" is a savepoint that nobody
+/// commits, and its "commit" releases that savepoint and reports success. That is how a full
+/// disk once had publishes answered 202 and lost. So the writer's transactions are plain
+/// statements issued here, every one checked, and the connection of a transaction that does
+/// not end in a successful `COMMIT` or `ROLLBACK` is closed instead of returned to the pool:
+/// closing rolls back whatever SQLite still had open, and the pool opens a fresh connection
+/// (in autocommit mode, `synchronous = FULL`). No write ever runs on a connection that a
+/// failure left in an unknown state.
+struct WriteTx {
+    /// Held until the transaction ends; still here when dropped means it did not end well.
+    conn: Option<PoolConnection<Db>>,
+    mode: TxMode,
+}
+
+impl WriteTx {
+    /// A durable write transaction.
     async fn begin(store: &SqliteStore) -> Result<Self> {
-        let mut this = Self {
-            conn: Some(store.writer.acquire().await?),
+        Self::start(&store.writer, DURABLE).await
+    }
+
+    /// A transaction of lease bookkeeping, committed without waiting for the disk.
+    async fn bookkeeping(store: &SqliteStore) -> Result<Self> {
+        Self::start(&store.writer, BOOKKEEPING).await
+    }
+
+    async fn start(writer: &Pool<Db>, mode: TxMode) -> Result<Self> {
+        let mut tx = Self {
+            conn: Some(writer.acquire().await?),
+            mode,
         };
-        // Before BEGIN: SQLite refuses to change it inside a transaction. One round trip to
-        // the connection's thread for both.
-        sqlx::raw_sql("PRAGMA synchronous = NORMAL; BEGIN")
-            .execute(this.conn())
-            .await?;
-        Ok(this)
+        sqlx::raw_sql(tx.mode.begin).execute(tx.conn()).await?;
+        Ok(tx)
     }
 
     fn conn(&mut self) -> &mut sqlx::SqliteConnection {
         self.conn
             .as_deref_mut()
-            .expect("the connection is held until commit")
+            .expect("the connection is held until the transaction ends")
     }
 
+    /// Commits; only `Ok` means committed (and, when durable, on disk).
     async fn commit(mut self) -> Result<()> {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "COMMIT; PRAGMA synchronous = {SQLITE_SYNCHRONOUS}"
-        )))
-        .execute(self.conn())
-        .await?;
+        sqlx::raw_sql(self.mode.commit).execute(self.conn()).await?;
         // Back to the pool as it came.
         self.conn.take();
         Ok(())
     }
+
+    /// Undoes everything. If even that fails, the connection is closed, which undoes it too.
+    async fn rollback(mut self) {
+        if sqlx::raw_sql(self.mode.rollback)
+            .execute(self.conn())
+            .await
+            .is_ok()
+        {
+            self.conn.take();
+        }
+    }
+
+    /// Starts the savepoint of one publish in a batch.
+    async fn savepoint(&mut self) -> Result<()> {
+        sqlx::raw_sql("SAVEPOINT publish")
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps what was written since `savepoint`. Fails if SQLite no longer has the savepoint
+    /// (it rolled the transaction back).
+    async fn release_savepoint(&mut self) -> Result<()> {
+        sqlx::raw_sql("RELEASE publish")
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Undoes what was written since `savepoint`, the transaction going on. Fails if SQLite no
+    /// longer has the savepoint (it rolled the transaction back).
+    async fn rollback_to_savepoint(&mut self) -> Result<()> {
+        sqlx::raw_sql("ROLLBACK TO publish; RELEASE publish")
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
 }
 
-impl Drop for Bookkeeping {
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &Self::Target {
+        self.conn
+            .as_deref()
+            .expect("the connection is held until the transaction ends")
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.conn()
+    }
+}
+
+impl Drop for WriteTx {
     fn drop(&mut self) {
         if let Some(conn) = &mut self.conn {
             conn.close_on_drop();
@@ -287,6 +417,9 @@ include!("sql/devices.rs");
 include!("sql/logs.rs");
 
 #[cfg(test)]
+mod faults;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -307,7 +440,7 @@ mod tests {
         let store = SqliteStore::open(&url).await.unwrap();
         assert_eq!(writer_level(&store).await, 2);
 
-        let mut tx = Bookkeeping::begin(&store).await.unwrap();
+        let mut tx = WriteTx::bookkeeping(&store).await.unwrap();
         let inside: i64 = sqlx::query_scalar("PRAGMA synchronous")
             .fetch_one(tx.conn())
             .await
@@ -316,7 +449,7 @@ mod tests {
         tx.commit().await.unwrap();
         assert_eq!(writer_level(&store).await, 2);
 
-        let tx = Bookkeeping::begin(&store).await.unwrap();
+        let tx = WriteTx::bookkeeping(&store).await.unwrap();
         drop(tx);
         assert_eq!(writer_level(&store).await, 2);
         store.close().await;

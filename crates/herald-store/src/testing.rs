@@ -88,6 +88,61 @@ impl TestDatabase {
     }
 }
 
+/// Makes the `COMMIT` of every transaction that stored a message fail, after all of its
+/// statements succeeded: a deferred constraint trigger on `messages` that raises the SQLSTATE
+/// it is given, or ends its own connection (`disconnect`), while Postgres commits.
+pub struct CommitFault {
+    conn: PgConnection,
+}
+
+impl CommitFault {
+    /// Installs the trigger in the (migrated) test database, failing nothing yet.
+    pub async fn install(db: &TestDatabase) -> Self {
+        let mut conn = PgConnection::connect(&db.url)
+            .await
+            .expect("the test database answers");
+        sqlx::raw_sql(
+            "CREATE TABLE commit_fault (what TEXT NOT NULL);
+             CREATE FUNCTION fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+             DECLARE what TEXT;
+             BEGIN
+               SELECT f.what INTO what FROM commit_fault f LIMIT 1;
+               IF what = 'disconnect' THEN
+                 PERFORM pg_terminate_backend(pg_backend_pid());
+               ELSIF what IS NOT NULL THEN
+                 RAISE EXCEPTION 'injected at commit' USING ERRCODE = what;
+               END IF;
+               RETURN NULL;
+             END $$;
+             CREATE CONSTRAINT TRIGGER fail_commit AFTER INSERT ON messages
+               DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_commit();",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("the commit fault installs");
+        Self { conn }
+    }
+
+    /// From now on commits fail with SQLSTATE `what`, or by ending the connection
+    /// (`disconnect`).
+    pub async fn fail_with(&mut self, what: &str) {
+        self.clear().await;
+        sqlx::query("INSERT INTO commit_fault (what) VALUES ($1)")
+            .bind(what)
+            .execute(&mut self.conn)
+            .await
+            .expect("the commit fault is set");
+    }
+
+    /// Commits succeed again.
+    pub async fn clear(&mut self) {
+        sqlx::query("DELETE FROM commit_fault")
+            .execute(&mut self.conn)
+            .await
+            .expect("the commit fault is cleared");
+    }
+}
+
 /// `base` with its database (the URL's path) replaced by `name`.
 fn with_database(base: &str, name: &str) -> String {
     let (main, query) = match base.split_once('?') {

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use herald_store::testing::{TestDatabase, postgres_url_or_skip};
-use herald_store::{PostgresStore, SqliteStore, Store, WakeupEvent, conformance};
+use herald_store::testing::{CommitFault, TestDatabase, postgres_url_or_skip};
+use herald_store::{PostgresStore, SqliteStore, Store, StoreError, WakeupEvent, conformance};
 
 #[tokio::test]
 async fn sqlite_conforms() {
@@ -154,6 +154,70 @@ async fn postgres_reopens_with_migrations_applied_and_nodes_migrate_together() {
     let again = PostgresStore::open(&db.url).await.unwrap();
     assert_eq!(again.get_setting("k").await.unwrap().as_deref(), Some("v"));
     again.close().await;
+}
+
+/// A publish whose `COMMIT` fails is never reported stored, whatever the failure: the disk
+/// full, a serialization failure, the connection ended during the commit. A deferred
+/// constraint trigger makes Postgres fail the `COMMIT` itself, after every statement of the
+/// publish succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_publish_whose_commit_fails_is_not_acknowledged() {
+    let Some(base) =
+        postgres_url_or_skip("postgres_a_publish_whose_commit_fails_is_not_acknowledged")
+    else {
+        return;
+    };
+    let db = TestDatabase::create(&base).await;
+    let store = PostgresStore::open(&db.url).await.unwrap();
+    let mut fault = CommitFault::install(&db).await;
+    let app = conformance::sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let endpoint = conformance::sample_endpoint(&app.id);
+    store
+        .create_endpoint(&endpoint, &conformance::sample_secrets())
+        .await
+        .unwrap();
+
+    for (what, transient, full) in [
+        ("53100", true, true),       // disk_full: 507
+        ("40001", true, false),      // serialization_failure: 503
+        ("disconnect", true, false), // the connection ends during the COMMIT: 503
+        ("23514", false, false),     // a check violation: the publish's own fault
+    ] {
+        fault.fail_with(what).await;
+        let msg = conformance::sample_message(&app.id, "user.signup", None);
+        let err = store
+            .create_message(&msg)
+            .await
+            .expect_err("the commit failed");
+        assert_eq!(err.is_transient(), transient, "{what}: {err}");
+        assert_eq!(
+            matches!(err, StoreError::StorageFull(_)),
+            full,
+            "{what}: {err}"
+        );
+        fault.clear().await;
+        assert!(
+            store.get_message(&app.id, &msg.id).await.unwrap().is_none(),
+            "{what}"
+        );
+        assert!(
+            store
+                .deliveries_for_message(&msg.id)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{what}"
+        );
+        // The pool carries on, with no connection left in a transaction.
+        let next = conformance::sample_message(&app.id, "user.signup", None);
+        assert_eq!(
+            store.create_message(&next).await.unwrap().len(),
+            1,
+            "{what}"
+        );
+    }
+    store.close().await;
 }
 
 /// Waits for the next `Endpoints` wake-up (skipping resyncs).

@@ -14,10 +14,16 @@
 //   const QUEUE_UPSERT: bool;  (make queues due with one multi-row upsert; false on Postgres,
 //                                  where it would lock every queue row it meets, due or not)
 //   fn wakeups(&self) -> Option<Wakeups>;  (`Store::subscribe_wakeups`)
-//   async fn insert_message(&self, msg, only) -> Result<Vec<EndpointId>>;  (a publish's
-//                                  transaction, built on `insert_message_in` below)
-//   struct Bookkeeping { begin(&store), conn(), commit() }  (a write transaction of lease
-//                                  bookkeeping whose commit does not wait for the disk flush)
+//   async fn insert_message(&self, msg, only, completes) -> Result<Vec<EndpointId>>;  (a
+//                                  publish's transaction, built on `insert_messages_in` below)
+//   struct WriteTx { begin(&store), bookkeeping(&store), conn(), commit() }, which derefs to
+//                                  the connection: every write transaction. `bookkeeping`'s
+//                                  commit does not wait for the disk flush. Only `commit`
+//                                  returning `Ok` means committed; a `WriteTx` dropped before
+//                                  it is rolled back, and its connection is never reused in
+//                                  an unknown state (see each backend). Every statement's
+//                                  error inside a transaction ends the transaction (`?`):
+//                                  none is ever ignored.
 //   fn announce(&self, endpoints: &[&str]);  (tells other nodes, after a commit, that these
 //                                             endpoints have work due; a no-op on SQLite)
 //
@@ -344,7 +350,7 @@ impl Store for SqlStore {
     async fn reseal_all(&self, reseal: &crate::Reseal<'_>) -> Result<u64> {
         let apply = |value: &[u8]| reseal(value).map_err(StoreError::Corrupt);
         let mut changed = 0;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         let endpoints: Vec<(String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> =
             sqlx::query_as("SELECT id, secret, previous_secrets, headers FROM endpoints")
                 .fetch_all(&mut *tx)
@@ -646,7 +652,7 @@ impl Store for SqlStore {
     }
 
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         let done = sqlx::query(
             "UPDATE endpoints SET uid = $3, url = $4, description = $5, event_types = $6,
              channels = $7, disabled = $8, rate_limit = $9, metadata = $10, options = $11,
@@ -721,11 +727,19 @@ impl Store for SqlStore {
     // -- messages --
 
     async fn create_message(&self, msg: &Message) -> Result<Vec<EndpointId>> {
-        self.insert_message(msg, None).await
+        self.insert_message(msg, None, None).await
+    }
+
+    async fn create_message_idempotent(
+        &self,
+        msg: &Message,
+        completion: &IdempotencyCompletion,
+    ) -> Result<Vec<EndpointId>> {
+        self.insert_message(msg, None, Some(completion)).await
     }
 
     async fn create_message_for_endpoint(&self, msg: &Message, endpoint: &EndpointId) -> Result<()> {
-        self.insert_message(msg, Some(endpoint)).await.map(drop)
+        self.insert_message(msg, Some(endpoint), None).await.map(drop)
     }
 
     async fn get_message(&self, app: &AppId, id: &MessageId) -> Result<Option<Message>> {
@@ -802,7 +816,7 @@ impl Store for SqlStore {
         lease_until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<EndpointId>> {
-        let mut tx = Bookkeeping::begin(self).await?;
+        let mut tx = WriteTx::bookkeeping(self).await?;
         let ids: Vec<String> = sqlx::query_scalar(CLAIM_ENDPOINTS_SQL)
             .bind(node)
             .bind(millis(lease_until))
@@ -815,7 +829,7 @@ impl Store for SqlStore {
     }
 
     async fn renew_endpoint_leases(&self, node: &str, lease_until: DateTime<Utc>) -> Result<()> {
-        let mut tx = Bookkeeping::begin(self).await?;
+        let mut tx = WriteTx::bookkeeping(self).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE endpoint_queues SET lease_until = $2 WHERE owner = $1 AND endpoint_id IN (
                SELECT endpoint_id FROM endpoint_queues WHERE owner = $1
@@ -837,7 +851,7 @@ impl Store for SqlStore {
         if claims.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = Bookkeeping::begin(self).await?;
+        let mut tx = WriteTx::bookkeeping(self).await?;
         // Only the owner claims; the version is for `release_endpoint`.
         let mut qb = QueryBuilder::<Db>::new(
             "SELECT endpoint_id, version FROM endpoint_queues WHERE owner = ",
@@ -908,7 +922,7 @@ impl Store for SqlStore {
         fifo: bool,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = Bookkeeping::begin(self).await?;
+        let mut tx = WriteTx::bookkeeping(self).await?;
         // Waits for publishes to this endpoint that are committing; the queries below start
         // after them and see their tasks (see `touch_queues`).
         if let Some(lock) = LOCK_QUEUE_SQL {
@@ -955,7 +969,7 @@ impl Store for SqlStore {
         // Endpoint by endpoint (a stable sort keeps each endpoint's results in order).
         let mut records: Vec<&AttemptRecord> = records.iter().collect();
         records.sort_by(|a, b| a.endpoint_id.as_str().cmp(b.endpoint_id.as_str()));
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         // Postgres: the batch's queue rows are locked up front, in endpoint id order, as
         // publishes and lease renewals lock them. The short way below and the result-by-result
         // way after it each go in that order, but one after the other they would not.
@@ -1081,7 +1095,7 @@ impl Store for SqlStore {
     }
 
     async fn abandon_endpoint(&self, node: &str, endpoint: &EndpointId) -> Result<()> {
-        let mut tx = Bookkeeping::begin(self).await?;
+        let mut tx = WriteTx::bookkeeping(self).await?;
         sqlx::query(
             "UPDATE endpoint_queues SET owner = NULL, lease_until = NULL WHERE endpoint_id = $1 AND owner = $2",
         )
@@ -1093,7 +1107,7 @@ impl Store for SqlStore {
     }
 
     async fn release_node(&self, node: &str, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         sqlx::query(
             "UPDATE deliveries SET status = 1, next_attempt_at = $2, lease_token = NULL
              WHERE status = 3 AND lease_token = $1",
@@ -1116,9 +1130,14 @@ impl Store for SqlStore {
     }
 
     async fn reset_leases(&self, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         sqlx::query("UPDATE deliveries SET status = 1, next_attempt_at = $1, lease_token = NULL WHERE status = 3")
             .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+        // An unfinished `Idempotency-Key` claim is a lease of a request that died with the
+        // process: the client's retry runs at once instead of waiting for the takeover.
+        sqlx::query("DELETE FROM idempotency_keys WHERE status IS NULL")
             .execute(&mut *tx)
             .await?;
         sqlx::query(
@@ -1133,7 +1152,7 @@ impl Store for SqlStore {
     }
 
     async fn requeue(&self, msg: &Message, endpoint: &EndpointId, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         sqlx::query(
             "INSERT INTO deliveries (msg_id, endpoint_id, app_id, event_type, status, attempts, next_attempt_at, manual, created_at)
              VALUES ($1, $2, $3, $6, 1, 0, $4, TRUE, $5)
@@ -1162,7 +1181,7 @@ impl Store for SqlStore {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         let done = sqlx::query(
             "UPDATE deliveries SET status = 1, attempts = 0, next_attempt_at = $4, manual = FALSE
              WHERE endpoint_id = $1 AND status = 2 AND created_at >= $2 AND created_at < $3",
@@ -1236,7 +1255,7 @@ impl Store for SqlStore {
     }
 
     async fn expunge_message_content(&self, app: &AppId, msg: &MessageId) -> Result<bool> {
-        logs_sql::expunge_message_content(&self.writer, app, msg).await
+        logs_sql::expunge_message_content(self, app, msg).await
     }
 
     async fn list_destinations(
@@ -1361,7 +1380,7 @@ impl Store for SqlStore {
         expires_before: DateTime<Utc>,
         abandoned_before: DateTime<Utc>,
     ) -> Result<IdempotencyState> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         // An expired record, or a claim whose request died, is as good as none: drop it so the
         // insert below can take its place.
         sqlx::query(
@@ -1444,6 +1463,16 @@ impl Store for SqlStore {
     }
 }
 
+/// One publish for [`insert_messages_in`].
+#[derive(Clone, Copy)]
+struct NewMessage<'a> {
+    msg: &'a Message,
+    /// Only this endpoint gets a task (an example sent to it), whatever the routing.
+    only: Option<&'a EndpointId>,
+    /// The `Idempotency-Key` answer committed with the message.
+    completes: Option<&'a IdempotencyCompletion>,
+}
+
 /// [`SqlStore::insert_message`] inside a transaction the caller commits (a device event is
 /// published in the transaction that changes the device).
 async fn insert_message_in(
@@ -1451,17 +1480,23 @@ async fn insert_message_in(
     msg: &Message,
     only: Option<&EndpointId>,
 ) -> Result<Vec<EndpointId>> {
-    let mut matched = insert_messages_in(tx, &[(msg, only)]).await?;
+    let new = NewMessage {
+        msg,
+        only,
+        completes: None,
+    };
+    let mut matched = insert_messages_in(tx, &[new]).await?;
     Ok(matched.pop().unwrap_or_default())
 }
 
 /// Stores messages and their delivery tasks with a few multi-row statements, whatever their
-/// number: the messages, the endpoints of each application, the tasks, the queues. Returns the
-/// endpoints of each message, in order. Fails as a whole if any one message fails (a
-/// duplicate `eventId`, an `only` endpoint that is not there).
+/// number: the messages, the endpoints of each application, the tasks, the queues, and the
+/// answers of their `Idempotency-Key`s. Returns the endpoints of each message, in order. Fails
+/// as a whole if any one message fails (a duplicate `eventId`, an `only` endpoint that is not
+/// there).
 async fn insert_messages_in(
     tx: &mut <Db as sqlx::Database>::Connection,
-    msgs: &[(&Message, Option<&EndpointId>)],
+    msgs: &[NewMessage<'_>],
 ) -> Result<Vec<Vec<EndpointId>>> {
     // Eight values a row: 100 rows stay far below every engine's bound-parameter limit.
     for chunk in msgs.chunks(100) {
@@ -1469,7 +1504,8 @@ async fn insert_messages_in(
             "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload,
              created_at, payload_expires_at) ",
         );
-        qb.push_values(chunk, |mut row, (msg, _)| {
+        qb.push_values(chunk, |mut row, new| {
+            let msg = new.msg;
             row.push_bind(msg.id.as_str().to_owned())
                 .push_bind(msg.app_id.as_str().to_owned())
                 .push_bind(msg.event_type.clone())
@@ -1483,12 +1519,21 @@ async fn insert_messages_in(
             StoreError::from_sqlx(e, "a message with this eventId already exists in the application")
         })?;
     }
+    for completion in msgs.iter().filter_map(|new| new.completes) {
+        sqlx::query("UPDATE idempotency_keys SET status = $3, body = $4 WHERE scope = $1 AND key = $2")
+            .bind(&completion.scope)
+            .bind(&completion.key)
+            .bind(i32::from(completion.response.status))
+            .bind(&completion.response.body)
+            .execute(&mut *tx)
+            .await?;
+    }
 
     let mut endpoints_of: Vec<(&AppId, Vec<Endpoint>)> = Vec::new();
     let mut matched_all = Vec::with_capacity(msgs.len());
     let mut tasks: Vec<(&Message, EndpointId)> = Vec::new();
     let mut due: Vec<(String, i64)> = Vec::new();
-    for (msg, only) in msgs {
+    for NewMessage { msg, only, .. } in msgs {
         let app = &msg.app_id;
         let k = match endpoints_of.iter().position(|(a, _)| *a == app) {
             Some(k) => k,

@@ -236,7 +236,7 @@ impl DeviceStore for SqlStore {
     }
 
     async fn put_device(&self, device: &Device) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         let updated = sqlx::query(
             "UPDATE devices SET name = $3, kind = $4, device_group = $5, teams = $6,
              bundles = $7, metadata = $8, updated_at = $9 WHERE app_id = $1 AND id = $2",
@@ -370,7 +370,7 @@ impl DeviceStore for SqlStore {
     }
 
     async fn report_device_status(&self, report: &StatusReport<'_>) -> Result<StatusRecorded> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         let (mut device, history_seq) = lock_device(&mut tx, report.app, report.device_id).await?;
         let outcome = herald_core::device::transition(device.kind, device.status, report.status);
         let mut published = None;
@@ -447,7 +447,7 @@ impl DeviceStore for SqlStore {
         at: DateTime<Utc>,
         retention: Duration,
     ) -> Result<(Device, Message, Vec<EndpointId>)> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         let (mut device, _) = lock_device(&mut tx, app, device_id).await?;
         let (event_type, payload) = match fact {
             Lifecycle::Bless { imp_id } => {

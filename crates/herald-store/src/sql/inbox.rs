@@ -419,7 +419,7 @@ impl InboxStore for SqlStore {
             .row_address()
             .ok_or_else(|| StoreError::Corrupt("a write needs a location below the root".into()))?;
         let inbox = entry.inbox_id.as_str();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(self).await?;
         // Serializes writes to this inbox on engines with concurrent writers (a row lock).
         let exists = sqlx::query("UPDATE inboxes SET write_seq = write_seq + 1 WHERE id = $1")
             .bind(inbox)

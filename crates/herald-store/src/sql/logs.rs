@@ -160,11 +160,11 @@ mod logs_sql {
     }
 
     pub(super) async fn expunge_message_content(
-        pool: &Pool<Db>,
+        store: &SqlStore,
         app: &AppId,
         msg: &MessageId,
     ) -> Result<bool> {
-        let mut tx = pool.begin().await?;
+        let mut tx = WriteTx::begin(store).await?;
         let done = sqlx::query("UPDATE messages SET payload = NULL WHERE id = $1 AND app_id = $2")
             .bind(msg.as_str())
             .bind(app.as_str())

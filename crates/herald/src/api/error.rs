@@ -37,6 +37,8 @@ pub enum ApiError {
     TooManyRequests { detail: String, retry_after: u64 },
     #[error("the database is unavailable; retry later")]
     Unavailable,
+    #[error("the database's disk is full; retry once space has been freed")]
+    InsufficientStorage,
     #[error("internal error")]
     Internal(String),
 }
@@ -80,6 +82,7 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,6 +101,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable => "service_unavailable",
+            ApiError::InsufficientStorage => "insufficient_storage",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -128,6 +132,10 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(e) => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::Unavailable
+            }
+            StoreError::StorageFull(e) => {
+                tracing::warn!(error = %e, "the database's disk is full");
+                ApiError::InsufficientStorage
             }
             other => ApiError::Internal(other.to_string()),
         }

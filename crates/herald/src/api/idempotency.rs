@@ -14,8 +14,13 @@
 //! Remembered bodies are sealed like other secrets: some answers carry tokens or signing
 //! secrets (`POST /api/v1/api-key`, portal access, secret rotation).
 //!
-//! The record and the effect are committed separately. If Herald dies between the two, a
-//! retried message create is still caught by its `eventId` (when the client sets one).
+//! A message create records its answer in the transaction that stores the message
+//! ([`IdempotencyClaim`], `Store::create_message_idempotent`): the key and the message commit
+//! together or not at all. A publish whose outcome the client could not learn (a 503 after a
+//! commit that failed on the way back, a connection dropped during the commit, a crash) and
+//! that it retries with the same key is therefore replayed if it was stored and run if it was
+//! not; never stored twice. Other requests record their answer after their effect: if Herald
+//! dies between the two, their retry runs again.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -34,6 +39,38 @@ const HEADER: &str = "idempotency-key";
 const WINDOW_HOURS: i64 = 24;
 const ABANDONED_AFTER_SECONDS: i64 = 60;
 const MAX_KEY_LEN: usize = 256;
+
+/// The key a request holds, in its extensions for handlers that record their answer with their
+/// effect, in one transaction (the message create).
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub scope: String,
+    pub key: String,
+}
+
+impl IdempotencyClaim {
+    /// The answer `status` with `body` as the store records it (the body sealed).
+    pub fn completion(
+        &self,
+        state: &AppState,
+        status: StatusCode,
+        body: &[u8],
+    ) -> herald_store::IdempotencyCompletion {
+        herald_store::IdempotencyCompletion {
+            scope: self.scope.clone(),
+            key: self.key.clone(),
+            response: StoredResponse {
+                status: status.as_u16(),
+                body: state.keyring.seal(body),
+            },
+        }
+    }
+}
+
+/// Marks a response whose answer the handler already recorded with its effect, in one
+/// transaction: the layer has nothing left to write.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordedWithEffect;
 
 /// Releases a claimed key if the request ends without recording an answer (it was dropped).
 struct Claim {
@@ -60,6 +97,11 @@ impl Claim {
             // it unfinished and takes it over after a minute.
             tracing::warn!(error = %e, "could not record an idempotent response");
         }
+    }
+
+    /// The handler recorded the answer itself.
+    fn recorded(mut self) {
+        self.settled = true;
     }
 
     async fn release(mut self) {
@@ -172,15 +214,18 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         }
     }
 
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(IdempotencyClaim {
+        scope: scope.clone(),
+        key: key.clone(),
+    });
     let claim = Claim {
         state: state.clone(),
         scope,
         key,
         settled: false,
     };
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let response = next.run(request).await;
     let (parts, body) = response.into_parts();
     let body = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(body) => body,
@@ -191,7 +236,10 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             )));
         }
     };
-    if parts.status.is_server_error() {
+    if parts.extensions.get::<RecordedWithEffect>().is_some() {
+        claim.recorded();
+    } else if parts.status.is_server_error() {
+        // A claim its request completed in its own transaction stays completed.
         claim.release().await;
     } else {
         claim

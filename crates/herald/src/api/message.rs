@@ -3,8 +3,10 @@
 //! The payload is kept exactly as it arrived (the text of the `payload` JSON value), so what a
 //! receiver gets and what the producer sent are the same bytes.
 
+use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use herald_core::id::MessageId;
 use herald_core::model::Message;
@@ -21,6 +23,7 @@ use super::application::{ApplicationIn, find_or_create};
 use super::auth::{PathInScope, Principal, ScopedApp};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query, comma_list, query_bool};
+use super::idempotency::{IdempotencyClaim, RecordedWithEffect};
 use super::pagination::{ListResponse, PageQuery};
 use super::params::{AppPath, MessagePath};
 
@@ -164,10 +167,11 @@ async fn create_message(
     State(state): State<AppState>,
     principal: Principal,
     _: PathInScope,
+    claim: Option<Extension<IdempotencyClaim>>,
     Path(app_id): Path<String>,
     Query(query): Query<WithContentQuery>,
     Json(body): Json<MessageIn>,
-) -> ApiResult<(StatusCode, axum::Json<MessageOut>)> {
+) -> ApiResult<Response> {
     let mut v = Violations::new();
     check(&mut v, &body);
     v.finish()?;
@@ -189,14 +193,34 @@ async fn create_message(
         created_at,
         payload_expires_at: created_at + Duration::days(retention),
     };
-    let matched = state.store.create_message(&message).await?;
+    // The answer is known before the message is stored, so that an `Idempotency-Key` can
+    // commit with it (see `idempotency`).
+    let with_content = query.with_content.unwrap_or(true);
+    let answer = serde_json::to_vec(&MessageOut::new(message.clone(), with_content))
+        .map_err(|e| ApiError::Internal(format!("cannot encode the answer: {e}")))?;
+    let (matched, recorded) = match claim {
+        Some(Extension(claim)) => {
+            let completion = claim.completion(&state, StatusCode::ACCEPTED, &answer);
+            let matched = state
+                .store
+                .create_message_idempotent(&message, &completion)
+                .await?;
+            (matched, true)
+        }
+        None => (state.store.create_message(&message).await?, false),
+    };
     crate::metrics::message_published(&message.event_type);
     state.wakeup.endpoints(matched);
-    let with_content = query.with_content.unwrap_or(true);
-    Ok((
+    let mut response = (
         StatusCode::ACCEPTED,
-        axum::Json(MessageOut::new(message, with_content)),
-    ))
+        [(header::CONTENT_TYPE, "application/json")],
+        answer,
+    )
+        .into_response();
+    if recorded {
+        response.extensions_mut().insert(RecordedWithEffect);
+    }
+    Ok(response)
 }
 
 /// List an application's messages, newest first.

@@ -59,24 +59,23 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
     );
     doc.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
     for item in doc.paths.paths.values_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-            &mut item.head,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            add_error_responses(op);
+        for (op, writes) in [
+            (&mut item.get, false),
+            (&mut item.put, true),
+            (&mut item.post, true),
+            (&mut item.delete, true),
+            (&mut item.patch, true),
+            (&mut item.head, false),
+        ] {
+            if let Some(op) = op {
+                add_error_responses(op, writes);
+            }
         }
     }
     doc
 }
 
-fn add_error_responses(op: &mut Operation) {
+fn add_error_responses(op: &mut Operation, writes: bool) {
     // `security(())` in a handler's annotation marks a public route.
     let public = op
         .security
@@ -98,6 +97,12 @@ fn add_error_responses(op: &mut Operation) {
         ("413", error("Request body too large")),
         ("503", error("The database is unavailable; retry later")),
     ];
+    if writes {
+        standard.push((
+            "507",
+            error("The database's disk is full: nothing was written; retry once space is freed"),
+        ));
+    }
     if !public {
         standard.extend([
             ("401", error("Missing or invalid bearer token")),

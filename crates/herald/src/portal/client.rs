@@ -199,7 +199,7 @@ impl IntoResponse for PortalError {
             StatusCode::FORBIDDEN => "Not allowed",
             StatusCode::CONFLICT => "Not possible now",
             StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => "Not accepted",
-            StatusCode::SERVICE_UNAVAILABLE => "Unavailable",
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE => "Unavailable",
             _ => "Something went wrong",
         };
         let body: Markup = html! {

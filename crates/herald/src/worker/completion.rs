@@ -68,9 +68,9 @@ pub fn spawn(
                         }
                         break;
                     }
-                    Err(herald_store::StoreError::Unavailable(e)) => {
-                        // Keep the results until the database is back; the attempts' tasks
-                        // stay leased meanwhile.
+                    Err(e) if e.is_transient() => {
+                        // Keep the results until the database is back (or has space again);
+                        // the attempts' tasks stay leased meanwhile.
                         tracing::warn!(error = %e, "cannot record attempts yet; retrying");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));

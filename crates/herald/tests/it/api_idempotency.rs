@@ -83,9 +83,11 @@ async fn the_same_key_returns_the_first_response_and_does_nothing_again() {
         2
     );
 
-    // Messages: a retried publish with the same key creates one message.
+    // Messages: a retried publish with the same key creates one message, and gets the first
+    // answer back (recorded by the publish's own transaction).
     let app = first["id"].as_str().unwrap();
-    for _ in 0..3 {
+    let mut answers = Vec::new();
+    for attempt in 0..3 {
         let r = t
             .request(Method::POST, &format!("/api/v1/app/{app}/msg"))
             .header("idempotency-key", "publish-1")
@@ -93,8 +95,16 @@ async fn the_same_key_returns_the_first_response_and_does_nothing_again() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert_eq!(
+            r.headers().get("idempotent-replayed").is_some(),
+            attempt > 0
+        );
+        let (status, body) = read(r).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        answers.push(body);
     }
+    assert_eq!(answers[0]["payload"], json!({"n": 1}));
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
     assert_eq!(
         t.get(&format!("/api/v1/app/{app}/msg")).await.1["data"]
             .as_array()

@@ -175,3 +175,127 @@ async fn sigterm_waits_for_attempts_in_flight_and_exits_0() {
     assert_eq!(r.received("/slow").len(), 5);
     server.child.start_kill().unwrap();
 }
+
+/// A publish's status and message id, if it got an answer.
+type Answer = (u16, Option<String>);
+
+/// Publishes retried with their `Idempotency-Key` after a crash are each stored exactly once,
+/// and answered at once: a publish that was committed but not answered is replayed (its key
+/// was completed by the publish's own transaction), and one whose request died before its
+/// commit runs again (the restart ends the claims of the dead process). Three kills, each
+/// while 16 publishes are in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_retried_with_their_idempotency_key_after_a_crash_are_stored_once() {
+    let r = Receiver::start().await;
+    r.always("/once", Step::Status(200));
+    let (mut server, dir, port, app) = server_with_endpoint(json!({"url": r.url("/once")})).await;
+    let client = reqwest::Client::new();
+    let publish = |base: String, i: usize| {
+        let client = client.clone();
+        let app = app.clone();
+        async move {
+            let response = client
+                .post(format!("{base}/api/v1/app/{app}/msg"))
+                .bearer_auth(TOKEN)
+                .header("idempotency-key", format!("publish-{i}"))
+                .json(&json!({"eventType": "once", "payload": {"i": i}}))
+                .send()
+                .await;
+            match response {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let body: Value = r.json().await.unwrap_or(Value::Null);
+                    Some((status, body["id"].as_str().map(str::to_owned)))
+                }
+                // The answer was lost with the process: the outcome is unknown.
+                Err(_) => None,
+            }
+        }
+    };
+
+    const PER_ROUND: usize = 300;
+    let mut answered: HashMap<usize, String> = HashMap::new();
+    let mut unknown = Vec::new();
+    for round in 0..3 {
+        let base = server.base.clone();
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = sent.clone();
+        let results = futures::stream::iter(round * PER_ROUND..(round + 1) * PER_ROUND)
+            .map(|i| {
+                let publish = publish(base.clone(), i);
+                let counter = counter.clone();
+                async move {
+                    let out = publish.await;
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    (i, out)
+                }
+            })
+            .buffer_unordered(16);
+        let killer = async {
+            while sent.load(std::sync::atomic::Ordering::SeqCst) < PER_ROUND / 3 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            server.child.start_kill().unwrap();
+        };
+        let (outcomes, ()) = tokio::join!(results.collect::<Vec<_>>(), killer);
+        server.child.wait().await.unwrap();
+        for (i, out) in outcomes {
+            match out {
+                Some((202, Some(id))) => {
+                    answered.insert(i, id);
+                }
+                Some((status, _)) if status < 500 => panic!("publish {i} answered {status}"),
+                _ => unknown.push(i),
+            }
+        }
+        server = start(dir.path(), port).await;
+    }
+    assert!(!unknown.is_empty(), "the kills landed mid-stream");
+
+    // Every publish retried with its key: 202 at once (no "still being processed"), the same
+    // message for those already answered.
+    let base = server.base.clone();
+    let retried: Vec<(usize, Option<Answer>)> = futures::stream::iter(0..3 * PER_ROUND)
+        .map(|i| {
+            let publish = publish(base.clone(), i);
+            async move { (i, publish.await) }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut ids = std::collections::HashSet::new();
+    for (i, out) in retried {
+        let (status, id) = out.unwrap_or_else(|| panic!("retry of {i} got no answer"));
+        assert_eq!(status, 202, "retry of publish {i}");
+        let id = id.unwrap();
+        if let Some(first) = answered.get(&i) {
+            assert_eq!(&id, first, "publish {i} was replayed");
+        }
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 3 * PER_ROUND);
+
+    // And exactly that many messages exist: none was stored twice.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (delivered, _) = tally(&r, "/once");
+        if delivered.len() >= 3 * PER_ROUND {
+            assert_eq!(delivered.len(), 3 * PER_ROUND, "no publish is stored twice");
+            assert!(delivered.keys().all(|id| ids.contains(id)));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} delivered",
+            delivered.len(),
+            3 * PER_ROUND
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "{} publishes answered before the kills, {} with no answer, all stored once",
+        answered.len(),
+        unknown.len()
+    );
+    server.child.start_kill().unwrap();
+}

@@ -20,6 +20,7 @@ mod crash;
 mod delivery;
 mod delivery_failures;
 mod devices;
+mod disk_full;
 mod docs;
 mod inbox;
 mod inbox_gateway;

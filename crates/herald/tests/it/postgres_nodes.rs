@@ -546,3 +546,48 @@ async fn migrate_brings_postgres_up_to_date_and_a_node_without_the_key_refuses_t
     assert!(e.to_string().contains("HERALD_ENCRYPTION_KEY"), "{e}");
     assert!(!other.path().join("encryption.key").exists());
 }
+
+/// A publish whose `COMMIT` fails on Postgres is answered 507 (the disk is full) or 503 (a
+/// serialization failure, the connection ended during the commit), never 202; nothing of it is
+/// stored, and its retry with the same `Idempotency-Key` is published once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_whose_commit_fails_is_answered_503_or_507_and_its_retry_is_stored_once() {
+    let Some(base) = postgres_url_or_skip(
+        "a_publish_whose_commit_fails_is_answered_503_or_507_and_its_retry_is_stored_once",
+    ) else {
+        return;
+    };
+    let db = TestDatabase::create(&base).await;
+    let t = spawn_node(&db, Role::All, |_| {}, |_| {}).await;
+    let mut fault = herald_store::testing::CommitFault::install(&db).await;
+    let app = t.create_app("Commit").await;
+    let publish = |what: &str| {
+        t.request(reqwest::Method::POST, &format!("/api/v1/app/{app}/msg"))
+            .header("idempotency-key", format!("key-{what}"))
+            .json(&json!({"eventType": "a", "eventId": format!("ev-{what}"),
+                          "payload": {"what": what}}))
+            .send()
+    };
+    for (what, status, code) in [
+        ("53100", 507, "insufficient_storage"),
+        ("40001", 503, "service_unavailable"),
+        ("disconnect", 503, "service_unavailable"),
+    ] {
+        fault.fail_with(what).await;
+        let (got, body) = crate::helpers::json(publish(what).await.unwrap()).await;
+        assert_eq!(got.as_u16(), status, "{what}: {body}");
+        assert_eq!(body["code"], code, "{what}");
+        fault.clear().await;
+        let (got, _) = t.get(&format!("/api/v1/app/{app}/msg/ev-{what}")).await;
+        assert_eq!(got, StatusCode::NOT_FOUND, "{what}: nothing is stored");
+
+        let retry = publish(what).await.unwrap();
+        assert!(retry.headers().get("idempotent-replayed").is_none());
+        assert_eq!(retry.status(), StatusCode::ACCEPTED, "{what}");
+        let again = publish(what).await.unwrap();
+        assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    }
+    let (_, list) = t.get(&format!("/api/v1/app/{app}/msg")).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 3);
+    t.stop().await;
+}

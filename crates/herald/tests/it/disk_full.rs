@@ -1,0 +1,265 @@
+//! Herald on a real full filesystem: its data directory on a size-limited tmpfs that fills up
+//! under publishes, then gets its space back.
+//!
+//! The promise under test is the first one Herald makes: a publish answered 202 is on disk,
+//! and every other answer is 503 or 507. The filesystem is mounted by the test, which needs
+//! root; without it (or where `mount` is refused) the test skips and says so.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::child::{ChildServer, TOKEN, free_port};
+use crate::receiver::{Receiver, Step};
+
+/// A tmpfs of a fixed size mounted on a fresh directory, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts one, or says why it cannot.
+    fn mount(megabytes: u32) -> Result<Self, String> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let root = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"));
+        if !root {
+            return Err("not running as root".into());
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount refused: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Self { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Fills the filesystem of `dir` completely with one file, then gives `keep` bytes back.
+fn fill(dir: &Path, keep: u64) -> PathBuf {
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0xA5_u8; 64 * 1024];
+    let mut written = 0_u64;
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+    let _ = file.flush();
+    file.set_len(written.saturating_sub(keep)).unwrap();
+    file.sync_all().unwrap();
+    path
+}
+
+async fn post(server: &ChildServer, path: &str, body: Value) -> (u16, Value) {
+    let response = server
+        .client
+        .post(server.url(path))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// 20 kB of payload, different for each message.
+fn payload(i: usize) -> Value {
+    json!({"i": i, "blob": format!("{i:08}").repeat(2_500)})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_never_loses_an_acknowledged_publish() {
+    let fs = match Tmpfs::mount(32) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipping a_full_disk_never_loses_an_acknowledged_publish: {why}");
+            return;
+        }
+    };
+    let r = Receiver::start().await;
+    r.always("/full", Step::Status(200));
+    let server = ChildServer::start(fs.path(), free_port(), &[]).await;
+    let (_, app) = post(&server, "/api/v1/app", json!({"name": "Full"})).await;
+    let app = app["id"].as_str().unwrap().to_owned();
+    let (status, _) = post(
+        &server,
+        &format!("/api/v1/app/{app}/endpoint"),
+        json!({"url": r.url("/full")}),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // About 3 MB left: room for some dozens of 20 kB messages with their attempts' logs.
+    let filler = fill(fs.path(), 3 << 20);
+
+    // Publish until well past full, four at a time so that group commits hold several.
+    let msg_path = format!("/api/v1/app/{app}/msg");
+    let outcomes: Vec<(usize, u16, Value)> = futures::stream::iter(0..300)
+        .map(|i| {
+            let server = &server;
+            let msg_path = &msg_path;
+            async move {
+                let body = json!({"eventType": "disk.full", "eventId": format!("ev-{i}"),
+                                  "payload": payload(i)});
+                let (status, out) = post(server, msg_path, body).await;
+                (i, status, out)
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let mut by_status: HashMap<u16, usize> = HashMap::new();
+    for (_, status, _) in &outcomes {
+        *by_status.entry(*status).or_default() += 1;
+    }
+    eprintln!("while the disk filled: {by_status:?}");
+    let acked: Vec<(usize, String)> = outcomes
+        .iter()
+        .filter(|(_, status, _)| *status == 202)
+        .map(|(i, _, out)| (*i, out["id"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(
+        !acked.is_empty(),
+        "some publishes fit before the disk filled"
+    );
+    assert!(
+        acked.len() < 300,
+        "the disk never filled: every publish was accepted"
+    );
+    for (i, status, out) in &outcomes {
+        assert!(
+            matches!(status, 202 | 503 | 507),
+            "publish {i} answered {status}: {out}"
+        );
+    }
+
+    // Space returns: Herald recovers by itself.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut after = Vec::new();
+    for j in 0..20 {
+        loop {
+            let body = json!({"eventType": "disk.full", "eventId": format!("after-{j}"),
+                              "payload": payload(1000 + j)});
+            let (status, out) = post(&server, &msg_path, body).await;
+            if status == 202 {
+                after.push(out["id"].as_str().unwrap().to_owned());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "publishes still fail after space returned: {status} {out}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // Every acknowledged message is stored and delivered, exactly as acknowledged.
+    let mut expected: HashMap<String, Option<usize>> =
+        acked.iter().map(|(i, id)| (id.clone(), Some(*i))).collect();
+    expected.extend(after.iter().map(|id| (id.clone(), None)));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got: HashMap<String, Vec<u8>> = r
+            .received("/full")
+            .into_iter()
+            .map(|req| (req.header("webhook-id").unwrap().to_owned(), req.body))
+            .collect();
+        let missing: Vec<&String> = expected
+            .keys()
+            .filter(|id| !got.contains_key(*id))
+            .collect();
+        if missing.is_empty() {
+            for (id, i) in &expected {
+                let Some(i) = i else { continue };
+                let body: Value = serde_json::from_slice(&got[id]).unwrap();
+                assert_eq!(body, payload(*i), "{id} was delivered as acknowledged");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} acknowledged messages never arrived, e.g. {:?}",
+            missing.len(),
+            expected.len(),
+            &missing[..missing.len().min(5)]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (i, id) in &acked {
+        let response = server
+            .client
+            .get(server.url(&format!("{msg_path}/{id}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "acknowledged publish {i} ({id})");
+    }
+
+    let status = server.terminate().await;
+    assert!(status.success(), "herald exits cleanly: {status}");
+
+    // The database is sound, and nothing is half-stored: every message has its task.
+    let db = fs.path().join("herald-data/herald.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .read_only(true);
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .unwrap();
+    let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(check, vec!["ok".to_owned()]);
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages m WHERE NOT EXISTS
+           (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0, "messages stored without their delivery task");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    eprintln!(
+        "{} acknowledged while filling, {stored} stored in all ({} published after)",
+        acked.len(),
+        after.len()
+    );
+}
