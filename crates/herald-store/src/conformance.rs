@@ -576,46 +576,63 @@ async fn idempotency(store: &dyn Store) {
     let now = herald_core::time::now();
     let day_ago = now - Duration::hours(24);
     let minute_ago = now - Duration::minutes(1);
-    let begin = |key: &'static str, fp: &'static [u8]| {
+    // Each request claims with a token of its own.
+    let begin = |key: &'static str, claim: &'static str, fp: &'static [u8]| {
         let scope = scope.clone();
         async move {
             store
-                .idempotency_begin(&scope, key, fp, now, day_ago, minute_ago)
+                .idempotency_begin(&scope, key, claim, fp, now, day_ago, minute_ago)
                 .await
                 .unwrap()
         }
     };
-    assert_eq!(begin("k1", b"fp").await, IdempotencyState::Started);
-    assert_eq!(begin("k1", b"fp").await, IdempotencyState::InProgress);
-    assert_eq!(begin("k1", b"other").await, IdempotencyState::Mismatch);
+    assert_eq!(begin("k1", "a", b"fp").await, IdempotencyState::Started);
+    assert_eq!(begin("k1", "b", b"fp").await, IdempotencyState::InProgress);
+    assert_eq!(begin("k1", "c", b"other").await, IdempotencyState::Mismatch);
     let response = StoredResponse {
         status: 201,
         body: b"{\"id\":1}".to_vec(),
     };
+    // Only the request holding the claim records its answer.
+    let other = StoredResponse {
+        status: 500,
+        body: Vec::new(),
+    };
     store
-        .idempotency_complete(&scope, "k1", &response)
+        .idempotency_complete(&scope, "k1", "b", &other)
+        .await
+        .unwrap();
+    store
+        .idempotency_complete(&scope, "k1", "a", &response)
+        .await
+        .unwrap();
+    store
+        .idempotency_complete(&scope, "k1", "a", &other)
         .await
         .unwrap();
     assert_eq!(
-        begin("k1", b"fp").await,
+        begin("k1", "d", b"fp").await,
         IdempotencyState::Completed(response)
     );
 
-    assert_eq!(begin("k2", b"fp").await, IdempotencyState::Started);
-    store.idempotency_abandon(&scope, "k2").await.unwrap();
-    assert_eq!(begin("k2", b"fp").await, IdempotencyState::Started);
+    assert_eq!(begin("k2", "a", b"fp").await, IdempotencyState::Started);
+    store.idempotency_abandon(&scope, "k2", "b").await.unwrap();
+    assert_eq!(begin("k2", "c", b"fp").await, IdempotencyState::InProgress);
+    store.idempotency_abandon(&scope, "k2", "a").await.unwrap();
+    assert_eq!(begin("k2", "d", b"fp").await, IdempotencyState::Started);
 
     // A claim left unfinished (its request died) is taken over after a while; a finished
-    // one is kept.
-    assert_eq!(begin("k3", b"fp").await, IdempotencyState::Started);
+    // one is kept. The request that lost its claim can no longer record or release anything.
+    assert_eq!(begin("k3", "a", b"fp").await, IdempotencyState::Started);
     let soon = now + Duration::minutes(2);
-    let takeover = |key: &'static str| {
+    let takeover = |key: &'static str, claim: &'static str| {
         let scope = scope.clone();
         async move {
             store
                 .idempotency_begin(
                     &scope,
                     key,
+                    claim,
                     b"fp",
                     soon,
                     soon - Duration::hours(24),
@@ -625,9 +642,15 @@ async fn idempotency(store: &dyn Store) {
                 .unwrap()
         }
     };
-    assert_eq!(takeover("k3").await, IdempotencyState::Started);
+    assert_eq!(takeover("k3", "b").await, IdempotencyState::Started);
+    store
+        .idempotency_complete(&scope, "k3", "a", &other)
+        .await
+        .unwrap();
+    store.idempotency_abandon(&scope, "k3", "a").await.unwrap();
+    assert_eq!(takeover("k3", "c").await, IdempotencyState::InProgress);
     assert!(matches!(
-        takeover("k1").await,
+        takeover("k1", "e").await,
         IdempotencyState::Completed(_)
     ));
 
@@ -638,6 +661,7 @@ async fn idempotency(store: &dyn Store) {
             .idempotency_begin(
                 &scope,
                 "k1",
+                "f",
                 b"fp",
                 later,
                 later - Duration::hours(24),
@@ -654,14 +678,15 @@ async fn idempotency(store: &dyn Store) {
 
 /// A message create's key is completed by the publish's own transaction: committed with the
 /// message, or not at all (so that a retry of a publish whose answer was lost is replayed if
-/// it was stored, and run if it was not).
+/// it was stored, and run if it was not). A publish whose claim is gone publishes nothing.
 async fn idempotent_publishes(store: &dyn Store, scope: &str) {
     let now = herald_core::time::now();
-    let begin = |key: &'static str| async move {
+    let begin = |key: &'static str, claim: &'static str| async move {
         store
             .idempotency_begin(
                 scope,
                 key,
+                claim,
                 b"fp",
                 now,
                 now - Duration::hours(24),
@@ -672,49 +697,97 @@ async fn idempotent_publishes(store: &dyn Store, scope: &str) {
     };
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
-    let answer = |key: &str, body: &[u8]| IdempotencyCompletion {
+    let answer = |key: &str, claim: &str, body: &[u8]| IdempotencyCompletion {
         scope: scope.to_owned(),
         key: key.to_owned(),
+        claim: claim.to_owned(),
         response: StoredResponse {
             status: 202,
             body: body.to_vec(),
         },
     };
+    let stored = |msg: Message| async move {
+        store
+            .get_message(&msg.app_id, &msg.id)
+            .await
+            .unwrap()
+            .is_some()
+    };
 
-    assert_eq!(begin("publish-1").await, IdempotencyState::Started);
+    assert_eq!(begin("publish-1", "a").await, IdempotencyState::Started);
     let mut msg = sample_message(&app.id, "user.signup", None);
     msg.event_id = Some("once".into());
     store
-        .create_message_idempotent(&msg, &answer("publish-1", b"first"))
+        .create_message_idempotent(&msg, &answer("publish-1", "a", b"first"))
         .await
         .unwrap();
     // What a 5xx answer does afterwards: it must not undo the committed answer.
-    store.idempotency_abandon(scope, "publish-1").await.unwrap();
+    store
+        .idempotency_abandon(scope, "publish-1", "a")
+        .await
+        .unwrap();
     assert_eq!(
-        begin("publish-1").await,
-        IdempotencyState::Completed(answer("publish-1", b"first").response)
+        begin("publish-1", "b").await,
+        IdempotencyState::Completed(answer("publish-1", "a", b"first").response)
     );
 
     // A publish that fails stores neither the message nor the answer.
-    assert_eq!(begin("publish-2").await, IdempotencyState::Started);
+    assert_eq!(begin("publish-2", "a").await, IdempotencyState::Started);
     let mut again = sample_message(&app.id, "user.signup", None);
     again.event_id = Some("once".into());
     assert!(matches!(
         store
-            .create_message_idempotent(&again, &answer("publish-2", b"second"))
+            .create_message_idempotent(&again, &answer("publish-2", "a", b"second"))
             .await,
         Err(StoreError::Conflict(_))
     ));
+    assert!(!stored(again.clone()).await);
+    assert_eq!(begin("publish-2", "b").await, IdempotencyState::InProgress);
+    store
+        .idempotency_abandon(scope, "publish-2", "a")
+        .await
+        .unwrap();
+
+    // A request that was dropped (its claim released) or taken over publishes nothing: the
+    // retry that holds the key does.
+    assert_eq!(begin("publish-2", "c").await, IdempotencyState::Started);
+    let late = sample_message(&app.id, "user.signup", None);
+    assert!(matches!(
+        store
+            .create_message_idempotent(&late, &answer("publish-2", "a", b"late"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(!stored(late).await);
+    let retry = sample_message(&app.id, "user.signup", None);
+    store
+        .create_message_idempotent(&retry, &answer("publish-2", "c", b"retry"))
+        .await
+        .unwrap();
+    assert!(stored(retry).await);
+    store
+        .idempotency_abandon(scope, "publish-2", "c")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .idempotency_begin(scope, "publish-3", "a", b"fp", now, now, now)
+            .await
+            .unwrap(),
+        IdempotencyState::Started
+    ));
+    store
+        .idempotency_abandon(scope, "publish-3", "a")
+        .await
+        .unwrap();
+    let dropped = sample_message(&app.id, "user.signup", None);
     assert!(
         store
-            .get_message(&app.id, &again.id)
+            .create_message_idempotent(&dropped, &answer("publish-3", "a", b"dropped"))
             .await
-            .unwrap()
-            .is_none()
+            .is_err()
     );
-    assert_eq!(begin("publish-2").await, IdempotencyState::InProgress);
-    store.idempotency_abandon(scope, "publish-2").await.unwrap();
-    assert_eq!(begin("publish-2").await, IdempotencyState::Started);
+    assert!(!stored(dropped).await);
     store.delete_app(&app.id).await.unwrap();
 }
 

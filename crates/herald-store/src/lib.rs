@@ -56,7 +56,8 @@ pub enum StoreError {
     #[error("not found")]
     NotFound,
     /// The database cannot be reached or cannot commit right now (down, locked past the busy
-    /// timeout, disk full). The caller should answer 503 and the client retry.
+    /// timeout, an I/O error, a transaction it rolled back by itself). The caller should answer
+    /// 503 and the client retry.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     /// The database's disk is full (SQLite's `SQLITE_FULL`, Postgres's `disk_full`): nothing
@@ -81,10 +82,10 @@ impl StoreError {
     pub(crate) fn from_sqlx(err: sqlx::Error, conflict: &'static str) -> Self {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(conflict),
-            sqlx::Error::Database(db) if is_disk_full(db.code().as_deref()) => {
+            sqlx::Error::Database(db) if is_disk_full(engine_code(db.as_ref())) => {
                 StoreError::StorageFull(err)
             }
-            sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
+            sqlx::Error::Database(db) if is_transient(engine_code(db.as_ref())) => {
                 StoreError::Unavailable(err)
             }
             sqlx::Error::Io(_)
@@ -108,6 +109,19 @@ impl StoreError {
         )
     }
 
+    /// This failure as the database's, never the caller's: a transient error stays what it
+    /// is, any other becomes `Unavailable` (say, SQLite dropped a savepoint with the
+    /// transaction it rolled back by itself).
+    pub(crate) fn into_database_failure(self) -> Self {
+        match self {
+            e if e.is_transient() => e,
+            StoreError::Other(e) => StoreError::Unavailable(e),
+            other => {
+                StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(other.to_string())))
+            }
+        }
+    }
+
     /// The same error for another waiter on one failed operation (every publish of a group
     /// commit whose transaction failed): the kind and the message, not the driver's value.
     pub(crate) fn for_another_waiter(&self) -> Self {
@@ -129,36 +143,55 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// The primary result code of a SQLite error code (sqlx reports extended codes, decimal and
-/// at most four digits; Postgres's SQLSTATEs are five characters).
-fn sqlite_primary(code: Option<&str>) -> Option<u32> {
-    code.filter(|c| c.len() <= 4)
-        .and_then(|c| c.parse::<u32>().ok())
-        .map(|c| c & 0xff)
+/// A database error's code, told by engine: SQLite's result codes (sqlx reports the extended
+/// ones) and Postgres's SQLSTATEs look alike as strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EngineCode<'a> {
+    Sqlite(u32),
+    Postgres(&'a str),
+    Unknown,
 }
 
-/// Error codes that say the disk is full: SQLite's `SQLITE_FULL` and Postgres's `disk_full`.
-fn is_disk_full(code: Option<&str>) -> bool {
-    sqlite_primary(code) == Some(13) || code == Some("53100")
-}
-
-/// Error codes that mean "try again later" rather than "this request is wrong".
-fn is_transient(code: Option<&str>) -> bool {
-    if let Some(primary) = sqlite_primary(code) {
-        // SQLite: BUSY, LOCKED, NOMEM, IOERR, CANTOPEN, with all their extended codes.
-        return matches!(primary, 5 | 6 | 7 | 10 | 14);
+fn engine_code(db: &dyn sqlx::error::DatabaseError) -> EngineCode<'_> {
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return db
+            .code()
+            .and_then(|c| c.parse().ok())
+            .map_or(EngineCode::Unknown, EngineCode::Sqlite);
     }
-    code.is_some_and(|c| {
-        // Postgres: connection exceptions, insufficient resources, operator intervention
-        // (admin shutdown, crash shutdown, cannot connect now), system errors, and the
-        // rollbacks worth retrying (serialization failure, deadlock detected).
-        c.starts_with("08")
-            || c.starts_with("53")
-            || c.starts_with("57")
-            || c.starts_with("58")
-            || c == "40001"
-            || c == "40P01"
-    })
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        return EngineCode::Postgres(pg.code());
+    }
+    EngineCode::Unknown
+}
+
+/// The disk is full: SQLite's `SQLITE_FULL`, Postgres's `disk_full`.
+fn is_disk_full(code: EngineCode<'_>) -> bool {
+    match code {
+        EngineCode::Sqlite(c) => c & 0xff == 13,
+        EngineCode::Postgres(c) => c == "53100",
+        EngineCode::Unknown => false,
+    }
+}
+
+/// Codes that mean "try again later" rather than "this request is wrong".
+fn is_transient(code: EngineCode<'_>) -> bool {
+    match code {
+        // BUSY, LOCKED, NOMEM, IOERR, CANTOPEN, with all their extended codes.
+        EngineCode::Sqlite(c) => matches!(c & 0xff, 5 | 6 | 7 | 10 | 14),
+        // Connection exceptions, insufficient resources, operator intervention (admin
+        // shutdown, crash shutdown, cannot connect now), system errors, the rollbacks worth
+        // retrying (serialization failure, deadlock detected) and a statement whose completion
+        // is unknown.
+        EngineCode::Postgres(c) => {
+            c.starts_with("08")
+                || c.starts_with("53")
+                || c.starts_with("57")
+                || c.starts_with("58")
+                || matches!(c, "40001" | "40P01" | "40003")
+        }
+        EngineCode::Unknown => false,
+    }
 }
 
 /// Re-encrypts one sealed value: `Ok(None)` to keep it, `Err` to abort the whole run.
@@ -211,6 +244,9 @@ pub struct StoredResponse {
 pub struct IdempotencyCompletion {
     pub scope: String,
     pub key: String,
+    /// The claim `idempotency_begin` made: only while it still holds the key is the answer
+    /// recorded, and the work done (otherwise the work fails with `Conflict`).
+    pub claim: String,
     pub response: StoredResponse,
 }
 
@@ -523,25 +559,32 @@ pub trait Store: DeviceStore + InboxStore + Send + Sync + 'static {
     // -- idempotency --
 
     /// Claims `key` in `scope` for a request with `fingerprint` (a hash of method, path and
-    /// body). Keys older than `expires_before` count as absent, and a claim still unfinished
-    /// since before `abandoned_before` is taken over (its request died without releasing it).
+    /// body), as `claim` (a token unique to this request). Keys older than `expires_before`
+    /// count as absent, and a claim still unfinished since before `abandoned_before` is taken
+    /// over (its request died without releasing it).
+    #[allow(clippy::too_many_arguments)]
     async fn idempotency_begin(
         &self,
         scope: &str,
         key: &str,
+        claim: &str,
         fingerprint: &[u8],
         now: DateTime<Utc>,
         expires_before: DateTime<Utc>,
         abandoned_before: DateTime<Utc>,
     ) -> Result<IdempotencyState>;
+    /// Records the answer of the request holding `claim`; nothing if the claim was released or
+    /// taken over meanwhile.
     async fn idempotency_complete(
         &self,
         scope: &str,
         key: &str,
+        claim: &str,
         response: &StoredResponse,
     ) -> Result<()>;
-    /// Releases a key whose request failed in a way worth retrying (5xx).
-    async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<()>;
+    /// Releases the key of a request that failed in a way worth retrying (5xx), if `claim`
+    /// still holds it unfinished: an answer already recorded stays.
+    async fn idempotency_abandon(&self, scope: &str, key: &str, claim: &str) -> Result<()>;
     async fn purge_idempotency(&self, older_than: DateTime<Utc>) -> Result<u64>;
 }
 
@@ -618,33 +661,55 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_disk_full, is_transient};
+    use super::{EngineCode, is_disk_full, is_transient};
 
     #[test]
     fn a_full_disk_is_told_apart_from_other_failures() {
-        // SQLite reports extended codes; Postgres five-character SQLSTATEs.
-        for full in ["13", "53100"] {
-            assert!(is_disk_full(Some(full)), "{full}");
+        use EngineCode::{Postgres, Sqlite};
+        for full in [Sqlite(13), Postgres("53100")] {
+            assert!(is_disk_full(full), "{full:?}");
         }
         for transient in [
-            "5", "261", "517", "773", // BUSY and its extended codes
-            "6", "262", // LOCKED
-            "7",   // NOMEM
-            "10", "266", "778", "1034", "4874", // IOERR: read, write, fsync, …
-            "14", "270", // CANTOPEN
-            "08006", "57P01", "53200", "40001", "40P01",
+            Sqlite(5),
+            Sqlite(261),
+            Sqlite(517),
+            Sqlite(773), // BUSY and its extended codes
+            Sqlite(6),
+            Sqlite(262), // LOCKED
+            Sqlite(7),   // NOMEM
+            Sqlite(10),
+            Sqlite(266),
+            Sqlite(778),
+            Sqlite(1034),
+            Sqlite(4874), // IOERR: read, write, fsync, …
+            Sqlite(14),
+            Sqlite(270), // CANTOPEN
+            Postgres("08006"),
+            Postgres("57P01"),
+            Postgres("53200"),
+            Postgres("40001"),
+            Postgres("40P01"),
+            Postgres("40003"),
         ] {
-            assert!(is_transient(Some(transient)), "{transient}");
-            assert!(!is_disk_full(Some(transient)), "{transient}");
+            assert!(is_transient(transient), "{transient:?}");
+            assert!(!is_disk_full(transient), "{transient:?}");
         }
-        // The caller's own fault: constraints, a missing table, a check; and codes that only
-        // look like SQLite's.
+        // The caller's own fault: constraints, a missing table, a check; and a Postgres code
+        // that reads like a SQLite one.
         for own in [
-            "19", "2067", "787", "1", "23505", "23514", "42P01", "22012", "10000",
+            Sqlite(19),
+            Sqlite(2067),
+            Sqlite(787),
+            Sqlite(1),
+            Sqlite(9), // an interrupt
+            Postgres("23505"),
+            Postgres("23514"),
+            Postgres("42P01"),
+            Postgres("10013"),
+            EngineCode::Unknown,
         ] {
-            assert!(!is_transient(Some(own)), "{own}");
-            assert!(!is_disk_full(Some(own)), "{own}");
+            assert!(!is_transient(own), "{own:?}");
+            assert!(!is_disk_full(own), "{own:?}");
         }
-        assert!(!is_transient(None) && !is_disk_full(None));
     }
 }

@@ -21,7 +21,8 @@
 //!   written in order.
 //!
 //! Failures are where a store earns its keep: a full disk, an I/O error, SQLite rolling a
-//! transaction back by itself. Every write transaction is a [`WriteTx`], which trusts only
+//! transaction back by itself (the migrations at start are the one use of sqlx's own
+//! transactions on the writer: if they fail, Herald does not start). Every write transaction is a [`WriteTx`], which trusts only
 //! what SQLite answers to its own `BEGIN`, `SAVEPOINT`, `RELEASE` and `COMMIT`, and closes
 //! the connection of any transaction that did not end cleanly. A publish is answered `Ok` only
 //! when the `COMMIT` holding it succeeded; a full disk is [`StoreError::StorageFull`]; and
@@ -210,10 +211,10 @@ async fn commit_batch(
             Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
                 // Only a savepoint that is still there proves that the rest of the
-                // transaction is: if SQLite rolled it all back, the batch fails with the error
-                // that made it do so.
-                if tx.rollback_to_savepoint().await.is_err() {
-                    return Err(e);
+                // transaction is. If SQLite rolled it all back, the batch fails as the
+                // database's failure: this publish's own error is not the others'.
+                if let Err(lost) = tx.rollback_to_savepoint().await {
+                    return Err(lost.into_database_failure());
                 }
                 outcomes.push(Err(e));
             }
@@ -250,9 +251,9 @@ const BOOKKEEPING: TxMode = TxMode {
 /// A write transaction on the writer connection, which knows only what SQLite answered.
 ///
 /// sqlx's own transactions count their nesting on the client and turn a `begin` inside a
-/// transaction into a `SAVEPOINT`. SQLite rolls a whole transaction back by itself on some
-/// errors (`SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_NOMEM`, `SQLITE_BUSY`, an interrupt): the
-/// count is then wrong, the connection's next "transaction" is a savepoint that nobody
+/// transaction into a `SAVEPOINT`. SQLite may roll a whole transaction back by itself when a
+/// statement fails (always on `SQLITE_IOERR` and interrupts, on `SQLITE_FULL` and
+/// `SQLITE_NOMEM` unless only the statement needs undoing): the count is then wrong, the connection's next "transaction" is a savepoint that nobody
 /// commits, and its "commit" releases that savepoint and reports success. That is how a full
 /// disk once had publishes answered 202 and lost. So the writer's transactions are plain
 /// statements issued here, every one checked, and the connection of a transaction that does

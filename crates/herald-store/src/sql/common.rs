@@ -1375,6 +1375,7 @@ impl Store for SqlStore {
         &self,
         scope: &str,
         key: &str,
+        claim: &str,
         fingerprint: &[u8],
         now: DateTime<Utc>,
         expires_before: DateTime<Utc>,
@@ -1394,13 +1395,14 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await?;
         let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (scope, key) DO NOTHING",
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, claim_token)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO NOTHING",
         )
         .bind(scope)
         .bind(key)
         .bind(fingerprint)
         .bind(millis(now))
+        .bind(claim)
         .execute(&mut *tx)
         .await?;
         let state = if inserted.rows_affected() == 1 {
@@ -1433,24 +1435,23 @@ impl Store for SqlStore {
         &self,
         scope: &str,
         key: &str,
+        claim: &str,
         response: &StoredResponse,
     ) -> Result<()> {
-        sqlx::query("UPDATE idempotency_keys SET status = $3, body = $4 WHERE scope = $1 AND key = $2")
-            .bind(scope)
-            .bind(key)
-            .bind(i32::from(response.status))
-            .bind(&response.body)
-            .execute(&self.writer)
-            .await?;
+        complete_claim(&self.writer, scope, key, claim, response).await?;
         Ok(())
     }
 
-    async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL")
-            .bind(scope)
-            .bind(key)
-            .execute(&self.writer)
-            .await?;
+    async fn idempotency_abandon(&self, scope: &str, key: &str, claim: &str) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys
+             WHERE scope = $1 AND key = $2 AND claim_token = $3 AND status IS NULL",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(claim)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
@@ -1461,6 +1462,32 @@ impl Store for SqlStore {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Records the answer of the request holding `claim` on a key; whether the claim still held it
+/// (it was neither released nor taken over, nor answered already).
+async fn complete_claim<'e, E>(
+    conn: E,
+    scope: &str,
+    key: &str,
+    claim: &str,
+    response: &StoredResponse,
+) -> Result<bool>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    let done = sqlx::query(
+        "UPDATE idempotency_keys SET status = $4, body = $5
+         WHERE scope = $1 AND key = $2 AND claim_token = $3 AND status IS NULL",
+    )
+    .bind(scope)
+    .bind(key)
+    .bind(claim)
+    .bind(i32::from(response.status))
+    .bind(&response.body)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// One publish for [`insert_messages_in`].
@@ -1519,14 +1546,14 @@ async fn insert_messages_in(
             StoreError::from_sqlx(e, "a message with this eventId already exists in the application")
         })?;
     }
-    for completion in msgs.iter().filter_map(|new| new.completes) {
-        sqlx::query("UPDATE idempotency_keys SET status = $3, body = $4 WHERE scope = $1 AND key = $2")
-            .bind(&completion.scope)
-            .bind(&completion.key)
-            .bind(i32::from(completion.response.status))
-            .bind(&completion.response.body)
-            .execute(&mut *tx)
-            .await?;
+    for c in msgs.iter().filter_map(|new| new.completes) {
+        // A request that was dropped, or whose claim a retry took over, publishes nothing: its
+        // client retries (or has retried) with the key, and that retry publishes.
+        if !complete_claim(&mut *tx, &c.scope, &c.key, &c.claim, &c.response).await? {
+            return Err(StoreError::Conflict(
+                "this request's Idempotency-Key claim was released or taken over; retry with the key",
+            ));
+        }
     }
 
     let mut endpoints_of: Vec<(&AppId, Vec<Endpoint>)> = Vec::new();

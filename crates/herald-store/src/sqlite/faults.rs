@@ -1,26 +1,33 @@
-//! Fault injection into the SQLite writer, without root and without a VFS: every writer
-//! connection gets a progress handler that can interrupt its Nth virtual-machine step, and a
-//! commit hook that can turn its Nth commit into a rollback. An interrupted write makes SQLite
-//! roll the whole transaction back by itself, exactly as `SQLITE_FULL`, `SQLITE_IOERR` and
-//! `SQLITE_NOMEM` do (they share that path in `sqlite3VdbeHalt`); a vetoed commit is a
-//! `COMMIT` that fails. Each test walks N over every step of what it runs, so that a failure
-//! lands once on every statement, `SAVEPOINT`, `RELEASE`, `ROLLBACK TO` and `COMMIT`.
+//! Fault injection into the SQLite writer, without root and without a VFS.
+//!
+//! - **A failure walked over every step.** Every writer connection gets a progress handler that
+//!   can interrupt its Nth virtual-machine step, and a commit hook that can turn its Nth
+//!   commit into a rollback. An interrupted write makes SQLite roll the whole transaction back
+//!   by itself, as `SQLITE_IOERR` always does and `SQLITE_FULL` and `SQLITE_NOMEM` do when the
+//!   statement has no statement journal (they share that path in `sqlite3VdbeHalt`); a vetoed
+//!   commit is a `COMMIT` that fails. The tests walk N over every step of what they run, so
+//!   that a failure lands once on every statement, `SAVEPOINT`, `RELEASE`, `ROLLBACK TO` and
+//!   `COMMIT`. An interrupt is not an error Herald expects (it answers 500 for it); what these
+//!   walks prove is the bookkeeping of the transaction, whatever the error.
+//! - **A real `SQLITE_FULL`.** `PRAGMA max_page_count` on the writer makes the database full at
+//!   a chosen size, stepped a page at a time: the error the disk gives, on the path Herald takes
+//!   for it (the batch fails as the database's failure, `StorageFull`).
 //!
 //! One outcome is legitimately ambiguous: SQLite checks the progress handler once more as a
-//! statement returns, so a `COMMIT` can report an interrupt after it has committed. Herald then
-//! answers 503 for a publish that is stored (a client retries with its `eventId` or
+//! statement returns, so a `COMMIT` can report an interrupt after it has committed. The publish
+//! is then answered as failed while it is stored (a client retries with its `eventId` or
 //! `Idempotency-Key` and gets no duplicate); the tests allow that outcome only there.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::Duration;
-use herald_core::model::{DeliveryStatus, Endpoint, Message};
+use herald_core::model::{Application, DeliveryStatus, Endpoint, Message};
 use sqlx::sqlite::SqlitePoolOptions;
 
 use super::SqliteStore;
 use crate::conformance::{record, sample_app, sample_endpoint, sample_message, sample_secrets};
-use crate::{NextStep, Store, TaskClaim};
+use crate::{NextStep, Store, StoreError, TaskClaim};
 
 /// Counts the writer's steps and commits, and fails the one armed.
 #[derive(Default)]
@@ -78,9 +85,27 @@ impl Faults {
     }
 }
 
-async fn open_with_faults() -> (SqliteStore, Arc<Faults>, tempfile::TempDir) {
+/// A fresh database in a directory of its own, with `writer` setting up its writer's pool.
+async fn open(writer: SqlitePoolOptions) -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    (SqliteStore::open_with(&url, writer).await.unwrap(), dir)
+}
+
+/// An application with `n` endpoints that take every message of the sample event type.
+async fn app_with_endpoints(store: &SqliteStore, n: usize) -> Application {
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    for _ in 0..n {
+        store
+            .create_endpoint(&sample_endpoint(&app.id), &sample_secrets())
+            .await
+            .unwrap();
+    }
+    app
+}
+
+async fn open_with_faults() -> (SqliteStore, Arc<Faults>, tempfile::TempDir) {
     let faults = Arc::new(Faults::default());
     let hooked = faults.clone();
     let writer = SqlitePoolOptions::new().after_connect(move |conn, _| {
@@ -93,7 +118,7 @@ async fn open_with_faults() -> (SqliteStore, Arc<Faults>, tempfile::TempDir) {
             Ok(())
         })
     });
-    let store = SqliteStore::open_with(&url, writer).await.unwrap();
+    let (store, dir) = open(writer).await;
     (store, faults, dir)
 }
 
@@ -109,6 +134,19 @@ async fn assert_writer_clean(store: &SqliteStore, context: &str) {
         .execute(&mut *conn)
         .await
         .unwrap_or_else(|e| panic!("{context}: the writer is left inside a transaction: {e}"));
+}
+
+/// After the failures, with nothing restarted: a publish is stored with its two tasks, and
+/// `PRAGMA integrity_check` finds nothing wrong.
+async fn publishing_works_and_the_file_is_sound(store: SqliteStore, app: &Application) {
+    let after = sample_message(&app.id, "user.signup", None);
+    assert_eq!(store.create_message(&after).await.unwrap().len(), 2);
+    let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&store.reader)
+        .await
+        .unwrap();
+    assert_eq!(check, vec!["ok".to_owned()]);
+    store.close().await;
 }
 
 /// Stored with every task its endpoints get, or not at all.
@@ -144,15 +182,8 @@ async fn publish_together(store: &SqliteStore, batch: &[Message]) -> Vec<crate::
 #[tokio::test]
 async fn a_publish_is_acknowledged_only_if_its_commit_succeeded_whatever_step_fails() {
     let (store, faults, _dir) = open_with_faults().await;
-    let app = sample_app(None);
-    store.create_app(&app).await.unwrap();
-    let endpoints: Vec<Endpoint> = (0..2).map(|_| sample_endpoint(&app.id)).collect();
-    for endpoint in &endpoints {
-        store
-            .create_endpoint(endpoint, &sample_secrets())
-            .await
-            .unwrap();
-    }
+    let app = app_with_endpoints(&store, 2).await;
+    let endpoints = 2;
     let mut taken = sample_message(&app.id, "user.signup", None);
     taken.event_id = Some("taken".into());
     store.create_message(&taken).await.unwrap();
@@ -175,12 +206,19 @@ async fn a_publish_is_acknowledged_only_if_its_commit_succeeded_whatever_step_fa
             let hit = faults.disarm();
             rounds += 1;
             let context = format!("failure at step {n} (conflict: {with_conflict})");
-            for (msg, outcome) in batch.iter().zip(&outcomes) {
-                let stored = stored_whole(&store, msg, endpoints.len()).await;
+            for (i, (msg, outcome)) in batch.iter().zip(&outcomes).enumerate() {
+                let stored = stored_whole(&store, msg, endpoints).await;
+                if !(with_conflict && i == 2) {
+                    assert!(
+                        !matches!(outcome, Err(StoreError::Conflict(_) | StoreError::NotFound)),
+                        "{context}: another publish's error reached {}: {outcome:?}",
+                        msg.id
+                    );
+                }
                 match outcome {
                     Ok(matched) => {
                         assert!(stored, "{context}: {} acknowledged, not stored", msg.id);
-                        assert_eq!(*matched, endpoints.len());
+                        assert_eq!(*matched, endpoints);
                         acknowledged += 1;
                     }
                     Err(_) if stored => {
@@ -221,14 +259,7 @@ async fn a_publish_is_acknowledged_only_if_its_commit_succeeded_whatever_step_fa
     );
 
     // Nothing needs a restart: publishes go on, and the file is sound.
-    let after = sample_message(&app.id, "user.signup", None);
-    assert_eq!(store.create_message(&after).await.unwrap().len(), 2);
-    let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_all(&store.reader)
-        .await
-        .unwrap();
-    assert_eq!(check, vec!["ok".to_owned()]);
-    store.close().await;
+    publishing_works_and_the_file_is_sound(store, &app).await;
 }
 
 /// What a worker does with an endpoint that has work: claim it, claim its tasks, record their
@@ -315,4 +346,103 @@ async fn a_failed_bookkeeping_transaction_leaves_the_writer_as_it_found_it() {
         "the failure walked over the bookkeeping's steps"
     );
     store.close().await;
+}
+
+/// The database made full at every size a page apart (`PRAGMA max_page_count`, a real
+/// `SQLITE_FULL`), a group commit at each: a publish is `Ok` only when stored whole, the others
+/// fail with `StorageFull` (never with another publish's error) and store nothing, the writer is
+/// left clean, and once there is room again publishing simply works.
+#[tokio::test]
+async fn a_full_database_fails_whole_batches_with_storage_full() {
+    // The limit every writer connection starts with (0: none), for the connections that
+    // replace one closed after a failure.
+    let limit = Arc::new(AtomicU64::new(0));
+    let hooked = limit.clone();
+    let writer = SqlitePoolOptions::new().after_connect(move |conn, _| {
+        let pages = hooked.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if pages > 0 {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA max_page_count = {pages}"
+                )))
+                .execute(conn)
+                .await?;
+            }
+            Ok(())
+        })
+    });
+    let (store, _dir) = open(writer).await;
+    let app = app_with_endpoints(&store, 2).await;
+    let mut taken = sample_message(&app.id, "user.signup", None);
+    taken.event_id = Some("taken".into());
+    store.create_message(&taken).await.unwrap();
+
+    let (mut full, mut stored_batches) = (0, 0);
+    for with_conflict in [false, true] {
+        for room in 0.. {
+            let pages: u64 = sqlx::query_scalar("PRAGMA page_count")
+                .fetch_one(&store.reader)
+                .await
+                .unwrap();
+            limit.store(pages + room, Ordering::SeqCst);
+            {
+                let mut conn = store.writer.acquire().await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA max_page_count = {}",
+                    pages + room
+                )))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            }
+            let mut batch: Vec<Message> = (0..4)
+                .map(|i| {
+                    let mut m = sample_message(&app.id, "user.signup", None);
+                    m.payload = Some(format!(r#"{{"i": {i}, "blob": "{}"}}"#, "x".repeat(3000)));
+                    m
+                })
+                .collect();
+            if with_conflict {
+                let mut again = sample_message(&app.id, "user.signup", None);
+                again.event_id = Some("taken".into());
+                batch.insert(2, again);
+            }
+            let outcomes = publish_together(&store, &batch).await;
+            let context = format!("room for {room} pages (conflict: {with_conflict})");
+            let mut all_stored = true;
+            for (i, (msg, outcome)) in batch.iter().zip(&outcomes).enumerate() {
+                let stored = stored_whole(&store, msg, 2).await;
+                let duplicate = with_conflict && i == 2;
+                match outcome {
+                    Ok(_) => assert!(stored, "{context}: {} acknowledged, not stored", msg.id),
+                    Err(StoreError::StorageFull(_)) => {
+                        assert!(!stored, "{context}: {} failed but is stored", msg.id);
+                        all_stored = false;
+                    }
+                    Err(StoreError::Conflict(_)) if duplicate => {}
+                    Err(e) => panic!("{context}: {} failed with {e}", msg.id),
+                }
+            }
+            assert_writer_clean(&store, &context).await;
+            if all_stored {
+                stored_batches += 1;
+                break;
+            }
+            full += 1;
+        }
+    }
+    eprintln!("{full} batches refused for a full database before one fitted, twice");
+    assert!(full >= 4, "the database was full for several sizes");
+    assert_eq!(stored_batches, 2);
+
+    // Room again: publishing simply works, and the file is sound.
+    limit.store(0, Ordering::SeqCst);
+    {
+        let mut conn = store.writer.acquire().await.unwrap();
+        sqlx::raw_sql("PRAGMA max_page_count = 4294967294")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    publishing_works_and_the_file_is_sound(store, &app).await;
 }

@@ -5,7 +5,12 @@
 //! response back without running again (marked `idempotent-replayed: true`). A request that
 //! arrives while the first is still running gets 409, and reusing a key for a different
 //! request (method, path, query or body) gets 422. Server errors (5xx) release the key so the
-//! client's retry runs for real; that is how the official SDKs retry.
+//! client's retry runs for real; that is how the official SDKs retry. (If the database refuses
+//! even that, on a full disk say, the release is retried in the background until it works.)
+//!
+//! Every claim carries a token of its own, and a request records or releases the key only while
+//! its claim still holds it: a request dropped mid-flight, or one whose claim a retry took over,
+//! can neither overwrite the key's answer nor, for a message, publish (its publish fails).
 //!
 //! A claim whose request never finishes (the client went away mid-request, the handler
 //! panicked) is released when the request is dropped, and in any case taken over after a
@@ -22,13 +27,15 @@
 //! not; never stored twice. Other requests record their answer after their effect: if Herald
 //! dies between the two, their retry runs again.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Duration;
-use herald_store::{IdempotencyState, StoredResponse};
+use herald_store::{IdempotencyState, Store, StoredResponse};
 use sha2::{Digest, Sha256};
 
 use super::AppState;
@@ -46,6 +53,9 @@ const MAX_KEY_LEN: usize = 256;
 pub struct IdempotencyClaim {
     pub scope: String,
     pub key: String,
+    /// This request's claim on the key: whatever it records or releases applies only while
+    /// the claim still holds the key (not after a takeover, nor once released).
+    pub token: String,
 }
 
 impl IdempotencyClaim {
@@ -59,11 +69,41 @@ impl IdempotencyClaim {
         herald_store::IdempotencyCompletion {
             scope: self.scope.clone(),
             key: self.key.clone(),
+            claim: self.token.clone(),
             response: StoredResponse {
                 status: status.as_u16(),
                 body: state.keyring.seal(body),
             },
         }
+    }
+
+    /// Releases the key for a retry, now if the database lets it, else in the background
+    /// until it does (on a full disk even this delete can fail): a client retrying after a
+    /// 503 or 507 must not find the key "still being processed" once the database is back.
+    /// Past the takeover time there is nothing left to do.
+    async fn release(self, store: Arc<dyn Store>) {
+        let failed = match store
+            .idempotency_abandon(&self.scope, &self.key, &self.token)
+            .await
+        {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        tracing::warn!(error = %failed, "could not release an idempotency key yet; retrying");
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now()
+                + std::time::Duration::from_secs(ABANDONED_AFTER_SECONDS as u64);
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                if store
+                    .idempotency_abandon(&self.scope, &self.key, &self.token)
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        });
     }
 }
 
@@ -75,8 +115,7 @@ pub struct RecordedWithEffect;
 /// Releases a claimed key if the request ends without recording an answer (it was dropped).
 struct Claim {
     state: AppState,
-    scope: String,
-    key: String,
+    id: IdempotencyClaim,
     settled: bool,
 }
 
@@ -90,7 +129,7 @@ impl Claim {
         if let Err(e) = self
             .state
             .store
-            .idempotency_complete(&self.scope, &self.key, &sealed)
+            .idempotency_complete(&self.id.scope, &self.id.key, &self.id.token, &sealed)
             .await
         {
             // The effect happened and the client gets its answer; a retry with this key finds
@@ -106,14 +145,7 @@ impl Claim {
 
     async fn release(mut self) {
         self.settled = true;
-        if let Err(e) = self
-            .state
-            .store
-            .idempotency_abandon(&self.scope, &self.key)
-            .await
-        {
-            tracing::warn!(error = %e, "could not release an idempotency key");
-        }
+        self.id.clone().release(self.state.store.clone()).await;
     }
 }
 
@@ -122,15 +154,9 @@ impl Drop for Claim {
         if self.settled {
             return;
         }
-        let (store, scope, key) = (
-            self.state.store.clone(),
-            self.scope.clone(),
-            self.key.clone(),
-        );
+        let (store, id) = (self.state.store.clone(), self.id.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = store.idempotency_abandon(&scope, &key).await;
-            });
+            runtime.spawn(id.release(store));
         }
     }
 }
@@ -180,13 +206,18 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
     hasher.update(&bytes);
     let fingerprint = hasher.finalize();
 
-    let scope = principal.scope();
+    let claim = IdempotencyClaim {
+        scope: principal.scope(),
+        key,
+        token: herald_core::token::random_base62(22),
+    };
     let now = herald_core::time::now();
     let found = state
         .store
         .idempotency_begin(
-            &scope,
-            &key,
+            &claim.scope,
+            &claim.key,
+            &claim.token,
             &fingerprint,
             now,
             now - Duration::hours(WINDOW_HOURS),
@@ -215,14 +246,10 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
     }
 
     let mut request = Request::from_parts(parts, Body::from(bytes));
-    request.extensions_mut().insert(IdempotencyClaim {
-        scope: scope.clone(),
-        key: key.clone(),
-    });
+    request.extensions_mut().insert(claim.clone());
     let claim = Claim {
         state: state.clone(),
-        scope,
-        key,
+        id: claim,
         settled: false,
     };
     let response = next.run(request).await;

@@ -82,14 +82,20 @@ fn fill(dir: &Path, keep: u64) -> PathBuf {
 }
 
 async fn post(server: &ChildServer, path: &str, body: Value) -> (u16, Value) {
-    let response = server
-        .client
-        .post(server.url(path))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    post_with_key(server, path, None, body).await
+}
+
+async fn post_with_key(
+    server: &ChildServer,
+    path: &str,
+    key: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let mut request = server.client.post(server.url(path)).bearer_auth(TOKEN);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.json(&body).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -124,19 +130,21 @@ async fn a_full_disk_never_loses_an_acknowledged_publish() {
     // About 3 MB left: room for some dozens of 20 kB messages with their attempts' logs.
     let filler = fill(fs.path(), 3 << 20);
 
-    // Publish until well past full, four at a time so that group commits hold several.
+    // Publish until well past full, four at a time so that group commits hold several, each
+    // with an Idempotency-Key as the SDKs send it.
     let msg_path = format!("/api/v1/app/{app}/msg");
+    let publish = |i: usize| {
+        let (server, msg_path) = (&server, &msg_path);
+        async move {
+            let body = json!({"eventType": "disk.full", "eventId": format!("ev-{i}"),
+                              "payload": payload(i)});
+            let key = format!("fill-{i}");
+            let (status, out) = post_with_key(server, msg_path, Some(&key), body).await;
+            (i, status, out)
+        }
+    };
     let outcomes: Vec<(usize, u16, Value)> = futures::stream::iter(0..300)
-        .map(|i| {
-            let server = &server;
-            let msg_path = &msg_path;
-            async move {
-                let body = json!({"eventType": "disk.full", "eventId": format!("ev-{i}"),
-                                  "payload": payload(i)});
-                let (status, out) = post(server, msg_path, body).await;
-                (i, status, out)
-            }
-        })
+        .map(publish)
         .buffer_unordered(4)
         .collect()
         .await;
@@ -164,6 +172,10 @@ async fn a_full_disk_never_loses_an_acknowledged_publish() {
             "publish {i} answered {status}: {out}"
         );
     }
+    assert!(
+        by_status.contains_key(&507),
+        "a full disk is answered 507: {by_status:?}"
+    );
 
     // Space returns: Herald recovers by itself.
     std::fs::remove_file(&filler).unwrap();
@@ -186,10 +198,37 @@ async fn a_full_disk_never_loses_an_acknowledged_publish() {
         }
     }
 
+    // The refused publishes, retried with their keys as a client would: each is published
+    // now, or replayed if it had been stored after all; none twice (counted below).
+    let mut retried = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (i, _, _) in outcomes.iter().filter(|(_, status, _)| *status != 202) {
+        loop {
+            let (_, status, out) = publish(*i).await;
+            if status == 202 {
+                retried.push((*i, out["id"].as_str().unwrap().to_owned()));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the retry of publish {i} still fails: {status} {out}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     // Every acknowledged message is stored and delivered, exactly as acknowledged.
-    let mut expected: HashMap<String, Option<usize>> =
-        acked.iter().map(|(i, id)| (id.clone(), Some(*i))).collect();
+    let mut expected: HashMap<String, Option<usize>> = acked
+        .iter()
+        .chain(&retried)
+        .map(|(i, id)| (id.clone(), Some(*i)))
+        .collect();
     expected.extend(after.iter().map(|id| (id.clone(), None)));
+    assert_eq!(
+        expected.len(),
+        320,
+        "every publish has a message of its own"
+    );
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let got: HashMap<String, Vec<u8>> = r
@@ -253,13 +292,17 @@ async fn a_full_disk_never_loses_an_acknowledged_publish() {
     .await
     .unwrap();
     assert_eq!(orphans, 0, "messages stored without their delivery task");
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let (stored, events): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM messages")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((stored, events), (320, 320), "no publish is stored twice");
     eprintln!(
-        "{} acknowledged while filling, {stored} stored in all ({} published after)",
+        "{} acknowledged while filling, {} retried with their keys, {} published after: \
+         {stored} stored",
         acked.len(),
+        retried.len(),
         after.len()
     );
 }
