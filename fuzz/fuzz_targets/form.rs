@@ -21,8 +21,9 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     // Decoding: any body, under any content type.
-    let decoded = body::parse_form(&input.raw);
-    assert!(decoded.is_object());
+    if let Ok(decoded) = body::parse_form(&input.raw) {
+        assert!(decoded.is_object());
+    }
     if let Ok((value, encoding)) = body::parse(input.content_type.as_deref(), &input.raw) {
         assert_eq!(
             Encoding::parse(encoding.as_str()),
@@ -51,9 +52,10 @@ fuzz_target!(|input: Input| {
                 }
             }
         }
+        // Payloads here nest at most 24 levels: well within what a form name may.
         assert_eq!(
             body::parse_form(encoded.as_bytes()),
-            Value::Object(expected),
+            Ok(Value::Object(expected)),
             "{encoded}"
         );
     }

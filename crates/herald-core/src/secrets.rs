@@ -106,8 +106,11 @@ impl EndpointSecrets {
         }
     }
 
-    /// Replaces the current secret; the old one keeps signing until `grace_until` (dropped at
-    /// once when that is not in the future). Expired previous secrets are dropped.
+    /// Replaces the current secret; the old one keeps signing until `grace_until`. A grace
+    /// that is not in the future makes the new secret the only one at once: it ends the grace
+    /// of every older secret too, whatever earlier rotations gave them (single-value schemes
+    /// sign with the oldest secret in grace, so one left over would go on signing alone).
+    /// Expired previous secrets are dropped.
     pub fn rotate(
         &mut self,
         new: Zeroizing<String>,
@@ -115,12 +118,14 @@ impl EndpointSecrets {
         grace_until: DateTime<Utc>,
     ) {
         let old = std::mem::replace(&mut self.current, new);
-        self.previous.retain(|p| p.expires_at > now);
         if grace_until > now {
+            self.previous.retain(|p| p.expires_at > now);
             self.previous.push(PreviousSecret {
                 key: old.to_string(),
                 expires_at: grace_until,
             });
+        } else {
+            self.previous.clear();
         }
     }
 
@@ -168,12 +173,11 @@ mod tests {
         assert_eq!(opened.headers["X-Api"], "v");
         assert!(!format!("{opened:?}").contains("whsec"));
 
+        // A rotation without grace ends every older secret's grace, also one an earlier
+        // rotation gave.
         let mut immediate = opened;
         immediate.rotate(Zeroizing::new("whsec_3".into()), now, now);
-        assert_eq!(
-            immediate.active_previous(now).count(),
-            1,
-            "only the unexpired old one"
-        );
+        assert_eq!(immediate.active_previous(now).count(), 0);
+        assert_eq!(immediate.current.as_str(), "whsec_3");
     }
 }

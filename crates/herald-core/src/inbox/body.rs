@@ -80,7 +80,7 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<(Value, Encodin
         // does an inbox when the whole body is a JSON object or array.
         Some(FORM) => match json_document(bytes) {
             Some(value) => Ok((value, Encoding::Json)),
-            None => Ok((parse_form(bytes), Encoding::Form)),
+            None => Ok((parse_form(bytes)?, Encoding::Form)),
         },
         None if serde_json::from_slice::<Value>(bytes).is_ok() => Ok((
             serde_json::from_slice(bytes).expect("just parsed"),
@@ -102,24 +102,42 @@ fn json_document(bytes: &[u8]) -> Option<Value> {
     serde_json::from_slice(bytes).ok()
 }
 
+/// Most levels a form field name may nest (`a[b][c]` is three): with the array a repeated name
+/// makes, the value stays within [`crate::validate::MAX_JSON_DEPTH`], like a JSON body.
+pub const MAX_FORM_NAME_DEPTH: usize = crate::validate::MAX_JSON_DEPTH - 1;
+
 /// Decodes a form: `a=1&b=2` into `{"a": "1", "b": "2"}`; a repeated name collects its values
 /// in an array; bracket names nest (`device[id]=1` → `{"device": {"id": "1"}}`,
 /// `tags[]=a&tags[]=b` → `{"tags": ["a", "b"]}`), the way PHP, Rails and Express read them (and
-/// the way Herald's own form encoding writes them).
-pub fn parse_form(bytes: &[u8]) -> Value {
+/// the way Herald's own form encoding writes them). A name nesting deeper than
+/// [`MAX_FORM_NAME_DEPTH`] levels (brackets plain or percent-encoded alike) refuses the whole
+/// body, before anything is built from it.
+pub fn parse_form(bytes: &[u8]) -> Result<Value, String> {
     let mut root = Map::new();
     for (name, value) in form_urlencoded::parse(bytes) {
         let (head, rest) = match name.find('[') {
             Some(i) if name.ends_with(']') && i > 0 => (&name[..i], &name[i + 1..name.len() - 1]),
             _ => (name.as_ref(), ""),
         };
+        let nested = !rest.is_empty() || name.ends_with("[]");
+        // Counted before splitting: the check costs one pass, whatever the name.
+        let depth = 1 + if nested {
+            rest.matches("][").count() + 1
+        } else {
+            0
+        };
+        if depth > MAX_FORM_NAME_DEPTH {
+            return Err(format!(
+                "a form field name nests deeper than {MAX_FORM_NAME_DEPTH} levels"
+            ));
+        }
         let mut path: Vec<&str> = vec![head];
-        if !rest.is_empty() || name.ends_with("[]") {
+        if nested {
             path.extend(rest.split("]["));
         }
         insert(&mut root, &path, Value::String(value.into_owned()));
     }
-    Value::Object(root)
+    Ok(Value::Object(root))
 }
 
 fn insert(map: &mut Map<String, Value>, path: &[&str], value: Value) {
@@ -208,6 +226,37 @@ mod tests {
             parse(form, b"a=1").unwrap(),
             (json!({"a": "1"}), Encoding::Form)
         );
+    }
+
+    #[test]
+    fn forms_nest_up_to_a_limit_checked_before_building() {
+        let form = Some("application/x-www-form-urlencoded");
+        let name = |depth: usize| format!("a{}", "[b]".repeat(depth - 1));
+        let deepest = format!("{}=1", name(MAX_FORM_NAME_DEPTH));
+        let (value, _) = parse(form, deepest.as_bytes()).unwrap();
+        assert!(!crate::validate::json_too_deep(
+            value.to_string().as_bytes(),
+            crate::validate::MAX_JSON_DEPTH
+        ));
+        // Repeated, it becomes an array: still within the JSON limit.
+        let twice = format!("{deepest}&{deepest}");
+        let (value, _) = parse(form, twice.as_bytes()).unwrap();
+        assert!(!crate::validate::json_too_deep(
+            value.to_string().as_bytes(),
+            crate::validate::MAX_JSON_DEPTH
+        ));
+        for too_deep in [
+            format!("{}=1", name(MAX_FORM_NAME_DEPTH + 1)),
+            format!("{}[]=1", name(MAX_FORM_NAME_DEPTH)),
+            format!("a{}=1", "%5Bb%5D".repeat(MAX_FORM_NAME_DEPTH)),
+            format!("ok=1&a{}=1", "[b]".repeat(100_000)),
+        ] {
+            assert!(
+                parse(form, too_deep.as_bytes()).is_err(),
+                "{}",
+                &too_deep[..40]
+            );
+        }
     }
 
     #[test]

@@ -137,6 +137,39 @@ impl Forward {
     }
 }
 
+/// The key of the marker an unreadable stored value reads as (see [`stored_value`]): `$` is not
+/// allowed in a key, so no write can make one.
+pub const UNREADABLE_KEY: &str = "$unreadable";
+
+/// A stored entry's value. One that cannot be read back as JSON (nested deeper than the 128
+/// levels the JSON reader allows: written before Herald limited nesting, or a hand-edited
+/// database) reads as `{"$unreadable": why}`, so that it costs a marker in its place rather
+/// than every read of its inbox. A write over that place replaces it as usual.
+pub fn stored_value(text: &str) -> serde_json::Value {
+    match readable(text) {
+        Ok(()) => serde_json::from_str(text).unwrap_or_else(unreadable),
+        Err(why) => unreadable(why),
+    }
+}
+
+/// Deepest nesting a stored value is read back with (the JSON reader's own limit; every write
+/// Herald accepts today nests at most [`crate::validate::MAX_JSON_DEPTH`] levels).
+pub const MAX_STORED_DEPTH: usize = 128;
+
+/// Whether a stored value's text can be handed out as it is: `Err` with the reason when it
+/// nests deeper than [`MAX_STORED_DEPTH`] (found by scanning, not parsing).
+pub fn readable(text: &str) -> Result<(), String> {
+    if crate::validate::json_too_deep(text.as_bytes(), MAX_STORED_DEPTH) {
+        return Err(format!("it nests deeper than {MAX_STORED_DEPTH} levels"));
+    }
+    Ok(())
+}
+
+/// The marker of a stored value that cannot be read back, saying why.
+pub fn unreadable(why: impl std::fmt::Display) -> serde_json::Value {
+    serde_json::json!({ UNREADABLE_KEY: format!("this stored value cannot be read back: {why}") })
+}
+
 /// The payload of the message a forwarded write becomes: the JSON body byte for byte when it is
 /// an object, otherwise the value wrapped as `{"value": …}` (a message payload is an object).
 pub fn forward_payload(raw_json: Option<&str>, value: &serde_json::Value) -> String {
@@ -179,6 +212,20 @@ mod tests {
             .unwrap(),
             serde_json::json!({"eventTypeFrom": "fixed", "eventType": "x"})
         );
+    }
+
+    #[test]
+    fn a_value_nested_too_deep_to_read_reads_as_a_marker() {
+        assert_eq!(stored_value(r#"{"a": [1]}"#), serde_json::json!({"a": [1]}));
+        let deep = format!("{}1{}", "[".repeat(3_000), "]".repeat(3_000));
+        let marker = stored_value(&deep);
+        assert!(
+            marker[UNREADABLE_KEY]
+                .as_str()
+                .unwrap()
+                .contains("deeper than 128")
+        );
+        assert!(stored_value("{nope")[UNREADABLE_KEY].is_string());
     }
 
     #[test]

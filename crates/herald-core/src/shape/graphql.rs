@@ -66,6 +66,16 @@ pub const MAX_QUERY_LENGTH: usize = 16 * 1024;
 /// fields, so the length limit alone does not bound evaluation.
 pub const MAX_EXPANDED_FIELDS: usize = 10_000;
 
+/// Deepest nesting of `{`, `[` and `(` in a query's text (selection sets, list and object
+/// values, arguments), checked by scanning before the text is parsed: the parser recurses once
+/// per level, and a few thousand levels would overflow a worker thread's stack.
+pub const MAX_NESTING: usize = 64;
+
+/// Deepest a query's selections may go, counting each field, inline fragment and fragment
+/// spread on the way down: evaluation recurses once per level, and a chain of fragments that
+/// spread each other nests without a bracket.
+pub const MAX_SELECTION_DEPTH: usize = 64;
+
 /// Most fields one evaluation produces: a query selects each of its fields once per element of
 /// every list it walks through, so the payload multiplies what the query asks for.
 pub const MAX_SELECTED_FIELDS: usize = 1_000_000;
@@ -80,6 +90,13 @@ impl Query {
                 message: format!("longer than {MAX_QUERY_LENGTH} bytes"),
                 line: None,
                 column: None,
+            });
+        }
+        if let Some((line, column)) = nesting_beyond(text, MAX_NESTING) {
+            return Err(QueryError {
+                message: format!("nests `{{`, `[` and `(` deeper than {MAX_NESTING} levels"),
+                line: Some(line),
+                column: Some(column),
             });
         }
         let doc = parse_query(text).map_err(|e| {
@@ -128,7 +145,16 @@ impl Query {
             visiting: Vec::new(),
             sizes: HashMap::new(),
         };
-        let fields = checker.selection_set(&op.node.selection_set.node)?;
+        let (fields, height) = checker.selection_set(&op.node.selection_set.node, 0)?;
+        if height > MAX_SELECTION_DEPTH {
+            return Err(QueryError::at(
+                format!(
+                    "nests selections deeper than {MAX_SELECTION_DEPTH} levels once its \
+                     fragments are spread"
+                ),
+                op.pos,
+            ));
+        }
         if fields > MAX_EXPANDED_FIELDS {
             return Err(QueryError::at(
                 format!(
@@ -139,7 +165,7 @@ impl Query {
             ));
         }
         for (name, fragment) in &self.doc.fragments {
-            checker.fragment(name, fragment)?;
+            checker.fragment(name, fragment, 0)?;
         }
         Ok(())
     }
@@ -217,17 +243,20 @@ struct Checker<'a> {
     doc: &'a ExecutableDocument,
     declared: HashSet<&'a str>,
     visiting: Vec<&'a str>,
-    /// The fields each checked fragment selects, fragments it spreads expanded.
-    sizes: HashMap<&'a str, usize>,
+    /// What each checked fragment selects, fragments it spreads expanded: its fields and how
+    /// deep its selections go.
+    sizes: HashMap<&'a str, (usize, usize)>,
 }
 
 impl<'a> Checker<'a> {
-    /// Checks a fragment; returns how many fields it selects.
+    /// Checks a fragment spread `depth` levels down; returns how many fields it selects and
+    /// how deep its selections go.
     fn fragment(
         &mut self,
         name: &'a Name,
         fragment: &'a Positioned<FragmentDefinition>,
-    ) -> Result<usize, QueryError> {
+        depth: usize,
+    ) -> Result<(usize, usize), QueryError> {
         if let Some(&size) = self.sizes.get(name.as_str()) {
             return Ok(size);
         }
@@ -239,24 +268,42 @@ impl<'a> Checker<'a> {
         }
         self.visiting.push(name.as_str());
         self.directives(&fragment.node.directives)?;
-        let size = self.selection_set(&fragment.node.selection_set.node)?;
+        let size = self.selection_set(&fragment.node.selection_set.node, depth)?;
         self.visiting.pop();
         self.sizes.insert(name.as_str(), size);
         Ok(size)
     }
 
-    /// Checks a selection set; returns how many fields it selects, fragments expanded
-    /// (saturating: only whether it exceeds the limit matters).
-    fn selection_set(&mut self, set: &'a SelectionSet) -> Result<usize, QueryError> {
+    /// Checks a selection set `depth` levels down; returns how many fields it selects,
+    /// fragments expanded (saturating: only whether it exceeds the limit matters), and how
+    /// many levels its selections go below it. Refused past [`MAX_SELECTION_DEPTH`] levels
+    /// before going further, so the check's own recursion is bounded too.
+    fn selection_set(
+        &mut self,
+        set: &'a SelectionSet,
+        depth: usize,
+    ) -> Result<(usize, usize), QueryError> {
         let mut fields: usize = 0;
+        let mut height = 0;
         for item in &set.items {
-            let size = match &item.node {
+            if depth + 1 > MAX_SELECTION_DEPTH {
+                return Err(QueryError::at(
+                    format!(
+                        "nests selections deeper than {MAX_SELECTION_DEPTH} levels once its \
+                         fragments are spread"
+                    ),
+                    item.pos,
+                ));
+            }
+            let (size, below) = match &item.node {
                 Selection::Field(field) => {
                     self.directives(&field.node.directives)?;
                     for (_, value) in &field.node.arguments {
                         self.value(&value.node, value.pos)?;
                     }
-                    1usize.saturating_add(self.selection_set(&field.node.selection_set.node)?)
+                    let (size, below) =
+                        self.selection_set(&field.node.selection_set.node, depth + 1)?;
+                    (1usize.saturating_add(size), below)
                 }
                 Selection::FragmentSpread(spread) => {
                     self.directives(&spread.node.directives)?;
@@ -267,16 +314,17 @@ impl<'a> Checker<'a> {
                             spread.pos,
                         ));
                     };
-                    self.fragment(name, fragment)?
+                    self.fragment(name, fragment, depth + 1)?
                 }
                 Selection::InlineFragment(inline) => {
                     self.directives(&inline.node.directives)?;
-                    self.selection_set(&inline.node.selection_set.node)?
+                    self.selection_set(&inline.node.selection_set.node, depth + 1)?
                 }
             };
             fields = fields.saturating_add(size);
+            height = height.max(below + 1);
         }
-        Ok(fields)
+        Ok((fields, height))
     }
 
     fn directives(&self, directives: &[Positioned<Directive>]) -> Result<(), QueryError> {
@@ -422,6 +470,66 @@ fn merge(out: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
+/// Where a query's text first nests `{`, `[` and `(` deeper than `max` (line and column,
+/// 1-based), ignoring strings, block strings and comments; `None` within the limit.
+fn nesting_beyond(text: &str, max: usize) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    let mut chars = text.char_indices().peekable();
+    let next_is = |chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>, c: char| {
+        chars.peek().is_some_and(|&(_, next)| next == c)
+    };
+    while let Some((at, c)) = chars.next() {
+        match c {
+            // A comment runs to the end of the line.
+            '#' => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
+            '"' if next_is(&mut chars, '"') && text[at..].starts_with("\"\"\"") => {
+                chars.next();
+                chars.next();
+                // A block string runs to the next `"""`; `\"""` does not end it.
+                let mut quotes = 0;
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' if next_is(&mut chars, '"') => {
+                            chars.next();
+                            quotes = 0;
+                        }
+                        '"' => {
+                            quotes += 1;
+                            if quotes == 3 {
+                                break;
+                            }
+                        }
+                        _ => quotes = 0,
+                    }
+                }
+            }
+            '"' => {
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' | '\n' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '{' | '[' | '(' => {
+                depth += 1;
+                if depth > max {
+                    let before = &text[..at];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                    return Some((line, column));
+                }
+            }
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,6 +593,118 @@ mod tests {
             ),
             json!({"a": {"x": 1, "y": 2}, "list": [null, {"z": 1}], "n2": null})
         );
+    }
+
+    /// Runs `f` on a thread with the stack of a Tokio worker (2 MiB), where the server parses.
+    fn on_a_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn nesting_is_refused_before_parsing_in_every_syntax() {
+        let near = MAX_NESTING - 2;
+        let within = [
+            format!(
+                "query {{ a(x: {}1{}) }}",
+                "[".repeat(near),
+                "]".repeat(near)
+            ),
+            format!(
+                "query {{ a(x: {}1{}) }}",
+                "{k: ".repeat(near),
+                "}".repeat(near)
+            ),
+            format!(
+                "query($v: [Int] = {}1{}) {{ a }}",
+                "[".repeat(near),
+                "]".repeat(near)
+            ),
+            format!(
+                "query {}a{}",
+                "{ a ".repeat(near + 1),
+                " }".repeat(near + 1)
+            ),
+        ];
+        for text in within {
+            let parsed = on_a_worker_stack(move || Query::parse(&text).map(drop));
+            assert!(parsed.is_ok(), "{parsed:?}");
+        }
+        for levels in [MAX_NESTING + 1, 1_000, 100_000] {
+            let texts = [
+                format!(
+                    "query {{ a(x: {}1{}) }}",
+                    "[".repeat(levels),
+                    "]".repeat(levels)
+                ),
+                format!(
+                    "query {{ a(x: {}1{}) }}",
+                    "{k: ".repeat(levels),
+                    "}".repeat(levels)
+                ),
+                format!(
+                    "query($v: [Int] = {}) {{ a }}",
+                    "[".repeat(levels) + &"]".repeat(levels)
+                ),
+                format!("query {}a{}", "{ a ".repeat(levels), " }".repeat(levels)),
+                format!("query {{ a{} }}", "(x: 1".repeat(levels)),
+            ];
+            for text in texts {
+                let refused = on_a_worker_stack(move || Query::parse(&text).map(drop));
+                let err = refused.unwrap_err();
+                assert!(
+                    err.message.contains("deeper than") || err.message.contains("longer than"),
+                    "{err}"
+                );
+            }
+        }
+        // Brackets in strings, block strings and comments do not count.
+        let quiet = "[".repeat(200);
+        let text = format!(
+            "query {{ a(x: \"{quiet}\", y: \"\"\"{quiet} \\\"\"\" {quiet}\"\"\") # {quiet}\n b }}"
+        );
+        assert!(Query::parse(&text).is_ok(), "{text}");
+        let err = Query::parse(&format!("query {{\n  a{}", "(".repeat(70))).unwrap_err();
+        assert_eq!((err.line, err.column), (Some(2), Some(3 + MAX_NESTING)));
+    }
+
+    #[test]
+    fn chains_of_fragments_are_as_deep_as_their_nesting() {
+        let chain = |n: usize| {
+            let mut text = String::from("query { ...F0 }\n");
+            for i in 0..n {
+                text.push_str(&format!("fragment F{i} on T {{ a ...F{} }}\n", i + 1));
+            }
+            text.push_str(&format!("fragment F{n} on T {{ a }}\n"));
+            text
+        };
+        assert!(Query::parse(&chain(MAX_SELECTION_DEPTH - 2)).is_ok());
+        for n in [MAX_SELECTION_DEPTH, 500] {
+            let text = chain(n);
+            let err = on_a_worker_stack(move || Query::parse(&text).map(drop)).unwrap_err();
+            assert!(err.message.contains("deeper than"), "{err}");
+        }
+        // Fragments defined in another order than spread, and a fragment reached both shallow
+        // and deep, are measured from where they are spread.
+        for spreads in ["...Deep ...Leaf", "...Leaf ...Deep"] {
+            let mut text = format!("query {{ {spreads} }}\n");
+            text.push_str(&format!(
+                "fragment Deep on T {{ {} ...Leaf {} }}\n",
+                "x { ".repeat(MAX_SELECTION_DEPTH - 3),
+                "} ".repeat(MAX_SELECTION_DEPTH - 3)
+            ));
+            text.push_str(&format!(
+                "fragment Leaf on T {{ {} y {} }}\n",
+                "z { ".repeat(5),
+                "} ".repeat(5)
+            ));
+            let err = Query::parse(&text).unwrap_err();
+            assert!(err.message.contains("deeper than"), "{spreads}: {err}");
+        }
     }
 
     #[test]

@@ -57,8 +57,10 @@ fn push_entry_filter(qb: &mut QueryBuilder<Db>, filter: &EntryFilter) {
     }
 }
 
-fn parse_value(text: &str) -> Result<serde_json::Value> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("inbox value: {e}")))
+/// A stored value: never an error, so that one row no read can parse (written before nesting
+/// was limited) does not fail every read of its inbox (see `herald_core::inbox::stored_value`).
+fn parse_value(text: &str) -> serde_json::Value {
+    herald_core::inbox::stored_value(text)
 }
 
 fn to_limit(n: usize) -> i64 {
@@ -100,7 +102,7 @@ async fn rows_above(
             rows.push(RowAbove {
                 id,
                 location: Location::of_row(&path, &key),
-                value: parse_value(&value)?,
+                value: parse_value(&value),
             });
         }
     }
@@ -299,7 +301,7 @@ impl SqlStore {
             let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&self.reader).await?;
             budget = budget.saturating_sub(rows.len());
             for (key, value) in rows {
-                inbox_tree::place(&mut tree, &[key], parse_value(&value)?);
+                inbox_tree::place(&mut tree, &[key], parse_value(&value));
             }
         }
         for child in selected.iter().filter(|c| deeper.contains(*c)) {
@@ -312,7 +314,7 @@ impl SqlStore {
             for (path, key, value) in rows {
                 let location = Location::of_row(&path, &key);
                 if let Some(rel) = at.relative(&location) {
-                    inbox_tree::place(&mut tree, rel, parse_value(&value)?);
+                    inbox_tree::place(&mut tree, rel, parse_value(&value));
                 }
             }
         }
@@ -522,7 +524,7 @@ impl InboxStore for SqlStore {
         for (path, key, value) in below {
             let location = Location::of_row(&path, &key);
             if let Some(rel) = at.relative(&location) {
-                inbox_tree::place(&mut tree, rel, parse_value(&value)?);
+                inbox_tree::place(&mut tree, rel, parse_value(&value));
             }
         }
         Ok(TreeRead::Value(inbox_tree::normalize(tree)))

@@ -559,3 +559,83 @@ fn the_openapi_document_describes_the_inbox_routes() {
         );
     }
 }
+
+/// A value stored before nesting was limited (a form write thousands of levels deep, too deep
+/// for the JSON reader) reads as a marker in its place: the inbox's tree, entries and exports
+/// answer 200, and a write over that place replaces it.
+#[tokio::test]
+async fn a_value_stored_too_deep_to_read_reads_as_a_marker() {
+    let t = TestApp::spawn().await;
+    let (_, token) = inbox(&t, json!({"name": "legacy"})).await;
+    let (status, _) = send(
+        &t,
+        Method::PUT,
+        "legacy/deep",
+        &token,
+        Some(json!({"a": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(&t, Method::PUT, "legacy/fine", &token, Some(json!(2))).await;
+    assert_eq!(status, StatusCode::OK);
+    // What a write made before the limit left behind.
+    let db = t.data_dir.join("herald.db");
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}",
+        db.display()
+    ))
+    .await
+    .unwrap();
+    let deep = format!("{}\"1\"{}", "{\"b\":".repeat(3_000), "}".repeat(3_000));
+    let changed = sqlx::query("UPDATE inbox_entries SET value = $1 WHERE key = 'deep'")
+        .bind(&deep)
+        .execute(&mut conn)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 1);
+
+    let marker = |value: &Value| {
+        value["$unreadable"]
+            .as_str()
+            .is_some_and(|why| why.contains("cannot be read back"))
+    };
+    let tree = read(&t, "legacy/.json", &token, &[]).await;
+    assert!(marker(&tree["deep"]), "{tree}");
+    assert_eq!(tree["fine"], 2);
+    assert!(marker(&read(&t, "legacy/deep.json", &token, &[]).await));
+    let (status, entries) = t.get("/api/v1/inbox/legacy/entries").await;
+    assert_eq!(status, StatusCode::OK, "{entries}");
+    assert!(
+        entries["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| marker(&e["value"]))
+    );
+    for format in ["json", "csv"] {
+        let response = t
+            .request(
+                Method::GET,
+                &format!("/api/v1/inbox/legacy/export?format={format}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{format}");
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("cannot be read back")
+        );
+    }
+    let (status, _) = send(&t, Method::PUT, "legacy/deep", &token, Some(json!("new"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        read(&t, "legacy/deep.json", &token, &[]).await,
+        json!("new")
+    );
+    t.stop().await;
+}

@@ -382,6 +382,69 @@ async fn rotation_overlap_before_during_and_after_the_grace_period() {
     t.stop().await;
 }
 
+/// A rotation with `gracePeriodSeconds: 0` is immediate whatever came before: after a rotation
+/// with the default grace, a second one without grace leaves only the newest secret signing,
+/// in every scheme, as `GET …/secret` says.
+#[tokio::test]
+async fn a_rotation_without_grace_ends_every_older_secrets_grace() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Immediate").await;
+    let secrets = |scheme: &str| -> [String; 3] {
+        match scheme {
+            "standard-v1" => [
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into(),
+                "whsec_3yWzVJpPUh8xJ5TuRZ6pGzYXWkk5LoNm".into(),
+            ],
+            _ => [
+                "first-secret".into(),
+                "second-secret".into(),
+                "third-secret".into(),
+            ],
+        }
+    };
+    for scheme in ["standard-v1", "hmac-sha1-hex", "static-header"] {
+        let [first, second, third] = secrets(scheme);
+        let path = format!("/{scheme}");
+        let ep = endpoint(
+            &t,
+            &app,
+            r.url(&path),
+            json!({"eventTypes": [scheme], "secret": first, "signature": {"scheme": scheme}}),
+        )
+        .await;
+        let rotate = format!("/api/v1/app/{app}/endpoint/{ep}/secret/rotate");
+        let (status, _) = t.post(&rotate, json!({"key": second})).await;
+        assert_eq!(status, StatusCode::OK, "{scheme}");
+        let (status, _) = t
+            .post(&rotate, json!({"key": third, "gracePeriodSeconds": 0}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{scheme}");
+        let (_, shown) = t
+            .get(&format!("/api/v1/app/{app}/endpoint/{ep}/secret"))
+            .await;
+        assert_eq!(shown["key"], third.as_str(), "{scheme}");
+
+        t.publish(&app, json!({"eventType": scheme, "payload": {"n": 1}}))
+            .await;
+        let got = &r.wait_for(&path, 1, Duration::from_secs(5)).await[0];
+        match scheme {
+            "standard-v1" => {
+                let signatures = got.header("webhook-signature").unwrap();
+                assert_eq!(signatures.split(' ').count(), 1, "{signatures}");
+                assert_eq!(v1_matches(got, &third), 1);
+            }
+            "hmac-sha1-hex" => assert_eq!(
+                got.header("x-signature"),
+                Some(hex(&hmac1(third.as_bytes(), &got.body)).as_str())
+            ),
+            _ => assert_eq!(got.header("impilo-webhook-secret"), Some(third.as_str())),
+        }
+    }
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn svix_headers_can_be_turned_off() {
     let r = Receiver::start().await;

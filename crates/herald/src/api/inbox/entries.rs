@@ -84,8 +84,12 @@ impl From<InboxEntry> for InboxEntryOut {
                 .into_iter()
                 .map(|(k, v)| (k, serde_json::Value::String(v)))
                 .collect(),
-            value: RawValue::from_string(e.value)
-                .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("JSON")),
+            value: herald_core::inbox::readable(&e.value)
+                .and_then(|()| RawValue::from_string(e.value).map_err(|e| e.to_string()))
+                .unwrap_or_else(|why| {
+                    let marker = herald_core::inbox::unreadable(why);
+                    serde_json::value::to_raw_value(&marker).expect("the marker is JSON")
+                }),
         }
     }
 }
@@ -330,7 +334,7 @@ async fn csv_columns(
     while let Some(batch) = batches.next().await? {
         for entry in batch {
             count += 1;
-            let value: serde_json::Value = serde_json::from_str(&entry.value).unwrap_or_default();
+            let value = herald_core::inbox::stored_value(&entry.value);
             for (field, _) in flatten(&value) {
                 let name = column_name(field);
                 if !seen.contains(&name) {
@@ -399,8 +403,7 @@ async fn produce(
                 let mut writer = csv::Writer::from_writer(Vec::with_capacity(batch.len() * 128));
                 for entry in batch {
                     cells.iter_mut().for_each(String::clear);
-                    let value: serde_json::Value =
-                        serde_json::from_str(&entry.value).unwrap_or_default();
+                    let value = herald_core::inbox::stored_value(&entry.value);
                     for (field, cell) in flatten(&value) {
                         // A field that appeared after the first pass (a write racing the export
                         // changed this entry's value) has no column.
