@@ -4,8 +4,14 @@
 //! key to continue after (`iterator`) or, when the iterator starts with `-`, the key to go back
 //! before (`prevIterator`). Because the cursor is a key and not an offset, inserting items
 //! between two page requests can never make an existing item be skipped or shown twice.
+//!
+//! An iterator ends with a check of what comes before it (`~` and six characters of a digest):
+//! one that Herald did not hand out (mistyped, cut short, made up) is refused rather than
+//! read as a position that silently answers an empty page. The check is not a secret: a
+//! position is no privilege, and any key an iterator could name is one the caller may list.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Default and maximum page sizes of the API.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -29,14 +35,34 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// The page after `key`.
+    pub fn after(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            backwards: false,
+        }
+    }
+
+    /// The page before `key`.
+    pub fn before(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            backwards: true,
+        }
+    }
+
     /// Reads an iterator as the API hands it out (see [`Cursor::next_iterator`] and
-    /// [`Cursor::prev_iterator`]).
+    /// [`Cursor::prev_iterator`]); `None` for anything else.
     pub fn parse(iterator: &str) -> Option<Self> {
-        let (key, backwards) = match iterator.as_bytes().first() {
+        let (body, check) = iterator.rsplit_once('~')?;
+        if check != self::check(body) {
+            return None;
+        }
+        let (key, backwards) = match body.as_bytes().first() {
             None => return None,
-            Some(b'-') => (&iterator[1..], true),
-            Some(b'+') => (&iterator[1..], false),
-            Some(_) => (iterator, false),
+            Some(b'-') => (&body[1..], true),
+            Some(b'+') => (&body[1..], false),
+            Some(_) => (body, false),
         };
         (!key.is_empty()).then(|| Self {
             key: key.to_owned(),
@@ -49,16 +75,32 @@ impl Cursor {
     /// as going back.
     pub fn next_iterator(key: &str) -> String {
         if key.starts_with(['-', '+']) {
-            format!("+{key}")
+            checked(format!("+{key}"))
         } else {
-            key.to_owned()
+            checked(key.to_owned())
         }
     }
 
     /// The iterator going back before `key`: `-key`.
     pub fn prev_iterator(key: &str) -> String {
-        format!("-{key}")
+        checked(format!("-{key}"))
     }
+}
+
+/// `body~check`.
+fn checked(body: String) -> String {
+    let check = check(&body);
+    format!("{body}~{check}")
+}
+
+/// Six base62 characters of a digest of an iterator's body.
+fn check(body: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digest = Sha256::digest([b"herald iterator\0", body.as_bytes()].concat());
+    digest[..6]
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
 }
 
 /// A page request as the store sees it.
@@ -137,14 +179,25 @@ mod tests {
     #[test]
     fn parses_iterators() {
         assert_eq!(
-            Cursor::parse("-app_1"),
-            Some(Cursor {
-                key: "app_1".into(),
-                backwards: true
-            })
+            Cursor::parse(&Cursor::prev_iterator("app_1")),
+            Some(Cursor::before("app_1"))
         );
         assert_eq!(Cursor::parse("-"), None);
         assert_eq!(Cursor::parse(""), None);
+        // Only iterators handed out read back: not a bare key, a changed key or check, a key
+        // cut short.
+        let issued = Cursor::next_iterator("msg_2");
+        for made_up in [
+            "msg_2",
+            "-app_1",
+            &issued.replace("msg_2", "msg_3"),
+            &issued[..issued.len() - 1],
+            &format!("{issued}x"),
+            "~",
+            &format!("~{}", &issued[issued.len() - 6..]),
+        ] {
+            assert_eq!(Cursor::parse(made_up), None, "{made_up}");
+        }
         // Keys starting with `-` survive both directions.
         for key in ["-b", "+c", "plain", "--x"] {
             let next = Cursor::parse(&Cursor::next_iterator(key)).unwrap();
@@ -158,7 +211,7 @@ mod tests {
     fn finish_reverses_backward_pages() {
         let params = ListParams {
             limit: 2,
-            cursor: Cursor::parse("-c"),
+            cursor: Some(Cursor::before("c")),
             order: Order::Ascending,
         };
         assert!(!params.scan_ascending());

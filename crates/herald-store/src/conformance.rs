@@ -236,7 +236,7 @@ async fn pagination_survives_inserts(store: &dyn Store) {
             &app.id,
             &ListParams {
                 limit: 50,
-                cursor: Cursor::parse(first.items.last().unwrap().id.as_str()),
+                cursor: Some(Cursor::after(first.items.last().unwrap().id.as_str())),
                 order: Order::Ascending,
             },
         )
@@ -247,7 +247,7 @@ async fn pagination_survives_inserts(store: &dyn Store) {
             &app.id,
             &ListParams {
                 limit: 50,
-                cursor: Cursor::parse(&format!("-{}", second.items[0].id)),
+                cursor: Some(Cursor::before(second.items[0].id.as_str())),
                 order: Order::Ascending,
             },
         )

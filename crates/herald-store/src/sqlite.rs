@@ -85,6 +85,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
             .pragma("temp_store", "memory");
+        make_private(options.get_filename()).map_err(|e| StoreError::Unavailable(e.into()))?;
         // No health check before handing a connection out: each would be one more round trip
         // to the connection's thread, and a local file does not drop connections.
         let writer = writer
@@ -133,6 +134,44 @@ impl SqliteStore {
         self.publishes.send(publish).await.map_err(|_| gone())?;
         committed.await.map_err(|_| gone())?
     }
+}
+
+/// Makes the database file and its companions (`-wal`, `-shm`, and Herald's own `.lock`)
+/// readable by their owner alone, whatever the directory or the process's umask: they hold
+/// every customer's payloads. A missing database file is created with mode 0600 before SQLite
+/// opens it, and SQLite gives the `-wal` and `-shm` files it creates the database file's mode;
+/// files an older Herald left readable by others are narrowed to 0600.
+fn make_private(db: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if db.as_os_str().is_empty() || db.as_os_str() == ":memory:" {
+            return Ok(());
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(db)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for suffix in ["", "-wal", "-shm", ".lock"] {
+            let mut path = db.as_os_str().to_owned();
+            path.push(suffix);
+            let path = std::path::PathBuf::from(path);
+            if let Ok(meta) = std::fs::metadata(&path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
 }
 
 /// A publish waiting for the committer.

@@ -69,10 +69,12 @@ pub fn lock_sqlite(database_url: &str) -> Result<Option<std::fs::File>, StartErr
         return Ok(None);
     }
     let lock_path = format!("{path}.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    // Owner only, like the database next to it.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
         .open(&lock_path)
         .map_err(|e| StartError::Lock(lock_path.clone(), e))?;
     match file.try_lock() {

@@ -262,7 +262,7 @@ async fn logs_and_stats(store: &dyn Store) {
             &AttemptFilter::default(),
             &ListParams {
                 limit: 4,
-                cursor: Cursor::parse(first.items[3].id.as_str()),
+                cursor: Some(Cursor::after(first.items[3].id.as_str())),
                 order: Order::Descending,
             },
         )

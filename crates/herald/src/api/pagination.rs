@@ -73,15 +73,19 @@ fn list_params(limit: Option<u64>, iterator: Option<&str>, order: Order) -> ApiR
         }
         Some(n) => n as usize,
     };
-    let cursor = iterator.and_then(Cursor::parse);
-    if let Some(c) = &cursor
-        && c.key.len() > 256
-    {
-        return Err(ApiError::invalid(
-            &["query", "iterator"],
-            "not a valid iterator",
-        ));
-    }
+    let cursor = match iterator {
+        None | Some("") => None,
+        Some(text) => match Cursor::parse(text) {
+            Some(cursor) if cursor.key.len() <= 256 => Some(cursor),
+            _ => {
+                return Err(ApiError::invalid(
+                    &["query", "iterator"],
+                    "not an iterator this server handed out: pass `iterator` or `prevIterator` \
+                     from an earlier page of this list",
+                ));
+            }
+        },
+    };
     Ok(ListParams {
         limit,
         cursor,

@@ -86,3 +86,57 @@ async fn six_hundred_items_both_orders_with_inserts_between_pages() {
     assert_eq!(max["data"].as_array().unwrap().len(), 250);
     t.stop().await;
 }
+
+/// An iterator Herald did not hand out is a 422 naming `iterator`, on every kind of list: not
+/// an empty page that looks like the end.
+#[tokio::test]
+async fn an_iterator_that_was_not_handed_out_is_refused() {
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Pages").await;
+    let ep = t
+        .create_endpoint(&app, json!({"url": "https://example.com/a"}))
+        .await;
+    t.post(
+        "/api/v1/event-type",
+        json!({"name": "order.created", "description": "d"}),
+    )
+    .await;
+    let lists = [
+        "/api/v1/app".to_owned(),
+        format!("/api/v1/app/{app}/endpoint"),
+        format!("/api/v1/app/{app}/msg"),
+        "/api/v1/event-type".to_owned(),
+        format!("/api/v1/app/{app}/attempt/endpoint/{ep}"),
+    ];
+    for list in &lists {
+        let (status, page) = t.get(&format!("{list}?limit=1")).await;
+        assert_eq!(status, StatusCode::OK, "{list}: {page}");
+        let issued = page["iterator"].as_str().map(str::to_owned);
+        let mut made_up = vec![
+            "app_2Kx7cVlFQHZ6jyEhyGgyqr".to_owned(),
+            "garbage".to_owned(),
+            "-order.created".to_owned(),
+        ];
+        if let Some(issued) = &issued {
+            // Cut short, or with another key under the same check.
+            made_up.push(issued[..issued.len() - 2].to_owned());
+            made_up.push(format!("x{issued}"));
+            let (status, _) = t.get(&format!("{list}?iterator={issued}")).await;
+            assert_eq!(status, StatusCode::OK, "{list}: the issued iterator reads");
+        }
+        for iterator in made_up {
+            let (status, body) = t.get(&format!("{list}?iterator={iterator}")).await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{list}?iterator={iterator}: {body}"
+            );
+            assert_eq!(
+                body["detail"][0]["loc"],
+                json!(["query", "iterator"]),
+                "{body}"
+            );
+        }
+    }
+    t.stop().await;
+}

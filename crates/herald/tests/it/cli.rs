@@ -455,3 +455,53 @@ fn a_wrong_encryption_key_is_refused_at_start() {
     wait_for_health(port);
     assert!(terminate(&mut child).success());
 }
+
+/// The database, its WAL and shared-memory files, its lock file, the key file and the admin
+/// token file are readable by their owner alone, even in an existing directory open to
+/// everyone; a database an older Herald left readable by others is narrowed at start.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_files_are_private_even_in_a_loose_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("herald-data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let server = crate::child::ChildServer::start(dir.path(), crate::child::free_port(), &[]).await;
+    // A write, so that the WAL holds something.
+    server
+        .post("/api/v1/app", serde_json::json!({"name": "Private"}))
+        .await;
+    for file in [
+        "herald.db",
+        "herald.db-wal",
+        "herald.db-shm",
+        "herald.db.lock",
+        "encryption.key",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    assert!(server.terminate().await.success());
+
+    // A database left readable by others (as an older Herald's umask made it) is narrowed.
+    for file in ["herald.db", "herald.db.lock"] {
+        std::fs::set_permissions(data.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let server = crate::child::ChildServer::start(dir.path(), crate::child::free_port(), &[]).await;
+    for file in [
+        "herald.db",
+        "herald.db-wal",
+        "herald.db-shm",
+        "herald.db.lock",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file} after a restart");
+    }
+    assert!(server.terminate().await.success());
+}
