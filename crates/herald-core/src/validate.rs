@@ -68,7 +68,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_url_length: 65_536,
+            max_url_length: 8_192,
             max_description_length: 512,
             max_endpoints_per_app: 1000,
         }

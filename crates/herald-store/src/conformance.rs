@@ -34,6 +34,7 @@ pub async fn run(store: &dyn Store) {
     pagination_survives_inserts(store).await;
     event_types(store).await;
     endpoints(store).await;
+    endpoint_quota_holds_under_concurrency(store).await;
     messages(store).await;
     api_keys(store).await;
     idempotency(store).await;
@@ -303,6 +304,29 @@ async fn event_types(store: &dyn Store) {
 
     assert!(store.delete_event_type(&name).await.unwrap());
     assert!(store.get_event_type(&name).await.unwrap().is_none());
+}
+
+/// Fifty creates at once against a limit of eight leave eight: the count is taken inside each
+/// insert's transaction, serialised per application.
+async fn endpoint_quota_holds_under_concurrency(store: &dyn Store) {
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let other = sample_app(None);
+    store.create_app(&other).await.unwrap();
+    let creates = (0..50).map(|i| {
+        // Another application's creates run alongside and count for it alone.
+        let app = if i % 10 == 9 { &other } else { &app };
+        let ep = sample_endpoint(&app.id);
+        async move { store.create_endpoint_within(&ep, &secrets(1), 8).await }
+    });
+    let outcomes = futures::future::join_all(creates).await;
+    let created = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
+    assert!(outcomes.iter().all(|o| o.is_ok()), "{outcomes:?}");
+    assert_eq!(store.count_endpoints(&app.id).await.unwrap(), 8);
+    assert_eq!(store.count_endpoints(&other.id).await.unwrap(), 5);
+    assert_eq!(created, 13);
+    store.delete_app(&app.id).await.unwrap();
+    store.delete_app(&other.id).await.unwrap();
 }
 
 async fn endpoints(store: &dyn Store) {

@@ -334,13 +334,27 @@ pub trait Store: DeviceStore + InboxStore + Send + Sync + 'static {
         &self,
         endpoint: &Endpoint,
         secrets: &SealedEndpointSecrets,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.create_endpoint_within(endpoint, secrets, u64::MAX)
+            .await
+            .map(drop)
+    }
+    /// Creates an endpoint unless its application already has `max` endpoints: `false` then,
+    /// and nothing is written. The count is taken in the insert's transaction, with creates for
+    /// one application serialized (on Postgres, by a lock on its row), so concurrent creates
+    /// cannot overshoot (`--max-endpoints-per-app`).
+    async fn create_endpoint_within(
+        &self,
+        endpoint: &Endpoint,
+        secrets: &SealedEndpointSecrets,
+        max: u64,
+    ) -> Result<bool>;
     /// Looks an endpoint of `app` up by id, or else by uid.
     async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>>;
     /// Looks an endpoint up by id alone (the delivery worker knows no application).
     async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>>;
     async fn list_endpoints(&self, app: &AppId, params: &ListParams) -> Result<Page<Endpoint>>;
-    /// How many endpoints `app` has (for `--max-endpoints-per-app`).
+    /// How many endpoints `app` has.
     async fn count_endpoints(&self, app: &AppId) -> Result<u64>;
     /// Saves an endpoint. Disabling it fails its pending tasks (their retries stop; `recover`
     /// brings them back).

@@ -210,6 +210,12 @@ impl WriteTx {
         self.tx.commit().await?;
         Ok(())
     }
+
+    /// Undoes everything. If the `ROLLBACK` fails, sqlx rolls back before the connection is
+    /// used again (or the pool drops a broken one).
+    async fn rollback(self) {
+        let _ = self.tx.rollback().await;
+    }
 }
 
 impl std::ops::Deref for WriteTx {

@@ -221,7 +221,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<String>,
 
-    /// Longest accepted endpoint URL in characters. [default: 65536]
+    /// Longest accepted endpoint URL in characters. [default: 8192]
     #[arg(long, env = "HERALD_MAX_URL_LENGTH", value_name = "CHARS")]
     pub max_url_length: Option<String>,
 
@@ -267,6 +267,11 @@ pub struct ServeArgs {
     /// On SIGTERM, how long to wait for delivery attempts in flight. [default: 30s]
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", value_name = "DURATION")]
     pub shutdown_grace: Option<String>,
+
+    /// Most delivery attempts in flight at once on this node, over every endpoint (each holds
+    /// a connection); endpoints wait in turn for a free slot. 1 to 100000. [default: 2000]
+    #[arg(long, env = "HERALD_MAX_IN_FLIGHT", value_name = "COUNT")]
+    pub max_in_flight: Option<String>,
 
     /// Also send `svix-id`, `svix-timestamp` and `svix-signature` with Standard Webhooks v1
     /// deliveries, for receivers on older Svix libraries: `true` or `false`. [default: true]

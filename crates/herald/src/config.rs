@@ -182,6 +182,8 @@ pub struct DeliveryConfig {
     pub disable_after: Duration,
     pub shutdown_grace: Duration,
     pub svix_headers: bool,
+    /// Most attempts in flight at once on this node.
+    pub max_in_flight: usize,
     /// Endpoint URLs must be `https` (checked when endpoints are saved).
     pub require_https: bool,
     /// Send every delivery through this HTTP proxy, which then owns the network policy.
@@ -196,6 +198,7 @@ impl Default for DeliveryConfig {
             disable_after: Duration::from_secs(5 * 86_400),
             shutdown_grace: Duration::from_secs(30),
             svix_headers: true,
+            max_in_flight: 2000,
             require_https: false,
             outbound_proxy: None,
         }
@@ -231,6 +234,7 @@ struct FileConfig {
     disable_after: Option<String>,
     shutdown_grace: Option<String>,
     svix_headers: Option<bool>,
+    max_in_flight: Option<u64>,
     require_https: Option<bool>,
     payload_retention_days: Option<u64>,
     response_retention_days: Option<u64>,
@@ -350,6 +354,12 @@ const SVIX_HEADERS: Opt = opt(
     "--svix-headers",
     "HERALD_SVIX_HEADERS",
     "svix_headers",
+);
+const MAX_IN_FLIGHT: Opt = opt(
+    "max_in_flight",
+    "--max-in-flight",
+    "HERALD_MAX_IN_FLIGHT",
+    "max_in_flight",
 );
 
 const PAYLOAD_RETENTION_DAYS: Opt = opt(
@@ -739,6 +749,14 @@ impl<'a> Resolver<'a> {
                 ),
                 || defaults.svix_headers,
                 parse_bool,
+            )?,
+            max_in_flight: self.size(
+                &MAX_IN_FLIGHT,
+                args.max_in_flight.as_ref(),
+                self.file.max_in_flight,
+                defaults.max_in_flight,
+                1,
+                100_000,
             )?,
             require_https: self.parse(
                 &REQUIRE_HTTPS,

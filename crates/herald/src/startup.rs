@@ -55,6 +55,33 @@ pub struct Application {
     _lock: Option<std::fs::File>,
 }
 
+/// Descriptors Herald needs besides its attempts' connections: clients, database, files.
+const DESCRIPTOR_RESERVE: u64 = 512;
+
+/// Warns when `--max-in-flight` connections and the reserve for everything else do not fit in
+/// the process's soft limit of open files (read from `/proc/self/limits`, where there is one):
+/// attempts would then fail with "too many open files" instead of waiting for a slot.
+fn warn_if_descriptors_are_short(max_in_flight: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(soft) = soft
+        && max_in_flight as u64 + DESCRIPTOR_RESERVE > soft
+    {
+        tracing::warn!(
+            max_in_flight,
+            open_files_limit = soft,
+            "--max-in-flight plus {DESCRIPTOR_RESERVE} other descriptors exceeds the open-files \
+             limit: raise it (ulimit -n) or lower --max-in-flight"
+        );
+    }
+}
+
 /// Takes the exclusive lock that keeps a second Herald off a SQLite database. Leases written by
 /// an earlier process on the same database are then known to be dead.
 pub fn lock_sqlite(database_url: &str) -> Result<Option<std::fs::File>, StartError> {
@@ -120,6 +147,8 @@ impl Application {
             .unwrap_or(chrono::Duration::days(5));
         worker.shutdown_grace = config.delivery.shutdown_grace;
         worker.svix_headers = config.delivery.svix_headers;
+        worker.max_in_flight = config.delivery.max_in_flight;
+        warn_if_descriptors_are_short(worker.max_in_flight);
         worker.metrics_endpoint_labels = config.metrics.endpoint_labels;
         // Installed before anything records, so that histograms get their buckets.
         crate::metrics::handle();

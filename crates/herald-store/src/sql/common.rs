@@ -16,7 +16,7 @@
 //   fn wakeups(&self) -> Option<Wakeups>;  (`Store::subscribe_wakeups`)
 //   async fn insert_message(&self, msg, only, completes) -> Result<Vec<EndpointId>>;  (a
 //                                  publish's transaction, built on `insert_messages_in` below)
-//   struct WriteTx { begin(&store), bookkeeping(&store), conn(), commit() }, which derefs to
+//   struct WriteTx { begin(&store), bookkeeping(&store), conn(), commit(), rollback() }, which derefs to
 //                                  the connection: every write transaction. `bookkeeping`'s
 //                                  commit does not wait for the disk flush. Only `commit`
 //                                  returning `Ok` means committed; a `WriteTx` dropped before
@@ -580,11 +580,31 @@ impl Store for SqlStore {
 
     // -- endpoints --
 
-    async fn create_endpoint(
+    async fn create_endpoint_within(
         &self,
         ep: &Endpoint,
         secrets: &SealedEndpointSecrets,
-    ) -> Result<()> {
+        max: u64,
+    ) -> Result<bool> {
+        let mut tx = WriteTx::begin(self).await?;
+        if max < u64::MAX {
+            // Creates for one application count one after another: on Postgres the
+            // application's row is locked until the commit (SQLite's one writer serialises).
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM applications WHERE id = $1{FOR_UPDATE}"
+            )))
+            .bind(ep.app_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM endpoints WHERE app_id = $1")
+                .bind(ep.app_id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            if u64::try_from(count).unwrap_or(0) >= max {
+                tx.rollback().await;
+                return Ok(false);
+            }
+        }
         sqlx::query(
             "INSERT INTO endpoints (id, app_id, uid, url, description, event_types, channels,
              disabled, rate_limit, metadata, options, secret, previous_secrets, headers,
@@ -607,10 +627,11 @@ impl Store for SqlStore {
         .bind(secrets.headers.as_deref())
         .bind(millis(ep.created_at))
         .bind(millis(ep.updated_at))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an endpoint with this uid already exists"))?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>> {

@@ -15,7 +15,7 @@ use herald_core::model::{DEFAULT_MAX_CONCURRENCY, Ordering};
 use herald_core::retry::RetryPolicy;
 use herald_core::secrets::{EndpointSecrets, GraphqlApi};
 use herald_store::{Task, TaskClaim};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -68,6 +68,42 @@ impl Throttle {
     fn ready_at(&self) -> Instant {
         self.next
     }
+}
+
+/// Up to `want` of the node's attempt slots, waiting in turn for the first when none is free.
+/// `None` when the wait ended otherwise (an attempt of this endpoint finished, freeing
+/// capacity, or the worker is stopping): look again.
+async fn take_slots(
+    slots: &Arc<Semaphore>,
+    want: usize,
+    in_flight: &mut JoinSet<()>,
+    stop: &CancellationToken,
+) -> Option<OwnedSemaphorePermit> {
+    let want = u32::try_from(want.max(1)).unwrap_or(u32::MAX);
+    let free = |up_to: u32| {
+        u32::try_from(slots.available_permits())
+            .unwrap_or(u32::MAX)
+            .min(up_to)
+    };
+    // Free slots are only ever free when nobody waits: a released slot goes to the first
+    // waiter, so taking one here never jumps the queue.
+    if free(want) > 0
+        && let Ok(taken) = slots.clone().try_acquire_many_owned(free(want))
+    {
+        return Some(taken);
+    }
+    let mut first = tokio::select! {
+        taken = slots.clone().acquire_owned() => taken.ok()?,
+        Some(_) = in_flight.join_next(), if !in_flight.is_empty() => return None,
+        () = stop.cancelled() => return None,
+    };
+    let more = free(want - 1);
+    if more > 0
+        && let Ok(taken) = slots.clone().try_acquire_many_owned(more)
+    {
+        first.merge(taken);
+    }
+    Some(first)
 }
 
 async fn snapshot(
@@ -140,8 +176,9 @@ pub async fn run(
     stop: CancellationToken,
 ) -> bool {
     let mut in_flight = JoinSet::new();
-    // Claimed, not started yet (see `claim_ahead` below).
+    // Claimed, not started yet (see `claim_ahead` below), and the node's slots they hold.
     let mut ready: VecDeque<Task> = VecDeque::new();
+    let mut held: Option<OwnedSemaphorePermit> = None;
     let mut throttle: Option<(u16, Throttle)> = None;
     let mut version: i64 = -1;
     // The endpoint's capacity when last read.
@@ -217,7 +254,7 @@ pub async fn run(
         free = throttled_free;
 
         let mut claimed = 0;
-        if free > 0 && ready.is_empty() {
+        if free > 0 && ready.is_empty() && held.is_none() {
             // An unthrottled endpoint claims a whole capacity's worth at once, whatever is free:
             // a wave of finished attempts then costs one claim, not one per freed slot (claims
             // are writes, and on SQLite every write waits for the one writer). What does not
@@ -228,6 +265,12 @@ pub async fn run(
             } else {
                 (free, snapshot.timeout)
             };
+            // The node-wide cap: only as many as there are slots, each claimed task holding
+            // one until its result is recorded.
+            let Some(mut slots) = take_slots(&shared.slots, want, &mut in_flight, &stop).await
+            else {
+                continue;
+            };
             let now = herald_core::time::now();
             let lease = now
                 + chrono::Duration::from_std(attempt_time + shared.config.attempt_lease_margin)
@@ -235,7 +278,7 @@ pub async fn run(
             let claim = TaskClaim {
                 endpoint: endpoint_id.clone(),
                 lease_until: lease,
-                limit: want,
+                limit: want.min(slots.num_permits()),
                 fifo,
             };
             match shared.claims.claim(claim).await {
@@ -248,6 +291,8 @@ pub async fn run(
                     }
                     version = v;
                     claimed = tasks.len();
+                    // The slots of tasks not found go back at once (dropped with `slots`).
+                    held = slots.split(tasks.len());
                     ready.extend(tasks);
                 }
                 Err(e) => {
@@ -268,6 +313,10 @@ pub async fn run(
         for task in ready.drain(..starting) {
             let shared = shared.clone();
             let snapshot = snapshot.clone();
+            let slot = held.as_mut().and_then(|h| h.split(1));
+            if held.as_ref().is_some_and(|h| h.num_permits() == 0) {
+                held = None;
+            }
             in_flight.spawn(async move {
                 let counted = crate::metrics::InFlight::start();
                 let record = attempt::run(
@@ -291,7 +340,11 @@ pub async fn run(
                         .then_some(&record.endpoint_id),
                 );
                 shared.completions.commit(record).await;
+                drop(slot);
             });
+        }
+        if ready.is_empty() {
+            held = None;
         }
 
         if in_flight.is_empty() && ready.is_empty() && claimed == 0 {

@@ -67,6 +67,8 @@ pub struct WorkerConfig {
     pub svix_headers: bool,
     /// Label attempt metrics with the endpoint id (one series per endpoint).
     pub metrics_endpoint_labels: bool,
+    /// Most attempts in flight at once on this node, over every endpoint (`--max-in-flight`).
+    pub max_in_flight: usize,
 }
 
 impl WorkerConfig {
@@ -83,6 +85,7 @@ impl WorkerConfig {
             max_response_bytes: 20_000,
             svix_headers: true,
             metrics_endpoint_labels: false,
+            max_in_flight: 2000,
         }
     }
 }
@@ -95,6 +98,9 @@ pub struct Shared {
     pub completions: completion::Completions,
     pub claims: claims::Claimer,
     pub config: WorkerConfig,
+    /// The node's attempt slots (`WorkerConfig::max_in_flight`): a claimed task holds one until
+    /// its result is recorded. Handed out in turn, so no endpoint waiting for one starves.
+    pub slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -224,6 +230,7 @@ impl Worker {
             completions,
             claims,
             config: config.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
         });
         let stop = CancellationToken::new();
         let forwarder = store

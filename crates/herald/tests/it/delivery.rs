@@ -345,6 +345,46 @@ async fn concurrency_is_capped_per_endpoint() {
     t.stop().await;
 }
 
+/// `--max-in-flight` caps attempts over every endpoint of the node together; endpoints wait in
+/// turn for a free slot, so every one of them is served early, none starves.
+#[tokio::test]
+async fn attempts_in_flight_are_capped_over_every_endpoint_and_none_starves() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn_with(|c| c.delivery.max_in_flight = 3).await;
+    let app = t.create_app("Many").await;
+    for e in 0..6 {
+        let path = format!("/e{e}");
+        r.always(&path, Step::Delay(ms(200), Box::new(Step::Status(200))));
+        t.create_endpoint(
+            &app,
+            json!({"url": r.url(&path), "eventTypes": [format!("e{e}")]}),
+        )
+        .await;
+    }
+    for i in 0..4 {
+        for e in 0..6 {
+            t.publish(
+                &app,
+                json!({"eventType": format!("e{e}"), "payload": {"i": i}}),
+            )
+            .await;
+        }
+    }
+    for e in 0..6 {
+        r.wait_for(&format!("/e{e}"), 4, Duration::from_secs(20))
+            .await;
+    }
+    assert_eq!(r.max_in_flight_total(), 3);
+    let mut arrivals = r.all_received();
+    arrivals.sort_by_key(|a| a.at);
+    for e in 0..6 {
+        let path = format!("/e{e}");
+        let first = arrivals.iter().position(|a| a.path == path).unwrap();
+        assert!(first < 12, "{path} waited for {first} of 24 deliveries");
+    }
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn throttle_rate_limits_messages_per_second() {
     let r = Receiver::start().await;

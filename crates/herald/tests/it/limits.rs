@@ -157,6 +157,35 @@ async fn endpoints_per_application_are_capped() {
     t.stop().await;
 }
 
+/// Fifty creates at once against a limit of eight leave eight (the conformance suite checks the
+/// same on Postgres).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_cap_holds_under_parallel_creates() {
+    let t = TestApp::spawn_with(|c| c.limits.max_endpoints_per_app = 8).await;
+    let app = t.create_app("Race").await;
+    let path = format!("/api/v1/app/{app}/endpoint");
+    let statuses: Vec<StatusCode> = futures::future::join_all((0..50).map(|i| {
+        let request = t
+            .request(Method::POST, &path)
+            .json(&json!({"url": format!("https://e.com/{i}")}));
+        async move { request.send().await.unwrap().status() }
+    }))
+    .await;
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 8, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| matches!(*s, StatusCode::CREATED | StatusCode::UNPROCESSABLE_ENTITY))
+    );
+    let (_, list) = t.get(&format!("{path}?limit=100")).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 8);
+    t.stop().await;
+}
+
 /// Reads until the server closes the connection; returns what it sent.
 async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> String {
     let mut got = Vec::new();

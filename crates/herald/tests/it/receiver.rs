@@ -46,6 +46,9 @@ impl Received {
     }
 }
 
+/// The key that counts requests to every path together.
+const ALL_PATHS: &str = "*";
+
 #[derive(Default)]
 struct State {
     scripts: HashMap<String, VecDeque<Step>>,
@@ -136,6 +139,11 @@ impl Receiver {
         self.state.lock().unwrap().received.clone()
     }
 
+    /// The most requests, to every path together, that were being answered at the same time.
+    pub fn max_in_flight_total(&self) -> usize {
+        self.max_in_flight(ALL_PATHS)
+    }
+
     /// The most requests to `path` that were being answered at the same time.
     pub fn max_in_flight(&self, path: &str) -> usize {
         *self
@@ -219,13 +227,16 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
                 body,
                 at: Instant::now(),
             });
-            let now = {
-                let n = s.in_flight.entry(path.clone()).or_default();
-                *n += 1;
-                *n
-            };
-            let max = s.max_in_flight.entry(path.clone()).or_default();
-            *max = (*max).max(now);
+            // Per path, and over every path (under `*`).
+            for key in [path.clone(), ALL_PATHS.to_owned()] {
+                let now = {
+                    let n = s.in_flight.entry(key.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                let max = s.max_in_flight.entry(key).or_default();
+                *max = (*max).max(now);
+            }
             let scripted = s.scripts.get_mut(&path).and_then(VecDeque::pop_front);
             scripted
                 .or_else(|| s.always.get(&path).cloned())
@@ -234,8 +245,10 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         let keep_open = act(&mut stream, step).await;
         {
             let mut s = state.lock().unwrap();
-            if let Some(n) = s.in_flight.get_mut(&path) {
-                *n -= 1;
+            for key in [path.as_str(), ALL_PATHS] {
+                if let Some(n) = s.in_flight.get_mut(key) {
+                    *n -= 1;
+                }
             }
         }
         if !keep_open {

@@ -269,16 +269,6 @@ async fn create(
         updated_at: now,
     };
     let mut v = Violations::new();
-    let max = state.limits.max_endpoints_per_app;
-    if state.store.count_endpoints(&scoped.app.id).await? >= max as u64 {
-        v.value(
-            &["body"],
-            format!(
-                "this application already has {max} endpoints, the most this server allows \
-                 (--max-endpoints-per-app)"
-            ),
-        );
-    }
     check_endpoint(&mut v, &endpoint, state);
     let scheme = endpoint.options.signature.scheme;
     let secret = check_secret(&mut v, &["body", "secret"], scheme, body.secret.as_deref());
@@ -291,10 +281,20 @@ async fn create(
     v.finish()?;
     let secret = secret.map_or_else(|| scheme.generate_secret(), Zeroizing::new);
     let secrets = EndpointSecrets::new(secret, headers);
-    state
+    let max = state.limits.max_endpoints_per_app;
+    let created = state
         .store
-        .create_endpoint(&endpoint, &secrets.seal(&state.keyring))
+        .create_endpoint_within(&endpoint, &secrets.seal(&state.keyring), max as u64)
         .await?;
+    if !created {
+        return Err(ApiError::invalid(
+            &["body"],
+            format!(
+                "this application already has {max} endpoints, the most this server allows \
+                 (--max-endpoints-per-app)"
+            ),
+        ));
+    }
     Ok(endpoint)
 }
 
