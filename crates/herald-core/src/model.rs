@@ -180,6 +180,9 @@ pub struct Endpoint {
     pub app_id: AppId,
     pub uid: Option<String>,
     pub url: String,
+    /// Which of the URLs the endpoint has had `url` is: set by the store, which bumps it when
+    /// the URL changes. An attempt names the URL it was sent to by it instead of a copy.
+    pub url_version: i64,
     pub description: String,
     /// `None`: every event type.
     pub event_types: Option<Vec<String>>,

@@ -123,6 +123,7 @@ mod tests {
             app_id: AppId::generate(),
             uid: None,
             url: "https://example.com".into(),
+            url_version: 0,
             description: String::new(),
             event_types: list(c.types),
             channels: list(c.channels),

@@ -35,6 +35,7 @@ pub async fn run(store: &dyn Store) {
     event_types(store).await;
     endpoints(store).await;
     endpoint_quota_holds_under_concurrency(store).await;
+    attempts_keep_the_url_they_were_sent_to(store).await;
     messages(store).await;
     api_keys(store).await;
     idempotency(store).await;
@@ -72,6 +73,7 @@ pub fn sample_endpoint(app: &AppId) -> Endpoint {
         app_id: app.clone(),
         uid: None,
         url: "https://example.com/hook".into(),
+        url_version: 0,
         description: String::new(),
         event_types: Some(vec!["user.signup".into()]),
         channels: None,
@@ -306,6 +308,81 @@ async fn event_types(store: &dyn Store) {
     assert!(store.get_event_type(&name).await.unwrap().is_none());
 }
 
+/// An attempt names the URL it was sent to, which it keeps after the endpoint's URL changes;
+/// an update that keeps the URL keeps its version.
+async fn attempts_keep_the_url_they_were_sent_to(store: &dyn Store) {
+    let node = format!("node-{}", random_base62(6));
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut ep = sample_endpoint(&app.id);
+    ep.url = "https://first.example/hook".into();
+    store.create_endpoint(&ep, &secrets(1)).await.unwrap();
+    let deliver = |ep: Endpoint| {
+        let node = node.clone();
+        async move {
+            let msg = sample_message(&ep.app_id, "user.signup", None);
+            store.create_message(&msg).await.unwrap();
+            let now = herald_core::time::now() + Duration::seconds(1);
+            let lease = now + Duration::seconds(30);
+            store
+                .claim_due_endpoints(&node, now, lease, 100)
+                .await
+                .unwrap();
+            let (tasks, version) = store
+                .claim_tasks(&node, &ep.id, now, lease, 10, false)
+                .await
+                .unwrap();
+            assert_eq!(tasks.len(), 1);
+            let done = record(&tasks[0], &ep, NextStep::Done, now);
+            store
+                .complete_attempts(&node, &[done], Duration::days(5), now)
+                .await
+                .unwrap();
+            store
+                .release_endpoint(&node, &ep.id, version, false, now)
+                .await
+                .unwrap();
+            msg.id
+        }
+    };
+    let ep = store.get_endpoint_by_id(&ep.id).await.unwrap().unwrap();
+    assert_eq!(ep.url_version, 0);
+    let first = deliver(ep.clone()).await;
+    let mut moved = ep.clone();
+    moved.url = "https://second.example/hook".into();
+    store.update_endpoint(&moved).await.unwrap();
+    let moved = store.get_endpoint_by_id(&ep.id).await.unwrap().unwrap();
+    assert_eq!(moved.url_version, 1);
+    let second = deliver(moved.clone()).await;
+    let mut described = moved.clone();
+    described.description = "same URL".into();
+    store.update_endpoint(&described).await.unwrap();
+    let described = store.get_endpoint_by_id(&ep.id).await.unwrap().unwrap();
+    assert_eq!(described.url_version, 1);
+
+    let url_of = |msg: MessageId| async move {
+        store.attempts_for_message(&msg).await.unwrap()[0]
+            .url
+            .clone()
+    };
+    assert_eq!(url_of(first).await, "https://first.example/hook");
+    assert_eq!(url_of(second).await, "https://second.example/hook");
+    let filter = crate::AttemptFilter {
+        endpoint: Some(ep.id.clone()),
+        ..Default::default()
+    };
+    let listed = store
+        .list_attempts(&app.id, &filter, &ListParams::first(10, Order::Descending))
+        .await
+        .unwrap();
+    let urls: Vec<&str> = listed.items.iter().map(|a| a.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        ["https://second.example/hook", "https://first.example/hook"]
+    );
+    store.delete_app(&app.id).await.unwrap();
+}
+
 /// Fifty creates at once against a limit of eight leave eight: the count is taken inside each
 /// insert's transaction, serialised per application.
 async fn endpoint_quota_holds_under_concurrency(store: &dyn Store) {
@@ -399,6 +476,8 @@ async fn endpoints(store: &dyn Store) {
     ep.event_types = None;
     ep.url = "https://example.org/other".into();
     store.update_endpoint(&ep).await.unwrap();
+    // A new URL is a new version of it (the store counts them).
+    ep.url_version += 1;
     assert_eq!(
         store.get_endpoint(&app.id, "primary").await.unwrap(),
         Some(ep.clone())
@@ -828,6 +907,7 @@ pub(crate) fn record(
         endpoint_id: endpoint.id.clone(),
         app_id: endpoint.app_id.clone(),
         url: endpoint.url.clone(),
+        url_version: Some(endpoint.url_version),
         status_code: if next == NextStep::Done { 200 } else { 500 },
         response: "ok".into(),
         duration_ms: 3,

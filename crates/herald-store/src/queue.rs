@@ -53,6 +53,9 @@ pub struct AttemptRecord {
     pub endpoint_id: EndpointId,
     pub app_id: AppId,
     pub url: String,
+    /// The endpoint's `url_version` for `url`, when the attempt used the endpoint's own URL:
+    /// the attempt then names it instead of keeping a copy.
+    pub url_version: Option<i64>,
     /// 0 when no response was received.
     pub status_code: u16,
     /// The response body (truncated), or empty.

@@ -49,7 +49,7 @@ const APP_COLUMNS: &str =
     "id, uid, name, rate_limit, metadata, graphql_api_url, graphql_api_headers, created_at, updated_at";
 const EVENT_TYPE_COLUMNS: &str =
     "name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at";
-const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, description, event_types, channels, \
+const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, url_seq, description, event_types, channels, \
     disabled, rate_limit, metadata, options, created_at, updated_at";
 const MESSAGE_COLUMNS: &str =
     "id, app_id, event_type, event_id, channels, payload, created_at, payload_expires_at";
@@ -166,20 +166,23 @@ async fn insert_attempts(
     tx: &mut <Db as sqlx::Database>::Connection,
     records: &[&AttemptRecord],
 ) -> Result<()> {
-    // Fifteen values a row.
+    // Sixteen values a row.
     for chunk in records.chunks(60) {
         let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status_code,
-             response, response_duration_ms, trigger_type, success, error, created_at,
-             request_headers, request_body) ",
+            "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, url_seq,
+             status_code, response, response_duration_ms, trigger_type, success, error,
+             created_at, request_headers, request_body) ",
         );
         qb.push_values(chunk, |mut row, r| {
+            // The endpoint's URL history holds the URL when the attempt used it.
+            let url = if r.url_version.is_some() { String::new() } else { r.url.clone() };
             row.push_bind(r.id.as_str().to_owned())
                 .push_bind(r.delivery_id)
                 .push_bind(r.msg_id.as_str().to_owned())
                 .push_bind(r.endpoint_id.as_str().to_owned())
                 .push_bind(r.app_id.as_str().to_owned())
-                .push_bind(r.url.clone())
+                .push_bind(url)
+                .push_bind(r.url_version)
                 .push_bind(i32::from(r.status_code))
                 .push_bind(r.response.clone())
                 .push_bind(r.duration_ms)
@@ -248,6 +251,30 @@ async fn complete_successes(
             effects.recovered.push(r.id.clone());
         }
     }
+    Ok(())
+}
+
+/// An attempt's columns, with its URL read from the endpoint's URL history when it names one
+/// (`a` is the attempt, joined with [`ATTEMPT_URL_JOIN`]).
+const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, COALESCE(u.url, a.url) AS url, \
+    a.status_code, a.response, a.response_duration_ms, a.trigger_type, a.success, a.error, \
+    a.created_at, a.request_headers, a.request_body";
+
+/// The URL history entry an attempt names, if it names one.
+const ATTEMPT_URL_JOIN: &str =
+    "LEFT JOIN endpoint_urls u ON u.endpoint_id = a.endpoint_id AND u.seq = a.url_seq";
+
+/// Adds the endpoint's current URL to its history (nothing when it is there already), in the
+/// transaction that created or changed the endpoint.
+async fn record_url(conn: &mut <Db as sqlx::Database>::Connection, endpoint: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO endpoint_urls (endpoint_id, seq, url)
+         SELECT id, url_seq, url FROM endpoints WHERE id = $1
+         ON CONFLICT (endpoint_id, seq) DO NOTHING",
+    )
+    .bind(endpoint)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -630,6 +657,7 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an endpoint with this uid already exists"))?;
+        record_url(&mut tx, ep.id.as_str()).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -677,7 +705,9 @@ impl Store for SqlStore {
         let done = sqlx::query(
             "UPDATE endpoints SET uid = $3, url = $4, description = $5, event_types = $6,
              channels = $7, disabled = $8, rate_limit = $9, metadata = $10, options = $11,
-             updated_at = $12 WHERE id = $1 AND app_id = $2",
+             updated_at = $12,
+             url_seq = CASE WHEN url = $4 THEN url_seq ELSE url_seq + 1 END
+             WHERE id = $1 AND app_id = $2",
         )
         .bind(ep.id.as_str())
         .bind(ep.app_id.as_str())
@@ -697,6 +727,7 @@ impl Store for SqlStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        record_url(&mut tx, ep.id.as_str()).await?;
         if ep.disabled {
             stop_pending(&mut tx, ep.id.as_str()).await?;
         }
@@ -1235,11 +1266,10 @@ impl Store for SqlStore {
     }
 
     async fn attempts_for_message(&self, msg: &MessageId) -> Result<Vec<Attempt>> {
-        let rows: Vec<AttemptRow> = sqlx::query_as(
-            "SELECT id, msg_id, endpoint_id, url, status_code, response, response_duration_ms,
-             trigger_type, success, error, created_at, request_headers, request_body
-             FROM attempts WHERE msg_id = $1 ORDER BY id",
-        )
+        let rows: Vec<AttemptRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts a {ATTEMPT_URL_JOIN}
+             WHERE a.msg_id = $1 ORDER BY a.id"
+        )))
         .bind(msg.as_str())
         .fetch_all(&self.reader)
         .await?;

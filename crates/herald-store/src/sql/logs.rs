@@ -12,9 +12,6 @@ mod logs_sql {
     use crate::rows::{DeliveryLogRow, DestinationRow, SentMessageRow};
     use herald_core::id::AttemptId;
 
-    const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.status_code, a.response, \
-        a.response_duration_ms, a.trigger_type, a.success, a.error, a.created_at, \
-        a.request_headers, a.request_body";
 
     /// `columns` with every name prefixed by `alias.`.
     fn qualified(columns: &str, alias: &str) -> String {
@@ -70,7 +67,9 @@ mod logs_sql {
         params: &ListParams,
     ) -> Result<Page<Attempt>> {
         let join_messages = !filter.event_types.is_empty() || filter.channel.is_some();
-        let mut qb = QueryBuilder::new(format!("SELECT {ATTEMPT_COLUMNS} FROM attempts a"));
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts a {ATTEMPT_URL_JOIN}"
+        ));
         if join_messages {
             qb.push(" JOIN messages m ON m.id = a.msg_id");
         }
@@ -130,7 +129,7 @@ mod logs_sql {
         id: &AttemptId,
     ) -> Result<Option<Attempt>> {
         let row: Option<AttemptRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM attempts a
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts a {ATTEMPT_URL_JOIN}
              WHERE a.id = $1 AND a.msg_id = $2 AND a.app_id = $3"
         )))
         .bind(id.as_str())

@@ -165,6 +165,7 @@ async fn attempt(
         endpoint_id: endpoint.id.clone(),
         app_id: endpoint.app_id.clone(),
         url: endpoint.url.clone(),
+        url_version: Some(endpoint.url_version),
         status_code: 0,
         response: String::new(),
         duration_ms: 0,

@@ -371,7 +371,7 @@ async fn url_and_description_limits_are_configurable() {
     t.create_endpoint(&app, json!({"url": ok})).await;
     t.stop().await;
 
-    // 8,192 characters by default: a URL is copied into every attempt's request line and log.
+    // 8,192 characters by default.
     let t = TestApp::spawn().await;
     let app = t.create_app("Acme").await;
     let at = |n: usize| format!("https://example.com/{}", "p".repeat(n - 20));

@@ -721,3 +721,67 @@ async fn retention_removes_payloads_and_responses_and_keeps_the_log_rows() {
     assert_eq!(sent["data"].as_array().unwrap().len(), 3);
     t.stop().await;
 }
+
+/// Attempts name their endpoint's URL instead of copying it: an 8,192-character URL costs its
+/// endpoint one row, not every attempt a copy, and each attempt still shows the URL it was sent
+/// to after the endpoint moves.
+#[tokio::test]
+async fn attempts_name_the_url_they_were_sent_to_without_copying_it() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Long").await;
+    let long = format!("/{}", "x".repeat(8_192 - r.url("/").len()));
+    let url = r.url(&long);
+    assert_eq!(url.len(), 8_192);
+    let ep = t.create_endpoint(&app, json!({"url": url})).await;
+    for i in 0..20 {
+        t.publish(&app, json!({"eventType": "a", "payload": {"i": i}}))
+            .await;
+    }
+    r.wait_for(&long, 20, Duration::from_secs(10)).await;
+    let (status, _) = t
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/app/{app}/endpoint/{ep}"),
+            Some(json!({"url": r.url("/moved")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    t.publish(&app, json!({"eventType": "a", "payload": {"i": 20}}))
+        .await;
+    r.wait_for("/moved", 1, Duration::from_secs(10)).await;
+    let base = format!("/api/v1/app/{app}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let list = loop {
+        let list = t
+            .get_ok(&format!("{base}/attempt/endpoint/{ep}?limit=50"))
+            .await;
+        if list["data"].as_array().unwrap().len() == 21 {
+            break list;
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let urls: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls[0], r.url("/moved"));
+    assert!(urls[1..].iter().all(|u| *u == url));
+
+    // In the database: no attempt holds a copy.
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}?mode=ro",
+        t.data_dir.join("herald.db").display()
+    ))
+    .await
+    .unwrap();
+    let copied: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(length(url)), 0) FROM attempts")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(copied, 0);
+    t.stop().await;
+}

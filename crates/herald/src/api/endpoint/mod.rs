@@ -258,6 +258,7 @@ async fn create(
         app_id: scoped.app.id.clone(),
         uid: body.uid.or(uid_fallback),
         url: body.url,
+        url_version: 0,
         description: body.description,
         event_types: body.event_types,
         channels: body.channels,
