@@ -5,10 +5,13 @@
 //! `/metrics` is scraped, so they cost nothing between scrapes.
 //!
 //! Label cardinality stays bounded: no label ever names a message; the event type labels
-//! published messages; endpoint ids label attempt metrics only when the operator turns
-//! `--metrics-endpoint-labels` on (one series per endpoint and outcome).
+//! published messages only when it is in the catalogue ([`EventTypeLabels`]; any other name,
+//! which any publisher may make up, counts as `other`); endpoint ids label attempt metrics only
+//! when the operator turns `--metrics-endpoint-labels` on (one series per endpoint and
+//! outcome).
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -100,8 +103,74 @@ fn describe() {
     );
 }
 
-pub fn message_published(event_type: &str) {
-    metrics::counter!(MESSAGES_PUBLISHED, "event_type" => event_type.to_owned()).increment(1);
+/// The label of published messages whose event type is not in the catalogue.
+pub const OTHER_EVENT_TYPE: &str = "other";
+
+/// The event types of the catalogue, the only ones that label metrics: the catalogue is the
+/// operator's (only admins write it), while a publisher may name any event type. Loaded at
+/// start, kept in step with this node's catalogue changes, and reloaded every minute for those
+/// made through other nodes.
+#[derive(Debug, Default)]
+pub struct EventTypeLabels(RwLock<HashSet<String>>);
+
+impl EventTypeLabels {
+    /// The label for `event_type`.
+    fn label(&self, event_type: &str) -> String {
+        let known = self
+            .0
+            .read()
+            .map(|names| names.contains(event_type))
+            .unwrap_or(false);
+        if known {
+            event_type.to_owned()
+        } else {
+            OTHER_EVENT_TYPE.to_owned()
+        }
+    }
+
+    pub fn insert(&self, name: &str) {
+        if let Ok(mut names) = self.0.write() {
+            names.insert(name.to_owned());
+        }
+    }
+
+    pub fn remove(&self, name: &str) {
+        if let Ok(mut names) = self.0.write() {
+            names.remove(name);
+        }
+    }
+
+    /// Replaces the set with the catalogue's names.
+    pub fn replace(&self, names: HashSet<String>) {
+        if let Ok(mut current) = self.0.write() {
+            *current = names;
+        }
+    }
+
+    /// Reads the whole catalogue (archived types too) from `store`.
+    pub async fn reload(&self, store: &dyn herald_store::Store) -> herald_store::Result<()> {
+        let mut names = HashSet::new();
+        let mut params =
+            herald_core::page::ListParams::first(herald_core::page::MAX_LIMIT, Default::default());
+        loop {
+            let page = store.list_event_types(&params, true).await?;
+            let last = page.items.last().map(|e| e.name.clone());
+            let done = page.done();
+            names.extend(page.items.into_iter().map(|e| e.name));
+            match last {
+                Some(last) if !done => {
+                    params.cursor = Some(herald_core::page::Cursor::after(last));
+                }
+                _ => break,
+            }
+        }
+        self.replace(names);
+        Ok(())
+    }
+}
+
+pub fn message_published(labels: &EventTypeLabels, event_type: &str) {
+    metrics::counter!(MESSAGES_PUBLISHED, "event_type" => labels.label(event_type)).increment(1);
 }
 
 /// `2xx`, `4xx`, … or `none` when no response arrived.

@@ -170,6 +170,8 @@ impl Application {
             wakeup.clone(),
             chrono::Duration::days(i64::from(config.retention.payload_days)),
         );
+        let event_type_labels = Arc::new(crate::metrics::EventTypeLabels::default());
+        event_type_labels.reload(store.as_ref()).await?;
         let state = AppState::new(Shared {
             store,
             keyring,
@@ -191,6 +193,7 @@ impl Application {
             api_rate_limit: config.api_rate_limit,
             api_limiter: Default::default(),
             client_timeout: config.client_timeout,
+            event_type_labels,
         });
         Ok(Self {
             listener,
@@ -239,6 +242,10 @@ impl Application {
     ) -> Result<(), StartError> {
         let store = self.state.store.clone();
         let maintenance = tokio::spawn(maintenance(store.clone()));
+        let labels = tokio::spawn(reload_event_type_labels(
+            store.clone(),
+            self.state.event_type_labels.clone(),
+        ));
         let retention = tokio::spawn(crate::retention::run(store.clone(), self.retention));
         let worker = self.role.delivers().then(|| {
             Worker::start(
@@ -294,10 +301,27 @@ impl Application {
             }
         });
         maintenance.abort();
+        labels.abort();
         retention.abort();
         store.close().await;
         tracing::info!("herald stopped");
         result
+    }
+}
+
+/// Keeps the metrics' event type labels in step with catalogue changes made through other
+/// nodes (this node's own changes apply at once).
+async fn reload_event_type_labels(
+    store: Arc<dyn Store>,
+    labels: Arc<crate::metrics::EventTypeLabels>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = labels.reload(store.as_ref()).await {
+            tracing::warn!(error = %e, "reloading the event types that label metrics failed");
+        }
     }
 }
 

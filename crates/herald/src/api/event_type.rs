@@ -196,7 +196,7 @@ async fn create_event_type(
     check(&mut v, &et);
     v.finish()?;
     match state.store.create_event_type(&et).await {
-        Ok(()) => {}
+        Ok(()) => state.event_type_labels.insert(&et.name),
         // Creating an archived event type again brings it back (Svix behaviour).
         Err(herald_store::StoreError::Conflict(what)) => {
             let existing = load(&state, &et.name).await?;
@@ -281,6 +281,7 @@ async fn update_event_type(
     v.finish()?;
     if created {
         state.store.create_event_type(&et).await?;
+        state.event_type_labels.insert(&et.name);
         Ok((StatusCode::CREATED, axum::Json(EventTypeOut::new(et, true))).into_response())
     } else {
         state.store.update_event_type(&et).await?;
@@ -346,6 +347,7 @@ async fn delete_event_type(
     let mut et = load(&state, &name).await?;
     if query.expunge.unwrap_or(false) {
         state.store.delete_event_type(&name).await?;
+        state.event_type_labels.remove(&name);
     } else if !et.archived {
         et.archived = true;
         et.updated_at = herald_core::time::now();
@@ -412,7 +414,10 @@ async fn import_catalog(
             updated_at: now,
         };
         match state.store.create_event_type(&et).await {
-            Ok(()) => out.created.push(entry.name),
+            Ok(()) => {
+                state.event_type_labels.insert(&entry.name);
+                out.created.push(entry.name);
+            }
             Err(herald_store::StoreError::Conflict(_)) => out.unchanged.push(entry.name),
             Err(e) => return Err(e.into()),
         }

@@ -209,7 +209,7 @@ async fn create_message(
         }
         None => (state.store.create_message(&message).await?, false),
     };
-    crate::metrics::message_published(&message.event_type);
+    crate::metrics::message_published(&state.event_type_labels, &message.event_type);
     state.wakeup.endpoints(matched);
     let mut response = (
         StatusCode::ACCEPTED,

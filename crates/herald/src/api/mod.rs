@@ -80,6 +80,8 @@ pub struct Shared {
     pub api_limiter: herald_core::rate::TokenBuckets<String>,
     /// Time a client has to send a request body (`--client-timeout`).
     pub client_timeout: std::time::Duration,
+    /// The catalogue's event types, the only ones that label metrics.
+    pub event_type_labels: Arc<crate::metrics::EventTypeLabels>,
 }
 
 impl AppState {

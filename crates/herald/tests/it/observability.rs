@@ -75,6 +75,14 @@ async fn metrics_parse_and_move_as_deliveries_happen() {
     // The registry is the process's, shared with other tests: use an event type of our own and
     // compare before and after.
     let event_type = format!("metrics.test-{}", herald_core::token::random_base62(6));
+    // Only the catalogue's event types label metrics.
+    let (status, _) = t
+        .post(
+            "/api/v1/event-type",
+            json!({"name": event_type, "description": "d"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
     let before = scrape(&t, None).await;
     let success = [("outcome", "success"), ("status_class", "2xx")];
     let failure = [("outcome", "failure"), ("status_class", "5xx")];
@@ -377,4 +385,46 @@ pub async fn start_with_json_logs_and_env(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (dir, server, stderr)
+}
+
+/// Only event types of the catalogue label published messages: 300 made-up event types add no
+/// series (they count as `other`), so no publisher can grow `/metrics` without bound.
+#[tokio::test]
+async fn event_types_outside_the_catalogue_add_no_metric_series() {
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Labels").await;
+    let (status, _) = t
+        .post(
+            "/api/v1/event-type",
+            json!({"name": "catalogued.type", "description": "d"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let before = scrape(&t, None).await;
+    let name = "herald_messages_published_total";
+    let others_before = value(&before, name, &[("event_type", "other")]);
+    let known_before = value(&before, name, &[("event_type", "catalogued.type")]);
+    for i in 0..300 {
+        t.publish(
+            &app,
+            json!({"eventType": format!("made.up.{i}"), "payload": {}}),
+        )
+        .await;
+    }
+    t.publish(&app, json!({"eventType": "catalogued.type", "payload": {}}))
+        .await;
+    let after = scrape(&t, None).await;
+    assert!(
+        !after.samples.iter().any(|s| s.metric == name
+            && s.labels
+                .get("event_type")
+                .is_some_and(|l| l.starts_with("made.up."))),
+        "a made-up event type labels a series"
+    );
+    assert!(value(&after, name, &[("event_type", "other")]) >= others_before + 300.0);
+    assert_eq!(
+        value(&after, name, &[("event_type", "catalogued.type")]),
+        known_before + 1.0
+    );
+    t.stop().await;
 }
