@@ -57,6 +57,23 @@ impl Principal {
         }
     }
 
+    /// A customer's token from `app-portal-access`: limited to one application, and to what a
+    /// customer needs there.
+    pub fn is_portal_customer(&self) -> bool {
+        self.kind == Some(KeyKind::Portal) && self.app_id.is_some()
+    }
+
+    /// A session of the operator's console (`/admin`): a portal-kind key of no application.
+    pub fn is_console_session(&self) -> bool {
+        self.kind == Some(KeyKind::Portal) && self.app_id.is_none()
+    }
+
+    /// Full access to what the token reaches: not read-only, not a customer's portal token.
+    /// Only such tokens read custom header values.
+    pub fn has_full_access(&self) -> bool {
+        self.role != Role::ReadOnly && !self.is_portal_customer()
+    }
+
     pub fn may_see_app(&self, app: &AppId) -> bool {
         self.app_id.as_ref().is_none_or(|own| own == app)
     }

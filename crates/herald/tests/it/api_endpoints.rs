@@ -187,6 +187,32 @@ async fn headers_are_kept_with_sensitive_values_hidden() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A credential may hide under any name: read-only and portal tokens see every value
+    // masked; full-access tokens (admin, application keys) read them.
+    let (status, _) = t
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"headers": {"X-Custom-Auth": "s3cret"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let app_key = t.api_key(json!({"role": "app", "appId": app})).await;
+    let reader = t.api_key(json!({"role": "read-only"})).await;
+    let (_, portal) = t
+        .post(&format!("/api/v1/auth/app-portal-access/{app}"), json!({}))
+        .await;
+    let portal = portal["token"].as_str().unwrap().to_owned();
+    let full =
+        json!({"headers": {"X-B": "2", "X-Custom-Auth": "s3cret"}, "sensitive": ["Authorization"]});
+    let masked = json!({"headers": {"X-B": "****", "X-Custom-Auth": "****"}, "sensitive": ["Authorization"]});
+    assert_eq!(t.get(&path).await.1, full);
+    for (token, expected) in [(&app_key, &full), (&reader, &masked), (&portal, &masked)] {
+        let (status, body) = t.call_as(token, Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&body, expected);
+    }
     t.stop().await;
 }
 

@@ -209,8 +209,10 @@ async fn every_refused_address_form_is_refused_as_a_literal_and_as_a_dns_answer(
         let ip = endpoint_ip[attempt.endpoint_id.as_str()];
         let error = attempt.error.unwrap_or_default();
         assert_eq!(attempt.status_code, 0, "{ip}");
+        // The resolved address is not named: that would map the operator's network for
+        // whoever owns the endpoint.
         assert!(
-            error.contains("refused by the network policy") && error.contains(&ip.to_string()),
+            error.contains("refused by the network policy") && !error.contains(&ip.to_string()),
             "{ip}: {error}"
         );
     }
@@ -275,7 +277,7 @@ async fn dns_rebinding_never_reaches_a_refused_address() {
     for (status, error) in &outcomes[2..] {
         assert_eq!(*status, DeliveryStatus::Fail);
         assert!(
-            error.contains("refused by the network policy") && error.contains("127.0.0.1"),
+            error.contains("refused by the network policy") && !error.contains("127.0.0.1"),
             "{error}"
         );
     }

@@ -46,7 +46,8 @@ pub struct EndpointHeadersPatchIn {
 
 #[derive(Serialize, ToSchema)]
 pub struct EndpointHeadersOut {
-    /// Header values, except sensitive ones.
+    /// Header values, except sensitive ones. For read-only and portal tokens every value is
+    /// masked (`"****"`): only full-access tokens read them.
     pub headers: BTreeMap<String, String>,
     /// Names of headers whose values are not shown (credentials).
     pub sensitive: Vec<String>,
@@ -110,6 +111,9 @@ pub(super) fn is_reserved_header(name: &str) -> bool {
                 | "proxy-connection"
         )
 }
+
+/// What a header value reads as for tokens without full access.
+const MASK: &str = "****";
 
 /// Header names whose values are credentials and are not shown back.
 fn is_sensitive_header(name: &str) -> bool {
@@ -223,10 +227,17 @@ async fn get_headers(
 ) -> ApiResult<axum::Json<EndpointHeadersOut>> {
     let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
     let secrets = load_secrets(&state, &endpoint).await?;
-    let (sensitive, visible): (BTreeMap<_, _>, BTreeMap<_, _>) = secrets
+    let (sensitive, mut visible): (BTreeMap<_, _>, BTreeMap<_, _>) = secrets
         .headers
         .into_iter()
         .partition(|(name, _)| is_sensitive_header(name));
+    // A header value may be a credential under any name (`X-Custom-Auth`): read-only and
+    // portal tokens see that a header is there, not what it says.
+    if !scoped.principal.has_full_access() {
+        visible
+            .values_mut()
+            .for_each(|value| *value = MASK.to_owned());
+    }
     Ok(axum::Json(EndpointHeadersOut {
         headers: visible,
         sensitive: sensitive.into_keys().collect(),
