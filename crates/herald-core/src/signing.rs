@@ -28,7 +28,7 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -331,6 +331,26 @@ pub struct Verification<'a> {
     pub secret: &'a str,
     /// `(now, tolerance)` in seconds for Standard Webhooks timestamps; `None` skips the check.
     pub now_and_tolerance: Option<(i64, i64)>,
+}
+
+/// What identifies a verified request for replay protection: the Standard Webhooks message
+/// id, or for the hex schemes (which sign the body alone) a digest of the body. `None` for
+/// schemes that sign nothing a replay could be told by (`static-header` sends the secret
+/// itself; `none`).
+pub fn replay_key(
+    config: &SignatureConfig,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Option<String> {
+    match config.scheme {
+        Scheme::StandardV1 | Scheme::StandardV1a => header(headers, "webhook-id")
+            .or_else(|| header(headers, "svix-id"))
+            .map(|id| format!("id:{id}")),
+        Scheme::HmacSha1Hex | Scheme::HmacSha256Hex => {
+            Some(format!("sha256:{}", hex(&Sha256::digest(body))))
+        }
+        Scheme::StaticHeader | Scheme::None => None,
+    }
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -29,6 +29,15 @@ pub struct InboxEntry {
     pub received_at: DateTime<Utc>,
 }
 
+/// A signed request's mark against replays (see `Store::write_inbox`).
+#[derive(Debug, Clone)]
+pub struct ReplayGuard {
+    /// What identifies the request (`herald_core::signing::replay_key`).
+    pub key: String,
+    /// Marks from before this are forgotten: their signatures can no longer be presented.
+    pub forget_before: DateTime<Utc>,
+}
+
 /// A write to store (see `Store::write_inbox`).
 #[derive(Debug, Clone)]
 pub struct NewEntry {
@@ -42,6 +51,9 @@ pub struct NewEntry {
     pub headers: Vec<(String, String)>,
     pub source: Option<String>,
     pub received_at: DateTime<Utc>,
+    /// Set for a verified request: the write is refused (`Conflict`) if the same request was
+    /// accepted since `forget_before`.
+    pub replay: Option<ReplayGuard>,
 }
 
 /// Which entries a list or an export covers.
@@ -79,13 +91,16 @@ pub(crate) struct InboxRow {
     max_body_bytes: Option<i64>,
     rate_limit: Option<i64>,
     forward: Option<String>,
+    drop_headers: Option<String>,
     rejected_count: i64,
     created_at: i64,
     updated_at: i64,
 }
 
-pub(crate) const INBOX_COLUMNS: &str = "id, name, app_id, description, token_hash, verification, \
-    verify_secret, max_body_bytes, rate_limit, forward, rejected_count, created_at, updated_at";
+/// An inbox's columns; its `name` is the one its application gave it (`local_name`).
+pub(crate) const INBOX_COLUMNS: &str = "id, COALESCE(local_name, name) AS name, app_id, \
+    description, token_hash, verification, verify_secret, max_body_bytes, rate_limit, forward, \
+    drop_headers, rejected_count, created_at, updated_at";
 
 fn json_column<T: serde::de::DeserializeOwned>(
     column: &str,
@@ -120,6 +135,8 @@ impl TryFrom<InboxRow> for Inbox {
             max_body_bytes: r.max_body_bytes.and_then(|v| u32::try_from(v).ok()),
             rate_limit: r.rate_limit.and_then(|v| u32::try_from(v).ok()),
             forward: json_column::<Forward>("forward", r.forward)?,
+            drop_headers: json_column::<Vec<String>>("drop_headers", r.drop_headers)?
+                .unwrap_or_default(),
             rejected_count: r.rejected_count,
             created_at: time(r.created_at)?,
             updated_at: time(r.updated_at)?,
@@ -173,6 +190,11 @@ impl TryFrom<EntryRow> for InboxEntry {
             received_at: time(r.received_at)?,
         })
     }
+}
+
+/// `dropHeaders` as stored: a JSON array, or NULL when empty.
+pub(crate) fn drop_headers_column(inbox: &Inbox) -> Option<String> {
+    (!inbox.drop_headers.is_empty()).then(|| to_json(&inbox.drop_headers))
 }
 
 pub(crate) fn headers_column(headers: &[(String, String)]) -> String {

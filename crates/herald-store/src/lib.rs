@@ -34,7 +34,7 @@ mod sqlite;
 pub mod testing;
 
 pub use device::{DeviceFilter, DeviceStore, Lifecycle, StatusRecorded, StatusReport};
-pub use inbox::{EntryFilter, InboxEntry, NewEntry, TreeRead};
+pub use inbox::{EntryFilter, InboxEntry, NewEntry, ReplayGuard, TreeRead};
 pub use logs::{
     AttemptFilter, DeliveryLogEntry, DeliveryLogFilter, DeliveryLogPage, Destination,
     EndpointMessageFilter, EndpointStats, PoolStats, QueueMetrics, SentMessage,
@@ -615,10 +615,17 @@ pub fn backend_of(url: &str) -> Option<Backend> {
 /// Every [`Store`] implements it; it is a separate trait only to keep the list readable.
 #[async_trait]
 pub trait InboxStore: Send + Sync {
-    /// Fails with `Conflict` when the name is taken.
+    /// Fails with `Conflict` when its application (or, for an inbox of no application, another
+    /// inbox of none) has one of that name.
     async fn create_inbox(&self, inbox: &Inbox) -> Result<()>;
-    /// Looks an inbox up by id, or else by name.
+    /// Looks an inbox up by id, or else by the name the older `/in/{name}/…` form resolves: the
+    /// name of an inbox of no application or of one made before names were per application.
     async fn get_inbox(&self, id_or_name: &str) -> Result<Option<Inbox>>;
+    /// Looks an application's inbox up by the name the application gave it.
+    async fn get_inbox_of(&self, app: &AppId, name: &str) -> Result<Option<Inbox>>;
+    /// Every inbox with this id or name, in any application (at most 100): `/in/{name}/…`
+    /// takes the one whose token the request presents.
+    async fn find_inboxes_named(&self, name: &str) -> Result<Vec<Inbox>>;
     /// Lists inboxes; `only` restricts the list to one application's (an app-scoped token).
     async fn list_inboxes(&self, params: &ListParams, only: Option<&AppId>) -> Result<Page<Inbox>>;
     /// Saves every field but the counters.

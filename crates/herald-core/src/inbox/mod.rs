@@ -23,6 +23,26 @@ pub mod tree;
 /// Seconds a Standard Webhooks timestamp may differ from now unless the inbox says otherwise.
 pub const DEFAULT_TOLERANCE_SECONDS: u32 = 300;
 
+/// Request headers an inbox never keeps with an entry: they carry credentials (the inbox token
+/// itself may come in `Authorization`).
+pub const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "x-api-key",
+];
+
+/// Most names an inbox's `dropHeaders` may hold.
+pub const MAX_DROP_HEADERS: usize = 32;
+
+/// Whether an inbox keeps request header `name` with its entries.
+pub fn keeps_header(drop_headers: &[String], name: &str) -> bool {
+    !CREDENTIAL_HEADERS
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c))
+        && !drop_headers.iter().any(|d| name.eq_ignore_ascii_case(d))
+}
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Inbox {
     pub id: InboxId,
@@ -41,6 +61,9 @@ pub struct Inbox {
     /// Accepted requests per second (per node); `None`: unlimited.
     pub rate_limit: Option<u32>,
     pub forward: Option<Forward>,
+    /// Request headers not kept with entries, besides credentials (which never are): names as
+    /// given, compared without case.
+    pub drop_headers: Vec<String>,
     /// Requests refused because their signature did not verify.
     pub rejected_count: i64,
     pub created_at: DateTime<Utc>,

@@ -20,6 +20,53 @@ pub(super) async fn run(store: &dyn Store) {
     entries_list_with_filters_and_paging(store).await;
     forwarding_commits_with_the_write(store).await;
     verification_secrets_are_resealed(store).await;
+    a_replayed_signed_request_is_refused(store).await;
+}
+
+/// A verified request's mark is kept with its write: the same request again is refused with
+/// nothing stored, until its mark is forgotten; another request is not affected.
+async fn a_replayed_signed_request_is_refused(store: &dyn Store) {
+    let inbox = sample_inbox(None);
+    store.create_inbox(&inbox).await.unwrap();
+    let now = herald_core::time::now();
+    let guarded = |key: &str, forget_before| {
+        let mut entry = new_entry(&inbox, "POST", "signed", Write::Put(serde_json::json!(1)));
+        entry.replay = Some(crate::ReplayGuard {
+            key: key.into(),
+            forget_before,
+        });
+        entry
+    };
+    let window = now - chrono::Duration::minutes(10);
+    store
+        .write_inbox(&guarded("id:msg_1", window), None)
+        .await
+        .unwrap();
+    let again = guarded("id:msg_1", window);
+    assert!(matches!(
+        store.write_inbox(&again, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let filter = crate::EntryFilter::default();
+    assert_eq!(
+        store.count_inbox_entries(&inbox.id, &filter).await.unwrap(),
+        1
+    );
+    store
+        .write_inbox(&guarded("id:msg_2", window), None)
+        .await
+        .unwrap();
+    // Once its signature could no longer be presented, the mark is forgotten.
+    let later = herald_core::time::now() + chrono::Duration::seconds(1);
+    store
+        .write_inbox(&guarded("id:msg_1", later), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.count_inbox_entries(&inbox.id, &filter).await.unwrap(),
+        3
+    );
+    assert!(store.delete_inbox(&inbox.id).await.unwrap());
 }
 
 pub fn sample_inbox(app: Option<&herald_core::id::AppId>) -> Inbox {
@@ -34,6 +81,7 @@ pub fn sample_inbox(app: Option<&herald_core::id::AppId>) -> Inbox {
         max_body_bytes: None,
         rate_limit: None,
         forward: None,
+        drop_headers: Vec::new(),
         rejected_count: 0,
         created_at: now,
         updated_at: now,
@@ -53,21 +101,48 @@ async fn inbox_records(store: &dyn Store) {
     });
     inbox.max_body_bytes = Some(1000);
     inbox.rate_limit = Some(5);
+    inbox.drop_headers = vec!["X-Trace".into()];
     store.create_inbox(&inbox).await.unwrap();
     assert_eq!(
         store.get_inbox(inbox.id.as_str()).await.unwrap(),
         Some(inbox.clone())
     );
+    // An application's inbox is found by its name within the application only: the name is
+    // the application's, not the installation's.
     assert_eq!(
-        store.get_inbox(&inbox.name).await.unwrap(),
+        store.get_inbox_of(&app.id, &inbox.name).await.unwrap(),
         Some(inbox.clone())
     );
-    let mut twin = sample_inbox(None);
+    assert_eq!(store.get_inbox(&inbox.name).await.unwrap(), None);
+    let mut twin = sample_inbox(Some(&app.id));
     twin.name = inbox.name.clone();
     assert!(matches!(
         store.create_inbox(&twin).await,
         Err(StoreError::Conflict(_))
     ));
+    // Another application, or none, may use the name.
+    let elsewhere = sample_app(None);
+    store.create_app(&elsewhere).await.unwrap();
+    let mut theirs = sample_inbox(Some(&elsewhere.id));
+    theirs.name = inbox.name.clone();
+    store.create_inbox(&theirs).await.unwrap();
+    let mut global = sample_inbox(None);
+    global.name = inbox.name.clone();
+    store.create_inbox(&global).await.unwrap();
+    // An inbox of no application is found by its name too (the `/in/{name}/…` form); another
+    // of none may not take it.
+    assert_eq!(
+        store.get_inbox(&global.name).await.unwrap(),
+        Some(global.clone())
+    );
+    let mut global_twin = sample_inbox(None);
+    global_twin.name = inbox.name.clone();
+    assert!(matches!(
+        store.create_inbox(&global_twin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.delete_app(&elsewhere.id).await.unwrap();
+    assert!(store.delete_inbox(&global.id).await.unwrap());
 
     let other = sample_inbox(None);
     store.create_inbox(&other).await.unwrap();
@@ -117,6 +192,7 @@ fn new_entry(inbox: &Inbox, method: &str, at: &str, write: Write) -> NewEntry {
         headers: vec![("content-type".into(), "application/json".into())],
         source: Some("127.0.0.1".into()),
         received_at: herald_core::time::now(),
+        replay: None,
     }
 }
 

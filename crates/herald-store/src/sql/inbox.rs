@@ -7,7 +7,8 @@
 // [`L/`, `L0`) (deeper); byte order of `path` makes that range exact.
 
 use crate::inbox::{
-    ENTRY_COLUMNS, EntryRow, INBOX_COLUMNS, InboxRow, headers_column, prefix_end,
+    ENTRY_COLUMNS, EntryRow, INBOX_COLUMNS, InboxRow, drop_headers_column, headers_column,
+    prefix_end,
     verification_column,
 };
 use std::collections::BTreeSet;
@@ -326,13 +327,20 @@ impl SqlStore {
 impl InboxStore for SqlStore {
     async fn create_inbox(&self, inbox: &Inbox) -> Result<()> {
         let (verification, secret) = verification_column(inbox);
+        // What the older `/in/{name}/…` form resolves: an application's inbox by its id only,
+        // so that its name is its application's alone.
+        let global_name = match &inbox.app_id {
+            Some(_) => inbox.id.as_str(),
+            None => inbox.name.as_str(),
+        };
         sqlx::query(
-            "INSERT INTO inboxes (id, name, app_id, description, token_hash, verification,
-             verify_secret, max_body_bytes, rate_limit, forward, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO inboxes (id, name, local_name, app_id, description, token_hash,
+             verification, verify_secret, max_body_bytes, rate_limit, forward, drop_headers,
+             created_at, updated_at)
+             VALUES ($1, $2, $12, $3, $4, $5, $6, $7, $8, $9, $10, $13, $11, $11)",
         )
         .bind(inbox.id.as_str())
-        .bind(&inbox.name)
+        .bind(global_name)
         .bind(inbox.app_id.as_ref().map(|a| a.as_str().to_owned()))
         .bind(&inbox.description)
         .bind(&inbox.token_hash)
@@ -342,7 +350,8 @@ impl InboxStore for SqlStore {
         .bind(inbox.rate_limit.map(i64::from))
         .bind(inbox.forward.as_ref().map(to_json))
         .bind(millis(inbox.created_at))
-        .bind(millis(inbox.updated_at))
+        .bind(&inbox.name)
+        .bind(drop_headers_column(inbox))
         .execute(&self.writer)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an inbox with this name already exists"))?;
@@ -360,6 +369,28 @@ impl InboxStore for SqlStore {
         row.map(Inbox::try_from).transpose()
     }
 
+    async fn get_inbox_of(&self, app: &AppId, name: &str) -> Result<Option<Inbox>> {
+        let row: Option<InboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {INBOX_COLUMNS} FROM inboxes WHERE app_id = $1 AND local_name = $2"
+        )))
+        .bind(app.as_str())
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(Inbox::try_from).transpose()
+    }
+
+    async fn find_inboxes_named(&self, name: &str) -> Result<Vec<Inbox>> {
+        let rows: Vec<InboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {INBOX_COLUMNS} FROM inboxes WHERE id = $1 OR local_name = $1 OR name = $1
+             ORDER BY id LIMIT 100"
+        )))
+        .bind(name)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(Inbox::try_from).collect()
+    }
+
     async fn list_inboxes(&self, params: &ListParams, only: Option<&AppId>) -> Result<Page<Inbox>> {
         let mut qb = QueryBuilder::new(format!("SELECT {INBOX_COLUMNS} FROM inboxes WHERE 1 = 1"));
         if let Some(only) = only {
@@ -371,9 +402,11 @@ impl InboxStore for SqlStore {
     async fn update_inbox(&self, inbox: &Inbox) -> Result<()> {
         let (verification, secret) = verification_column(inbox);
         let done = sqlx::query(
-            "UPDATE inboxes SET name = $2, app_id = $3, description = $4, token_hash = $5,
+            "UPDATE inboxes SET local_name = $2,
+             name = CASE WHEN $3 IS NULL THEN $2 WHEN app_id IS NULL THEN id ELSE name END,
+             app_id = $3, description = $4, token_hash = $5,
              verification = $6, verify_secret = $7, max_body_bytes = $8, rate_limit = $9,
-             forward = $10, updated_at = $11 WHERE id = $1",
+             forward = $10, drop_headers = $12, updated_at = $11 WHERE id = $1",
         )
         .bind(inbox.id.as_str())
         .bind(&inbox.name)
@@ -386,6 +419,7 @@ impl InboxStore for SqlStore {
         .bind(inbox.rate_limit.map(i64::from))
         .bind(inbox.forward.as_ref().map(to_json))
         .bind(millis(inbox.updated_at))
+        .bind(drop_headers_column(inbox))
         .execute(&self.writer)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an inbox with this name already exists"))?;
@@ -430,6 +464,29 @@ impl InboxStore for SqlStore {
             .rows_affected();
         if exists == 0 {
             return Err(StoreError::NotFound);
+        }
+        if let Some(replay) = &entry.replay {
+            sqlx::query("DELETE FROM inbox_replays WHERE inbox_id = $1 AND seen_at < $2")
+                .bind(inbox)
+                .bind(millis(replay.forget_before))
+                .execute(&mut *tx)
+                .await?;
+            let fresh = sqlx::query(
+                "INSERT INTO inbox_replays (inbox_id, replay_key, seen_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (inbox_id, replay_key) DO NOTHING",
+            )
+            .bind(inbox)
+            .bind(&replay.key)
+            .bind(millis(entry.received_at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if fresh == 0 {
+                tx.rollback().await;
+                return Err(StoreError::Conflict(
+                    "this signed request was accepted already: a replay is refused",
+                ));
+            }
         }
         let above = rows_above(&mut tx, inbox, &entry.location).await?;
         let plan = inbox_tree::plan(&entry.location, &entry.write, above);

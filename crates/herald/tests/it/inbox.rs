@@ -66,7 +66,10 @@ async fn inboxes_are_managed_and_tokens_are_shown_once_and_stored_hashed() {
     assert!(token.starts_with("hin_"), "{token}");
     assert_eq!(created["name"], "factory");
     assert_eq!(created["appId"], app.as_str());
-    assert_eq!(created["ingestUrl"], t.url("/in/factory").as_str());
+    assert_eq!(
+        created["ingestUrl"],
+        t.url(&format!("/in/{app}/factory")).as_str()
+    );
     assert_eq!(created["forward"], json!({"eventTypeFrom": "path"}));
     let id = created["id"].as_str().unwrap();
 
@@ -77,8 +80,10 @@ async fn inboxes_are_managed_and_tokens_are_shown_once_and_stored_hashed() {
     let (_, list) = t.get("/api/v1/inbox").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 
-    // Names are unique; bad settings are 422 naming the field.
-    let (status, _) = t.post("/api/v1/inbox", json!({"name": "factory"})).await;
+    // Names are unique within an application; bad settings are 422 naming the field.
+    let (status, _) = t
+        .post("/api/v1/inbox", json!({"name": "factory", "appId": app}))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, out) = t
         .post(

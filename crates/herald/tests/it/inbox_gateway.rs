@@ -413,3 +413,177 @@ async fn forwarding_turns_writes_into_signed_messages() {
     let (_, entries) = t.get("/api/v1/inbox/imp/entries").await;
     assert_eq!(entries["data"].as_array().unwrap().len(), 2);
 }
+
+/// A signed request accepted once is refused as a replay (409, nothing stored) for as long as
+/// its signature could be presented: by its `webhook-id` for Standard Webhooks, by its body for
+/// the hex schemes. Another message, or the same body signed anew, is accepted.
+#[tokio::test]
+async fn replayed_signed_requests_are_refused() {
+    let t = TestApp::spawn().await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (_, token) = inbox(
+        &t,
+        json!({"name": "signed", "verification": {"scheme": "standard-v1", "secret": secret}}),
+    )
+    .await;
+    let body = br#"{"device":"a1"}"#;
+    let send_signed = |id: &'static str| {
+        let ts = chrono::Utc::now().timestamp();
+        t.client
+            .post(in_url(&t, "/in/signed/events", &token, &[]))
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header(
+                "webhook-signature",
+                crate::signatures::sign_v1(secret, id, ts, body),
+            )
+            .body(body.to_vec())
+            .send()
+    };
+    assert_eq!(send_signed("msg_1").await.unwrap().status(), StatusCode::OK);
+    let (status, out) = body_json(send_signed("msg_1").await.unwrap()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{out}");
+    assert!(out["detail"].as_str().unwrap().contains("replay"), "{out}");
+    assert_eq!(send_signed("msg_2").await.unwrap().status(), StatusCode::OK);
+    let (_, listed) = t.get("/api/v1/inbox/signed/entries").await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+
+    // The hex schemes sign the body alone: the same body again is the replay.
+    let key = "ideavate-shared-key-7Qz";
+    let (_, token) = inbox(
+        &t,
+        json!({"name": "hex", "verification": {"scheme": "hmac-sha1-hex", "secret": key}}),
+    )
+    .await;
+    let post = |body: &'static [u8]| {
+        t.client
+            .post(in_url(&t, "/in/hex/hooks", &token, &[]))
+            .header("content-type", "application/json")
+            .header(
+                "X-Signature",
+                crate::signatures::hex(&crate::signatures::hmac1(key.as_bytes(), body)),
+            )
+            .body(body.to_vec())
+            .send()
+    };
+    assert_eq!(post(br#"{"n":1}"#).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        post(br#"{"n":1}"#).await.unwrap().status(),
+        StatusCode::CONFLICT
+    );
+    assert_eq!(post(br#"{"n":2}"#).await.unwrap().status(), StatusCode::OK);
+    t.stop().await;
+}
+
+/// Credentials never reach an entry: `Authorization`, `Cookie`, `Proxy-Authorization` and
+/// `X-Api-Key` are dropped, and so is every header the inbox lists in `dropHeaders`.
+#[tokio::test]
+async fn credential_headers_are_not_stored() {
+    let t = TestApp::spawn().await;
+    let (created, token) = inbox(
+        &t,
+        json!({"name": "careful", "dropHeaders": ["X-Session-Ticket"]}),
+    )
+    .await;
+    assert_eq!(created["dropHeaders"], json!(["X-Session-Ticket"]));
+    let response = t
+        .client
+        .post(t.url("/in/careful/events"))
+        .bearer_auth(&token)
+        .header("cookie", "session=abc")
+        .header("proxy-authorization", "Basic dXNlcjpwYXNz")
+        .header("x-api-key", "k-123")
+        .header("x-session-ticket", "ticket-9")
+        .header("x-device", "a1")
+        .json(&json!({"n": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, listed) = t.get("/api/v1/inbox/careful/entries").await;
+    let headers = listed["data"][0]["headers"].as_object().unwrap().clone();
+    for dropped in [
+        "authorization",
+        "cookie",
+        "proxy-authorization",
+        "x-api-key",
+        "x-session-ticket",
+    ] {
+        assert!(!headers.contains_key(dropped), "{dropped} was stored");
+    }
+    assert_eq!(headers["x-device"], "a1");
+    // The list can be changed, and is checked.
+    let (status, _) = t
+        .call(
+            Method::PATCH,
+            "/api/v1/inbox/careful",
+            Some(json!({"dropHeaders": ["bad header"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    t.stop().await;
+}
+
+/// Inbox names are an application's own: two applications may both have a `factory`, each
+/// created without learning of the other, each reached at `/in/{app}/factory/…` and, with its
+/// token, at `/in/factory/…`.
+#[tokio::test]
+async fn inbox_names_are_unique_per_application() {
+    let t = TestApp::spawn().await;
+    let (a, b) = (t.create_app("A").await, t.create_app("B").await);
+    let key_a = t.api_key(json!({"role": "app", "appId": a})).await;
+    let key_b = t.api_key(json!({"role": "app", "appId": b})).await;
+    let mut tokens = Vec::new();
+    for key in [&key_a, &key_b] {
+        let (status, out) = t
+            .call_as(
+                key,
+                Method::POST,
+                "/api/v1/inbox",
+                Some(json!({"name": "factory"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{out}");
+        tokens.push(out["token"].as_str().unwrap().to_owned());
+        // Its own application's token finds it by name.
+        let (status, got) = t
+            .call_as(key, Method::GET, "/api/v1/inbox/factory", None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(got["id"], out["id"]);
+    }
+    for ((app, token), n) in [(&a, &tokens[0]), (&b, &tokens[1])].into_iter().zip([1, 2]) {
+        let status = t
+            .client
+            .put(in_url(&t, &format!("/in/{app}/factory/n"), token, &[]))
+            .json(&json!(n))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Each reads its own, by either form; another inbox's token reads nothing.
+    assert_eq!(
+        read(&t, &format!("{a}/factory/n.json"), &tokens[0], &[]).await,
+        json!(1)
+    );
+    assert_eq!(read(&t, "factory/n.json", &tokens[1], &[]).await, json!(2));
+    let wrong = t
+        .client
+        .get(in_url(
+            &t,
+            &format!("/in/{a}/factory/n.json"),
+            &tokens[1],
+            &[],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    // An unscoped token must say which one it means.
+    let (status, _) = t.get("/api/v1/inbox/factory").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    t.stop().await;
+}

@@ -17,6 +17,16 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A Standard Webhooks `v1,…` signature of `body` as message `id` at `ts`, made here.
+pub(crate) fn sign_v1(secret: &str, id: &str, ts: i64, body: &[u8]) -> String {
+    let key = STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut content = format!("{id}.{ts}.").into_bytes();
+    content.extend_from_slice(body);
+    format!("v1,{}", STANDARD.encode(hmac256(&key, &content)))
+}
+
 fn hmac256(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
     m.update(data);

@@ -22,7 +22,7 @@ use herald_core::inbox::tree::{ChildQuery, Limit, Location, Write, check_segment
 use herald_core::inbox::{Inbox, body, forward_payload};
 use herald_core::model::Message;
 use herald_core::signing::{self, Verification};
-use herald_store::{NewEntry, StoreError, TreeRead};
+use herald_store::{NewEntry, ReplayGuard, StoreError, TreeRead};
 use serde::Deserialize;
 
 use super::super::AppState;
@@ -102,31 +102,30 @@ async fn admit(
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Admitted, Response> {
-    let location = Location::parse(params.get("path").map(String::as_str).unwrap_or_default())
-        .map_err(bad_request)?;
     let query: IngestQuery = serde_html_form::from_str(query.unwrap_or_default())
         .map_err(|e| bad_request(format!("query: {e}")))?;
-    let name = params.get("inbox").map(String::as_str).unwrap_or_default();
-    let inbox = state
-        .store
-        .get_inbox(name)
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+    let first = params.get("inbox").map(String::as_str).unwrap_or_default();
+    let path = params.get("path").map(String::as_str).unwrap_or_default();
     let presented = query
         .token
         .as_deref()
         .or(query.auth.as_deref())
         .or_else(|| bearer(headers));
+    let found = match presented {
+        Some(token) => find_inbox(state, first, path, token)
+            .await
+            .map_err(|e| ApiError::from(e).into_response())?,
+        None => None,
+    };
     // An unknown inbox gets the answer of a wrong token: names cannot be probed without one.
-    let Some(inbox) = inbox.filter(|inbox| {
-        presented.is_some_and(|t| herald_core::token::hash_matches(t.as_bytes(), &inbox.token_hash))
-    }) else {
+    let Some((inbox, path)) = found else {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "authentication_failed",
             "missing or wrong inbox token: send `?token=…` or `Authorization: Bearer …`",
         ));
     };
+    let location = Location::parse(path).map_err(bad_request)?;
     if let Some(rate) = inbox.rate_limit
         && let Err(wait) = state.ingest_limiter.take(&inbox.id, rate, Instant::now())
     {
@@ -165,14 +164,52 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The request headers as stored: names lowercased, repeated ones joined, without
-/// `Authorization` (it may carry the token).
-fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+/// The inbox a request names whose token it presents, and the path below the inbox.
+/// `/in/{name}/{path…}` names an inbox by its id or its name, in whichever application holds
+/// an inbox of that name with that token (names are only unique per application);
+/// `/in/{app}/{name}/{path…}` names an application's inbox by the name the application gave it.
+async fn find_inbox<'p>(
+    state: &AppState,
+    first: &str,
+    path: &'p str,
+    token: &str,
+) -> herald_store::Result<Option<(Inbox, &'p str)>> {
+    let holds =
+        |inbox: &Inbox| herald_core::token::hash_matches(token.as_bytes(), &inbox.token_hash);
+    if let Some(inbox) = state
+        .store
+        .find_inboxes_named(first)
+        .await?
+        .into_iter()
+        .find(holds)
+    {
+        return Ok(Some((inbox, path)));
+    }
+    let (name, rest) = path.split_once('/').unwrap_or((path, ""));
+    // `/in/{app}/{name}.json` reads the inbox's root.
+    let (name, rest) = match name.strip_suffix(".json") {
+        Some(name) if rest.is_empty() => (name, ".json"),
+        _ => (name, rest),
+    };
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let Some(app) = state.store.get_app(first).await? else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .get_inbox_of(&app.id, name)
+        .await?
+        .filter(holds)
+        .map(|inbox| (inbox, rest)))
+}
+
+/// The request headers: names lowercased, repeated ones joined. What an entry keeps of them is
+/// filtered after verification (`herald_core::inbox::keeps_header`).
+fn request_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     let mut kept: Vec<(String, String)> = Vec::new();
     for (name, value) in headers {
-        if name == header::AUTHORIZATION {
-            continue;
-        }
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         match kept.iter_mut().find(|(n, _)| n == name.as_str()) {
             Some((_, existing)) => {
@@ -191,7 +228,7 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 #[utoipa::path(method(post, put, patch), path = "/in/{inbox}/{path}", tag = "Inbox", operation_id = "herald.inbox.write",
     security(()),
     params(
-        ("inbox" = String, Path, description = "The inbox's name or id"),
+        ("inbox" = String, Path, description = "The inbox's name or id; or the id or uid of its application, the inbox's name then starting `path` (`/in/{app}/{name}/…`)"),
         ("path" = String, Path, description = "Where to write, slash-separated, e.g. `blessing.json` or `devices/abc`"),
         ("token" = Option<String>, Query, description = "The ingest token (or `auth`, or `Authorization: Bearer`)"),
     ),
@@ -232,7 +269,8 @@ async fn write(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    let mut headers = kept_headers(&parts.headers);
+    // Verification sees every header; the entry keeps what the inbox keeps (no credentials).
+    let mut headers = request_headers(&parts.headers);
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -251,6 +289,7 @@ async fn write(
             format!("this inbox accepts bodies of at most {max} bytes"),
         ));
     }
+    let mut replay = None;
     if let Some(verification) = &inbox.verification {
         let secret = state
             .keyring
@@ -272,6 +311,20 @@ async fn write(
                 format!("the request's signature does not verify: {reason}"),
             ));
         }
+        // A request accepted once is refused again for as long as its signature could be
+        // presented: twice the timestamp tolerance either way, or the tolerance itself for
+        // the hex schemes, which sign no timestamp.
+        replay = signing::replay_key(&verification.config.signature, &headers, &bytes).map(|key| {
+            let window = match verification.config.signature.scheme {
+                signing::Scheme::StandardV1 | signing::Scheme::StandardV1a => 2 * tolerance,
+                _ => tolerance,
+            }
+            .max(i64::from(herald_core::inbox::DEFAULT_TOLERANCE_SECONDS));
+            ReplayGuard {
+                key,
+                forget_before: chrono::Utc::now() - TimeDelta::seconds(window),
+            }
+        });
         // A static-header "signature" is the secret itself: it is not kept with the entry.
         if verification.config.signature.scheme == signing::Scheme::StaticHeader
             && let Some(name) = verification.config.signature.header_name()
@@ -332,9 +385,13 @@ async fn write(
         method: method.as_str().to_owned(),
         write,
         encoding,
-        headers,
+        headers: headers
+            .into_iter()
+            .filter(|(name, _)| herald_core::inbox::keeps_header(&inbox.drop_headers, name))
+            .collect(),
         source,
         received_at,
+        replay,
     };
     let (stored, matched) = match state.store.write_inbox(&entry, forward.as_ref()).await {
         Ok(done) => done,
@@ -358,7 +415,7 @@ async fn write(
 #[utoipa::path(get, path = "/in/{inbox}/{path}", tag = "Inbox", operation_id = "herald.inbox.read",
     security(()),
     params(
-        ("inbox" = String, Path, description = "The inbox's name or id"),
+        ("inbox" = String, Path, description = "The inbox's name or id; or the id or uid of its application, the inbox's name then starting `path` (`/in/{app}/{name}/…`)"),
         ("path" = String, Path, description = "What to read, slash-separated; `.json` optional"),
         ("token" = Option<String>, Query, description = "The ingest token (or `auth`, or `Authorization: Bearer`)"),
         ("orderBy" = Option<String>, Query, description = "`\"$key\"`: children in key order (the only order)"),

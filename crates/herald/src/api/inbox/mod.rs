@@ -124,7 +124,8 @@ impl From<&Forward> for ForwardSettings {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InboxIn {
-    /// Names the inbox in `/in/{name}/…`; unique.
+    /// Names the inbox in `/in/{app}/{name}/…`: unique within its application (or among the
+    /// inboxes of no application, which are at `/in/{name}/…`).
     #[schema(example = "factory", max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub name: String,
     /// The application (id or uid) the inbox belongs to; needed for forwarding. App-scoped
@@ -139,6 +140,10 @@ pub struct InboxIn {
     /// Accepted requests per second, per Herald node (bursts of up to one second's worth).
     pub rate_limit: Option<u32>,
     pub forward: Option<ForwardSettings>,
+    /// Request headers not kept with entries (besides `Authorization`, `Cookie`,
+    /// `Proxy-Authorization` and `X-Api-Key`, which never are); at most 32.
+    #[serde(default)]
+    pub drop_headers: Vec<String>,
 }
 
 #[derive(Default, Deserialize, ToSchema)]
@@ -163,6 +168,8 @@ pub struct InboxPatch {
     #[serde(default)]
     #[schema(value_type = Option<ForwardSettings>)]
     pub forward: Patch<ForwardSettings>,
+    /// Replaces the headers not kept with entries.
+    pub drop_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -179,6 +186,8 @@ pub struct InboxOut {
     pub max_body_bytes: Option<u32>,
     pub rate_limit: Option<u32>,
     pub forward: Option<ForwardSettings>,
+    /// Request headers not kept with entries, besides the credential headers.
+    pub drop_headers: Vec<String>,
     /// Requests refused because their signature did not verify.
     pub rejected_count: i64,
     pub created_at: DateTime<Utc>,
@@ -203,8 +212,12 @@ pub struct InboxTokenOut {
 
 impl InboxOut {
     fn new(state: &AppState, inbox: Inbox) -> Self {
+        let ingest_url = match &inbox.app_id {
+            Some(app) => format!("{}/in/{app}/{}", state.public_url, inbox.name),
+            None => format!("{}/in/{}", state.public_url, inbox.name),
+        };
         Self {
-            ingest_url: format!("{}/in/{}", state.public_url, inbox.name),
+            ingest_url,
             id: inbox.id.into_string(),
             name: inbox.name,
             app_id: inbox.app_id.map(AppId::into_string),
@@ -221,6 +234,7 @@ impl InboxOut {
             max_body_bytes: inbox.max_body_bytes,
             rate_limit: inbox.rate_limit,
             forward: inbox.forward.as_ref().map(ForwardSettings::from),
+            drop_headers: inbox.drop_headers,
             rejected_count: inbox.rejected_count,
             created_at: inbox.created_at,
             updated_at: inbox.updated_at,
@@ -329,6 +343,23 @@ fn check_forward(v: &mut Violations, given: &ForwardSettings) -> Option<Forward>
 /// Checks the fields every inbox has, whatever changed them.
 fn check_inbox(state: &AppState, v: &mut Violations, inbox: &Inbox) {
     validate::uid(v, &["body", "name"], &inbox.name);
+    if inbox.drop_headers.len() > herald_core::inbox::MAX_DROP_HEADERS {
+        v.value(
+            &["body", "dropHeaders"],
+            format!(
+                "at most {} header names",
+                herald_core::inbox::MAX_DROP_HEADERS
+            ),
+        );
+    }
+    for name in &inbox.drop_headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            v.value(
+                &["body", "dropHeaders"],
+                format!("{name:?} is not a header name"),
+            );
+        }
+    }
     if inbox.description.chars().count() > state.limits.max_description_length {
         v.value(
             &["body", "description"],
@@ -399,10 +430,31 @@ impl FromRequestParts<AppState> for ScopedInbox {
         let Path(path) = Path::<InboxPath>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let inbox = state
-            .store
-            .get_inbox(&path.inbox_id)
-            .await?
+        // By id, or by name: an application's token finds its application's inbox of that
+        // name; an unscoped token the one inbox of that name (names are unique per
+        // application only, so it needs the id when several applications use the name).
+        let key = path.inbox_id.as_str();
+        let inbox = match &principal.app_id {
+            Some(own) => match state.store.get_inbox(key).await? {
+                Some(inbox) => Some(inbox),
+                None => state.store.get_inbox_of(own, key).await?,
+            },
+            None => {
+                let mut found = state.store.find_inboxes_named(key).await?;
+                match found.iter().position(|i| i.id.as_str() == key) {
+                    Some(exact) => Some(found.swap_remove(exact)),
+                    None if found.len() > 1 => {
+                        return Err(ApiError::Conflict(format!(
+                            "{} inboxes are named {key:?} (in different applications): use the \
+                             inbox's id",
+                            found.len()
+                        )));
+                    }
+                    None => found.pop(),
+                }
+            }
+        };
+        let inbox = inbox
             .filter(|i| may_see(&principal, i))
             .ok_or(ApiError::NotFound("inbox not found"))?;
         Ok(Self { inbox, principal })
@@ -444,6 +496,7 @@ async fn create_inbox(
         max_body_bytes: body.max_body_bytes,
         rate_limit: body.rate_limit,
         forward,
+        drop_headers: body.drop_headers,
         rejected_count: 0,
         created_at: now,
         updated_at: now,
@@ -532,6 +585,9 @@ async fn patch_inbox(
         Patch::Absent => {}
         Patch::Null => inbox.forward = None,
         Patch::Value(given) => inbox.forward = check_forward(&mut v, given),
+    }
+    if let Some(drop) = patch.drop_headers {
+        inbox.drop_headers = drop;
     }
     check_inbox(&state, &mut v, &inbox);
     v.finish()?;
