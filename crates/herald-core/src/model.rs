@@ -310,6 +310,9 @@ pub struct ApiKey {
     pub secret_hash: Vec<u8>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The key a console session was minted from (the credential its operator signed in
+    /// with): revoking that key ends the session.
+    pub parent_id: Option<ApiKeyId>,
 }
 
 impl std::fmt::Debug for ApiKey {

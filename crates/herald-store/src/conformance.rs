@@ -651,6 +651,7 @@ async fn api_keys(store: &dyn Store) {
         secret_hash: vec![1, 2, 3],
         created_at: now,
         expires_at: None,
+        parent_id: None,
     };
     store.create_api_key(&key).await.unwrap();
     let portal = ApiKey {
@@ -661,14 +662,65 @@ async fn api_keys(store: &dyn Store) {
     };
     store.create_api_key(&portal).await.unwrap();
     assert_eq!(store.get_api_key(&key.id).await.unwrap(), Some(key.clone()));
+    // Every kind of key is listed.
     let listed = store
         .list_api_keys(&ListParams::first(250, Order::Descending))
         .await
         .unwrap();
     assert!(listed.items.contains(&key));
-    assert!(!listed.items.iter().any(|k| k.id == portal.id));
+    assert!(listed.items.contains(&portal));
     assert!(store.purge_expired_api_keys(now).await.unwrap() >= 1);
     assert!(store.get_api_key(&portal.id).await.unwrap().is_none());
+
+    // A session minted from a key ends with it.
+    let admin = ApiKey {
+        id: ApiKeyId::generate(),
+        role: Role::Admin,
+        app_id: None,
+        ..key.clone()
+    };
+    store.create_api_key(&admin).await.unwrap();
+    let session = ApiKey {
+        id: ApiKeyId::generate(),
+        kind: KeyKind::Portal,
+        expires_at: Some(now + Duration::hours(12)),
+        parent_id: Some(admin.id.clone()),
+        ..admin.clone()
+    };
+    store.create_api_key(&session).await.unwrap();
+    assert_eq!(
+        store.get_api_key(&session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    assert!(store.delete_api_key(&admin.id).await.unwrap());
+    assert!(store.get_api_key(&session.id).await.unwrap().is_none());
+
+    // Expiring an application's portal tokens: later, or at once.
+    let token = |expires_in: i64| ApiKey {
+        id: ApiKeyId::generate(),
+        kind: KeyKind::Portal,
+        expires_at: Some(now + Duration::seconds(expires_in)),
+        ..key.clone()
+    };
+    let (long, short) = (token(86_400), token(30));
+    store.create_api_key(&long).await.unwrap();
+    store.create_api_key(&short).await.unwrap();
+    let soon = now + Duration::seconds(60);
+    assert_eq!(
+        store.expire_portal_keys(&app.id, soon, now).await.unwrap(),
+        1
+    );
+    let expiry =
+        |id: ApiKeyId| async move { store.get_api_key(&id).await.unwrap().map(|k| k.expires_at) };
+    assert_eq!(expiry(long.id.clone()).await, Some(Some(soon)));
+    assert_eq!(expiry(short.id.clone()).await, Some(short.expires_at));
+    assert_eq!(
+        store.expire_portal_keys(&app.id, now, now).await.unwrap(),
+        2
+    );
+    assert_eq!(expiry(long.id.clone()).await, None);
+    // API keys of the application are not portal tokens.
+    assert!(store.get_api_key(&key.id).await.unwrap().is_some());
     assert!(store.delete_api_key(&key.id).await.unwrap());
     assert!(store.get_api_key(&key.id).await.unwrap().is_none());
     store.delete_app(&app.id).await.unwrap();

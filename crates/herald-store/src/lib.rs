@@ -564,9 +564,18 @@ pub trait Store: DeviceStore + InboxStore + Send + Sync + 'static {
 
     async fn create_api_key(&self, key: &ApiKey) -> Result<()>;
     async fn get_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>>;
-    /// Lists keys created through the API-key routes (portal sessions are not listed).
+    /// Lists every key: API keys, customers' portal tokens and console sessions.
     async fn list_api_keys(&self, params: &ListParams) -> Result<Page<ApiKey>>;
+    /// Deletes a key, and the console sessions minted from it.
     async fn delete_api_key(&self, id: &ApiKeyId) -> Result<bool>;
+    /// Ends every portal token of `app` at `at` (at once, deleted, when `at` is not after
+    /// `now`; a token that expires sooner keeps its sooner expiry). Returns how many changed.
+    async fn expire_portal_keys(
+        &self,
+        app: &AppId,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
     /// Removes keys whose expiry has passed.
     async fn purge_expired_api_keys(&self, now: DateTime<Utc>) -> Result<u64>;
 

@@ -217,6 +217,7 @@ pub(crate) struct ApiKeyRow {
     secret_hash: Vec<u8>,
     created_at: i64,
     expires_at: Option<i64>,
+    parent_id: Option<String>,
 }
 
 impl TryFrom<ApiKeyRow> for ApiKey {
@@ -233,6 +234,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             secret_hash: r.secret_hash,
             created_at: time(r.created_at)?,
             expires_at: r.expires_at.map(time).transpose()?,
+            parent_id: r.parent_id.map(Id::from_trusted),
         })
     }
 }

@@ -54,7 +54,7 @@ const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, url_seq, description, even
 const MESSAGE_COLUMNS: &str =
     "id, app_id, event_type, event_id, channels, payload, created_at, payload_expires_at";
 const API_KEY_COLUMNS: &str =
-    "id, name, role, kind, app_id, secret_hash, created_at, expires_at";
+    "id, name, role, kind, app_id, secret_hash, created_at, expires_at, parent_id";
 
 /// Appends the keyset condition, order and limit of a page request on the unique column `key`.
 fn push_page(qb: &mut QueryBuilder<Db>, key: &str, params: &ListParams) {
@@ -1371,7 +1371,7 @@ impl Store for SqlStore {
     async fn create_api_key(&self, key: &ApiKey) -> Result<()> {
         sqlx::query(
             "INSERT INTO api_keys (id, name, role, kind, app_id, secret_hash, created_at,
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             expires_at, parent_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(key.id.as_str())
         .bind(&key.name)
@@ -1381,6 +1381,7 @@ impl Store for SqlStore {
         .bind(&key.secret_hash)
         .bind(millis(key.created_at))
         .bind(key.expires_at.map(millis))
+        .bind(key.parent_id.as_ref().map(|p| p.as_str().to_owned()))
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -1397,11 +1398,34 @@ impl Store for SqlStore {
     }
 
     async fn list_api_keys(&self, params: &ListParams) -> Result<Page<ApiKey>> {
-        let mut qb = QueryBuilder::new(format!(
-            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE kind = "
-        ));
-        qb.push_bind(KeyKind::Api.as_str());
+        let qb = QueryBuilder::new(format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE 1 = 1"));
         fetch_page::<ApiKeyRow, _>(&self.reader, qb, "id", params).await
+    }
+
+    async fn expire_portal_keys(
+        &self,
+        app: &AppId,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let done = if at <= now {
+            sqlx::query("DELETE FROM api_keys WHERE app_id = $1 AND kind = $2")
+                .bind(app.as_str())
+                .bind(KeyKind::Portal.as_str())
+                .execute(&self.writer)
+                .await?
+        } else {
+            sqlx::query(
+                "UPDATE api_keys SET expires_at = $3
+                 WHERE app_id = $1 AND kind = $2 AND (expires_at IS NULL OR expires_at > $3)",
+            )
+            .bind(app.as_str())
+            .bind(KeyKind::Portal.as_str())
+            .bind(millis(at))
+            .execute(&self.writer)
+            .await?
+        };
+        Ok(done.rows_affected())
     }
 
     async fn delete_api_key(&self, id: &ApiKeyId) -> Result<bool> {

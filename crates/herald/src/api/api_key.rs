@@ -1,7 +1,9 @@
-//! API keys (a Herald addition) and the Svix authentication routes: application portal access
-//! and logout.
+//! API keys (a Herald addition) and the Svix authentication routes: application portal access,
+//! expiring an application's portal tokens, and logout.
 //!
-//! A key's token is shown once, in the answer that creates it; only a hash is stored.
+//! A key's token is shown once, in the answer that creates it; only a hash is stored. Every
+//! credential is a key: API keys (`kind: api`), customers' portal tokens and console sessions
+//! (`kind: portal`); all are listed by `GET /api/v1/api-key` and revoked at once by `DELETE`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -28,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(get_api_key, delete_api_key))
         .routes(routes!(app_portal_access))
+        .routes(routes!(expire_all))
         .routes(routes!(logout))
 }
 
@@ -75,6 +78,17 @@ pub struct ApiKeyIn {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// What a key was made for.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKeyKind {
+    /// Created with `POST /api/v1/api-key`.
+    Api,
+    /// A customer's portal token (`app-portal-access`, with `appId`) or an operator's console
+    /// session (no `appId`, with `parentId`: the key signed in with).
+    Portal,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyOut {
@@ -82,7 +96,11 @@ pub struct ApiKeyOut {
     pub id: String,
     pub name: String,
     pub role: ApiKeyRole,
+    pub kind: ApiKeyKind,
     pub app_id: Option<String>,
+    /// For a console session: the key its operator signed in with (revoking that key ends the
+    /// session). Not set for one signed in with the admin token.
+    pub parent_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -103,33 +121,41 @@ impl From<ApiKey> for ApiKeyOut {
             id: k.id.into_string(),
             name: k.name,
             role: k.role.into(),
+            kind: match k.kind {
+                KeyKind::Api => ApiKeyKind::Api,
+                KeyKind::Portal => ApiKeyKind::Portal,
+            },
             app_id: k.app_id.map(|a| a.into_string()),
+            parent_id: k.parent_id.map(|p| p.into_string()),
             created_at: k.created_at,
             expires_at: k.expires_at,
         }
     }
 }
 
+/// What a new key is.
+pub struct NewKey {
+    pub name: String,
+    pub role: Role,
+    pub kind: KeyKind,
+    pub app_id: Option<herald_core::id::AppId>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub parent_id: Option<ApiKeyId>,
+}
+
 /// Stores a new key and returns it with its token.
-async fn issue(
-    state: &AppState,
-    name: String,
-    role: Role,
-    kind: KeyKind,
-    app_id: Option<herald_core::id::AppId>,
-    created_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-) -> ApiResult<(ApiKey, String)> {
+pub async fn issue(state: &AppState, new: NewKey) -> ApiResult<(ApiKey, String)> {
     let issued = token::issue_api_token();
     let key = ApiKey {
         id: issued.key_id,
-        name,
-        role,
-        kind,
-        app_id,
+        name: new.name,
+        role: new.role,
+        kind: new.kind,
+        app_id: new.app_id,
         secret_hash: issued.secret_hash,
-        created_at,
-        expires_at,
+        created_at: herald_core::time::now(),
+        expires_at: new.expires_at,
+        parent_id: new.parent_id,
     };
     state.store.create_api_key(&key).await?;
     Ok((key, issued.token.to_string()))
@@ -141,9 +167,16 @@ async fn issue(
     responses((status = 201, body = ApiKeyCreatedOut)))]
 async fn create_api_key(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(principal): Admin,
     Json(body): Json<ApiKeyIn>,
 ) -> ApiResult<(StatusCode, axum::Json<ApiKeyCreatedOut>)> {
+    // A key made by a session would outlive the session and the revocation of the credential
+    // it was signed in with.
+    if principal.is_console_session() {
+        return Err(ApiError::forbidden(
+            "a console session cannot create API keys: use an admin API key or the admin token",
+        ));
+    }
     let role = Role::from(body.role);
     let mut v = Violations::new();
     let name = body.name.unwrap_or_else(|| role.as_str().to_owned());
@@ -178,12 +211,14 @@ async fn create_api_key(
     };
     let (key, token) = issue(
         &state,
-        name,
-        role,
-        KeyKind::Api,
-        app_id,
-        herald_core::time::now(),
-        body.expires_at,
+        NewKey {
+            name,
+            role,
+            kind: KeyKind::Api,
+            app_id,
+            expires_at: body.expires_at,
+            parent_id: None,
+        },
     )
     .await?;
     Ok((
@@ -195,7 +230,7 @@ async fn create_api_key(
     ))
 }
 
-/// List API keys (without their tokens).
+/// List every credential (API keys, portal tokens, console sessions), without their tokens.
 #[utoipa::path(get, path = "/api/v1/api-key", tag = "Authentication", operation_id = "herald.api-key.list",
     params(PageQuery),
     responses((status = 200, body = ListResponse<ApiKeyOut>)))]
@@ -230,7 +265,6 @@ async fn load_key(state: &AppState, principal: &Principal, id: &str) -> ApiResul
         .store
         .get_api_key(&id)
         .await?
-        .filter(|k| k.kind == KeyKind::Api)
         .ok_or(ApiError::NotFound("API key not found"))
 }
 
@@ -246,7 +280,8 @@ async fn get_api_key(
     Ok(axum::Json(load_key(&state, &principal, &id).await?.into()))
 }
 
-/// Revoke an API key; it stops working at once.
+/// Revoke a key (an API key, a portal token or a console session); it stops working at once,
+/// and so do the console sessions signed in with it.
 #[utoipa::path(delete, path = "/api/v1/api-key/{key_id}", tag = "Authentication", operation_id = "herald.api-key.delete",
     params(("key_id" = String, Path, description = "The key's id")),
     responses((status = 204, description = "Revoked")))]
@@ -317,18 +352,73 @@ async fn app_portal_access(
     let now = herald_core::time::now();
     let (_, token) = issue(
         &state,
-        "portal".into(),
-        role,
-        KeyKind::Portal,
-        Some(app.id),
-        now,
-        Some(now + Duration::seconds(expiry)),
+        NewKey {
+            name: "portal".into(),
+            role,
+            kind: KeyKind::Portal,
+            app_id: Some(app.id),
+            expires_at: Some(now + Duration::seconds(expiry)),
+            parent_id: None,
+        },
     )
     .await?;
     Ok(axum::Json(AppPortalAccessOut {
         url: format!("{}/portal#key={token}", state.public_url),
         token,
     }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplicationTokenExpireIn {
+    /// Seconds until the tokens stop working (0 to 604800; default 0: at once).
+    pub expiry: Option<i64>,
+    /// Not supported: Herald's portal tokens carry no session id. Sending it is a 422, so that
+    /// no token is left working by mistake.
+    pub session_ids: Option<Vec<String>>,
+}
+
+/// Expire every portal token of an application (admin only): at once, or after `expiry`
+/// seconds. API keys of the application are not touched.
+#[utoipa::path(post, path = "/api/v1/auth/app/{app_id}/expire-all", tag = "Authentication",
+    operation_id = "v1.authentication.expire-all",
+    params(AppPath),
+    request_body = ApplicationTokenExpireIn,
+    responses((status = 204, description = "The application's portal tokens expire")))]
+async fn expire_all(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(app_id): Path<String>,
+    OptionalJson(body): OptionalJson<ApplicationTokenExpireIn>,
+) -> ApiResult<StatusCode> {
+    let mut v = Violations::new();
+    let expiry = body.expiry.unwrap_or(0);
+    validate::range(
+        &mut v,
+        &["body", "expiry"],
+        expiry,
+        0,
+        DEFAULT_PORTAL_EXPIRY,
+    );
+    if body.session_ids.is_some() {
+        v.value(
+            &["body", "sessionIds"],
+            "not supported: Herald's portal tokens carry no session id; leave it out to expire \
+             every portal token of the application",
+        );
+    }
+    v.finish()?;
+    let app = state
+        .store
+        .get_app(&app_id)
+        .await?
+        .ok_or(ApiError::NotFound("application not found"))?;
+    let now = herald_core::time::now();
+    state
+        .store
+        .expire_portal_keys(&app.id, now + Duration::seconds(expiry), now)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// End a portal session: its token stops working.

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
@@ -186,8 +186,66 @@ pub async fn authenticate(
     if principal.role == Role::ReadOnly && !reading && req.uri().path() != "/api/v1/auth/logout" {
         return Err(ApiError::forbidden("this token is read-only"));
     }
+    if principal.is_portal_customer() && !reading {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
+            .unwrap_or_default();
+        if !customer_may_change(req.method(), route) {
+            return Err(ApiError::forbidden(
+                "a portal token manages its application's endpoints, resends and recovers; it \
+                 cannot change the application, publish, or create inboxes or keys",
+            ));
+        }
+    }
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
+}
+
+/// The changes a customer's portal token may make: what the customer needs to manage their own
+/// endpoints and deliveries. Everything else that writes (the application itself, publishing,
+/// inboxes, devices, keys, expunging content, and any route added later) is refused, so the
+/// list can only be widened on purpose.
+const CUSTOMER_CHANGES: &[(Method, &str)] = &[
+    (Method::POST, "/api/v1/app/{app_id}/endpoint"),
+    (Method::PUT, "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+    (Method::PATCH, "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+    (
+        Method::DELETE,
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    ),
+    (
+        Method::PUT,
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    ),
+    (
+        Method::POST,
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+    ),
+    (
+        Method::POST,
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
+    ),
+    (
+        Method::POST,
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
+    ),
+    (
+        Method::POST,
+        "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+    ),
+    (Method::POST, "/api/v1/auth/logout"),
+];
+
+fn customer_may_change(method: &Method, route: &str) -> bool {
+    CUSTOMER_CHANGES
+        .iter()
+        .any(|(m, r)| m == method && *r == route)
 }
 
 /// The application named by the `{app_id}` path segment (an id or a uid), loaded and checked

@@ -21,7 +21,7 @@ use crate::api::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/app", get(apps).post(create_app))
-        .route("/admin/api-key", get(api_keys).post(create_api_key))
+        .route("/admin/api-key", get(api_keys))
         .route(
             "/admin/api-key/{id}/delete",
             get(confirm_revoke).post(revoke),
@@ -235,47 +235,28 @@ async fn portal_link(
     Ok(ctx.page("Portal link", body))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct KeyForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    role: String,
-    #[serde(default, rename = "appId")]
-    app_id: String,
-    #[serde(default, rename = "expiresAt")]
-    expires_at: String,
-}
-
-async fn keys_page(
-    ctx: &Ctx,
-    form: &KeyForm,
-    errors: &Errors,
-    created: Option<&Value>,
-) -> PageResult {
+async fn keys_page(ctx: &Ctx) -> PageResult {
     let list = ctx
         .api
         .get("/api/v1/api-key?limit=250")
         .await
         .map_err(|r| ctx.fail(r))?;
     let rows = list["data"].as_array().cloned().unwrap_or_default();
+    let kind = |k: &Value| match (s(k, "kind"), s(k, "appId").is_empty()) {
+        ("portal", false) => "portal token",
+        ("portal", true) => "console session",
+        _ => "API key",
+    };
     let body = html! {
-        @if let Some(created) = created {
-            div.notice.ok role="status" {
-                p { "Key " strong { (s(created, "name")) } " created. Copy its token now: it is not shown again." }
-                div.secret {
-                    label for="new-token" { "Token" }
-                    output #new-token.mono { (s(created, "token")) }
-                    button type="button" data-copy="new-token" { "Copy" }
-                    span.copied role="status" aria-live="polite" {}
-                }
-            }
-        }
-        @if rows.is_empty() { p.empty { "No API keys." } } @else {
+        p { "Every credential that reaches the API: API keys, customers' portal tokens and console "
+            "sessions. Revoking one stops it at once, and ends the console sessions signed in "
+            "with it." }
+        @if rows.is_empty() { p.empty { "No keys." } } @else {
             table {
-                thead { tr { th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "Application" } th scope="col" { "Created" } th scope="col" { "Expires" } th scope="col" { span.visually-hidden { "Actions" } } } }
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Role" } th scope="col" { "Application" } th scope="col" { "Created" } th scope="col" { "Expires" } th scope="col" { span.visually-hidden { "Actions" } } } }
                 tbody { @for k in &rows { tr {
                     td { (s(k, "name")) div.hint { code { (s(k, "id")) } } }
+                    td { (kind(k)) @if !s(k, "parentId").is_empty() { div.hint { "signed in with " code { (s(k, "parentId")) } } } }
                     td { (s(k, "role")) }
                     td { @if !s(k, "appId").is_empty() { a href={ "/admin/app/" (seg(s(k, "appId"))) "/endpoint" } { code { (s(k, "appId")) } } } }
                     td { (view::time(&k["createdAt"])) }
@@ -284,69 +265,18 @@ async fn keys_page(
                 } } }
             }
         }
-        @if !ctx.read_only() {
-            section aria-labelledby="new-key" {
-                h2 #new-key { "New API key" }
-                (errors.summary())
-                form method="post" action="/admin/api-key" {
-                    (view::csrf(ctx))
-                    (field(errors, "name", "Name", "For people (default: the role).", |id, d| html! {
-                        input id=(id) name="name" maxlength="256" value=(form.name) aria-describedby=(d);
-                    }))
-                    (field(errors, "role", "Role", "admin: everything; app: one application; read-only: reading.", |id, d| html! {
-                        select id=(id) name="role" aria-describedby=(d) {
-                            @for r in ["admin", "app", "read-only"] { option value=(r) selected[r == form.role] { (r) } }
-                        }
-                    }))
-                    (field(errors, "appId", "Application", "Id or uid; needed for app keys, optional for read-only.", |id, d| html! {
-                        input id=(id) name="appId" value=(form.app_id) aria-describedby=(d);
-                    }))
-                    (field(errors, "expiresAt", "Expires (UTC)", "Empty: never.", |id, d| html! {
-                        input id=(id) name="expiresAt" type="datetime-local" value=(form.expires_at) aria-describedby=(d);
-                    }))
-                    button.primary type="submit" { "Create key" }
-                }
-            }
+        section aria-labelledby="new-key" {
+            h2 #new-key { "New API keys" }
+            p { "A console session cannot create API keys: a key it made would outlive the session "
+                "and the revocation of the key it was signed in with. Create them with "
+                code { "POST /api/v1/api-key" } " and an admin API key or the admin token." }
         }
     };
-    Ok(ctx.form_page(errors, "API keys", body))
+    Ok(ctx.page("API keys", body))
 }
 
 async fn api_keys(ctx: Ctx) -> PageResult {
-    keys_page(&ctx, &KeyForm::default(), &Errors::default(), None).await
-}
-
-async fn create_api_key(ctx: Ctx, Form(form): Form<KeyForm>) -> PageResult {
-    let mut body = Map::new();
-    body.insert("role".into(), json!(form.role));
-    for (key, value) in [
-        ("name", form.name.trim().to_owned()),
-        ("appId", form.app_id.trim().to_owned()),
-        (
-            "expiresAt",
-            super::endpoint_app::utc_input(&form.expires_at),
-        ),
-    ] {
-        if !value.is_empty() {
-            body.insert(key.into(), json!(value));
-        }
-    }
-    match ctx.api.post("/api/v1/api-key", &Value::Object(body)).await {
-        Ok(created) => {
-            keys_page(
-                &ctx,
-                &KeyForm::default(),
-                &Errors::default(),
-                Some(&created),
-            )
-            .await
-        }
-        Err(r) if r.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            let errors = Errors::from_refusal(&r, &["name", "role", "appId", "expiresAt"]);
-            keys_page(&ctx, &form, &errors, None).await
-        }
-        Err(r) => Err(ctx.fail(r)),
-    }
+    keys_page(&ctx).await
 }
 
 async fn confirm_revoke(ctx: Ctx, Path(id): Path<String>) -> PageResult {

@@ -386,7 +386,9 @@ pub struct AdminSignIn {
 }
 
 /// `POST /admin/session`: the admin token or an unscoped API key is exchanged for a session
-/// key of the same role, which is what the cookie holds.
+/// key of the same role, which is what the cookie holds. The session is tied to the key signed
+/// in with (its `parent_id`): revoking that key ends it, and it never outlives it. A session's
+/// own token cannot sign in again, so a session cannot extend itself.
 pub async fn admin_sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -397,7 +399,7 @@ pub async fn admin_sign_in(
         .principal_for(form.token.trim())
         .await
         .map_err(|e| PortalError::new(area, e.status(), e.to_string()))?
-        .filter(|p| p.app_id.is_none());
+        .filter(|p| p.app_id.is_none() && !p.is_console_session());
     let Some(principal) = principal else {
         let (csrf, set) = pre_session(&state, &headers);
         let page = view::admin_sign_in(
@@ -415,6 +417,17 @@ pub async fn admin_sign_in(
         .key_id
         .as_ref()
         .map_or_else(|| "admin token".to_owned(), |id| id.as_str().to_owned());
+    let mut expires_at = now + chrono::Duration::hours(CONSOLE_SESSION_HOURS);
+    if let Some(id) = &principal.key_id
+        && let Some(signer_expiry) = state
+            .store
+            .get_api_key(id)
+            .await
+            .map_err(|e| PortalError::new(area, StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
+            .and_then(|k| k.expires_at)
+    {
+        expires_at = expires_at.min(signer_expiry);
+    }
     let key = ApiKey {
         id: issued.key_id,
         name: format!("console session ({source})"),
@@ -423,7 +436,8 @@ pub async fn admin_sign_in(
         app_id: None,
         secret_hash: issued.secret_hash,
         created_at: now,
-        expires_at: Some(now + chrono::Duration::hours(CONSOLE_SESSION_HOURS)),
+        expires_at: Some(expires_at),
+        parent_id: principal.key_id.clone(),
     };
     state
         .store

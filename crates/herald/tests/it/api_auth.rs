@@ -327,6 +327,7 @@ async fn expired_keys_stop_working() {
             secret_hash: issued.secret_hash.clone(),
             created_at: now - chrono::Duration::days(2),
             expires_at: Some(now - chrono::Duration::seconds(1)),
+            parent_id: None,
         })
         .await
         .unwrap();
@@ -379,9 +380,13 @@ async fn portal_access_gives_an_app_scoped_expiring_token() {
             .0,
         StatusCode::NOT_FOUND
     );
-    // Portal sessions are not API keys.
+    // Portal tokens are listed with the keys, by kind, never with their secret.
     let (_, keys) = t.get("/api/v1/api-key").await;
-    assert_eq!(keys["data"].as_array().unwrap().len(), 0);
+    let listed = &keys["data"].as_array().unwrap()[0];
+    assert_eq!(listed["id"], key_id.as_str());
+    assert_eq!(listed["kind"], "portal");
+    assert_eq!(listed["appId"], app.as_str());
+    assert!(!keys.to_string().contains(token));
 
     // Default lifetime is seven days; out-of-range expiries are refused.
     let (_, week) = t

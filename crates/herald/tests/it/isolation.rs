@@ -286,3 +286,115 @@ async fn a_read_only_token_cannot_write_on_any_route() {
     assert_eq!(snapshot(&t, &a).await, before, "tenant A changed");
     t.stop().await;
 }
+
+/// What a customer's portal token may change: its application's endpoints and their
+/// deliveries. Walked over every route of the OpenAPI document: every other write is 403 (the
+/// application itself, publishing, inboxes, devices, keys, portal access, expunging), and
+/// tenant A is unchanged.
+#[tokio::test]
+async fn a_portal_token_changes_nothing_but_what_a_customer_may() {
+    const CUSTOMER_MAY: &[(&str, &str)] = &[
+        ("POST", "/api/v1/app/{app_id}/endpoint"),
+        ("PUT", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+        ("PATCH", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+        ("DELETE", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+        ("PUT", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
+        (
+            "PATCH",
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+        ),
+        (
+            "POST",
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+        ),
+        (
+            "POST",
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
+        ),
+        (
+            "POST",
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
+        ),
+        (
+            "POST",
+            "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+        ),
+        ("POST", "/api/v1/auth/logout"),
+    ];
+    let r = Receiver::start().await;
+    let t = TestApp::spawn().await;
+    let a = tenant_a(&t, &r).await;
+    let app = a.params["app_id"].clone();
+    let (_, access) = t
+        .post(&format!("/api/v1/auth/app-portal-access/{app}"), json!({}))
+        .await;
+    let portal = access["token"].as_str().unwrap().to_owned();
+    let before = snapshot(&t, &a).await;
+
+    let doc = serde_json::to_value(herald::api::openapi_document()).unwrap();
+    let mut report = Vec::new();
+    let mut refused = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            if method == "GET" || CUSTOMER_MAY.contains(&(method.as_str(), template.as_str())) {
+                continue;
+            }
+            let mut path = template.clone();
+            for (name, value) in &a.params {
+                path = path.replace(&format!("{{{name}}}"), value);
+            }
+            let response = t
+                .request_as(&portal, method.parse().unwrap(), &path)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let expected = if path.starts_with("/in/") {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            if status == expected {
+                refused += 1;
+            } else {
+                report.push(format!("{method} {template}: {status}"));
+            }
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+    assert!(refused > 30, "only {refused} writes walked");
+    assert_eq!(snapshot(&t, &a).await, before, "tenant A changed");
+
+    // And what it may, it can: a customer manages their endpoints.
+    let (status, created) = t
+        .call_as(
+            &portal,
+            Method::POST,
+            &format!("/api/v1/app/{app}/endpoint"),
+            Some(json!({"url": "https://customer.example.com/hook"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let ep = created["id"].as_str().unwrap();
+    let (status, _) = t
+        .call_as(
+            &portal,
+            Method::PATCH,
+            &format!("/api/v1/app/{app}/endpoint/{ep}"),
+            Some(json!({"description": "mine"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = t
+        .call_as(
+            &portal,
+            Method::DELETE,
+            &format!("/api/v1/app/{app}/endpoint/{ep}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    t.stop().await;
+}

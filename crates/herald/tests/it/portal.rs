@@ -627,25 +627,20 @@ async fn console_pages_render_and_their_forms_work() {
         )
         .await;
     assert_eq!(deleted.status, StatusCode::SEE_OTHER);
-    let key = console
+    // A console session lists every credential but cannot mint keys.
+    let keys = console.get("/admin/api-key").await;
+    assert_eq!(keys.status, StatusCode::OK);
+    assert!(keys.body.contains("console session"), "{}", keys.body);
+    let minted = console
         .post(
             "/admin/api-key",
             &[("_csrf", &csrf), ("name", "reader"), ("role", "read-only")],
         )
         .await;
-    assert_eq!(key.status, StatusCode::OK);
-    let token_at = key
-        .body
-        .find("id=\"new-token\"")
-        .expect("the token is shown once");
-    let token = key.body[token_at..]
-        .split('>')
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_owned();
+    assert_eq!(minted.status, StatusCode::METHOD_NOT_ALLOWED);
+    let token = t
+        .api_key(json!({"role": "read-only", "name": "reader"}))
+        .await;
 
     // A read-only console sees the pages and gets the API's refusal for changes.
     let mut reader = Browser::new(&t);
@@ -665,5 +660,150 @@ async fn console_pages_render_and_their_forms_work() {
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.body.contains("read-only"));
+    t.stop().await;
+}
+
+/// Every credential can be listed and revoked: a customer's portal token, a console session
+/// (directly, or by revoking the key it was signed in with), and all of an application's
+/// portal tokens at once with `expire-all`. A session cannot sign in again to extend itself,
+/// nor create API keys.
+#[tokio::test]
+async fn every_credential_is_listed_and_revoked_at_once() {
+    let t = TestApp::spawn().await;
+    let (a, b) = (t.create_app("A").await, t.create_app("B").await);
+    let portal_token = |app: String| {
+        let t = &t;
+        async move {
+            let (_, access) = t
+                .post(&format!("/api/v1/auth/app-portal-access/{app}"), json!({}))
+                .await;
+            access["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let works = |token: String| {
+        let t = &t;
+        async move {
+            t.call_as(&token, reqwest::Method::GET, "/api/v1/app", None)
+                .await
+                .0
+                == StatusCode::OK
+        }
+    };
+    let key_id = |token: &str| {
+        herald_core::token::parse_api_token(token)
+            .unwrap()
+            .0
+            .into_string()
+    };
+
+    // A portal token is listed (kind portal, its application) and revoked like any key.
+    let customer = portal_token(a.clone()).await;
+    let (_, keys) = t.get("/api/v1/api-key").await;
+    let listed = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key_id(&customer).as_str())
+        .expect("the portal token is listed")
+        .clone();
+    assert_eq!(
+        (listed["kind"].as_str(), listed["appId"].as_str()),
+        (Some("portal"), Some(a.as_str()))
+    );
+    assert!(works(customer.clone()).await);
+    let (status, _) = t
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-key/{}", key_id(&customer)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        !works(customer).await,
+        "a revoked portal token works no more"
+    );
+
+    // A console session ends when the key it was signed in with is revoked.
+    let signer = t.api_key(json!({"role": "admin", "name": "ops"})).await;
+    let mut console = Browser::new(&t);
+    let pre = console.csrf("/admin").await;
+    let page = console
+        .post("/admin/session", &[("_csrf", &pre), ("token", &signer)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let session = console.cookies["herald_admin"].clone();
+    assert_eq!(console.get("/admin").await.status, StatusCode::OK);
+    let (_, keys) = t.get("/api/v1/api-key").await;
+    assert!(keys["data"].as_array().unwrap().iter().any(|k| {
+        k["id"] == key_id(&session).as_str() && k["parentId"] == key_id(&signer).as_str()
+    }));
+    // It cannot renew itself by signing in with its own token, nor mint keys.
+    let mut again = Browser::new(&t);
+    let pre = again.csrf("/admin").await;
+    let page = again
+        .post("/admin/session", &[("_csrf", &pre), ("token", &session)])
+        .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    let (status, _) = t
+        .call_as(
+            &session,
+            reqwest::Method::POST,
+            "/api/v1/api-key",
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = t
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-key/{}", key_id(&signer)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!works(session).await, "the session ended with its key");
+    assert_eq!(
+        console.get("/admin/app").await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // expire-all ends every portal token of one application, at once or later.
+    let (a1, a2, b1) = (
+        portal_token(a.clone()).await,
+        portal_token(a.clone()).await,
+        portal_token(b.clone()).await,
+    );
+    let (status, _) = t
+        .post(&format!("/api/v1/auth/app/{a}/expire-all"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!works(a1).await && !works(a2).await);
+    assert!(
+        works(b1.clone()).await,
+        "another application's tokens go on"
+    );
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/auth/app/{b}/expire-all"),
+            json!({"expiry": 60}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let b_key = t
+        .store
+        .get_api_key(&herald_core::token::parse_api_token(&b1).unwrap().0)
+        .await
+        .unwrap()
+        .unwrap();
+    let left = b_key.expires_at.unwrap() - herald_core::time::now();
+    assert!((50..=60).contains(&left.num_seconds()), "{left}");
+    let (status, body) = t
+        .post(
+            &format!("/api/v1/auth/app/{b}/expire-all"),
+            json!({"sessionIds": ["s1"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     t.stop().await;
 }
