@@ -24,7 +24,7 @@ use herald_core::model::{DeliveryStatus, Ordering, Trigger};
 
 mod batches;
 mod devices;
-mod inbox;
+pub(crate) mod inbox;
 mod routing;
 
 /// Runs every check against `store`.

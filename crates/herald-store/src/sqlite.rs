@@ -494,4 +494,46 @@ mod tests {
         assert_eq!(writer_level(&store).await, 2);
         store.close().await;
     }
+
+    /// An application's inbox made before names were per application keeps its name across
+    /// the installation, so that `/in/{name}/…` still finds it; renamed, it gives that name up
+    /// (the old address stops working and the name is free for others).
+    #[tokio::test]
+    async fn renaming_an_older_inbox_frees_its_installation_wide_name() {
+        use crate::InboxStore;
+        use crate::conformance::{inbox::sample_inbox, sample_app};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let app = sample_app(None);
+        store.create_app(&app).await.unwrap();
+        let mut inbox = sample_inbox(Some(&app.id));
+        inbox.name = "older".into();
+        store.create_inbox(&inbox).await.unwrap();
+        // What migration 0011 leaves for an inbox it found.
+        sqlx::query("UPDATE inboxes SET name = local_name WHERE id = $1")
+            .bind(inbox.id.as_str())
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(store.get_inbox("older").await.unwrap(), Some(inbox.clone()));
+
+        // Saved under the same name, it keeps the old address.
+        inbox.description = "still older".into();
+        store.update_inbox(&inbox).await.unwrap();
+        assert_eq!(store.get_inbox("older").await.unwrap(), Some(inbox.clone()));
+
+        inbox.name = "renamed".into();
+        store.update_inbox(&inbox).await.unwrap();
+        assert_eq!(store.get_inbox("older").await.unwrap(), None);
+        assert!(store.find_inboxes_named("older").await.unwrap().is_empty());
+        assert_eq!(
+            store.get_inbox_of(&app.id, "renamed").await.unwrap(),
+            Some(inbox)
+        );
+        let mut other = sample_inbox(None);
+        other.name = "older".into();
+        store.create_inbox(&other).await.unwrap();
+        store.close().await;
+    }
 }

@@ -8,8 +8,7 @@
 
 use crate::inbox::{
     ENTRY_COLUMNS, EntryRow, INBOX_COLUMNS, InboxRow, drop_headers_column, headers_column,
-    prefix_end,
-    verification_column,
+    prefix_end, verification_column,
 };
 use std::collections::BTreeSet;
 
@@ -403,7 +402,9 @@ impl InboxStore for SqlStore {
         let (verification, secret) = verification_column(inbox);
         let done = sqlx::query(
             "UPDATE inboxes SET local_name = $2,
-             name = CASE WHEN $3 IS NULL THEN $2 WHEN app_id IS NULL THEN id ELSE name END,
+             name = CASE WHEN $3 IS NULL THEN $2
+                         WHEN app_id IS NULL OR COALESCE(local_name, name) <> $2 THEN id
+                         ELSE name END,
              app_id = $3, description = $4, token_hash = $5,
              verification = $6, verify_secret = $7, max_body_bytes = $8, rate_limit = $9,
              forward = $10, drop_headers = $12, updated_at = $11 WHERE id = $1",

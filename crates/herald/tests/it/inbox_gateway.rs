@@ -534,6 +534,10 @@ async fn inbox_names_are_unique_per_application() {
     let (a, b) = (t.create_app("A").await, t.create_app("B").await);
     let key_a = t.api_key(json!({"role": "app", "appId": a})).await;
     let key_b = t.api_key(json!({"role": "app", "appId": b})).await;
+    // An inbox of no application with the name too: the applications' tokens still find their
+    // own by name, not this one.
+    let (status, _) = t.post("/api/v1/inbox", json!({"name": "factory"})).await;
+    assert_eq!(status, StatusCode::CREATED);
     let mut tokens = Vec::new();
     for key in [&key_a, &key_b] {
         let (status, out) = t

@@ -435,7 +435,12 @@ impl FromRequestParts<AppState> for ScopedInbox {
         // application only, so it needs the id when several applications use the name).
         let key = path.inbox_id.as_str();
         let inbox = match &principal.app_id {
-            Some(own) => match state.store.get_inbox(key).await? {
+            Some(own) => match state
+                .store
+                .get_inbox(key)
+                .await?
+                .filter(|i| may_see(&principal, i))
+            {
                 Some(inbox) => Some(inbox),
                 None => state.store.get_inbox_of(own, key).await?,
             },
