@@ -21,10 +21,10 @@
 //!   written in order.
 //!
 //! Failures are where a store earns its keep: a full disk, an I/O error, SQLite rolling a
-//! transaction back by itself (the migrations at start are the one use of sqlx's own
-//! transactions on the writer: if they fail, Herald does not start). Every write transaction is a [`WriteTx`], which trusts only
-//! what SQLite answers to its own `BEGIN`, `SAVEPOINT`, `RELEASE` and `COMMIT`, and closes
-//! the connection of any transaction that did not end cleanly. A publish is answered `Ok` only
+//! transaction back by itself. Every write transaction is a [`WriteTx`], which trusts only what
+//! SQLite answers to its own `BEGIN`, `SAVEPOINT`, `RELEASE` and `COMMIT`, and closes the
+//! connection of any transaction that did not end cleanly (the migrations at start are the one
+//! use of sqlx's own transactions on the writer: if they fail, Herald does not start). A publish is answered `Ok` only
 //! when the `COMMIT` holding it succeeded; a full disk is [`StoreError::StorageFull`]; and
 //! once space returns the next transaction, on a fresh connection, simply works.
 
@@ -48,9 +48,16 @@ type Db = sqlx::Sqlite;
 type SqlStore = SqliteStore;
 const BACKEND: Backend = Backend::Sqlite;
 
+/// SQLite's `synchronous` setting, as a literal for the statements that restore it.
+macro_rules! synchronous {
+    () => {
+        "FULL"
+    };
+}
+
 /// SQLite's `synchronous` setting: `FULL` flushes the WAL to disk (fsync) before a commit
 /// returns, so an acknowledged publish survives a power cut.
-pub const SQLITE_SYNCHRONOUS: &str = "FULL";
+pub const SQLITE_SYNCHRONOUS: &str = synchronous!();
 
 /// Readers: enough for concurrent API reads and the delivery workers on two cores.
 const READ_CONNECTIONS: u32 = 8;
@@ -283,8 +290,8 @@ const DURABLE: TxMode = TxMode {
 /// to the connection's thread for both.
 const BOOKKEEPING: TxMode = TxMode {
     begin: "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
-    commit: "COMMIT; PRAGMA synchronous = FULL",
-    rollback: "ROLLBACK; PRAGMA synchronous = FULL",
+    commit: concat!("COMMIT; PRAGMA synchronous = ", synchronous!()),
+    rollback: concat!("ROLLBACK; PRAGMA synchronous = ", synchronous!()),
 };
 
 /// A write transaction on the writer connection, which knows only what SQLite answered.
@@ -292,8 +299,9 @@ const BOOKKEEPING: TxMode = TxMode {
 /// sqlx's own transactions count their nesting on the client and turn a `begin` inside a
 /// transaction into a `SAVEPOINT`. SQLite may roll a whole transaction back by itself when a
 /// statement fails (always on `SQLITE_IOERR` and interrupts, on `SQLITE_FULL` and
-/// `SQLITE_NOMEM` unless only the statement needs undoing): the count is then wrong, the connection's next "transaction" is a savepoint that nobody
-/// commits, and its "commit" releases that savepoint and reports success. That is how a full
+/// `SQLITE_NOMEM` unless only the statement needs undoing): the count is then wrong, the
+/// connection's next "transaction" is a savepoint that nobody commits, and its "commit"
+/// releases that savepoint and reports success. That is how a full
 /// disk once had publishes answered 202 and lost. So the writer's transactions are plain
 /// statements issued here, every one checked, and the connection of a transaction that does
 /// not end in a successful `COMMIT` or `ROLLBACK` is closed instead of returned to the pool:

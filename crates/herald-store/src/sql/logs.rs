@@ -12,7 +12,6 @@ mod logs_sql {
     use crate::rows::{DeliveryLogRow, DestinationRow, SentMessageRow};
     use herald_core::id::AttemptId;
 
-
     /// `columns` with every name prefixed by `alias.`.
     fn qualified(columns: &str, alias: &str) -> String {
         columns
