@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use herald_core::model::{ApiKey, KeyKind, Role};
+use herald_core::model::{KeyKind, Role};
 use herald_core::token;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use super::client::{Api, Internal, PageResult, PortalError, seg};
 use super::view;
 use crate::api::AppState;
+use crate::api::api_key::{self, NewKey};
 use crate::api::auth::Principal;
 
 /// Which half of the site a request is in.
@@ -411,7 +412,6 @@ pub async fn admin_sign_in(
             set,
         ));
     };
-    let issued = token::issue_api_token();
     let now = herald_core::time::now();
     let source = principal
         .key_id
@@ -428,26 +428,21 @@ pub async fn admin_sign_in(
     {
         expires_at = expires_at.min(signer_expiry);
     }
-    let key = ApiKey {
-        id: issued.key_id,
+    let new = NewKey {
         name: format!("console session ({source})"),
         role: principal.role,
         kind: KeyKind::Portal,
         app_id: None,
-        secret_hash: issued.secret_hash,
-        created_at: now,
         expires_at: Some(expires_at),
         parent_id: principal.key_id.clone(),
     };
-    state
-        .store
-        .create_api_key(&key)
+    let (_, token) = api_key::issue(&state, new)
         .await
-        .map_err(|e| PortalError::new(area, StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        .map_err(|e| PortalError::new(area, e.status(), e.to_string()))?;
     let mut response = Redirect::to("/admin").into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(area.cookie(), &issued.token, secure(&state), None),
+        set_cookie(area.cookie(), &token, secure(&state), None),
     );
     Ok(response)
 }
