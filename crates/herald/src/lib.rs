@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod http;
 pub mod metrics;
 pub mod operational;
 pub mod outbound;

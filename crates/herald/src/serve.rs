@@ -7,7 +7,7 @@
 //!
 //! - a client has `--client-timeout` to send a request's headers, counted from the moment the
 //!   connection is ready for the next request, so idle keep-alive connections close after it too;
-//! - the body then has `--client-timeout` of its own (see `api::router`, which answers 408);
+//! - the body then has `--client-timeout` of its own (see `http::app`, which answers 408);
 //! - at most [`MAX_HEADERS`] headers and [`MAX_HEAD_BYTES`] of request line and headers are read
 //!   (431 beyond them).
 //!

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use herald_store::Store;
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState, Shared};
+use crate::api::{AppState, Shared};
 use crate::bootstrap::{self, AdminTokenNotice, BootstrapError};
 use crate::config::{Config, Role};
 use crate::operational::Operational;
@@ -270,9 +270,9 @@ impl Application {
             "herald is listening"
         );
         let router = if self.role.serves_api() {
-            api::router(self.state)
+            crate::http::app(self.state)
         } else {
-            api::health_only_router(self.state)
+            crate::http::health_only(self.state)
         };
         let serve = crate::serve::run(
             self.listener,

@@ -79,7 +79,7 @@ pub struct ApiKeyIn {
 }
 
 /// What a key was made for.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ApiKeyKind {
     /// Created with `POST /api/v1/api-key`.
@@ -121,14 +121,20 @@ impl From<ApiKey> for ApiKeyOut {
             id: k.id.into_string(),
             name: k.name,
             role: k.role.into(),
-            kind: match k.kind {
-                KeyKind::Api => ApiKeyKind::Api,
-                KeyKind::Portal => ApiKeyKind::Portal,
-            },
+            kind: k.kind.into(),
             app_id: k.app_id.map(|a| a.into_string()),
             parent_id: k.parent_id.map(|p| p.into_string()),
             created_at: k.created_at,
             expires_at: k.expires_at,
+        }
+    }
+}
+
+impl From<KeyKind> for ApiKeyKind {
+    fn from(k: KeyKind) -> Self {
+        match k {
+            KeyKind::Api => ApiKeyKind::Api,
+            KeyKind::Portal => ApiKeyKind::Portal,
         }
     }
 }

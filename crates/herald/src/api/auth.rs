@@ -183,7 +183,10 @@ pub async fn authenticate(
         });
     }
     let reading = matches!(*req.method(), Method::GET | Method::HEAD);
-    if principal.role == Role::ReadOnly && !reading && req.uri().path() != "/api/v1/auth/logout" {
+    if principal.role == Role::ReadOnly
+        && !reading
+        && !READ_ONLY_MAY_POST.contains(&req.uri().path())
+    {
         return Err(ApiError::forbidden("this token is read-only"));
     }
     if principal.is_portal_customer() && !reading {
@@ -202,6 +205,10 @@ pub async fn authenticate(
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
 }
+
+/// The writes a read-only token may make: ending its own session, and opening a console
+/// session of its own (read-only) role.
+const READ_ONLY_MAY_POST: &[&str] = &["/api/v1/auth/logout", "/api/v1/auth/console-session"];
 
 /// The changes a customer's portal token may make: what the customer needs to manage their own
 /// endpoints and deliveries. Everything else that writes (the application itself, publishing,

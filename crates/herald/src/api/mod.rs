@@ -1,23 +1,20 @@
-//! The HTTP API: one module per resource, each with its own router, assembled here.
+//! The JSON API: one module per resource, each with its own router, assembled here into
+//! [`routes`]; `crate::http` composes it with the rest of the process's HTTP application.
 //!
-//! Layers, from the outside in: panic catching, tracing, the body read timeout, the body size
-//! limit, then for
-//! `/api/v1` routes other than health: [`auth::authenticate`] and [`idempotency::layer`].
+//! `/api/v1` routes other than health pass [`auth::authenticate`] and [`idempotency::layer`],
+//! inside the layers every request passes (see `crate::http`).
 
 use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Html;
 use axum::routing::get;
 use herald_core::crypto::Keyring;
 use herald_core::validate::Limits;
 use herald_store::Store;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -43,9 +40,8 @@ pub mod operational;
 pub mod pagination;
 pub mod params;
 pub mod queue;
+pub mod session;
 pub mod status;
-
-use error::ApiError;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -122,12 +118,15 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(delivery_log::router())
         .merge(operational::router())
         .merge(api_key::router())
+        .merge(session::router())
         .merge(inbox::router())
         .merge(queue::router())
 }
 
-/// Builds the complete HTTP application.
-pub fn router(state: AppState) -> Router {
+/// The JSON API's routes under `/api/v1` with their middleware: the authenticated resources
+/// (behind [`auth::authenticate`] and [`idempotency::layer`]) and the health checks. The
+/// process's whole HTTP application, of which this is one part, is assembled in `crate::http`.
+pub fn routes(state: &AppState) -> Router<AppState> {
     let protected = authenticated_routes()
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -141,89 +140,58 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .merge(health::router())
         .split_for_parts();
-    // The portal's pages call these routes in-process, with the session's token.
-    let portal = crate::portal::router(api.clone().with_state(state.clone()));
-
-    let document = openapi_document();
-    let spec_json =
-        Arc::new(serde_json::to_vec_pretty(&document).expect("the OpenAPI document serializes"));
-    let docs_html = Arc::new(docs::render(
-        &serde_json::to_value(&document).expect("the OpenAPI document serializes"),
-    ));
-
-    api.route(
-        "/api/v1/openapi.json",
-        get(move || {
-            let spec = spec_json.clone();
-            async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    )],
-                    spec.as_ref().clone(),
-                )
-            }
-        }),
-    )
-    .route(
-        "/docs",
-        get(move || {
-            let html = docs_html.clone();
-            async move { Html(html.as_ref().clone()) }
-        }),
-    )
-    .route("/metrics", get(metrics::metrics))
-    .route(
-        "/",
-        get(|| async { axum::response::Redirect::temporary("/docs") }),
-    )
-    .merge(inbox::ingest::router())
-    .merge(portal)
-    .fallback(|| async { ApiError::NotFound("no such route") })
-    .method_not_allowed_fallback(|| async {
-        ApiError::MethodNotAllowed("method not allowed on this route".into())
-    })
-    .layer(DefaultBodyLimit::max(state.max_body_bytes))
-    // A body trickling in slower than this fails to read (see `extract::read_body`: 408).
-    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-        state.client_timeout,
-    ))
-    .layer(TraceLayer::new_for_http().make_span_with(request_span))
-    .layer(CatchPanicLayer::custom(panic_response))
-    .with_state(state)
+    api
 }
 
-/// The routes of a process that only delivers (`--role worker`): health checks, for load
-/// balancers and orchestrators. Everything else answers 404.
-pub fn health_only_router(state: AppState) -> Router {
+/// The health checks alone (a `--role worker` node serves nothing else).
+pub fn health_routes() -> Router<AppState> {
     let (health, _) = OpenApiRouter::new()
         .merge(health::router())
         .split_for_parts();
     health
-        .fallback(|| async {
-            ApiError::NotFound("this node runs only the delivery worker (--role worker)")
-        })
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .with_state(state)
 }
 
-/// The span of a request: method and path, never the query string, which may carry an inbox
-/// token (`/in/…?token=`).
-fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
-    tracing::debug_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-    )
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a request handler panicked");
-    let mut response = ApiError::Internal("handler panicked".into()).into_response();
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response
+/// `GET /api/v1/openapi.json` and `GET /docs`: the OpenAPI document of every route and its
+/// reference page, both rendered once.
+pub fn document_routes() -> Router<AppState> {
+    let document = openapi_document();
+    let (spec_json, docs_html) = match serde_json::to_value(&document) {
+        Ok(value) => (
+            serde_json::to_vec_pretty(&value).unwrap_or_default(),
+            docs::render(&value),
+        ),
+        // utoipa's document is plain data; should it ever fail to serialise, the routes say
+        // so instead of taking the server down.
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document does not serialise");
+            (Vec::new(), String::new())
+        }
+    };
+    let spec_json = Arc::new(spec_json);
+    let docs_html = Arc::new(docs_html);
+    Router::new()
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let spec = spec_json.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        )],
+                        spec.as_ref().clone(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/docs",
+            get(move || {
+                let html = docs_html.clone();
+                async move { Html(html.as_ref().clone()) }
+            }),
+        )
 }
 
 /// Checks a URL Herald will call (an endpoint, a GraphQL API) against the deployment's rules:

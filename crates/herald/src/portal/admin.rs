@@ -12,13 +12,13 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::PortalState;
 use super::client::{PageResult, PortalError, query, seg};
 use super::endpoints::app_nav;
 use super::session::{Ctx, Form, pre_session};
 use super::view::{self, Errors, field, s};
-use crate::api::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<PortalState> {
     Router::new()
         .route("/admin/app", get(apps).post(create_app))
         .route("/admin/api-key", get(api_keys))
@@ -29,13 +29,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Operator-only pages of one application.
-pub fn app_router() -> Router<AppState> {
+pub fn app_router() -> Router<PortalState> {
     Router::new().route("/portal-link", get(portal_link_form).post(portal_link))
 }
 
 /// `GET /admin`: the dashboard, or the sign-in form without a session.
 pub async fn home(
-    State(state): State<AppState>,
+    State(state): State<PortalState>,
     headers: HeaderMap,
     ctx: Result<Ctx, PortalError>,
 ) -> PageResult {

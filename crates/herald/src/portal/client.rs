@@ -9,14 +9,11 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
 use super::session::Area;
-
-/// The API's authenticated routes, with their middleware.
-#[derive(Clone)]
-pub struct Internal(pub Router);
 
 /// The API, as one session's token sees it.
 #[derive(Clone)]
@@ -35,11 +32,8 @@ pub struct Refusal {
 }
 
 impl Api {
-    pub fn new(internal: &Internal, token: String) -> Self {
-        Self {
-            router: internal.0.clone(),
-            token,
-        }
+    pub fn new(router: Router, token: String) -> Self {
+        Self { router, token }
     }
 
     /// The raw response, for answers passed on as they are (exports).
@@ -89,6 +83,26 @@ impl Api {
 
     pub async fn get(&self, path: &str) -> Result<Value, Refusal> {
         self.send(Method::GET, path, None).await
+    }
+
+    /// Calls the API and reads its answer as one of the API's own wire types: a field the API
+    /// renamed or dropped is an error here, never a blank on a page.
+    pub async fn send_as<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T, Refusal> {
+        let value = self.send(method, path, body).await?;
+        serde_json::from_value(value).map_err(|e| {
+            Refusal::internal(format!(
+                "the API's answer to {path} is not what the portal expects: {e}"
+            ))
+        })
+    }
+
+    pub async fn get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T, Refusal> {
+        self.send_as(Method::GET, path, None).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, Refusal> {

@@ -8,13 +8,13 @@ use axum::extract::{Path, Query};
 use axum::routing::get;
 use maud::html;
 
+use super::PortalState;
 use super::client::{PageResult, query, seg};
 use super::endpoints::app_nav;
 use super::session::Ctx;
 use super::view::{self, facts, s};
-use crate::api::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<PortalState> {
     Router::new()
         .route("/device", get(list))
         .route("/device/{device}", get(device))

@@ -10,14 +10,14 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::PortalState;
 use super::client::{PageResult, PortalError, seg};
 use super::endpoints::{Scope, ep_of};
 use super::session::Form;
 use super::view::{self, s, status_badge};
-use crate::api::AppState;
 
 /// Routes only applications' endpoints have.
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<PortalState> {
     Router::new()
         .route("/{ep}/send-example", post(send_example))
         .route("/{ep}/recover", post(recover))

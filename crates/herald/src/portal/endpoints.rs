@@ -16,14 +16,14 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::PortalState;
 use super::client::{PageResult, PortalError, query, seg};
 use super::endpoint_form::{self, EndpointForm};
 use super::session::{Ctx, Form};
 use super::view::{self, Errors, action_button, facts, s};
-use crate::api::AppState;
 
 /// Routes every kind of endpoint has.
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<PortalState> {
     Router::new()
         .route("/", get(list))
         .route("/new", get(new_form).post(create))
@@ -53,12 +53,12 @@ pub struct Scope {
     pub app: Option<String>,
 }
 
-impl FromRequestParts<AppState> for Scope {
+impl FromRequestParts<PortalState> for Scope {
     type Rejection = PortalError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &PortalState,
     ) -> Result<Self, Self::Rejection> {
         let ctx = Ctx::from_request_parts(parts, state).await?;
         let params = RawPathParams::from_request_parts(parts, state)

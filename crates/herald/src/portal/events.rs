@@ -10,14 +10,14 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::PortalState;
 use super::client::PageResult;
 use super::endpoint_app::send_example_to;
 use super::endpoints::{Scope, app_nav};
 use super::session::Form;
 use super::view::{self, code_block, s};
-use crate::api::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<PortalState> {
     Router::new()
         .route("/event-type", get(catalogue))
         .route("/event-type/send-example", post(send_example))

@@ -10,13 +10,13 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use maud::html;
 
+use super::PortalState;
 use super::client::{PageResult, query, seg};
 use super::endpoint_app::utc_input;
 use super::session::Ctx;
 use super::view::{self, s};
-use crate::api::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<PortalState> {
     Router::new()
         .route("/admin/inbox", get(list))
         .route("/admin/inbox/{inbox}", get(entries))

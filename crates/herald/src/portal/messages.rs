@@ -11,13 +11,13 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::PortalState;
 use super::client::{PageResult, query, seg};
 use super::endpoint_app::utc_input;
 use super::endpoints::{Scope, app_nav};
 use super::view::{self, action_button, code_block, facts, s, status_badge};
-use crate::api::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<PortalState> {
     Router::new()
         .route("/message", get(log))
         .route("/message/{msg}", get(message))

@@ -34,8 +34,6 @@ use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use crate::api::AppState;
-
 mod admin;
 mod client;
 mod devices;
@@ -52,9 +50,34 @@ mod view;
 
 pub use session::Area;
 
-/// The portal's and the console's routes. `internal` is the API's authenticated router,
-/// which every page calls with the session's token.
-pub fn router(internal: Router) -> Router<AppState> {
+/// What the pages can reach: the API, and whether cookies must be `Secure`. Nothing else, in
+/// particular not the store.
+#[derive(Clone)]
+pub struct PortalState {
+    /// The API's routes with their middleware, called in-process with a session's token.
+    api: Router,
+    /// The public URL is https: cookies are `Secure`.
+    secure_cookies: bool,
+}
+
+impl PortalState {
+    /// `api` is the API's router (`api::routes` with its state); `public_url` the base of the
+    /// links Herald hands out.
+    pub fn new(api: Router, public_url: &str) -> Self {
+        Self {
+            api,
+            secure_cookies: public_url.starts_with("https://"),
+        }
+    }
+
+    /// The API, as the holder of `token` sees it.
+    pub fn api_as(&self, token: &str) -> client::Api {
+        client::Api::new(self.api.clone(), token.to_owned())
+    }
+}
+
+/// The portal's and the console's routes.
+pub fn router(state: PortalState) -> Router {
     let portal = Router::new()
         .route("/portal", get(session::portal_entry))
         .route("/portal/session", post(session::portal_sign_in))
@@ -81,11 +104,11 @@ pub fn router(internal: Router) -> Router<AppState> {
         .route("/portal/assets/{file}", get(asset))
         .layer(middleware::from_fn(session::csrf_guard))
         .layer(middleware::from_fn(security_headers))
-        .layer(Extension(client::Internal(internal)))
+        .with_state(state)
 }
 
 /// The pages of one application, under `/portal/app/{app_id}` and `/admin/app/{app_id}`.
-fn app_pages() -> Router<AppState> {
+fn app_pages() -> Router<PortalState> {
     Router::new()
         .route(
             "/",

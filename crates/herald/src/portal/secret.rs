@@ -12,13 +12,13 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::PortalState;
 use super::client::{PageResult, seg};
 use super::endpoints::Scope;
 use super::session::Form;
 use super::view::{self, s};
-use crate::api::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<PortalState> {
     Router::new()
         .route("/{ep}/secret", get(show))
         .route("/{ep}/secret/rotate", post(rotate))

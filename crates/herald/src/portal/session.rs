@@ -14,16 +14,15 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use herald_core::model::{KeyKind, Role};
 use herald_core::token;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::client::{Api, Internal, PageResult, PortalError, seg};
+use super::PortalState;
+use super::client::{Api, PageResult, PortalError, Refusal, seg};
 use super::view;
-use crate::api::AppState;
-use crate::api::api_key::{self, NewKey};
-use crate::api::auth::Principal;
+use crate::api::api_key::{ApiKeyKind, ApiKeyRole};
+use crate::api::session::{ConsoleSessionOut, WhoAmIOut};
 
 /// Which half of the site a request is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,13 +62,13 @@ impl Area {
         }
     }
 
-    /// Whether a resolved token may hold a session here: customers' sessions are limited to
-    /// their application, operators' are not limited to any.
-    fn admits(self, principal: &Principal) -> bool {
-        principal.kind == Some(KeyKind::Portal)
+    /// Whether a token the API described may hold a session here: customers' sessions are
+    /// limited to their application, operators' are not limited to any.
+    fn admits(self, who: &WhoAmIOut) -> bool {
+        matches!(who.kind, Some(ApiKeyKind::Portal))
             && match self {
-                Area::Portal => principal.app_id.is_some(),
-                Area::Admin => principal.app_id.is_none(),
+                Area::Portal => who.app_id.is_some(),
+                Area::Admin => who.app_id.is_none(),
             }
     }
 }
@@ -77,8 +76,6 @@ impl Area {
 /// The random cookie the sign-in forms are checked against (there is no session yet).
 const PRE_SESSION: &str = "herald_csrf";
 const FLASH: &str = "herald_flash";
-/// Operators' sessions last this long.
-const CONSOLE_SESSION_HOURS: i64 = 12;
 /// The largest form the portal reads.
 const FORM_LIMIT: usize = 2 * 1024 * 1024;
 
@@ -105,8 +102,25 @@ fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<i64>) -> He
     HeaderValue::from_str(&c).expect("cookie values are base62 or base64url")
 }
 
-fn secure(state: &AppState) -> bool {
-    state.public_url.starts_with("https://")
+fn secure(state: &PortalState) -> bool {
+    state.secure_cookies
+}
+
+/// Who `token` is, as the API says (`GET /api/v1/auth/whoami`): `None` for a token the API
+/// does not accept.
+async fn whoami(state: &PortalState, token: &str) -> Result<Option<WhoAmIOut>, Refusal> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    match state
+        .api_as(token)
+        .get_as::<WhoAmIOut>("/api/v1/auth/whoami")
+        .await
+    {
+        Ok(who) => Ok(Some(who)),
+        Err(refusal) if refusal.status == StatusCode::UNAUTHORIZED => Ok(None),
+        Err(refusal) => Err(refusal),
+    }
 }
 
 /// The CSRF token of a session: derived from its secret token, so a page of another site can
@@ -122,7 +136,8 @@ pub struct Ctx {
     pub area: Area,
     pub api: Api,
     pub csrf: String,
-    pub principal: Principal,
+    /// Who the session's token is, as the API said.
+    pub principal: WhoAmIOut,
     /// A message from the previous request (after a redirect).
     pub flash: Option<String>,
     secure: bool,
@@ -135,7 +150,7 @@ impl Ctx {
     }
 
     pub fn read_only(&self) -> bool {
-        self.principal.role == Role::ReadOnly
+        matches!(self.principal.role, ApiKeyRole::ReadOnly)
     }
 
     pub fn fail(&self, refusal: super::client::Refusal) -> PortalError {
@@ -184,37 +199,31 @@ impl Ctx {
     }
 }
 
-impl FromRequestParts<AppState> for Ctx {
+impl FromRequestParts<PortalState> for Ctx {
     type Rejection = PortalError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &PortalState,
     ) -> Result<Self, Self::Rejection> {
         let area = parts
             .extensions
             .get::<Area>()
             .copied()
             .unwrap_or(Area::Portal);
-        let internal = parts
-            .extensions
-            .get::<Internal>()
-            .cloned()
-            .expect("the portal router carries the API");
         let signed_out = || PortalError::new(area, StatusCode::UNAUTHORIZED, "signed out");
         let token = cookie(&parts.headers, area.cookie()).ok_or_else(signed_out)?;
-        let principal = state
-            .principal_for(token)
+        let principal = whoami(state, token)
             .await
-            .map_err(|e| PortalError::new(area, e.status(), e.to_string()))?
-            .filter(|p| area.admits(p))
+            .map_err(|refusal| PortalError::refused(area, refusal))?
+            .filter(|who| area.admits(who))
             .ok_or_else(signed_out)?;
         let flash = cookie(&parts.headers, FLASH)
             .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
             .and_then(|v| String::from_utf8(v).ok());
         Ok(Ctx {
             area,
-            api: Api::new(&internal, token.to_owned()),
+            api: state.api_as(token),
             csrf: csrf_for(token),
             principal,
             flash,
@@ -309,7 +318,7 @@ pub async fn csrf_guard(req: Request, next: Next) -> Response {
 }
 
 /// The pre-session CSRF token, and the cookie to set when the browser has none yet.
-pub fn pre_session(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+pub fn pre_session(state: &PortalState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     match cookie(headers, PRE_SESSION) {
         Some(existing) => (existing.to_owned(), None),
         None => {
@@ -329,14 +338,14 @@ fn with_cookie(mut response: Response, set: Option<HeaderValue>) -> Response {
 
 /// `GET /portal`: the entry page. Its script takes the token from the link's fragment, posts
 /// it, and removes it from the address bar; without script, the token can be pasted.
-pub async fn portal_entry(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn portal_entry(State(state): State<PortalState>, headers: HeaderMap) -> Response {
     let (csrf, set) = pre_session(&state, &headers);
     let mut continue_to = None;
     if let Some(token) = cookie(&headers, Area::Portal.cookie())
-        && let Ok(Some(p)) = state.principal_for(token).await
-        && Area::Portal.admits(&p)
+        && let Ok(Some(who)) = whoami(&state, token).await
+        && Area::Portal.admits(&who)
     {
-        continue_to = p.app_id.map(|app| format!("/portal/app/{app}/endpoint"));
+        continue_to = who.app_id.map(|app| format!("/portal/app/{app}/endpoint"));
     }
     let page = view::portal_entry(&csrf, continue_to.as_deref(), None);
     with_cookie((StatusCode::OK, page).into_response(), set)
@@ -350,17 +359,16 @@ pub struct PortalSignIn {
 
 /// `POST /portal/session`: a portal token becomes the session cookie.
 pub async fn portal_sign_in(
-    State(state): State<AppState>,
+    State(state): State<PortalState>,
     headers: HeaderMap,
     Form(form): Form<PortalSignIn>,
 ) -> PageResult {
     let key = form.key.trim();
-    let principal = state
-        .principal_for(key)
+    let principal = whoami(&state, key)
         .await
-        .map_err(|e| PortalError::new(Area::Portal, e.status(), e.to_string()))?
-        .filter(|p| Area::Portal.admits(p));
-    let Some(app) = principal.and_then(|p| p.app_id) else {
+        .map_err(|refusal| PortalError::refused(Area::Portal, refusal))?
+        .filter(|who| Area::Portal.admits(who));
+    let Some(app) = principal.and_then(|who| who.app_id) else {
         let (csrf, set) = pre_session(&state, &headers);
         let page = view::portal_entry(
             &csrf,
@@ -386,22 +394,37 @@ pub struct AdminSignIn {
     token: String,
 }
 
-/// `POST /admin/session`: the admin token or an unscoped API key is exchanged for a session
-/// key of the same role, which is what the cookie holds. The session is tied to the key signed
-/// in with (its `parent_id`): revoking that key ends it, and it never outlives it. A session's
-/// own token cannot sign in again, so a session cannot extend itself.
+/// `POST /admin/session`: the admin token or an unscoped API key is exchanged for a console
+/// session key of the same role (`POST /api/v1/auth/console-session`, which decides who may
+/// and for how long), and the cookie holds that. The credential signed in with is not kept.
 pub async fn admin_sign_in(
-    State(state): State<AppState>,
+    State(state): State<PortalState>,
     headers: HeaderMap,
     Form(form): Form<AdminSignIn>,
 ) -> PageResult {
     let area = Area::Admin;
-    let principal = state
-        .principal_for(form.token.trim())
-        .await
-        .map_err(|e| PortalError::new(area, e.status(), e.to_string()))?
-        .filter(|p| p.app_id.is_none() && !p.is_console_session());
-    let Some(principal) = principal else {
+    let credential = form.token.trim();
+    let opened = if credential.is_empty() {
+        None
+    } else {
+        match state
+            .api_as(credential)
+            .send_as::<ConsoleSessionOut>(Method::POST, "/api/v1/auth/console-session", None)
+            .await
+        {
+            Ok(session) => Some(session),
+            Err(refusal)
+                if matches!(
+                    refusal.status,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                ) =>
+            {
+                None
+            }
+            Err(refusal) => return Err(PortalError::refused(area, refusal)),
+        }
+    };
+    let Some(session) = opened else {
         let (csrf, set) = pre_session(&state, &headers);
         let page = view::admin_sign_in(
             &csrf,
@@ -412,44 +435,17 @@ pub async fn admin_sign_in(
             set,
         ));
     };
-    let now = herald_core::time::now();
-    let source = principal
-        .key_id
-        .as_ref()
-        .map_or_else(|| "admin token".to_owned(), |id| id.as_str().to_owned());
-    let mut expires_at = now + chrono::Duration::hours(CONSOLE_SESSION_HOURS);
-    if let Some(id) = &principal.key_id
-        && let Some(signer_expiry) = state
-            .store
-            .get_api_key(id)
-            .await
-            .map_err(|e| PortalError::new(area, StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
-            .and_then(|k| k.expires_at)
-    {
-        expires_at = expires_at.min(signer_expiry);
-    }
-    let new = NewKey {
-        name: format!("console session ({source})"),
-        role: principal.role,
-        kind: KeyKind::Portal,
-        app_id: None,
-        expires_at: Some(expires_at),
-        parent_id: principal.key_id.clone(),
-    };
-    let (_, token) = api_key::issue(&state, new)
-        .await
-        .map_err(|e| PortalError::new(area, e.status(), e.to_string()))?;
     let mut response = Redirect::to("/admin").into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(area.cookie(), &token, secure(&state), None),
+        set_cookie(area.cookie(), &session.token, secure(&state), None),
     );
     Ok(response)
 }
 
 /// `POST /portal/logout`, `POST /admin/logout`: the session's key is revoked through the API's
 /// logout route and the cookie cleared.
-pub async fn sign_out(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+pub async fn sign_out(State(state): State<PortalState>, ctx: Ctx) -> PageResult {
     ctx.api
         .send(Method::POST, "/api/v1/auth/logout", None)
         .await

@@ -467,3 +467,81 @@ async fn portal_access_gives_an_app_scoped_expiring_token() {
     );
     t.stop().await;
 }
+
+/// The routes the portal and console are built on: `whoami` describes the calling token, and
+/// `console-session` mints a session of the caller's role, tied to the key signed in with, only
+/// for unscoped credentials that are not sessions themselves.
+#[tokio::test]
+async fn whoami_and_console_sessions() {
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Own").await;
+    let (status, me) = t.get("/api/v1/auth/whoami").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["role"], "admin");
+    assert!(me["keyId"].is_null() && me["kind"].is_null() && me["appId"].is_null());
+
+    let read_only = t
+        .api_key(json!({"role": "read-only", "name": "auditor"}))
+        .await;
+    let (status, who) = t
+        .call_as(&read_only, Method::GET, "/api/v1/auth/whoami", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&who["role"], &who["kind"]),
+        (&json!("read-only"), &json!("api"))
+    );
+    let key_id = who["keyId"].as_str().unwrap().to_owned();
+
+    // A read-only key may open a read-only console session, tied to it.
+    let (status, session) = t
+        .call_as(
+            &read_only,
+            Method::POST,
+            "/api/v1/auth/console-session",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let token = session["token"].as_str().unwrap().to_owned();
+    let (_, who) = t
+        .call_as(&token, Method::GET, "/api/v1/auth/whoami", None)
+        .await;
+    assert_eq!(
+        (&who["role"], &who["kind"]),
+        (&json!("read-only"), &json!("portal"))
+    );
+    let (_, listed) = t
+        .get(&format!(
+            "/api/v1/api-key/{}",
+            session["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(listed["parentId"], json!(key_id));
+
+    // A session cannot open another (it would extend itself), nor can an app-scoped token.
+    let (status, _) = t
+        .call_as(&token, Method::POST, "/api/v1/auth/console-session", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let app_token = t.api_key(json!({"role": "app", "appId": app})).await;
+    let (status, _) = t
+        .call_as(
+            &app_token,
+            Method::POST,
+            "/api/v1/auth/console-session",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Revoking the key signed in with ends the session.
+    let (status, _) = t
+        .call(Method::DELETE, &format!("/api/v1/api-key/{key_id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = t
+        .call_as(&token, Method::GET, "/api/v1/auth/whoami", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    t.stop().await;
+}
