@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod crypto;
 pub mod device;
 pub mod filter;
+pub mod headers;
 pub mod id;
 pub mod inbox;
 pub mod model;

@@ -22,6 +22,7 @@ pub mod retention;
 pub mod serve;
 pub mod startup;
 pub mod telemetry;
+pub mod wakeup;
 pub mod worker;
 
 pub use config::Config;

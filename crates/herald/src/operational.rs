@@ -22,7 +22,7 @@ use herald_store::{AttemptRecord, CompletionEffects, Store};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::worker::Wakeup;
+use crate::wakeup::Wakeup;
 
 /// The event types, as Svix names them.
 pub const ENDPOINT_CREATED: &str = "endpoint.created";

@@ -18,7 +18,8 @@ use crate::config::{Config, Role};
 use crate::operational::Operational;
 use crate::outbound::{Outbound, SystemLookup};
 use crate::retention::RetentionConfig;
-use crate::worker::{Wakeup, Worker, WorkerConfig};
+use crate::wakeup::Wakeup;
+use crate::worker::{Worker, WorkerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

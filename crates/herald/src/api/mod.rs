@@ -62,7 +62,7 @@ pub struct Shared {
     /// Base of links handed out (portal URLs), without a trailing slash.
     pub public_url: String,
     /// Tells the delivery worker about new work.
-    pub wakeup: crate::worker::Wakeup,
+    pub wakeup: crate::wakeup::Wakeup,
     /// Publishes operational webhook events.
     pub operational: crate::operational::Operational,
     /// Days a payload is kept at most (`--payload-retention-days`).

@@ -21,7 +21,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::attempt::{self, EndpointSnapshot};
+use super::attempt;
+use super::snapshot::EndpointSnapshot;
 
 /// How long an actor with attempts in flight waits before looking for newly due tasks
 /// (retries falling due while it holds the endpoint).

@@ -1,13 +1,12 @@
 //! One delivery attempt: the request as sent, and what its outcome means for the task.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use herald_core::id::AttemptId;
-use herald_core::model::{Endpoint, Trigger};
-use herald_core::retry::{RetryPolicy, parse_retry_after};
-use herald_core::secrets::{EndpointSecrets, GraphqlApi};
+use herald_core::model::Trigger;
+use herald_core::retry::parse_retry_after;
 use herald_core::shape::Shaped;
 use herald_core::signing::{self, Scheme, SigningSecrets};
 use herald_store::{AttemptRecord, NextStep, Task};
@@ -15,24 +14,13 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tracing::Instrument;
 
 use super::shaping;
+use super::snapshot::{EndpointSnapshot, USER_AGENT};
 use crate::outbound::{Outbound, OutboundError};
-
-pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
-
-/// What an attempt needs of its endpoint, loaded once per dispatch round.
-pub struct EndpointSnapshot {
-    pub endpoint: Endpoint,
-    pub secrets: EndpointSecrets,
-    /// The application's GraphQL API, for endpoints with a GraphQL selection.
-    pub graphql_api: Option<GraphqlApi>,
-    pub retry: RetryPolicy,
-    pub timeout: Duration,
-}
 
 /// The headers of a delivery: `webhook-id` and `webhook-timestamp` always (receivers
 /// deduplicate on the id), the endpoint's signature headers (with `svix-*` copies for Standard
-/// Webhooks v1 unless turned off), then the endpoint's own headers. Custom headers cannot shadow
-/// Herald's: the API refuses reserved names when they are saved.
+/// Webhooks v1 unless turned off), and the endpoint's own headers. Custom headers cannot shadow
+/// Herald's: `herald_core::headers::is_reserved` is the one rule for both the API and this.
 pub fn delivery_headers(
     snapshot: &EndpointSnapshot,
     msg_id: &str,
@@ -56,8 +44,12 @@ pub fn delivery_headers(
         headers.insert(name, value);
         Ok(())
     };
+    // The API refuses reserved names when headers are saved; one saved before a name became
+    // reserved is still never sent in place of Herald's own.
     for (name, value) in &snapshot.secrets.headers {
-        set(name, value)?;
+        if !herald_core::headers::is_reserved(name) {
+            set(name, value)?;
+        }
     }
     let timestamp = timestamp.to_string();
     set("content-type", body.content_type)?;
@@ -255,4 +247,64 @@ async fn attempt(
         }
     };
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use herald_core::id::{AppId, EndpointId};
+    use herald_core::model::Endpoint;
+    use herald_core::retry::RetryPolicy;
+    use herald_core::secrets::EndpointSecrets;
+    use herald_core::shape::Shaped;
+
+    use super::*;
+
+    /// A custom header stored under a reserved name (saved before the name became reserved, or
+    /// written to the database by hand) is never sent in place of Herald's own.
+    #[test]
+    fn stored_headers_never_shadow_herald_s() {
+        let now = herald_core::time::now();
+        let snapshot = EndpointSnapshot {
+            endpoint: Endpoint {
+                id: EndpointId::generate(),
+                app_id: AppId::generate(),
+                uid: None,
+                url: "https://example.com/hook".into(),
+                url_version: 0,
+                description: String::new(),
+                event_types: None,
+                channels: None,
+                disabled: false,
+                rate_limit: None,
+                metadata: BTreeMap::new(),
+                options: Default::default(),
+                created_at: now,
+                updated_at: now,
+            },
+            secrets: EndpointSecrets {
+                current: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned().into(),
+                previous: Vec::new(),
+                headers: BTreeMap::from([
+                    ("Webhook-Id".to_owned(), "forged".to_owned()),
+                    ("Host".to_owned(), "elsewhere.example".to_owned()),
+                    ("x-tenant".to_owned(), "acme".to_owned()),
+                ]),
+                version: 0,
+            },
+            graphql_api: None,
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(15),
+        };
+        let body = Shaped {
+            body: b"{}".to_vec(),
+            content_type: "application/json",
+        };
+        let headers = delivery_headers(&snapshot, "msg_1", 1, &body, now, true).unwrap();
+        assert_eq!(headers["webhook-id"], "msg_1");
+        assert!(headers.get("host").is_none());
+        assert_eq!(headers["x-tenant"], "acme");
+    }
 }

@@ -19,27 +19,28 @@
 //! and hands everything it still holds back to the queue.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
 
 use herald_core::crypto::Keyring;
 use herald_core::id::{AppId, EndpointId};
-use herald_store::{Store, WakeupEvent};
+use herald_store::Store;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::operational::Operational;
 use crate::outbound::Outbound;
+use crate::wakeup::{Wakeup, forward_wakeups};
 
 pub mod actor;
 pub mod attempt;
 pub mod claims;
 pub mod completion;
 pub mod shaping;
+pub mod snapshot;
 
 /// Settings of the delivery worker.
 #[derive(Debug, Clone)]
@@ -109,88 +110,6 @@ impl Shared {
         match self.store.get_app(app.as_str()).await {
             Ok(app) => app.and_then(|a| a.rate_limit),
             Err(_) => None,
-        }
-    }
-}
-
-/// Wakes the worker when work becomes due: after a publish through this process's API, and
-/// (on Postgres) after one through any node, announced by the database
-/// ([`Store::subscribe_wakeups`]). Duplicate wake-ups coalesce: endpoints named while the
-/// dispatcher is busy are handled together on its next turn.
-#[derive(Clone)]
-pub struct Wakeup {
-    /// `None` in a process that runs no worker (`--role api`): wake-ups are dropped.
-    inner: Option<Arc<WakeInner>>,
-}
-
-#[derive(Default)]
-struct WakeInner {
-    endpoints: Mutex<HashSet<EndpointId>>,
-    /// Wake-ups may have been missed: look for due work everywhere.
-    resync: AtomicBool,
-    notify: Notify,
-}
-
-impl Default for Wakeup {
-    fn default() -> Self {
-        Self {
-            inner: Some(Arc::default()),
-        }
-    }
-}
-
-impl Wakeup {
-    /// A wake-up that goes nowhere, for a process without a worker.
-    pub fn inert() -> Self {
-        Self { inner: None }
-    }
-
-    pub fn endpoints(&self, ids: impl IntoIterator<Item = EndpointId>) {
-        let Some(inner) = &self.inner else {
-            return;
-        };
-        let mut pending = inner.endpoints.lock().unwrap_or_else(|p| p.into_inner());
-        let before = pending.len();
-        pending.extend(ids);
-        if pending.len() > before {
-            drop(pending);
-            inner.notify.notify_one();
-        }
-    }
-
-    /// Asks the worker to look for due work on every endpoint.
-    pub fn everything(&self) {
-        if let Some(inner) = &self.inner {
-            inner.resync.store(true, AtomicOrdering::SeqCst);
-            inner.notify.notify_one();
-        }
-    }
-
-    async fn notified(&self) {
-        match &self.inner {
-            Some(inner) => inner.notify.notified().await,
-            None => std::future::pending().await,
-        }
-    }
-
-    /// The endpoints named since the last call, and whether to look everywhere.
-    fn take(&self) -> (HashSet<EndpointId>, bool) {
-        let Some(inner) = &self.inner else {
-            return (HashSet::new(), false);
-        };
-        let endpoints =
-            std::mem::take(&mut *inner.endpoints.lock().unwrap_or_else(|p| p.into_inner()));
-        (endpoints, inner.resync.swap(false, AtomicOrdering::SeqCst))
-    }
-}
-
-/// Passes the database's wake-ups (other nodes' publishes) to the dispatcher until the
-/// subscription ends (the store is closed).
-async fn forward_wakeups(mut wakeups: herald_store::Wakeups, wakeup: Wakeup) {
-    while let Some(event) = wakeups.recv().await {
-        match event {
-            WakeupEvent::Endpoints(ids) => wakeup.endpoints(ids),
-            WakeupEvent::Resync => wakeup.everything(),
         }
     }
 }

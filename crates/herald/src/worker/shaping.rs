@@ -12,7 +12,7 @@ use herald_store::Task;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::attempt::{EndpointSnapshot, USER_AGENT};
+use super::snapshot::{EndpointSnapshot, USER_AGENT};
 use crate::outbound::{Outbound, OutboundError};
 
 /// Largest GraphQL API answer read: it becomes the delivery's content.

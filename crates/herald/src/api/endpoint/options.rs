@@ -386,7 +386,7 @@ fn check_signature(v: &mut Violations, s: &SignatureConfig) {
             || header.len() > 128
         {
             v.value(&loc, "not a valid HTTP header name");
-        } else if super::secrets::is_reserved_header(header) {
+        } else if herald_core::headers::is_reserved(header) {
             v.value(&loc, "this header is set by Herald itself");
         }
     }

@@ -92,26 +92,6 @@ pub struct EndpointSecretRotateIn {
     pub grace_period_seconds: Option<i64>,
 }
 
-/// Headers Herald sets itself on deliveries; an endpoint may not override them.
-pub(super) fn is_reserved_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.starts_with("webhook-")
-        || name.starts_with("svix-")
-        || matches!(
-            name.as_str(),
-            "content-type"
-                | "content-length"
-                | "host"
-                | "user-agent"
-                | "connection"
-                | "transfer-encoding"
-                | "te"
-                | "upgrade"
-                | "keep-alive"
-                | "proxy-connection"
-        )
-}
-
 /// What a header value reads as for tokens without full access.
 const MASK: &str = "****";
 
@@ -146,7 +126,7 @@ pub(super) fn check_headers<'a>(
         let loc = ["body", "headers", name.as_str()];
         if HeaderName::from_bytes(name.as_bytes()).is_err() {
             v.value(&loc, "not a valid HTTP header name");
-        } else if is_reserved_header(name)
+        } else if herald_core::headers::is_reserved(name)
             || signature_header.is_some_and(|h| h.eq_ignore_ascii_case(name))
         {
             v.value(
