@@ -28,6 +28,7 @@ mod isolation;
 mod keys;
 mod limits;
 mod logs;
+mod module_graph;
 mod nesting;
 mod network_policy;
 pub mod observability;
