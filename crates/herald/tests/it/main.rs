@@ -13,6 +13,7 @@ mod api_idempotency;
 mod api_messages;
 mod api_pagination;
 mod api_validation;
+mod architecture;
 mod browser;
 mod cli;
 mod cli_tools;
