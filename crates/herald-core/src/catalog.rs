@@ -6,18 +6,26 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+/// One built-in catalogue: a seed system's event types, as stored in `catalogs/<name>.json`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Catalog {
+    /// The catalogue's name, one of [`NAMES`] (`kobiton`, …).
     pub catalog: String,
+    /// A one-line human title (“Kobiton device status webhooks”).
     pub title: String,
+    /// Where the event types and schemas come from (the vendor documentation they follow).
     pub source: String,
+    /// The event types the import creates (as schema version `1`); existing ones are left alone.
     pub event_types: Vec<CatalogEventType>,
 }
 
+/// One event type of a catalogue, imported as an [`EventType`](crate::model::EventType).
 #[derive(Debug, Clone, Deserialize)]
 pub struct CatalogEventType {
+    /// The event type's name (`device.status.online`); a valid identifier.
     pub name: String,
+    /// What the event means, copied to the event type's description.
     pub description: String,
     /// A JSON Schema with an `examples` array.
     pub schema: Value,

@@ -23,14 +23,22 @@ const KEY_ID_LEN: usize = 4;
 const NONCE_LEN: usize = 24;
 const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
 
+/// Why a key could not be loaded or a sealed value could not be opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
+    /// The key is not base64 of exactly 32 bytes (a configuration error).
     #[error("encryption key must be base64 of exactly 32 bytes")]
     BadKey,
+    /// The value is too short, has an unknown format version, or is not UTF-8 where text was
+    /// expected: it is not something Herald sealed.
     #[error("sealed value is malformed")]
     Malformed,
+    /// The value was sealed under a key the [`Keyring`] does not hold (its key id, in hex): the
+    /// older key is missing from the configuration.
     #[error("sealed value was encrypted under a key that is not configured (key id {0})")]
     UnknownKey(String),
+    /// Decryption failed authentication: the data was altered, or the key is a different one with a
+    /// colliding id.
     #[error("sealed value failed authentication (wrong key or tampered data)")]
     Tampered,
 }
@@ -42,6 +50,7 @@ pub struct DataKey {
 }
 
 impl DataKey {
+    /// A key from its 32 raw bytes; [`CryptoError::BadKey`] for any other length.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         if bytes.len() != 32 {
             return Err(CryptoError::BadKey);
@@ -70,6 +79,8 @@ impl DataKey {
         Zeroizing::new(STANDARD.encode(&bytes[..]))
     }
 
+    /// The key's id as 8 hex digits (the first 4 bytes of SHA-256 of the key): safe to log, and
+    /// the id sealed values carry.
     pub fn id_hex(&self) -> String {
         self.id.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -89,14 +100,18 @@ pub struct Keyring {
 }
 
 impl Keyring {
+    /// A keyring that seals under `current` and opens values sealed under it or any of `older`.
     pub fn new(current: DataKey, older: Vec<DataKey>) -> Self {
         Self { current, older }
     }
 
+    /// The current key's id as 8 hex digits (see [`DataKey::id_hex`]).
     pub fn current_key_id(&self) -> String {
         self.current.id_hex()
     }
 
+    /// Encrypts `plaintext` under the current key with a fresh random nonce, in the format the
+    /// module documents.
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
         let nonce = XNonce::generate();
         let ciphertext = self
@@ -112,6 +127,7 @@ impl Keyring {
         out
     }
 
+    /// Decrypts a value sealed under any key of the ring; the plaintext is wiped when dropped.
     pub fn open(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         if sealed.len() < HEADER_LEN || sealed[0] != VERSION {
             return Err(CryptoError::Malformed);

@@ -19,12 +19,18 @@ use crate::model::Metadata;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
+    /// The organisation's own device in the vendor's cloud (Kobiton's Private); its status
+    /// changes are published.
     Private,
+    /// Connected to the organisation's own host (Kobiton's Local); its status changes are
+    /// published.
     Local,
+    /// A shared cloud device: its status is tracked but never published.
     Public,
 }
 
 impl DeviceKind {
+    /// The lowercase name the API and the store use (`private`, `local`, `public`).
     pub fn as_str(self) -> &'static str {
         match self {
             DeviceKind::Private => "private",
@@ -33,6 +39,7 @@ impl DeviceKind {
         }
     }
 
+    /// Parses the name [`DeviceKind::as_str`] gives; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "private" => Some(DeviceKind::Private),
@@ -43,16 +50,22 @@ impl DeviceKind {
     }
 }
 
+/// A device's availability, as Kobiton's device status webhooks report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceStatus {
+    /// Available for use (`device.status.online`).
     Online,
+    /// Not reachable (`device.status.offline`).
     Offline,
+    /// In use by a session (`device.state.utilizing`); it cannot go straight back to online.
     Utilizing,
+    /// Disconnected from its host (`device.state.unplugged`).
     Unplugged,
 }
 
 impl DeviceStatus {
+    /// Every status, in declaration order.
     pub const ALL: [DeviceStatus; 4] = [
         DeviceStatus::Online,
         DeviceStatus::Offline,
@@ -60,6 +73,7 @@ impl DeviceStatus {
         DeviceStatus::Unplugged,
     ];
 
+    /// The lowercase name the API and the store use (`online`, `offline`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             DeviceStatus::Online => "online",
@@ -69,6 +83,7 @@ impl DeviceStatus {
         }
     }
 
+    /// Parses the name [`DeviceStatus::as_str`] gives; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
@@ -99,21 +114,33 @@ impl DeviceStatus {
 pub struct Device {
     /// The platform's id for it (Kobiton's UDID, Electric Imp's device id).
     pub id: String,
+    /// The application whose endpoints receive the device's events.
     pub app_id: crate::id::AppId,
+    /// Human-readable name, sent as Kobiton's `deviceName`.
     pub name: String,
+    /// Who the device belongs to, which decides whether its status is published.
     pub kind: DeviceKind,
     /// The device group (Electric Imp's Production or Test Production Device Group).
     pub group: Option<String>,
+    /// Teams the device is shared with; each becomes a `team:<t>` channel.
     pub teams: Vec<String>,
+    /// Bundles the device is part of; each becomes a `bundle:<b>` channel.
     pub bundles: Vec<String>,
+    /// The last status reported that the rules accepted; `None` until the first report.
     pub status: Option<DeviceStatus>,
+    /// When the current status was reported; `None` until the first report.
     pub status_at: Option<DateTime<Utc>>,
+    /// Labels the caller attached (`metadata`).
     pub metadata: Metadata,
     /// Set when blessed: the imp id it was blessed with.
     pub imp_id: Option<String>,
+    /// When the device was blessed (Electric Imp's Blessing); `None` until then.
     pub blessed_at: Option<DateTime<Utc>>,
+    /// When the device was activated by an end user (Electric Imp's BlinkUp); `None` until then.
     pub activated_at: Option<DateTime<Utc>>,
+    /// When the device was registered.
     pub created_at: DateTime<Utc>,
+    /// When the device record last changed (including its status).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -138,13 +165,17 @@ impl Device {
 /// Settings of a device group (Electric Imp's Production and Test Production Device Groups).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceGroup {
+    /// The application the group belongs to.
     pub app_id: crate::id::AppId,
+    /// The group's name, as used in `Device::group` and the `group:<name>` channel.
     pub name: String,
     /// A test group: its events are kept apart from production ones by their own channel.
     pub test: bool,
     /// Whether a device of this group may be activated (BlinkUp) without being blessed first.
     pub allow_unblessed_activation: bool,
+    /// When the group was first saved.
     pub created_at: DateTime<Utc>,
+    /// When the group's settings last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -153,9 +184,13 @@ pub struct DeviceGroup {
 pub struct DeviceTransition {
     /// Position in the device's history, from 1.
     pub seq: i64,
+    /// The status before the report; `None` if the device had none yet.
     pub from: Option<DeviceStatus>,
+    /// The status reported.
     pub to: DeviceStatus,
+    /// What the rules made of the report.
     pub outcome: StatusOutcome,
+    /// When the status was reported.
     pub at: DateTime<Utc>,
     /// The event published, if any.
     pub msg_id: Option<crate::id::MessageId>,
@@ -175,6 +210,7 @@ pub enum StatusOutcome {
 }
 
 impl StatusOutcome {
+    /// Parses the name [`StatusOutcome::as_str`] gives; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         [
             StatusOutcome::Published,
@@ -186,6 +222,7 @@ impl StatusOutcome {
         .find(|o| o.as_str() == s)
     }
 
+    /// The name the history stores (`published`, `changed`, `unchanged`, `disallowed`).
     pub fn as_str(self) -> &'static str {
         match self {
             StatusOutcome::Published => "published",
@@ -219,8 +256,10 @@ pub fn transition(kind: DeviceKind, from: Option<DeviceStatus>, to: DeviceStatus
     }
 }
 
-/// The payload keys filled per receiving endpoint at delivery.
+/// The payload key [`personalize`] fills with the receiving endpoint's id (`ep_…`) at delivery.
 pub const WEBHOOK_ID_KEY: &str = "webhookId";
+/// The payload key [`personalize`] fills with the receiving endpoint's description (else its
+/// uid, else its id).
 pub const WEBHOOK_NAME_KEY: &str = "webhookName";
 
 /// Kobiton's callback body. `webhookId` and `webhookName` are `null` here: the worker fills

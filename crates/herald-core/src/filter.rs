@@ -57,7 +57,10 @@ enum Condition {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (at {})", if .location.is_empty() { "the filter".to_owned() } else { .location.join(".") })]
 pub struct FilterError {
+    /// Keys from the top of the filter down to the offending part (array positions as numbers,
+    /// `["$or", "1"]`); empty when the filter as a whole is wrong.
     pub location: Vec<String>,
+    /// What is wrong there, for a person.
     pub message: String,
 }
 

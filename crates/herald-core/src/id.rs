@@ -81,6 +81,7 @@ fn next_raw(now_ms: u64) -> u128 {
 /// A kind of resource: fixes the id prefix at the type level so that an endpoint id can never be
 /// passed where a message id is expected.
 pub trait IdKind {
+    /// The id's prefix without the underscore (`app`, `ep`, `msg`, …).
     const PREFIX: &'static str;
 }
 
@@ -133,10 +134,12 @@ impl<K: IdKind> Id<K> {
         }
     }
 
+    /// The id's full text, prefix included (`msg_…`).
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
+    /// The id's full text, prefix included, without copying it.
     pub fn into_string(self) -> String {
         self.text
     }

@@ -5,6 +5,8 @@
 //! whose behaviour can be checked exhaustively with plain unit tests, and which the store, the
 //! API, the delivery worker and the command line all share.
 
+#![warn(missing_docs)]
+
 pub mod catalog;
 pub mod crypto;
 pub mod device;

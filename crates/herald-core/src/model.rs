@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::id::{ApiKeyId, AppId, EndpointId, MessageId};
 use crate::shape::{Encoding, Envelope, GraphqlSelection};
 
+/// Free-form string labels (`metadata` in the API), kept sorted by key; Herald stores them and
+/// never interprets them.
 pub type Metadata = BTreeMap<String, String>;
 
 /// The id of the reserved application whose endpoints are the operational webhook endpoints
@@ -24,17 +26,25 @@ pub fn operational_app_id() -> AppId {
     AppId::from_trusted(OPERATIONAL_APP_ID.to_owned())
 }
 
+/// An application: the tenant whose endpoints receive its messages (`Application` of the Svix API).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Application {
+    /// The application's id (`app_…`), assigned by Herald and stable for its lifetime.
     pub id: AppId,
+    /// The caller's own unique name for the application (`uid`), usable wherever its id is; 1 to
+    /// 256 identifier characters, unique among applications.
     pub uid: Option<String>,
+    /// Human-readable name shown in the API and the portal.
     pub name: String,
     /// `throttleRate` of the API: messages per second across the application's endpoints.
     pub rate_limit: Option<u16>,
+    /// Labels the caller attached (`metadata`).
     pub metadata: Metadata,
     /// The GraphQL API that runs endpoints' selections remotely, if any.
     pub graphql_api: Option<SealedGraphqlApi>,
+    /// When the application was created.
     pub created_at: DateTime<Utc>,
+    /// When the application was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -42,6 +52,7 @@ pub struct Application {
 /// request headers, which usually carry credentials, sealed like endpoint headers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedGraphqlApi {
+    /// The GraphQL endpoint's URL (http or https).
     pub url: String,
     /// Sealed JSON object of header names and values; `None` for no headers.
     pub headers: Option<Vec<u8>>,
@@ -53,16 +64,27 @@ impl std::fmt::Debug for SealedGraphqlApi {
     }
 }
 
+/// A kind of message an application may publish, from the shared catalogue (`EventType` of the
+/// Svix API).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventType {
+    /// The event type's name (`user.signup`), its key: identifier characters only, up to 256.
     pub name: String,
+    /// What the event means, for people reading the catalogue.
     pub description: String,
+    /// Retired (`archived`): left out of listings unless `include_archived` is asked for; creating
+    /// it again revives it.
     pub archived: bool,
+    /// Marked `deprecated` for subscribers; still published and delivered as usual.
     pub deprecated: bool,
+    /// The Svix `featureFlag`, stored and returned as given; Herald does not gate anything on
+    /// it.
     pub feature_flag: Option<String>,
     /// JSON schemas by version, as given (`{"1": {...}}`).
     pub schemas: Option<serde_json::Value>,
+    /// When the event type was created (kept when an archived type is revived).
     pub created_at: DateTime<Utc>,
+    /// When the event type was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -83,6 +105,7 @@ pub struct EndpointOptions {
     /// Attempts in flight at once; `None` means the default of 10.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u16>,
+    /// Whether deliveries to the endpoint keep publish order; unordered by default.
     pub ordering: Ordering,
     /// How deliveries are signed (Standard Webhooks by default).
     #[serde(skip_serializing_if = "is_default_signature")]
@@ -140,13 +163,19 @@ pub const DEFAULT_MAX_CONCURRENCY: u16 = 10;
 /// The delivery state of one message for one endpoint (`MessageStatus` of the Svix API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {
+    /// Delivered: the endpoint answered with a 2xx status.
     Success = 0,
+    /// Not delivered yet: waiting for its next attempt.
     Pending = 1,
+    /// Given up: the last attempt failed and no more are scheduled.
     Fail = 2,
+    /// An attempt is in flight right now.
     Sending = 3,
 }
 
 impl DeliveryStatus {
+    /// The status for its stored integer code (the enum's discriminant); `None` for an unknown
+    /// code.
     pub fn from_code(code: i64) -> Option<Self> {
         Some(match code {
             0 => DeliveryStatus::Success,
@@ -157,6 +186,7 @@ impl DeliveryStatus {
         })
     }
 
+    /// The lowercase name the API uses for the status (`success`, `pending`, `fail`, `sending`).
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Success => "success",
@@ -170,29 +200,46 @@ impl DeliveryStatus {
 /// Why an attempt was made (`MessageAttemptTriggerType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
+    /// Made by the worker on the retry schedule (`0` on the wire).
     Scheduled = 0,
+    /// Asked for by a person through a resend (`1` on the wire).
     Manual = 1,
 }
 
+/// An application's webhook destination (`Endpoint` of the Svix API).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// The endpoint's id (`ep_…`), stable for its lifetime.
     pub id: EndpointId,
+    /// The application the endpoint belongs to.
     pub app_id: AppId,
+    /// The caller's own unique name for the endpoint within its application (`uid`); usable in
+    /// place of its id.
     pub uid: Option<String>,
+    /// Where deliveries are POSTed: an absolute http or https URL.
     pub url: String,
     /// Which of the URLs the endpoint has had `url` is: set by the store, which bumps it when
     /// the URL changes. An attempt names the URL it was sent to by it instead of a copy.
     pub url_version: i64,
+    /// Free text describing the endpoint; empty when not given.
     pub description: String,
     /// `None`: every event type.
     pub event_types: Option<Vec<String>>,
     /// `None`: every message regardless of its channels.
     pub channels: Option<Vec<String>>,
+    /// Disabled by the caller or after failing deliveries for too long: routing skips it, so
+    /// messages published meanwhile are not sent to it.
     pub disabled: bool,
+    /// `rateLimit` of the API: at most this many attempts per second; `None` falls back to the
+    /// application's `rate_limit` (`throttleRate`), and then to no limit.
     pub rate_limit: Option<u16>,
+    /// Labels the caller attached (`metadata`).
     pub metadata: Metadata,
+    /// Herald's extra delivery settings (retries, timeout, ordering, signing, shaping, filter).
     pub options: EndpointOptions,
+    /// When the endpoint was created.
     pub created_at: DateTime<Utc>,
+    /// When the endpoint was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -220,7 +267,9 @@ impl std::fmt::Debug for SealedEndpointSecrets {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PreviousSecret {
+    /// The secret itself, in the same `whsec_…` form as the current one.
     pub key: String,
+    /// When the secret stops signing deliveries.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -230,15 +279,24 @@ impl std::fmt::Debug for PreviousSecret {
     }
 }
 
+/// A published message: one event for one application, fanned out to its matching endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The message's id (`msg_…`); its time part is the message's creation time.
     pub id: MessageId,
+    /// The application that published the message.
     pub app_id: AppId,
+    /// The event type's name (`eventType`), which endpoints' `event_types` filter on.
     pub event_type: String,
+    /// The publisher's own id for the event (`eventId`), unique within the application; the
+    /// message can be looked up by it. `None` when not given.
     pub event_id: Option<String>,
+    /// The channels the message is published on; `None` when none were given, in which case only
+    /// endpoints without a channel filter receive it.
     pub channels: Option<Vec<String>>,
     /// The payload JSON exactly as published; `None` once expunged or past retention.
     pub payload: Option<String>,
+    /// When the message was published.
     pub created_at: DateTime<Utc>,
     /// When the payload is deleted by retention.
     pub payload_expires_at: DateTime<Utc>,
@@ -257,6 +315,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// The name the token format and the API use (`admin`, `app`, `read-only`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -265,6 +324,7 @@ impl Role {
         }
     }
 
+    /// Parses the name [`Role::as_str`] gives; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "admin" => Some(Role::Admin),
@@ -278,11 +338,14 @@ impl Role {
 /// How a key came to be: created through the API-key routes, or issued as a portal session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
+    /// Created through the API-key routes; lives until it is revoked or expires.
     Api,
+    /// Issued as an application portal or console session; always expires, and ends on logout.
     Portal,
 }
 
 impl KeyKind {
+    /// The name stored for the kind (`api`, `portal`).
     pub fn as_str(self) -> &'static str {
         match self {
             KeyKind::Api => "api",
@@ -290,6 +353,7 @@ impl KeyKind {
         }
     }
 
+    /// Parses the name [`KeyKind::as_str`] gives; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "api" => Some(KeyKind::Api),
@@ -299,16 +363,25 @@ impl KeyKind {
     }
 }
 
+/// A bearer credential as stored: who it is, what it may do, and a hash of its secret (never
+/// the secret itself).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
+    /// The key's id (`key_…`); the token `hk_<id body>_<secret>` carries its body.
     pub id: ApiKeyId,
+    /// A label for people managing keys.
     pub name: String,
+    /// What the key may do.
     pub role: Role,
+    /// How the key was issued.
     pub kind: KeyKind,
     /// Set for `Role::App`.
     pub app_id: Option<AppId>,
+    /// SHA-256 of the token's secret; a presented token is checked against it in constant time.
     pub secret_hash: Vec<u8>,
+    /// When the key was issued.
     pub created_at: DateTime<Utc>,
+    /// When the key stops working; `None` for never.
     pub expires_at: Option<DateTime<Utc>>,
     /// The key a console session was minted from (the credential its operator signed in
     /// with): revoking that key ends the session.

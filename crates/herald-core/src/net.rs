@@ -28,6 +28,7 @@ pub struct NetworkPolicy {
 }
 
 impl NetworkPolicy {
+    /// A policy allowing, besides public addresses, the networks in `allow`.
     pub fn new(allow: Vec<IpNet>) -> Self {
         Self { allow }
     }

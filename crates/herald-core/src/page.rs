@@ -13,15 +13,19 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Default and maximum page sizes of the API.
+/// The page size when a request gives no `limit`.
 pub const DEFAULT_LIMIT: usize = 50;
+/// The largest `limit` the API accepts; a larger one is refused.
 pub const MAX_LIMIT: usize = 250;
 
+/// The direction a list is sorted in by its key (`order` in the API: `ascending`, `descending`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
+    /// Smallest key first (oldest first for time-ordered ids).
     #[default]
     Ascending,
+    /// Largest key first (newest first for time-ordered ids).
     Descending,
 }
 
@@ -106,12 +110,16 @@ fn check(body: &str) -> String {
 /// A page request as the store sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListParams {
+    /// Most items on the page, at most [`MAX_LIMIT`].
     pub limit: usize,
+    /// Where the page starts; `None` for the first page.
     pub cursor: Option<Cursor>,
+    /// The order of the list.
     pub order: Order,
 }
 
 impl ListParams {
+    /// The first page of a list: no cursor.
     pub fn first(limit: usize, order: Order) -> Self {
         Self {
             limit,
@@ -150,9 +158,11 @@ impl ListParams {
 /// One page of items, in list order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
+    /// The page's items, in list order even when reached by going back.
     pub items: Vec<T>,
     /// Whether the scan found more items beyond this page (in its own direction).
     pub more_in_scan_direction: bool,
+    /// Whether the page was reached by going back (a `prevIterator`).
     pub backwards: bool,
 }
 
@@ -163,6 +173,7 @@ impl<T> Page<T> {
         !self.backwards && !self.more_in_scan_direction
     }
 
+    /// Converts the items, keeping the paging facts.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),

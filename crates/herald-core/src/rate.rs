@@ -59,10 +59,12 @@ impl<K: Eq + Hash + Clone> TokenBuckets<K> {
         buckets.retain(|_, b| now.saturating_duration_since(b.at) < idle);
     }
 
+    /// How many keys currently have a bucket.
     pub fn len(&self) -> usize {
         self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// Whether no key has a bucket.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -28,11 +28,14 @@ pub const JITTER: f64 = 0.2;
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Bounds of a schedule: at most this many retries, each at most this long.
 pub const MAX_RETRIES: usize = 50;
+/// The longest any one delay of a schedule may be: 7 days.
 pub const MAX_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How one endpoint's failed deliveries are retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// The delay before each retry: entry `n` is waited after the `n + 1`-th failed attempt (each
+    /// spread by [`JITTER`] either way), so the schedule's length is the number of retries.
     pub schedule: Vec<Duration>,
     /// No attempt later than the message's creation plus this.
     pub window: Option<Duration>,

@@ -18,13 +18,17 @@ use crate::model::Endpoint;
 /// What routing looks at in a message. The payload is parsed at most once, and only when an
 /// endpoint has a filter.
 pub struct MessageFacts<'a> {
+    /// The message's event type name.
     pub event_type: &'a str,
+    /// The message's channels; `None` when it was published without any.
     pub channels: Option<&'a [String]>,
     payload: Option<&'a str>,
     parsed: OnceCell<Option<Value>>,
 }
 
 impl<'a> MessageFacts<'a> {
+    /// The facts of a message; `payload` is the JSON text as published, `None` once it is gone
+    /// (an endpoint with a filter then does not match).
     pub fn new(
         event_type: &'a str,
         channels: Option<&'a [String]>,
@@ -55,6 +59,8 @@ pub fn event_type_matches(pattern: &str, event_type: &str) -> bool {
     }
 }
 
+/// Whether `endpoint` receives the message: the rules of the module documentation (enabled,
+/// event type, channels, filter).
 pub fn endpoint_matches(endpoint: &Endpoint, msg: &MessageFacts<'_>) -> bool {
     if endpoint.disabled {
         return false;

@@ -12,7 +12,9 @@ use crate::model::{PreviousSecret, SealedEndpointSecrets, SealedGraphqlApi};
 /// An application's GraphQL API with its request headers in the clear.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GraphqlApi {
+    /// The GraphQL endpoint's URL (http or https); not secret, stored in the clear.
     pub url: String,
+    /// Request headers sent with every query (usually credentials), by name; empty for none.
     pub headers: BTreeMap<String, String>,
 }
 
@@ -23,6 +25,8 @@ impl std::fmt::Debug for GraphqlApi {
 }
 
 impl GraphqlApi {
+    /// Opens a stored API with `keyring`; [`CryptoError`] when the headers cannot be opened or are
+    /// not a JSON object of strings.
     pub fn open(keyring: &Keyring, sealed: &SealedGraphqlApi) -> Result<Self, CryptoError> {
         let headers = match &sealed.headers {
             Some(blob) => {
@@ -36,6 +40,7 @@ impl GraphqlApi {
         })
     }
 
+    /// Seals the headers for storage (`None` when there are none); the URL stays in the clear.
     pub fn seal(&self, keyring: &Keyring) -> SealedGraphqlApi {
         SealedGraphqlApi {
             url: self.url.clone(),
@@ -47,8 +52,12 @@ impl GraphqlApi {
 
 /// The signing secret, secrets still valid after a rotation, and the custom headers.
 pub struct EndpointSecrets {
+    /// The current signing secret (`whsec_` + base64), wiped from memory when dropped.
     pub current: Zeroizing<String>,
+    /// Superseded secrets, oldest first; each signs until its `expires_at` (see
+    /// [`EndpointSecrets::active_previous`]).
     pub previous: Vec<PreviousSecret>,
+    /// Custom headers sent with every delivery, by name; empty for none.
     pub headers: BTreeMap<String, String>,
     /// The stored version these were read at (see `SealedEndpointSecrets::version`).
     pub version: i64,
@@ -64,6 +73,7 @@ impl std::fmt::Debug for EndpointSecrets {
 }
 
 impl EndpointSecrets {
+    /// Secrets of a new endpoint: no previous secrets, version 0.
     pub fn new(current: Zeroizing<String>, headers: BTreeMap<String, String>) -> Self {
         Self {
             current,
@@ -73,6 +83,8 @@ impl EndpointSecrets {
         }
     }
 
+    /// Opens stored secrets with `keyring`; [`CryptoError`] when a value cannot be opened or its
+    /// JSON is not the expected shape.
     pub fn open(keyring: &Keyring, sealed: &SealedEndpointSecrets) -> Result<Self, CryptoError> {
         let current = keyring.open_string(&sealed.secret)?;
         let previous = match &sealed.previous {
@@ -95,6 +107,7 @@ impl EndpointSecrets {
         })
     }
 
+    /// Seals every value for storage (empty lists and maps as `None`), keeping `version`.
     pub fn seal(&self, keyring: &Keyring) -> SealedEndpointSecrets {
         SealedEndpointSecrets {
             secret: keyring.seal(self.current.as_bytes()),

@@ -34,22 +34,34 @@ use zeroize::Zeroizing;
 
 use crate::token::{ENDPOINT_SECRET_PREFIX, random_base62};
 
+/// The prefix of a `standard-v1a` private key (`whsk_` + base64 of the 32-byte Ed25519 seed).
 pub const PRIVATE_KEY_PREFIX: &str = "whsk_";
+/// The prefix of a `standard-v1a` public key (`whpk_` + base64 of the 32-byte key), which
+/// receivers verify with.
 pub const PUBLIC_KEY_PREFIX: &str = "whpk_";
 
+/// A signature scheme (`scheme` of an endpoint's or inbox's `signature` setting); the module
+/// documentation describes each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scheme {
+    /// `standard-v1` (the default): Standard Webhooks HMAC-SHA256, `webhook-signature: v1,…`.
     #[default]
     StandardV1,
+    /// `standard-v1a`: Standard Webhooks Ed25519, `webhook-signature: v1a,…`.
     StandardV1a,
+    /// `hmac-sha1-hex`: hex HMAC-SHA1 of the body, in `X-Signature` by default (Ideavate).
     HmacSha1Hex,
+    /// `hmac-sha256-hex`: `sha256=` + hex HMAC-SHA256 of the body, in `X-Signature-256` by default.
     HmacSha256Hex,
+    /// `static-header`: the secret itself, in `Impilo-Webhook-Secret` by default (Impilo).
     StaticHeader,
+    /// `none`: deliveries carry no signature.
     None,
 }
 
 impl Scheme {
+    /// The scheme's wire name (`standard-v1`, `hmac-sha256-hex`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::StandardV1 => "standard-v1",
@@ -71,6 +83,7 @@ impl Scheme {
         Scheme::None,
     ];
 
+    /// Parses a wire name [`Scheme::as_str`] gives; `None` for anything else.
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
@@ -145,6 +158,7 @@ pub fn normalize_verification_secret(scheme: Scheme, secret: &str) -> Result<Str
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureConfig {
+    /// The scheme deliveries are signed with (`standard-v1` when absent).
     #[serde(default)]
     pub scheme: Scheme,
     /// Header name for `hmac-sha1-hex`, `hmac-sha256-hex` and `static-header`.
@@ -157,12 +171,17 @@ pub struct SignatureConfig {
 }
 
 impl SignatureConfig {
+    /// The header a single-value scheme writes: `header` if set, else the scheme's
+    /// [`default_header`](Scheme::default_header); `None` when neither is set (the Standard
+    /// Webhooks schemes and `none`, by default).
     pub fn header_name(&self) -> Option<&str> {
         self.header
             .as_deref()
             .or_else(|| self.scheme.default_header())
     }
 
+    /// The text before the hex digest: `prefix` if set, else `sha256=` for `hmac-sha256-hex` and
+    /// nothing otherwise.
     pub fn digest_prefix(&self) -> &str {
         match (&self.prefix, self.scheme) {
             (Some(p), _) => p,
@@ -172,14 +191,22 @@ impl SignatureConfig {
     }
 }
 
+/// Why signing or verifying failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignatureError {
+    /// The secret does not have the form the scheme needs (not base64, not a `whsk_`/`whpk_`
+    /// key): a configuration problem, not the sender's.
     #[error("the secret does not fit the signature scheme")]
     BadSecret,
+    /// The request lacks a header the scheme signs with (its name).
     #[error("a signature header is missing: {0}")]
     MissingHeader(String),
+    /// No signature in the request matches the secret: forged, altered, or signed with another
+    /// secret.
     #[error("the signature does not match")]
     NoMatch,
+    /// `webhook-timestamp` is not a number of seconds, or is further from now than the tolerance
+    /// allows (a possible replay).
     #[error("the timestamp is outside the tolerance")]
     Timestamp,
 }
@@ -275,7 +302,12 @@ pub fn sign_v1a(
 /// The secrets that sign one delivery: the current one, and (oldest first) the previous ones
 /// whose grace period has not ended.
 pub struct SigningSecrets<'a> {
+    /// The secret in force: `whsec_…` for `standard-v1`, `whsk_…` for `standard-v1a`, the plain
+    /// text for the other schemes.
     pub current: &'a str,
+    /// Previous secrets still in their grace period, oldest first: the Standard Webhooks schemes
+    /// sign with each as well; the single-value schemes sign with the first of them, if any,
+    /// instead of `current`.
     pub previous: Vec<&'a str>,
 }
 
@@ -326,6 +358,7 @@ pub fn sign(
 
 /// What a receiver checks a delivery with.
 pub struct Verification<'a> {
+    /// The receiver's signature setting (scheme, header, prefix).
     pub config: &'a SignatureConfig,
     /// The shared secret; for `standard-v1a` the public key `whpk_…` (or the private key).
     pub secret: &'a str,

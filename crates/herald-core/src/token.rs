@@ -33,6 +33,7 @@ pub fn random_base62(len: usize) -> String {
     out
 }
 
+/// SHA-256 of `data` (32 bytes): what the store keeps of token secrets.
 pub fn sha256(data: &[u8]) -> Vec<u8> {
     Sha256::digest(data).to_vec()
 }
@@ -46,11 +47,16 @@ pub fn hash_matches(presented: &[u8], stored_hash: &[u8]) -> bool {
 /// A newly issued API token: the full text is shown to the caller once; the store keeps the id
 /// and the hash.
 pub struct IssuedToken {
+    /// The id of the key row the token belongs to.
     pub key_id: ApiKeyId,
+    /// The full token (`hk_<id body>_<secret>`), wiped from memory when dropped.
     pub token: Zeroizing<String>,
+    /// SHA-256 of the secret part, to store as
+    /// [`ApiKey::secret_hash`](crate::model::ApiKey::secret_hash).
     pub secret_hash: Vec<u8>,
 }
 
+/// A fresh API token for a new key id: 40 random base62 characters of secret.
 pub fn issue_api_token() -> IssuedToken {
     let key_id = ApiKeyId::generate();
     let secret = Zeroizing::new(random_base62(SECRET_LEN));
@@ -81,6 +87,7 @@ pub fn generate_admin_token() -> Zeroizing<String> {
     Zeroizing::new(format!("hadm_{}", random_base62(SECRET_LEN)))
 }
 
+/// The prefix of Standard Webhooks endpoint secrets (`whsec_`), before the base64 key.
 pub const ENDPOINT_SECRET_PREFIX: &str = "whsec_";
 
 /// A new Standard Webhooks secret: `whsec_` + base64 of 24 random bytes.

@@ -11,8 +11,12 @@ use serde::Serialize;
 /// One problem with one field. `loc` is a path such as `["body", "eventTypes", "2"]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
+    /// Where the problem is: `body`, `query` or `path`, then field names and array positions.
     pub loc: Vec<String>,
+    /// What is wrong, for a person.
     pub msg: String,
+    /// The error class (`type` on the wire), e.g. `value_error`, `value_error.missing`,
+    /// `type_error`.
     #[serde(rename = "type")]
     pub kind: String,
 }
@@ -22,10 +26,12 @@ pub struct Violation {
 pub struct Violations(Vec<Violation>);
 
 impl Violations {
+    /// No violations yet.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Records a violation at `loc` with message `msg` and error class `kind`.
     pub fn push(&mut self, loc: &[&str], msg: impl Into<String>, kind: &str) {
         self.0.push(Violation {
             loc: loc.iter().map(|s| (*s).to_owned()).collect(),
@@ -39,10 +45,12 @@ impl Violations {
         self.push(loc, msg, "value_error");
     }
 
+    /// Whether nothing has been recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The violations recorded, in order.
     pub fn into_inner(self) -> Vec<Violation> {
         self.0
     }
@@ -52,6 +60,7 @@ impl Violations {
         if self.0.is_empty() { Ok(()) } else { Err(self) }
     }
 
+    /// The violations recorded, in order, without taking them.
     pub fn iter(&self) -> impl Iterator<Item = &Violation> {
         self.0.iter()
     }
@@ -60,8 +69,11 @@ impl Violations {
 /// Limits that a deployment may tune (see the `--max-url-length` family of options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Longest endpoint URL accepted, in bytes (`--max-url-length`, default 8192).
     pub max_url_length: usize,
+    /// Longest description accepted, in characters (`--max-description-length`, default 512).
     pub max_description_length: usize,
+    /// Most endpoints one application may have (`--max-endpoints-per-app`, default 1000).
     pub max_endpoints_per_app: usize,
 }
 

@@ -6,10 +6,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
+/// How a stored entry's body was received, and so how to give it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     /// No body (the value is `null`).
     Empty,
+    /// A JSON body, kept as the value it parsed to.
     Json,
     /// `application/x-www-form-urlencoded`, parsed into an object.
     Form,
@@ -20,6 +22,7 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// The name stored with the entry (`empty`, `json`, `form`, `text`, `base64`).
     pub fn as_str(self) -> &'static str {
         match self {
             Encoding::Empty => "empty",
@@ -30,6 +33,7 @@ impl Encoding {
         }
     }
 
+    /// Parses the name [`Encoding::as_str`] gives; `None` for anything else.
     pub fn parse(text: &str) -> Option<Self> {
         [
             Encoding::Empty,

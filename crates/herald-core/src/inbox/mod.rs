@@ -43,14 +43,18 @@ pub fn keeps_header(drop_headers: &[String], name: &str) -> bool {
         && !drop_headers.iter().any(|d| name.eq_ignore_ascii_case(d))
 }
 
+/// An inbox: a named place that accepts webhooks and device posts at `/in/{name}/…` and keeps
+/// them as entries.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Inbox {
+    /// The inbox's id (`inbox_…`), stable for its lifetime.
     pub id: InboxId,
     /// Unique over the installation: it names the inbox in `/in/{name}/…`.
     pub name: String,
     /// The application the inbox belongs to: its app-scoped tokens may manage it, and forwarded
     /// writes become its messages.
     pub app_id: Option<AppId>,
+    /// Free text describing the inbox; empty when not given.
     pub description: String,
     /// SHA-256 of the ingest token (the token itself is shown once).
     pub token_hash: Vec<u8>,
@@ -60,13 +64,17 @@ pub struct Inbox {
     pub max_body_bytes: Option<u32>,
     /// Accepted requests per second (per node); `None`: unlimited.
     pub rate_limit: Option<u32>,
+    /// What to do with accepted writes besides keeping them: forward each as a message of
+    /// `app_id` (which it then requires); `None` keeps them only.
     pub forward: Option<Forward>,
     /// Request headers not kept with entries, besides credentials (which never are): names as
     /// given, compared without case.
     pub drop_headers: Vec<String>,
     /// Requests refused because their signature did not verify.
     pub rejected_count: i64,
+    /// When the inbox was created.
     pub created_at: DateTime<Utc>,
+    /// When the inbox's settings last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -86,6 +94,7 @@ impl std::fmt::Debug for Inbox {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationConfig {
+    /// The scheme and its options, as for signing deliveries (`scheme`, header names, …).
     #[serde(flatten)]
     pub signature: SignatureConfig,
     /// Largest accepted age of a Standard Webhooks timestamp, in seconds; 0 turns it off.
@@ -100,7 +109,9 @@ fn default_tolerance() -> u32 {
 /// A verification setting as stored: the secret sealed by [`crate::crypto::Keyring`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedVerification {
+    /// The verification settings (everything but the secret).
     pub config: VerificationConfig,
+    /// The verification secret, sealed.
     pub secret: Vec<u8>,
 }
 
@@ -125,9 +136,15 @@ pub enum Forward {
     /// The path written to, with `/` turned into `.` (`factory/blessing` → `factory.blessing`).
     Path,
     /// A request header.
-    Header { header: String },
+    Header {
+        /// The header whose (trimmed) value is the event type, matched without case.
+        header: String,
+    },
     /// Always the same.
-    Fixed { event_type: String },
+    Fixed {
+        /// The event type every forwarded write gets.
+        event_type: String,
+    },
 }
 
 impl Forward {

@@ -47,6 +47,7 @@ pub fn check_segment(segment: &str) -> Result<(), String> {
 }
 
 impl Location {
+    /// The top of the tree: no segments.
     pub fn root() -> Self {
         Self(Vec::new())
     }
@@ -88,18 +89,22 @@ impl Location {
         Self(segments)
     }
 
+    /// The segments from the root (empty at the root).
     pub fn segments(&self) -> &[String] {
         &self.0
     }
 
+    /// Whether this is the top of the tree.
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// How many segments down from the root (0 at the root).
     pub fn depth(&self) -> usize {
         self.0.len()
     }
 
+    /// The location one level down, at `key` (not checked: the caller passes a valid segment).
     pub fn child(&self, key: &str) -> Self {
         let mut segments = self.0.clone();
         segments.push(key.to_owned());
@@ -244,8 +249,11 @@ pub enum Write {
 /// A row at or above a write's location, as the store found it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowAbove {
+    /// The row's entry id in the store.
     pub id: String,
+    /// Where the row's value sits in the tree.
     pub location: Location,
+    /// The row's stored value.
     pub value: Value,
 }
 
@@ -332,22 +340,31 @@ pub fn plan(at: &Location, write: &Write, rows: Vec<RowAbove>) -> Plan {
 /// strings (generated keys sort in the order they were made).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChildQuery {
+    /// Only keys at or after this one (`startAt`); `None` for no lower bound.
     pub start_at: Option<String>,
+    /// Only keys at or before this one (`endAt`); `None` for no upper bound.
     pub end_at: Option<String>,
+    /// At most this many keys from one end of the range (`limitToFirst`, `limitToLast`); `None`
+    /// for all of them.
     pub limit: Option<Limit>,
 }
 
+/// How many children a [`ChildQuery`] keeps, and from which end of its key range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
+    /// The first `n` keys (`limitToFirst`).
     First(usize),
+    /// The last `n` keys (`limitToLast`).
     Last(usize),
 }
 
 impl ChildQuery {
+    /// Whether the query selects every child (no bounds, no limit).
     pub fn is_everything(&self) -> bool {
         self.start_at.is_none() && self.end_at.is_none() && self.limit.is_none()
     }
 
+    /// Whether `key` lies within `startAt`..=`endAt`.
     pub fn in_range(&self, key: &str) -> bool {
         self.start_at.as_deref().is_none_or(|s| key >= s)
             && self.end_at.as_deref().is_none_or(|e| key <= e)

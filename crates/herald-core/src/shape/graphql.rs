@@ -43,8 +43,11 @@ pub struct Query {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}{}", .line.map(|l| format!(" (line {l}, column {})", .column.unwrap_or(1))).unwrap_or_default())]
 pub struct QueryError {
+    /// What is wrong, for a person.
     pub message: String,
+    /// The line of the query text where the problem is (1-based), when known.
     pub line: Option<usize>,
+    /// The column on that line (1-based), when known.
     pub column: Option<usize>,
 }
 

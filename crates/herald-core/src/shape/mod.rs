@@ -24,12 +24,15 @@ use serde_json::{Map, Value, json};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
+    /// `application/json` (the default): the document serialized as JSON.
     #[default]
     Json,
+    /// `application/x-www-form-urlencoded`: the document flattened into form fields ([`form`]).
     Form,
 }
 
 impl Encoding {
+    /// The `Content-Type` header value for the encoding.
     pub fn content_type(self) -> &'static str {
         match self {
             Encoding::Json => "application/json",
@@ -42,9 +45,13 @@ impl Encoding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Envelope {
+    /// The payload (or the selected data) as is (the default).
     #[default]
     Raw,
+    /// `{"id", "type", "payload"}`: the message id, its event type and the content (Impilo).
     Typed,
+    /// `{"webhook": {"id", "trigger", "date"}, "query": {"api", "query", "variables"}, "data"}`
+    /// (Ideavate): the message, the selection that ran, and its data.
     Graphql,
 }
 
@@ -52,7 +59,9 @@ pub enum Envelope {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphqlSelection {
+    /// The GraphQL query text (an operation whose selection set picks fields of the payload).
     pub query: String,
+    /// Variables the endpoint fixes; they override same-named variables taken from the payload.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub variables: Map<String, Value>,
 }
@@ -65,16 +74,24 @@ pub const LOCAL_API: &str = "herald:payload";
 pub struct Selected {
     /// `herald:payload` when evaluated locally, else the URL of the API that answered.
     pub api: String,
+    /// The query text that ran.
     pub query: String,
+    /// The variables it ran with (taken from the payload, then the configured ones).
     pub variables: Map<String, Value>,
+    /// The `data` of the answer: what the envelope carries instead of the payload.
     pub data: Value,
 }
 
 /// The message facts shaping needs.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageFacts<'a> {
+    /// The message's id (`msg_…`): `id` of the `typed` envelope, `webhook.id` of the `graphql` one.
     pub id: &'a str,
+    /// The message's event type: `type` of the `typed` envelope, `webhook.trigger` of the
+    /// `graphql` one.
     pub event_type: &'a str,
+    /// When the message was published: `webhook.date` of the `graphql` envelope (RFC 3339,
+    /// milliseconds).
     pub created_at: DateTime<Utc>,
     /// The payload JSON exactly as published.
     pub payload: &'a str,
@@ -83,12 +100,17 @@ pub struct MessageFacts<'a> {
 /// A body ready to sign and send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shaped {
+    /// The bytes to send (and sign).
     pub body: Vec<u8>,
+    /// The `Content-Type` to send them with.
     pub content_type: &'static str,
 }
 
+/// Why a message could not be shaped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
+    /// The stored payload does not parse as JSON (serde's message); only shapes that rewrite the
+    /// payload need to parse it.
     #[error("the stored payload is not valid JSON: {0}")]
     Payload(String),
 }
