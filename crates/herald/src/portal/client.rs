@@ -305,6 +305,46 @@ mod tests {
         assert_eq!(seg("team:qa"), "team:qa");
     }
 
+    /// Reads `answer` as `T` the way the portal does and writes it back: the API's answer must
+    /// survive the round trip unchanged (raw payloads, flattened options, absent fields).
+    fn round_trip<T: DeserializeOwned + serde::Serialize>(answer: Value) {
+        let text = answer.to_string();
+        let typed: T = serde_json::from_slice(text.as_bytes()).unwrap();
+        assert_eq!(serde_json::to_value(&typed).unwrap(), answer);
+    }
+
+    #[test]
+    fn the_api_answers_read_back_as_its_types() {
+        use crate::api::{attempt, delivery_log, endpoint, inbox, message, pagination};
+        let at = "2026-03-10T16:15:50Z";
+        round_trip::<pagination::ListResponse<message::MessageOut>>(serde_json::json!({
+            "data": [{"id": "msg_1", "eventType": "a.b", "eventId": null, "channels": ["c"],
+                "payload": {"z": [1, {"y": null}], "a": "x"}, "timestamp": at}],
+            "iterator": "it", "prevIterator": null, "done": false}));
+        round_trip::<endpoint::EndpointOut>(serde_json::json!({
+            "id": "ep_1", "uid": null, "url": "https://x", "description": "", "eventTypes": null,
+            "channels": null, "disabled": false, "throttleRate": 5, "metadata": {"k": "v"},
+            "createdAt": at, "updatedAt": at, "retrySchedule": [5, 60], "ordering": "fifo",
+            "signature": {"scheme": "hmac-sha256-hex", "header": "X-Sig", "prefix": "sha256="},
+            "envelope": "typed", "graphqlByEventType": {"a": {"query": "{ a }"}},
+            "filter": {"battery": {"$lt": 20}}}));
+        round_trip::<attempt::MessageAttemptOut>(serde_json::json!({
+            "id": "atmpt_1", "msgId": "msg_1", "endpointId": "ep_1", "url": "https://x",
+            "response": "", "responseStatusCode": 0, "responseDurationMs": 12, "status": 2,
+            "statusText": "fail", "timestamp": at, "triggerType": 1, "error": "timeout",
+            "requestHeaders": {"content-type": "application/json"}}));
+        round_trip::<delivery_log::DeliveryLogOut>(serde_json::json!({
+            "content": [{"appId": "app_1", "msgId": "msg_1", "endpointId": "ep_1",
+                "eventType": "a.b", "url": "https://x", "payload": null, "createTimestamp": at,
+                "lastResponseStatus": null, "retryAttempts": 0, "lastRetryTimestamp": null,
+                "status": "pending", "nextAttempt": at}],
+            "page": 1, "size": 50, "total": 1, "first": true, "last": true}));
+        round_trip::<inbox::entries::InboxEntryOut>(serde_json::json!({
+            "id": "entry_1", "key": "k", "path": "a/b", "method": "PUT", "receivedAt": at,
+            "sourceAddress": null, "encoding": "text", "headers": {"x": "y"},
+            "value": "plain text"}));
+    }
+
     #[test]
     fn validation_errors_keep_their_body_locations() {
         let body = serde_json::json!({"detail": [
