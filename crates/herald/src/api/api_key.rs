@@ -89,7 +89,7 @@ pub enum ApiKeyKind {
     Portal,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyOut {
     #[schema(example = "key_0Kx7cVlFQHZ6jyEhyGgyqr")]
@@ -316,7 +316,7 @@ pub struct AppPortalAccessIn {
     pub feature_flags: Vec<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct AppPortalAccessOut {
     /// Open this to enter the portal; the token travels in the fragment, never to a log.
     pub url: String,

@@ -71,13 +71,13 @@ impl std::fmt::Debug for GraphqlApiIn {
 }
 
 /// Herald: an application's GraphQL API as shown: the URL and the names of its headers.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphqlApiOut {
     pub url: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationOut {
     #[schema(example = "app_0Kx7cVlFQHZ6jyEhyGgyqr")]

@@ -70,7 +70,7 @@ async fn resend(
 }
 
 /// One HTTP request made to deliver a message to an endpoint.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageAttemptOut {
     #[schema(example = "atmpt_0Kx7cVlFQHZ6jyEhyGgyqr")]

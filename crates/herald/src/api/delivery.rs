@@ -38,7 +38,7 @@ fn next_attempt(status: DeliveryStatus, at: Option<DateTime<Utc>>) -> Option<Dat
 }
 
 /// An endpoint a message was sent to, with the state of that delivery.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageEndpointOut {
     #[schema(example = "ep_0Kx7cVlFQHZ6jyEhyGgyqr")]
@@ -79,7 +79,7 @@ impl From<Destination> for MessageEndpointOut {
 }
 
 /// A message sent to an endpoint, with the state of that delivery.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointMessageOut {
     #[schema(example = "msg_0Kx7cVlFQHZ6jyEhyGgyqr")]
@@ -213,7 +213,7 @@ pub struct StatsQuery {
 }
 
 /// An endpoint's deliveries by status.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EndpointStats {
     pub success: u64,
     pub pending: u64,

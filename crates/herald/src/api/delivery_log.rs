@@ -62,7 +62,7 @@ pub struct DeliveryLogQuery {
 }
 
 /// One message to one endpoint.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryLogRow {
     pub app_id: String,
@@ -110,7 +110,7 @@ impl From<DeliveryLogEntry> for DeliveryLogRow {
 }
 
 /// A page of the delivery log.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct DeliveryLogOut {
     pub content: Vec<DeliveryLogRow>,
     /// This page's number, from 1.

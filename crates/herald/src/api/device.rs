@@ -107,7 +107,7 @@ pub struct DeviceIn {
     pub metadata: Metadata,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceOut {
     pub id: String,
@@ -169,7 +169,7 @@ pub struct StatusOut {
     pub device: DeviceOut,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransitionOut {
     /// Position in the device's history, from 1.

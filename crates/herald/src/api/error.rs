@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_core::validate::{Violation, Violations};
 use herald_store::StoreError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,7 @@ pub enum ApiError {
 }
 
 /// `HttpErrorOut` of the Svix API.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(title = "HttpError")]
 pub struct HttpErrorOut {
     pub code: String,
@@ -52,7 +52,7 @@ pub struct HttpErrorOut {
 }
 
 /// One invalid field (`ValidationErrorItem`).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ValidationErrorItem {
     /// Where the problem is, e.g. `["body", "url"]` or `["query", "limit"]`.
     pub loc: Vec<String>,
@@ -62,7 +62,7 @@ pub struct ValidationErrorItem {
 }
 
 /// `HTTPValidationError` of the Svix API: 422 answers.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HttpValidationError {
     pub detail: Vec<ValidationErrorItem>,
 }

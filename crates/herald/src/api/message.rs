@@ -62,7 +62,7 @@ pub struct MessageIn {
     pub application: Option<ApplicationIn>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     #[schema(example = "msg_0Kx7cVlFQHZ6jyEhyGgyqr")]

@@ -94,7 +94,7 @@ fn list_params(limit: Option<u64>, iterator: Option<&str>, order: Order) -> ApiR
 }
 
 /// One page of a list (`ListResponse_…Out_` in the Svix API).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListResponse<T: ToSchema> {
     pub data: Vec<T>,

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use herald_core::model::Role;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -15,7 +15,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(queue))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueOut {
     /// Pending deliveries whose attempt is due now.
@@ -29,7 +29,7 @@ pub struct QueueOut {
 }
 
 /// One database connection pool of this node.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PoolOut {
     pub name: String,
     /// Connections open.

@@ -58,7 +58,7 @@ impl<'de> Deserialize<'de> for MessageStatus {
 }
 
 /// The sending status as text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatusText {
     Success,
@@ -137,6 +137,18 @@ impl Serialize for MessageAttemptTriggerType {
     }
 }
 
+impl<'de> Deserialize<'de> for MessageAttemptTriggerType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match u8::deserialize(deserializer)? {
+            0 => Ok(MessageAttemptTriggerType::Scheduled),
+            1 => Ok(MessageAttemptTriggerType::Manual),
+            other => Err(serde::de::Error::custom(format!(
+                "expected 0 (scheduled) or 1 (manual), got {other}"
+            ))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +174,14 @@ mod tests {
             StatusCodeClass::Code4xx
         );
         assert!(serde_json::from_str::<StatusCodeClass>("404").is_err());
+        assert_eq!(
+            serde_json::from_str::<MessageAttemptTriggerType>("1").unwrap(),
+            MessageAttemptTriggerType::Manual
+        );
+        assert!(serde_json::from_str::<MessageAttemptTriggerType>("2").is_err());
+        assert_eq!(
+            serde_json::from_str::<MessageStatusText>("\"sending\"").unwrap(),
+            MessageStatusText::Sending
+        );
     }
 }

@@ -16,7 +16,11 @@ use super::PortalState;
 use super::client::{PageResult, PortalError, query, seg};
 use super::endpoints::app_nav;
 use super::session::{Ctx, Form, pre_session};
-use super::view::{self, Errors, field, s};
+use super::view::{self, Errors, field};
+use crate::api::api_key::{ApiKeyKind, ApiKeyOut, AppPortalAccessOut};
+use crate::api::application::ApplicationOut;
+use crate::api::pagination::ListResponse;
+use crate::api::queue::QueueOut;
 
 pub fn router() -> Router<PortalState> {
     Router::new()
@@ -50,13 +54,13 @@ pub async fn home(
         return Ok(response);
     };
     let healthy = ctx.api.status("/api/v1/health").await == StatusCode::NO_CONTENT;
-    let queue = ctx
+    let queue: QueueOut = ctx
         .api
-        .get("/api/v1/queue")
+        .get_as("/api/v1/queue")
         .await
         .map_err(|r| ctx.fail(r))?;
-    let figure = |label: &str, key: &str| -> Markup {
-        html! { div.figure { span.value { (queue[key]) } span.label { (label) } } }
+    let figure = |label: &str, value: u64| -> Markup {
+        html! { div.figure { span.value { (value) } span.label { (label) } } }
     };
     let body = html! {
         section aria-labelledby="health" {
@@ -66,16 +70,16 @@ pub async fn home(
         section aria-labelledby="queue" {
             h2 #queue { "Delivery queue" }
             div.figures {
-                (figure("due now", "due"))
-                (figure("waiting for a retry", "scheduled"))
-                (figure("in flight", "sending"))
-                (figure("disabled endpoints", "disabledEndpoints"))
+                (figure("due now", queue.due))
+                (figure("waiting for a retry", queue.scheduled))
+                (figure("in flight", queue.sending))
+                (figure("disabled endpoints", queue.disabled_endpoints))
             }
             table {
                 caption { "Database connections on this node" }
                 thead { tr { th scope="col" { "Pool" } th scope="col" { "Open" } th scope="col" { "Idle" } th scope="col" { "Maximum" } } }
-                tbody { @for p in queue["pools"].as_array().into_iter().flatten() {
-                    tr { td { (s(p, "name")) } td { (p["size"]) } td { (p["idle"]) } td { (p["max"]) } }
+                tbody { @for p in &queue.pools {
+                    tr { td { (p.name) } td { (p.size) } td { (p.idle) } td { (p.max) } }
                 } }
             }
         }
@@ -93,24 +97,24 @@ struct AppForm {
 }
 
 async fn apps_page(ctx: &Ctx, iterator: &str, form: &AppForm, errors: &Errors) -> PageResult {
-    let list = ctx
+    let list: ListResponse<ApplicationOut> = ctx
         .api
-        .get(&format!(
+        .get_as(&format!(
             "/api/v1/app{}",
             query(&[("limit", "50"), ("iterator", iterator)])
         ))
         .await
         .map_err(|r| ctx.fail(r))?;
-    let rows = list["data"].as_array().cloned().unwrap_or_default();
+    let rows = &list.data;
     let body = html! {
         @if rows.is_empty() { p.empty { "No applications yet." } } @else {
             table {
                 thead { tr { th scope="col" { "Name" } th scope="col" { "UID" } th scope="col" { "ID" } th scope="col" { "Created" } } }
-                tbody { @for a in &rows { tr {
-                    td { a href={ "/admin/app/" (seg(s(a, "id"))) "/endpoint" } { (s(a, "name")) } }
-                    td { (s(a, "uid")) }
-                    td { code { (s(a, "id")) } }
-                    td { (view::time(&a["createdAt"])) }
+                tbody { @for a in rows { tr {
+                    td { a href={ "/admin/app/" (seg(&a.id)) "/endpoint" } { (a.name) } }
+                    td { (a.uid.as_deref().unwrap_or("")) }
+                    td { code { (a.id) } }
+                    td { (view::time(&a.created_at)) }
                 } } }
             }
             (view::pager("/admin/app", &list, &[]))
@@ -146,9 +150,13 @@ async fn create_app(ctx: Ctx, Form(form): Form<AppForm>) -> PageResult {
     if !form.uid.trim().is_empty() {
         body.insert("uid".into(), json!(form.uid.trim()));
     }
-    match ctx.api.post("/api/v1/app", &Value::Object(body)).await {
+    match ctx
+        .api
+        .post_as::<ApplicationOut>("/api/v1/app", &Value::Object(body))
+        .await
+    {
         Ok(app) => Ok(ctx.redirect(
-            &format!("/admin/app/{}/endpoint", seg(s(&app, "id"))),
+            &format!("/admin/app/{}/endpoint", seg(&app.id)),
             "Application created.",
         )),
         Err(r)
@@ -163,14 +171,14 @@ async fn create_app(ctx: Ctx, Form(form): Form<AppForm>) -> PageResult {
 
 async fn portal_link_form(ctx: Ctx, Path(p): Path<HashMap<String, String>>) -> PageResult {
     let app = p.get("app_id").map_or("", String::as_str);
-    let a = ctx
+    let a: ApplicationOut = ctx
         .api
-        .get(&format!("/api/v1/app/{}", seg(app)))
+        .get_as(&format!("/api/v1/app/{}", seg(app)))
         .await
         .map_err(|r| ctx.fail(r))?;
     let body = html! {
         (app_nav(&ctx, app))
-        p { "A link that lets " strong { (s(&a, "name")) } " manage their own endpoints, see their "
+        p { "A link that lets " strong { (a.name) } " manage their own endpoints, see their "
             "messages and rotate their secrets in the portal, and nothing of any other application." }
         form method="post" action={ (ctx.app_base(app)) "/portal-link" } {
             (view::csrf(&ctx))
@@ -214,9 +222,9 @@ async fn portal_link(
         );
     }
     body.insert("readOnly".into(), json!(form.read_only.is_some()));
-    let out = ctx
+    let out: AppPortalAccessOut = ctx
         .api
-        .post(
+        .post_as(
             &format!("/api/v1/auth/app-portal-access/{}", seg(app)),
             &Value::Object(body),
         )
@@ -227,7 +235,7 @@ async fn portal_link(
         p { "Give this link to the customer. It is shown only now." }
         div.secret {
             label for="portal-url" { "Portal link" }
-            output #portal-url.mono { (s(&out, "url")) }
+            output #portal-url.mono { (out.url) }
             button type="button" data-copy="portal-url" { "Copy" }
             span.copied role="status" aria-live="polite" {}
         }
@@ -236,16 +244,16 @@ async fn portal_link(
 }
 
 async fn keys_page(ctx: &Ctx) -> PageResult {
-    let list = ctx
+    let list: ListResponse<ApiKeyOut> = ctx
         .api
-        .get("/api/v1/api-key?limit=250")
+        .get_as("/api/v1/api-key?limit=250")
         .await
         .map_err(|r| ctx.fail(r))?;
-    let rows = list["data"].as_array().cloned().unwrap_or_default();
-    let kind = |k: &Value| match (s(k, "kind"), s(k, "appId").is_empty()) {
-        ("portal", false) => "portal token",
-        ("portal", true) => "console session",
-        _ => "API key",
+    let rows = &list.data;
+    let kind = |k: &ApiKeyOut| match (k.kind, k.app_id.is_some()) {
+        (ApiKeyKind::Portal, true) => "portal token",
+        (ApiKeyKind::Portal, false) => "console session",
+        (ApiKeyKind::Api, _) => "API key",
     };
     let body = html! {
         p { "Every credential that reaches the API: API keys, customers' portal tokens and console "
@@ -254,14 +262,14 @@ async fn keys_page(ctx: &Ctx) -> PageResult {
         @if rows.is_empty() { p.empty { "No keys." } } @else {
             table {
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Role" } th scope="col" { "Application" } th scope="col" { "Created" } th scope="col" { "Expires" } th scope="col" { span.visually-hidden { "Actions" } } } }
-                tbody { @for k in &rows { tr {
-                    td { (s(k, "name")) div.hint { code { (s(k, "id")) } } }
-                    td { (kind(k)) @if !s(k, "parentId").is_empty() { div.hint { "signed in with " code { (s(k, "parentId")) } } } }
-                    td { (s(k, "role")) }
-                    td { @if !s(k, "appId").is_empty() { a href={ "/admin/app/" (seg(s(k, "appId"))) "/endpoint" } { code { (s(k, "appId")) } } } }
-                    td { (view::time(&k["createdAt"])) }
-                    td { @if k["expiresAt"].is_null() { "never" } @else { (view::time(&k["expiresAt"])) } }
-                    td { @if !ctx.read_only() { a.button.danger href={ "/admin/api-key/" (seg(s(k, "id"))) "/delete" } { "Revoke" } } }
+                tbody { @for k in rows { tr {
+                    td { (k.name) div.hint { code { (k.id) } } }
+                    td { (kind(k)) @if let Some(parent) = &k.parent_id { div.hint { "signed in with " code { (parent) } } } }
+                    td { (view::wire(&k.role)) }
+                    td { @if let Some(app) = &k.app_id { a href={ "/admin/app/" (seg(app)) "/endpoint" } { code { (app) } } } }
+                    td { (view::time(&k.created_at)) }
+                    td { @if let Some(at) = &k.expires_at { (view::time(at)) } @else { "never" } }
+                    td { @if !ctx.read_only() { a.button.danger href={ "/admin/api-key/" (seg(&k.id)) "/delete" } { "Revoke" } } }
                 } } }
             }
         }
@@ -280,13 +288,13 @@ async fn api_keys(ctx: Ctx) -> PageResult {
 }
 
 async fn confirm_revoke(ctx: Ctx, Path(id): Path<String>) -> PageResult {
-    let k = ctx
+    let k: ApiKeyOut = ctx
         .api
-        .get(&format!("/api/v1/api-key/{}", seg(&id)))
+        .get_as(&format!("/api/v1/api-key/{}", seg(&id)))
         .await
         .map_err(|r| ctx.fail(r))?;
     let body = html! {
-        div.notice.warn { p { "Revoke the key " strong { (s(&k, "name")) } " (" code { (s(&k, "id")) } ")? "
+        div.notice.warn { p { "Revoke the key " strong { (k.name) } " (" code { (k.id) } ")? "
             "Everything using it stops working at once." } }
         form.inline method="post" action={ "/admin/api-key/" (seg(&id)) "/delete" } {
             (view::csrf(&ctx))

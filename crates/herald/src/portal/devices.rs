@@ -12,7 +12,9 @@ use super::PortalState;
 use super::client::{PageResult, query, seg};
 use super::endpoints::app_nav;
 use super::session::Ctx;
-use super::view::{self, facts, s};
+use super::view::{self, facts};
+use crate::api::device::{DeviceOut, TransitionOut};
+use crate::api::pagination::ListResponse;
 
 pub fn router() -> Router<PortalState> {
     Router::new()
@@ -47,8 +49,8 @@ async fn list(
     pairs.push(("limit", "50"));
     pairs.push(("iterator", get("iterator")));
     let path = format!("/api/v1/app/{}/device{}", seg(app), query(&pairs));
-    let list = ctx.api.get(&path).await.map_err(|r| ctx.fail(r))?;
-    let rows = list["data"].as_array().cloned().unwrap_or_default();
+    let list: ListResponse<DeviceOut> = ctx.api.get_as(&path).await.map_err(|r| ctx.fail(r))?;
+    let rows = &list.data;
     let base = format!("{}/device", ctx.app_base(app));
     let body = html! {
         (app_nav(&ctx, app))
@@ -66,12 +68,12 @@ async fn list(
         @if rows.is_empty() { p.empty { "No devices match." } } @else {
             table {
                 thead { tr { th scope="col" { "Device" } th scope="col" { "Kind" } th scope="col" { "Group" } th scope="col" { "Status" } th scope="col" { "Since" } } }
-                tbody { @for d in &rows { tr {
-                    td { a href={ (base) "/" (seg(s(d, "id"))) } { (s(d, "name")) } div.hint { code { (s(d, "id")) } } }
-                    td { (s(d, "kind")) }
-                    td { (s(d, "group")) }
-                    td { (status_badge(s(d, "status"))) }
-                    td { (view::time(&d["statusAt"])) }
+                tbody { @for d in rows { tr {
+                    td { a href={ (base) "/" (seg(&d.id)) } { (d.name) } div.hint { code { (d.id) } } }
+                    td { (d.kind) }
+                    td { (d.group.as_deref().unwrap_or("")) }
+                    td { (status_badge(d.status.as_deref().unwrap_or(""))) }
+                    td { (view::time(d.status_at.as_ref())) }
                 } } }
             }
             (view::pager(&base, &list, &filters))
@@ -84,55 +86,45 @@ async fn device(ctx: Ctx, Path(p): Path<HashMap<String, String>>) -> PageResult 
     let app = p.get("app_id").map_or("", String::as_str);
     let id = p.get("device").map_or("", String::as_str);
     let api = format!("/api/v1/app/{}/device/{}", seg(app), seg(id));
-    let d = ctx.api.get(&api).await.map_err(|r| ctx.fail(r))?;
-    let history = ctx
+    let d: DeviceOut = ctx.api.get_as(&api).await.map_err(|r| ctx.fail(r))?;
+    let history: ListResponse<TransitionOut> = ctx
         .api
-        .get(&format!("{api}/history?limit=250"))
+        .get_as(&format!("{api}/history?limit=250"))
         .await
         .map_err(|r| ctx.fail(r))?;
-    let rows = history["data"].as_array().cloned().unwrap_or_default();
-    let join = |k: &str| {
-        d[k].as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
-    };
+    let rows = &history.data;
     let messages = format!("{}/message", ctx.app_base(app));
     let body = html! {
         (app_nav(&ctx, app))
         (facts(&[
-            ("ID", html! { code { (s(&d, "id")) } }),
-            ("Name", html! { (s(&d, "name")) }),
-            ("Kind", html! { (s(&d, "kind")) }),
-            ("Status", status_badge(s(&d, "status"))),
-            ("Status since", html! { (view::time(&d["statusAt"])) }),
-            ("Group", html! { (s(&d, "group")) }),
-            ("Teams", html! { (join("teams")) }),
-            ("Bundles", html! { (join("bundles")) }),
-            ("imp id", html! { (s(&d, "impId")) }),
-            ("Blessed", html! { (view::time(&d["blessedAt"])) }),
-            ("Activated", html! { (view::time(&d["activatedAt"])) }),
+            ("ID", html! { code { (d.id) } }),
+            ("Name", html! { (d.name) }),
+            ("Kind", html! { (d.kind) }),
+            ("Status", status_badge(d.status.as_deref().unwrap_or(""))),
+            ("Status since", html! { (view::time(d.status_at.as_ref())) }),
+            ("Group", html! { (d.group.as_deref().unwrap_or("")) }),
+            ("Teams", html! { (d.teams.join(", ")) }),
+            ("Bundles", html! { (d.bundles.join(", ")) }),
+            ("imp id", html! { (d.imp_id.as_deref().unwrap_or("")) }),
+            ("Blessed", html! { (view::time(d.blessed_at.as_ref())) }),
+            ("Activated", html! { (view::time(d.activated_at.as_ref())) }),
         ]))
         section aria-labelledby="history" {
             h2 #history { "History" }
             @if rows.is_empty() { p.empty { "No status reported yet." } } @else {
                 table {
                     thead { tr { th scope="col" { "#" } th scope="col" { "Time" } th scope="col" { "From" } th scope="col" { "To" } th scope="col" { "Outcome" } th scope="col" { "Message" } } }
-                    tbody { @for t in &rows { tr {
-                        td { (t["seq"]) }
-                        td { (view::time(&t["at"])) }
-                        td { (status_badge(s(t, "from"))) }
-                        td { (status_badge(s(t, "to"))) }
-                        td { (s(t, "outcome")) }
-                        td { @if !s(t, "messageId").is_empty() { a href={ (messages) "/" (seg(s(t, "messageId"))) } { code { (s(t, "messageId")) } } } }
+                    tbody { @for t in rows { tr {
+                        td { (t.seq) }
+                        td { (view::time(&t.at)) }
+                        td { (status_badge(t.from.as_deref().unwrap_or(""))) }
+                        td { (status_badge(&t.to)) }
+                        td { (t.outcome) }
+                        td { @if let Some(msg) = &t.message_id { a href={ (messages) "/" (seg(msg)) } { code { (msg) } } } }
                     } } }
                 }
             }
         }
     };
-    Ok(ctx.page(&format!("Device {}", s(&d, "name")), body))
+    Ok(ctx.page(&format!("Device {}", d.name), body))
 }

@@ -5,16 +5,21 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::Path;
+use axum::http::Method;
 use axum::routing::post;
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::PortalState;
 use super::client::{PageResult, PortalError, seg};
 use super::endpoints::{Scope, ep_of};
 use super::session::Form;
-use super::view::{self, s, status_badge};
+use super::view::{self, status_badge};
+use crate::api::delivery::EndpointMessageOut;
+use crate::api::endpoint::EndpointOut;
+use crate::api::message::MessageOut;
+use crate::api::pagination::ListResponse;
 
 /// Routes only applications' endpoints have.
 pub fn router() -> Router<PortalState> {
@@ -27,21 +32,21 @@ pub fn router() -> Router<PortalState> {
 /// sending an example, recovering, and the latest messages.
 pub async fn sections(
     scope: &Scope,
-    e: &Value,
+    e: &EndpointOut,
     here: &str,
     range: Option<&str>,
 ) -> Result<Markup, PortalError> {
     let ctx = &scope.ctx;
-    let id = s(e, "id");
+    let id = e.id.as_str();
     let chart =
         super::stats::section(ctx, &scope.api(&format!("/{}/stats", seg(id))), here, range).await?;
     let catalogue = scope.catalogue().await?;
-    let recent = ctx
+    let recent: ListResponse<EndpointMessageOut> = ctx
         .api
-        .get(&scope.api(&format!("/{}/msg?limit=10&with_content=false", seg(id))))
+        .get_as(&scope.api(&format!("/{}/msg?limit=10&with_content=false", seg(id))))
         .await
         .map_err(|r| ctx.fail(r))?;
-    let recent = recent["data"].as_array().cloned().unwrap_or_default();
+    let recent = recent.data;
     let messages_base = format!(
         "{}/message",
         ctx.app_base(scope.app.as_deref().unwrap_or(""))
@@ -80,10 +85,10 @@ pub async fn sections(
                     tbody {
                         @for m in &recent {
                             tr {
-                                td { a href=(format!("{messages_base}/{}", seg(s(m, "id")))) { code { (s(m, "id")) } } }
-                                td { code { (s(m, "eventType")) } }
-                                td { (status_badge(view::status_text(&m["status"]))) }
-                                td { (view::time(&m["timestamp"])) }
+                                td { a href=(format!("{messages_base}/{}", seg(&m.id))) { code { (m.id) } } }
+                                td { code { (m.event_type) } }
+                                td { (status_badge(view::status_text(m.status))) }
+                                td { (view::time(&m.timestamp)) }
                             }
                         }
                     }
@@ -103,16 +108,16 @@ pub struct ExampleForm {
 pub async fn send_example_to(scope: &Scope, ep: &str, event_type: &str) -> PageResult {
     let ctx = &scope.ctx;
     let path = scope.api(&format!("/{}/send-example", seg(ep)));
-    let message = ctx
+    let message: MessageOut = ctx
         .api
-        .post(&path, &json!({"eventType": event_type}))
+        .post_as(&path, &json!({"eventType": event_type}))
         .await
         .map_err(|r| ctx.fail(r))?;
     let app = scope.app.as_deref().unwrap_or("");
-    let to = format!("{}/message/{}", ctx.app_base(app), seg(s(&message, "id")));
+    let to = format!("{}/message/{}", ctx.app_base(app), seg(&message.id));
     Ok(ctx.redirect(
         &to,
-        &format!("Example of {event_type} sent as {}.", s(&message, "id")),
+        &format!("Example of {event_type} sent as {}.", message.id),
     ))
 }
 
@@ -151,7 +156,11 @@ async fn recover(
     scope
         .ctx
         .api
-        .post(&path, &json!({"since": utc_input(&form.since)}))
+        .send(
+            Method::POST,
+            &path,
+            Some(&json!({"since": utc_input(&form.since)})),
+        )
         .await
         .map_err(|r| scope.ctx.fail(r))?;
     Ok(scope.ctx.redirect(

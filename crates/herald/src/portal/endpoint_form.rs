@@ -6,11 +6,12 @@
 //! JSON at all is refused here, since it cannot be sent.
 
 use maud::{Markup, html};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::session::Ctx;
 use super::view::{self, Errors, field};
+use crate::api::endpoint::EndpointOut;
 
 /// The field names the form has; errors at other locations are shown above it.
 pub const FIELDS: &[&str] = &[
@@ -94,27 +95,27 @@ pub struct EndpointForm {
     pub graphql_by_event_type: String,
 }
 
-fn json_text(v: &Value) -> String {
-    if v.is_null() {
-        String::new()
-    } else {
-        view::pretty(v)
-    }
+/// A JSON field of the endpoint, indented, or "" when it has none.
+fn json_text<T: Serialize>(v: Option<&T>) -> String {
+    v.map(view::pretty).unwrap_or_default()
 }
 
-fn number_text(v: &Value) -> String {
-    v.as_u64().map(|n| n.to_string()).unwrap_or_default()
+fn number_text<N: ToString>(v: Option<N>) -> String {
+    v.map(|n| n.to_string()).unwrap_or_default()
 }
 
-fn list_text(v: &Value) -> String {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
+fn list_text<T: ToString>(v: Option<&[T]>) -> String {
+    v.map(|a| {
+        a.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+    .unwrap_or_default()
+}
+
+fn name_text<T: Serialize>(v: Option<&T>) -> String {
+    v.map(view::wire).unwrap_or_default()
 }
 
 /// Text as a JSON number when it is one, otherwise as the text (for the API to refuse).
@@ -142,44 +143,36 @@ fn optional(text: &str) -> Option<&str> {
 
 impl EndpointForm {
     /// The form showing an endpoint as the API describes it.
-    pub fn from_endpoint(e: &Value) -> Self {
-        let sig = &e["signature"];
+    pub fn from_endpoint(e: &EndpointOut) -> Self {
+        let d = &e.delivery;
+        let sig = d.signature.as_ref();
+        let graphql = d.graphql.as_ref();
         Self {
-            url: view::s(e, "url").to_owned(),
-            description: view::s(e, "description").to_owned(),
-            uid: view::s(e, "uid").to_owned(),
-            event_types: e["eventTypes"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            url: e.url.clone(),
+            description: e.description.clone(),
+            uid: e.uid.clone().unwrap_or_default(),
+            event_types: e.event_types.clone().unwrap_or_default(),
             patterns: String::new(),
-            channels: list_text(&e["channels"]),
-            disabled: e["disabled"].as_bool().filter(|d| *d).map(|_| "on".into()),
-            throttle_rate: number_text(&e["throttleRate"]),
-            metadata: e["metadata"]
-                .as_object()
-                .filter(|m| !m.is_empty())
-                .map(|m| view::pretty(&Value::Object(m.clone())))
-                .unwrap_or_default(),
+            channels: list_text(e.channels.as_deref()),
+            disabled: e.disabled.then(|| "on".into()),
+            throttle_rate: number_text(e.throttle_rate),
+            metadata: json_text(Some(&e.metadata).filter(|m| !m.is_empty())),
             secret: String::new(),
-            retry_schedule: list_text(&e["retrySchedule"]),
-            retry_window_seconds: number_text(&e["retryWindowSeconds"]),
-            timeout_seconds: number_text(&e["timeoutSeconds"]),
-            max_concurrency: number_text(&e["maxConcurrency"]),
-            ordering: view::s(e, "ordering").to_owned(),
-            scheme: view::s(sig, "scheme").to_owned(),
-            sig_header: view::s(sig, "header").to_owned(),
-            sig_prefix: view::s(sig, "prefix").to_owned(),
-            encoding: view::s(e, "encoding").to_owned(),
-            envelope: view::s(e, "envelope").to_owned(),
-            filter: json_text(&e["filter"]),
-            graphql_query: view::s(&e["graphql"], "query").to_owned(),
-            graphql_variables: json_text(&e["graphql"]["variables"]),
-            graphql_by_event_type: json_text(&e["graphqlByEventType"]),
+            retry_schedule: list_text(d.retry_schedule.as_deref()),
+            retry_window_seconds: number_text(d.retry_window_seconds),
+            timeout_seconds: number_text(d.timeout_seconds),
+            max_concurrency: number_text(d.max_concurrency),
+            ordering: name_text(d.ordering.as_ref()),
+            scheme: name_text(sig.map(|s| &s.scheme)),
+            sig_header: sig.and_then(|s| s.header.clone()).unwrap_or_default(),
+            sig_prefix: sig.and_then(|s| s.prefix.clone()).unwrap_or_default(),
+            encoding: name_text(d.encoding.as_ref()),
+            envelope: name_text(d.envelope.as_ref()),
+            // The filter is the customer's own condition document (a `Value` in the API too).
+            filter: json_text(d.filter.as_ref().filter(|f| !f.is_null())),
+            graphql_query: graphql.map(|g| g.query.clone()).unwrap_or_default(),
+            graphql_variables: json_text(graphql.and_then(|g| g.variables.as_ref())),
+            graphql_by_event_type: json_text(d.graphql_by_event_type.as_ref()),
         }
     }
 
@@ -499,9 +492,13 @@ mod tests {
 
     #[test]
     fn an_endpoint_fills_the_form() {
-        let e = json!({"url": "https://x", "eventTypes": ["a"], "retrySchedule": [1, 2],
+        let e: EndpointOut = serde_json::from_value(json!({"id": "ep_1", "uid": null,
+            "url": "https://x", "description": "", "eventTypes": ["a"], "channels": null,
+            "throttleRate": null, "metadata": {}, "createdAt": "2026-03-10T16:15:50Z",
+            "updatedAt": "2026-03-10T16:15:50Z", "retrySchedule": [1, 2],
             "signature": {"scheme": "hmac-sha1-hex", "header": "X-Signature"},
-            "filter": {"a": 1}, "disabled": true});
+            "filter": {"a": 1}, "disabled": true}))
+        .unwrap();
         let form = EndpointForm::from_endpoint(&e);
         assert_eq!(form.retry_schedule, "1, 2");
         assert_eq!(form.scheme, "hmac-sha1-hex");

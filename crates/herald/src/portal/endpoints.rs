@@ -14,13 +14,16 @@ use axum::routing::{get, post};
 use axum::{Router, http::Method};
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::PortalState;
 use super::client::{PageResult, PortalError, query, seg};
 use super::endpoint_form::{self, EndpointForm};
 use super::session::{Ctx, Form};
-use super::view::{self, Errors, action_button, facts, s};
+use super::view::{self, Errors, action_button, facts};
+use crate::api::endpoint::EndpointOut;
+use crate::api::event_type::EventTypeOut;
+use crate::api::pagination::ListResponse;
 
 /// Routes every kind of endpoint has.
 pub fn router() -> Router<PortalState> {
@@ -105,24 +108,23 @@ impl Scope {
                 .map(|e| ((*e).to_owned(), String::new()))
                 .collect());
         }
-        let list = self
+        let list: ListResponse<EventTypeOut> = self
             .ctx
             .api
-            .get("/api/v1/event-type?limit=250")
+            .get_as("/api/v1/event-type?limit=250")
             .await
             .map_err(|r| self.ctx.fail(r))?;
-        Ok(list["data"]
-            .as_array()
+        Ok(list
+            .data
             .into_iter()
-            .flatten()
-            .map(|t| (s(t, "name").to_owned(), s(t, "description").to_owned()))
+            .map(|t| (t.name, t.description))
             .collect())
     }
 
-    async fn endpoint(&self, ep: &str) -> Result<Value, PortalError> {
+    async fn endpoint(&self, ep: &str) -> Result<EndpointOut, PortalError> {
         self.ctx
             .api
-            .get(&self.api(&format!("/{}", seg(ep))))
+            .get_as(&self.api(&format!("/{}", seg(ep))))
             .await
             .map_err(|r| self.ctx.fail(r))
     }
@@ -158,20 +160,20 @@ pub fn ep_of(params: &HashMap<String, String>) -> &str {
     params.get("ep").map_or("", String::as_str)
 }
 
-fn event_types_text(e: &Value) -> Markup {
-    match e["eventTypes"].as_array() {
+fn event_types_text(e: &EndpointOut) -> Markup {
+    match &e.event_types {
         Some(types) if !types.is_empty() => html! {
             @for (i, t) in types.iter().enumerate() {
                 @if i > 0 { ", " }
-                code { (t.as_str().unwrap_or("")) }
+                code { (t) }
             }
         },
         _ => html! { "all" },
     }
 }
 
-fn enabled_badge(e: &Value) -> Markup {
-    if e["disabled"].as_bool().unwrap_or(false) {
+fn enabled_badge(e: &EndpointOut) -> Markup {
+    if e.disabled {
         html! { span.badge.bad { "disabled" } }
     } else {
         html! { span.badge.ok { "enabled" } }
@@ -181,13 +183,13 @@ fn enabled_badge(e: &Value) -> Markup {
 async fn list(scope: Scope, Query(q): Query<HashMap<String, String>>) -> PageResult {
     let iterator = q.get("iterator").map_or("", String::as_str);
     let path = scope.api(&query(&[("limit", "50"), ("iterator", iterator)]));
-    let list = scope
+    let list: ListResponse<EndpointOut> = scope
         .ctx
         .api
-        .get(&path)
+        .get_as(&path)
         .await
         .map_err(|r| scope.ctx.fail(r))?;
-    let rows = list["data"].as_array().cloned().unwrap_or_default();
+    let rows = &list.data;
     let title = if scope.app.is_some() {
         "Endpoints"
     } else {
@@ -208,15 +210,15 @@ async fn list(scope: Scope, Query(q): Query<HashMap<String, String>>) -> PageRes
                 caption.visually-hidden { (title) }
                 thead { tr { th scope="col" { "URL" } th scope="col" { "Event types" } th scope="col" { "Status" } th scope="col" { "Created" } } }
                 tbody {
-                    @for e in &rows {
+                    @for e in rows {
                         tr {
                             td {
-                                a href=(scope.page(&format!("/{}", seg(s(e, "id"))))) { (s(e, "url")) }
-                                @if !s(e, "description").is_empty() { div.hint { (s(e, "description")) } }
+                                a href=(scope.page(&format!("/{}", seg(&e.id)))) { (e.url) }
+                                @if !e.description.is_empty() { div.hint { (e.description) } }
                             }
                             td { (event_types_text(e)) }
                             td { (enabled_badge(e)) }
-                            td { (view::time(&e["createdAt"])) }
+                            td { (view::time(&e.created_at)) }
                         }
                     }
                 }
@@ -266,9 +268,14 @@ async fn create(scope: Scope, Form(form): Form<EndpointForm>) -> PageResult {
         Ok(body) => body,
         Err(errors) => return refused_form(&scope, &form, &errors, &action, true).await,
     };
-    match scope.ctx.api.post(&scope.api(""), &body).await {
+    match scope
+        .ctx
+        .api
+        .post_as::<EndpointOut>(&scope.api(""), &body)
+        .await
+    {
         Ok(created) => {
-            let to = scope.page(&format!("/{}", seg(s(&created, "id"))));
+            let to = scope.page(&format!("/{}", seg(&created.id)));
             Ok(scope.ctx.redirect(&to, "Endpoint created."))
         }
         Err(r) if r.status == StatusCode::UNPROCESSABLE_ENTITY => {
@@ -283,10 +290,10 @@ async fn edit_form(scope: Scope, Path(p): Path<HashMap<String, String>>) -> Page
     let e = scope.endpoint(ep_of(&p)).await?;
     let catalogue = scope.catalogue().await?;
     let form = EndpointForm::from_endpoint(&e);
-    let action = scope.page(&format!("/{}/edit", seg(s(&e, "id"))));
+    let action = scope.page(&format!("/{}/edit", seg(&e.id)));
     let body = html! {
         (scope.app_nav())
-        p { "Endpoint " code { (s(&e, "id")) } }
+        p { "Endpoint " code { (e.id) } }
         (endpoint_form::render(&scope.ctx, &form, &Errors::default(), &catalogue, &action, false))
     };
     Ok(scope.ctx.page(&format!("Edit {}", scope.noun()), body))
@@ -344,11 +351,11 @@ async fn disable(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageRe
 
 async fn confirm_delete(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageResult {
     let e = scope.endpoint(ep_of(&p)).await?;
-    let action = scope.page(&format!("/{}/delete", seg(s(&e, "id"))));
+    let action = scope.page(&format!("/{}/delete", seg(&e.id)));
     let body = html! {
         (scope.app_nav())
         div.notice.warn {
-            p { "Delete the endpoint " strong { (s(&e, "url")) } "? It stops receiving messages at once, "
+            p { "Delete the endpoint " strong { (e.url) } "? It stops receiving messages at once, "
                 "and its settings and secret are gone. This cannot be undone." }
         }
         form.inline method="post" action=(action) {
@@ -356,7 +363,7 @@ async fn confirm_delete(scope: Scope, Path(p): Path<HashMap<String, String>>) ->
             button.danger type="submit" { "Delete endpoint" }
         }
         " "
-        a.button href=(scope.page(&format!("/{}", seg(s(&e, "id"))))) { "Cancel" }
+        a.button href=(scope.page(&format!("/{}", seg(&e.id)))) { "Cancel" }
     };
     Ok(scope.ctx.page("Delete endpoint?", body))
 }
@@ -384,67 +391,62 @@ async fn detail(
     Query(q): Query<DetailQuery>,
 ) -> PageResult {
     let e = scope.endpoint(ep_of(&p)).await?;
-    let id = s(&e, "id").to_owned();
+    let id = e.id.clone();
     let here = scope.page(&format!("/{}", seg(&id)));
-    let disabled = e["disabled"].as_bool().unwrap_or(false);
-    let sig = &e["signature"];
-    let list_or = |key: &str, default: &str| -> String {
-        e[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|x| x.to_string().trim_matches('"').to_owned())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_else(|| default.to_owned())
-    };
-    let num_or = |key: &str, default: &str| -> String {
-        e[key]
-            .as_u64()
-            .map_or_else(|| default.to_owned(), |n| n.to_string())
-    };
+    let disabled = e.disabled;
+    let d = &e.delivery;
+    let sig = d.signature.as_ref();
+    let or = |value: Option<String>, default: &str| value.unwrap_or_else(|| default.to_owned());
+    let joined =
+        |items: Option<Vec<String>>, default: &str| or(items.map(|i| i.join(", ")), default);
     let settings = facts(&[
         ("ID", html! { code { (id) } }),
-        ("UID", html! { (s(&e, "uid")) }),
+        ("UID", html! { (e.uid.as_deref().unwrap_or("")) }),
         ("Status", enabled_badge(&e)),
         ("Event types", event_types_text(&e)),
-        ("Channels", html! { (list_or("channels", "all")) }),
+        ("Channels", html! { (joined(e.channels.clone(), "all")) }),
         (
             "Signature",
-            html! { code { (s(sig, "scheme")) } @if !s(sig, "header").is_empty() { " in " code { (s(sig, "header")) } } },
+            html! {
+                code { (sig.map(|s| view::wire(&s.scheme)).unwrap_or_default()) }
+                @if let Some(header) = sig.and_then(|s| s.header.as_deref()).filter(|h| !h.is_empty()) { " in " code { (header) } }
+            },
         ),
         (
             "Encoding",
-            html! { (if s(&e, "encoding").is_empty() { "json" } else { s(&e, "encoding") }) },
+            html! { (or(d.encoding.map(|x| view::wire(&x)), "json")) },
         ),
         (
             "Envelope",
-            html! { (if s(&e, "envelope").is_empty() { "raw" } else { s(&e, "envelope") }) },
+            html! { (or(d.envelope.map(|x| view::wire(&x)), "raw")) },
         ),
         (
             "Retry schedule (s)",
-            html! { (list_or("retrySchedule", "the server's")) },
+            html! { (joined(d.retry_schedule.as_ref().map(|r| r.iter().map(u32::to_string).collect()), "the server's")) },
         ),
         (
             "Timeout (s)",
-            html! { (num_or("timeoutSeconds", "the server's")) },
+            html! { (or(d.timeout_seconds.map(|n| n.to_string()), "the server's")) },
         ),
-        ("Concurrency", html! { (num_or("maxConcurrency", "10")) }),
+        (
+            "Concurrency",
+            html! { (or(d.max_concurrency.map(|n| n.to_string()), "10")) },
+        ),
         (
             "Ordering",
-            html! { (if s(&e, "ordering").is_empty() { "unordered" } else { s(&e, "ordering") }) },
+            html! { (or(d.ordering.map(|x| view::wire(&x)), "unordered")) },
         ),
         (
             "Rate limit (per s)",
-            html! { (num_or("throttleRate", "none")) },
+            html! { (or(e.throttle_rate.map(|n| n.to_string()), "none")) },
         ),
         (
+            // The filter is the customer's own condition document: shown as the JSON it is.
             "Filter",
-            html! { @if e["filter"].is_null() { "none" } @else { code { (e["filter"].to_string()) } } },
+            html! { @match &d.filter { Some(f) if !f.is_null() => { code { (f.to_string()) } }, _ => { "none" } } },
         ),
-        ("Created", html! { (view::time(&e["createdAt"])) }),
-        ("Updated", html! { (view::time(&e["updatedAt"])) }),
+        ("Created", html! { (view::time(&e.created_at)) }),
+        ("Updated", html! { (view::time(&e.updated_at)) }),
     ]);
     let actions = html! {
         @if !scope.ctx.read_only() {
@@ -466,7 +468,7 @@ async fn detail(
     };
     let body = html! {
         (scope.app_nav())
-        p.lead { (s(&e, "url")) @if !s(&e, "description").is_empty() { " — " (s(&e, "description")) } }
+        p.lead { (e.url) @if !e.description.is_empty() { " — " (e.description) } }
         (actions)
         (extra)
         section aria-labelledby="settings" {

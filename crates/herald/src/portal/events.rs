@@ -15,7 +15,10 @@ use super::client::PageResult;
 use super::endpoint_app::send_example_to;
 use super::endpoints::{Scope, app_nav};
 use super::session::Form;
-use super::view::{self, code_block, s};
+use super::view::{self, code_block};
+use crate::api::endpoint::EndpointOut;
+use crate::api::event_type::EventTypeOut;
+use crate::api::pagination::ListResponse;
 
 pub fn router() -> Router<PortalState> {
     Router::new()
@@ -23,34 +26,40 @@ pub fn router() -> Router<PortalState> {
         .route("/event-type/send-example", post(send_example))
 }
 
-/// The newest schema version and its first example, as `send-example` chooses it.
-fn newest(schemas: &Value) -> Option<(&String, &Value)> {
-    schemas
+/// The newest schema version and its first example, as `send-example` chooses it. The schemas
+/// are JSON Schema documents the operator wrote (a `Value` in the API's own type too), so
+/// they are read as JSON here.
+fn newest(schemas: Option<&Value>) -> Option<(&String, &Value)> {
+    schemas?
         .as_object()?
         .iter()
         .max_by_key(|(version, _)| version.parse::<u64>().unwrap_or(0))
 }
 
+/// The first of a schema's `examples` (a JSON Schema keyword).
+fn first_example(schema: &Value) -> Option<&Value> {
+    schema.get("examples")?.as_array()?.first()
+}
+
 async fn catalogue(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageResult {
     let ctx = &scope.ctx;
     let app = p.get("app_id").map_or("", String::as_str);
-    let types = ctx
+    let types: ListResponse<EventTypeOut> = ctx
         .api
-        .get("/api/v1/event-type?limit=250&with_content=true")
+        .get_as("/api/v1/event-type?limit=250&with_content=true")
         .await
         .map_err(|r| ctx.fail(r))?;
-    let types = types["data"].as_array().cloned().unwrap_or_default();
-    let endpoints = ctx
+    let types = types.data;
+    let endpoints: ListResponse<EndpointOut> = ctx
         .api
-        .get(&scope.api("?limit=250"))
+        .get_as(&scope.api("?limit=250"))
         .await
         .map_err(|r| ctx.fail(r))?;
-    let endpoints: Vec<(String, String)> = endpoints["data"]
-        .as_array()
+    let endpoints: Vec<(String, String)> = endpoints
+        .data
         .into_iter()
-        .flatten()
-        .filter(|e| !e["disabled"].as_bool().unwrap_or(false))
-        .map(|e| (s(e, "id").to_owned(), s(e, "url").to_owned()))
+        .filter(|e| !e.disabled)
+        .map(|e| (e.id, e.url))
         .collect();
     let action = format!("{}/event-type/send-example", ctx.app_base(app));
     let body = html! {
@@ -58,14 +67,14 @@ async fn catalogue(scope: Scope, Path(p): Path<HashMap<String, String>>) -> Page
         p { "The events this service sends. An endpoint receives the ones it subscribes to." }
         @if types.is_empty() { p.empty { "No event types are defined yet." } }
         @for t in &types {
-            @let name = s(t, "name");
+            @let name = t.name.as_str();
             @let anchor = format!("type-{}", name.replace('.', "-"));
-            @let schema = newest(&t["schemas"]);
-            @let example = schema.and_then(|(_, sc)| sc["examples"].as_array().and_then(|a| a.first()));
+            @let schema = newest(t.schemas.as_ref());
+            @let example = schema.and_then(|(_, sc)| first_example(sc));
             article.event-type aria-labelledby=(anchor) {
                 h2 id=(anchor) { code { (name) }
-                    @if t["deprecated"].as_bool().unwrap_or(false) { " " span.badge.wait { "deprecated" } } }
-                @if !s(t, "description").is_empty() { p { (s(t, "description")) } }
+                    @if t.deprecated { " " span.badge.wait { "deprecated" } } }
+                @if !t.description.is_empty() { p { (t.description) } }
                 @if let Some((version, sc)) = schema {
                     details {
                         summary { "Schema (version " (version) ")" }

@@ -11,10 +11,13 @@ use axum::routing::get;
 use maud::html;
 
 use super::PortalState;
-use super::client::{PageResult, query, seg};
+use super::client::{PageResult, Refusal, query, seg};
 use super::endpoint_app::utc_input;
 use super::session::Ctx;
-use super::view::{self, s};
+use super::view;
+use crate::api::inbox::InboxOut;
+use crate::api::inbox::entries::InboxEntryOut;
+use crate::api::pagination::ListResponse;
 
 pub fn router() -> Router<PortalState> {
     Router::new()
@@ -25,27 +28,27 @@ pub fn router() -> Router<PortalState> {
 
 async fn list(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> PageResult {
     let iterator = q.get("iterator").map_or("", String::as_str);
-    let list = ctx
+    let list: ListResponse<InboxOut> = ctx
         .api
-        .get(&format!(
+        .get_as(&format!(
             "/api/v1/inbox{}",
             query(&[("limit", "50"), ("iterator", iterator)])
         ))
         .await
         .map_err(|r| ctx.fail(r))?;
-    let rows = list["data"].as_array().cloned().unwrap_or_default();
+    let rows = &list.data;
     let body = html! {
         p { "Inboxes keep what senders write to " code { "/in/{inbox}/…" } "." }
         @if rows.is_empty() { p.empty { "No inboxes yet (create them with the API or the command line)." } } @else {
             table {
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Ingest URL" } th scope="col" { "Application" } th scope="col" { "Rejected" } th scope="col" { "Created" } } }
-                tbody { @for i in &rows { tr {
-                    td { a href={ "/admin/inbox/" (seg(s(i, "name"))) } { (s(i, "name")) }
-                        @if !s(i, "description").is_empty() { div.hint { (s(i, "description")) } } }
-                    td.mono { (s(i, "ingestUrl")) }
-                    td { @if !s(i, "appId").is_empty() { code { (s(i, "appId")) } } }
-                    td { (i["rejectedCount"]) }
-                    td { (view::time(&i["createdAt"])) }
+                tbody { @for i in rows { tr {
+                    td { a href={ "/admin/inbox/" (seg(&i.name)) } { (i.name) }
+                        @if !i.description.is_empty() { div.hint { (i.description) } } }
+                    td.mono { (i.ingest_url) }
+                    td { @if let Some(app) = &i.app_id { code { (app) } } }
+                    td { (i.rejected_count) }
+                    td { (view::time(&i.created_at)) }
                 } } }
             }
             (view::pager("/admin/inbox", &list, &[]))
@@ -62,7 +65,7 @@ async fn entries(
     let get = |k: &str| q.get(k).map_or("", String::as_str);
     let (after, before) = (utc_input(get("after")), utc_input(get("before")));
     let api = format!("/api/v1/inbox/{}", seg(&inbox));
-    let i = ctx.api.get(&api).await.map_err(|r| ctx.fail(r))?;
+    let i: InboxOut = ctx.api.get_as(&api).await.map_err(|r| ctx.fail(r))?;
     let path = format!(
         "{api}/entries{}",
         query(&[
@@ -74,9 +77,9 @@ async fn entries(
             ("iterator", get("iterator")),
         ])
     );
-    let list = ctx.api.get(&path).await.map_err(|r| ctx.fail(r))?;
-    let rows = list["data"].as_array().cloned().unwrap_or_default();
-    let base = format!("/admin/inbox/{}", seg(s(&i, "name")));
+    let list: ListResponse<InboxEntryOut> = ctx.api.get_as(&path).await.map_err(|r| ctx.fail(r))?;
+    let rows = &list.data;
+    let base = format!("/admin/inbox/{}", seg(&i.name));
     let filters = [
         ("path", get("path")),
         ("after", get("after")),
@@ -88,7 +91,7 @@ async fn entries(
         format!("{base}/export{}", query(&pairs))
     };
     let body = html! {
-        p { "Ingest URL: " code { (s(&i, "ingestUrl")) } }
+        p { "Ingest URL: " code { (i.ingest_url) } }
         form.filters method="get" action=(base) role="search" aria-label="Filter entries" {
             div.field { label for="i-path" { "Path (and below)" } input #i-path name="path" value=(get("path")) placeholder="blessing"; }
             div.field { label for="i-after" { "After (UTC)" } input #i-after type="datetime-local" name="after" value=(get("after")); }
@@ -103,18 +106,21 @@ async fn entries(
             table {
                 caption.visually-hidden { "Entries, newest first" }
                 thead { tr { th scope="col" { "Received" } th scope="col" { "Method" } th scope="col" { "Path" } th scope="col" { "Key" } th scope="col" { "Value" } } }
-                tbody { @for e in &rows { tr {
-                    td { (view::time(&e["receivedAt"])) }
-                    td { (s(e, "method")) }
-                    td { code { (s(e, "path")) } }
-                    td { code { (s(e, "key")) } }
-                    td { details { summary { (truncate(&e["value"].to_string(), 60)) } pre tabindex="0" { code { (view::pretty(&e["value"])) } } } }
+                tbody { @for e in rows {
+                    // The value is the sender's own document, passed through as JSON.
+                    @let value = view::document(&e.value);
+                    tr {
+                    td { (view::time(&e.received_at)) }
+                    td { (e.method) }
+                    td { code { (e.path) } }
+                    td { code { (e.key) } }
+                    td { details { summary { (truncate(&value.to_string(), 60)) } pre tabindex="0" { code { (view::pretty(&value)) } } } }
                 } } }
             }
             (view::pager(&base, &list, &filters))
         }
     };
-    Ok(ctx.page(&format!("Inbox {}", s(&i, "name")), body))
+    Ok(ctx.page(&format!("Inbox {}", i.name), body))
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -151,11 +157,7 @@ async fn export(
     let response = ctx.api.raw(Method::GET, &path, None).await;
     if !response.status().is_success() {
         // Read the refusal the usual way, for its message.
-        let refusal = ctx.api.get(&path).await.err();
-        return Err(match refusal {
-            Some(r) => ctx.fail(r),
-            None => ctx.error(response.status(), "the export failed"),
-        });
+        return Err(ctx.fail(Refusal::of(response).await));
     }
     let name: String = inbox
         .chars()

@@ -15,7 +15,14 @@ use super::PortalState;
 use super::client::{PageResult, query, seg};
 use super::endpoint_app::utc_input;
 use super::endpoints::{Scope, app_nav};
-use super::view::{self, action_button, code_block, facts, s, status_badge};
+use super::view::{self, action_button, code_block, facts, status_badge};
+use crate::api::attempt::MessageAttemptOut;
+use crate::api::delivery::MessageEndpointOut;
+use crate::api::delivery_log::DeliveryLogOut;
+use crate::api::event_type::EventTypeOut;
+use crate::api::message::MessageOut;
+use crate::api::pagination::ListResponse;
+use crate::api::status::MessageAttemptTriggerType;
 
 pub fn router() -> Router<PortalState> {
     Router::new()
@@ -67,30 +74,26 @@ async fn log(
             ("size", "50"),
         ])
     );
-    let (log, refused) = match ctx.api.get(&path).await {
-        Ok(v) => (v, None),
+    let (log, refused) = match ctx.api.get_as::<DeliveryLogOut>(&path).await {
+        Ok(log) => (Some(log), None),
         // A bad filter is shown above the form, which is kept.
         Err(r)
             if r.status.is_client_error()
                 && r.status.as_u16() != 404
                 && r.status.as_u16() != 401 =>
         {
-            (Value::Null, Some(r.messages()))
+            (None, Some(r.messages()))
         }
         Err(r) => return Err(ctx.fail(r)),
     };
-    let types = ctx
+    let types: ListResponse<EventTypeOut> = ctx
         .api
-        .get("/api/v1/event-type?limit=250")
+        .get_as("/api/v1/event-type?limit=250")
         .await
         .map_err(|r| ctx.fail(r))?;
-    let type_names: Vec<&str> = types["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| s(t, "name"))
-        .collect();
-    let rows = log["content"].as_array().cloned().unwrap_or_default();
+    let type_names: Vec<&str> = types.data.iter().map(|t| t.name.as_str()).collect();
+    let rows = log.as_ref().map_or(&[][..], |l| &l.content[..]);
+    let total = log.as_ref().map_or(0, |l| l.total);
     let filters = [
         ("eventType", q.event_type.as_str()),
         ("status", q.status.as_str()),
@@ -138,7 +141,7 @@ async fn log(
             p.empty { "No messages match." }
         } @else if !rows.is_empty() {
             p.hint {
-                (log["total"]) (if log["total"] == 1 { " delivery" } else { " deliveries" })
+                (total) (if total == 1 { " delivery" } else { " deliveries" })
                 "; each row is one message to one endpoint, newest first."
             }
             table.log {
@@ -147,22 +150,22 @@ async fn log(
                     th scope="col" { "Endpoint" } th scope="col" { "Status" } th scope="col" { "Last response" } th scope="col" { "Attempts" }
                 } }
                 tbody {
-                    @for r in &rows {
+                    @for r in rows {
                         tr {
-                            td { (view::time(&r["createTimestamp"])) }
-                            td { a href={ (base) "/" (seg(s(r, "msgId"))) } { code { (s(r, "msgId")) } } }
-                            td { code { (s(r, "eventType")) } }
-                            td { (s(r, "url")) }
-                            td { (status_badge(s(r, "status"))) }
-                            td { @if r["lastResponseStatus"].is_null() { "—" } @else { (r["lastResponseStatus"]) } }
-                            td { (r["retryAttempts"]) }
+                            td { (view::time(&r.create_timestamp)) }
+                            td { a href={ (base) "/" (seg(&r.msg_id)) } { code { (r.msg_id) } } }
+                            td { code { (r.event_type) } }
+                            td { (r.url) }
+                            td { (status_badge(&view::wire(&r.status))) }
+                            td { @if let Some(code) = r.last_response_status { (code) } @else { "—" } }
+                            td { (r.retry_attempts) }
                         }
                     }
                 }
             }
             nav.pager aria-label="Pages" {
-                @if log["first"] == false { a href=(link_to(page - 1)) { "← Newer" } }
-                @if log["last"] == false { a href=(link_to(page + 1)) { "Older →" } }
+                @if log.as_ref().is_some_and(|l| !l.first) { a href=(link_to(page - 1)) { "← Newer" } }
+                @if log.as_ref().is_some_and(|l| !l.last) { a href=(link_to(page + 1)) { "Older →" } }
             }
         }
     };
@@ -174,20 +177,20 @@ async fn message(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageRe
     let app = param(&p, "app_id");
     let msg = param(&p, "msg");
     let api = format!("/api/v1/app/{}", seg(app));
-    let m = ctx
+    let m: MessageOut = ctx
         .api
-        .get(&format!("{api}/msg/{}", seg(msg)))
+        .get_as(&format!("{api}/msg/{}", seg(msg)))
         .await
         .map_err(|r| ctx.fail(r))?;
-    let id = s(&m, "id").to_owned();
-    let destinations = ctx
+    let id = m.id.clone();
+    let destinations: ListResponse<MessageEndpointOut> = ctx
         .api
-        .get(&format!("{api}/msg/{}/endpoint?limit=250", seg(&id)))
+        .get_as(&format!("{api}/msg/{}/endpoint?limit=250", seg(&id)))
         .await
         .map_err(|r| ctx.fail(r))?;
-    let attempts = ctx
+    let attempts: ListResponse<MessageAttemptOut> = ctx
         .api
-        .get(&format!(
+        .get_as(&format!(
             "{api}/attempt/msg/{}?limit=250&with_content=false",
             seg(&id)
         ))
@@ -195,35 +198,31 @@ async fn message(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageRe
         .map_err(|r| ctx.fail(r))?;
     let base = ctx.app_base(app);
     let here = format!("{base}/message/{}", seg(&id));
-    let payload = if m["payload"].is_null() {
-        "(deleted)".to_owned()
-    } else {
-        view::pretty(&m["payload"])
-    };
+    let payload = payload_text(&m);
     let body = html! {
         (app_nav(ctx, app))
         (facts(&[
             ("ID", html! { code { (id) } }),
-            ("Event type", html! { code { (s(&m, "eventType")) } }),
-            ("Event id", html! { (s(&m, "eventId")) }),
-            ("Channels", html! { (m["channels"].as_array().map(|c| c.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }),
-            ("Created", html! { (view::time(&m["timestamp"])) }),
+            ("Event type", html! { code { (m.event_type) } }),
+            ("Event id", html! { (m.event_id.as_deref().unwrap_or("")) }),
+            ("Channels", html! { (m.channels.as_deref().unwrap_or_default().join(", ")) }),
+            ("Created", html! { (view::time(&m.timestamp)) }),
         ]))
         (code_block("Payload", &payload))
         section aria-labelledby="destinations" {
             h2 #destinations { "Endpoints" }
-            @let rows = destinations["data"].as_array().cloned().unwrap_or_default();
+            @let rows = &destinations.data;
             @if rows.is_empty() { p.empty { "No endpoint was to receive this message." } } @else {
                 table {
                     thead { tr { th scope="col" { "Endpoint" } th scope="col" { "Status" } th scope="col" { "Next attempt" } th scope="col" { span.visually-hidden { "Actions" } } } }
                     tbody {
-                        @for d in &rows {
+                        @for d in rows {
                             tr {
-                                td { a href={ (base) "/endpoint/" (seg(s(d, "id"))) } { (s(d, "url")) } }
-                                td { (status_badge(view::status_text(&d["status"]))) }
-                                td { (view::time(&d["nextAttempt"])) }
+                                td { a href={ (base) "/endpoint/" (seg(&d.id)) } { (d.url) } }
+                                td { (status_badge(view::status_text(d.status))) }
+                                td { (view::time(d.next_attempt.as_ref())) }
                                 td { @if !ctx.read_only() {
-                                    (action_button(ctx, &format!("{here}/endpoint/{}/resend", seg(s(d, "id"))), "Resend", ""))
+                                    (action_button(ctx, &format!("{here}/endpoint/{}/resend", seg(&d.id)), "Resend", ""))
                                 } }
                             }
                         }
@@ -233,19 +232,19 @@ async fn message(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageRe
         }
         section aria-labelledby="attempts" {
             h2 #attempts { "Attempts" }
-            @let rows = attempts["data"].as_array().cloned().unwrap_or_default();
+            @let rows = &attempts.data;
             @if rows.is_empty() { p.empty { "No attempt yet." } } @else {
                 table {
                     thead { tr { th scope="col" { "Time" } th scope="col" { "Endpoint" } th scope="col" { "Result" } th scope="col" { "Response" } th scope="col" { "Duration" } th scope="col" { "Trigger" } } }
                     tbody {
-                        @for a in &rows {
+                        @for a in rows {
                             tr {
-                                td { a href={ (here) "/attempt/" (seg(s(a, "id"))) } { (view::time(&a["timestamp"])) } }
-                                td { (s(a, "url")) }
-                                td { (status_badge(view::status_text(&a["status"]))) }
+                                td { a href={ (here) "/attempt/" (seg(&a.id)) } { (view::time(&a.timestamp)) } }
+                                td { (a.url) }
+                                td { (status_badge(view::status_text(a.status))) }
                                 td { (response_code(a)) }
-                                td { (a["responseDurationMs"]) " ms" }
-                                td { (if a["triggerType"] == 1 { "manual" } else { "scheduled" }) }
+                                td { (a.response_duration_ms) " ms" }
+                                td { (trigger(a)) }
                             }
                         }
                     }
@@ -256,9 +255,27 @@ async fn message(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageRe
     Ok(ctx.page("Message", body))
 }
 
-fn response_code(a: &Value) -> maud::Markup {
+fn response_code(a: &MessageAttemptOut) -> maud::Markup {
     html! {
-        @if a["responseStatusCode"] == 0 { "no response" } @else { (a["responseStatusCode"]) }
+        @if a.response_status_code == 0 { "no response" } @else { (a.response_status_code) }
+    }
+}
+
+fn trigger(a: &MessageAttemptOut) -> &'static str {
+    match a.trigger_type {
+        MessageAttemptTriggerType::Manual => "manual",
+        MessageAttemptTriggerType::Scheduled => "scheduled",
+    }
+}
+
+/// The payload indented. It is the producer's own document, so it stays JSON as sent; a
+/// `null` one (none is sent today) reads "(deleted)" as it always has.
+fn payload_text(m: &MessageOut) -> String {
+    let payload = view::document(&m.payload);
+    if payload.is_null() {
+        "(deleted)".to_owned()
+    } else {
+        view::pretty(&payload)
     }
 }
 
@@ -266,42 +283,48 @@ async fn attempt(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageRe
     let ctx = &scope.ctx;
     let app = param(&p, "app_id");
     let api = format!("/api/v1/app/{}/msg/{}", seg(app), seg(param(&p, "msg")));
-    let a = ctx
+    let a: MessageAttemptOut = ctx
         .api
-        .get(&format!("{api}/attempt/{}", seg(param(&p, "attempt"))))
+        .get_as(&format!("{api}/attempt/{}", seg(param(&p, "attempt"))))
         .await
         .map_err(|r| ctx.fail(r))?;
     let base = ctx.app_base(app);
-    let message = format!("{base}/message/{}", seg(s(&a, "msgId")));
+    let message = format!("{base}/message/{}", seg(&a.msg_id));
     // The body as sent is recorded only when shaping changed it; otherwise it is the payload.
-    let sent_body = match a["requestBody"].as_str() {
-        Some(body) => body.to_owned(),
+    let sent_body = match &a.request_body {
+        Some(body) => body.clone(),
         None => {
-            let m = ctx.api.get(&api).await.map_err(|r| ctx.fail(r))?;
-            if m["payload"].is_null() {
-                "(deleted)".to_owned()
-            } else {
-                view::pretty(&m["payload"])
-            }
+            let m: MessageOut = ctx.api.get_as(&api).await.map_err(|r| ctx.fail(r))?;
+            payload_text(&m)
         }
     };
-    let headers = a["requestHeaders"].as_object().cloned().unwrap_or_default();
-    let response = s(&a, "response");
+    // The API sends the headers as a JSON object (`Value` in its own type): header names are
+    // the receiver's, not fields of ours. Only string values are headers.
+    let headers: Vec<(&String, &str)> = a
+        .request_headers
+        .as_ref()
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k, v.as_str().unwrap_or("")))
+        .collect();
+    let response = a.response.as_str();
+    let error = a.error.as_deref().unwrap_or("");
     let body = html! {
         (app_nav(ctx, app))
         (facts(&[
-            ("ID", html! { code { (s(&a, "id")) } }),
-            ("Message", html! { a href=(message) { code { (s(&a, "msgId")) } } }),
-            ("Endpoint", html! { a href={ (base) "/endpoint/" (seg(s(&a, "endpointId"))) } { code { (s(&a, "endpointId")) } } }),
-            ("URL", html! { (s(&a, "url")) }),
-            ("Result", status_badge(view::status_text(&a["status"]))),
+            ("ID", html! { code { (a.id) } }),
+            ("Message", html! { a href=(message) { code { (a.msg_id) } } }),
+            ("Endpoint", html! { a href={ (base) "/endpoint/" (seg(&a.endpoint_id)) } { code { (a.endpoint_id) } } }),
+            ("URL", html! { (a.url) }),
+            ("Result", status_badge(view::status_text(a.status))),
             ("Response status", response_code(&a)),
-            ("Duration", html! { (a["responseDurationMs"]) " ms" }),
-            ("Time", html! { (view::time(&a["timestamp"])) }),
-            ("Trigger", html! { (if a["triggerType"] == 1 { "manual" } else { "scheduled" }) }),
+            ("Duration", html! { (a.response_duration_ms) " ms" }),
+            ("Time", html! { (view::time(&a.timestamp)) }),
+            ("Trigger", html! { (trigger(&a)) }),
         ]))
-        @if !s(&a, "error").is_empty() {
-            div.notice.error { p { "No response: " (s(&a, "error")) } }
+        @if !error.is_empty() {
+            div.notice.error { p { "No response: " (error) } }
         }
         section aria-labelledby="request" {
             h2 #request { "Request as sent" }
@@ -311,10 +334,10 @@ async fn attempt(scope: Scope, Path(p): Path<HashMap<String, String>>) -> PageRe
                 table.headers {
                     caption.visually-hidden { "Request headers" }
                     thead { tr { th scope="col" { "Header" } th scope="col" { "Value" } } }
-                    tbody { @for (k, v) in &headers { tr { th scope="row" { code { (k) } } td.mono { (v.as_str().unwrap_or("")) } } } }
+                    tbody { @for (k, v) in &headers { tr { th scope="row" { code { (k) } } td.mono { (v) } } } }
                 }
             }
-            (code_block(if a["requestBody"].is_string() { "Request body" } else { "Request body: the message's payload, byte for byte (shown indented)" }, &sent_body))
+            (code_block(if a.request_body.is_some() { "Request body" } else { "Request body: the message's payload, byte for byte (shown indented)" }, &sent_body))
         }
         section aria-labelledby="response" {
             h2 #response { "Response" }

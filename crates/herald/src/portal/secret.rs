@@ -16,7 +16,8 @@ use super::PortalState;
 use super::client::{PageResult, seg};
 use super::endpoints::Scope;
 use super::session::Form;
-use super::view::{self, s};
+use super::view;
+use crate::api::endpoint::EndpointSecretOut;
 
 pub fn router() -> Router<PortalState> {
     Router::new()
@@ -40,16 +41,17 @@ async fn show(
     let ctx = &scope.ctx;
     let reveal = q.reveal.is_some();
     // Read even when not revealing: a session that may not read it learns so at once.
-    let secret = ctx
+    let secret: EndpointSecretOut = ctx
         .api
-        .get(&scope.api(&format!("/{}/secret", seg(ep))))
+        .get_as(&scope.api(&format!("/{}/secret", seg(ep))))
         .await
         .map_err(|r| ctx.fail(r))?;
-    let key = s(&secret, "key");
+    let key = secret.key.as_str();
+    let public_key = secret.public_key.as_deref().unwrap_or("");
     let body = html! {
         (scope.app_nav())
         p { "Receivers use this secret to check that a delivery comes from us. Scheme: "
-            code { (s(&secret, "scheme")) } "." }
+            code { (view::wire(&secret.scheme)) } "." }
         @if reveal {
             div.secret {
                 label for="secret-value" { "Secret" }
@@ -57,10 +59,10 @@ async fn show(
                 button type="button" data-copy="secret-value" { "Copy" }
                 span.copied role="status" aria-live="polite" {}
             }
-            @if !s(&secret, "publicKey").is_empty() {
+            @if !public_key.is_empty() {
                 div.secret {
                     label for="public-key" { "Public key (for receivers)" }
-                    output #public-key.mono { (s(&secret, "publicKey")) }
+                    output #public-key.mono { (public_key) }
                     button type="button" data-copy="public-key" { "Copy" }
                 }
             }
@@ -125,9 +127,10 @@ async fn rotate(
     scope
         .ctx
         .api
-        .post(
+        .send(
+            axum::http::Method::POST,
             &scope.api(&format!("/{}/secret/rotate", seg(ep))),
-            &Value::Object(body),
+            Some(&Value::Object(body)),
         )
         .await
         .map_err(|r| scope.ctx.fail(r))?;

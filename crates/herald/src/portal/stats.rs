@@ -8,6 +8,7 @@ use maud::{Markup, html};
 use super::client::{PortalError, query};
 use super::session::Ctx;
 use super::view;
+use crate::api::delivery::EndpointStats;
 
 /// One bucket's deliveries, by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,18 +47,17 @@ pub async fn section(
         let since = start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let until = (*start + step).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let path = format!("{stats}{}", query(&[("since", &since), ("until", &until)]));
-        async move { ctx.api.get(&path).await }
+        async move { ctx.api.get_as::<EndpointStats>(&path).await }
     });
     let answers = futures::future::join_all(calls).await;
     let mut data = Vec::with_capacity(starts.len());
     for (start, answer) in starts.iter().zip(answers) {
         let v = answer.map_err(|r| ctx.fail(r))?;
-        let n = |k: &str| v[k].as_u64().unwrap_or(0);
         data.push(Bucket {
             start: *start,
-            success: n("success"),
-            fail: n("fail"),
-            waiting: n("pending") + n("sending"),
+            success: v.success,
+            fail: v.fail,
+            waiting: v.pending + v.sending,
         });
     }
     let total = |f: fn(&Bucket) -> u64| data.iter().map(f).sum::<u64>();

@@ -4,8 +4,15 @@
 //! input with a `label`, errors announced (`role="alert"`) and tied to their field with
 //! `aria-describedby`, status shown as text (never by colour alone).
 
+use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use crate::api::pagination::ListResponse;
+use crate::api::status::MessageStatus;
 
 use super::client::Refusal;
 use super::session::{Area, Ctx};
@@ -141,27 +148,33 @@ pub fn action_button(ctx: &Ctx, action: &str, text: &str, class: &str) -> Markup
     }
 }
 
-/// The string at `key`, or "".
-pub fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or("")
+/// An API timestamp for people: `2026-03-10 16:15:50 UTC`; "—" for none.
+pub fn time<'a>(t: impl Into<Option<&'a DateTime<Utc>>>) -> String {
+    t.into().map_or_else(
+        || "—".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }
 
-/// An API timestamp for people: `2026-03-10 16:15:50 UTC`.
-pub fn time(v: &Value) -> String {
-    v.as_str()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map_or_else(
-            || "—".to_owned(),
-            |t| {
-                t.with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%d %H:%M:%S UTC")
-                    .to_string()
-            },
-        )
-}
-
-pub fn pretty(v: &Value) -> String {
+/// JSON indented for reading.
+pub fn pretty<T: Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+/// A JSON document the API passes through as it was given (a payload, an inbox's value), as a
+/// `Value`, so that it is shown the way the portal always showed it.
+pub fn document(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}
+
+/// The API's own name of one of its enum values (its serde name, e.g. `hmac-sha1-hex`), so a
+/// page never spells it differently from the API.
+pub fn wire<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(name)) => name,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
 }
 
 /// A delivery or attempt status, as text in a coloured badge.
@@ -176,13 +189,12 @@ pub fn status_badge(status: &str) -> Markup {
 }
 
 /// The text of the Svix numeric statuses.
-pub fn status_text(v: &Value) -> &'static str {
-    match v.as_i64() {
-        Some(0) => "success",
-        Some(1) => "pending",
-        Some(2) => "fail",
-        Some(3) => "sending",
-        _ => "unknown",
+pub fn status_text(status: MessageStatus) -> &'static str {
+    match status {
+        MessageStatus::Success => "success",
+        MessageStatus::Pending => "pending",
+        MessageStatus::Fail => "fail",
+        MessageStatus::Sending => "sending",
     }
 }
 
@@ -295,8 +307,8 @@ pub fn field(
 }
 
 /// Pagination links for the Svix iterator lists.
-pub fn pager(base: &str, list: &Value, extra: &[(&str, &str)]) -> Markup {
-    let next = list["iterator"].as_str().filter(|_| list["done"] == false);
+pub fn pager<T: ToSchema>(base: &str, list: &ListResponse<T>, extra: &[(&str, &str)]) -> Markup {
+    let next = list.iterator.as_deref().filter(|_| !list.done);
     let href = next.map(|it| {
         let mut pairs = extra.to_vec();
         pairs.push(("iterator", it));

@@ -178,7 +178,7 @@ pub struct EndpointPatch {
     pub filter: Patch<serde_json::Value>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointOut {
     #[schema(example = "ep_0Kx7cVlFQHZ6jyEhyGgyqr")]

@@ -53,7 +53,7 @@ pub struct EndpointHeadersOut {
     pub sensitive: Vec<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointSecretOut {
     /// The secret receivers verify with: the shared secret, or for `standard-v1a` the public

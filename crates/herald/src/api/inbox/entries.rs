@@ -46,7 +46,7 @@ pub const FIXED_COLUMNS: [&str; 3] = ["key", "path", "receivedAt"];
 pub const ENTRY_COUNT_HEADER: &str = "x-herald-entry-count";
 
 /// One received write. No `Debug`: bodies are customer data.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InboxEntryOut {
     #[schema(example = "entry_0Kx7cVlFQHZ6jyEhyGgyqr")]

@@ -62,7 +62,7 @@ pub struct VerificationIn {
     pub tolerance_seconds: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationOut {
     pub scheme: SchemeName,
@@ -172,7 +172,7 @@ pub struct InboxPatch {
     pub drop_headers: Option<Vec<String>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InboxOut {
     #[schema(example = "inbox_0Kx7cVlFQHZ6jyEhyGgyqr")]
