@@ -15,10 +15,12 @@ use herald_core::model::{
 use herald_core::page::{Cursor, ListParams, Order};
 use herald_core::token::random_base62;
 
-use crate::queue::{AttemptRecord, NextStep};
+use crate::queue::{AttemptRecord, NextStep, Task, TaskClaim};
 use crate::{
-    IdempotencyCompletion, IdempotencyState, MessageFilter, Store, StoreError, StoredResponse,
+    IdempotencyCompletion, IdempotencyState, MessageFilter, QueueStore, Store, StoreError,
+    StoredResponse,
 };
+use chrono::{DateTime, Utc};
 use herald_core::id::AttemptId;
 use herald_core::model::{DeliveryStatus, Ordering, Trigger};
 
@@ -26,6 +28,44 @@ mod batches;
 mod devices;
 pub(crate) mod inbox;
 mod routing;
+
+/// Claims one endpoint's tasks: [`QueueStore::claim_tasks_of`] with a single claim, as the
+/// checks use it (the worker always claims for several endpoints at once). Returns the tasks
+/// and the endpoint's queue version (-1 when `node` does not own it).
+#[async_trait::async_trait]
+pub trait ClaimTasks {
+    async fn claim_tasks(
+        &self,
+        node: &str,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        fifo: bool,
+    ) -> crate::Result<(Vec<Task>, i64)>;
+}
+
+#[async_trait::async_trait]
+impl<S: QueueStore + ?Sized> ClaimTasks for S {
+    async fn claim_tasks(
+        &self,
+        node: &str,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        fifo: bool,
+    ) -> crate::Result<(Vec<Task>, i64)> {
+        let claim = TaskClaim {
+            endpoint: endpoint.clone(),
+            lease_until,
+            limit,
+            fifo,
+        };
+        let mut claimed = self.claim_tasks_of(node, now, &[claim]).await?;
+        Ok(claimed.pop().unwrap_or_default())
+    }
+}
 
 /// Runs every check against `store`.
 pub async fn run(store: &dyn Store) {

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use herald_store::prelude::*;
 use herald_store::testing::{CommitFault, TestDatabase, postgres_url_or_skip};
-use herald_store::{PostgresStore, SqliteStore, Store, StoreError, WakeupEvent, conformance};
+use herald_store::{PostgresStore, SqliteStore, StoreError, WakeupEvent, conformance};
 
 #[tokio::test]
 async fn sqlite_conforms() {

@@ -7,7 +7,7 @@ use herald_core::model::{DeliveryStatus, OPERATIONAL_APP_ID, Trigger};
 use herald_core::page::{Cursor, ListParams, Order};
 use herald_core::token::random_base62;
 
-use super::{record, sample_app, sample_endpoint, sample_message, secrets};
+use super::{ClaimTasks, record, sample_app, sample_endpoint, sample_message, secrets};
 use crate::queue::NextStep;
 use crate::{AttemptFilter, DeliveryLogFilter, EndpointMessageFilter, EndpointStats, Store};
 
