@@ -26,8 +26,8 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use herald_core::crypto::Keyring;
-use herald_core::id::{AppId, EndpointId};
-use herald_store::{Store, WakeupEvent};
+use herald_core::id::EndpointId;
+use herald_store::{QueueStore, WakeupEvent};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -92,7 +92,8 @@ impl WorkerConfig {
 
 /// What the actors share.
 pub struct Shared {
-    pub store: Arc<dyn Store>,
+    /// The queue role only: all the worker reads and writes.
+    pub store: Arc<dyn QueueStore>,
     pub keyring: Arc<Keyring>,
     pub outbound: Arc<Outbound>,
     pub completions: completion::Completions,
@@ -103,19 +104,9 @@ pub struct Shared {
     pub slots: Arc<tokio::sync::Semaphore>,
 }
 
-impl Shared {
-    /// An application's `throttleRate`, the default rate of its endpoints.
-    async fn app_rate(&self, app: &AppId) -> Option<u16> {
-        match self.store.get_app(app.as_str()).await {
-            Ok(app) => app.and_then(|a| a.rate_limit),
-            Err(_) => None,
-        }
-    }
-}
-
 /// Wakes the worker when work becomes due: after a publish through this process's API, and
 /// (on Postgres) after one through any node, announced by the database
-/// ([`Store::subscribe_wakeups`]). Duplicate wake-ups coalesce: endpoints named while the
+/// ([`QueueStore::subscribe_wakeups`]). Duplicate wake-ups coalesce: endpoints named while the
 /// dispatcher is busy are handled together on its next turn.
 #[derive(Clone)]
 pub struct Wakeup {
@@ -202,14 +193,14 @@ pub struct Worker {
     writer: tokio::task::JoinHandle<()>,
     /// Relays other nodes' wake-ups (Postgres).
     forwarder: Option<tokio::task::JoinHandle<()>>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn QueueStore>,
     config: WorkerConfig,
 }
 
 impl Worker {
     /// Starts the dispatcher and the completion writer.
     pub fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn QueueStore>,
         keyring: Arc<Keyring>,
         outbound: Arc<Outbound>,
         config: WorkerConfig,
