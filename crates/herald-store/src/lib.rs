@@ -23,8 +23,8 @@
 //!
 //! Two implementations share one body of portable SQL (`src/sql/*.rs`, one file per role,
 //! compiled once per backend with `$N` placeholders, integer millisecond timestamps and text
-//! JSON), and keep only what differs per engine in their own module, as the items of
-//! [`dialect::Dialect`]: the claim queries of the delivery queue, row locking, queue locks and
+//! JSON), and keep only what differs per engine in their own module, as the items of the
+//! `Dialect` trait (`sql/dialect.rs`): the claim queries of the delivery queue, row locking, queue locks and
 //! a string function; plus connection setup, migrations and cross-process wake-ups. The
 //! conformance suite (`conformance`, with the `testing` feature) runs against both.
 

@@ -1,7 +1,7 @@
 //! The Postgres store: any number of Herald nodes on one database.
 //!
-//! The SQL is the portable body shared with SQLite (`sql/common.rs`); this module adds what only
-//! Postgres does:
+//! The SQL is the portable body shared with SQLite (`sql/common.rs` and the role files it
+//! includes); this module adds what only Postgres does, its [`Dialect`] among it:
 //!
 //! - **Claims that skip each other.** Several nodes sweep for due endpoints and claim tasks at
 //!   the same moment. The claim queries lock the rows they take `FOR UPDATE SKIP LOCKED`, so a
@@ -9,7 +9,7 @@
 //!   changed since the statement began is re-checked before it is taken.
 //! - **Wake-ups across nodes.** Once a transaction that makes work due has committed, the
 //!   store announces the endpoints concerned with `pg_notify`, and Postgres passes that to
-//!   every node listening ([`Store::subscribe_wakeups`]: one connection per worker node, which
+//!   every node listening ([`crate::QueueStore::subscribe_wakeups`]: one connection per worker node, which
 //!   re-establishes itself after an outage). The announcement is not part of the publish's own
 //!   transaction on purpose: Postgres serialises the commits of every transaction that
 //!   notifies (a lock on the notification queue, held through the WAL flush), which would cap
@@ -19,7 +19,7 @@
 //!   sweeps for due work four times a second anyway.
 //!
 //! There is one connection pool for reads and writes: Postgres has no single-writer limit, and
-//! rows are locked where transactions would otherwise race (see `sql/common.rs`).
+//! rows are locked where transactions would otherwise race (`Dialect::LOCKS_ROWS`).
 
 use std::str::FromStr;
 use std::time::Duration;
