@@ -398,10 +398,11 @@ impl QueueStore for SqlStore {
         let mut records: Vec<&AttemptRecord> = records.iter().collect();
         records.sort_by(|a, b| a.endpoint_id.as_str().cmp(b.endpoint_id.as_str()));
         let mut tx = WriteTx::begin(self).await?;
-        // Postgres: the batch's queue rows are locked up front, in endpoint id order, as
-        // publishes and lease renewals lock them. The short way below and the result-by-result
-        // way after it each go in that order, but one after the other they would not.
-        if !FOR_UPDATE.is_empty() && !records.is_empty() {
+        // Where transactions lock rows (Postgres): the batch's queue rows are locked up front,
+        // in endpoint id order, as publishes and lease renewals lock them. The short way below
+        // and the result-by-result way after it each go in that order, but one after the other
+        // they would not.
+        if SqlStore::LOCKS_ROWS && !records.is_empty() {
             let mut endpoints: Vec<&str> = records.iter().map(|r| r.endpoint_id.as_str()).collect();
             endpoints.dedup();
             let mut qb = QueryBuilder::<Db>::new(
