@@ -31,6 +31,31 @@ pub mod devices;
 pub mod inbox;
 pub mod routing;
 
+/// A dispatcher's one read: the endpoint, its sealed secrets and its application's delivery
+/// settings; nothing for an endpoint that is gone.
+pub async fn dispatch_target(store: &dyn Store) {
+    let mut app = sample_app(None);
+    app.rate_limit = Some(7);
+    store.create_app(&app).await.unwrap();
+    let endpoint = sample_endpoint(&app.id);
+    store
+        .create_endpoint(&endpoint, &sample_secrets())
+        .await
+        .unwrap();
+    let target = store
+        .dispatch_target(&endpoint.id)
+        .await
+        .unwrap()
+        .expect("the endpoint exists");
+    assert_eq!(target.endpoint, endpoint);
+    assert_eq!(target.secrets, sample_secrets());
+    assert_eq!(target.app_rate_limit, Some(7));
+    assert_eq!(target.graphql_api, None);
+
+    assert!(store.delete_endpoint(&app.id, &endpoint.id).await.unwrap());
+    assert_eq!(store.dispatch_target(&endpoint.id).await.unwrap(), None);
+}
+
 /// Claims one endpoint's tasks: [`QueueStore::claim_tasks_of`] with a single claim, as the
 /// checks use it (the worker always claims for several endpoints at once). Returns the tasks
 /// and the endpoint's queue version (-1 when `node` does not own it).
@@ -88,6 +113,7 @@ macro_rules! conformance_checks {
             idempotency => $crate::conformance::idempotency,
             delivery_queue => $crate::conformance::delivery_queue,
             fifo_and_recovery => $crate::conformance::fifo_and_recovery,
+            dispatch_target => $crate::conformance::dispatch_target,
             fan_out_follows_patterns_channels_and_filters => $crate::conformance::routing::fan_out_follows_patterns_channels_and_filters,
             examples_go_to_one_endpoint => $crate::conformance::routing::examples_go_to_one_endpoint,
             graphql_api_is_stored_sealed_and_resealed => $crate::conformance::routing::graphql_api_is_stored_sealed_and_resealed,
