@@ -14,7 +14,8 @@ use std::time::Instant;
 use chrono::{Duration, Utc};
 use herald_core::id::{AppId, EndpointId, MessageId};
 use herald_core::model::DeliveryStatus;
-use herald_store::{DeliveryLogFilter, SqliteStore, Store};
+use herald_store::prelude::*;
+use herald_store::{DeliveryLogFilter, SqliteStore};
 use sqlx::Connection;
 
 const ENDPOINTS: usize = 10;

@@ -1,7 +1,9 @@
-//! The behaviour every [`Store`] implementation must have, as one suite run against each backend
-//! (see `tests/conformance.rs`). A new backend is done when this passes.
+//! The behaviour every [`Store`] implementation must have: one check per `pub async fn`, run
+//! against each backend as a test of its own ([`conformance_checks!`](crate::conformance_checks)
+//! lists them; see `tests/conformance.rs`). A new backend is done when they all pass. Test
+//! support only: compiled with the `testing` feature.
 //!
-//! Each check creates its own rows with fresh ids, so the suite can run against a database that
+//! Each check creates its own rows with fresh ids, so a check can run against a database that
 //! already holds data (a shared Postgres test database, for instance).
 
 use std::collections::BTreeMap;
@@ -15,42 +17,129 @@ use herald_core::model::{
 use herald_core::page::{Cursor, ListParams, Order};
 use herald_core::token::random_base62;
 
-use crate::queue::{AttemptRecord, NextStep};
+use crate::queue::{AttemptRecord, NextStep, Task, TaskClaim};
 use crate::{
-    IdempotencyCompletion, IdempotencyState, MessageFilter, Store, StoreError, StoredResponse,
+    IdempotencyCompletion, IdempotencyState, MessageFilter, QueueStore, Store, StoreError,
+    StoredResponse,
 };
+use chrono::{DateTime, Utc};
 use herald_core::id::AttemptId;
 use herald_core::model::{DeliveryStatus, Ordering, Trigger};
 
-mod batches;
-mod devices;
-pub(crate) mod inbox;
-mod routing;
+pub mod batches;
+pub mod devices;
+pub mod inbox;
+pub mod routing;
 
-/// Runs every check against `store`.
-pub async fn run(store: &dyn Store) {
-    settings(store).await;
-    applications(store).await;
-    pagination_survives_inserts(store).await;
-    event_types(store).await;
-    endpoints(store).await;
-    endpoint_quota_holds_under_concurrency(store).await;
-    attempts_keep_the_url_they_were_sent_to(store).await;
-    messages(store).await;
-    api_keys(store).await;
-    idempotency(store).await;
-    delivery_queue(store).await;
-    fifo_and_recovery(store).await;
-    routing::run(store).await;
-    devices::run(store).await;
-    logs::run(store).await;
-    concurrent_claims_do_not_overlap(store).await;
-    publishes_racing_releases_are_never_stranded(store).await;
-    batches::run(store).await;
-    inbox::run(store).await;
+/// A dispatcher's one read: the endpoint, its sealed secrets and its application's delivery
+/// settings; nothing for an endpoint that is gone.
+pub async fn dispatch_target(store: &dyn Store) {
+    let mut app = sample_app(None);
+    app.rate_limit = Some(7);
+    store.create_app(&app).await.unwrap();
+    let endpoint = sample_endpoint(&app.id);
+    store
+        .create_endpoint(&endpoint, &sample_secrets())
+        .await
+        .unwrap();
+    let target = store
+        .dispatch_target(&endpoint.id)
+        .await
+        .unwrap()
+        .expect("the endpoint exists");
+    assert_eq!(target.endpoint, endpoint);
+    assert_eq!(target.secrets, sample_secrets());
+    assert_eq!(target.app_rate_limit, Some(7));
+    assert_eq!(target.graphql_api, None);
+
+    assert!(store.delete_endpoint(&app.id, &endpoint.id).await.unwrap());
+    assert_eq!(store.dispatch_target(&endpoint.id).await.unwrap(), None);
 }
 
-mod logs;
+/// Claims one endpoint's tasks: [`QueueStore::claim_tasks_of`] with a single claim, as the
+/// checks use it (the worker always claims for several endpoints at once). Returns the tasks
+/// and the endpoint's queue version (-1 when `node` does not own it).
+#[async_trait::async_trait]
+pub trait ClaimTasks {
+    async fn claim_tasks(
+        &self,
+        node: &str,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        fifo: bool,
+    ) -> crate::Result<(Vec<Task>, i64)>;
+}
+
+#[async_trait::async_trait]
+impl<S: QueueStore + ?Sized> ClaimTasks for S {
+    async fn claim_tasks(
+        &self,
+        node: &str,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        fifo: bool,
+    ) -> crate::Result<(Vec<Task>, i64)> {
+        let claim = TaskClaim {
+            endpoint: endpoint.clone(),
+            lease_until,
+            limit,
+            fifo,
+        };
+        let mut claimed = self.claim_tasks_of(node, now, &[claim]).await?;
+        Ok(claimed.pop().unwrap_or_default())
+    }
+}
+
+/// Calls `$callback! { name => check, … }` with every check of the suite, in the order they
+/// were written, each an `async fn(&dyn Store)`. A backend's test file expands one test per
+/// check from it (see `tests/conformance.rs`), so that each check passes or fails on its own.
+#[macro_export]
+macro_rules! conformance_checks {
+    ($callback:ident) => {
+        $callback! {
+            settings => $crate::conformance::settings,
+            applications => $crate::conformance::applications,
+            pagination_survives_inserts => $crate::conformance::pagination_survives_inserts,
+            event_types => $crate::conformance::event_types,
+            endpoints => $crate::conformance::endpoints,
+            endpoint_quota_holds_under_concurrency => $crate::conformance::endpoint_quota_holds_under_concurrency,
+            attempts_keep_the_url_they_were_sent_to => $crate::conformance::attempts_keep_the_url_they_were_sent_to,
+            messages => $crate::conformance::messages,
+            api_keys => $crate::conformance::api_keys,
+            idempotency => $crate::conformance::idempotency,
+            delivery_queue => $crate::conformance::delivery_queue,
+            fifo_and_recovery => $crate::conformance::fifo_and_recovery,
+            dispatch_target => $crate::conformance::dispatch_target,
+            fan_out_follows_patterns_channels_and_filters => $crate::conformance::routing::fan_out_follows_patterns_channels_and_filters,
+            examples_go_to_one_endpoint => $crate::conformance::routing::examples_go_to_one_endpoint,
+            graphql_api_is_stored_sealed_and_resealed => $crate::conformance::routing::graphql_api_is_stored_sealed_and_resealed,
+            devices => $crate::conformance::devices::devices,
+            operational_app_is_hidden => $crate::conformance::logs::operational_app_is_hidden,
+            logs_and_stats => $crate::conformance::logs::logs_and_stats,
+            completion_effects => $crate::conformance::logs::completion_effects,
+            retention => $crate::conformance::logs::retention,
+            metrics => $crate::conformance::logs::metrics,
+            concurrent_claims_do_not_overlap => $crate::conformance::concurrent_claims_do_not_overlap,
+            publishes_racing_releases_are_never_stranded => $crate::conformance::publishes_racing_releases_are_never_stranded,
+            concurrent_publishes_fail_alone => $crate::conformance::batches::concurrent_publishes_fail_alone,
+            claims_of_several_endpoints => $crate::conformance::batches::claims_of_several_endpoints,
+            results_in_bulk => $crate::conformance::batches::results_in_bulk,
+            inbox_records => $crate::conformance::inbox::inbox_records,
+            post_put_and_patch_build_the_tree => $crate::conformance::inbox::post_put_and_patch_build_the_tree,
+            tree_reads_select_children_by_key => $crate::conformance::inbox::tree_reads_select_children_by_key,
+            entries_list_with_filters_and_paging => $crate::conformance::inbox::entries_list_with_filters_and_paging,
+            forwarding_commits_with_the_write => $crate::conformance::inbox::forwarding_commits_with_the_write,
+            verification_secrets_are_resealed => $crate::conformance::inbox::verification_secrets_are_resealed,
+            a_replayed_signed_request_is_refused => $crate::conformance::inbox::a_replayed_signed_request_is_refused,
+        }
+    };
+}
+
+pub mod logs;
 
 pub fn sample_app(uid: Option<String>) -> Application {
     let now = herald_core::time::now();
@@ -115,7 +204,7 @@ pub(crate) fn secrets(tag: u8) -> SealedEndpointSecrets {
     }
 }
 
-async fn settings(store: &dyn Store) {
+pub async fn settings(store: &dyn Store) {
     let key = format!("test.{}", random_base62(8));
     assert_eq!(store.get_setting(&key).await.unwrap(), None);
     assert!(store.insert_setting(&key, "one").await.unwrap());
@@ -126,7 +215,7 @@ async fn settings(store: &dyn Store) {
     );
 }
 
-async fn applications(store: &dyn Store) {
+pub async fn applications(store: &dyn Store) {
     let uid = format!("uid-{}", random_base62(10));
     let app = sample_app(Some(uid.clone()));
     store.create_app(&app).await.unwrap();
@@ -180,7 +269,7 @@ async fn applications(store: &dyn Store) {
 
 /// Walks 600 endpoints page by page in both orders, inserting new endpoints between pages:
 /// every original item is seen exactly once.
-async fn pagination_survives_inserts(store: &dyn Store) {
+pub async fn pagination_survives_inserts(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let mut originals = Vec::new();
@@ -268,7 +357,7 @@ async fn pagination_survives_inserts(store: &dyn Store) {
     assert_eq!(store.count_endpoints(&app.id).await.unwrap(), 0);
 }
 
-async fn event_types(store: &dyn Store) {
+pub async fn event_types(store: &dyn Store) {
     let now = herald_core::time::now();
     let name = format!("test.{}", random_base62(8));
     let mut et = EventType {
@@ -310,7 +399,7 @@ async fn event_types(store: &dyn Store) {
 
 /// An attempt names the URL it was sent to, which it keeps after the endpoint's URL changes;
 /// an update that keeps the URL keeps its version.
-async fn attempts_keep_the_url_they_were_sent_to(store: &dyn Store) {
+pub async fn attempts_keep_the_url_they_were_sent_to(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -385,7 +474,7 @@ async fn attempts_keep_the_url_they_were_sent_to(store: &dyn Store) {
 
 /// Fifty creates at once against a limit of eight leave eight: the count is taken inside each
 /// insert's transaction, serialised per application.
-async fn endpoint_quota_holds_under_concurrency(store: &dyn Store) {
+pub async fn endpoint_quota_holds_under_concurrency(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let other = sample_app(None);
@@ -406,7 +495,7 @@ async fn endpoint_quota_holds_under_concurrency(store: &dyn Store) {
     store.delete_app(&other.id).await.unwrap();
 }
 
-async fn endpoints(store: &dyn Store) {
+pub async fn endpoints(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let other = sample_app(None);
@@ -511,7 +600,7 @@ async fn endpoints(store: &dyn Store) {
     store.delete_app(&other.id).await.unwrap();
 }
 
-async fn messages(store: &dyn Store) {
+pub async fn messages(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
 
@@ -638,7 +727,7 @@ async fn messages(store: &dyn Store) {
     store.delete_app(&app.id).await.unwrap();
 }
 
-async fn api_keys(store: &dyn Store) {
+pub async fn api_keys(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let now = herald_core::time::now();
@@ -726,7 +815,7 @@ async fn api_keys(store: &dyn Store) {
     store.delete_app(&app.id).await.unwrap();
 }
 
-async fn idempotency(store: &dyn Store) {
+pub async fn idempotency(store: &dyn Store) {
     let scope = format!("scope-{}", random_base62(6));
     let now = herald_core::time::now();
     let day_ago = now - Duration::hours(24);
@@ -990,7 +1079,7 @@ async fn status_of(
         .map(|d| d.status)
 }
 
-async fn delivery_queue(store: &dyn Store) {
+pub async fn delivery_queue(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let other_node = format!("node-{}", random_base62(6));
     let day = Duration::days(1);
@@ -1342,7 +1431,7 @@ async fn delivery_queue(store: &dyn Store) {
     store.delete_app(&app.id).await.unwrap();
 }
 
-async fn fifo_and_recovery(store: &dyn Store) {
+pub async fn fifo_and_recovery(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -1476,7 +1565,7 @@ async fn fifo_and_recovery(store: &dyn Store) {
 
 /// Claims running at the same moment (several nodes, or several statements of one) never take
 /// the same endpoint or task twice, and together take everything due.
-async fn concurrent_claims_do_not_overlap(store: &dyn Store) {
+pub async fn concurrent_claims_do_not_overlap(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let mut endpoints = Vec::new();
@@ -1575,7 +1664,7 @@ async fn concurrent_claims_do_not_overlap(store: &dyn Store) {
 
 /// An owner claiming, finishing and releasing an endpoint while publishes to it commit: every
 /// task ends up delivered, none left pending on a released endpoint with nothing due.
-async fn publishes_racing_releases_are_never_stranded(store: &dyn Store) {
+pub async fn publishes_racing_releases_are_never_stranded(store: &dyn Store) {
     const MESSAGES: usize = 60;
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();

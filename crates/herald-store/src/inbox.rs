@@ -1,11 +1,14 @@
 //! What the store keeps for inboxes: the records passed to and from the [`crate::Store`]
 //! methods, and their rows. The tree model they implement is in `herald_core::inbox::tree`.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_core::id::{Id, InboxEntryId, InboxId};
+use herald_core::id::{AppId, EndpointId, Id, InboxEntryId, InboxId};
 use herald_core::inbox::body::Encoding;
-use herald_core::inbox::tree::{Location, Write};
+use herald_core::inbox::tree::{ChildQuery, Location, Write};
 use herald_core::inbox::{Forward, Inbox, SealedVerification, VerificationConfig};
+use herald_core::model::Message;
+use herald_core::page::{ListParams, Page};
 
 use crate::rows::{time, to_json};
 use crate::{Result, StoreError};
@@ -214,4 +217,60 @@ pub(crate) fn prefix_end(prefix: &str) -> String {
         *last += 1;
     }
     String::from_utf8(bytes).expect("only `/` is incremented")
+}
+
+/// The inbox role (see `herald_core::inbox` and ARCHITECTURE.md, "Inboxes"): inboxes, the
+/// writes they accept and the JSON tree those build.
+#[async_trait]
+pub trait InboxStore: Send + Sync {
+    /// Fails with `Conflict` when its application (or, for an inbox of no application, another
+    /// inbox of none) has one of that name.
+    async fn create_inbox(&self, inbox: &Inbox) -> Result<()>;
+    /// Looks an inbox up by id, or else by the name the older `/in/{name}/…` form resolves: the
+    /// name of an inbox of no application or of one made before names were per application.
+    async fn get_inbox(&self, id_or_name: &str) -> Result<Option<Inbox>>;
+    /// Looks an application's inbox up by the name the application gave it.
+    async fn get_inbox_of(&self, app: &AppId, name: &str) -> Result<Option<Inbox>>;
+    /// Every inbox with this id or name, in any application (at most 100): `/in/{name}/…`
+    /// takes the one whose token the request presents.
+    async fn find_inboxes_named(&self, name: &str) -> Result<Vec<Inbox>>;
+    /// Lists inboxes; `only` restricts the list to one application's (an app-scoped token).
+    async fn list_inboxes(&self, params: &ListParams, only: Option<&AppId>) -> Result<Page<Inbox>>;
+    /// Saves every field but the counters.
+    async fn update_inbox(&self, inbox: &Inbox) -> Result<()>;
+    /// Deletes an inbox with its entries.
+    async fn delete_inbox(&self, id: &InboxId) -> Result<bool>;
+    /// Counts one request refused for its signature.
+    async fn count_inbox_rejection(&self, id: &InboxId) -> Result<()>;
+
+    /// Applies a write to the inbox's tree and stores it as an entry, in one transaction with
+    /// `forward` (a message and its delivery tasks, as `create_message`): either both are
+    /// committed or neither. Returns the stored entry and the endpoints that got a task.
+    /// `NotFound` when the inbox is gone; `Conflict` when the message's `eventId` is taken.
+    async fn write_inbox(
+        &self,
+        entry: &NewEntry,
+        forward: Option<&Message>,
+    ) -> Result<(InboxEntry, Vec<EndpointId>)>;
+    /// The JSON at `at`, with `query` applied to its children, reading at most `max_rows` rows.
+    async fn read_inbox_tree(
+        &self,
+        inbox: &InboxId,
+        at: &Location,
+        query: &ChildQuery,
+        max_rows: usize,
+    ) -> Result<TreeRead>;
+    /// Lists entries, keyset-paginated on their (time-ordered) ids.
+    async fn list_inbox_entries(
+        &self,
+        inbox: &InboxId,
+        filter: &EntryFilter,
+        params: &ListParams,
+    ) -> Result<Page<InboxEntry>>;
+    async fn count_inbox_entries(&self, inbox: &InboxId, filter: &EntryFilter) -> Result<u64>;
+    /// The newest entry's id, if any.
+    async fn last_inbox_entry(
+        &self,
+        inbox: &InboxId,
+    ) -> Result<Option<herald_core::id::InboxEntryId>>;
 }

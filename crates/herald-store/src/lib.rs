@@ -1,50 +1,103 @@
 //! Herald's storage layer.
 //!
 //! Everything Herald keeps goes through the [`Store`] trait. The database is the only state
-//! shared between requests, workers and (with Postgres) several Herald nodes, so the trait's
-//! methods are shaped around the transactions the system needs rather than around tables: for
-//! example creating a message also creates its delivery tasks, in one transaction.
+//! shared between requests, workers and (with Postgres) several Herald nodes, so the methods
+//! are shaped around the transactions the system needs rather than around tables: for example
+//! creating a message also creates its delivery tasks, in one transaction.
 //!
-//! Two implementations share one body of portable SQL (`src/sql/common.rs`, compiled once per
-//! backend with `$N` placeholders, integer millisecond timestamps and text JSON), and keep only
-//! what differs per engine in their own module: connection setup, migrations, the claim
-//! queries of the delivery queue, row-locking clauses and cross-process wake-ups. The
-//! conformance suite in [`conformance`] runs against both.
+//! The methods are split by role, one trait each, in its own module with its types:
+//!
+//! - [`QueueStore`] (`queue`): the delivery queue. Claims, lease renewals and releases,
+//!   recorded attempts, recovery and resends, wake-ups, and the one read a dispatcher needs.
+//!   The worker holds this role only.
+//! - [`LogStore`] (`logs`): the delivery log, statistics, retention and queue metrics.
+//! - [`AccessStore`] (`access`): API keys, settings and `Idempotency-Key` records.
+//! - [`ResourceStore`] (`resources`): applications, event types and endpoints.
+//! - [`MessageStore`] (`messages`): publishing and reading messages (see its module for why it
+//!   is a role of its own).
+//! - [`InboxStore`] (`inbox`) and [`DeviceStore`] (`device`): inboxes and devices.
+//!
+//! [`Store`] has every role as a supertrait, plus what concerns the store as a whole (ping,
+//! close, pool statistics, re-sealing every secret). Methods of every role are callable on a
+//! `dyn Store`; through a concrete store, bring the roles in scope with [`prelude`].
+//!
+//! Two implementations share one body of portable SQL (`src/sql/*.rs`, one file per role,
+//! compiled once per backend with `$N` placeholders, integer millisecond timestamps and text
+//! JSON), and keep only what differs per engine in their own module, as the items of the
+//! `Dialect` trait (`sql/dialect.rs`): the claim queries of the delivery queue, row locking, queue locks and
+//! a string function; plus connection setup, migrations and cross-process wake-ups. The
+//! conformance suite (`conformance`, with the `testing` feature) runs against both.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use herald_core::id::{ApiKeyId, AppId, AttemptId, EndpointId, InboxId, MessageId};
-use herald_core::inbox::Inbox;
-use herald_core::inbox::tree::{ChildQuery, Location};
-use herald_core::model::{
-    ApiKey, Application, Endpoint, EventType, Message, SealedEndpointSecrets,
-};
-use herald_core::page::{ListParams, Page};
 
-#[doc(hidden)]
+/// A task status (`herald_core::model::DeliveryStatus`) as the integer literal stored in
+/// `deliveries.status`, for SQL text built with `concat!`. The values are checked against the
+/// enum below.
+macro_rules! status {
+    (SUCCESS) => {
+        0
+    };
+    (PENDING) => {
+        1
+    };
+    (FAIL) => {
+        2
+    };
+    (SENDING) => {
+        3
+    };
+}
+
+// The literals of `status!` are the enum's values.
+const _: () = {
+    use herald_core::model::DeliveryStatus;
+    assert!(status!(SUCCESS) == DeliveryStatus::Success as i32);
+    assert!(status!(PENDING) == DeliveryStatus::Pending as i32);
+    assert!(status!(FAIL) == DeliveryStatus::Fail as i32);
+    assert!(status!(SENDING) == DeliveryStatus::Sending as i32);
+};
+
+pub mod access;
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod device;
+#[path = "sql/dialect.rs"]
+mod dialect;
 pub mod inbox;
 pub mod logs;
+pub mod messages;
 mod postgres;
 pub mod queue;
+pub mod resources;
 mod rows;
 mod sqlite;
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use access::{AccessStore, IdempotencyCompletion, IdempotencyState, StoredResponse};
 pub use device::{DeviceFilter, DeviceStore, Lifecycle, StatusRecorded, StatusReport};
-pub use inbox::{EntryFilter, InboxEntry, NewEntry, ReplayGuard, TreeRead};
+pub use inbox::{EntryFilter, InboxEntry, InboxStore, NewEntry, ReplayGuard, TreeRead};
 pub use logs::{
     AttemptFilter, DeliveryLogEntry, DeliveryLogFilter, DeliveryLogPage, Destination,
-    EndpointMessageFilter, EndpointStats, PoolStats, QueueMetrics, SentMessage,
+    EndpointMessageFilter, EndpointStats, LogStore, PoolStats, QueueMetrics, SentMessage,
 };
+pub use messages::{MessageFilter, MessageStore};
 pub use postgres::PostgresStore;
 pub use queue::{
-    Attempt, AttemptRecord, CompletionEffects, Delivery, DisabledEndpoint, NextStep, Task,
-    TaskClaim,
+    Attempt, AttemptRecord, CompletionEffects, Delivery, DisabledEndpoint, DispatchTarget,
+    NextStep, QueueStore, Task, TaskClaim, WakeupEvent, Wakeups,
 };
+pub use resources::ResourceStore;
 pub use sqlite::{SQLITE_SYNCHRONOUS, SqliteStore};
+
+/// Every role trait, for calling store methods through a concrete store or a role handle:
+/// `use herald_store::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        AccessStore, DeviceStore, InboxStore, LogStore, MessageStore, QueueStore, ResourceStore,
+        Store,
+    };
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -205,410 +258,37 @@ pub enum Backend {
     Postgres,
 }
 
-/// A wake-up from the database: work was published, possibly by another Herald node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WakeupEvent {
-    /// These endpoints got work that is due now.
-    Endpoints(Vec<EndpointId>),
-    /// Wake-ups may have been missed (the listening connection was lost and is back): look for
-    /// due work everywhere.
-    Resync,
-}
-
-/// Where [`Store::subscribe_wakeups`] delivers. The subscription ends when the receiver is
-/// dropped or the store is closed.
-pub type Wakeups = tokio::sync::mpsc::Receiver<WakeupEvent>;
-
-/// Filters of the message list route.
-#[derive(Debug, Clone, Default)]
-pub struct MessageFilter {
-    pub event_types: Vec<String>,
-    pub channel: Option<String>,
-    pub before: Option<DateTime<Utc>>,
-    pub after: Option<DateTime<Utc>>,
-}
-
-/// A response remembered for an `Idempotency-Key`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredResponse {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-/// An `Idempotency-Key`'s answer, recorded by the transaction that does the request's work so
-/// that the two commit together or not at all. A client whose answer was lost (the connection
-/// dropped during the commit, a 503 whose outcome it cannot know) and who retries with the key
-/// then gets this answer back if the work was committed, and a fresh run if it was not: never
-/// the work twice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyCompletion {
-    pub scope: String,
-    pub key: String,
-    /// The claim `idempotency_begin` made: only while it still holds the key is the answer
-    /// recorded, and the work done (otherwise the work fails with `Conflict`).
-    pub claim: String,
-    pub response: StoredResponse,
-}
-
-/// What `idempotency_begin` found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdempotencyState {
-    /// The key is new: the caller now holds it and must `complete` or `abandon` it.
-    Started,
-    /// Another request with this key is still running.
-    InProgress,
-    /// A request with this key finished; replay its response.
-    Completed(StoredResponse),
-    /// The key was used for a different request (method, path or body).
-    Mismatch,
-}
-
-/// Everything Herald reads and writes. See the crate documentation.
+/// Everything Herald reads and writes: every role, and what concerns the store as a whole.
+/// `Arc<dyn Store>` is what the server holds; a part that needs one role only takes that role
+/// (the delivery worker holds an `Arc<dyn QueueStore>`). See the crate documentation.
 #[async_trait]
-/// Device and inbox storage are supertraits ([`DeviceStore`], [`InboxStore`]), so their
-/// methods are reachable through `dyn Store` while living in their own modules.
-pub trait Store: DeviceStore + InboxStore + Send + Sync + 'static {
-    fn backend(&self) -> Backend;
-
+pub trait Store:
+    QueueStore
+    + LogStore
+    + AccessStore
+    + ResourceStore
+    + MessageStore
+    + InboxStore
+    + DeviceStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Answers when the database can serve a query.
     async fn ping(&self) -> Result<()>;
 
     /// Closes the connection pools, waiting for checked-out connections.
     async fn close(&self);
 
-    /// Wake-ups for work published through any process sharing the database: every commit that
-    /// makes work due (publish, resend, recover) announces its endpoints to every subscriber,
-    /// once it has committed. `None` when the backend serves one process only (SQLite), where
-    /// the publishing process wakes its own worker. The subscription reconnects by itself after
-    /// a database outage and then sends [`WakeupEvent::Resync`].
-    fn subscribe_wakeups(&self) -> Option<Wakeups>;
-
-    // -- settings: small server-wide values (the admin token's hash) --
-
-    async fn get_setting(&self, key: &str) -> Result<Option<String>>;
-    /// Stores `value` unless `key` already has one; returns whether it was stored.
-    async fn insert_setting(&self, key: &str, value: &str) -> Result<bool>;
-    /// Stores `value` under `key`, replacing any value.
-    async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
-
-    /// Passes every sealed value (endpoint secrets, previous secrets and headers, applications'
-    /// GraphQL API headers, inbox verification secrets, remembered idempotent responses) through `reseal`, in one transaction, storing what it returns
-    /// (`None`: leave the value). Returns how many values changed. Used to rotate the
-    /// encryption key.
-    async fn reseal_all(&self, reseal: &Reseal<'_>) -> Result<u64>;
-
-    // -- applications --
-
-    /// Fails with `Conflict` when the uid is taken.
-    async fn create_app(&self, app: &Application) -> Result<()>;
-    /// Looks an application up by id, or else by uid. The reserved operational-webhook
-    /// application (`herald_core::model::OPERATIONAL_APP_ID`) is never found.
-    async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>>;
-    /// Lists applications; `only` restricts the list to one application (an app-scoped token).
-    /// The reserved operational-webhook application is never listed.
-    async fn list_apps(
-        &self,
-        params: &ListParams,
-        only: Option<&AppId>,
-    ) -> Result<Page<Application>>;
-    async fn update_app(&self, app: &Application) -> Result<()>;
-    /// Deletes an application with its endpoints, messages, attempts and keys.
-    async fn delete_app(&self, id: &AppId) -> Result<bool>;
-
-    // -- event types --
-
-    async fn create_event_type(&self, event_type: &EventType) -> Result<()>;
-    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>>;
-    async fn list_event_types(
-        &self,
-        params: &ListParams,
-        include_archived: bool,
-    ) -> Result<Page<EventType>>;
-    async fn update_event_type(&self, event_type: &EventType) -> Result<()>;
-    /// Deletes an event type for good (the API archives by default).
-    async fn delete_event_type(&self, name: &str) -> Result<bool>;
-
-    // -- endpoints --
-
-    async fn create_endpoint(
-        &self,
-        endpoint: &Endpoint,
-        secrets: &SealedEndpointSecrets,
-    ) -> Result<()> {
-        self.create_endpoint_within(endpoint, secrets, u64::MAX)
-            .await
-            .map(drop)
-    }
-    /// Creates an endpoint unless its application already has `max` endpoints: `false` then,
-    /// and nothing is written. The count is taken in the insert's transaction, with creates for
-    /// one application serialized (on Postgres, by a lock on its row), so concurrent creates
-    /// cannot overshoot (`--max-endpoints-per-app`).
-    async fn create_endpoint_within(
-        &self,
-        endpoint: &Endpoint,
-        secrets: &SealedEndpointSecrets,
-        max: u64,
-    ) -> Result<bool>;
-    /// Looks an endpoint of `app` up by id, or else by uid.
-    async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>>;
-    /// Looks an endpoint up by id alone (the delivery worker knows no application).
-    async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>>;
-    async fn list_endpoints(&self, app: &AppId, params: &ListParams) -> Result<Page<Endpoint>>;
-    /// How many endpoints `app` has.
-    async fn count_endpoints(&self, app: &AppId) -> Result<u64>;
-    /// Saves an endpoint. Disabling it fails its pending tasks (their retries stop; `recover`
-    /// brings them back).
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
-    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<bool>;
-    async fn get_endpoint_secrets(&self, id: &EndpointId) -> Result<Option<SealedEndpointSecrets>>;
-    /// Replaces an endpoint's secrets if they are still at `secrets.version` (returns `false`
-    /// otherwise: someone changed them since they were read).
-    async fn set_endpoint_secrets(
-        &self,
-        id: &EndpointId,
-        secrets: &SealedEndpointSecrets,
-    ) -> Result<bool>;
-
-    // -- messages --
-
-    /// Stores a message and one pending task per matching endpoint (see
-    /// `herald_core::routing`), in one transaction, and returns the endpoints that got a task.
-    /// Fails with `Conflict` when its `eventId` was already used in the application; nothing is
-    /// written then.
-    async fn create_message(&self, message: &Message) -> Result<Vec<EndpointId>>;
-    /// `create_message`, also completing the `Idempotency-Key` claim of `completion` with its
-    /// answer in the same transaction (see [`IdempotencyCompletion`]).
-    async fn create_message_idempotent(
-        &self,
-        message: &Message,
-        completion: &IdempotencyCompletion,
-    ) -> Result<Vec<EndpointId>>;
-    /// Stores a message with one pending task for one enabled endpoint only, whatever its
-    /// routing (an example sent to it). `NotFound` when the endpoint is missing or disabled.
-    async fn create_message_for_endpoint(
-        &self,
-        message: &Message,
-        endpoint: &EndpointId,
-    ) -> Result<()>;
-    async fn get_message(&self, app: &AppId, id: &MessageId) -> Result<Option<Message>>;
-    /// Finds a message of `app` by its `eventId`.
-    async fn get_message_by_event_id(&self, app: &AppId, event_id: &str)
-    -> Result<Option<Message>>;
-    async fn list_messages(
-        &self,
-        app: &AppId,
-        filter: &MessageFilter,
-        params: &ListParams,
-    ) -> Result<Page<Message>>;
-
-    // -- delivery queue (see ARCHITECTURE.md, "The delivery engine") --
-
-    /// Takes ownership of up to `limit` endpoints that have due work and no live owner.
-    async fn claim_due_endpoints(
-        &self,
-        node: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<EndpointId>>;
-    /// Extends the leases of every endpoint `node` owns.
-    async fn renew_endpoint_leases(&self, node: &str, lease_until: DateTime<Utc>) -> Result<()>;
-    /// Claims up to `limit` due tasks of an endpoint `node` owns, marking them in flight until
-    /// `lease_until`. With `fifo` only the oldest unfinished task is considered. Also returns
-    /// the endpoint's queue version, for `release_endpoint`.
-    async fn claim_tasks(
-        &self,
-        node: &str,
-        endpoint: &EndpointId,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-        fifo: bool,
-    ) -> Result<(Vec<Task>, i64)> {
-        let claim = TaskClaim {
-            endpoint: endpoint.clone(),
-            lease_until,
-            limit,
-            fifo,
-        };
-        let mut claimed = self.claim_tasks_of(node, now, &[claim]).await?;
-        Ok(claimed.pop().unwrap_or_default())
-    }
-    /// [`Store::claim_tasks`] for several endpoints in one transaction: one answer per claim,
-    /// in order (no tasks and version -1 for an endpoint `node` does not own).
-    async fn claim_tasks_of(
-        &self,
-        node: &str,
-        now: DateTime<Utc>,
-        claims: &[TaskClaim],
-    ) -> Result<Vec<(Vec<Task>, i64)>>;
-    /// Gives up ownership of an endpoint, recording when its next task is due, unless it has a
-    /// task due at `now` or a publish made its queue due since `version` (then returns `false`
-    /// and the owner keeps it). No publish that committed before it can be missed.
-    async fn release_endpoint(
-        &self,
-        node: &str,
-        endpoint: &EndpointId,
-        version: i64,
-        fifo: bool,
-        now: DateTime<Utc>,
-    ) -> Result<bool>;
-    /// Gives up an endpoint whatever its state (its dispatcher failed); it is claimed again
-    /// when due.
-    async fn abandon_endpoint(&self, node: &str, endpoint: &EndpointId) -> Result<()>;
-    /// Records finished attempts and moves their tasks on, in one transaction. A task whose
-    /// lease `node` no longer holds keeps its state (another node has it); its attempt is still
-    /// recorded. Endpoints failing for longer than `disable_after` are disabled.
-    async fn complete_attempts(
-        &self,
-        node: &str,
-        records: &[AttemptRecord],
-        disable_after: chrono::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<CompletionEffects>;
-    /// Shutdown: tasks `node` has in flight become due again at `now`, its endpoints are
-    /// released.
-    async fn release_node(&self, node: &str, now: DateTime<Utc>) -> Result<()>;
-    /// Start of a process that is the only one using the database (SQLite): every lease is from
-    /// a dead process, so it ends now, and so does every unfinished `Idempotency-Key` claim
-    /// (its request died with that process). Also recomputes every queue's due time.
-    async fn reset_leases(&self, now: DateTime<Utc>) -> Result<()>;
-    /// Makes a new attempt of a message to an endpoint due now (a manual resend), creating the
-    /// task if the endpoint did not get the message.
-    async fn requeue(
-        &self,
-        message: &Message,
-        endpoint: &EndpointId,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
-    /// Makes the failed tasks of an endpoint whose messages were created in `[since, until)`
-    /// due again; returns how many.
-    async fn recover(
-        &self,
-        endpoint: &EndpointId,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<u64>;
-    async fn deliveries_for_message(&self, msg: &MessageId) -> Result<Vec<Delivery>>;
-    async fn attempts_for_message(&self, msg: &MessageId) -> Result<Vec<Attempt>>;
-
-    // -- delivery logs and statistics --
-
-    /// Lists the attempts of `app` matching `filter`, keyed by attempt id.
-    async fn list_attempts(
-        &self,
-        app: &AppId,
-        filter: &AttemptFilter,
-        params: &ListParams,
-    ) -> Result<Page<Attempt>>;
-    async fn get_attempt(
-        &self,
-        app: &AppId,
-        msg: &MessageId,
-        id: &AttemptId,
-    ) -> Result<Option<Attempt>>;
-    /// Deletes an attempt's response body; `false` when there is no such attempt.
-    async fn expunge_attempt_content(
-        &self,
-        app: &AppId,
-        msg: &MessageId,
-        id: &AttemptId,
-    ) -> Result<bool>;
-    /// Deletes a message's payload; `false` when there is no such message.
-    async fn expunge_message_content(&self, app: &AppId, msg: &MessageId) -> Result<bool>;
-    /// The endpoints a message was sent to with each delivery's state, keyed by endpoint id.
-    async fn list_destinations(
-        &self,
-        app: &AppId,
-        msg: &MessageId,
-        params: &ListParams,
-    ) -> Result<Page<Destination>>;
-    /// The messages sent to an endpoint with each delivery's state, keyed by message id.
-    async fn list_sent_messages(
-        &self,
-        endpoint: &EndpointId,
-        filter: &EndpointMessageFilter,
-        params: &ListParams,
-    ) -> Result<Page<SentMessage>>;
-    /// Counts an endpoint's deliveries by status, for messages created in `[since, until)`.
-    async fn endpoint_stats(
-        &self,
-        endpoint: &EndpointId,
-        since: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
-    ) -> Result<EndpointStats>;
-    /// One page of the delivery log, newest first, skipping `offset` rows, with the number of
-    /// rows matching `filter`.
-    async fn delivery_log(
-        &self,
-        filter: &DeliveryLogFilter,
-        offset: u64,
-        limit: u64,
-    ) -> Result<DeliveryLogPage>;
-
-    // -- retention and metrics --
-
-    /// Deletes up to `limit` message payloads whose retention ended at or before `now`;
-    /// returns how many. The messages themselves stay.
-    async fn purge_payloads(&self, now: DateTime<Utc>, limit: u64) -> Result<u64>;
-    /// Deletes up to `limit` response bodies of attempts made before `before`; returns how
-    /// many. The attempts themselves stay.
-    async fn purge_attempt_responses(&self, before: DateTime<Utc>, limit: u64) -> Result<u64>;
-    /// Counts what the queue holds at `now`.
-    async fn queue_metrics(&self, now: DateTime<Utc>) -> Result<QueueMetrics>;
     /// The use of the connection pools right now.
     fn pool_stats(&self) -> Vec<PoolStats>;
 
-    // -- API keys --
-
-    async fn create_api_key(&self, key: &ApiKey) -> Result<()>;
-    async fn get_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>>;
-    /// Lists every key: API keys, customers' portal tokens and console sessions.
-    async fn list_api_keys(&self, params: &ListParams) -> Result<Page<ApiKey>>;
-    /// Deletes a key, and the console sessions minted from it.
-    async fn delete_api_key(&self, id: &ApiKeyId) -> Result<bool>;
-    /// Ends every portal token of `app` at `at` (at once, deleted, when `at` is not after
-    /// `now`; a token that expires sooner keeps its sooner expiry). Returns how many changed.
-    async fn expire_portal_keys(
-        &self,
-        app: &AppId,
-        at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<u64>;
-    /// Removes keys whose expiry has passed.
-    async fn purge_expired_api_keys(&self, now: DateTime<Utc>) -> Result<u64>;
-
-    // -- idempotency --
-
-    /// Claims `key` in `scope` for a request with `fingerprint` (a hash of method, path and
-    /// body), as `claim` (a token unique to this request). Keys older than `expires_before`
-    /// count as absent, and a claim still unfinished since before `abandoned_before` is taken
-    /// over (its request died without releasing it).
-    #[allow(clippy::too_many_arguments)]
-    async fn idempotency_begin(
-        &self,
-        scope: &str,
-        key: &str,
-        claim: &str,
-        fingerprint: &[u8],
-        now: DateTime<Utc>,
-        expires_before: DateTime<Utc>,
-        abandoned_before: DateTime<Utc>,
-    ) -> Result<IdempotencyState>;
-    /// Records the answer of the request holding `claim`; nothing if the claim was released or
-    /// taken over meanwhile.
-    async fn idempotency_complete(
-        &self,
-        scope: &str,
-        key: &str,
-        claim: &str,
-        response: &StoredResponse,
-    ) -> Result<()>;
-    /// Releases the key of a request that failed in a way worth retrying (5xx), if `claim`
-    /// still holds it unfinished: an answer already recorded stays.
-    async fn idempotency_abandon(&self, scope: &str, key: &str, claim: &str) -> Result<()>;
-    async fn purge_idempotency(&self, older_than: DateTime<Utc>) -> Result<u64>;
+    /// Passes every sealed value (endpoint secrets, previous secrets and headers, applications'
+    /// GraphQL API headers, inbox verification secrets, remembered idempotent responses) through
+    /// `reseal`, in one transaction, storing what it returns (`None`: leave the value). Returns
+    /// how many values changed. Used to rotate the encryption key; it spans every role's rows,
+    /// so it belongs to none of them.
+    async fn reseal_all(&self, reseal: &Reseal<'_>) -> Result<u64>;
 }
 
 /// The backend a database URL names, if any.
@@ -618,62 +298,6 @@ pub fn backend_of(url: &str) -> Option<Backend> {
         "postgres" | "postgresql" => Some(Backend::Postgres),
         _ => None,
     }
-}
-
-/// The inbox half of the store (see `herald_core::inbox` and ARCHITECTURE.md, "Inboxes").
-/// Every [`Store`] implements it; it is a separate trait only to keep the list readable.
-#[async_trait]
-pub trait InboxStore: Send + Sync {
-    /// Fails with `Conflict` when its application (or, for an inbox of no application, another
-    /// inbox of none) has one of that name.
-    async fn create_inbox(&self, inbox: &Inbox) -> Result<()>;
-    /// Looks an inbox up by id, or else by the name the older `/in/{name}/…` form resolves: the
-    /// name of an inbox of no application or of one made before names were per application.
-    async fn get_inbox(&self, id_or_name: &str) -> Result<Option<Inbox>>;
-    /// Looks an application's inbox up by the name the application gave it.
-    async fn get_inbox_of(&self, app: &AppId, name: &str) -> Result<Option<Inbox>>;
-    /// Every inbox with this id or name, in any application (at most 100): `/in/{name}/…`
-    /// takes the one whose token the request presents.
-    async fn find_inboxes_named(&self, name: &str) -> Result<Vec<Inbox>>;
-    /// Lists inboxes; `only` restricts the list to one application's (an app-scoped token).
-    async fn list_inboxes(&self, params: &ListParams, only: Option<&AppId>) -> Result<Page<Inbox>>;
-    /// Saves every field but the counters.
-    async fn update_inbox(&self, inbox: &Inbox) -> Result<()>;
-    /// Deletes an inbox with its entries.
-    async fn delete_inbox(&self, id: &InboxId) -> Result<bool>;
-    /// Counts one request refused for its signature.
-    async fn count_inbox_rejection(&self, id: &InboxId) -> Result<()>;
-
-    /// Applies a write to the inbox's tree and stores it as an entry, in one transaction with
-    /// `forward` (a message and its delivery tasks, as `create_message`): either both are
-    /// committed or neither. Returns the stored entry and the endpoints that got a task.
-    /// `NotFound` when the inbox is gone; `Conflict` when the message's `eventId` is taken.
-    async fn write_inbox(
-        &self,
-        entry: &NewEntry,
-        forward: Option<&Message>,
-    ) -> Result<(InboxEntry, Vec<EndpointId>)>;
-    /// The JSON at `at`, with `query` applied to its children, reading at most `max_rows` rows.
-    async fn read_inbox_tree(
-        &self,
-        inbox: &InboxId,
-        at: &Location,
-        query: &ChildQuery,
-        max_rows: usize,
-    ) -> Result<TreeRead>;
-    /// Lists entries, keyset-paginated on their (time-ordered) ids.
-    async fn list_inbox_entries(
-        &self,
-        inbox: &InboxId,
-        filter: &EntryFilter,
-        params: &ListParams,
-    ) -> Result<Page<InboxEntry>>;
-    async fn count_inbox_entries(&self, inbox: &InboxId, filter: &EntryFilter) -> Result<u64>;
-    /// The newest entry's id, if any.
-    async fn last_inbox_entry(
-        &self,
-        inbox: &InboxId,
-    ) -> Result<Option<herald_core::id::InboxEntryId>>;
 }
 
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`) and brings its schema up to

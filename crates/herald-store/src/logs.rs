@@ -3,9 +3,14 @@
 //! The delivery log reads the queue's own rows (`deliveries`, `attempts`): what the engine
 //! works with is what users see, so the log cannot disagree with what happened.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_core::id::{AppId, EndpointId, MessageId};
+use herald_core::id::{AppId, AttemptId, EndpointId, MessageId};
 use herald_core::model::{DeliveryStatus, Endpoint, Message};
+use herald_core::page::{ListParams, Page};
+
+use crate::Result;
+use crate::queue::{Attempt, Delivery};
 
 /// Filters of the attempt lists (`…/attempt/endpoint/{id}`, `…/attempt/msg/{id}`).
 #[derive(Debug, Clone, Default)]
@@ -120,4 +125,77 @@ pub struct PoolStats {
     /// Of those, not checked out.
     pub idle: u32,
     pub max: u32,
+}
+
+/// The delivery log: what was sent, to whom, and how it went, with statistics, retention
+/// and queue metrics. Reads for the API and the console, and the retention sweeps' deletes.
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    /// A message's deliveries, one per endpoint, in endpoint id order.
+    async fn deliveries_for_message(&self, msg: &MessageId) -> Result<Vec<Delivery>>;
+    /// A message's attempts, oldest first.
+    async fn attempts_for_message(&self, msg: &MessageId) -> Result<Vec<Attempt>>;
+
+    /// Lists the attempts of `app` matching `filter`, keyed by attempt id.
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        filter: &AttemptFilter,
+        params: &ListParams,
+    ) -> Result<Page<Attempt>>;
+    async fn get_attempt(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        id: &AttemptId,
+    ) -> Result<Option<Attempt>>;
+    /// Deletes an attempt's response body; `false` when there is no such attempt.
+    async fn expunge_attempt_content(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        id: &AttemptId,
+    ) -> Result<bool>;
+    /// Deletes a message's payload; `false` when there is no such message.
+    async fn expunge_message_content(&self, app: &AppId, msg: &MessageId) -> Result<bool>;
+    /// The endpoints a message was sent to with each delivery's state, keyed by endpoint id.
+    async fn list_destinations(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        params: &ListParams,
+    ) -> Result<Page<Destination>>;
+    /// The messages sent to an endpoint with each delivery's state, keyed by message id.
+    async fn list_sent_messages(
+        &self,
+        endpoint: &EndpointId,
+        filter: &EndpointMessageFilter,
+        params: &ListParams,
+    ) -> Result<Page<SentMessage>>;
+    /// Counts an endpoint's deliveries by status, for messages created in `[since, until)`.
+    async fn endpoint_stats(
+        &self,
+        endpoint: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<EndpointStats>;
+    /// One page of the delivery log, newest first, skipping `offset` rows, with the number of
+    /// rows matching `filter`.
+    async fn delivery_log(
+        &self,
+        filter: &DeliveryLogFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<DeliveryLogPage>;
+
+    // Retention and metrics.
+
+    /// Deletes up to `limit` message payloads whose retention ended at or before `now`;
+    /// returns how many. The messages themselves stay.
+    async fn purge_payloads(&self, now: DateTime<Utc>, limit: u64) -> Result<u64>;
+    /// Deletes up to `limit` response bodies of attempts made before `before`; returns how
+    /// many. The attempts themselves stay.
+    async fn purge_attempt_responses(&self, before: DateTime<Utc>, limit: u64) -> Result<u64>;
+    /// Counts what the queue holds at `now`.
+    async fn queue_metrics(&self, now: DateTime<Utc>) -> Result<QueueMetrics>;
 }

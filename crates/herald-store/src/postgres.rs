@@ -1,7 +1,7 @@
 //! The Postgres store: any number of Herald nodes on one database.
 //!
-//! The SQL is the portable body shared with SQLite (`sql/common.rs`); this module adds what only
-//! Postgres does:
+//! The SQL is the portable body shared with SQLite (`sql/common.rs` and the role files it
+//! includes); this module adds what only Postgres does, its [`Dialect`] among it:
 //!
 //! - **Claims that skip each other.** Several nodes sweep for due endpoints and claim tasks at
 //!   the same moment. The claim queries lock the rows they take `FOR UPDATE SKIP LOCKED`, so a
@@ -9,7 +9,7 @@
 //!   changed since the statement began is re-checked before it is taken.
 //! - **Wake-ups across nodes.** Once a transaction that makes work due has committed, the
 //!   store announces the endpoints concerned with `pg_notify`, and Postgres passes that to
-//!   every node listening ([`Store::subscribe_wakeups`]: one connection per worker node, which
+//!   every node listening ([`crate::QueueStore::subscribe_wakeups`]: one connection per worker node, which
 //!   re-establishes itself after an outage). The announcement is not part of the publish's own
 //!   transaction on purpose: Postgres serialises the commits of every transaction that
 //!   notifies (a lock on the notification queue, held through the WAL flush), which would cap
@@ -19,7 +19,7 @@
 //!   sweeps for due work four times a second anyway.
 //!
 //! There is one connection pool for reads and writes: Postgres has no single-writer limit, and
-//! rows are locked where transactions would otherwise race (see `sql/common.rs`).
+//! rows are locked where transactions would otherwise race (`Dialect::LOCKS_ROWS`).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -34,11 +34,11 @@ use sqlx::Pool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::mpsc;
 
-use crate::{Backend, IdempotencyCompletion, Result, Store, StoreError, WakeupEvent};
+use crate::dialect::Dialect;
+use crate::{IdempotencyCompletion, Result, Store, StoreError, WakeupEvent};
 
 type Db = sqlx::Postgres;
 type SqlStore = PostgresStore;
-const BACKEND: Backend = Backend::Postgres;
 
 /// Connections per node, besides the one that listens for wake-ups.
 const POOL_CONNECTIONS: u32 = 10;
@@ -300,9 +300,14 @@ async fn listen(pool: Pool<Db>, store_pool: Pool<Db>, tx: mpsc::Sender<WakeupEve
     pool.close().await;
 }
 
-/// Takes due endpoints without a live owner. Rows another node is claiming (or a publish is
-/// touching) are skipped, not waited for: the next sweep or the publish's wake-up gets them.
-const CLAIM_ENDPOINTS_SQL: &str = "WITH due AS (
+/// Postgres's SQL: several transactions at once, so row locks, queue locks and claims that
+/// skip each other.
+impl Dialect for PostgresStore {
+    const LOCKS_ROWS: bool = true;
+
+    /// Rows another node is claiming (or a publish is touching) are skipped, not waited for:
+    /// the next sweep or the publish's wake-up gets them.
+    const CLAIM_ENDPOINTS_SQL: &'static str = "WITH due AS (
        SELECT endpoint_id FROM endpoint_queues
        WHERE next_due_at <= $3 AND (owner IS NULL OR lease_until < $3)
        ORDER BY next_due_at LIMIT $4
@@ -311,47 +316,52 @@ const CLAIM_ENDPOINTS_SQL: &str = "WITH due AS (
      FROM due WHERE q.endpoint_id = due.endpoint_id
      RETURNING q.endpoint_id";
 
-/// Marks up to $5 due tasks of an endpoint as in flight until $3 (the lease), for node $4.
-const CLAIM_TASKS_SQL: &str = "WITH due AS (
+    const CLAIM_TASKS_SQL: &'static str = concat!(
+        "WITH due AS (
        SELECT id FROM deliveries
-       WHERE endpoint_id = $1 AND status IN (1, 3) AND next_attempt_at <= $2
+       WHERE endpoint_id = $1 AND status IN (",
+        status!(PENDING),
+        ", ",
+        status!(SENDING),
+        ") AND next_attempt_at <= $2
        ORDER BY next_attempt_at, id LIMIT $5
        FOR UPDATE SKIP LOCKED)
-     UPDATE deliveries d SET status = 3, next_attempt_at = $3, lease_token = $4
+     UPDATE deliveries d SET status = ",
+        status!(SENDING),
+        ", next_attempt_at = $3, lease_token = $4
      FROM due WHERE d.id = due.id
-     RETURNING d.id";
+     RETURNING d.id"
+    );
 
-/// FIFO: only the oldest unfinished task, and only when it is due. It is waited for rather than
-/// skipped: skipping a locked head would send the message behind it first.
-const CLAIM_FIFO_TASK_SQL: &str = "WITH head AS (
+    /// The head is waited for rather than skipped: skipping a locked head would send the
+    /// message behind it first.
+    const CLAIM_FIFO_TASK_SQL: &'static str = concat!(
+        "WITH head AS (
        SELECT id, next_attempt_at FROM deliveries
-       WHERE endpoint_id = $1 AND status IN (1, 3) ORDER BY id LIMIT 1
+       WHERE endpoint_id = $1 AND status IN (",
+        status!(PENDING),
+        ", ",
+        status!(SENDING),
+        ") ORDER BY id LIMIT 1
        FOR UPDATE)
-     UPDATE deliveries d SET status = 3, next_attempt_at = $3, lease_token = $4
+     UPDATE deliveries d SET status = ",
+        status!(SENDING),
+        ", next_attempt_at = $3, lease_token = $4
      FROM head WHERE d.id = head.id AND head.next_attempt_at <= $2
-     RETURNING d.id";
+     RETURNING d.id"
+    );
 
-const FOR_UPDATE: &str = " FOR UPDATE";
-const FOR_SHARE: &str = " FOR SHARE";
+    /// A transaction-scoped advisory lock in Herald's own key space (the first key, "HRLD"),
+    /// keyed by a hash of the endpoint id. A hash collision only makes two endpoints share a
+    /// lock.
+    const LOCK_QUEUE_SHARED_SQL: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock_shared(1213352004, hashtext($1))");
+    const LOCK_QUEUE_SQL: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(1213352004, hashtext($1))");
 
-/// An endpoint's queue lock: a transaction-scoped advisory lock in Herald's own key space
-/// (the first key, "HRLD"), keyed by a hash of the endpoint id. A hash collision only makes
-/// two endpoints share a lock.
-const LOCK_QUEUE_SHARED_SQL: Option<&str> =
-    Some("SELECT pg_advisory_xact_lock_shared(1213352004, hashtext($1))");
-const LOCK_QUEUE_SQL: Option<&str> = Some("SELECT pg_advisory_xact_lock(1213352004, hashtext($1))");
+    const QUEUE_UPSERT: bool = false;
 
-const FIND_SUBSTRING_FN: &str = "strpos";
-
-/// An upsert locks every queue row it meets, due already or not: publishes to a busy endpoint
-/// would queue behind each other's commits. `touch_queues` writes only rows that change.
-const QUEUE_UPSERT: bool = false;
-
-/// The device row of a status report or lifecycle fact, locked until the transaction ends, so
-/// reports for one device serialize.
-const LOCK_DEVICE_SQL: &str =
-    "SELECT history_seq FROM devices WHERE app_id = $1 AND id = $2 FOR UPDATE";
+    const FIND_SUBSTRING_FN: &'static str = "strpos";
+}
 
 include!("sql/common.rs");
-include!("sql/logs.rs");
-include!("sql/devices.rs");

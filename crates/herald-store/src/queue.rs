@@ -1,8 +1,13 @@
-//! Types of the delivery queue's store operations.
+//! The queue role: the delivery queue's store operations ([`QueueStore`]) and their types.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::id::{AppId, AttemptId, EndpointId, MessageId};
-use herald_core::model::{DeliveryStatus, Trigger};
+use herald_core::model::{
+    DeliveryStatus, Endpoint, Message, SealedEndpointSecrets, SealedGraphqlApi, Trigger,
+};
+
+use crate::Result;
 
 /// A task claimed for an attempt, with what the attempt needs of its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +24,7 @@ pub struct Task {
     pub message_created_at: DateTime<Utc>,
 }
 
-/// One endpoint's claim in [`crate::Store::claim_tasks_of`].
+/// One endpoint's claim in [`QueueStore::claim_tasks_of`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskClaim {
     pub endpoint: EndpointId,
@@ -127,4 +132,119 @@ pub struct Attempt {
     /// See [`AttemptRecord::request_body`].
     pub request_body: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// A wake-up from the database: work was published, possibly by another Herald node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WakeupEvent {
+    /// These endpoints got work that is due now.
+    Endpoints(Vec<EndpointId>),
+    /// Wake-ups may have been missed (the listening connection was lost and is back): look for
+    /// due work everywhere.
+    Resync,
+}
+
+/// Where [`QueueStore::subscribe_wakeups`] delivers. The subscription ends when the receiver is
+/// dropped or the store is closed.
+pub type Wakeups = tokio::sync::mpsc::Receiver<WakeupEvent>;
+
+/// What a dispatcher needs to deliver to one endpoint, read together each time it loads the
+/// endpoint ([`QueueStore::dispatch_target`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchTarget {
+    pub endpoint: Endpoint,
+    /// The endpoint's secrets and headers, sealed: the worker opens them.
+    pub secrets: SealedEndpointSecrets,
+    /// The application's default rate (`throttleRate`), for an endpoint without its own.
+    pub app_rate_limit: Option<u16>,
+    /// The application's GraphQL API, sealed, for endpoints that select from it.
+    pub graphql_api: Option<SealedGraphqlApi>,
+}
+
+/// The delivery queue: what the worker uses, and all it uses (see ARCHITECTURE.md, "The
+/// delivery engine"). Claims of endpoints and tasks, lease renewals and releases, recorded
+/// attempts, recovery and manual resends, and wake-ups.
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// Wake-ups for work published through any process sharing the database: every commit that
+    /// makes work due (publish, resend, recover) announces its endpoints to every subscriber,
+    /// once it has committed. `None` when the backend serves one process only (SQLite), where
+    /// the publishing process wakes its own worker. The subscription reconnects by itself after
+    /// a database outage and then sends [`WakeupEvent::Resync`].
+    fn subscribe_wakeups(&self) -> Option<Wakeups>;
+
+    /// The endpoint `id` with its sealed secrets and what its application sets for delivery,
+    /// or `None` when the endpoint is gone. The reserved operational-webhook application
+    /// contributes no settings (as it is never found by [`crate::ResourceStore::get_app`]).
+    async fn dispatch_target(&self, id: &EndpointId) -> Result<Option<DispatchTarget>>;
+
+    /// Takes ownership of up to `limit` endpoints that have due work and no live owner.
+    async fn claim_due_endpoints(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<EndpointId>>;
+    /// Extends the leases of every endpoint `node` owns.
+    async fn renew_endpoint_leases(&self, node: &str, lease_until: DateTime<Utc>) -> Result<()>;
+    /// Claims up to `claim.limit` due tasks of each endpoint `node` owns, marking them in flight
+    /// until `claim.lease_until`, in one transaction. With `claim.fifo` only the oldest
+    /// unfinished task is considered. One answer per claim, in order: the tasks and the
+    /// endpoint's queue version, for `release_endpoint` (no tasks and version -1 for an
+    /// endpoint `node` does not own).
+    async fn claim_tasks_of(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        claims: &[TaskClaim],
+    ) -> Result<Vec<(Vec<Task>, i64)>>;
+    /// Gives up ownership of an endpoint, recording when its next task is due, unless it has a
+    /// task due at `now` or a publish made its queue due since `version` (then returns `false`
+    /// and the owner keeps it). No publish that committed before it can be missed.
+    async fn release_endpoint(
+        &self,
+        node: &str,
+        endpoint: &EndpointId,
+        version: i64,
+        fifo: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Gives up an endpoint whatever its state (its dispatcher failed); it is claimed again
+    /// when due.
+    async fn abandon_endpoint(&self, node: &str, endpoint: &EndpointId) -> Result<()>;
+    /// Records finished attempts and moves their tasks on, in one transaction. A task whose
+    /// lease `node` no longer holds keeps its state (another node has it); its attempt is still
+    /// recorded. Endpoints failing for longer than `disable_after` are disabled.
+    async fn complete_attempts(
+        &self,
+        node: &str,
+        records: &[AttemptRecord],
+        disable_after: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<CompletionEffects>;
+    /// Shutdown: tasks `node` has in flight become due again at `now`, its endpoints are
+    /// released.
+    async fn release_node(&self, node: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Start of a process that is the only one using the database (SQLite): every lease is from
+    /// a dead process, so it ends now, and so does every unfinished `Idempotency-Key` claim
+    /// (its request died with that process). Also recomputes every queue's due time.
+    async fn reset_leases(&self, now: DateTime<Utc>) -> Result<()>;
+    /// Makes a new attempt of a message to an endpoint due now (a manual resend), creating the
+    /// task if the endpoint did not get the message.
+    async fn requeue(
+        &self,
+        message: &Message,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Makes the failed tasks of an endpoint whose messages were created in `[since, until)`
+    /// due again; returns how many.
+    async fn recover(
+        &self,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
 }

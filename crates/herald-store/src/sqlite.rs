@@ -42,11 +42,11 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Backend, IdempotencyCompletion, Result, Store, StoreError};
+use crate::dialect::Dialect;
+use crate::{IdempotencyCompletion, Result, Store, StoreError};
 
 type Db = sqlx::Sqlite;
 type SqlStore = SqliteStore;
-const BACKEND: Backend = Backend::Sqlite;
 
 /// SQLite's `synchronous` setting, as a literal for the statements that restore it.
 macro_rules! synchronous {
@@ -410,45 +410,58 @@ impl Drop for WriteTx {
     }
 }
 
-/// Takes due endpoints without a live owner. SQLite has one writer at a time, so the
-/// select-then-update cannot race another claim.
-const CLAIM_ENDPOINTS_SQL: &str = "UPDATE endpoint_queues SET owner = $1, lease_until = $2
+/// SQLite's SQL: one writer at a time, so no row locks, no queue locks, and claims that
+/// select then update without racing another claim.
+impl Dialect for SqliteStore {
+    /// The single writer connection serialises every write transaction.
+    const LOCKS_ROWS: bool = false;
+
+    /// SQLite has one writer at a time, so the select-then-update cannot race another claim.
+    const CLAIM_ENDPOINTS_SQL: &'static str =
+        "UPDATE endpoint_queues SET owner = $1, lease_until = $2
      WHERE endpoint_id IN (
        SELECT endpoint_id FROM endpoint_queues
        WHERE next_due_at <= $3 AND (owner IS NULL OR lease_until < $3)
        ORDER BY next_due_at LIMIT $4)
      RETURNING endpoint_id";
 
-/// Marks up to $5 due tasks of an endpoint as in flight until $3 (the lease), for node $4.
-const CLAIM_TASKS_SQL: &str =
-    "UPDATE deliveries SET status = 3, next_attempt_at = $3, lease_token = $4
+    const CLAIM_TASKS_SQL: &'static str = concat!(
+        "UPDATE deliveries SET status = ",
+        status!(SENDING),
+        ", next_attempt_at = $3, lease_token = $4
      WHERE id IN (
        SELECT id FROM deliveries
-       WHERE endpoint_id = $1 AND status IN (1, 3) AND next_attempt_at <= $2
+       WHERE endpoint_id = $1 AND status IN (",
+        status!(PENDING),
+        ", ",
+        status!(SENDING),
+        ") AND next_attempt_at <= $2
        ORDER BY next_attempt_at, id LIMIT $5)
-     RETURNING id";
+     RETURNING id"
+    );
 
-/// FIFO: only the oldest unfinished task, and only when it is due.
-const CLAIM_FIFO_TASK_SQL: &str =
-    "UPDATE deliveries SET status = 3, next_attempt_at = $3, lease_token = $4
+    const CLAIM_FIFO_TASK_SQL: &'static str = concat!(
+        "UPDATE deliveries SET status = ",
+        status!(SENDING),
+        ", next_attempt_at = $3, lease_token = $4
      WHERE id = (
-       SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3) ORDER BY id LIMIT 1)
+       SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN (",
+        status!(PENDING),
+        ", ",
+        status!(SENDING),
+        ") ORDER BY id LIMIT 1)
        AND next_attempt_at <= $2
-     RETURNING id";
+     RETURNING id"
+    );
 
-/// A device row for a status report or lifecycle fact. SQLite's single writer already
-/// serializes the transaction; Postgres adds `FOR UPDATE`.
-const LOCK_DEVICE_SQL: &str = "SELECT history_seq FROM devices WHERE app_id = $1 AND id = $2";
-/// No locks: the single writer connection serialises every write transaction.
-const FOR_UPDATE: &str = "";
-const FOR_SHARE: &str = "";
-const LOCK_QUEUE_SHARED_SQL: Option<&str> = None;
-const LOCK_QUEUE_SQL: Option<&str> = None;
+    const LOCK_QUEUE_SHARED_SQL: Option<&'static str> = None;
+    const LOCK_QUEUE_SQL: Option<&'static str> = None;
 
-const FIND_SUBSTRING_FN: &str = "instr";
+    /// One writer at a time: an upsert locks nothing another transaction could want.
+    const QUEUE_UPSERT: bool = true;
 
-/// One writer at a time: an upsert locks nothing another transaction could want.
-const QUEUE_UPSERT: bool = true;
+    const FIND_SUBSTRING_FN: &'static str = "instr";
+}
 
 /// One process per database (a lock file enforces it): the publishing process wakes its own
 /// worker, so no wake-up crosses processes.
@@ -461,8 +474,6 @@ impl SqliteStore {
 }
 
 include!("sql/common.rs");
-include!("sql/devices.rs");
-include!("sql/logs.rs");
 
 #[cfg(test)]
 mod faults;

@@ -1,18 +1,59 @@
 //! Runs the store conformance suite against every backend available here: SQLite always,
-//! Postgres when `HERALD_TEST_DATABASE_URL` is set (each test on a database of its own).
+//! Postgres when `HERALD_TEST_DATABASE_URL` is set (each test on a database of its own), one
+//! test per check and backend; and the checks that concern one backend only.
 
 use std::time::Duration;
 
+use herald_store::prelude::*;
 use herald_store::testing::{CommitFault, TestDatabase, postgres_url_or_skip};
-use herald_store::{PostgresStore, SqliteStore, Store, StoreError, WakeupEvent, conformance};
+use herald_store::{PostgresStore, SqliteStore, StoreError, WakeupEvent, conformance};
 
+/// One test per conformance check and backend (`sqlite::<check>`, `postgres::<check>`), each
+/// on a database of its own: a failing check fails alone, and `cargo test -- --list` names
+/// them all.
+macro_rules! backend_tests {
+    ($($check:ident => $run:path,)*) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+                    let store = SqliteStore::open(&url).await.unwrap();
+                    $run(&store).await;
+                    store.close().await;
+                }
+            )*
+        }
+
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let Some(base) = postgres_url_or_skip(concat!("postgres::", stringify!($check)))
+                    else {
+                        return;
+                    };
+                    let db = TestDatabase::create(&base).await;
+                    let store = PostgresStore::open(&db.url).await.unwrap();
+                    $run(&store).await;
+                    store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+herald_store::conformance_checks!(backend_tests);
+
+/// One process per SQLite database: its own worker is woken in-process.
 #[tokio::test]
-async fn sqlite_conforms() {
+async fn sqlite_wakes_no_other_process() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("herald.db").display());
     let store = SqliteStore::open(&url).await.unwrap();
-    conformance::run(&store).await;
-    // One process per SQLite database: its own worker is woken in-process.
     assert!(store.subscribe_wakeups().is_none());
     store.close().await;
 }
@@ -120,17 +161,6 @@ async fn postgres_indexes_every_foreign_key() {
         "foreign keys without an index: {unindexed:?}"
     );
     pool.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_conforms() {
-    let Some(base) = postgres_url_or_skip("postgres_conforms") else {
-        return;
-    };
-    let db = TestDatabase::create(&base).await;
-    let store = PostgresStore::open(&db.url).await.unwrap();
-    conformance::run(&store).await;
-    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,16 +11,10 @@ use super::{record, sample_app, sample_endpoint, sample_message, secrets, status
 use crate::queue::{NextStep, TaskClaim};
 use crate::{Store, StoreError};
 
-pub async fn run(store: &dyn Store) {
-    concurrent_publishes_fail_alone(store).await;
-    claims_of_several_endpoints(store).await;
-    results_in_bulk(store).await;
-}
-
 /// Publishes arriving together (and so, on SQLite, committed together): one with a duplicate
 /// `eventId` and one for an endpoint that does not exist fail with their own errors; the
 /// others are stored with their tasks.
-async fn concurrent_publishes_fail_alone(store: &dyn Store) {
+pub async fn concurrent_publishes_fail_alone(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let mut endpoint = sample_endpoint(&app.id);
@@ -77,7 +71,7 @@ async fn concurrent_publishes_fail_alone(store: &dyn Store) {
 
 /// One claim per endpoint, each answered as `claim_tasks` would: its limit, its tasks in order,
 /// nothing (version -1) for an endpoint another node owns.
-async fn claims_of_several_endpoints(store: &dyn Store) {
+pub async fn claims_of_several_endpoints(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let other = format!("node-{}", random_base62(6));
     let app = sample_app(None);
@@ -167,7 +161,7 @@ fn ids_of(tasks: &[crate::Task]) -> Vec<herald_core::id::MessageId> {
 /// Results of several endpoints in one batch: an endpoint with only successes completes its
 /// tasks and ends its failure streak (reported once, as a recovery); another endpoint's results
 /// take effect in order (success, failure: retried and a streak begins, success: it ends).
-async fn results_in_bulk(store: &dyn Store) {
+pub async fn results_in_bulk(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();

@@ -10,7 +10,7 @@ use crate::{DeviceFilter, Lifecycle, StatusReport, Store, StoreError};
 
 const RETENTION: std::time::Duration = std::time::Duration::from_secs(86_400);
 
-pub(super) async fn run(store: &dyn Store) {
+pub async fn devices(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let now = herald_core::time::now();

@@ -13,19 +13,9 @@ use serde_json::{Value, json};
 use super::{sample_app, sample_endpoint, sample_message, secrets};
 use crate::{EntryFilter, InboxEntry, NewEntry, Store, StoreError, TreeRead};
 
-pub(super) async fn run(store: &dyn Store) {
-    inbox_records(store).await;
-    post_put_and_patch_build_the_tree(store).await;
-    tree_reads_select_children_by_key(store).await;
-    entries_list_with_filters_and_paging(store).await;
-    forwarding_commits_with_the_write(store).await;
-    verification_secrets_are_resealed(store).await;
-    a_replayed_signed_request_is_refused(store).await;
-}
-
 /// A verified request's mark is kept with its write: the same request again is refused with
 /// nothing stored, until its mark is forgotten; another request is not affected.
-async fn a_replayed_signed_request_is_refused(store: &dyn Store) {
+pub async fn a_replayed_signed_request_is_refused(store: &dyn Store) {
     let inbox = sample_inbox(None);
     store.create_inbox(&inbox).await.unwrap();
     let now = herald_core::time::now();
@@ -88,7 +78,7 @@ pub fn sample_inbox(app: Option<&herald_core::id::AppId>) -> Inbox {
     }
 }
 
-async fn inbox_records(store: &dyn Store) {
+pub async fn inbox_records(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let mut inbox = sample_inbox(Some(&app.id));
@@ -236,7 +226,7 @@ async fn entry_count(store: &dyn Store, inbox: &Inbox) -> u64 {
         .unwrap()
 }
 
-async fn post_put_and_patch_build_the_tree(store: &dyn Store) {
+pub async fn post_put_and_patch_build_the_tree(store: &dyn Store) {
     let inbox = sample_inbox(None);
     store.create_inbox(&inbox).await.unwrap();
 
@@ -347,7 +337,7 @@ async fn post_put_and_patch_build_the_tree(store: &dyn Store) {
     ));
 }
 
-async fn tree_reads_select_children_by_key(store: &dyn Store) {
+pub async fn tree_reads_select_children_by_key(store: &dyn Store) {
     let inbox = sample_inbox(None);
     store.create_inbox(&inbox).await.unwrap();
     for key in ["a", "b", "c", "d", "e"] {
@@ -426,7 +416,7 @@ async fn tree_reads_select_children_by_key(store: &dyn Store) {
     );
 }
 
-async fn entries_list_with_filters_and_paging(store: &dyn Store) {
+pub async fn entries_list_with_filters_and_paging(store: &dyn Store) {
     let inbox = sample_inbox(None);
     store.create_inbox(&inbox).await.unwrap();
     let mut ids = Vec::new();
@@ -511,7 +501,7 @@ async fn entries_list_with_filters_and_paging(store: &dyn Store) {
     );
 }
 
-async fn forwarding_commits_with_the_write(store: &dyn Store) {
+pub async fn forwarding_commits_with_the_write(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let mut endpoint = sample_endpoint(&app.id);
@@ -553,7 +543,7 @@ async fn forwarding_commits_with_the_write(store: &dyn Store) {
     assert_eq!(entry_count(store, &inbox).await, 1);
 }
 
-async fn verification_secrets_are_resealed(store: &dyn Store) {
+pub async fn verification_secrets_are_resealed(store: &dyn Store) {
     let mut inbox = sample_inbox(None);
     let marker = random_base62(16).into_bytes();
     inbox.verification = Some(SealedVerification {

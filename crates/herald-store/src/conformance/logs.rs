@@ -7,19 +7,11 @@ use herald_core::model::{DeliveryStatus, OPERATIONAL_APP_ID, Trigger};
 use herald_core::page::{Cursor, ListParams, Order};
 use herald_core::token::random_base62;
 
-use super::{record, sample_app, sample_endpoint, sample_message, secrets};
+use super::{ClaimTasks, record, sample_app, sample_endpoint, sample_message, secrets};
 use crate::queue::NextStep;
 use crate::{AttemptFilter, DeliveryLogFilter, EndpointMessageFilter, EndpointStats, Store};
 
-pub(super) async fn run(store: &dyn Store) {
-    operational_app_is_hidden(store).await;
-    logs_and_stats(store).await;
-    completion_effects(store).await;
-    retention(store).await;
-    metrics(store).await;
-}
-
-async fn operational_app_is_hidden(store: &dyn Store) {
+pub async fn operational_app_is_hidden(store: &dyn Store) {
     assert!(store.get_app(OPERATIONAL_APP_ID).await.unwrap().is_none());
     let listed = store
         .list_apps(&ListParams::first(250, Order::Ascending), None)
@@ -87,7 +79,7 @@ async fn deliver_all(
     records.into_iter().map(|r| r.id).collect()
 }
 
-async fn logs_and_stats(store: &dyn Store) {
+pub async fn logs_and_stats(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -599,7 +591,7 @@ async fn logs_and_stats(store: &dyn Store) {
     store.delete_app(&other.id).await.unwrap();
 }
 
-async fn completion_effects(store: &dyn Store) {
+pub async fn completion_effects(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -680,7 +672,7 @@ async fn completion_effects(store: &dyn Store) {
     store.delete_app(&app.id).await.unwrap();
 }
 
-async fn retention(store: &dyn Store) {
+pub async fn retention(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -751,7 +743,7 @@ async fn retention(store: &dyn Store) {
     store.delete_app(&app.id).await.unwrap();
 }
 
-async fn metrics(store: &dyn Store) {
+pub async fn metrics(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let mut ep = sample_endpoint(&app.id);

@@ -8,13 +8,7 @@ use serde_json::json;
 use super::{sample_app, sample_endpoint, sample_message, secrets};
 use crate::{Store, StoreError};
 
-pub(super) async fn run(store: &dyn Store) {
-    fan_out_follows_patterns_channels_and_filters(store).await;
-    examples_go_to_one_endpoint(store).await;
-    graphql_api_is_stored_sealed_and_resealed(store).await;
-}
-
-async fn fan_out_follows_patterns_channels_and_filters(store: &dyn Store) {
+pub async fn fan_out_follows_patterns_channels_and_filters(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let mut readings = sample_endpoint(&app.id);
@@ -78,7 +72,7 @@ async fn fan_out_follows_patterns_channels_and_filters(store: &dyn Store) {
     }
 }
 
-async fn examples_go_to_one_endpoint(store: &dyn Store) {
+pub async fn examples_go_to_one_endpoint(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
     let target = sample_endpoint(&app.id);
@@ -107,7 +101,7 @@ async fn examples_go_to_one_endpoint(store: &dyn Store) {
     assert!(store.get_message(&app.id, &msg.id).await.unwrap().is_none());
 }
 
-async fn graphql_api_is_stored_sealed_and_resealed(store: &dyn Store) {
+pub async fn graphql_api_is_stored_sealed_and_resealed(store: &dyn Store) {
     let api = |headers: Option<&[u8]>| SealedGraphqlApi {
         url: "https://api.example.com/graphql".into(),
         headers: headers.map(<[u8]>::to_vec),

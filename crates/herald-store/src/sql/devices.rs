@@ -1,6 +1,6 @@
-// The portable SQL of `DeviceStore`, `include!`d by each backend after `common.rs` (it uses that
-// file's helpers). A backend defines `LOCK_DEVICE_SQL`: the device row, locked for the
-// transaction where the engine needs it (`FOR UPDATE`), so reports for one device serialize.
+// The portable SQL of `DeviceStore`, `include!`d by `common.rs` (it uses that file's helpers).
+// A status report or lifecycle fact locks its device row for the transaction where the engine
+// locks rows (`Dialect::LOCKS_ROWS`), so reports for one device serialize.
 
 use crate::device::{DeviceFilter, DeviceStore, Lifecycle, StatusRecorded, StatusReport};
 use herald_core::device::{
@@ -138,7 +138,9 @@ async fn lock_device(
     app: &AppId,
     id: &str,
 ) -> Result<(Device, i64)> {
-    let row: Option<(i64,)> = sqlx::query_as(LOCK_DEVICE_SQL)
+    let row: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT history_seq FROM devices WHERE app_id = $1 AND id = $2{FOR_UPDATE}"
+    )))
         .bind(app.as_str())
         .bind(id)
         .fetch_optional(&mut *tx)

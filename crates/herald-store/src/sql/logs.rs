@@ -370,11 +370,11 @@ mod logs_sql {
 
     pub(super) async fn queue_metrics(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<QueueMetrics> {
         let (due, scheduled, sending): (i64, i64, i64) = sqlx::query_as(
-            "SELECT
-               COALESCE(SUM(CASE WHEN status = 1 AND next_attempt_at <= $1 THEN 1 ELSE 0 END), 0),
-               COALESCE(SUM(CASE WHEN status = 1 AND next_attempt_at > $1 THEN 1 ELSE 0 END), 0),
-               COALESCE(SUM(CASE WHEN status = 3 THEN 1 ELSE 0 END), 0)
-             FROM deliveries WHERE status IN (1, 3)",
+            concat!("SELECT
+               COALESCE(SUM(CASE WHEN status = ", status!(PENDING), " AND next_attempt_at <= $1 THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN status = ", status!(PENDING), " AND next_attempt_at > $1 THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN status = ", status!(SENDING), " THEN 1 ELSE 0 END), 0)
+             FROM deliveries WHERE status IN (", status!(PENDING), ", ", status!(SENDING), ")"),
         )
         .bind(millis(now))
         .fetch_one(pool)
@@ -399,5 +399,111 @@ mod logs_sql {
             idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
             max: pool.options().get_max_connections(),
         }
+    }
+}
+
+#[async_trait]
+impl LogStore for SqlStore {
+    async fn deliveries_for_message(&self, msg: &MessageId) -> Result<Vec<Delivery>> {
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
+            "SELECT msg_id, endpoint_id, status, attempts, next_attempt_at, last_attempt_at,
+             last_status_code FROM deliveries WHERE msg_id = $1 ORDER BY endpoint_id",
+        )
+        .bind(msg.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(Delivery::try_from).collect()
+    }
+
+    async fn attempts_for_message(&self, msg: &MessageId) -> Result<Vec<Attempt>> {
+        let rows: Vec<AttemptRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts a {ATTEMPT_URL_JOIN}
+             WHERE a.msg_id = $1 ORDER BY a.id"
+        )))
+        .bind(msg.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(Attempt::try_from).collect()
+    }
+
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        filter: &crate::AttemptFilter,
+        params: &ListParams,
+    ) -> Result<Page<Attempt>> {
+        logs_sql::list_attempts(&self.reader, app, filter, params).await
+    }
+
+    async fn get_attempt(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        id: &herald_core::id::AttemptId,
+    ) -> Result<Option<Attempt>> {
+        logs_sql::get_attempt(&self.reader, app, msg, id).await
+    }
+
+    async fn expunge_attempt_content(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        id: &herald_core::id::AttemptId,
+    ) -> Result<bool> {
+        logs_sql::expunge_attempt_content(&self.writer, app, msg, id).await
+    }
+
+    async fn expunge_message_content(&self, app: &AppId, msg: &MessageId) -> Result<bool> {
+        logs_sql::expunge_message_content(self, app, msg).await
+    }
+
+    async fn list_destinations(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        params: &ListParams,
+    ) -> Result<Page<crate::Destination>> {
+        logs_sql::list_destinations(&self.reader, app, msg, params).await
+    }
+
+    async fn list_sent_messages(
+        &self,
+        endpoint: &EndpointId,
+        filter: &crate::EndpointMessageFilter,
+        params: &ListParams,
+    ) -> Result<Page<crate::SentMessage>> {
+        logs_sql::list_sent_messages(&self.reader, endpoint, filter, params).await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        endpoint: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<crate::EndpointStats> {
+        logs_sql::endpoint_stats(&self.reader, endpoint, since, until).await
+    }
+
+    async fn delivery_log(
+        &self,
+        filter: &crate::DeliveryLogFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<crate::DeliveryLogPage> {
+        logs_sql::delivery_log(&self.reader, filter, offset, limit).await
+    }
+
+    // -- retention and metrics --
+
+    async fn purge_payloads(&self, now: DateTime<Utc>, limit: u64) -> Result<u64> {
+        logs_sql::purge_payloads(&self.writer, now, limit).await
+    }
+
+    async fn purge_attempt_responses(&self, before: DateTime<Utc>, limit: u64) -> Result<u64> {
+        logs_sql::purge_attempt_responses(&self.writer, before, limit).await
+    }
+
+    async fn queue_metrics(&self, now: DateTime<Utc>) -> Result<crate::QueueMetrics> {
+        logs_sql::queue_metrics(&self.reader, now).await
     }
 }

@@ -27,7 +27,8 @@ use sqlx::sqlite::SqlitePoolOptions;
 
 use super::SqliteStore;
 use crate::conformance::{record, sample_app, sample_endpoint, sample_message, sample_secrets};
-use crate::{NextStep, Store, StoreError, TaskClaim};
+use crate::prelude::*;
+use crate::{NextStep, StoreError, TaskClaim};
 
 /// Counts the writer's steps and commits, and fails the one armed.
 #[derive(Default)]

@@ -14,7 +14,7 @@ use herald_core::id::EndpointId;
 use herald_core::model::{DEFAULT_MAX_CONCURRENCY, Ordering};
 use herald_core::retry::RetryPolicy;
 use herald_core::secrets::{EndpointSecrets, GraphqlApi};
-use herald_store::{Task, TaskClaim};
+use herald_store::{DispatchTarget, Task, TaskClaim};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -111,16 +111,14 @@ async fn snapshot(
     shared: &Shared,
     endpoint_id: &EndpointId,
 ) -> Result<Option<Arc<EndpointSnapshot>>, String> {
-    let store = &shared.store;
-    let Some(endpoint) = store
-        .get_endpoint_by_id(endpoint_id)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
-        return Ok(None);
-    };
-    let Some(sealed) = store
-        .get_endpoint_secrets(endpoint_id)
+    let Some(DispatchTarget {
+        endpoint,
+        secrets: sealed,
+        app_rate_limit,
+        graphql_api,
+    }) = shared
+        .store
+        .dispatch_target(endpoint_id)
         .await
         .map_err(|e| e.to_string())?
     else {
@@ -128,13 +126,9 @@ async fn snapshot(
     };
     let secrets = EndpointSecrets::open(&shared.keyring, &sealed).map_err(|e| e.to_string())?;
     let options = &endpoint.options;
-    // Only endpoints with a GraphQL selection need the application's API.
+    // Only endpoints with a GraphQL selection need the application's API opened.
     let graphql_api = if options.graphql.is_some() || !options.graphql_by_event_type.is_empty() {
-        let app = store
-            .get_app(endpoint.app_id.as_str())
-            .await
-            .map_err(|e| e.to_string())?;
-        app.and_then(|a| a.graphql_api)
+        graphql_api
             .map(|sealed| GraphqlApi::open(&shared.keyring, &sealed))
             .transpose()
             .map_err(|e| e.to_string())?
@@ -163,6 +157,7 @@ async fn snapshot(
         endpoint,
         secrets,
         graphql_api,
+        app_rate: app_rate_limit,
         retry,
         timeout,
     })))
@@ -238,7 +233,7 @@ pub async fn run(
         let mut free = cap.saturating_sub(in_flight.len());
         let rate = match endpoint.rate_limit {
             Some(rate) => Some(rate),
-            None => shared.app_rate(&endpoint.app_id).await,
+            None => snapshot.app_rate,
         };
         if let Some(rate) = rate {
             if throttle.as_ref().is_none_or(|(r, _)| *r != rate) {

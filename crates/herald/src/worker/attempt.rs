@@ -295,6 +295,7 @@ mod tests {
                 version: 0,
             },
             graphql_api: None,
+            app_rate: None,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(15),
         };

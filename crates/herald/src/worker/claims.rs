@@ -5,11 +5,11 @@
 //! every endpoint in it. Each claim is a write, and on SQLite every write waits for the one
 //! writer, so ten actors claiming one after the other cost ten transactions. The claimer takes
 //! whatever claims are waiting and makes them in one transaction
-//! ([`Store::claim_tasks_of`]), answering each actor with its own tasks.
+//! ([`QueueStore::claim_tasks_of`]), answering each actor with its own tasks.
 
 use std::sync::Arc;
 
-use herald_store::{Store, Task, TaskClaim};
+use herald_store::{QueueStore, Task, TaskClaim};
 use tokio::sync::{mpsc, oneshot};
 
 /// Claims per transaction, at most.
@@ -28,8 +28,8 @@ pub struct Claimer {
 }
 
 impl Claimer {
-    /// Claims tasks as [`Store::claim_tasks`] does, in a transaction shared with the other
-    /// claims waiting at the same moment.
+    /// Claims one endpoint's tasks, in a transaction shared with the other claims waiting at
+    /// the same moment.
     pub async fn claim(&self, claim: TaskClaim) -> Answer {
         let (answer, answered) = oneshot::channel();
         let gone = || "the worker is stopping".to_owned();
@@ -42,7 +42,7 @@ impl Claimer {
 }
 
 /// Starts the claimer; it stops once every [`Claimer`] handle is dropped.
-pub fn spawn(store: Arc<dyn Store>, node: String) -> Claimer {
+pub fn spawn(store: Arc<dyn QueueStore>, node: String) -> Claimer {
     let (tx, mut rx) = mpsc::channel::<Request>(BATCH);
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_store::{AttemptRecord, CompletionEffects, Store};
+use herald_store::{AttemptRecord, CompletionEffects, QueueStore};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::operational::Operational;
@@ -38,7 +38,7 @@ impl Completions {
 
 /// Starts the writer; it stops when every `Completions` handle is dropped and the queue drained.
 pub fn spawn(
-    store: Arc<dyn Store>,
+    store: Arc<dyn QueueStore>,
     node: String,
     disable_after: chrono::Duration,
     operational: Operational,

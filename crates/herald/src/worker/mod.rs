@@ -25,8 +25,8 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use herald_core::crypto::Keyring;
-use herald_core::id::{AppId, EndpointId};
-use herald_store::Store;
+use herald_core::id::EndpointId;
+use herald_store::QueueStore;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -93,7 +93,8 @@ impl WorkerConfig {
 
 /// What the actors share.
 pub struct Shared {
-    pub store: Arc<dyn Store>,
+    /// The queue role only: all the worker reads and writes.
+    pub store: Arc<dyn QueueStore>,
     pub keyring: Arc<Keyring>,
     pub outbound: Arc<Outbound>,
     pub completions: completion::Completions,
@@ -104,16 +105,6 @@ pub struct Shared {
     pub slots: Arc<tokio::sync::Semaphore>,
 }
 
-impl Shared {
-    /// An application's `throttleRate`, the default rate of its endpoints.
-    async fn app_rate(&self, app: &AppId) -> Option<u16> {
-        match self.store.get_app(app.as_str()).await {
-            Ok(app) => app.and_then(|a| a.rate_limit),
-            Err(_) => None,
-        }
-    }
-}
-
 /// A running worker.
 pub struct Worker {
     stop: CancellationToken,
@@ -121,14 +112,14 @@ pub struct Worker {
     writer: tokio::task::JoinHandle<()>,
     /// Relays other nodes' wake-ups (Postgres).
     forwarder: Option<tokio::task::JoinHandle<()>>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn QueueStore>,
     config: WorkerConfig,
 }
 
 impl Worker {
     /// Starts the dispatcher and the completion writer.
     pub fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn QueueStore>,
         keyring: Arc<Keyring>,
         outbound: Arc<Outbound>,
         config: WorkerConfig,

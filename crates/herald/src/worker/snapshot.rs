@@ -17,6 +17,8 @@ pub struct EndpointSnapshot {
     pub secrets: EndpointSecrets,
     /// The application's GraphQL API, for endpoints with a GraphQL selection.
     pub graphql_api: Option<GraphqlApi>,
+    /// The application's default rate (`throttleRate`), for an endpoint without its own.
+    pub app_rate: Option<u16>,
     pub retry: RetryPolicy,
     pub timeout: Duration,
 }

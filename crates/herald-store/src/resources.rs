@@ -1,0 +1,85 @@
+//! The resources role: what users configure through the API and what routing reads.
+//! Applications, event types and endpoints (with their sealed secrets). Every change is one
+//! row or one short transaction; publishing reads endpoints inside its own transaction (see
+//! [`crate::MessageStore`]).
+
+use async_trait::async_trait;
+use herald_core::id::{AppId, EndpointId};
+use herald_core::model::{Application, Endpoint, EventType, SealedEndpointSecrets};
+use herald_core::page::{ListParams, Page};
+
+use crate::Result;
+
+/// Applications, event types and endpoints (see the module documentation).
+#[async_trait]
+pub trait ResourceStore: Send + Sync {
+    /// Fails with `Conflict` when the uid is taken.
+    async fn create_app(&self, app: &Application) -> Result<()>;
+    /// Looks an application up by id, or else by uid. The reserved operational-webhook
+    /// application (`herald_core::model::OPERATIONAL_APP_ID`) is never found.
+    async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>>;
+    /// Lists applications; `only` restricts the list to one application (an app-scoped token).
+    /// The reserved operational-webhook application is never listed.
+    async fn list_apps(
+        &self,
+        params: &ListParams,
+        only: Option<&AppId>,
+    ) -> Result<Page<Application>>;
+    async fn update_app(&self, app: &Application) -> Result<()>;
+    /// Deletes an application with its endpoints, messages, attempts and keys.
+    async fn delete_app(&self, id: &AppId) -> Result<bool>;
+
+    // -- event types --
+
+    async fn create_event_type(&self, event_type: &EventType) -> Result<()>;
+    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>>;
+    async fn list_event_types(
+        &self,
+        params: &ListParams,
+        include_archived: bool,
+    ) -> Result<Page<EventType>>;
+    async fn update_event_type(&self, event_type: &EventType) -> Result<()>;
+    /// Deletes an event type for good (the API archives by default).
+    async fn delete_event_type(&self, name: &str) -> Result<bool>;
+
+    // -- endpoints --
+
+    async fn create_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        secrets: &SealedEndpointSecrets,
+    ) -> Result<()> {
+        self.create_endpoint_within(endpoint, secrets, u64::MAX)
+            .await
+            .map(drop)
+    }
+    /// Creates an endpoint unless its application already has `max` endpoints: `false` then,
+    /// and nothing is written. The count is taken in the insert's transaction, with creates for
+    /// one application serialized (on Postgres, by a lock on its row), so concurrent creates
+    /// cannot overshoot (`--max-endpoints-per-app`).
+    async fn create_endpoint_within(
+        &self,
+        endpoint: &Endpoint,
+        secrets: &SealedEndpointSecrets,
+        max: u64,
+    ) -> Result<bool>;
+    /// Looks an endpoint of `app` up by id, or else by uid.
+    async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>>;
+    /// Looks an endpoint up by id alone (the delivery worker knows no application).
+    async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>>;
+    async fn list_endpoints(&self, app: &AppId, params: &ListParams) -> Result<Page<Endpoint>>;
+    /// How many endpoints `app` has.
+    async fn count_endpoints(&self, app: &AppId) -> Result<u64>;
+    /// Saves an endpoint. Disabling it fails its pending tasks (their retries stop; `recover`
+    /// brings them back).
+    async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<bool>;
+    async fn get_endpoint_secrets(&self, id: &EndpointId) -> Result<Option<SealedEndpointSecrets>>;
+    /// Replaces an endpoint's secrets if they are still at `secrets.version` (returns `false`
+    /// otherwise: someone changed them since they were read).
+    async fn set_endpoint_secrets(
+        &self,
+        id: &EndpointId,
+        secrets: &SealedEndpointSecrets,
+    ) -> Result<bool>;
+}

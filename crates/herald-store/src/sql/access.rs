@@ -1,0 +1,233 @@
+// The portable SQL of `AccessStore` (settings, API keys, `Idempotency-Key` records),
+// `include!`d by `common.rs`.
+
+#[async_trait]
+impl AccessStore for SqlStore {
+    async fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn insert_setting(&self, key: &str, value: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    // -- API keys --
+
+    async fn create_api_key(&self, key: &ApiKey) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, role, kind, app_id, secret_hash, created_at,
+             expires_at, parent_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(key.id.as_str())
+        .bind(&key.name)
+        .bind(key.role.as_str())
+        .bind(key.kind.as_str())
+        .bind(key.app_id.as_ref().map(|a| a.as_str().to_owned()))
+        .bind(&key.secret_hash)
+        .bind(millis(key.created_at))
+        .bind(key.expires_at.map(millis))
+        .bind(key.parent_id.as_ref().map(|p| p.as_str().to_owned()))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>> {
+        let row: Option<ApiKeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(ApiKey::try_from).transpose()
+    }
+
+    async fn list_api_keys(&self, params: &ListParams) -> Result<Page<ApiKey>> {
+        let qb = QueryBuilder::new(format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE 1 = 1"));
+        fetch_page::<ApiKeyRow, _>(&self.reader, qb, "id", params).await
+    }
+
+    async fn expire_portal_keys(
+        &self,
+        app: &AppId,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let done = if at <= now {
+            sqlx::query("DELETE FROM api_keys WHERE app_id = $1 AND kind = $2")
+                .bind(app.as_str())
+                .bind(KeyKind::Portal.as_str())
+                .execute(&self.writer)
+                .await?
+        } else {
+            sqlx::query(
+                "UPDATE api_keys SET expires_at = $3
+                 WHERE app_id = $1 AND kind = $2 AND (expires_at IS NULL OR expires_at > $3)",
+            )
+            .bind(app.as_str())
+            .bind(KeyKind::Portal.as_str())
+            .bind(millis(at))
+            .execute(&self.writer)
+            .await?
+        };
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_api_key(&self, id: &ApiKeyId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn purge_expired_api_keys(&self, now: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM api_keys WHERE expires_at IS NOT NULL AND expires_at <= $1")
+            .bind(millis(now))
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    // -- idempotency --
+
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        claim: &str,
+        fingerprint: &[u8],
+        now: DateTime<Utc>,
+        expires_before: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
+    ) -> Result<IdempotencyState> {
+        let mut tx = WriteTx::begin(self).await?;
+        // An expired record, or a claim whose request died, is as good as none: drop it so the
+        // insert below can take its place.
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2
+             AND (created_at < $3 OR (status IS NULL AND created_at < $4))",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(millis(expires_before))
+        .bind(millis(abandoned_before))
+        .execute(&mut *tx)
+        .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, claim_token)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO NOTHING",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(millis(now))
+        .bind(claim)
+        .execute(&mut *tx)
+        .await?;
+        let state = if inserted.rows_affected() == 1 {
+            IdempotencyState::Started
+        } else {
+            let (stored_fingerprint, status, body): (Vec<u8>, Option<i32>, Option<Vec<u8>>) =
+                sqlx::query_as(
+                    "SELECT fingerprint, status, body FROM idempotency_keys
+                     WHERE scope = $1 AND key = $2",
+                )
+                .bind(scope)
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+            match status {
+                _ if stored_fingerprint != fingerprint => IdempotencyState::Mismatch,
+                None => IdempotencyState::InProgress,
+                Some(status) => IdempotencyState::Completed(StoredResponse {
+                    status: u16::try_from(status)
+                        .map_err(|_| StoreError::Corrupt(format!("status {status}")))?,
+                    body: body.unwrap_or_default(),
+                }),
+            }
+        };
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    async fn idempotency_complete(
+        &self,
+        scope: &str,
+        key: &str,
+        claim: &str,
+        response: &StoredResponse,
+    ) -> Result<()> {
+        complete_claim(&self.writer, scope, key, claim, response).await?;
+        Ok(())
+    }
+
+    async fn idempotency_abandon(&self, scope: &str, key: &str, claim: &str) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys
+             WHERE scope = $1 AND key = $2 AND claim_token = $3 AND status IS NULL",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(claim)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn purge_idempotency(&self, older_than: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(millis(older_than))
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Records the answer of the request holding `claim` on a key; whether the claim still held it
+/// (it was neither released nor taken over, nor answered already).
+async fn complete_claim<'e, E>(
+    conn: E,
+    scope: &str,
+    key: &str,
+    claim: &str,
+    response: &StoredResponse,
+) -> Result<bool>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    let done = sqlx::query(
+        "UPDATE idempotency_keys SET status = $4, body = $5
+         WHERE scope = $1 AND key = $2 AND claim_token = $3 AND status IS NULL",
+    )
+    .bind(scope)
+    .bind(key)
+    .bind(claim)
+    .bind(i32::from(response.status))
+    .bind(&response.body)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,50 @@
+//! What differs between the SQL engines, stated once.
+//!
+//! The portable SQL (`sql/*.rs`) is `include!`d by each backend module and compiled there
+//! against that backend's store type (`SqlStore`), which implements [`Dialect`]. Every place
+//! where the engines differ reads one of these items, so a difference is a named, documented
+//! choice of the engine rather than a value that happens to be empty on one of them.
+
+/// The engine-specific parts of the SQL stores (see the module documentation).
+pub(crate) trait Dialect {
+    /// Whether write transactions lock the rows they are about to change, so that concurrent
+    /// ones queue on them: true on Postgres, where several transactions run at once; false on
+    /// SQLite, whose single writer connection serialises every write transaction anyway.
+    const LOCKS_ROWS: bool;
+
+    /// Takes due endpoints without a live owner: binds the node ($1), the lease's end ($2),
+    /// now ($3) and how many at most ($4); returns the endpoint ids taken.
+    const CLAIM_ENDPOINTS_SQL: &'static str;
+
+    /// Marks up to $5 due tasks of endpoint $1 (due at $2) as in flight until $3 (the lease),
+    /// for node $4; returns their ids.
+    const CLAIM_TASKS_SQL: &'static str;
+
+    /// FIFO: the oldest unfinished task of endpoint $1, only when it is due at $2, as
+    /// [`Dialect::CLAIM_TASKS_SQL`] otherwise.
+    const CLAIM_FIFO_TASK_SQL: &'static str;
+
+    /// An endpoint's queue lock ($1 is the endpoint id), held until the end of the
+    /// transaction: shared by publishes, exclusive for a release (see `touch_queues` and
+    /// `release_endpoint`). `None` where write transactions are serialised anyway (SQLite).
+    const LOCK_QUEUE_SHARED_SQL: Option<&'static str>;
+    /// The exclusive form of [`Dialect::LOCK_QUEUE_SHARED_SQL`].
+    const LOCK_QUEUE_SQL: Option<&'static str>;
+
+    /// Whether to make queues due with one multi-row upsert. False on Postgres, where the
+    /// upsert would lock every queue row it meets, due already or not, so that publishes to a
+    /// busy endpoint would queue behind each other's commits; there only rows that change are
+    /// written.
+    const QUEUE_UPSERT: bool;
+
+    /// The function giving the position of a substring, case-sensitive (`instr`, `strpos`).
+    const FIND_SUBSTRING_FN: &'static str;
+
+    /// The clause a `SELECT` ends with to lock its rows for update until the transaction
+    /// ends, where [`Dialect::LOCKS_ROWS`]; none otherwise.
+    const FOR_UPDATE: &'static str = if Self::LOCKS_ROWS { " FOR UPDATE" } else { "" };
+
+    /// The clause a `SELECT` ends with to keep its rows from changing until the transaction
+    /// ends, where [`Dialect::LOCKS_ROWS`]; none otherwise.
+    const FOR_SHARE: &'static str = if Self::LOCKS_ROWS { " FOR SHARE" } else { "" };
+}
