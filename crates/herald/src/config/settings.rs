@@ -193,6 +193,7 @@ pub fn with_env_names(command: Command) -> Command {
     })
 }
 
+/// clap adds `--help` and `--version` itself; they are no settings.
 fn is_clap_builtin(id: &clap::Id) -> bool {
     matches!(id.as_str(), "help" | "version")
 }
@@ -258,11 +259,16 @@ impl Layers {
         let declared = declared();
         let mut figment = Figment::new();
         if let Some((path, file)) = load_file(config, &declared)? {
-            let values = match Value::serialize(&file).map(Value::into_dict) {
-                Ok(Some(values)) => values,
-                // A struct always serialises to a dictionary.
-                _ => Dict::new(),
-            };
+            // Text and lists of text: serialising them cannot fail, and gives a dictionary.
+            let values = Value::serialize(&file)
+                .map_err(|e| {
+                    ConfigError(format!(
+                        "invalid configuration file {}: {e}",
+                        path.display()
+                    ))
+                })?
+                .into_dict()
+                .unwrap_or_default();
             figment = figment.merge(Layer {
                 metadata: Metadata::from(FILE, path.as_path()),
                 values,
