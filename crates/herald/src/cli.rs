@@ -1,12 +1,15 @@
 //! The command line, declared with clap.
 //!
-//! Options that configure the server are read as raw strings here and validated in
-//! [`crate::config`], which knows whether each value came from a flag, the environment or
-//! `herald.toml` and can therefore name the exact source in its error message.
+//! The options that configure the server are declared once, in [`crate::config`]
+//! ([`ServeSettings`], [`StorageSettings`]), which layers them with `herald.toml` and the
+//! environment and can therefore name the exact source of a bad value; here they are only
+//! placed on their subcommands.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::config::{ServeSettings, StorageSettings, with_env_names};
 
 const ENVIRONMENT_HELP: &str = "\
 Environment:
@@ -38,14 +41,25 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The command line with the environment variable of every server setting (see
+/// [`with_env_names`]); parse with this rather than `Cli::command()`.
+pub fn command() -> clap::Command {
+    Cli::command()
+        .mut_subcommand("serve", with_env_names)
+        .mut_subcommand("migrate", with_env_names)
+        .mut_subcommand("secrets", |secrets| {
+            secrets.mut_subcommand("rotate-key", with_env_names)
+        })
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the management API and the delivery worker (see --role).
     #[command(after_help = ENVIRONMENT_HELP)]
-    Serve(Box<ServeArgs>),
+    Serve(Box<ServeSettings>),
     /// Bring the database schema up to date, then exit.
     #[command(after_help = ENVIRONMENT_HELP)]
-    Migrate(StorageArgs),
+    Migrate(StorageSettings),
     /// Check a received delivery's signature, as a receiver would. Reads the body from stdin;
     /// exits 0 when it verifies, 1 (with the reason) when it does not.
     Verify(VerifyArgs),
@@ -113,7 +127,7 @@ pub enum SecretsCommand {
     /// HERALD_ENCRYPTION_KEY, the new key is that one and HERALD_ENCRYPTION_OLD_KEYS must list
     /// the old one; with the key file, a new key is generated and replaces it.
     #[command(after_help = ENVIRONMENT_HELP)]
-    RotateKey(StorageArgs),
+    RotateKey(StorageSettings),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,149 +182,6 @@ pub struct VerifyArgs {
     /// the check off.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub tolerance: i64,
-}
-
-/// Where Herald keeps its state.
-#[derive(Debug, Clone, Args)]
-pub struct StorageArgs {
-    /// Configuration file (TOML). Defaults to ./herald.toml when that file exists.
-    #[arg(long, env = "HERALD_CONFIG", value_name = "PATH")]
-    pub config: Option<PathBuf>,
-
-    /// Directory for the SQLite database, the generated admin token and the encryption key file;
-    /// created if missing. [default: ./herald-data]
-    #[arg(long, env = "HERALD_DATA_DIR", value_name = "PATH")]
-    pub data_dir: Option<String>,
-
-    /// Database to use: sqlite://PATH, or postgres://USER:PASSWORD@HOST:PORT/DATABASE for
-    /// several Herald nodes on one database. [default: sqlite://<data-dir>/herald.db]
-    #[arg(long, env = "HERALD_DATABASE_URL", value_name = "URL")]
-    pub database_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub storage: StorageArgs,
-
-    /// What this process runs: `api` (the management API), `worker` (deliveries, and the
-    /// health routes) or `all`. Roles other than `all` need Postgres. [default: all]
-    #[arg(long, env = "HERALD_ROLE", value_name = "ROLE")]
-    pub role: Option<String>,
-
-    /// Address the HTTP API listens on; port 0 picks a free port. [default: 127.0.0.1:8071]
-    #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
-    pub listen: Option<String>,
-
-    /// Let deliveries reach this network although it is private, loopback or link-local
-    /// (repeatable; the environment variable takes a comma-separated list), e.g. 10.0.0.0/8.
-    #[arg(
-        long = "allow-network",
-        env = "HERALD_ALLOW_NETWORKS",
-        value_name = "CIDR",
-        value_delimiter = ','
-    )]
-    pub allow_networks: Vec<String>,
-
-    /// Base URL under which clients reach this server, used in portal links.
-    /// [default: http://<listen address>]
-    #[arg(long, env = "HERALD_PUBLIC_URL", value_name = "URL")]
-    pub public_url: Option<String>,
-
-    /// Largest accepted request body in bytes; larger bodies get 413. [default: 1048576]
-    #[arg(long, env = "HERALD_MAX_BODY_BYTES", value_name = "BYTES")]
-    pub max_body_bytes: Option<String>,
-
-    /// Longest accepted endpoint URL in characters. [default: 8192]
-    #[arg(long, env = "HERALD_MAX_URL_LENGTH", value_name = "CHARS")]
-    pub max_url_length: Option<String>,
-
-    /// Longest accepted endpoint description in characters. [default: 512]
-    #[arg(long, env = "HERALD_MAX_DESCRIPTION_LENGTH", value_name = "CHARS")]
-    pub max_description_length: Option<String>,
-
-    /// Most endpoints one application may have; creating one more gets 422. [default: 1000]
-    #[arg(long, env = "HERALD_MAX_ENDPOINTS_PER_APP", value_name = "COUNT")]
-    pub max_endpoints_per_app: Option<String>,
-
-    /// Requests per second each API token may make (bursts up to one second's worth); more get
-    /// 429 with `Retry-After`. Counted per node. 0 turns the limit off. [default: 1000]
-    #[arg(long, env = "HERALD_API_RATE_LIMIT", value_name = "PER_SECOND")]
-    pub api_rate_limit: Option<String>,
-
-    /// Time a client has to send a request's headers, and then its body; idle keep-alive
-    /// connections close after it too. 1s to 1h. [default: 30s]
-    #[arg(long, env = "HERALD_CLIENT_TIMEOUT", value_name = "DURATION")]
-    pub client_timeout: Option<String>,
-
-    /// Send deliveries through this HTTP proxy (an http:// or https:// URL). The
-    /// proxy then resolves host names and owns the network policy for them: Herald still
-    /// refuses literal addresses outside --allow-network. Proxy environment variables such as
-    /// HTTPS_PROXY are never used. [default: none]
-    #[arg(long, env = "HERALD_OUTBOUND_PROXY", value_name = "URL")]
-    pub outbound_proxy: Option<String>,
-
-    /// Retry delays after a failed attempt, e.g. `1s,1s,2s` or `15m,30m,60m` (units ms, s, m, h,
-    /// d); endpoints may set their own. [default: 5s,5m,30m,2h,5h,10h,10h]
-    #[arg(long, env = "HERALD_RETRY_SCHEDULE", value_name = "DELAYS")]
-    pub retry_schedule: Option<String>,
-
-    /// Timeout of one delivery attempt (connect, request and response) unless the endpoint sets
-    /// `timeoutSeconds`; 1s to 60s. [default: 15s]
-    #[arg(long, env = "HERALD_DELIVERY_TIMEOUT", value_name = "DURATION")]
-    pub delivery_timeout: Option<String>,
-
-    /// Disable an endpoint whose attempts have all failed for this long. [default: 5d]
-    #[arg(long, env = "HERALD_DISABLE_AFTER", value_name = "DURATION")]
-    pub disable_after: Option<String>,
-
-    /// On SIGTERM, how long to wait for delivery attempts in flight. [default: 30s]
-    #[arg(long, env = "HERALD_SHUTDOWN_GRACE", value_name = "DURATION")]
-    pub shutdown_grace: Option<String>,
-
-    /// Most delivery attempts in flight at once on this node, over every endpoint (each holds
-    /// a connection); endpoints wait in turn for a free slot. 1 to 100000. [default: 2000]
-    #[arg(long, env = "HERALD_MAX_IN_FLIGHT", value_name = "COUNT")]
-    pub max_in_flight: Option<String>,
-
-    /// Also send `svix-id`, `svix-timestamp` and `svix-signature` with Standard Webhooks v1
-    /// deliveries, for receivers on older Svix libraries: `true` or `false`. [default: true]
-    #[arg(long, env = "HERALD_SVIX_HEADERS", value_name = "BOOL")]
-    pub svix_headers: Option<String>,
-
-    /// Refuse endpoints (and GraphQL APIs) whose URL is plain `http`. `--require-https` alone
-    /// means `true`. [default: false]
-    #[arg(long, env = "HERALD_REQUIRE_HTTPS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub require_https: Option<String>,
-
-    /// Days a message payload is kept before it is deleted (the message and its delivery log
-    /// rows stay); messages may ask for less with `payloadRetentionPeriod`. [default: 90]
-    #[arg(long, env = "HERALD_PAYLOAD_RETENTION_DAYS", value_name = "DAYS")]
-    pub payload_retention_days: Option<String>,
-
-    /// Days an attempt's response body is kept before it is deleted (the attempt stays).
-    /// [default: 90]
-    #[arg(long, env = "HERALD_RESPONSE_RETENTION_DAYS", value_name = "DAYS")]
-    pub response_retention_days: Option<String>,
-
-    /// Bearer token that `GET /metrics` requires (at least 16 characters); without it
-    /// `/metrics` is open. Prefer the environment variable: flags show in `ps`.
-    #[arg(
-        long,
-        env = "HERALD_METRICS_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub metrics_token: Option<String>,
-
-    /// Label attempt metrics with the endpoint id: `true` or `false`. One series per endpoint,
-    /// so keep it off with many endpoints. [default: false]
-    #[arg(long, env = "HERALD_METRICS_ENDPOINT_LABELS", value_name = "BOOL")]
-    pub metrics_endpoint_labels: Option<String>,
-
-    /// Log output: `pretty` for people, `json` for log collectors. [default: pretty]
-    #[arg(long, env = "HERALD_LOG_FORMAT", value_name = "FORMAT")]
-    pub log_format: Option<String>,
 }
 
 /// Where the client commands find Herald, and how they print.

@@ -10,11 +10,14 @@ use std::time::Duration;
 
 use herald_core::validate::Limits;
 use ipnet::IpNet;
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::cli::{ServeArgs, StorageArgs};
 pub use crate::retention::RetentionConfig;
+
+mod settings;
+
+use settings::Layers;
+pub use settings::{ServeSettings, StorageSettings, env_name, with_env_names};
 
 /// Where a setting's value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,263 +208,53 @@ impl Default for DeliveryConfig {
     }
 }
 
-const DEFAULT_LISTEN: &str = "127.0.0.1:8071";
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8071);
 const DEFAULT_DATA_DIR: &str = "./herald-data";
 const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 const DEFAULT_API_RATE_LIMIT: u32 = 1000;
 const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `herald.toml`. Unknown keys are errors so that a typo does not silently do nothing.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<String>,
-    database_url: Option<String>,
-    role: Option<String>,
-    listen: Option<String>,
-    public_url: Option<String>,
-    allow_networks: Option<Vec<String>>,
-    max_body_bytes: Option<u64>,
-    max_url_length: Option<u64>,
-    max_description_length: Option<u64>,
-    max_endpoints_per_app: Option<u64>,
-    api_rate_limit: Option<u64>,
-    client_timeout: Option<String>,
-    outbound_proxy: Option<String>,
-    log_format: Option<String>,
-    retry_schedule: Option<String>,
-    delivery_timeout: Option<String>,
-    disable_after: Option<String>,
-    shutdown_grace: Option<String>,
-    svix_headers: Option<bool>,
-    max_in_flight: Option<u64>,
-    require_https: Option<bool>,
-    payload_retention_days: Option<u64>,
-    response_retention_days: Option<u64>,
-    metrics_token: Option<String>,
-    metrics_endpoint_labels: Option<bool>,
+/// Resolves the layers of one command invocation into validated settings. Each option is
+/// looked up by its key (the field name in [`ServeSettings`]); a bad value is reported with
+/// the option's name in the layer it came from.
+pub struct Resolver {
+    layers: Layers,
 }
 
-/// One option as the user knows it in each layer.
-struct Opt {
-    id: &'static str,
-    flag: &'static str,
-    env: &'static str,
-    key: &'static str,
-}
-
-const DATA_DIR: Opt = opt("data_dir", "--data-dir", "HERALD_DATA_DIR", "data_dir");
-const DATABASE_URL: Opt = opt(
-    "database_url",
-    "--database-url",
-    "HERALD_DATABASE_URL",
-    "database_url",
-);
-const ROLE: Opt = opt("role", "--role", "HERALD_ROLE", "role");
-const LISTEN: Opt = opt("listen", "--listen", "HERALD_LISTEN", "listen");
-const PUBLIC_URL: Opt = opt(
-    "public_url",
-    "--public-url",
-    "HERALD_PUBLIC_URL",
-    "public_url",
-);
-const ALLOW_NETWORKS: Opt = opt(
-    "allow_networks",
-    "--allow-network",
-    "HERALD_ALLOW_NETWORKS",
-    "allow_networks",
-);
-const MAX_BODY_BYTES: Opt = opt(
-    "max_body_bytes",
-    "--max-body-bytes",
-    "HERALD_MAX_BODY_BYTES",
-    "max_body_bytes",
-);
-const MAX_URL_LENGTH: Opt = opt(
-    "max_url_length",
-    "--max-url-length",
-    "HERALD_MAX_URL_LENGTH",
-    "max_url_length",
-);
-const MAX_DESCRIPTION_LENGTH: Opt = opt(
-    "max_description_length",
-    "--max-description-length",
-    "HERALD_MAX_DESCRIPTION_LENGTH",
-    "max_description_length",
-);
-const MAX_ENDPOINTS_PER_APP: Opt = opt(
-    "max_endpoints_per_app",
-    "--max-endpoints-per-app",
-    "HERALD_MAX_ENDPOINTS_PER_APP",
-    "max_endpoints_per_app",
-);
-const API_RATE_LIMIT: Opt = opt(
-    "api_rate_limit",
-    "--api-rate-limit",
-    "HERALD_API_RATE_LIMIT",
-    "api_rate_limit",
-);
-const CLIENT_TIMEOUT: Opt = opt(
-    "client_timeout",
-    "--client-timeout",
-    "HERALD_CLIENT_TIMEOUT",
-    "client_timeout",
-);
-const OUTBOUND_PROXY: Opt = opt(
-    "outbound_proxy",
-    "--outbound-proxy",
-    "HERALD_OUTBOUND_PROXY",
-    "outbound_proxy",
-);
-const LOG_FORMAT: Opt = opt(
-    "log_format",
-    "--log-format",
-    "HERALD_LOG_FORMAT",
-    "log_format",
-);
-const RETRY_SCHEDULE: Opt = opt(
-    "retry_schedule",
-    "--retry-schedule",
-    "HERALD_RETRY_SCHEDULE",
-    "retry_schedule",
-);
-const DELIVERY_TIMEOUT: Opt = opt(
-    "delivery_timeout",
-    "--delivery-timeout",
-    "HERALD_DELIVERY_TIMEOUT",
-    "delivery_timeout",
-);
-const DISABLE_AFTER: Opt = opt(
-    "disable_after",
-    "--disable-after",
-    "HERALD_DISABLE_AFTER",
-    "disable_after",
-);
-const SHUTDOWN_GRACE: Opt = opt(
-    "shutdown_grace",
-    "--shutdown-grace",
-    "HERALD_SHUTDOWN_GRACE",
-    "shutdown_grace",
-);
-const REQUIRE_HTTPS: Opt = opt(
-    "require_https",
-    "--require-https",
-    "HERALD_REQUIRE_HTTPS",
-    "require_https",
-);
-const SVIX_HEADERS: Opt = opt(
-    "svix_headers",
-    "--svix-headers",
-    "HERALD_SVIX_HEADERS",
-    "svix_headers",
-);
-const MAX_IN_FLIGHT: Opt = opt(
-    "max_in_flight",
-    "--max-in-flight",
-    "HERALD_MAX_IN_FLIGHT",
-    "max_in_flight",
-);
-
-const PAYLOAD_RETENTION_DAYS: Opt = opt(
-    "payload_retention_days",
-    "--payload-retention-days",
-    "HERALD_PAYLOAD_RETENTION_DAYS",
-    "payload_retention_days",
-);
-const RESPONSE_RETENTION_DAYS: Opt = opt(
-    "response_retention_days",
-    "--response-retention-days",
-    "HERALD_RESPONSE_RETENTION_DAYS",
-    "response_retention_days",
-);
-const METRICS_TOKEN: Opt = opt(
-    "metrics_token",
-    "--metrics-token",
-    "HERALD_METRICS_TOKEN",
-    "metrics_token",
-);
-const METRICS_ENDPOINT_LABELS: Opt = opt(
-    "metrics_endpoint_labels",
-    "--metrics-endpoint-labels",
-    "HERALD_METRICS_ENDPOINT_LABELS",
-    "metrics_endpoint_labels",
-);
-
-const fn opt(id: &'static str, flag: &'static str, env: &'static str, key: &'static str) -> Opt {
-    Opt { id, flag, env, key }
-}
-
-/// Resolves layers for one command invocation. `origin_of` tells, for a clap argument id whose
-/// value is set, whether it came from the command line or the environment.
-pub struct Resolver<'a> {
-    file: FileConfig,
-    file_path: Option<PathBuf>,
-    origin_of: &'a dyn Fn(&str) -> Origin,
-}
-
-impl<'a> Resolver<'a> {
-    pub fn new(
-        storage: &StorageArgs,
-        origin_of: &'a dyn Fn(&str) -> Origin,
-    ) -> Result<Self, ConfigError> {
-        let (file, file_path) = load_file(storage.config.as_deref())?;
+impl Resolver {
+    /// `matches` are the subcommand's, `config` its `--config`.
+    pub fn new(matches: &clap::ArgMatches, config: Option<&Path>) -> Result<Self, ConfigError> {
         Ok(Self {
-            file,
-            file_path,
-            origin_of,
+            layers: Layers::new(matches, config)?,
         })
     }
 
-    fn describe(&self, o: &Opt, origin: &Origin) -> String {
-        match origin {
-            Origin::Flag => o.flag.to_owned(),
-            Origin::Env => format!("{} (environment variable {})", o.flag, o.env),
-            Origin::File(path) => format!("`{}` in {}", o.key, path.display()),
-        }
-    }
-
-    /// The highest-precedence value of `o`: the command line or environment (`cli`), else the
-    /// file, else nothing.
-    fn pick(
-        &self,
-        o: &Opt,
-        cli: Option<&String>,
-        file: Option<String>,
-    ) -> Option<(String, Origin)> {
-        if let Some(value) = cli {
-            return Some((value.clone(), (self.origin_of)(o.id)));
-        }
-        let path = self.file_path.clone()?;
-        file.map(|v| (v, Origin::File(path)))
+    /// The highest-layer value of `key`, if any layer has one.
+    fn pick(&self, key: &str) -> Option<(String, Origin)> {
+        self.layers.text(key)
     }
 
     fn parse<T>(
         &self,
-        o: &Opt,
-        picked: Option<(String, Origin)>,
+        key: &str,
         default: impl FnOnce() -> T,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<T, ConfigError> {
-        match picked {
+        match self.pick(key) {
             None => Ok(default()),
             Some((value, origin)) => parse(value.trim()).map_err(|reason| {
                 ConfigError(format!(
                     "invalid value {:?} for {}: {reason}",
                     redact_url(&value),
-                    self.describe(o, &origin)
+                    self.layers.describe(key, &origin)
                 ))
             }),
         }
     }
 
-    pub fn storage(&self, args: &StorageArgs) -> Result<StorageConfig, ConfigError> {
+    pub fn storage(&self) -> Result<StorageConfig, ConfigError> {
         let data_dir = self.parse(
-            &DATA_DIR,
-            self.pick(
-                &DATA_DIR,
-                args.data_dir.as_ref(),
-                self.file.data_dir.clone(),
-            ),
+            "data_dir",
             || PathBuf::from(DEFAULT_DATA_DIR),
             |v| {
                 if v.is_empty() {
@@ -472,12 +265,7 @@ impl<'a> Resolver<'a> {
             },
         )?;
         let database_url = self.parse(
-            &DATABASE_URL,
-            self.pick(
-                &DATABASE_URL,
-                args.database_url.as_ref(),
-                self.file.database_url.clone(),
-            ),
+            "database_url",
             || default_database_url(&data_dir),
             parse_database_url,
         )?;
@@ -487,13 +275,12 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    pub fn serve(&self, args: &ServeArgs) -> Result<Config, ConfigError> {
-        let storage = self.storage(&args.storage)?;
+    pub fn serve(&self) -> Result<Config, ConfigError> {
+        let storage = self.storage()?;
         let sqlite =
             herald_store::backend_of(&storage.database_url) == Some(herald_store::Backend::Sqlite);
         let role = self.parse(
-            &ROLE,
-            self.pick(&ROLE, args.role.as_ref(), self.file.role.clone()),
+            "role",
             || Role::All,
             |v| {
                 let role = match v {
@@ -512,75 +299,39 @@ impl<'a> Resolver<'a> {
                 Ok(role)
             },
         )?;
-        let listen = self.parse(
-            &LISTEN,
-            self.pick(&LISTEN, args.listen.as_ref(), self.file.listen.clone()),
-            || DEFAULT_LISTEN.parse().expect("default address parses"),
-            parse_listen,
-        )?;
-        let public_url = self.parse(
-            &PUBLIC_URL,
-            self.pick(
-                &PUBLIC_URL,
-                args.public_url.as_ref(),
-                self.file.public_url.clone(),
-            ),
-            || None,
-            |v| match url::Url::parse(v) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(u)),
-                Ok(_) => Err("must be an http or https URL".into()),
-                Err(e) => Err(e.to_string()),
-            },
-        )?;
-        let allow_networks = self.allow_networks(args)?;
+        let listen = self.parse("listen", || DEFAULT_LISTEN, parse_listen)?;
+        let public_url = self.parse("public_url", || None, parse_http_url)?;
+        let allow_networks = self.allow_networks()?;
         let max_body_bytes = self.size(
-            &MAX_BODY_BYTES,
-            args.max_body_bytes.as_ref(),
-            self.file.max_body_bytes,
+            "max_body_bytes",
             DEFAULT_MAX_BODY_BYTES,
             1024,
             64 * 1024 * 1024,
         )?;
         let defaults = Limits::default();
-        let max_url_length = self.size(
-            &MAX_URL_LENGTH,
-            args.max_url_length.as_ref(),
-            self.file.max_url_length,
-            defaults.max_url_length,
-            16,
-            65_536,
-        )?;
-        let max_description_length = self.size(
-            &MAX_DESCRIPTION_LENGTH,
-            args.max_description_length.as_ref(),
-            self.file.max_description_length,
-            defaults.max_description_length,
-            1,
-            65_536,
-        )?;
-        let max_endpoints_per_app = self.size(
-            &MAX_ENDPOINTS_PER_APP,
-            args.max_endpoints_per_app.as_ref(),
-            self.file.max_endpoints_per_app,
-            defaults.max_endpoints_per_app,
-            1,
-            1_000_000,
-        )?;
+        let limits = Limits {
+            max_url_length: self.size("max_url_length", defaults.max_url_length, 16, 65_536)?,
+            max_description_length: self.size(
+                "max_description_length",
+                defaults.max_description_length,
+                1,
+                65_536,
+            )?,
+            max_endpoints_per_app: self.size(
+                "max_endpoints_per_app",
+                defaults.max_endpoints_per_app,
+                1,
+                1_000_000,
+            )?,
+        };
         let api_rate_limit = self.size(
-            &API_RATE_LIMIT,
-            args.api_rate_limit.as_ref(),
-            self.file.api_rate_limit,
+            "api_rate_limit",
             DEFAULT_API_RATE_LIMIT as usize,
             0,
             1_000_000,
         )? as u32;
         let client_timeout = self.parse(
-            &CLIENT_TIMEOUT,
-            self.pick(
-                &CLIENT_TIMEOUT,
-                args.client_timeout.as_ref(),
-                self.file.client_timeout.clone(),
-            ),
+            "client_timeout",
             || DEFAULT_CLIENT_TIMEOUT,
             |v| {
                 let d = herald_core::retry::parse_duration(v)?;
@@ -591,12 +342,7 @@ impl<'a> Resolver<'a> {
             },
         )?;
         let log_format = self.parse(
-            &LOG_FORMAT,
-            self.pick(
-                &LOG_FORMAT,
-                args.log_format.as_ref(),
-                self.file.log_format.clone(),
-            ),
+            "log_format",
             || LogFormat::Pretty,
             |v| match v {
                 "pretty" => Ok(LogFormat::Pretty),
@@ -604,30 +350,19 @@ impl<'a> Resolver<'a> {
                 _ => Err("expected `pretty` or `json`".into()),
             },
         )?;
-        let delivery = self.delivery(args)?;
-        let days = |o: &Opt, cli: Option<&String>, file: Option<u64>| {
-            self.size(o, cli, file, 90, 1, 36_500)
+        let delivery = self.delivery()?;
+        let retention_defaults = RetentionConfig::default();
+        let days = |key: &str, default: u32| {
+            self.size(key, default as usize, 1, 36_500)
                 .map(|d| u32::try_from(d).unwrap_or(u32::MAX))
         };
         let retention = RetentionConfig {
-            payload_days: days(
-                &PAYLOAD_RETENTION_DAYS,
-                args.payload_retention_days.as_ref(),
-                self.file.payload_retention_days,
-            )?,
-            response_days: days(
-                &RESPONSE_RETENTION_DAYS,
-                args.response_retention_days.as_ref(),
-                self.file.response_retention_days,
-            )?,
+            payload_days: days("payload_retention_days", retention_defaults.payload_days)?,
+            response_days: days("response_retention_days", retention_defaults.response_days)?,
         };
         // Checked here rather than by `parse`, whose message quotes the value: a token is not
         // repeated on the terminal.
-        let token = match self.pick(
-            &METRICS_TOKEN,
-            args.metrics_token.as_ref(),
-            self.file.metrics_token.clone(),
-        ) {
+        let token = match self.pick("metrics_token") {
             None => None,
             Some((v, _)) if v.trim().is_empty() => None,
             Some((v, origin)) => {
@@ -635,7 +370,7 @@ impl<'a> Resolver<'a> {
                 if v.len() < 16 || v.chars().any(char::is_whitespace) {
                     return Err(ConfigError(format!(
                         "invalid value for {}: must be at least 16 characters without spaces",
-                        self.describe(&METRICS_TOKEN, &origin)
+                        self.layers.describe("metrics_token", &origin)
                     )));
                 }
                 Some(Zeroizing::new(v.to_owned()))
@@ -644,13 +379,8 @@ impl<'a> Resolver<'a> {
         let metrics = MetricsConfig {
             token,
             endpoint_labels: self.parse(
-                &METRICS_ENDPOINT_LABELS,
-                self.pick(
-                    &METRICS_ENDPOINT_LABELS,
-                    args.metrics_endpoint_labels.as_ref(),
-                    self.file.metrics_endpoint_labels.map(|b| b.to_string()),
-                ),
-                || false,
+                "metrics_endpoint_labels",
+                || MetricsConfig::default().endpoint_labels,
                 parse_bool,
             )?,
         };
@@ -666,11 +396,7 @@ impl<'a> Resolver<'a> {
             public_url,
             allow_networks,
             max_body_bytes,
-            limits: Limits {
-                max_url_length,
-                max_description_length,
-                max_endpoints_per_app,
-            },
+            limits,
             api_rate_limit,
             client_timeout,
             log_format,
@@ -683,27 +409,11 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn delivery(&self, args: &ServeArgs) -> Result<DeliveryConfig, ConfigError> {
+    fn delivery(&self) -> Result<DeliveryConfig, ConfigError> {
         let defaults = DeliveryConfig::default();
-        let retry_schedule = self.parse(
-            &RETRY_SCHEDULE,
-            self.pick(
-                &RETRY_SCHEDULE,
-                args.retry_schedule.as_ref(),
-                self.file.retry_schedule.clone(),
-            ),
-            || defaults.retry_schedule.clone(),
-            herald_core::retry::parse_schedule,
-        )?;
-        let duration = |o: &Opt,
-                        cli: Option<&String>,
-                        file: Option<String>,
-                        default: Duration,
-                        min: Duration,
-                        max: Duration| {
+        let duration = |key: &str, default: Duration, min: Duration, max: Duration| {
             self.parse(
-                o,
-                self.pick(o, cli, file),
+                key,
                 || default,
                 |v| {
                     let d = herald_core::retry::parse_duration(v)?;
@@ -715,85 +425,39 @@ impl<'a> Resolver<'a> {
             )
         };
         Ok(DeliveryConfig {
-            retry_schedule,
+            retry_schedule: self.parse(
+                "retry_schedule",
+                || defaults.retry_schedule.clone(),
+                herald_core::retry::parse_schedule,
+            )?,
             timeout: duration(
-                &DELIVERY_TIMEOUT,
-                args.delivery_timeout.as_ref(),
-                self.file.delivery_timeout.clone(),
+                "delivery_timeout",
                 defaults.timeout,
                 Duration::from_secs(1),
                 Duration::from_secs(60),
             )?,
             disable_after: duration(
-                &DISABLE_AFTER,
-                args.disable_after.as_ref(),
-                self.file.disable_after.clone(),
+                "disable_after",
                 defaults.disable_after,
                 Duration::from_secs(60),
                 Duration::from_secs(365 * 86_400),
             )?,
             shutdown_grace: duration(
-                &SHUTDOWN_GRACE,
-                args.shutdown_grace.as_ref(),
-                self.file.shutdown_grace.clone(),
+                "shutdown_grace",
                 defaults.shutdown_grace,
                 Duration::ZERO,
                 Duration::from_secs(3600),
             )?,
-            svix_headers: self.parse(
-                &SVIX_HEADERS,
-                self.pick(
-                    &SVIX_HEADERS,
-                    args.svix_headers.as_ref(),
-                    self.file.svix_headers.map(|b| b.to_string()),
-                ),
-                || defaults.svix_headers,
-                parse_bool,
-            )?,
-            max_in_flight: self.size(
-                &MAX_IN_FLIGHT,
-                args.max_in_flight.as_ref(),
-                self.file.max_in_flight,
-                defaults.max_in_flight,
-                1,
-                100_000,
-            )?,
-            require_https: self.parse(
-                &REQUIRE_HTTPS,
-                self.pick(
-                    &REQUIRE_HTTPS,
-                    args.require_https.as_ref(),
-                    self.file.require_https.map(|b| b.to_string()),
-                ),
-                || defaults.require_https,
-                parse_bool,
-            )?,
-            outbound_proxy: self.parse(
-                &OUTBOUND_PROXY,
-                self.pick(
-                    &OUTBOUND_PROXY,
-                    args.outbound_proxy.as_ref(),
-                    self.file.outbound_proxy.clone(),
-                ),
-                || None,
-                |v| match url::Url::parse(v) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(u)),
-                    Ok(_) => Err("must be an http or https URL".into()),
-                    Err(e) => Err(e.to_string()),
-                },
-            )?,
+            svix_headers: self.parse("svix_headers", || defaults.svix_headers, parse_bool)?,
+            max_in_flight: self.size("max_in_flight", defaults.max_in_flight, 1, 100_000)?,
+            require_https: self.parse("require_https", || defaults.require_https, parse_bool)?,
+            outbound_proxy: self.parse("outbound_proxy", || None, parse_http_url)?,
         })
     }
 
-    fn allow_networks(&self, args: &ServeArgs) -> Result<Vec<IpNet>, ConfigError> {
-        let (values, origin) = if !args.allow_networks.is_empty() {
-            (
-                args.allow_networks.clone(),
-                (self.origin_of)(ALLOW_NETWORKS.id),
-            )
-        } else if let (Some(values), Some(path)) = (&self.file.allow_networks, &self.file_path) {
-            (values.clone(), Origin::File(path.clone()))
-        } else {
+    fn allow_networks(&self) -> Result<Vec<IpNet>, ConfigError> {
+        const KEY: &str = "allow_networks";
+        let Some((values, origin)) = self.layers.list(KEY) else {
             return Ok(Vec::new());
         };
         values
@@ -804,7 +468,7 @@ impl<'a> Resolver<'a> {
                 parse_network(v).map_err(|reason| {
                     ConfigError(format!(
                         "invalid value {v:?} for {}: {reason}",
-                        self.describe(&ALLOW_NETWORKS, &origin)
+                        self.layers.describe(KEY, &origin)
                     ))
                 })
             })
@@ -813,16 +477,13 @@ impl<'a> Resolver<'a> {
 
     fn size(
         &self,
-        o: &Opt,
-        cli: Option<&String>,
-        file: Option<u64>,
+        key: &str,
         default: usize,
         min: usize,
         max: usize,
     ) -> Result<usize, ConfigError> {
         self.parse(
-            o,
-            self.pick(o, cli, file.map(|n| n.to_string())),
+            key,
             || default,
             |v| match v.parse::<usize>() {
                 Ok(n) if (min..=max).contains(&n) => Ok(n),
@@ -833,36 +494,12 @@ impl<'a> Resolver<'a> {
     }
 }
 
-fn load_file(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), ConfigError> {
-    let path = match explicit {
-        Some(path) => path.to_owned(),
-        None => {
-            let implicit = PathBuf::from("herald.toml");
-            if !implicit.is_file() {
-                return Ok((FileConfig::default(), None));
-            }
-            implicit
-        }
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        ConfigError(format!(
-            "cannot read the configuration file {} (--config): {e}",
-            path.display()
-        ))
-    })?;
-    let file = toml::from_str(&text).map_err(|e| {
-        // One line: the message and where, without the multi-line source excerpt.
-        let line = e
-            .span()
-            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-        ConfigError(format!(
-            "invalid configuration file {}{}: {}",
-            path.display(),
-            line.map(|l| format!(" (line {l})")).unwrap_or_default(),
-            e.message().trim()
-        ))
-    })?;
-    Ok((file, Some(path)))
+fn parse_http_url(v: &str) -> Result<Option<url::Url>, String> {
+    match url::Url::parse(v) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(u)),
+        Ok(_) => Err("must be an http or https URL".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn default_database_url(data_dir: &Path) -> String {

@@ -3,22 +3,23 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+use clap::FromArgMatches;
 use herald::Application;
 use herald::cli::{CatalogCommand, Cli, Command, SecretsCommand};
-use herald::config::{Origin, Resolver};
+use herald::config::Resolver;
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = herald::cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let sub = matches.subcommand().map(|(_, m)| m.clone());
-    let origin_of = move |id: &str| match sub.as_ref().and_then(|m| m.value_source(id)) {
-        Some(ValueSource::EnvVariable) => Origin::Env,
-        _ => Origin::Flag,
-    };
+    // The settings of `serve`, `migrate` and `secrets rotate-key` are in the innermost
+    // subcommand's matches, which also tell a flag from an environment variable.
+    let mut settings = &matches;
+    while let Some((_, sub)) = settings.subcommand() {
+        settings = sub;
+    }
 
     match cli.command {
         Command::Verify(args) => {
@@ -53,14 +54,15 @@ fn main() -> ExitCode {
             }
         }
         Command::Secrets(SecretsCommand::RotateKey(args)) => {
-            let (storage, keys) = match Resolver::new(&args, &origin_of).and_then(|r| {
-                let storage = r.storage(&args)?;
-                let keys = herald::config::secrets_from_env()?;
-                Ok((storage, keys))
-            }) {
-                Ok(found) => found,
-                Err(e) => return usage_error(&e),
-            };
+            let (storage, keys) =
+                match Resolver::new(settings, args.config.as_deref()).and_then(|r| {
+                    let storage = r.storage()?;
+                    let keys = herald::config::secrets_from_env()?;
+                    Ok((storage, keys))
+                }) {
+                    Ok(found) => found,
+                    Err(e) => return usage_error(&e),
+                };
             runtime().block_on(async {
                 let result = async {
                     let lock = herald::startup::lock_sqlite(&storage.database_url)?;
@@ -105,10 +107,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Migrate(args) => {
-            let storage = match Resolver::new(&args, &origin_of).and_then(|r| r.storage(&args)) {
-                Ok(storage) => storage,
-                Err(e) => return usage_error(&e),
-            };
+            let storage =
+                match Resolver::new(settings, args.config.as_deref()).and_then(|r| r.storage()) {
+                    Ok(storage) => storage,
+                    Err(e) => return usage_error(&e),
+                };
             runtime().block_on(async {
                 // Only a SQLite database lives in the data directory.
                 let sqlite = herald_store::backend_of(&storage.database_url)
@@ -130,7 +133,8 @@ fn main() -> ExitCode {
             })
         }
         Command::Serve(args) => {
-            let config = match Resolver::new(&args.storage, &origin_of).and_then(|r| r.serve(&args))
+            let config = match Resolver::new(settings, args.storage.config.as_deref())
+                .and_then(|r| r.serve())
             {
                 Ok(config) => config,
                 Err(e) => return usage_error(&e),

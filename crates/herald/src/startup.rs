@@ -140,17 +140,8 @@ impl Application {
             .map(|u| u.as_str().trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{local_addr}"));
         let keyring = Arc::new(keyring);
-        let mut worker =
-            WorkerConfig::new(format!("node-{}", herald_core::token::random_base62(12)));
-        worker.retry_schedule = config.delivery.retry_schedule.clone();
-        worker.default_timeout = config.delivery.timeout;
-        worker.disable_after = chrono::Duration::from_std(config.delivery.disable_after)
-            .unwrap_or(chrono::Duration::days(5));
-        worker.shutdown_grace = config.delivery.shutdown_grace;
-        worker.svix_headers = config.delivery.svix_headers;
-        worker.max_in_flight = config.delivery.max_in_flight;
+        let worker = WorkerConfig::from(&config);
         warn_if_descriptors_are_short(worker.max_in_flight);
-        worker.metrics_endpoint_labels = config.metrics.endpoint_labels;
         // Installed before anything records, so that histograms get their buckets.
         crate::metrics::handle();
         let policy = herald_core::net::NetworkPolicy::new(config.allow_networks.clone());

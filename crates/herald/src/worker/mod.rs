@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Config;
 use crate::operational::Operational;
 use crate::outbound::Outbound;
 use crate::wakeup::{Wakeup, forward_wakeups};
@@ -72,21 +73,27 @@ pub struct WorkerConfig {
     pub max_in_flight: usize,
 }
 
-impl WorkerConfig {
-    pub fn new(node_id: String) -> Self {
+/// The worker of a `herald serve` process: the delivery and metrics settings it was started
+/// with (their defaults are those of
+/// [`DeliveryConfig`](crate::config::DeliveryConfig)), and a node id new at each start.
+impl From<&Config> for WorkerConfig {
+    fn from(config: &Config) -> Self {
+        let delivery = &config.delivery;
         Self {
-            node_id,
-            retry_schedule: herald_core::retry::DEFAULT_SCHEDULE.to_vec(),
-            default_timeout: Duration::from_secs(15),
-            disable_after: chrono::Duration::days(5),
-            shutdown_grace: Duration::from_secs(30),
+            node_id: format!("node-{}", herald_core::token::random_base62(12)),
+            retry_schedule: delivery.retry_schedule.clone(),
+            default_timeout: delivery.timeout,
+            // At most a year (see `config`), far inside chrono's range.
+            disable_after: chrono::Duration::from_std(delivery.disable_after)
+                .unwrap_or(chrono::Duration::MAX),
+            shutdown_grace: delivery.shutdown_grace,
             endpoint_lease: Duration::from_secs(30),
             attempt_lease_margin: Duration::from_secs(15),
             sweep_interval: Duration::from_millis(250),
             max_response_bytes: 20_000,
-            svix_headers: true,
-            metrics_endpoint_labels: false,
-            max_in_flight: 2000,
+            svix_headers: delivery.svix_headers,
+            metrics_endpoint_labels: config.metrics.endpoint_labels,
+            max_in_flight: delivery.max_in_flight,
         }
     }
 }

@@ -1,0 +1,552 @@
+//! The options of `herald serve` and `herald migrate`, each declared once, and the layers their
+//! values come from.
+//!
+//! A field of [`StorageSettings`] or [`ServeSettings`] is the whole declaration of an option:
+//! its doc comment is the `--help` text, its name the `herald.toml` key, `--name` (kebab-case)
+//! its flag and `HERALD_NAME` its environment variable ([`with_env_names`] derives them).
+//! Values stay the text the user wrote until [`super::Resolver`] parses them, so that a bad one
+//! is reported naming the option and the layer it came from.
+//!
+//! The layers are merged with figment, lowest first: `herald.toml`, then the environment, then
+//! the command line. Built-in defaults apply where no layer has a value.
+
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args, Command};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{ConfigError, Origin};
+
+/// Where Herald keeps its state: the options of `herald migrate` and `herald secrets`, and the
+/// storage half of `herald serve`.
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+pub struct StorageSettings {
+    /// Configuration file (TOML). Defaults to ./herald.toml when that file exists.
+    // Not a layered setting: it chooses the file layer, so it has no key in that file.
+    #[arg(long, env = "HERALD_CONFIG", value_name = "PATH")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Directory for the SQLite database, the generated admin token and the encryption key file;
+    /// created if missing. [default: ./herald-data]
+    #[arg(long, value_name = "PATH")]
+    pub data_dir: Option<String>,
+
+    /// Database to use: sqlite://PATH, or postgres://USER:PASSWORD@HOST:PORT/DATABASE for
+    /// several Herald nodes on one database. [default: sqlite://<data-dir>/herald.db]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// The options of `herald serve`. In `herald.toml` numbers and booleans are TOML values
+/// (`deserialize_with`), on the command line and in the environment text. The order of the
+/// fields is the order of `--help`, and of the keys listed when `herald.toml` has an unknown one.
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+pub struct ServeSettings {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub storage: StorageSettings,
+
+    /// What this process runs: `api` (the management API), `worker` (deliveries, and the
+    /// health routes) or `all`. Roles other than `all` need Postgres. [default: all]
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+
+    /// Address the HTTP API listens on; port 0 picks a free port. [default: 127.0.0.1:8071]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Base URL under which clients reach this server, used in portal links.
+    /// [default: http://<listen address>]
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Let deliveries reach this network although it is private, loopback or link-local
+    /// (repeatable; the environment variable takes a comma-separated list), e.g. 10.0.0.0/8.
+    #[arg(long = "allow-network", value_name = "CIDR", value_delimiter = ',')]
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
+
+    /// Largest accepted request body in bytes; larger bodies get 413. [default: 1048576]
+    #[arg(long, value_name = "BYTES")]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub max_body_bytes: Option<String>,
+
+    /// Longest accepted endpoint URL in characters. [default: 8192]
+    #[arg(long, value_name = "CHARS")]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub max_url_length: Option<String>,
+
+    /// Longest accepted endpoint description in characters. [default: 512]
+    #[arg(long, value_name = "CHARS")]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub max_description_length: Option<String>,
+
+    /// Most endpoints one application may have; creating one more gets 422. [default: 1000]
+    #[arg(long, value_name = "COUNT")]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub max_endpoints_per_app: Option<String>,
+
+    /// Requests per second each API token may make (bursts up to one second's worth); more get
+    /// 429 with `Retry-After`. Counted per node. 0 turns the limit off. [default: 1000]
+    #[arg(long, value_name = "PER_SECOND")]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub api_rate_limit: Option<String>,
+
+    /// Time a client has to send a request's headers, and then its body; idle keep-alive
+    /// connections close after it too. 1s to 1h. [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub client_timeout: Option<String>,
+
+    /// Send deliveries through this HTTP proxy (an http:// or https:// URL). The
+    /// proxy then resolves host names and owns the network policy for them: Herald still
+    /// refuses literal addresses outside --allow-network. Proxy environment variables such as
+    /// HTTPS_PROXY are never used. [default: none]
+    #[arg(long, value_name = "URL")]
+    pub outbound_proxy: Option<String>,
+
+    /// Log output: `pretty` for people, `json` for log collectors. [default: pretty]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Retry delays after a failed attempt, e.g. `1s,1s,2s` or `15m,30m,60m` (units ms, s, m, h,
+    /// d); endpoints may set their own. [default: 5s,5m,30m,2h,5h,10h,10h]
+    #[arg(long, value_name = "DELAYS")]
+    pub retry_schedule: Option<String>,
+
+    /// Timeout of one delivery attempt (connect, request and response) unless the endpoint sets
+    /// `timeoutSeconds`; 1s to 60s. [default: 15s]
+    #[arg(long, value_name = "DURATION")]
+    pub delivery_timeout: Option<String>,
+
+    /// Disable an endpoint whose attempts have all failed for this long. [default: 5d]
+    #[arg(long, value_name = "DURATION")]
+    pub disable_after: Option<String>,
+
+    /// On SIGTERM, how long to wait for delivery attempts in flight. [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
+
+    /// Also send `svix-id`, `svix-timestamp` and `svix-signature` with Standard Webhooks v1
+    /// deliveries, for receivers on older Svix libraries: `true` or `false`. [default: true]
+    #[arg(long, value_name = "BOOL")]
+    #[serde(default, deserialize_with = "boolean")]
+    pub svix_headers: Option<String>,
+
+    /// Most delivery attempts in flight at once on this node, over every endpoint (each holds
+    /// a connection); endpoints wait in turn for a free slot. 1 to 100000. [default: 2000]
+    #[arg(long, value_name = "COUNT")]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub max_in_flight: Option<String>,
+
+    /// Refuse endpoints (and GraphQL APIs) whose URL is plain `http`. `--require-https` alone
+    /// means `true`. [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(default, deserialize_with = "boolean")]
+    pub require_https: Option<String>,
+
+    /// Days a message payload is kept before it is deleted (the message and its delivery log
+    /// rows stay); messages may ask for less with `payloadRetentionPeriod`. [default: 90]
+    #[arg(long, value_name = "DAYS")]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub payload_retention_days: Option<String>,
+
+    /// Days an attempt's response body is kept before it is deleted (the attempt stays).
+    /// [default: 90]
+    #[arg(long, value_name = "DAYS")]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub response_retention_days: Option<String>,
+
+    /// Bearer token that `GET /metrics` requires (at least 16 characters); without it
+    /// `/metrics` is open. Prefer the environment variable: flags show in `ps`.
+    #[arg(long, hide_env_values = true, value_name = "TOKEN")]
+    pub metrics_token: Option<String>,
+
+    /// Label attempt metrics with the endpoint id: `true` or `false`. One series per endpoint,
+    /// so keep it off with many endpoints. [default: false]
+    #[arg(long, value_name = "BOOL")]
+    #[serde(default, deserialize_with = "boolean")]
+    pub metrics_endpoint_labels: Option<String>,
+}
+
+/// The clap id of the option that names the configuration file rather than being a setting.
+const CONFIG_ID: &str = "config";
+
+/// The environment variable of a setting: `HERALD_` and its key in capitals.
+pub fn env_name(key: &str) -> String {
+    format!("HERALD_{}", key.to_ascii_uppercase())
+}
+
+/// Gives every setting of a `serve`, `migrate` or `secrets rotate-key` command its environment
+/// variable, so that `--help` lists it and clap reads it, telling [`ValueSource::EnvVariable`]
+/// apart from the command line. Options that name their own variable keep it.
+pub fn with_env_names(command: Command) -> Command {
+    command.mut_args(|arg| {
+        if arg.get_env().is_some() || arg.get_long().is_none() || is_clap_builtin(arg.get_id()) {
+            return arg;
+        }
+        let name = env_name(arg.get_id().as_str());
+        arg.env(name)
+    })
+}
+
+/// clap adds `--help` and `--version` itself; they are no settings.
+fn is_clap_builtin(id: &clap::Id) -> bool {
+    matches!(id.as_str(), "help" | "version")
+}
+
+/// One setting as [`ServeSettings`] declares it.
+struct Declared {
+    key: String,
+    flag: String,
+    /// Repeatable on the command line, an array in `herald.toml`.
+    list: bool,
+}
+
+/// Every setting, in declaration order.
+fn declared() -> Vec<Declared> {
+    let command = ServeSettings::augment_args(Command::new("serve"));
+    command
+        .get_arguments()
+        .filter(|arg| arg.get_id() != CONFIG_ID)
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            Some(Declared {
+                key: arg.get_id().as_str().to_owned(),
+                flag: format!("--{long}"),
+                list: matches!(arg.get_action(), ArgAction::Append),
+            })
+        })
+        .collect()
+}
+
+/// The metadata name of the command-line layer.
+const FLAGS: &str = "command line";
+/// The metadata name of the environment layer.
+const ENVIRONMENT: &str = "environment";
+/// The metadata name of the file layer; its source is the file's path.
+const FILE: &str = "configuration file";
+
+/// A figment provider of settings values from one layer.
+struct Layer {
+    metadata: Metadata,
+    values: Dict,
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.values.clone()))
+    }
+}
+
+/// The settings of one command invocation, merged from every layer and still unparsed.
+pub struct Layers {
+    figment: Figment,
+    declared: Vec<Declared>,
+}
+
+impl Layers {
+    /// Reads the file layer (`--config`, else `./herald.toml` when present) and takes the
+    /// environment and command-line layers from `matches`, the subcommand's matches.
+    pub fn new(matches: &ArgMatches, config: Option<&Path>) -> Result<Self, ConfigError> {
+        let declared = declared();
+        let mut figment = Figment::new();
+        if let Some((path, file)) = load_file(config, &declared)? {
+            // Text and lists of text: serialising them cannot fail, and gives a dictionary.
+            let values = Value::serialize(&file)
+                .map_err(|e| {
+                    ConfigError(format!(
+                        "invalid configuration file {}: {e}",
+                        path.display()
+                    ))
+                })?
+                .into_dict()
+                .unwrap_or_default();
+            figment = figment.merge(Layer {
+                metadata: Metadata::from(FILE, path.as_path()),
+                values,
+            });
+        }
+        let from_matches = |source: ValueSource, name: &'static str| Layer {
+            metadata: Metadata::named(name),
+            values: from_matches(matches, source, &declared),
+        };
+        figment = figment
+            .merge(from_matches(ValueSource::EnvVariable, ENVIRONMENT))
+            .merge(from_matches(ValueSource::CommandLine, FLAGS));
+        Ok(Self { figment, declared })
+    }
+
+    /// The highest-layer value of a setting and where it came from. A list setting's value is
+    /// its items joined by commas, as the environment variable takes them.
+    pub fn text(&self, key: &str) -> Option<(String, Origin)> {
+        let (value, origin) = self.value(key)?;
+        let text = match value {
+            Value::Array(_, items) => items
+                .into_iter()
+                .filter_map(Value::into_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.into_string()?,
+        };
+        Some((text, origin))
+    }
+
+    /// The items of a list setting and where they came from.
+    pub fn list(&self, key: &str) -> Option<(Vec<String>, Origin)> {
+        let (value, origin) = self.value(key)?;
+        let items = value
+            .into_array()?
+            .into_iter()
+            .filter_map(Value::into_string)
+            .collect();
+        Some((items, origin))
+    }
+
+    fn value(&self, key: &str) -> Option<(Value, Origin)> {
+        let value = self.figment.find_value(key).ok()?;
+        if matches!(value, Value::Empty(..)) {
+            return None;
+        }
+        let metadata = self.figment.get_metadata(value.tag())?;
+        let origin = match &metadata.source {
+            Some(Source::File(path)) => Origin::File(path.clone()),
+            _ if metadata.name == ENVIRONMENT => Origin::Env,
+            _ => Origin::Flag,
+        };
+        Some((value, origin))
+    }
+
+    /// How the person starting Herald names `key` in the layer `origin`.
+    pub fn describe(&self, key: &str, origin: &Origin) -> String {
+        let flag = self.declared.iter().find(|d| d.key == key).map_or_else(
+            || format!("--{}", key.replace('_', "-")),
+            |d| d.flag.clone(),
+        );
+        match origin {
+            Origin::Flag => flag,
+            Origin::Env => format!("{flag} (environment variable {})", env_name(key)),
+            Origin::File(path) => format!("`{key}` in {}", path.display()),
+        }
+    }
+}
+
+/// The settings present in `matches` with the given source, as figment values.
+fn from_matches(matches: &ArgMatches, source: ValueSource, declared: &[Declared]) -> Dict {
+    let mut values = Dict::new();
+    for setting in declared {
+        // `ids()` holds only the arguments of this subcommand that have a value, so a setting
+        // of `serve` is never looked up in the matches of `migrate`.
+        if !matches.ids().any(|id| id.as_str() == setting.key)
+            || matches.value_source(&setting.key) != Some(source)
+        {
+            continue;
+        }
+        let Ok(Some(items)) = matches.try_get_many::<String>(&setting.key) else {
+            continue;
+        };
+        let items: Vec<String> = items.cloned().collect();
+        let value = if setting.list {
+            if items.is_empty() {
+                continue;
+            }
+            Value::from(items)
+        } else {
+            match items.into_iter().next() {
+                Some(item) => Value::from(item),
+                None => continue,
+            }
+        };
+        values.insert(setting.key.clone(), value);
+    }
+    values
+}
+
+/// The file layer: `explicit`, else `./herald.toml` when it exists. Unknown keys are errors so
+/// that a typo does not silently do nothing.
+fn load_file(
+    explicit: Option<&Path>,
+    declared: &[Declared],
+) -> Result<Option<(PathBuf, ServeSettings)>, ConfigError> {
+    let path = match explicit {
+        Some(path) => path.to_owned(),
+        None => {
+            let implicit = PathBuf::from("herald.toml");
+            if !implicit.is_file() {
+                return Ok(None);
+            }
+            implicit
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        ConfigError(format!(
+            "cannot read the configuration file {} (--config): {e}",
+            path.display()
+        ))
+    })?;
+    // One line: the message and where, without the multi-line source excerpt.
+    let invalid = |at: Option<std::ops::Range<usize>>, message: &str| {
+        let line = at.map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        ConfigError(format!(
+            "invalid configuration file {}{}: {}",
+            path.display(),
+            line.map(|l| format!(" (line {l})")).unwrap_or_default(),
+            message.trim()
+        ))
+    };
+    // serde cannot refuse unknown keys next to the flattened storage settings, so they are
+    // looked for here, with the message serde gives (`deny_unknown_fields`). Of an unknown key
+    // and a value of the wrong type, the first in the file is reported, as serde would.
+    let table = toml::de::DeTable::parse(&text).map_err(|e| invalid(e.span(), e.message()))?;
+    let unknown = table
+        .get_ref()
+        .keys()
+        .filter(|key| !declared.iter().any(|d| d.key == **key.get_ref()))
+        .min_by_key(|key| key.span().start);
+    let parsed = toml::from_str::<ServeSettings>(&text);
+    if let Some(key) = unknown {
+        let before_type_error = match &parsed {
+            Err(e) => e.span().is_none_or(|span| key.span().start < span.start),
+            Ok(_) => true,
+        };
+        if before_type_error {
+            let expected = declared
+                .iter()
+                .map(|d| format!("`{}`", d.key))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(invalid(
+                Some(key.span()),
+                &format!(
+                    "unknown field `{}`, expected one of {expected}",
+                    key.get_ref()
+                ),
+            ));
+        }
+    }
+    let file = parsed.map_err(|e| invalid(e.span(), e.message()))?;
+    Ok(Some((path, file)))
+}
+
+/// A whole number in `herald.toml`, kept as text like the other layers give it.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.map(|n| n.to_string()))
+}
+
+/// A boolean in `herald.toml`, kept as text like the other layers give it.
+fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.map(|b| b.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The matches of `serve` with `args`. The environment layer is left to the binary's tests:
+    /// changing this process's environment would race the other tests.
+    fn serve(args: &[&str]) -> ArgMatches {
+        let command = ServeSettings::augment_args(Command::new("serve"));
+        match command.try_get_matches_from(std::iter::once("serve").chain(args.iter().copied())) {
+            Ok(matches) => matches,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herald.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn every_setting_has_a_flag_and_the_config_file_is_not_one() {
+        let declared = declared();
+        assert!(declared.iter().all(|d| d.key != CONFIG_ID));
+        let networks = declared.iter().find(|d| d.key == "allow_networks").unwrap();
+        assert_eq!(networks.flag, "--allow-network");
+        assert!(networks.list);
+        assert_eq!(env_name("disable_after"), "HERALD_DISABLE_AFTER");
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_each_value_knows_its_layer() {
+        let (dir, path) =
+            file("listen = \"127.0.0.1:1\"\ndisable_after = \"2d\"\nmax_in_flight = 7\n");
+        let layers = Layers::new(&serve(&["--listen", "127.0.0.1:2"]), Some(&path)).unwrap();
+        assert_eq!(
+            layers.text("listen"),
+            Some(("127.0.0.1:2".into(), Origin::Flag))
+        );
+        assert_eq!(
+            layers.text("disable_after"),
+            Some(("2d".into(), Origin::File(path.clone())))
+        );
+        // Numbers in the file reach the resolver as the text the other layers give.
+        assert_eq!(
+            layers.text("max_in_flight"),
+            Some(("7".into(), Origin::File(path.clone())))
+        );
+        assert_eq!(layers.text("shutdown_grace"), None);
+        assert_eq!(
+            layers.describe("listen", &Origin::Env),
+            "--listen (environment variable HERALD_LISTEN)"
+        );
+        assert_eq!(
+            layers.describe("disable_after", &Origin::File(path)),
+            format!(
+                "`disable_after` in {}",
+                dir.path().join("herald.toml").display()
+            )
+        );
+    }
+
+    #[test]
+    fn lists_come_whole_from_one_layer() {
+        let (_dir, path) = file("allow_networks = [\"10.0.0.0/8\", \"fd00::/8\"]\n");
+        let layers = Layers::new(&serve(&[]), Some(&path)).unwrap();
+        assert_eq!(
+            layers.list("allow_networks"),
+            Some((
+                vec!["10.0.0.0/8".into(), "fd00::/8".into()],
+                Origin::File(path.clone())
+            ))
+        );
+        let args = ["--allow-network", "192.168.0.0/16,10.1.0.0/16"];
+        let layers = Layers::new(&serve(&args), Some(&path)).unwrap();
+        assert_eq!(
+            layers.list("allow_networks"),
+            Some((
+                vec!["192.168.0.0/16".into(), "10.1.0.0/16".into()],
+                Origin::Flag
+            ))
+        );
+    }
+
+    #[test]
+    fn the_file_is_checked_like_serde_would() {
+        let message = |text: &str| {
+            let (_dir, path) = file(text);
+            match Layers::new(&serve(&[]), Some(&path)) {
+                Ok(_) => String::new(),
+                Err(e) => e.0,
+            }
+        };
+        let unknown = message("listen = \"x\"\n\nlisen = 1\n");
+        assert!(unknown.contains("(line 3): unknown field `lisen`, expected one of `data_dir`, `database_url`, `role`, `listen`, `public_url`,"), "{unknown}");
+        assert!(
+            message("max_body_bytes = \"5\"\n")
+                .ends_with("(line 1): invalid type: string \"5\", expected u64")
+        );
+        // The first problem in the file is the one reported.
+        assert!(message("listen = 5\nlisen = 1\n").contains("invalid type: integer `5`"));
+        assert!(message("config = \"other.toml\"\n").contains("unknown field `config`"));
+    }
+}
