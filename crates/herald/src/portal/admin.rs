@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::PortalState;
-use super::client::{PageResult, PortalError, query, seg};
-use super::endpoints::app_nav;
+use super::client::{query, seg};
+use super::error::{PageResult, PortalError};
+use super::scope::app_nav;
 use super::session::{Ctx, Form, pre_session};
 use super::view::{self, Errors, field};
 use crate::api::api_key::{ApiKeyKind, ApiKeyOut, AppPortalAccessOut};

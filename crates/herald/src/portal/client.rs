@@ -1,5 +1,5 @@
-//! The in-process client of the JSON API that every page uses, and the error pages its
-//! refusals become.
+//! The in-process client of the JSON API that every page uses, and the refusals it reads
+//! (the error pages they become are `error`'s).
 //!
 //! A request goes through the API's authenticated router exactly as one from the network
 //! would (authentication, scoping, read-only refusals, validation), only without a socket.
@@ -7,14 +7,12 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use maud::{Markup, html};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
-use super::session::Area;
 use crate::api::error::{HttpErrorOut, HttpValidationError};
 
 /// The API, as one session's token sees it.
@@ -208,61 +206,6 @@ impl Refusal {
             .collect()
     }
 }
-
-/// A page that could not be shown. Renders on its own (no navigation), so it needs nothing
-/// that might have failed.
-#[derive(Debug)]
-pub struct PortalError {
-    pub status: StatusCode,
-    pub messages: Vec<String>,
-    /// Where a 401 sends the browser to sign in again.
-    pub area: Area,
-}
-
-impl PortalError {
-    pub fn new(area: Area, status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            messages: vec![message.into()],
-            area,
-        }
-    }
-
-    pub fn refused(area: Area, refusal: Refusal) -> Self {
-        Self {
-            status: refusal.status,
-            messages: refusal.messages(),
-            area,
-        }
-    }
-}
-
-impl IntoResponse for PortalError {
-    fn into_response(self) -> Response {
-        if self.status == StatusCode::UNAUTHORIZED {
-            return Redirect::to(self.area.base()).into_response();
-        }
-        let title = match self.status {
-            StatusCode::NOT_FOUND => "Not found",
-            StatusCode::FORBIDDEN => "Not allowed",
-            StatusCode::CONFLICT => "Not possible now",
-            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => "Not accepted",
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE => "Unavailable",
-            _ => "Something went wrong",
-        };
-        let body: Markup = html! {
-            h1 { (title) }
-            div.notice.error role="alert" {
-                @for message in &self.messages { p { (message) } }
-            }
-            p { a href=(self.area.base()) { "Back to the start" } }
-        };
-        (self.status, super::view::bare_page(title, body)).into_response()
-    }
-}
-
-/// Handlers answer pages or errors.
-pub type PageResult = Result<Response, PortalError>;
 
 /// One path segment, percent-encoded, for building API and page paths from what a browser
 /// sent (so that no value can add segments).

@@ -9,8 +9,9 @@ use axum::routing::get;
 use maud::html;
 
 use super::PortalState;
-use super::client::{PageResult, query, seg};
-use super::endpoints::app_nav;
+use super::client::{query, seg};
+use super::error::PageResult;
+use super::scope::app_nav;
 use super::session::Ctx;
 use super::view::{self, facts};
 use crate::api::device::{DeviceOut, TransitionOut};

@@ -12,8 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::PortalState;
-use super::client::{PageResult, PortalError, seg};
-use super::endpoints::{Scope, ep_of};
+use super::client::seg;
+use super::error::{PageResult, PortalError};
+use super::scope::{Scope, ep_of};
 use super::session::Form;
 use super::view::{self, status_badge};
 use crate::api::delivery::EndpointMessageOut;

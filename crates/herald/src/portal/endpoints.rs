@@ -2,14 +2,13 @@
 //! and for applications' endpoints, sending an example and recovering failed messages.
 //!
 //! The same handlers serve an application's endpoints (`…/app/{app_id}/endpoint`) and the
-//! operator's operational webhook endpoints (`/admin/operational`): [`Scope`] says which API
-//! routes to call, and the API decides whether the session may.
+//! operator's operational webhook endpoints (`/admin/operational`): `scope::Scope` says which
+//! API routes to call, and the API decides whether the session may.
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequestParts, Path, Query, RawPathParams};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::{Router, http::Method};
 use maud::{Markup, html};
@@ -17,12 +16,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::PortalState;
-use super::client::{PageResult, PortalError, query, seg};
+use super::client::{query, seg};
 use super::endpoint_form::{self, EndpointForm};
-use super::session::{Ctx, Form};
+use super::error::PageResult;
+use super::scope::{Scope, ep_of};
+use super::session::Form;
 use super::view::{self, Errors, action_button, facts};
 use crate::api::endpoint::EndpointOut;
-use crate::api::event_type::EventTypeOut;
 use crate::api::pagination::ListResponse;
 
 /// Routes every kind of endpoint has.
@@ -36,128 +36,6 @@ pub fn router() -> Router<PortalState> {
         .route("/{ep}/disable", post(disable))
         .route("/{ep}/delete", get(confirm_delete).post(delete))
         .merge(super::secret::router())
-}
-
-/// The event types of operational webhooks.
-const OPERATIONAL_EVENTS: &[&str] = &[
-    "endpoint.created",
-    "endpoint.updated",
-    "endpoint.deleted",
-    "endpoint.disabled",
-    "message.attempt.failing",
-    "message.attempt.exhausted",
-    "message.attempt.recovered",
-];
-
-/// Whose endpoints a page shows.
-pub struct Scope {
-    pub ctx: Ctx,
-    /// The application (id or uid as in the address); `None` for operational endpoints.
-    pub app: Option<String>,
-}
-
-impl FromRequestParts<PortalState> for Scope {
-    type Rejection = PortalError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &PortalState,
-    ) -> Result<Self, Self::Rejection> {
-        let ctx = Ctx::from_request_parts(parts, state).await?;
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ctx.error(StatusCode::BAD_REQUEST, e.to_string()))?;
-        let app = params
-            .iter()
-            .find(|(k, _)| *k == "app_id")
-            .map(|(_, v)| v.to_owned());
-        Ok(Scope { ctx, app })
-    }
-}
-
-impl Scope {
-    /// The API path of these endpoints, plus `rest`.
-    pub fn api(&self, rest: &str) -> String {
-        match &self.app {
-            Some(app) => format!("/api/v1/app/{}/endpoint{rest}", seg(app)),
-            None => format!("/api/v1/operational-webhook/endpoint{rest}"),
-        }
-    }
-
-    /// The page path of these endpoints, plus `rest`.
-    pub fn page(&self, rest: &str) -> String {
-        match &self.app {
-            Some(app) => format!("{}/endpoint{rest}", self.ctx.app_base(app)),
-            None => format!("/admin/operational{rest}"),
-        }
-    }
-
-    fn noun(&self) -> &'static str {
-        if self.app.is_some() {
-            "endpoint"
-        } else {
-            "operational endpoint"
-        }
-    }
-
-    /// Event types to offer as toggles: the catalogue, or the operational events.
-    pub async fn catalogue(&self) -> Result<Vec<(String, String)>, PortalError> {
-        if self.app.is_none() {
-            return Ok(OPERATIONAL_EVENTS
-                .iter()
-                .map(|e| ((*e).to_owned(), String::new()))
-                .collect());
-        }
-        let list: ListResponse<EventTypeOut> = self
-            .ctx
-            .api
-            .get_as("/api/v1/event-type?limit=250")
-            .await
-            .map_err(|r| self.ctx.fail(r))?;
-        Ok(list
-            .data
-            .into_iter()
-            .map(|t| (t.name, t.description))
-            .collect())
-    }
-
-    async fn endpoint(&self, ep: &str) -> Result<EndpointOut, PortalError> {
-        self.ctx
-            .api
-            .get_as(&self.api(&format!("/{}", seg(ep))))
-            .await
-            .map_err(|r| self.ctx.fail(r))
-    }
-
-    /// The application sub-navigation, for operators (customers have it in the header).
-    pub fn app_nav(&self) -> Markup {
-        match &self.app {
-            Some(app) => app_nav(&self.ctx, app),
-            None => html! {},
-        }
-    }
-}
-
-/// The operator's navigation within one application.
-pub fn app_nav(ctx: &Ctx, app: &str) -> Markup {
-    if ctx.area == super::Area::Portal {
-        return html! {};
-    }
-    let base = ctx.app_base(app);
-    html! {
-        nav.sub aria-label="Application" {
-            span { "Application " code { (app) } }
-            a href={ (base) "/endpoint" } { "Endpoints" }
-            a href={ (base) "/event-type" } { "Event types" }
-            a href={ (base) "/message" } { "Messages" }
-            a href={ (base) "/device" } { "Devices" }
-            a href={ (base) "/portal-link" } { "Portal link" }
-        }
-    }
-}
-
-pub fn ep_of(params: &HashMap<String, String>) -> &str {
-    params.get("ep").map_or("", String::as_str)
 }
 
 fn event_types_text(e: &EndpointOut) -> Markup {

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::PortalState;
-use super::client::PageResult;
 use super::endpoint_app::send_example_to;
-use super::endpoints::{Scope, app_nav};
+use super::error::PageResult;
+use super::scope::{Scope, app_nav};
 use super::session::Form;
 use super::view::{self, code_block};
 use crate::api::endpoint::EndpointOut;

@@ -11,8 +11,9 @@ use axum::routing::get;
 use maud::html;
 
 use super::PortalState;
-use super::client::{PageResult, Refusal, query, seg};
+use super::client::{Refusal, query, seg};
 use super::endpoint_app::utc_input;
+use super::error::PageResult;
 use super::session::Ctx;
 use super::view;
 use crate::api::inbox::InboxOut;

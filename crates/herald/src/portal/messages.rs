@@ -12,9 +12,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::PortalState;
-use super::client::{PageResult, query, seg};
+use super::client::{query, seg};
 use super::endpoint_app::utc_input;
-use super::endpoints::{Scope, app_nav};
+use super::error::PageResult;
+use super::scope::{Scope, app_nav};
 use super::view::{self, action_button, code_block, facts, status_badge};
 use crate::api::attempt::MessageAttemptOut;
 use crate::api::delivery::MessageEndpointOut;

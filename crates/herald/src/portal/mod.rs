@@ -35,20 +35,23 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 mod admin;
+mod area;
 mod client;
 mod devices;
 mod endpoint_app;
 mod endpoint_form;
 mod endpoints;
+mod error;
 mod events;
 mod inboxes;
 mod messages;
+mod scope;
 mod secret;
 mod session;
 mod stats;
 mod view;
 
-pub use session::Area;
+pub use area::Area;
 
 /// What the pages can reach: the API, and whether cookies must be `Secure`. Nothing else, in
 /// particular not the store.

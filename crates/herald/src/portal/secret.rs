@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::PortalState;
-use super::client::{PageResult, seg};
-use super::endpoints::Scope;
+use super::client::seg;
+use super::error::PageResult;
+use super::scope::Scope;
 use super::session::Form;
 use super::view;
 use crate::api::endpoint::EndpointSecretOut;

@@ -19,59 +19,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::PortalState;
-use super::client::{Api, PageResult, PortalError, Refusal, seg};
+use super::area::Area;
+use super::client::{Api, Refusal, seg};
+use super::error::{PageResult, PortalError};
 use super::view;
-use crate::api::api_key::{ApiKeyKind, ApiKeyRole};
+use crate::api::api_key::ApiKeyRole;
 use crate::api::session::{ConsoleSessionOut, WhoAmIOut};
-
-/// Which half of the site a request is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Area {
-    /// `/portal`: one application's customer.
-    Portal,
-    /// `/admin`: the operator.
-    Admin,
-}
-
-impl Area {
-    pub fn base(self) -> &'static str {
-        match self {
-            Area::Portal => "/portal",
-            Area::Admin => "/admin",
-        }
-    }
-
-    fn cookie(self) -> &'static str {
-        match self {
-            Area::Portal => "herald_portal",
-            Area::Admin => "herald_admin",
-        }
-    }
-
-    fn of_path(path: &str) -> Option<Area> {
-        let under = |base: &str| {
-            path.strip_prefix(base)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        };
-        if under("/portal") {
-            Some(Area::Portal)
-        } else if under("/admin") {
-            Some(Area::Admin)
-        } else {
-            None
-        }
-    }
-
-    /// Whether a token the API described may hold a session here: customers' sessions are
-    /// limited to their application, operators' are not limited to any.
-    fn admits(self, who: &WhoAmIOut) -> bool {
-        matches!(who.kind, Some(ApiKeyKind::Portal))
-            && match self {
-                Area::Portal => who.app_id.is_some(),
-                Area::Admin => who.app_id.is_none(),
-            }
-    }
-}
 
 /// The random cookie the sign-in forms are checked against (there is no session yet).
 const PRE_SESSION: &str = "herald_csrf";
@@ -229,6 +182,28 @@ impl FromRequestParts<PortalState> for Ctx {
             flash,
             secure: secure(state),
         })
+    }
+}
+
+impl view::PageContext for Ctx {
+    fn area(&self) -> Area {
+        self.area
+    }
+
+    fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
+
+    fn session_app(&self) -> Option<&str> {
+        self.principal.app_id.as_deref()
+    }
+
+    fn read_only(&self) -> bool {
+        Ctx::read_only(self)
+    }
+
+    fn flash(&self) -> Option<&str> {
+        self.flash.as_deref()
     }
 }
 

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use maud::{Markup, html};
 
-use super::client::{PortalError, query};
+use super::client::query;
+use super::error::PortalError;
 use super::session::Ctx;
 use super::view;
 use crate::api::delivery::EndpointStats;

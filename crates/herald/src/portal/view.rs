@@ -14,8 +14,24 @@ use utoipa::ToSchema;
 use crate::api::pagination::ListResponse;
 use crate::api::status::MessageStatus;
 
-use super::client::Refusal;
-use super::session::{Area, Ctx};
+use super::area::Area;
+use super::client::{Refusal, seg};
+
+/// What the signed-in layout needs of a page's context (`session::Ctx` is the one there is).
+/// A trait of this module, so that the layout does not depend on the session code that uses
+/// it.
+pub trait PageContext {
+    /// The half of the site the page is in.
+    fn area(&self) -> Area;
+    /// The session's CSRF token, for the forms of the page.
+    fn csrf_token(&self) -> &str;
+    /// The application a customer's session is limited to.
+    fn session_app(&self) -> Option<&str>;
+    /// The session cannot change anything.
+    fn read_only(&self) -> bool;
+    /// The message the previous request left for this page.
+    fn flash(&self) -> Option<&str>;
+}
 
 fn head(title: &str) -> Markup {
     html! {
@@ -29,10 +45,14 @@ fn head(title: &str) -> Markup {
 }
 
 /// A page in the signed-in layout.
-pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Markup {
-    let nav: Vec<(String, &str)> = match ctx.area {
+pub fn page(ctx: &impl PageContext, title: &str, body: Markup) -> Markup {
+    let nav: Vec<(String, &str)> = match ctx.area() {
         Area::Portal => {
-            let base = ctx.app_base(ctx.principal.app_id.as_ref().map_or("", |a| a.as_str()));
+            let base = format!(
+                "{}/app/{}",
+                Area::Portal.base(),
+                seg(ctx.session_app().unwrap_or(""))
+            );
             vec![
                 (format!("{base}/endpoint"), "Endpoints"),
                 (format!("{base}/event-type"), "Event types"),
@@ -47,7 +67,7 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Markup {
             ("/admin/api-key".to_owned(), "API keys"),
         ],
     };
-    let label = match ctx.area {
+    let label = match ctx.area() {
         Area::Portal => "Webhooks",
         Area::Admin => "console",
     };
@@ -62,14 +82,14 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                     nav aria-label="Main" {
                         ul { @for (href, text) in &nav { li { a href=(href) { (text) } } } }
                     }
-                    form.signout method="post" action={ (ctx.area.base()) "/logout" } {
+                    form.signout method="post" action={ (ctx.area().base()) "/logout" } {
                         (csrf(ctx))
                         @if ctx.read_only() { span.badge.neutral { "read-only" } " " }
                         button.link type="submit" { "Sign out" }
                     }
                 }
                 main #main {
-                    @if let Some(flash) = &ctx.flash {
+                    @if let Some(flash) = ctx.flash() {
                         div.notice.ok role="status" { (flash) }
                     }
                     h1 { (title) }
@@ -134,12 +154,12 @@ pub fn admin_sign_in(csrf: &str, error: Option<&str>) -> Markup {
     )
 }
 
-pub fn csrf(ctx: &Ctx) -> Markup {
-    html! { input type="hidden" name="_csrf" value=(ctx.csrf); }
+pub fn csrf(ctx: &impl PageContext) -> Markup {
+    html! { input type="hidden" name="_csrf" value=(ctx.csrf_token()); }
 }
 
 /// A one-button form posting to `action`.
-pub fn action_button(ctx: &Ctx, action: &str, text: &str, class: &str) -> Markup {
+pub fn action_button(ctx: &impl PageContext, action: &str, text: &str, class: &str) -> Markup {
     html! {
         form.inline method="post" action=(action) {
             (csrf(ctx))
