@@ -3,6 +3,9 @@
 //! the stack of a Tokio worker (2 MiB, where the server parses), it answers `Ok` within the
 //! limit and an error past it, and the process lives.
 
+// Tests (and this measuring tool) unwrap: a failed step should stop them loudly.
+#![allow(clippy::unwrap_used)]
+
 use herald_core::inbox::body::{self, MAX_FORM_NAME_DEPTH};
 use herald_core::shape::graphql::{MAX_NESTING, Query};
 use herald_core::validate::{MAX_JSON_DEPTH, json_too_deep};

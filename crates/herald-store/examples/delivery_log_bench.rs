@@ -9,6 +9,9 @@
 //! one application, plus 10% as many in a second application), then prints the time of each
 //! query. An existing database at DB_PATH is reused as it is.
 
+// Tests (and this measuring tool) unwrap: a failed step should stop them loudly.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Instant;
 
 use chrono::{Duration, Utc};

@@ -6,6 +6,9 @@
 //! Each check creates its own rows with fresh ids, so a check can run against a database that
 //! already holds data (a shared Postgres test database, for instance).
 
+// Test support: a failed step is a failed check, so unwrapping is the point.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use chrono::Duration;

@@ -5,6 +5,9 @@
 //! Tests that need Postgres run when `HERALD_TEST_DATABASE_URL` names a database they may use
 //! to create others (`postgres://postgres@127.0.0.1:5432/test`), and skip saying so otherwise.
 
+// Test support: a failed step is a failed check, so unwrapping is the point.
+#![allow(clippy::unwrap_used)]
+
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -2,6 +2,9 @@
 //! Postgres when `HERALD_TEST_DATABASE_URL` is set (each test on a database of its own), one
 //! test per check and backend; and the checks that concern one backend only.
 
+// Tests (and this measuring tool) unwrap: a failed step should stop them loudly.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use herald_store::prelude::*;

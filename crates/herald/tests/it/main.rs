@@ -1,6 +1,9 @@
 //! Herald's integration tests: one binary that starts the application on port 0 (and, from the
 //! delivery engine on, a test receiver on port 0) and talks to it over HTTP.
 
+// Tests (and this measuring tool) unwrap: a failed step should stop them loudly.
+#![allow(clippy::unwrap_used)]
+
 mod child;
 mod helpers;
 mod receiver;
