@@ -14,7 +14,9 @@ use crate::Result;
 /// A response remembered for an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
+    /// The HTTP status to answer with.
     pub status: u16,
+    /// The response body, as sent.
     pub body: Vec<u8>,
 }
 
@@ -25,11 +27,14 @@ pub struct StoredResponse {
 /// the work twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyCompletion {
+    /// Who used the key (the caller's scope, as passed to `idempotency_begin`).
     pub scope: String,
+    /// The `Idempotency-Key` header's value.
     pub key: String,
     /// The claim `idempotency_begin` made: only while it still holds the key is the answer
     /// recorded, and the work done (otherwise the work fails with `Conflict`).
     pub claim: String,
+    /// The answer to record, returned to retries with the key.
     pub response: StoredResponse,
 }
 
@@ -51,6 +56,7 @@ pub enum IdempotencyState {
 pub trait AccessStore: Send + Sync {
     // -- settings: small server-wide values (the admin token's hash) --
 
+    /// The value stored under `key`; `None` when there is none.
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;
     /// Stores `value` unless `key` already has one; returns whether it was stored.
     async fn insert_setting(&self, key: &str, value: &str) -> Result<bool>;
@@ -59,7 +65,10 @@ pub trait AccessStore: Send + Sync {
 
     // -- API keys --
 
+    /// Stores a new key (API key, portal token or console session).
     async fn create_api_key(&self, key: &ApiKey) -> Result<()>;
+    /// The key with id `id`, expired or not (the caller checks `expires_at`); `None` when
+    /// there is none.
     async fn get_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>>;
     /// Lists every key: API keys, customers' portal tokens and console sessions.
     async fn list_api_keys(&self, params: &ListParams) -> Result<Page<ApiKey>>;
@@ -105,5 +114,7 @@ pub trait AccessStore: Send + Sync {
     /// Releases the key of a request that failed in a way worth retrying (5xx), if `claim`
     /// still holds it unfinished: an answer already recorded stays.
     async fn idempotency_abandon(&self, scope: &str, key: &str, claim: &str) -> Result<()>;
+    /// Deletes the idempotency records created before `older_than`, finished or not; returns
+    /// how many.
     async fn purge_idempotency(&self, older_than: DateTime<Utc>) -> Result<u64>;
 }

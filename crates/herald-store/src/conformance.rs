@@ -64,6 +64,7 @@ pub async fn dispatch_target(store: &dyn Store) {
 /// and the endpoint's queue version (-1 when `node` does not own it).
 #[async_trait::async_trait]
 pub trait ClaimTasks {
+    /// Claims up to `limit` due tasks of `endpoint` for `node`, leased until `lease_until`.
     async fn claim_tasks(
         &self,
         node: &str,
@@ -144,6 +145,7 @@ macro_rules! conformance_checks {
 
 pub mod logs;
 
+/// A fresh application (new id, `uid` as given, one metadata pair), not yet stored.
 pub fn sample_app(uid: Option<String>) -> Application {
     let now = herald_core::time::now();
     Application {
@@ -158,6 +160,8 @@ pub fn sample_app(uid: Option<String>) -> Application {
     }
 }
 
+/// A fresh endpoint of `app`, not yet stored: enabled, subscribed to `user.signup` only,
+/// rate-limited to 5 a second, no uid, no channels.
 pub fn sample_endpoint(app: &AppId) -> Endpoint {
     let now = herald_core::time::now();
     Endpoint {
@@ -178,6 +182,8 @@ pub fn sample_endpoint(app: &AppId) -> Endpoint {
     }
 }
 
+/// A fresh message of `app`, not yet stored: created at its id's time, with a JSON payload
+/// kept for 90 days and no `eventId`.
 pub fn sample_message(app: &AppId, event_type: &str, channels: Option<Vec<String>>) -> Message {
     let id = MessageId::generate();
     let at = id.timestamp().expect("fresh ids carry their time");
@@ -207,6 +213,7 @@ pub(crate) fn secrets(tag: u8) -> SealedEndpointSecrets {
     }
 }
 
+/// Settings: `insert_setting` stores only a new key, `set_setting` overwrites.
 pub async fn settings(store: &dyn Store) {
     let key = format!("test.{}", random_base62(8));
     assert_eq!(store.get_setting(&key).await.unwrap(), None);
@@ -218,6 +225,8 @@ pub async fn settings(store: &dyn Store) {
     );
 }
 
+/// Applications: found by id or uid (an id wins over a uid spelling it), uid conflicts,
+/// updates (`NotFound` once deleted), app-scoped listing, and deletion.
 pub async fn applications(store: &dyn Store) {
     let uid = format!("uid-{}", random_base62(10));
     let app = sample_app(Some(uid.clone()));
@@ -360,6 +369,8 @@ pub async fn pagination_survives_inserts(store: &dyn Store) {
     assert_eq!(store.count_endpoints(&app.id).await.unwrap(), 0);
 }
 
+/// Event types: name conflicts, reads, archiving (archived ones listed only when asked for),
+/// and deletion.
 pub async fn event_types(store: &dyn Store) {
     let now = herald_core::time::now();
     let name = format!("test.{}", random_base62(8));
@@ -498,6 +509,9 @@ pub async fn endpoint_quota_holds_under_concurrency(store: &dyn Store) {
     store.delete_app(&other.id).await.unwrap();
 }
 
+/// Endpoints: scoped to their application, uids unique per application, versioned secret
+/// rotation that refuses a stale version, URL versions, re-sealing, and deletion with the
+/// application.
 pub async fn endpoints(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -603,6 +617,8 @@ pub async fn endpoints(store: &dyn Store) {
     store.delete_app(&other.id).await.unwrap();
 }
 
+/// Messages: an `eventId` used twice is a `Conflict` that stores nothing, lookup by
+/// `eventId`, and the list's filters (event types, exact and case-sensitive channels, times).
 pub async fn messages(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -730,6 +746,8 @@ pub async fn messages(store: &dyn Store) {
     store.delete_app(&app.id).await.unwrap();
 }
 
+/// API keys: every kind listed, expired ones purged, sessions deleted with the key they were
+/// minted from, and an application's portal tokens expired later or at once.
 pub async fn api_keys(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -818,6 +836,8 @@ pub async fn api_keys(store: &dyn Store) {
     store.delete_app(&app.id).await.unwrap();
 }
 
+/// `Idempotency-Key` claims: one holder per key, fingerprint mismatches, only the holder
+/// recording or releasing, takeover of abandoned claims, expiry and purge.
 pub async fn idempotency(store: &dyn Store) {
     let scope = format!("scope-{}", random_base62(6));
     let now = herald_core::time::now();
@@ -1082,6 +1102,8 @@ async fn status_of(
         .map(|d| d.status)
 }
 
+/// The delivery queue end to end: fan-out, endpoint and task claims, retries and releases,
+/// lost leases, 410 Gone, recovery and resends, disabling, shutdown and restart.
 pub async fn delivery_queue(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let other_node = format!("node-{}", random_base62(6));
@@ -1434,6 +1456,8 @@ pub async fn delivery_queue(store: &dyn Store) {
     store.delete_app(&app.id).await.unwrap();
 }
 
+/// FIFO endpoints: only the oldest unfinished task is claimed and a failing head holds the
+/// rest back; failing past the allowed period disables the endpoint.
 pub async fn fifo_and_recovery(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let app = sample_app(None);

@@ -19,8 +19,11 @@ use crate::Result;
 pub struct DeviceFilter {
     /// Names starting with this.
     pub name: Option<String>,
+    /// Only devices of this kind.
     pub kind: Option<DeviceKind>,
+    /// Only devices in this device group.
     pub group: Option<String>,
+    /// Only devices whose current status is this one.
     pub status: Option<DeviceStatus>,
     /// Devices in every one of these teams.
     pub teams: Vec<String>,
@@ -33,9 +36,13 @@ pub struct DeviceFilter {
 /// A status reported for a device.
 #[derive(Debug, Clone)]
 pub struct StatusReport<'a> {
+    /// The device's application.
     pub app: &'a AppId,
+    /// The device, by its id within the application.
     pub device_id: &'a str,
+    /// The status reported.
     pub status: DeviceStatus,
+    /// When the device took that status: the device's `status_at` and the event's time.
     pub at: DateTime<Utc>,
     /// Kobiton's `orgId` in the event.
     pub org_id: &'a str,
@@ -46,6 +53,7 @@ pub struct StatusReport<'a> {
 /// What a status report did.
 #[derive(Debug, Clone)]
 pub struct StatusRecorded {
+    /// What the rules made of the report; only `Published` publishes.
     pub outcome: StatusOutcome,
     /// The device after the report.
     pub device: Device,
@@ -57,24 +65,40 @@ pub struct StatusRecorded {
 #[derive(Debug, Clone)]
 pub enum Lifecycle<'a> {
     /// The device under test became a production device.
-    Bless { imp_id: &'a str },
+    Bless {
+        /// Electric Imp's id of the device (its `imp_id`), sent in the `blessing` event.
+        imp_id: &'a str,
+    },
     /// An end user activated it with BlinkUp.
-    Activate { plan_id: &'a str, token: &'a str },
+    Activate {
+        /// The BlinkUp plan the device was activated with, sent in the `blinkup` event.
+        plan_id: &'a str,
+        /// The BlinkUp token, sent in the `blinkup` event.
+        token: &'a str,
+    },
 }
 
+/// Devices and device groups of an application (see the module documentation).
 #[async_trait]
 pub trait DeviceStore: Send + Sync {
     /// Creates or replaces a device group's settings.
     async fn put_device_group(&self, group: &DeviceGroup) -> Result<()>;
+    /// The group `name` of `app`; `None` when there is none.
     async fn get_device_group(&self, app: &AppId, name: &str) -> Result<Option<DeviceGroup>>;
+    /// Every group of `app`, by name.
     async fn list_device_groups(&self, app: &AppId) -> Result<Vec<DeviceGroup>>;
+    /// Deletes a group; `false` when `app` has no such group. Its devices keep naming it.
     async fn delete_device_group(&self, app: &AppId, name: &str) -> Result<bool>;
 
     /// Creates a device, or replaces its descriptive fields (name, kind, group, teams, bundles,
     /// metadata) keeping its status, history and lifecycle. `true` when it was created.
     async fn put_device(&self, device: &Device) -> Result<bool>;
+    /// The device `id` of `app`; `None` when there is none.
     async fn get_device(&self, app: &AppId, id: &str) -> Result<Option<Device>>;
+    /// Deletes a device with its tags and status history; `false` when `app` has no such
+    /// device.
     async fn delete_device(&self, app: &AppId, id: &str) -> Result<bool>;
+    /// Lists the devices of `app` matching `filter`, keyed by device id.
     async fn list_devices(
         &self,
         app: &AppId,

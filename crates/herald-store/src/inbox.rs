@@ -16,19 +16,26 @@ use crate::{Result, StoreError};
 /// One accepted write as stored: a request's value at `path`/`key`, with how it arrived.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboxEntry {
+    /// The entry's id; it starts with the time it was received.
     pub id: InboxEntryId,
+    /// The inbox that accepted the write.
     pub inbox_id: InboxId,
     /// The parent location, slash-joined (`""` at the root).
     pub path: String,
+    /// The last segment of the location written (for a POST, the generated key).
     pub key: String,
+    /// The request's HTTP method (`POST`, `PUT`, `PATCH`, …).
     pub method: String,
     /// The value as JSON text: what the tree holds here now (a PATCH's row holds the merge;
     /// later writes below may have pruned it).
     pub value: String,
+    /// How the body arrived, and so how to give it back.
     pub encoding: Encoding,
     /// Request headers, names lowercased, repeated ones joined with `, `.
     pub headers: Vec<(String, String)>,
+    /// The client's IP address, when the server knew it.
     pub source: Option<String>,
+    /// When the request was received.
     pub received_at: DateTime<Utc>,
 }
 
@@ -44,15 +51,24 @@ pub struct ReplayGuard {
 /// A write to store (see `Store::write_inbox`).
 #[derive(Debug, Clone)]
 pub struct NewEntry {
+    /// The entry's id, chosen by the caller.
     pub id: InboxEntryId,
+    /// The inbox written to.
     pub inbox_id: InboxId,
     /// Where the row goes: for a POST, the path written to plus the generated key.
     pub location: Location,
+    /// The request's HTTP method.
     pub method: String,
+    /// The value to apply at `location`.
     pub write: Write,
+    /// How the body arrived.
     pub encoding: Encoding,
+    /// Request headers to keep (the inbox's `dropHeaders` already left out), as in
+    /// [`InboxEntry::headers`].
     pub headers: Vec<(String, String)>,
+    /// The client's IP address, when known.
     pub source: Option<String>,
+    /// When the request was received; the entry's time.
     pub received_at: DateTime<Utc>,
     /// Set for a verified request: the write is refused (`Conflict`) if the same request was
     /// accepted since `forget_before`.
@@ -267,6 +283,7 @@ pub trait InboxStore: Send + Sync {
         filter: &EntryFilter,
         params: &ListParams,
     ) -> Result<Page<InboxEntry>>;
+    /// How many entries of `inbox` match `filter`.
     async fn count_inbox_entries(&self, inbox: &InboxId, filter: &EntryFilter) -> Result<u64>;
     /// The newest entry's id, if any.
     async fn last_inbox_entry(

@@ -28,6 +28,8 @@
 //! a string function; plus connection setup, migrations and cross-process wake-ups. The
 //! conformance suite (`conformance`, with the `testing` feature) runs against both.
 
+#![warn(missing_docs)]
+
 use async_trait::async_trait;
 
 /// A task status (`herald_core::model::DeliveryStatus`) as the integer literal stored in
@@ -121,12 +123,17 @@ pub enum StoreError {
     /// A stored value could not be decoded: a bug or a hand-edited database.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The schema could not be brought up to date when opening the store (for example a
+    /// database migrated by a newer Herald).
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Any other database failure, neither transient nor a broken uniqueness rule: not worth
+    /// retrying as is.
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
 }
 
+/// The result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
@@ -254,7 +261,9 @@ pub type Reseal<'a> =
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// SQLite (`sqlite://…`): one process owns the database.
     Sqlite,
+    /// Postgres (`postgres://…` or `postgresql://…`): several Herald nodes may share it.
     Postgres,
 }
 

@@ -15,7 +15,9 @@ use crate::queue::{Attempt, Delivery};
 /// Filters of the attempt lists (`…/attempt/endpoint/{id}`, `…/attempt/msg/{id}`).
 #[derive(Debug, Clone, Default)]
 pub struct AttemptFilter {
+    /// Only attempts of this message.
     pub msg: Option<MessageId>,
+    /// Only attempts to this endpoint.
     pub endpoint: Option<EndpointId>,
     /// Attempts are either `Success` or `Fail`; the other statuses match nothing.
     pub status: Option<DeliveryStatus>,
@@ -25,42 +27,59 @@ pub struct AttemptFilter {
     pub event_types: Vec<String>,
     /// A channel of the attempts' messages.
     pub channel: Option<String>,
+    /// Only attempts made strictly before this time.
     pub before: Option<DateTime<Utc>>,
+    /// Only attempts made strictly after this time.
     pub after: Option<DateTime<Utc>>,
 }
 
 /// Filters of the messages sent to one endpoint (`…/endpoint/{id}/msg`).
 #[derive(Debug, Clone, Default)]
 pub struct EndpointMessageFilter {
+    /// Only deliveries in this state.
     pub status: Option<DeliveryStatus>,
+    /// Only messages of these event types; empty: any.
     pub event_types: Vec<String>,
+    /// Only messages with this channel.
     pub channel: Option<String>,
+    /// Only messages created strictly before this time.
     pub before: Option<DateTime<Utc>>,
+    /// Only messages created strictly after this time.
     pub after: Option<DateTime<Utc>>,
 }
 
 /// An endpoint a message was sent to, with that delivery's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
+    /// The endpoint, as it is now.
     pub endpoint: Endpoint,
+    /// The delivery's state.
     pub status: DeliveryStatus,
+    /// When the next attempt is due; see [`Delivery::next_attempt_at`].
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// A message sent to an endpoint, with that delivery's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentMessage {
+    /// The message; its `payload` is `None` once deleted.
     pub message: Message,
+    /// The delivery's state.
     pub status: DeliveryStatus,
+    /// When the next attempt is due; see [`Delivery::next_attempt_at`].
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// Deliveries of an endpoint by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EndpointStats {
+    /// Deliveries that succeeded.
     pub success: u64,
+    /// Deliveries waiting for their next attempt.
     pub pending: u64,
+    /// Deliveries given up on.
     pub fail: u64,
+    /// Deliveries with an attempt in flight.
     pub sending: u64,
 }
 
@@ -70,37 +89,57 @@ pub struct DeliveryLogFilter {
     /// Only this application's deliveries. Not checked when `endpoint` is set: an endpoint
     /// belongs to one application, and callers find it within the application.
     pub app: Option<AppId>,
+    /// Only messages created at or after this time.
     pub created_from: Option<DateTime<Utc>>,
+    /// Only messages created at or before this time.
     pub created_to: Option<DateTime<Utc>>,
+    /// Only deliveries last attempted at or after this time (never attempted: excluded).
     pub last_attempt_from: Option<DateTime<Utc>>,
+    /// Only deliveries last attempted at or before this time (never attempted: excluded).
     pub last_attempt_to: Option<DateTime<Utc>>,
+    /// Only deliveries in this state.
     pub status: Option<DeliveryStatus>,
+    /// Only messages of this event type.
     pub event_type: Option<String>,
+    /// Only deliveries to this endpoint.
     pub endpoint: Option<EndpointId>,
 }
 
 /// One row of the delivery log: one message to one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryLogEntry {
+    /// The message's application.
     pub app_id: AppId,
+    /// The message delivered; the log is ordered by it, newest first.
     pub msg_id: MessageId,
+    /// The endpoint delivered to; orders a message's rows.
     pub endpoint_id: EndpointId,
+    /// The message's event type.
     pub event_type: String,
+    /// The endpoint's current URL (not necessarily the one attempted).
     pub url: String,
     /// `None` once deleted (retention or expunge).
     pub payload: Option<String>,
+    /// When the delivery (and its message) was created.
     pub created_at: DateTime<Utc>,
+    /// See [`Delivery::last_status_code`].
     pub last_status_code: Option<u16>,
+    /// Attempts made so far.
     pub attempts: u32,
+    /// When the latest attempt was made; `None` before the first.
     pub last_attempt_at: Option<DateTime<Utc>>,
+    /// The delivery's state.
     pub status: DeliveryStatus,
+    /// See [`Delivery::next_attempt_at`].
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// One page of the delivery log and how many rows match in all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryLogPage {
+    /// The page's rows, newest message first; empty past the end.
     pub entries: Vec<DeliveryLogEntry>,
+    /// Rows matching the filter, on every page.
     pub total: u64,
 }
 
@@ -113,17 +152,20 @@ pub struct QueueMetrics {
     pub scheduled: u64,
     /// Tasks with an attempt in flight.
     pub sending: u64,
+    /// Endpoints disabled (by a user or for failing), whatever their queue.
     pub disabled_endpoints: u64,
 }
 
 /// Use of one connection pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
+    /// Which pool: `"writer"` or `"reader"`.
     pub name: &'static str,
     /// Connections open.
     pub size: u32,
     /// Of those, not checked out.
     pub idle: u32,
+    /// The pool's connection limit.
     pub max: u32,
 }
 
@@ -143,6 +185,8 @@ pub trait LogStore: Send + Sync {
         filter: &AttemptFilter,
         params: &ListParams,
     ) -> Result<Page<Attempt>>;
+    /// One attempt of a message of `app`; `None` when the attempt, its message or its
+    /// application do not match.
     async fn get_attempt(
         &self,
         app: &AppId,

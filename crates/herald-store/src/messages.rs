@@ -18,9 +18,13 @@ use crate::{IdempotencyCompletion, Result};
 /// Filters of the message list route.
 #[derive(Debug, Clone, Default)]
 pub struct MessageFilter {
+    /// Only messages of these event types; empty: any.
     pub event_types: Vec<String>,
+    /// Only messages with this channel (exact, case-sensitive).
     pub channel: Option<String>,
+    /// Only messages created strictly before this time.
     pub before: Option<DateTime<Utc>>,
+    /// Only messages created strictly after this time.
     pub after: Option<DateTime<Utc>>,
 }
 
@@ -46,10 +50,12 @@ pub trait MessageStore: Send + Sync {
         message: &Message,
         endpoint: &EndpointId,
     ) -> Result<()>;
+    /// The message `id` of `app`; `None` when there is none in that application.
     async fn get_message(&self, app: &AppId, id: &MessageId) -> Result<Option<Message>>;
     /// Finds a message of `app` by its `eventId`.
     async fn get_message_by_event_id(&self, app: &AppId, event_id: &str)
     -> Result<Option<Message>>;
+    /// Lists the messages of `app` matching `filter`, keyed by message id (so by creation time).
     async fn list_messages(
         &self,
         app: &AppId,

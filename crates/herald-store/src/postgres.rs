@@ -57,6 +57,9 @@ const ANNOUNCE_QUEUE: usize = 4096;
 /// Endpoint ids per notification: well under Postgres's 8,000-byte payload limit.
 const WAKEUP_CHUNK: usize = 200;
 
+/// The Postgres [`Store`](crate::Store): one database shared by any number of Herald nodes,
+/// which skip each other's claimed rows and wake each other with `NOTIFY` on the
+/// `herald_wakeup` channel. Open it with [`PostgresStore::open`].
 pub struct PostgresStore {
     writer: Pool<Db>,
     /// The same pool as `writer`: the split exists for SQLite.

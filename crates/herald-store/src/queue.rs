@@ -12,24 +12,30 @@ use crate::Result;
 /// A task claimed for an attempt, with what the attempt needs of its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
+    /// The task's row in `deliveries`: what [`AttemptRecord::delivery_id`] names.
     pub delivery_id: i64,
+    /// The message to deliver.
     pub msg_id: MessageId,
     /// Attempts already made.
     pub attempts: u32,
     /// The attempt was asked for by a person (resend), not by the schedule.
     pub manual: bool,
+    /// The message's event type.
     pub event_type: String,
     /// `None` when the payload was deleted (retention or expunge): the attempt cannot be made.
     pub payload: Option<String>,
+    /// When the message was created (not when the task became due).
     pub message_created_at: DateTime<Utc>,
 }
 
 /// One endpoint's claim in [`QueueStore::claim_tasks_of`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskClaim {
+    /// The endpoint whose tasks to claim; `node` must own it.
     pub endpoint: EndpointId,
     /// The claimed tasks are in flight until then.
     pub lease_until: DateTime<Utc>,
+    /// At most this many tasks (the endpoint's free concurrency slots).
     pub limit: usize,
     /// Only the oldest unfinished task is considered.
     pub fifo: bool,
@@ -52,11 +58,17 @@ pub enum NextStep {
 /// The record of one finished attempt and its consequence.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
+    /// The new attempt's id.
     pub id: AttemptId,
+    /// The attempted task ([`Task::delivery_id`]).
     pub delivery_id: i64,
+    /// The attempted message.
     pub msg_id: MessageId,
+    /// The attempted endpoint.
     pub endpoint_id: EndpointId,
+    /// The endpoint's application.
     pub app_id: AppId,
+    /// The URL the request went to.
     pub url: String,
     /// The endpoint's `url_version` for `url`, when the attempt used the endpoint's own URL:
     /// the attempt then names it instead of keeping a copy.
@@ -65,7 +77,9 @@ pub struct AttemptRecord {
     pub status_code: u16,
     /// The response body (truncated), or empty.
     pub response: String,
+    /// How long the request took, in milliseconds (0 when none was made).
     pub duration_ms: i64,
+    /// Scheduled attempt or manual resend; see [`Task::manual`].
     pub trigger: Trigger,
     /// Why the request failed before a response (timeout, refused, TLS, policy, …).
     pub error: Option<String>,
@@ -74,7 +88,9 @@ pub struct AttemptRecord {
     pub request_headers: Option<String>,
     /// The body sent, when it differs from the message's payload (shaping).
     pub request_body: Option<String>,
+    /// When the request started: the attempt's `created_at`.
     pub started_at: DateTime<Utc>,
+    /// The task's next step, applied in the same transaction as the record.
     pub next: NextStep,
 }
 
@@ -97,6 +113,7 @@ pub struct CompletionEffects {
 /// An endpoint disabled by a batch of attempt results.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisabledEndpoint {
+    /// The endpoint now disabled.
     pub endpoint: EndpointId,
     /// Since when all its attempts had been failing.
     pub failing_since: Option<DateTime<Utc>>,
@@ -105,32 +122,51 @@ pub struct DisabledEndpoint {
 /// One message's state for one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    /// The message delivered; with `endpoint_id`, the task's key (one task per pair).
     pub msg_id: MessageId,
+    /// The endpoint delivered to.
     pub endpoint_id: EndpointId,
+    /// Where the task stands.
     pub status: DeliveryStatus,
+    /// Attempts made so far; reset to 0 by a resend or recovery.
     pub attempts: u32,
+    /// When the next attempt is due (in flight: when its lease ends); `None` once the task
+    /// succeeded or failed.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the latest attempt was recorded; `None` before the first.
     pub last_attempt_at: Option<DateTime<Utc>>,
+    /// The latest attempt's HTTP status (0 when it got no response); `None` before the first.
     pub last_status_code: Option<u16>,
 }
 
 /// A stored attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
+    /// The attempt's id.
     pub id: AttemptId,
+    /// The message attempted.
     pub msg_id: MessageId,
+    /// The endpoint attempted.
     pub endpoint_id: EndpointId,
+    /// The URL the request went to (from the endpoint's URL history when the attempt named it).
     pub url: String,
+    /// The response's HTTP status, 0 when no response was received.
     pub status_code: u16,
+    /// The response body (truncated), possibly empty; `None` once retention purged it.
     pub response: Option<String>,
+    /// How long the request took, in milliseconds.
     pub duration_ms: i64,
+    /// Whether the schedule or a person (resend) made the attempt.
     pub trigger: Trigger,
+    /// The attempt delivered the message (its task was done by it).
     pub success: bool,
+    /// Why the request failed before a response, if it did.
     pub error: Option<String>,
     /// See [`AttemptRecord::request_headers`].
     pub request_headers: Option<String>,
     /// See [`AttemptRecord::request_body`].
     pub request_body: Option<String>,
+    /// When the request started.
     pub created_at: DateTime<Utc>,
 }
 
@@ -152,6 +188,7 @@ pub type Wakeups = tokio::sync::mpsc::Receiver<WakeupEvent>;
 /// endpoint ([`QueueStore::dispatch_target`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatchTarget {
+    /// The endpoint, as stored.
     pub endpoint: Endpoint,
     /// The endpoint's secrets and headers, sealed: the worker opens them.
     pub secrets: SealedEndpointSecrets,

@@ -25,25 +25,32 @@ pub trait ResourceStore: Send + Sync {
         params: &ListParams,
         only: Option<&AppId>,
     ) -> Result<Page<Application>>;
+    /// Saves an application. `NotFound` when it does not exist, `Conflict` when its uid is taken.
     async fn update_app(&self, app: &Application) -> Result<()>;
     /// Deletes an application with its endpoints, messages, attempts and keys.
     async fn delete_app(&self, id: &AppId) -> Result<bool>;
 
     // -- event types --
 
+    /// Fails with `Conflict` when an event type of this name exists (archived or not).
     async fn create_event_type(&self, event_type: &EventType) -> Result<()>;
+    /// The event type `name`, archived or not; `None` when there is none.
     async fn get_event_type(&self, name: &str) -> Result<Option<EventType>>;
+    /// Lists event types keyed by name; archived ones only with `include_archived`.
     async fn list_event_types(
         &self,
         params: &ListParams,
         include_archived: bool,
     ) -> Result<Page<EventType>>;
+    /// Saves an event type, found by name. `NotFound` when it does not exist.
     async fn update_event_type(&self, event_type: &EventType) -> Result<()>;
     /// Deletes an event type for good (the API archives by default).
     async fn delete_event_type(&self, name: &str) -> Result<bool>;
 
     // -- endpoints --
 
+    /// Creates an endpoint with its sealed secrets, with no limit on how many its application
+    /// has. Fails with `Conflict` when its uid is taken in the application.
     async fn create_endpoint(
         &self,
         endpoint: &Endpoint,
@@ -67,13 +74,17 @@ pub trait ResourceStore: Send + Sync {
     async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>>;
     /// Looks an endpoint up by id alone (the delivery worker knows no application).
     async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>>;
+    /// Lists the endpoints of `app`, keyed by endpoint id.
     async fn list_endpoints(&self, app: &AppId, params: &ListParams) -> Result<Page<Endpoint>>;
     /// How many endpoints `app` has.
     async fn count_endpoints(&self, app: &AppId) -> Result<u64>;
     /// Saves an endpoint. Disabling it fails its pending tasks (their retries stop; `recover`
     /// brings them back).
     async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    /// Deletes an endpoint of `app` with its tasks and attempts; `false` when `app` has no such
+    /// endpoint.
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<bool>;
+    /// An endpoint's sealed secrets and headers; `None` when the endpoint is gone.
     async fn get_endpoint_secrets(&self, id: &EndpointId) -> Result<Option<SealedEndpointSecrets>>;
     /// Replaces an endpoint's secrets if they are still at `secrets.version` (returns `false`
     /// otherwise: someone changed them since they were read).

@@ -65,6 +65,9 @@ const READ_CONNECTIONS: u32 = 8;
 /// Publishes per group commit, at most.
 const PUBLISH_BATCH: usize = 128;
 
+/// The SQLite [`Store`](crate::Store): one database file used by one Herald process, with a
+/// single writer connection, a pool of readers and group commit of publishes. Open it with
+/// [`SqliteStore::open`].
 pub struct SqliteStore {
     writer: Pool<Db>,
     reader: Pool<Db>,

@@ -37,6 +37,7 @@ pub fn postgres_url_or_skip(test: &str) -> Option<String> {
 pub struct TestDatabase {
     /// Where to connect to the new database.
     pub url: String,
+    /// The database's name (`herald_t_<unix seconds>_<random>`), dropped with this value.
     pub name: String,
     admin: PgConnectOptions,
 }

@@ -10,6 +10,8 @@ use crate::{DeviceFilter, Lifecycle, StatusReport, Store, StoreError};
 
 const RETENTION: std::time::Duration = std::time::Duration::from_secs(86_400);
 
+/// Devices: filters, status reports (published, silent, unchanged, disallowed) with their
+/// history, replacing a device keeping its status, lifecycle facts, groups, and deletion.
 pub async fn devices(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();

@@ -59,6 +59,8 @@ pub async fn a_replayed_signed_request_is_refused(store: &dyn Store) {
     assert!(store.delete_inbox(&inbox.id).await.unwrap());
 }
 
+/// A fresh inbox of `app` (or of no application), not yet stored, with a random name and no
+/// verification.
 pub fn sample_inbox(app: Option<&herald_core::id::AppId>) -> Inbox {
     let now = herald_core::time::now();
     Inbox {
@@ -78,6 +80,8 @@ pub fn sample_inbox(app: Option<&herald_core::id::AppId>) -> Inbox {
     }
 }
 
+/// Inbox records: names unique per application (and among inboxes of none), lookups by id
+/// and by name, updates, and deletion with the application.
 pub async fn inbox_records(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -226,6 +230,8 @@ async fn entry_count(store: &dyn Store, inbox: &Inbox) -> u64 {
         .unwrap()
 }
 
+/// POST, PUT and PATCH build the tree as Firebase does: generated keys, replaced and pruned
+/// rows, merges, deletion by `null`; a write to a deleted inbox stores nothing.
 pub async fn post_put_and_patch_build_the_tree(store: &dyn Store) {
     let inbox = sample_inbox(None);
     store.create_inbox(&inbox).await.unwrap();
@@ -337,6 +343,8 @@ pub async fn post_put_and_patch_build_the_tree(store: &dyn Store) {
     ));
 }
 
+/// Tree reads: child queries by key over rows at, above and below the location, and
+/// `TooLarge` past the row limit.
 pub async fn tree_reads_select_children_by_key(store: &dyn Store) {
     let inbox = sample_inbox(None);
     store.create_inbox(&inbox).await.unwrap();
@@ -416,6 +424,7 @@ pub async fn tree_reads_select_children_by_key(store: &dyn Store) {
     );
 }
 
+/// Entry lists and counts: time, location and `up_to` filters, and keyset pages.
 pub async fn entries_list_with_filters_and_paging(store: &dyn Store) {
     let inbox = sample_inbox(None);
     store.create_inbox(&inbox).await.unwrap();
@@ -501,6 +510,8 @@ pub async fn entries_list_with_filters_and_paging(store: &dyn Store) {
     );
 }
 
+/// An entry and the message it forwards commit together: when the message cannot be stored,
+/// neither is the entry.
 pub async fn forwarding_commits_with_the_write(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -543,6 +554,7 @@ pub async fn forwarding_commits_with_the_write(store: &dyn Store) {
     assert_eq!(entry_count(store, &inbox).await, 1);
 }
 
+/// `reseal_all` passes inbox verification secrets through the function too.
 pub async fn verification_secrets_are_resealed(store: &dyn Store) {
     let mut inbox = sample_inbox(None);
     let marker = random_base62(16).into_bytes();

@@ -11,6 +11,8 @@ use super::{ClaimTasks, record, sample_app, sample_endpoint, sample_message, sec
 use crate::queue::NextStep;
 use crate::{AttemptFilter, DeliveryLogFilter, EndpointMessageFilter, EndpointStats, Store};
 
+/// The reserved operational-webhook application is never found or listed, while its
+/// endpoints are ordinary endpoints.
 pub async fn operational_app_is_hidden(store: &dyn Store) {
     assert!(store.get_app(OPERATIONAL_APP_ID).await.unwrap().is_none());
     let listed = store
@@ -79,6 +81,9 @@ async fn deliver_all(
     records.into_iter().map(|r| r.id).collect()
 }
 
+/// The delivery logs: attempt lists with filters and keyset pages, one attempt and expunging
+/// its content, destinations, sent messages, statistics, and the delivery log's filters,
+/// offsets and totals.
 pub async fn logs_and_stats(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let app = sample_app(None);
@@ -591,6 +596,8 @@ pub async fn logs_and_stats(store: &dyn Store) {
     store.delete_app(&other.id).await.unwrap();
 }
 
+/// What `complete_attempts` reports for operational webhooks: `failing` at most once an hour
+/// per endpoint, `exhausted`, and `recovered` when a streak ends.
 pub async fn completion_effects(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let app = sample_app(None);
@@ -672,6 +679,8 @@ pub async fn completion_effects(store: &dyn Store) {
     store.delete_app(&app.id).await.unwrap();
 }
 
+/// Retention: payloads past their retention and old response bodies are deleted in batches,
+/// while messages, log rows and attempts stay.
 pub async fn retention(store: &dyn Store) {
     let node = format!("node-{}", random_base62(6));
     let app = sample_app(None);
@@ -743,6 +752,8 @@ pub async fn retention(store: &dyn Store) {
     store.delete_app(&app.id).await.unwrap();
 }
 
+/// Queue metrics move as work becomes due, disabled endpoints are counted, and pool
+/// statistics are consistent.
 pub async fn metrics(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();

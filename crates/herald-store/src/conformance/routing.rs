@@ -8,6 +8,8 @@ use serde_json::json;
 use super::{sample_app, sample_endpoint, sample_message, secrets};
 use crate::{Store, StoreError};
 
+/// Fan-out: event-type patterns, channels and payload filters pick the endpoints that get a
+/// task; the message is stored even when none does.
 pub async fn fan_out_follows_patterns_channels_and_filters(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -72,6 +74,8 @@ pub async fn fan_out_follows_patterns_channels_and_filters(store: &dyn Store) {
     }
 }
 
+/// An example goes to the endpoint it names whatever the routing; a disabled endpoint is
+/// `NotFound` and nothing is stored.
 pub async fn examples_go_to_one_endpoint(store: &dyn Store) {
     let app = sample_app(None);
     store.create_app(&app).await.unwrap();
@@ -101,6 +105,8 @@ pub async fn examples_go_to_one_endpoint(store: &dyn Store) {
     assert!(store.get_message(&app.id, &msg.id).await.unwrap().is_none());
 }
 
+/// An application's sealed GraphQL API settings are stored, read back and re-sealed by
+/// `reseal_all`.
 pub async fn graphql_api_is_stored_sealed_and_resealed(store: &dyn Store) {
     let api = |headers: Option<&[u8]>| SealedGraphqlApi {
         url: "https://api.example.com/graphql".into(),
