@@ -91,11 +91,14 @@ pub enum Command {
     Inbox(InboxCommand),
     /// Measure this machine's ceiling and Herald against it on loopback, and print a markdown
     /// table (or JSON). Starts its own receiver and Herald processes; see BENCHMARKS.md.
+    #[cfg(feature = "bench")]
     Bench(BenchArgs),
     /// Print the version and exit.
     Version,
 }
 
+/// The options of `herald bench` (the `bench` cargo feature, on by default).
+#[cfg(feature = "bench")]
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Every scenario scaled down, the whole run under a minute: for CI and quick checks.

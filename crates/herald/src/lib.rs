@@ -7,6 +7,7 @@
 //! commands that talk to a running server ([`client`]).
 
 pub mod api;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod bootstrap;
 pub mod cli;

@@ -94,6 +94,7 @@ fn main() -> ExitCode {
         | Command::Message(_)
         | Command::EventType(_)
         | Command::Inbox(_)) => runtime().block_on(herald::client::run(command)),
+        #[cfg(feature = "bench")]
         Command::Bench(args) => match runtime().block_on(herald::bench::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e @ herald::bench::BenchError::Usage(_)) => usage_error(&e),
