@@ -14,10 +14,12 @@ use zeroize::Zeroizing;
 
 pub use crate::retention::RetentionConfig;
 
+#[macro_use]
+mod declare;
 mod settings;
 
 use settings::Layers;
-pub use settings::{ServeSettings, StorageSettings, env_name, with_env_names};
+pub use settings::{ServeOptions, ServeSettings, StorageSettings, env_name, with_env_names};
 
 /// Where a setting's value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,32 +137,58 @@ impl Config {
     /// A configuration for tests and embedding: everything default, state in `data_dir`,
     /// listening on a free loopback port.
     pub fn for_data_dir(data_dir: &Path) -> Self {
-        Self {
-            storage: StorageConfig {
-                database_url: default_database_url(data_dir),
-                data_dir: data_dir.to_owned(),
-            },
-            role: Role::All,
+        let storage = StorageConfig {
+            database_url: default_database_url(data_dir),
+            data_dir: data_dir.to_owned(),
+        };
+        let options = ServeOptions {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            public_url: None,
-            allow_networks: Vec::new(),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            limits: Limits::default(),
-            api_rate_limit: DEFAULT_API_RATE_LIMIT,
-            client_timeout: DEFAULT_CLIENT_TIMEOUT,
-            log_format: LogFormat::Pretty,
-            delivery: DeliveryConfig::default(),
-            retention: RetentionConfig::default(),
-            metrics: MetricsConfig::default(),
+            ..ServeOptions::default()
+        };
+        let secrets = EnvSecrets {
             admin_token: None,
             encryption_key: None,
             encryption_old_keys: Vec::new(),
+        };
+        Self::new(storage, options, secrets)
+    }
+
+    /// Where each resolved option goes.
+    fn new(storage: StorageConfig, options: ServeOptions, secrets: EnvSecrets) -> Self {
+        let metrics = MetricsConfig {
+            token: options.metrics_token.clone(),
+            endpoint_labels: options.metrics_endpoint_labels,
+        };
+        Self {
+            storage,
+            role: options.role,
+            listen: options.listen,
+            public_url: options.public_url.clone(),
+            allow_networks: options.allow_networks.clone(),
+            max_body_bytes: options.max_body_bytes,
+            limits: Limits {
+                max_url_length: options.max_url_length,
+                max_description_length: options.max_description_length,
+                max_endpoints_per_app: options.max_endpoints_per_app,
+            },
+            api_rate_limit: options.api_rate_limit,
+            client_timeout: options.client_timeout,
+            log_format: options.log_format,
+            retention: RetentionConfig {
+                payload_days: options.payload_retention_days,
+                response_days: options.response_retention_days,
+            },
+            metrics,
+            delivery: DeliveryConfig::from(options),
+            admin_token: secrets.admin_token,
+            encryption_key: secrets.encryption_key,
+            encryption_old_keys: secrets.encryption_old_keys,
         }
     }
 }
 
 /// `GET /metrics` settings.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MetricsConfig {
     /// When set, `/metrics` needs `Authorization: Bearer <token>`.
     pub token: Option<Zeroizing<String>>,
@@ -193,30 +221,46 @@ pub struct DeliveryConfig {
     pub outbound_proxy: Option<url::Url>,
 }
 
-impl Default for DeliveryConfig {
-    fn default() -> Self {
+impl From<ServeOptions> for DeliveryConfig {
+    fn from(options: ServeOptions) -> Self {
         Self {
-            retry_schedule: herald_core::retry::DEFAULT_SCHEDULE.to_vec(),
-            timeout: Duration::from_secs(15),
-            disable_after: Duration::from_secs(5 * 86_400),
-            shutdown_grace: Duration::from_secs(30),
-            svix_headers: true,
-            max_in_flight: 2000,
-            require_https: false,
-            outbound_proxy: None,
+            retry_schedule: options.retry_schedule,
+            timeout: options.delivery_timeout,
+            disable_after: options.disable_after,
+            shutdown_grace: options.shutdown_grace,
+            svix_headers: options.svix_headers,
+            max_in_flight: options.max_in_flight,
+            require_https: options.require_https,
+            outbound_proxy: options.outbound_proxy,
+        }
+    }
+}
+
+impl Default for DeliveryConfig {
+    /// The defaults of the options.
+    fn default() -> Self {
+        Self::from(ServeOptions::default())
+    }
+}
+
+/// Implemented here, not next to the type: the defaults are those of the options.
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        let options = ServeOptions::default();
+        Self {
+            payload_days: options.payload_retention_days,
+            response_days: options.response_retention_days,
         }
     }
 }
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8071);
 const DEFAULT_DATA_DIR: &str = "./herald-data";
-const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-const DEFAULT_API_RATE_LIMIT: u32 = 1000;
-const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Resolves the layers of one command invocation into validated settings. Each option is
-/// looked up by its key (the field name in [`ServeSettings`]); a bad value is reported with
-/// the option's name in the layer it came from.
+/// looked up by its key (the field name in [`ServeSettings`]; the options of `herald serve` by
+/// the resolver that [`ServeOptions`] is generated with); a bad value is reported with the
+/// option's name in the layer it came from.
 pub struct Resolver {
     layers: Layers,
 }
@@ -277,223 +321,115 @@ impl Resolver {
 
     pub fn serve(&self) -> Result<Config, ConfigError> {
         let storage = self.storage()?;
-        let sqlite =
-            herald_store::backend_of(&storage.database_url) == Some(herald_store::Backend::Sqlite);
-        let role = self.parse(
-            "role",
-            || Role::All,
-            |v| {
-                let role = match v {
-                    "api" => Role::Api,
-                    "worker" => Role::Worker,
-                    "all" => Role::All,
-                    _ => return Err("expected `api`, `worker` or `all`".into()),
-                };
-                if sqlite && role != Role::All {
-                    return Err(
-                        "a SQLite database serves one process, which must run both the \
-                                API and the worker (`all`); use Postgres for separate roles"
-                            .into(),
-                    );
-                }
-                Ok(role)
-            },
-        )?;
-        let listen = self.parse("listen", || DEFAULT_LISTEN, parse_listen)?;
-        let public_url = self.parse("public_url", || None, parse_http_url)?;
-        let allow_networks = self.allow_networks()?;
-        let max_body_bytes = self.size(
-            "max_body_bytes",
-            DEFAULT_MAX_BODY_BYTES,
-            1024,
-            64 * 1024 * 1024,
-        )?;
-        let defaults = Limits::default();
-        let limits = Limits {
-            max_url_length: self.size("max_url_length", defaults.max_url_length, 16, 65_536)?,
-            max_description_length: self.size(
-                "max_description_length",
-                defaults.max_description_length,
-                1,
-                65_536,
-            )?,
-            max_endpoints_per_app: self.size(
-                "max_endpoints_per_app",
-                defaults.max_endpoints_per_app,
-                1,
-                1_000_000,
-            )?,
-        };
-        let api_rate_limit = self.size(
-            "api_rate_limit",
-            DEFAULT_API_RATE_LIMIT as usize,
-            0,
-            1_000_000,
-        )? as u32;
-        let client_timeout = self.parse(
-            "client_timeout",
-            || DEFAULT_CLIENT_TIMEOUT,
-            |v| {
-                let d = herald_core::retry::parse_duration(v)?;
-                if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
-                    return Err("must be between 1s and 1h".into());
-                }
-                Ok(d)
-            },
-        )?;
-        let log_format = self.parse(
-            "log_format",
-            || LogFormat::Pretty,
-            |v| match v {
-                "pretty" => Ok(LogFormat::Pretty),
-                "json" => Ok(LogFormat::Json),
-                _ => Err("expected `pretty` or `json`".into()),
-            },
-        )?;
-        let delivery = self.delivery()?;
-        let retention_defaults = RetentionConfig::default();
-        let days = |key: &str, default: u32| {
-            self.size(key, default as usize, 1, 36_500)
-                .map(|d| u32::try_from(d).unwrap_or(u32::MAX))
-        };
-        let retention = RetentionConfig {
-            payload_days: days("payload_retention_days", retention_defaults.payload_days)?,
-            response_days: days("response_retention_days", retention_defaults.response_days)?,
-        };
-        // Checked here rather than by `parse`, whose message quotes the value: a token is not
-        // repeated on the terminal.
-        let token = match self.pick("metrics_token") {
-            None => None,
-            Some((v, _)) if v.trim().is_empty() => None,
-            Some((v, origin)) => {
-                let v = v.trim();
-                if v.len() < 16 || v.chars().any(char::is_whitespace) {
-                    return Err(ConfigError(format!(
-                        "invalid value for {}: must be at least 16 characters without spaces",
-                        self.layers.describe("metrics_token", &origin)
-                    )));
-                }
-                Some(Zeroizing::new(v.to_owned()))
-            }
-        };
-        let metrics = MetricsConfig {
-            token,
-            endpoint_labels: self.parse(
-                "metrics_endpoint_labels",
-                || MetricsConfig::default().endpoint_labels,
-                parse_bool,
-            )?,
-        };
-        let EnvSecrets {
-            admin_token,
-            encryption_key,
-            encryption_old_keys,
-        } = secrets_from_env()?;
-        Ok(Config {
-            storage,
-            role,
-            listen,
-            public_url,
-            allow_networks,
-            max_body_bytes,
-            limits,
-            api_rate_limit,
-            client_timeout,
-            log_format,
-            delivery,
-            retention,
-            metrics,
-            admin_token,
-            encryption_key,
-            encryption_old_keys,
-        })
+        let options = ServeOptions::resolve(self, &storage)?;
+        let secrets = secrets_from_env()?;
+        Ok(Config::new(storage, options, secrets))
     }
 
-    fn delivery(&self) -> Result<DeliveryConfig, ConfigError> {
-        let defaults = DeliveryConfig::default();
-        let duration = |key: &str, default: Duration, min: Duration, max: Duration| {
-            self.parse(
-                key,
-                || default,
-                |v| {
-                    let d = herald_core::retry::parse_duration(v)?;
-                    if d < min || d > max {
-                        return Err(format!("must be between {min:?} and {max:?}"));
-                    }
-                    Ok(d)
-                },
-            )
-        };
-        Ok(DeliveryConfig {
-            retry_schedule: self.parse(
-                "retry_schedule",
-                || defaults.retry_schedule.clone(),
-                herald_core::retry::parse_schedule,
-            )?,
-            timeout: duration(
-                "delivery_timeout",
-                defaults.timeout,
-                Duration::from_secs(1),
-                Duration::from_secs(60),
-            )?,
-            disable_after: duration(
-                "disable_after",
-                defaults.disable_after,
-                Duration::from_secs(60),
-                Duration::from_secs(365 * 86_400),
-            )?,
-            shutdown_grace: duration(
-                "shutdown_grace",
-                defaults.shutdown_grace,
-                Duration::ZERO,
-                Duration::from_secs(3600),
-            )?,
-            svix_headers: self.parse("svix_headers", || defaults.svix_headers, parse_bool)?,
-            max_in_flight: self.size("max_in_flight", defaults.max_in_flight, 1, 100_000)?,
-            require_https: self.parse("require_https", || defaults.require_https, parse_bool)?,
-            outbound_proxy: self.parse("outbound_proxy", || None, parse_http_url)?,
-        })
-    }
-
-    fn allow_networks(&self) -> Result<Vec<IpNet>, ConfigError> {
-        const KEY: &str = "allow_networks";
-        let Some((values, origin)) = self.layers.list(KEY) else {
-            return Ok(Vec::new());
+    /// The items of a list option, each parsed, or `default` when no layer has one.
+    fn list<T>(
+        &self,
+        key: &str,
+        default: impl FnOnce() -> Vec<T>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<T>, ConfigError> {
+        let Some((values, origin)) = self.layers.list(key) else {
+            return Ok(default());
         };
         values
             .iter()
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
             .map(|v| {
-                parse_network(v).map_err(|reason| {
+                parse(v).map_err(|reason| {
                     ConfigError(format!(
                         "invalid value {v:?} for {}: {reason}",
-                        self.layers.describe(KEY, &origin)
+                        self.layers.describe(key, &origin)
                     ))
                 })
             })
             .collect()
     }
 
-    fn size(
-        &self,
-        key: &str,
-        default: usize,
-        min: usize,
-        max: usize,
-    ) -> Result<usize, ConfigError> {
-        self.parse(
-            key,
-            || default,
-            |v| match v.parse::<usize>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(n),
-                Ok(_) => Err(format!("must be between {min} and {max}")),
-                Err(_) => Err("expected a whole number".into()),
-            },
-        )
+    /// A token option. Checked here rather than by `parse`, whose message quotes the value: a
+    /// token is not repeated on the terminal.
+    fn secret(&self, key: &str) -> Result<Option<Zeroizing<String>>, ConfigError> {
+        match self.pick(key) {
+            None => Ok(None),
+            Some((v, _)) if v.trim().is_empty() => Ok(None),
+            Some((v, origin)) => {
+                let v = v.trim();
+                if v.len() < 16 || v.chars().any(char::is_whitespace) {
+                    return Err(ConfigError(format!(
+                        "invalid value for {}: must be at least 16 characters without spaces",
+                        self.layers.describe(key, &origin)
+                    )));
+                }
+                Ok(Some(Zeroizing::new(v.to_owned())))
+            }
+        }
     }
 }
 
+/// `--role`: SQLite serves one process, which must run both halves.
+fn parse_role(v: &str, storage: &StorageConfig) -> Result<Role, String> {
+    let role = match v {
+        "api" => Role::Api,
+        "worker" => Role::Worker,
+        "all" => Role::All,
+        _ => return Err("expected `api`, `worker` or `all`".into()),
+    };
+    let sqlite =
+        herald_store::backend_of(&storage.database_url) == Some(herald_store::Backend::Sqlite);
+    if sqlite && role != Role::All {
+        return Err(
+            "a SQLite database serves one process, which must run both the \
+                    API and the worker (`all`); use Postgres for separate roles"
+                .into(),
+        );
+    }
+    Ok(role)
+}
+
+fn parse_log_format(v: &str) -> Result<LogFormat, String> {
+    match v {
+        "pretty" => Ok(LogFormat::Pretty),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected `pretty` or `json`".into()),
+    }
+}
+
+/// A duration option within `min..=max`; the error message shows the bounds as `bounds` when
+/// given, else as [`Duration`]'s `Debug` does.
+fn duration(
+    min: Duration,
+    max: Duration,
+    bounds: Option<&'static str>,
+) -> impl Fn(&str) -> Result<Duration, String> {
+    move |v| {
+        let d = herald_core::retry::parse_duration(v)?;
+        if d < min || d > max {
+            return Err(match bounds {
+                Some(bounds) => format!("must be between {bounds}"),
+                None => format!("must be between {min:?} and {max:?}"),
+            });
+        }
+        Ok(d)
+    }
+}
+
+/// A whole-number option within `min..=max`, read as a `usize` whatever its type so that the
+/// messages do not depend on the type.
+fn whole<T: TryFrom<usize>>(min: usize, max: usize) -> impl Fn(&str) -> Result<T, String> {
+    move |v| match v.parse::<usize>() {
+        // Within the bounds, which fit the option's type.
+        Ok(n) if (min..=max).contains(&n) => {
+            T::try_from(n).map_err(|_| format!("must be between {min} and {max}"))
+        }
+        Ok(_) => Err(format!("must be between {min} and {max}")),
+        Err(_) => Err("expected a whole number".into()),
+    }
+}
 fn parse_http_url(v: &str) -> Result<Option<url::Url>, String> {
     match url::Url::parse(v) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(u)),

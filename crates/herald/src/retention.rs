@@ -21,15 +21,6 @@ pub struct RetentionConfig {
     pub response_days: u32,
 }
 
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        Self {
-            payload_days: 90,
-            response_days: 90,
-        }
-    }
-}
-
 /// Rows changed per transaction.
 const BATCH: u64 = 500;
 /// Pause between two batches, leaving the writer to the delivery engine.

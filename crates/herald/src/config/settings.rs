@@ -1,24 +1,40 @@
 //! The options of `herald serve` and `herald migrate`, each declared once, and the layers their
 //! values come from.
 //!
-//! A field of [`StorageSettings`] or [`ServeSettings`] is the whole declaration of an option:
-//! its doc comment is the `--help` text, its name the `herald.toml` key, `--name` (kebab-case)
-//! its flag and `HERALD_NAME` its environment variable ([`with_env_names`] derives them).
+//! An option of `herald serve` is one entry of the `serve_options!` table below (see
+//! `declare.rs`): its doc comment is the `--help` text, its name the `herald.toml` key, `--name`
+//! (kebab-case) its flag and `HERALD_NAME` its environment variable ([`with_env_names`] derives
+//! them); the entry also gives its type, default, value name and how its text is parsed and
+//! bounded. From the table come [`ServeSettings`] (what clap and serde fill) and
+//! [`ServeOptions`] (the typed values, resolved by one generated resolver). The storage options
+//! shared with `herald migrate` and `herald secrets rotate-key` are the fields of
+//! [`StorageSettings`], resolved by [`super::Resolver::storage`]: the default of one depends
+//! on the other.
+//!
 //! Values stay the text the user wrote until [`super::Resolver`] parses them, so that a bad one
 //! is reported naming the option and the layer it came from.
 //!
 //! The layers are merged with figment, lowest first: `herald.toml`, then the environment, then
 //! the command line. Built-in defaults apply where no layer has a value.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Args, Command};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
+use herald_core::retry::{DEFAULT_SCHEDULE, parse_schedule};
+use herald_core::validate::Limits;
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
+use zeroize::Zeroizing;
 
-use super::{ConfigError, Origin};
+use super::{
+    ConfigError, DEFAULT_LISTEN, LogFormat, Origin, Role, parse_http_url, parse_listen,
+    parse_log_format, parse_network, parse_role,
+};
 
 /// Where Herald keeps its state: the options of `herald migrate` and `herald secrets`, and the
 /// storage half of `herald serve`.
@@ -41,135 +57,121 @@ pub struct StorageSettings {
     pub database_url: Option<String>,
 }
 
-/// The options of `herald serve`. In `herald.toml` numbers and booleans are TOML values
-/// (`deserialize_with`), on the command line and in the environment text. The order of the
-/// fields is the order of `--help`, and of the keys listed when `herald.toml` has an unknown one.
-#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
-pub struct ServeSettings {
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub storage: StorageSettings,
-
+// The options of `herald serve`, in the order of `--help` and of the keys listed when
+// `herald.toml` has an unknown one. `name: Type = default, "default in --help" => kind,
+// "VALUE_NAME" [more clap arguments];` — the kinds are described in `declare.rs`.
+serve_options! {
     /// What this process runs: `api` (the management API), `worker` (deliveries, and the
-    /// health routes) or `all`. Roles other than `all` need Postgres. [default: all]
-    #[arg(long, value_name = "ROLE")]
-    pub role: Option<String>,
+    /// health routes) or `all`. Roles other than `all` need Postgres.
+    role: Role = Role::All, "all" => custom(parse_role), "ROLE";
 
-    /// Address the HTTP API listens on; port 0 picks a free port. [default: 127.0.0.1:8071]
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
+    /// Address the HTTP API listens on; port 0 picks a free port.
+    listen: SocketAddr = DEFAULT_LISTEN, "127.0.0.1:8071" => text(parse_listen), "ADDR";
 
     /// Base URL under which clients reach this server, used in portal links.
-    /// [default: http://<listen address>]
-    #[arg(long, value_name = "URL")]
-    pub public_url: Option<String>,
+    public_url: Option<url::Url> = None, "http://<listen address>"
+        => text(parse_http_url), "URL";
 
     /// Let deliveries reach this network although it is private, loopback or link-local
     /// (repeatable; the environment variable takes a comma-separated list), e.g. 10.0.0.0/8.
-    #[arg(long = "allow-network", value_name = "CIDR", value_delimiter = ',')]
-    #[serde(default)]
-    pub allow_networks: Vec<String>,
+    allow_networks: Vec<IpNet> = Vec::new()
+        => list(parse_network), "CIDR" [long = "allow-network", value_delimiter = ','];
 
-    /// Largest accepted request body in bytes; larger bodies get 413. [default: 1048576]
-    #[arg(long, value_name = "BYTES")]
-    #[serde(default, deserialize_with = "whole_number")]
-    pub max_body_bytes: Option<String>,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    max_body_bytes: usize = 1024 * 1024, "1048576" => whole(1024, 64 * 1024 * 1024), "BYTES";
 
-    /// Longest accepted endpoint URL in characters. [default: 8192]
-    #[arg(long, value_name = "CHARS")]
-    #[serde(default, deserialize_with = "whole_number")]
-    pub max_url_length: Option<String>,
+    /// Longest accepted endpoint URL in characters.
+    max_url_length: usize = Limits::default().max_url_length, "8192"
+        => whole(16, 65_536), "CHARS";
 
-    /// Longest accepted endpoint description in characters. [default: 512]
-    #[arg(long, value_name = "CHARS")]
-    #[serde(default, deserialize_with = "whole_number")]
-    pub max_description_length: Option<String>,
+    /// Longest accepted endpoint description in characters.
+    max_description_length: usize = Limits::default().max_description_length, "512"
+        => whole(1, 65_536), "CHARS";
 
-    /// Most endpoints one application may have; creating one more gets 422. [default: 1000]
-    #[arg(long, value_name = "COUNT")]
-    #[serde(default, deserialize_with = "whole_number")]
-    pub max_endpoints_per_app: Option<String>,
+    /// Most endpoints one application may have; creating one more gets 422.
+    max_endpoints_per_app: usize = Limits::default().max_endpoints_per_app, "1000"
+        => whole(1, 1_000_000), "COUNT";
 
     /// Requests per second each API token may make (bursts up to one second's worth); more get
-    /// 429 with `Retry-After`. Counted per node. 0 turns the limit off. [default: 1000]
-    #[arg(long, value_name = "PER_SECOND")]
-    #[serde(default, deserialize_with = "whole_number")]
-    pub api_rate_limit: Option<String>,
+    /// 429 with `Retry-After`. Counted per node. 0 turns the limit off.
+    api_rate_limit: u32 = 1000, "1000" => whole(0, 1_000_000), "PER_SECOND";
 
     /// Time a client has to send a request's headers, and then its body; idle keep-alive
-    /// connections close after it too. 1s to 1h. [default: 30s]
-    #[arg(long, value_name = "DURATION")]
-    pub client_timeout: Option<String>,
+    /// connections close after it too. 1s to 1h.
+    client_timeout: Duration = Duration::from_secs(30), "30s"
+        => duration(Duration::from_secs(1), Duration::from_secs(3600), "1s and 1h"), "DURATION";
 
     /// Send deliveries through this HTTP proxy (an http:// or https:// URL). The
     /// proxy then resolves host names and owns the network policy for them: Herald still
     /// refuses literal addresses outside --allow-network. Proxy environment variables such as
-    /// HTTPS_PROXY are never used. [default: none]
-    #[arg(long, value_name = "URL")]
-    pub outbound_proxy: Option<String>,
+    /// HTTPS_PROXY are never used.
+    outbound_proxy: Option<url::Url> = None, "none" => text(parse_http_url), "URL";
 
-    /// Log output: `pretty` for people, `json` for log collectors. [default: pretty]
-    #[arg(long, value_name = "FORMAT")]
-    pub log_format: Option<String>,
+    /// Log output: `pretty` for people, `json` for log collectors.
+    log_format: LogFormat = LogFormat::Pretty, "pretty" => text(parse_log_format), "FORMAT";
 
     /// Retry delays after a failed attempt, e.g. `1s,1s,2s` or `15m,30m,60m` (units ms, s, m, h,
-    /// d); endpoints may set their own. [default: 5s,5m,30m,2h,5h,10h,10h]
-    #[arg(long, value_name = "DELAYS")]
-    pub retry_schedule: Option<String>,
+    /// d); endpoints may set their own.
+    retry_schedule: Vec<Duration> = DEFAULT_SCHEDULE.to_vec(), "5s,5m,30m,2h,5h,10h,10h"
+        => text(parse_schedule), "DELAYS";
 
     /// Timeout of one delivery attempt (connect, request and response) unless the endpoint sets
-    /// `timeoutSeconds`; 1s to 60s. [default: 15s]
-    #[arg(long, value_name = "DURATION")]
-    pub delivery_timeout: Option<String>,
+    /// `timeoutSeconds`; 1s to 60s.
+    delivery_timeout: Duration = Duration::from_secs(15), "15s"
+        => duration(Duration::from_secs(1), Duration::from_secs(60)), "DURATION";
 
-    /// Disable an endpoint whose attempts have all failed for this long. [default: 5d]
-    #[arg(long, value_name = "DURATION")]
-    pub disable_after: Option<String>,
+    /// Disable an endpoint whose attempts have all failed for this long.
+    disable_after: Duration = Duration::from_secs(5 * 86_400), "5d"
+        => duration(Duration::from_secs(60), Duration::from_secs(365 * 86_400)), "DURATION";
 
-    /// On SIGTERM, how long to wait for delivery attempts in flight. [default: 30s]
-    #[arg(long, value_name = "DURATION")]
-    pub shutdown_grace: Option<String>,
+    /// On SIGTERM, how long to wait for delivery attempts in flight.
+    shutdown_grace: Duration = Duration::from_secs(30), "30s"
+        => duration(Duration::ZERO, Duration::from_secs(3600)), "DURATION";
 
     /// Also send `svix-id`, `svix-timestamp` and `svix-signature` with Standard Webhooks v1
-    /// deliveries, for receivers on older Svix libraries: `true` or `false`. [default: true]
-    #[arg(long, value_name = "BOOL")]
-    #[serde(default, deserialize_with = "boolean")]
-    pub svix_headers: Option<String>,
+    /// deliveries, for receivers on older Svix libraries: `true` or `false`.
+    svix_headers: bool = true, "true" => bool, "BOOL";
 
     /// Most delivery attempts in flight at once on this node, over every endpoint (each holds
-    /// a connection); endpoints wait in turn for a free slot. 1 to 100000. [default: 2000]
-    #[arg(long, value_name = "COUNT")]
-    #[serde(default, deserialize_with = "whole_number")]
-    pub max_in_flight: Option<String>,
+    /// a connection); endpoints wait in turn for a free slot. 1 to 100000.
+    max_in_flight: usize = 2000, "2000" => whole(1, 100_000), "COUNT";
 
     /// Refuse endpoints (and GraphQL APIs) whose URL is plain `http`. `--require-https` alone
-    /// means `true`. [default: false]
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    #[serde(default, deserialize_with = "boolean")]
-    pub require_https: Option<String>,
+    /// means `true`.
+    require_https: bool = false, "false"
+        => bool, "BOOL" [num_args = 0..=1, default_missing_value = "true"];
 
     /// Days a message payload is kept before it is deleted (the message and its delivery log
-    /// rows stay); messages may ask for less with `payloadRetentionPeriod`. [default: 90]
-    #[arg(long, value_name = "DAYS")]
-    #[serde(default, deserialize_with = "whole_number")]
-    pub payload_retention_days: Option<String>,
+    /// rows stay); messages may ask for less with `payloadRetentionPeriod`.
+    payload_retention_days: u32 = 90, "90" => whole(1, 36_500), "DAYS";
 
     /// Days an attempt's response body is kept before it is deleted (the attempt stays).
-    /// [default: 90]
-    #[arg(long, value_name = "DAYS")]
-    #[serde(default, deserialize_with = "whole_number")]
-    pub response_retention_days: Option<String>,
+    response_retention_days: u32 = 90, "90" => whole(1, 36_500), "DAYS";
 
     /// Bearer token that `GET /metrics` requires (at least 16 characters); without it
     /// `/metrics` is open. Prefer the environment variable: flags show in `ps`.
-    #[arg(long, hide_env_values = true, value_name = "TOKEN")]
-    pub metrics_token: Option<String>,
+    metrics_token: Option<Zeroizing<String>> = None
+        => secret, "TOKEN" [hide_env_values = true];
 
     /// Label attempt metrics with the endpoint id: `true` or `false`. One series per endpoint,
-    /// so keep it off with many endpoints. [default: false]
-    #[arg(long, value_name = "BOOL")]
-    #[serde(default, deserialize_with = "boolean")]
-    pub metrics_endpoint_labels: Option<String>,
+    /// so keep it off with many endpoints.
+    metrics_endpoint_labels: bool = false, "false" => bool, "BOOL";
+}
+
+/// The `--help` text of an option of [`ServeSettings`]: its doc comment as clap derives it
+/// from one paragraph (lines joined, the last full stop dropped), then `[default: …]` when
+/// the option shows one. clap does not read a doc comment that a macro puts together, hence
+/// the text is given here.
+fn settings_help(doc: &[&str], default: Option<&str>) -> String {
+    let text = doc
+        .iter()
+        .map(|line| line.trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match default {
+        Some(default) => format!("{text} [default: {default}]"),
+        None => text.strip_suffix('.').unwrap_or(&text).to_owned(),
+    }
 }
 
 /// The clap id of the option that names the configuration file rather than being a setting.
