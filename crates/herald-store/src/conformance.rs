@@ -59,6 +59,76 @@ pub async fn dispatch_target(store: &dyn Store) {
     assert_eq!(store.dispatch_target(&endpoint.id).await.unwrap(), None);
 }
 
+/// The dispatch version, where a backend has one, moves after every change a dispatcher
+/// reads: the endpoint, its secrets, its application, its deletion, and a result that disables
+/// it. A dispatcher that kept what it loaded under an older version reloads.
+pub async fn dispatch_version(store: &dyn Store) {
+    let Some(mut version) = store.dispatch_version() else {
+        return;
+    };
+    let mut moved = |what: &str| {
+        let now = store
+            .dispatch_version()
+            .expect("a backend with a version keeps it");
+        assert_ne!(now, version, "the dispatch version stayed put after {what}");
+        version = now;
+    };
+    let mut app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    moved("creating an application");
+    let mut endpoint = sample_endpoint(&app.id);
+    store
+        .create_endpoint(&endpoint, &sample_secrets())
+        .await
+        .unwrap();
+    moved("creating an endpoint");
+    endpoint.url = "https://example.com/moved".into();
+    store.update_endpoint(&endpoint).await.unwrap();
+    moved("changing the endpoint");
+    let secrets = store
+        .get_endpoint_secrets(&endpoint.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .set_endpoint_secrets(&endpoint.id, &secrets)
+            .await
+            .unwrap()
+    );
+    moved("rotating its secret");
+    app.rate_limit = Some(3);
+    store.update_app(&app).await.unwrap();
+    moved("changing its application");
+
+    // A result that disables it (410 Gone).
+    let msg = sample_message(&app.id, "user.signup", None);
+    store.create_message(&msg).await.unwrap();
+    let now = herald_core::time::now();
+    let lease = now + chrono::Duration::seconds(30);
+    store
+        .claim_due_endpoints("node", now, lease, 10)
+        .await
+        .unwrap();
+    let (tasks, _) = store
+        .claim_tasks("node", &endpoint.id, now, lease, 10, false)
+        .await
+        .unwrap();
+    let records: Vec<_> = tasks
+        .iter()
+        .map(|t| record(t, &endpoint, NextStep::DisableEndpoint, now))
+        .collect();
+    let effects = store
+        .complete_attempts("node", &records, chrono::Duration::days(5), now)
+        .await
+        .unwrap();
+    assert_eq!(effects.disabled.len(), 1);
+    moved("a result that disabled the endpoint");
+
+    assert!(store.delete_endpoint(&app.id, &endpoint.id).await.unwrap());
+    moved("deleting the endpoint");
+}
+
 /// Claims one endpoint's tasks: [`QueueStore::claim_tasks_of`] with a single claim, as the
 /// checks use it (the worker always claims for several endpoints at once). Returns the tasks
 /// and the endpoint's queue version (-1 when `node` does not own it).
@@ -118,6 +188,7 @@ macro_rules! conformance_checks {
             delivery_queue => $crate::conformance::delivery_queue,
             fifo_and_recovery => $crate::conformance::fifo_and_recovery,
             dispatch_target => $crate::conformance::dispatch_target,
+            dispatch_version => $crate::conformance::dispatch_version,
             fan_out_follows_patterns_channels_and_filters => $crate::conformance::routing::fan_out_follows_patterns_channels_and_filters,
             examples_go_to_one_endpoint => $crate::conformance::routing::examples_go_to_one_endpoint,
             graphql_api_is_stored_sealed_and_resealed => $crate::conformance::routing::graphql_api_is_stored_sealed_and_resealed,

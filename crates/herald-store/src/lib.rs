@@ -225,6 +225,24 @@ fn engine_code(db: &dyn sqlx::error::DatabaseError) -> EngineCode<'_> {
     EngineCode::Unknown
 }
 
+/// Maps an SQLite result code (extended) from a driver other than sqlx (the writer thread's
+/// rusqlite) as [`StoreError::from_sqlx`] maps sqlx's: `err` is the driver's error, wrapped.
+pub(crate) fn classify_sqlite(code: u32, conflict: &'static str, err: sqlx::Error) -> StoreError {
+    // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY, as sqlx's
+    // `is_unique_violation` reads them.
+    if matches!(code, 2067 | 1555) {
+        return StoreError::Conflict(conflict);
+    }
+    let code = EngineCode::Sqlite(code);
+    if is_disk_full(code) {
+        StoreError::StorageFull(err)
+    } else if is_transient(code) {
+        StoreError::Unavailable(err)
+    } else {
+        StoreError::Other(err)
+    }
+}
+
 /// The disk is full: SQLite's `SQLITE_FULL`, Postgres's `disk_full`.
 fn is_disk_full(code: EngineCode<'_>) -> bool {
     match code {

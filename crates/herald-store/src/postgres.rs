@@ -129,6 +129,21 @@ impl PostgresStore {
         Ok(matched)
     }
 
+    /// A pooled connection for one statement outside a transaction.
+    async fn write_conn(&self) -> Result<sqlx::pool::PoolConnection<Db>> {
+        Ok(self.writer.acquire().await?)
+    }
+
+    /// Other nodes change endpoints too, unseen here: no version (see
+    /// `QueueStore::dispatch_version`).
+    fn resource_version(&self) -> Option<u64> {
+        None
+    }
+
+    async fn close_writers(&self) {
+        self.writer.close().await;
+    }
+
     fn wakeups(&self) -> Option<crate::Wakeups> {
         let (tx, rx) = mpsc::channel(1024);
         // Its own pool of one: the listening connection is held for good and must not take a
@@ -308,59 +323,11 @@ async fn listen(pool: Pool<Db>, store_pool: Pool<Db>, tx: mpsc::Sender<WakeupEve
 impl Dialect for PostgresStore {
     const LOCKS_ROWS: bool = true;
 
-    /// Rows another node is claiming (or a publish is touching) are skipped, not waited for:
-    /// the next sweep or the publish's wake-up gets them.
-    const CLAIM_ENDPOINTS_SQL: &'static str = "WITH due AS (
-       SELECT endpoint_id FROM endpoint_queues
-       WHERE next_due_at <= $3 AND (owner IS NULL OR lease_until < $3)
-       ORDER BY next_due_at LIMIT $4
-       FOR UPDATE SKIP LOCKED)
-     UPDATE endpoint_queues q SET owner = $1, lease_until = $2
-     FROM due WHERE q.endpoint_id = due.endpoint_id
-     RETURNING q.endpoint_id";
-
-    const CLAIM_TASKS_SQL: &'static str = concat!(
-        "WITH due AS (
-       SELECT id FROM deliveries
-       WHERE endpoint_id = $1 AND status IN (",
-        status!(PENDING),
-        ", ",
-        status!(SENDING),
-        ") AND next_attempt_at <= $2
-       ORDER BY next_attempt_at, id LIMIT $5
-       FOR UPDATE SKIP LOCKED)
-     UPDATE deliveries d SET status = ",
-        status!(SENDING),
-        ", next_attempt_at = $3, lease_token = $4
-     FROM due WHERE d.id = due.id
-     RETURNING d.id"
-    );
-
-    /// The head is waited for rather than skipped: skipping a locked head would send the
-    /// message behind it first.
-    const CLAIM_FIFO_TASK_SQL: &'static str = concat!(
-        "WITH head AS (
-       SELECT id, next_attempt_at FROM deliveries
-       WHERE endpoint_id = $1 AND status IN (",
-        status!(PENDING),
-        ", ",
-        status!(SENDING),
-        ") ORDER BY id LIMIT 1
-       FOR UPDATE)
-     UPDATE deliveries d SET status = ",
-        status!(SENDING),
-        ", next_attempt_at = $3, lease_token = $4
-     FROM head WHERE d.id = head.id AND head.next_attempt_at <= $2
-     RETURNING d.id"
-    );
-
     /// A transaction-scoped advisory lock in Herald's own key space (the first key, "HRLD"),
     /// keyed by a hash of the endpoint id. A hash collision only makes two endpoints share a
     /// lock.
     const LOCK_QUEUE_SHARED_SQL: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock_shared(1213352004, hashtext($1))");
-    const LOCK_QUEUE_SQL: Option<&'static str> =
-        Some("SELECT pg_advisory_xact_lock(1213352004, hashtext($1))");
 
     const QUEUE_UPSERT: bool = false;
 
@@ -368,3 +335,6 @@ impl Dialect for PostgresStore {
 }
 
 include!("sql/common.rs");
+
+#[path = "postgres/queue_engine.rs"]
+mod queue_engine;

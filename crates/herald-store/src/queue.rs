@@ -210,6 +210,13 @@ pub trait QueueStore: Send + Sync {
     /// a database outage and then sends [`WakeupEvent::Resync`].
     fn subscribe_wakeups(&self) -> Option<Wakeups>;
 
+    /// A number that changes whenever what [`QueueStore::dispatch_target`] returns for any
+    /// endpoint may have changed: a dispatcher may keep what it loaded (and opened) while the
+    /// number stays the same, instead of reading the endpoint for every wave of attempts. Read
+    /// it before loading. `None` when other processes may change the endpoints (Postgres):
+    /// then load every time.
+    fn dispatch_version(&self) -> Option<u64>;
+
     /// The endpoint `id` with its sealed secrets and what its application sets for delivery,
     /// or `None` when the endpoint is gone. The reserved operational-webhook application
     /// contributes no settings (as it is never found by [`crate::ResourceStore::get_app`]).

@@ -138,6 +138,29 @@ pub(crate) struct EndpointRow {
     updated_at: i64,
 }
 
+impl EndpointRow {
+    /// The row as the SQLite writer thread reads it (rusqlite), columns in
+    /// `ENDPOINT_COLUMNS` order.
+    pub(crate) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            app_id: row.get(1)?,
+            uid: row.get(2)?,
+            url: row.get(3)?,
+            url_seq: row.get(4)?,
+            description: row.get(5)?,
+            event_types: row.get(6)?,
+            channels: row.get(7)?,
+            disabled: row.get(8)?,
+            rate_limit: row.get(9)?,
+            metadata: row.get(10)?,
+            options: row.get(11)?,
+            created_at: row.get(12)?,
+            updated_at: row.get(13)?,
+        })
+    }
+}
+
 impl TryFrom<EndpointRow> for Endpoint {
     type Error = StoreError;
     fn try_from(r: EndpointRow) -> Result<Self> {

@@ -1,34 +1,31 @@
 //! The SQLite store: Herald's default, embedded backend.
 //!
-//! One file in the data directory, in WAL mode so that readers never block the writer. All
-//! writes share a single connection: SQLite admits one writer at a time anyway, and queueing
-//! writers in the pool is fairer and cheaper than letting several connections spin on
-//! `SQLITE_BUSY`. `synchronous = FULL` makes every acknowledged commit survive a power cut.
+//! One file in the data directory, in WAL mode so that readers never block the writer.
+//! `synchronous = FULL` makes every acknowledged commit survive a power cut. SQLite admits one
+//! writer at a time, so every commit's disk flush is on the path of every other write, and the
+//! writes are what bounds throughput. How they stay few and cheap:
 //!
-//! With one writer, every commit's disk flush is on the path of every other write, so the
-//! flushes are what bounds throughput. Two things keep them few:
-//!
-//! - **Group commit of publishes.** Publishes queue for a committer task, which stores
-//!   whatever is waiting in one transaction, with a few multi-row statements for the whole
-//!   batch, and answers each only after the commit: one flush for many publishes, and still
-//!   no acknowledgement before its message and tasks are on disk. If the batch fails on a
-//!   publish's own error (a duplicate `eventId`, say), it is stored again one publish per
-//!   savepoint, so that one bad publish fails alone; if the database fails, the batch does.
-//! - **Lease bookkeeping without a flush** ([`BOOKKEEPING`]). Claims, releases and lease
-//!   renewals commit with `synchronous = NORMAL`: a power cut may undo the latest of them,
-//!   which only puts tasks back in the queue (a duplicate delivery at most, as after any
-//!   crash). The next `FULL` commit flushes them with itself, since the WAL is one file
-//!   written in order.
+//! - **The hot paths run on the writer thread** (`writer.rs`, `jobs.rs`): publishes, task
+//!   claims, attempt results, lease renewals and releases are closures run where the write
+//!   connection is, and whatever is waiting at the same moment shares one transaction and one
+//!   flush. A publish is answered only after the `COMMIT` holding it succeeded.
+//! - **Lease bookkeeping without a flush.** A batch of claims, releases and renewals only
+//!   commits with `synchronous = NORMAL`: a power cut may undo the latest of them, which only
+//!   puts tasks back in the queue (a duplicate delivery at most, as after any crash). The next
+//!   `FULL` commit flushes them with itself, since the WAL is one file written in order.
+//! - **Everything else writes through sqlx** on a single writer connection, taking the same
+//!   turn as the thread ([`writer::WriteTurn`]), so the two never spin on `SQLITE_BUSY`.
 //!
 //! Failures are where a store earns its keep: a full disk, an I/O error, SQLite rolling a
-//! transaction back by itself. Every write transaction is a [`WriteTx`], which trusts only what
-//! SQLite answers to its own `BEGIN`, `SAVEPOINT`, `RELEASE` and `COMMIT`, and closes the
-//! connection of any transaction that did not end cleanly (the migrations at start are the one
-//! use of sqlx's own transactions on the writer: if they fail, Herald does not start). A publish is answered `Ok` only
-//! when the `COMMIT` holding it succeeded; a full disk is [`StoreError::StorageFull`]; and
-//! once space returns the next transaction, on a fresh connection, simply works.
+//! transaction back by itself. Both writers trust only what SQLite answers to their own
+//! `BEGIN`, `SAVEPOINT`, `RELEASE` and `COMMIT`, and drop a connection that a failure may have
+//! left inside a transaction (the writer thread: `writer.rs`; sqlx: [`WriteTx`]; the
+//! migrations at start are the one use of sqlx's own transactions: if they fail, Herald does
+//! not start). A full disk is [`StoreError::StorageFull`]; once space returns the next
+//! transaction simply works. `sqlite/faults.rs` walks a failure over every step of both.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,7 +37,6 @@ use herald_core::model::{
 use sqlx::Pool;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::dialect::Dialect;
 use crate::{IdempotencyCompletion, Result, Store, StoreError};
@@ -48,43 +44,50 @@ use crate::{IdempotencyCompletion, Result, Store, StoreError};
 type Db = sqlx::Sqlite;
 type SqlStore = SqliteStore;
 
-/// SQLite's `synchronous` setting, as a literal for the statements that restore it.
-macro_rules! synchronous {
-    () => {
-        "FULL"
-    };
-}
-
 /// SQLite's `synchronous` setting: `FULL` flushes the WAL to disk (fsync) before a commit
 /// returns, so an acknowledged publish survives a power cut.
-pub const SQLITE_SYNCHRONOUS: &str = synchronous!();
+pub const SQLITE_SYNCHRONOUS: &str = "FULL";
 
 /// Readers: enough for concurrent API reads and the delivery workers on two cores.
 const READ_CONNECTIONS: u32 = 8;
 
-/// Publishes per group commit, at most.
-const PUBLISH_BATCH: usize = 128;
+/// Prepared statements each writer connection keeps: every statement of the hot paths.
+const STATEMENT_CACHE: usize = 64;
+
+/// Sets up each new write connection of the writer thread (tests inject failures this way).
+pub(crate) type WriterHook = Arc<dyn Fn(&rusqlite::Connection) + Send + Sync>;
 
 /// The SQLite [`Store`](crate::Store): one database file used by one Herald process, with a
-/// single writer connection, a pool of readers and group commit of publishes. Open it with
-/// [`SqliteStore::open`].
+/// writer thread for the hot paths, a single sqlx writer connection for the rest, and a pool
+/// of readers. Open it with [`SqliteStore::open`].
 pub struct SqliteStore {
+    /// sqlx's writer: everything but the hot paths.
     writer: Pool<Db>,
     reader: Pool<Db>,
-    /// The committer's queue (see the module's documentation).
-    publishes: mpsc::Sender<Publish>,
+    /// The hot paths' writer (see the module's documentation).
+    thread: writer::Writer,
+    /// Taken by every write transaction of either writer.
+    turn: writer::WriteTurn,
+    /// Bumped after every write that may change an endpoint, its secrets or its application
+    /// (see `QueueStore::dispatch_version`): every sqlx write, whatever it touched, and the
+    /// results that disable endpoints. One process writes this database, so it sees them all.
+    resources: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path/to/herald.db`) and
     /// applies pending migrations.
     pub async fn open(url: &str) -> Result<Self> {
-        Self::open_with(url, SqlitePoolOptions::new()).await
+        Self::open_with(url, SqlitePoolOptions::new(), None).await
     }
 
-    /// `open`, with the writer's pool built from `writer` (tests hook every writer connection
-    /// this way).
-    async fn open_with(url: &str, writer: SqlitePoolOptions) -> Result<Self> {
+    /// `open`, with sqlx's writer pool built from `writer` and `hook` run on every connection
+    /// of the writer thread (tests hook every writer connection this way).
+    async fn open_with(
+        url: &str,
+        writer: SqlitePoolOptions,
+        hook: Option<WriterHook>,
+    ) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(StoreError::Other)?
             .create_if_missing(true)
@@ -92,10 +95,11 @@ impl SqliteStore {
             .synchronous(
                 SqliteSynchronous::from_str(SQLITE_SYNCHRONOUS).map_err(StoreError::Other)?,
             )
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             .pragma("temp_store", "memory");
-        make_private(options.get_filename()).map_err(|e| StoreError::Unavailable(e.into()))?;
+        let path = options.get_filename().to_path_buf();
+        make_private(&path).map_err(|e| StoreError::Unavailable(e.into()))?;
         // No health check before handing a connection out: each would be one more round trip
         // to the connection's thread, and a local file does not drop connections.
         let writer = writer
@@ -114,35 +118,107 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(StoreError::Unavailable)?;
-        let (publishes, queued) = mpsc::channel(4 * PUBLISH_BATCH);
-        tokio::spawn(commit_publishes(writer.clone(), queued));
+        let turn = writer::WriteTurn::default();
+        let open = Box::new(move || open_writer(&path, hook.as_ref()));
+        let thread = writer::Writer::start(open, turn.clone())?;
         Ok(Self {
             writer,
             reader,
-            publishes,
+            thread,
+            turn,
+            resources: Arc::default(),
         })
     }
 
     /// Stores a message and, in the same transaction, one delivery task per endpoint it goes
     /// to (the endpoints routing selects, or only `only`: an example sent to one endpoint), and
-    /// the answer of its `Idempotency-Key` if it has one. Returns once that transaction, a
-    /// group commit, is on disk.
+    /// the answer of its `Idempotency-Key` if it has one. Returns once that transaction, shared
+    /// with whatever else the writer thread had waiting, is on disk.
     async fn insert_message(
         &self,
         msg: &Message,
         only: Option<&EndpointId>,
         completes: Option<&IdempotencyCompletion>,
     ) -> Result<Vec<EndpointId>> {
-        let (done, committed) = oneshot::channel();
-        let publish = Publish {
-            msg: msg.clone(),
-            only: only.cloned(),
-            completes: completes.cloned(),
-            done,
-        };
-        let gone = || StoreError::Unavailable(sqlx::Error::PoolClosed);
-        self.publishes.send(publish).await.map_err(|_| gone())?;
-        committed.await.map_err(|_| gone())?
+        let (msg, only, completes) = (msg.clone(), only.cloned(), completes.cloned());
+        self.thread
+            .run(Durability::Durable, move |conn| {
+                jobs::insert_message(conn, &msg, only.as_ref(), completes.as_ref())
+            })
+            .await
+    }
+
+    /// sqlx's writer connection for one statement outside a transaction, with the turn.
+    async fn write_conn(&self) -> Result<WriteConn> {
+        let turn = self.turn.take().await;
+        Ok(WriteConn {
+            conn: self.writer.acquire().await?,
+            _turn: turn,
+            _written: Written(self.resources.clone()),
+        })
+    }
+
+    fn resource_version(&self) -> Option<u64> {
+        Some(self.resources.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Stops both writers.
+    async fn close_writers(&self) {
+        self.thread.stop().await;
+        self.writer.close().await;
+    }
+}
+
+/// How long a write waits for the database's lock held by another process (a backup, the
+/// `sqlite3` shell) before it fails as unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection for the writer thread, set up as sqlx's are.
+fn open_writer(
+    path: &std::path::Path,
+    hook: Option<&WriterHook>,
+) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = memory;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if let Some(hook) = hook {
+        hook(&conn);
+    }
+    Ok(conn)
+}
+
+/// sqlx's writer connection held with the turn (see [`SqliteStore::write_conn`]).
+struct WriteConn {
+    conn: PoolConnection<Db>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+    /// Dropped last: the version moves once the statement is done.
+    _written: Written,
+}
+
+/// Bumps the store's resource version when dropped, after the write it guards, whether or not
+/// the write succeeded (a failed commit may still have taken effect).
+struct Written(Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl std::ops::Deref for WriteConn {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
     }
 }
 
@@ -184,156 +260,38 @@ fn make_private(db: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A publish waiting for the committer.
-struct Publish {
-    msg: Message,
-    only: Option<EndpointId>,
-    completes: Option<IdempotencyCompletion>,
-    done: oneshot::Sender<Result<Vec<EndpointId>>>,
-}
-
-impl Publish {
-    fn as_new(&self) -> NewMessage<'_> {
-        NewMessage {
-            msg: &self.msg,
-            only: self.only.as_ref(),
-            completes: self.completes.as_ref(),
-        }
-    }
-}
-
-/// The committer: stores what is waiting in one transaction, again and again, until the store
-/// is dropped. A publish whose caller has gone is still committed (as it would be had the
-/// caller gone during its own transaction's commit).
-async fn commit_publishes(writer: Pool<Db>, mut queued: mpsc::Receiver<Publish>) {
-    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-        match commit_batch(&writer, &batch).await {
-            Ok(outcomes) => {
-                for (publish, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = publish.done.send(outcome);
-                }
-            }
-            Err(e) => {
-                for publish in batch.drain(..) {
-                    let _ = publish.done.send(Err(e.for_another_waiter()));
-                }
-            }
-        }
-    }
-}
-
-/// Stores a batch of publishes: the outcome of each, or the error that stored none of them.
-/// A publish is `Ok` only if the `COMMIT` of the transaction holding it succeeded.
-async fn commit_batch(
-    writer: &Pool<Db>,
-    batch: &[Publish],
-) -> Result<Vec<Result<Vec<EndpointId>>>> {
-    let all: Vec<NewMessage<'_>> = batch.iter().map(Publish::as_new).collect();
-    // All together first: a few statements for the whole batch.
-    let mut tx = WriteTx::start(writer, DURABLE).await?;
-    match insert_messages_in(tx.conn(), &all).await {
-        Ok(matched) => {
-            tx.commit().await?;
-            return Ok(matched.into_iter().map(Ok).collect());
-        }
-        // The database failed, not a publish: nothing of the batch is stored (dropping the
-        // transaction closes its connection, rolling back whatever SQLite still had open).
-        Err(e) if e.is_transient() => return Err(e),
-        // A publish of its own (a duplicate `eventId`, say), when it is alone.
-        Err(e) if batch.len() == 1 => {
-            tx.rollback().await;
-            return Ok(vec![Err(e)]);
-        }
-        // One of them fails on its own: store them one by one, each with its outcome.
-        Err(_) => tx.rollback().await,
-    }
-    let mut tx = WriteTx::start(writer, DURABLE).await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for publish in &all {
-        tx.savepoint().await?;
-        match insert_messages_in(tx.conn(), std::slice::from_ref(publish)).await {
-            Ok(mut matched) => {
-                tx.release_savepoint().await?;
-                outcomes.push(Ok(matched.pop().unwrap_or_default()));
-            }
-            Err(e) if e.is_transient() => return Err(e),
-            Err(e) => {
-                // Only a savepoint that is still there proves that the rest of the
-                // transaction is. If SQLite rolled it all back, the batch fails as the
-                // database's failure: this publish's own error is not the others'.
-                if let Err(lost) = tx.rollback_to_savepoint().await {
-                    return Err(lost.into_database_failure());
-                }
-                outcomes.push(Err(e));
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(outcomes)
-}
-
-/// How a [`WriteTx`] begins and ends.
-struct TxMode {
-    begin: &'static str,
-    commit: &'static str,
-    rollback: &'static str,
-}
-
-/// Durable: the commit is on disk when it returns (`synchronous = FULL`).
-const DURABLE: TxMode = TxMode {
-    begin: "BEGIN IMMEDIATE",
-    commit: "COMMIT",
-    rollback: "ROLLBACK",
-};
-
-/// Lease bookkeeping (claims, releases, renewals): committed without waiting for the disk
-/// (`synchronous = NORMAL`, see the module's documentation), then back to `FULL`. The pragma
-/// goes before `BEGIN` since SQLite refuses to change it inside a transaction; one round trip
-/// to the connection's thread for both.
-const BOOKKEEPING: TxMode = TxMode {
-    begin: "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
-    commit: concat!("COMMIT; PRAGMA synchronous = ", synchronous!()),
-    rollback: concat!("ROLLBACK; PRAGMA synchronous = ", synchronous!()),
-};
-
-/// A write transaction on the writer connection, which knows only what SQLite answered.
+/// A write transaction on sqlx's writer connection, with the turn, which knows only what SQLite
+/// answered.
 ///
 /// sqlx's own transactions count their nesting on the client and turn a `begin` inside a
 /// transaction into a `SAVEPOINT`. SQLite may roll a whole transaction back by itself when a
 /// statement fails (always on `SQLITE_IOERR` and interrupts, on `SQLITE_FULL` and
 /// `SQLITE_NOMEM` unless only the statement needs undoing): the count is then wrong, the
 /// connection's next "transaction" is a savepoint that nobody commits, and its "commit"
-/// releases that savepoint and reports success. That is how a full
-/// disk once had publishes answered 202 and lost. So the writer's transactions are plain
-/// statements issued here, every one checked, and the connection of a transaction that does
-/// not end in a successful `COMMIT` or `ROLLBACK` is closed instead of returned to the pool:
-/// closing rolls back whatever SQLite still had open, and the pool opens a fresh connection
-/// (in autocommit mode, `synchronous = FULL`). No write ever runs on a connection that a
-/// failure left in an unknown state.
+/// releases that savepoint and reports success. That is how a full disk once had publishes
+/// answered 202 and lost. So these transactions are plain statements issued here, every one
+/// checked, and the connection of a transaction that does not end in a successful `COMMIT` or
+/// `ROLLBACK` is closed instead of returned to the pool: closing rolls back whatever SQLite
+/// still had open, and the pool opens a fresh connection. No write ever runs on a connection
+/// that a failure left in an unknown state.
 struct WriteTx {
     /// Held until the transaction ends; still here when dropped means it did not end well.
     conn: Option<PoolConnection<Db>>,
-    mode: TxMode,
+    /// Released after the connection (fields drop in order).
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+    _written: Written,
 }
 
 impl WriteTx {
-    /// A durable write transaction.
+    /// A durable write transaction: on disk when `commit` returns.
     async fn begin(store: &SqliteStore) -> Result<Self> {
-        Self::start(&store.writer, DURABLE).await
-    }
-
-    /// A transaction of lease bookkeeping, committed without waiting for the disk.
-    async fn bookkeeping(store: &SqliteStore) -> Result<Self> {
-        Self::start(&store.writer, BOOKKEEPING).await
-    }
-
-    async fn start(writer: &Pool<Db>, mode: TxMode) -> Result<Self> {
+        let turn = store.turn.take().await;
         let mut tx = Self {
-            conn: Some(writer.acquire().await?),
-            mode,
+            conn: Some(store.writer.acquire().await?),
+            _turn: turn,
+            _written: Written(store.resources.clone()),
         };
-        sqlx::raw_sql(tx.mode.begin).execute(tx.conn()).await?;
+        sqlx::raw_sql("BEGIN IMMEDIATE").execute(tx.conn()).await?;
         Ok(tx)
     }
 
@@ -343,9 +301,9 @@ impl WriteTx {
             .expect("the connection is held until the transaction ends")
     }
 
-    /// Commits; only `Ok` means committed (and, when durable, on disk).
+    /// Commits; only `Ok` means committed (and on disk).
     async fn commit(mut self) -> Result<()> {
-        sqlx::raw_sql(self.mode.commit).execute(self.conn()).await?;
+        sqlx::raw_sql("COMMIT").execute(self.conn()).await?;
         // Back to the pool as it came.
         self.conn.take();
         Ok(())
@@ -353,39 +311,9 @@ impl WriteTx {
 
     /// Undoes everything. If even that fails, the connection is closed, which undoes it too.
     async fn rollback(mut self) {
-        if sqlx::raw_sql(self.mode.rollback)
-            .execute(self.conn())
-            .await
-            .is_ok()
-        {
+        if sqlx::raw_sql("ROLLBACK").execute(self.conn()).await.is_ok() {
             self.conn.take();
         }
-    }
-
-    /// Starts the savepoint of one publish in a batch.
-    async fn savepoint(&mut self) -> Result<()> {
-        sqlx::raw_sql("SAVEPOINT publish")
-            .execute(self.conn())
-            .await?;
-        Ok(())
-    }
-
-    /// Keeps what was written since `savepoint`. Fails if SQLite no longer has the savepoint
-    /// (it rolled the transaction back).
-    async fn release_savepoint(&mut self) -> Result<()> {
-        sqlx::raw_sql("RELEASE publish")
-            .execute(self.conn())
-            .await?;
-        Ok(())
-    }
-
-    /// Undoes what was written since `savepoint`, the transaction going on. Fails if SQLite no
-    /// longer has the savepoint (it rolled the transaction back).
-    async fn rollback_to_savepoint(&mut self) -> Result<()> {
-        sqlx::raw_sql("ROLLBACK TO publish; RELEASE publish")
-            .execute(self.conn())
-            .await?;
-        Ok(())
     }
 }
 
@@ -413,52 +341,12 @@ impl Drop for WriteTx {
     }
 }
 
-/// SQLite's SQL: one writer at a time, so no row locks, no queue locks, and claims that
-/// select then update without racing another claim.
+/// SQLite's SQL: one writer at a time, so no row locks and no queue locks.
 impl Dialect for SqliteStore {
     /// The single writer connection serialises every write transaction.
     const LOCKS_ROWS: bool = false;
 
-    /// SQLite has one writer at a time, so the select-then-update cannot race another claim.
-    const CLAIM_ENDPOINTS_SQL: &'static str =
-        "UPDATE endpoint_queues SET owner = $1, lease_until = $2
-     WHERE endpoint_id IN (
-       SELECT endpoint_id FROM endpoint_queues
-       WHERE next_due_at <= $3 AND (owner IS NULL OR lease_until < $3)
-       ORDER BY next_due_at LIMIT $4)
-     RETURNING endpoint_id";
-
-    const CLAIM_TASKS_SQL: &'static str = concat!(
-        "UPDATE deliveries SET status = ",
-        status!(SENDING),
-        ", next_attempt_at = $3, lease_token = $4
-     WHERE id IN (
-       SELECT id FROM deliveries
-       WHERE endpoint_id = $1 AND status IN (",
-        status!(PENDING),
-        ", ",
-        status!(SENDING),
-        ") AND next_attempt_at <= $2
-       ORDER BY next_attempt_at, id LIMIT $5)
-     RETURNING id"
-    );
-
-    const CLAIM_FIFO_TASK_SQL: &'static str = concat!(
-        "UPDATE deliveries SET status = ",
-        status!(SENDING),
-        ", next_attempt_at = $3, lease_token = $4
-     WHERE id = (
-       SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN (",
-        status!(PENDING),
-        ", ",
-        status!(SENDING),
-        ") ORDER BY id LIMIT 1)
-       AND next_attempt_at <= $2
-     RETURNING id"
-    );
-
     const LOCK_QUEUE_SHARED_SQL: Option<&'static str> = None;
-    const LOCK_QUEUE_SQL: Option<&'static str> = None;
 
     /// One writer at a time: an upsert locks nothing another transaction could want.
     const QUEUE_UPSERT: bool = true;
@@ -478,44 +366,125 @@ impl SqliteStore {
 
 include!("sql/common.rs");
 
+mod jobs;
+mod writer;
+
+use writer::Durability;
+
+/// The queue's hot paths, each a job for the writer thread (see the module's documentation).
+mod queue_engine {
+    use super::*;
+
+    pub(super) async fn claim_due_endpoints(
+        store: &SqliteStore,
+        node: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<EndpointId>> {
+        let node = node.to_owned();
+        store
+            .thread
+            .run(Durability::Bookkeeping, move |conn| {
+                jobs::claim_due_endpoints(conn, &node, now, lease_until, limit)
+            })
+            .await
+    }
+
+    pub(super) async fn renew_endpoint_leases(
+        store: &SqliteStore,
+        node: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<()> {
+        let node = node.to_owned();
+        store
+            .thread
+            .run(Durability::Bookkeeping, move |conn| {
+                jobs::renew_endpoint_leases(conn, &node, lease_until)
+            })
+            .await
+    }
+
+    pub(super) async fn claim_tasks_of(
+        store: &SqliteStore,
+        node: &str,
+        now: DateTime<Utc>,
+        claims: &[TaskClaim],
+    ) -> Result<Vec<(Vec<Task>, i64)>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (node, claims) = (node.to_owned(), claims.to_vec());
+        store
+            .thread
+            .run(Durability::Bookkeeping, move |conn| {
+                jobs::claim_tasks_of(conn, &node, now, &claims)
+            })
+            .await
+    }
+
+    pub(super) async fn release_endpoint(
+        store: &SqliteStore,
+        node: &str,
+        endpoint: &EndpointId,
+        version: i64,
+        fifo: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (node, endpoint) = (node.to_owned(), endpoint.clone());
+        store
+            .thread
+            .run(Durability::Bookkeeping, move |conn| {
+                jobs::release_endpoint(conn, &node, endpoint.as_str(), version, fifo, now)
+            })
+            .await
+    }
+
+    pub(super) async fn complete_attempts(
+        store: &SqliteStore,
+        node: &str,
+        records: &[AttemptRecord],
+        disable_after: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<CompletionEffects> {
+        let (node, records) = (node.to_owned(), records.to_vec());
+        let effects = store
+            .thread
+            .run(Durability::Durable, move |conn| {
+                jobs::complete_attempts(conn, &node, &records, disable_after, now)
+            })
+            .await;
+        // Disabled endpoints changed: dispatchers must see it. (A failed batch is counted too:
+        // a commit can fail after it took effect.)
+        if effects.as_ref().map_or(true, |e| !e.disabled.is_empty()) {
+            store
+                .resources
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        effects
+    }
+
+    pub(super) async fn abandon_endpoint(
+        store: &SqliteStore,
+        node: &str,
+        endpoint: &EndpointId,
+    ) -> Result<()> {
+        let (node, endpoint) = (node.to_owned(), endpoint.clone());
+        store
+            .thread
+            .run(Durability::Bookkeeping, move |conn| {
+                jobs::abandon_endpoint(conn, &node, endpoint.as_str())
+            })
+            .await
+    }
+}
+
 #[cfg(test)]
 mod faults;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn writer_level(store: &SqliteStore) -> i64 {
-        sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&store.writer)
-            .await
-            .unwrap()
-    }
-
-    /// Bookkeeping commits unflushed, and whatever happens to it (committed, or dropped half
-    /// way by an error or a cancelled caller), the writer that durable writes use next is back
-    /// to `FULL` (2).
-    #[tokio::test]
-    async fn bookkeeping_never_leaves_the_writer_unflushed() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("herald.db").display());
-        let store = SqliteStore::open(&url).await.unwrap();
-        assert_eq!(writer_level(&store).await, 2);
-
-        let mut tx = WriteTx::bookkeeping(&store).await.unwrap();
-        let inside: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(tx.conn())
-            .await
-            .unwrap();
-        assert_eq!(inside, 1, "bookkeeping commits with synchronous = NORMAL");
-        tx.commit().await.unwrap();
-        assert_eq!(writer_level(&store).await, 2);
-
-        let tx = WriteTx::bookkeeping(&store).await.unwrap();
-        drop(tx);
-        assert_eq!(writer_level(&store).await, 2);
-        store.close().await;
-    }
 
     /// An application's inbox made before names were per application keeps its name across
     /// the installation, so that `/in/{name}/…` still finds it; renamed, it gives that name up

@@ -122,6 +122,11 @@ pub struct BenchArgs {
     /// fanout, isolation, backlog, postgres. The others are `null` in the JSON.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub only: Vec<String>,
+
+    /// Run everything N times and report each headline figure's median and range, since runs
+    /// on a shared machine differ (at most 20).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -111,6 +111,8 @@ pub struct Config {
     pub admin_token: Option<Zeroizing<String>>,
     pub encryption_key: Option<Zeroizing<String>>,
     pub encryption_old_keys: Vec<Zeroizing<String>>,
+    /// Stop when the parent process exits.
+    pub exit_with_parent: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -129,6 +131,7 @@ impl std::fmt::Debug for Config {
             .field("delivery", &self.delivery)
             .field("retention", &self.retention)
             .field("metrics", &self.metrics)
+            .field("exit_with_parent", &self.exit_with_parent)
             .finish_non_exhaustive()
     }
 }
@@ -155,6 +158,7 @@ impl Config {
 
     /// Where each resolved option goes.
     fn new(storage: StorageConfig, options: ServeOptions, secrets: EnvSecrets) -> Self {
+        let exit_with_parent = options.exit_with_parent;
         let metrics = MetricsConfig {
             token: options.metrics_token.clone(),
             endpoint_labels: options.metrics_endpoint_labels,
@@ -183,6 +187,7 @@ impl Config {
             admin_token: secrets.admin_token,
             encryption_key: secrets.encryption_key,
             encryption_old_keys: secrets.encryption_old_keys,
+            exit_with_parent,
         }
     }
 }

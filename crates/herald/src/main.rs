@@ -145,12 +145,19 @@ fn main() -> ExitCode {
                 // Listen for signals from the start: a SIGTERM during start-up (migrations, say)
                 // is a clean stop too.
                 let stop = tokio_util::sync::CancellationToken::new();
+                let exit_with_parent = config.exit_with_parent;
                 tokio::spawn({
                     let stop = stop.clone();
                     async move {
-                        shutdown_signal().await;
+                        tokio::select! {
+                            () = shutdown_signal() => {
+                                tracing::info!("shutdown requested; finishing open requests");
+                            }
+                            () = parent_exited(), if exit_with_parent => {
+                                tracing::info!("the parent process exited; stopping");
+                            }
+                        }
                         stop.cancel();
-                        tracing::info!("shutdown requested; finishing open requests");
                     }
                 });
                 let app = tokio::select! {
@@ -199,6 +206,26 @@ fn failure(e: &dyn std::error::Error) -> ExitCode {
     }
     eprintln!("herald: {message}");
     ExitCode::FAILURE
+}
+
+/// Completes once the process that started this one has exited (`--exit-with-parent`): the
+/// orphan is adopted by another process, so its parent id changes. Polled, because the one
+/// kernel notice of it (`PR_SET_PDEATHSIG`) needs `unsafe`, which Herald forbids; a server left
+/// behind for half a second is no harm.
+async fn parent_exited() {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            every.tick().await;
+            if std::os::unix::process::parent_id() != parent {
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
 }
 
 /// Completes on Ctrl-C or SIGTERM.

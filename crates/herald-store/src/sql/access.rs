@@ -16,7 +16,7 @@ impl AccessStore for SqlStore {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -28,7 +28,7 @@ impl AccessStore for SqlStore {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())
     }
@@ -49,7 +49,7 @@ impl AccessStore for SqlStore {
         .bind(millis(key.created_at))
         .bind(key.expires_at.map(millis))
         .bind(key.parent_id.as_ref().map(|p| p.as_str().to_owned()))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())
     }
@@ -79,7 +79,7 @@ impl AccessStore for SqlStore {
             sqlx::query("DELETE FROM api_keys WHERE app_id = $1 AND kind = $2")
                 .bind(app.as_str())
                 .bind(KeyKind::Portal.as_str())
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await?
         } else {
             sqlx::query(
@@ -89,7 +89,7 @@ impl AccessStore for SqlStore {
             .bind(app.as_str())
             .bind(KeyKind::Portal.as_str())
             .bind(millis(at))
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?
         };
         Ok(done.rows_affected())
@@ -98,7 +98,7 @@ impl AccessStore for SqlStore {
     async fn delete_api_key(&self, id: &ApiKeyId) -> Result<bool> {
         let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
             .bind(id.as_str())
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -106,7 +106,7 @@ impl AccessStore for SqlStore {
     async fn purge_expired_api_keys(&self, now: DateTime<Utc>) -> Result<u64> {
         let done = sqlx::query("DELETE FROM api_keys WHERE expires_at IS NOT NULL AND expires_at <= $1")
             .bind(millis(now))
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -180,7 +180,7 @@ impl AccessStore for SqlStore {
         claim: &str,
         response: &StoredResponse,
     ) -> Result<()> {
-        complete_claim(&self.writer, scope, key, claim, response).await?;
+        complete_claim(&mut *self.write_conn().await?, scope, key, claim, response).await?;
         Ok(())
     }
 
@@ -192,7 +192,7 @@ impl AccessStore for SqlStore {
         .bind(scope)
         .bind(key)
         .bind(claim)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())
     }
@@ -200,7 +200,7 @@ impl AccessStore for SqlStore {
     async fn purge_idempotency(&self, older_than: DateTime<Utc>) -> Result<u64> {
         let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
             .bind(millis(older_than))
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected())
     }

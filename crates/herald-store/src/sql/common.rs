@@ -8,14 +8,20 @@
 //   async fn insert_message(&self, msg, only, completes) -> Result<Vec<EndpointId>>;  (a
 //                                  publish's transaction, built on `insert_messages_in` in
 //                                  `messages.rs`)
-//   struct WriteTx { begin(&store), bookkeeping(&store), conn(), commit(), rollback() }, which derefs to
-//                                  the connection: every write transaction. `bookkeeping`'s
-//                                  commit does not wait for the disk flush. Only `commit`
+//   struct WriteTx { begin(&store), conn(), commit() }, which derefs to
+//                                  the connection: every write transaction. Only `commit`
 //                                  returning `Ok` means committed; a `WriteTx` dropped before
 //                                  it is rolled back, and its connection is never reused in
 //                                  an unknown state (see each backend). Every statement's
 //                                  error inside a transaction ends the transaction (`?`):
 //                                  none is ever ignored.
+//   async fn write_conn(&self) -> Result<impl DerefMut<Target = Connection>>;  (the writer's
+//                                  connection for one statement outside a transaction)
+//   async fn close_writers(&self);  (`Store::close`, before the readers)
+//   fn resource_version(&self) -> Option<u64>;  (`QueueStore::dispatch_version`)
+//   mod queue_engine { claim_due_endpoints, renew_endpoint_leases, claim_tasks_of,
+//                      release_endpoint, complete_attempts, abandon_endpoint }  (the queue's
+//                                  hot paths, as async fns taking the store: `sql/queue.rs`)
 //   fn announce(&self, endpoints: &[&str]);  (tells other nodes, after a commit, that these
 //                                             endpoints have work due; a no-op on SQLite)
 //
@@ -31,10 +37,10 @@
 // endpoints lock them in endpoint id order (publishes, completions, lease renewals): that keeps
 // them from deadlocking each other.
 
-use crate::queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, NextStep, Task, TaskClaim};
+use crate::queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, Task, TaskClaim};
 use crate::rows::{
     channels_column, millis, time, to_json, ApiKeyRow, AppRow, AttemptRow, DeliveryRow,
-    EndpointRow, EventTypeRow, MessageRow, SecretsRow, TaskRow,
+    EndpointRow, EventTypeRow, MessageRow, SecretsRow,
 };
 use crate::{
     AccessStore, IdempotencyState, LogStore, MessageFilter, MessageStore, QueueStore,
@@ -94,7 +100,6 @@ const INSERT_CHUNK: usize = 500;
 
 /// Task statuses as bound values (the same values as the `status!` literals).
 const PENDING: i32 = status!(PENDING);
-const SUCCESS: i32 = status!(SUCCESS);
 const FAIL: i32 = status!(FAIL);
 
 /// This engine's row-lock clauses, for SQL built with `format!` (see `Dialect::LOCKS_ROWS`).
@@ -122,7 +127,7 @@ impl Store for SqlStore {
     }
 
     async fn close(&self) {
-        self.writer.close().await;
+        self.close_writers().await;
         self.reader.close().await;
     }
 

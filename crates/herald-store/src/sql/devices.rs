@@ -200,7 +200,7 @@ impl DeviceStore for SqlStore {
         .bind(group.allow_unblessed_activation)
         .bind(millis(group.created_at))
         .bind(millis(group.updated_at))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())
     }
@@ -232,7 +232,7 @@ impl DeviceStore for SqlStore {
         let done = sqlx::query("DELETE FROM device_groups WHERE app_id = $1 AND name = $2")
             .bind(app.as_str())
             .bind(name)
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -308,7 +308,7 @@ impl DeviceStore for SqlStore {
         let done = sqlx::query("DELETE FROM devices WHERE app_id = $1 AND id = $2")
             .bind(app.as_str())
             .bind(id)
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -12,24 +12,10 @@ pub(crate) trait Dialect {
     /// SQLite, whose single writer connection serialises every write transaction anyway.
     const LOCKS_ROWS: bool;
 
-    /// Takes due endpoints without a live owner: binds the node ($1), the lease's end ($2),
-    /// now ($3) and how many at most ($4); returns the endpoint ids taken.
-    const CLAIM_ENDPOINTS_SQL: &'static str;
-
-    /// Marks up to $5 due tasks of endpoint $1 (due at $2) as in flight until $3 (the lease),
-    /// for node $4; returns their ids.
-    const CLAIM_TASKS_SQL: &'static str;
-
-    /// FIFO: the oldest unfinished task of endpoint $1, only when it is due at $2, as
-    /// [`Dialect::CLAIM_TASKS_SQL`] otherwise.
-    const CLAIM_FIFO_TASK_SQL: &'static str;
-
     /// An endpoint's queue lock ($1 is the endpoint id), held until the end of the
-    /// transaction: shared by publishes, exclusive for a release (see `touch_queues` and
-    /// `release_endpoint`). `None` where write transactions are serialised anyway (SQLite).
+    /// transaction, shared by publishes (see `touch_queues`; a release takes it exclusively).
+    /// `None` where write transactions are serialised anyway (SQLite).
     const LOCK_QUEUE_SHARED_SQL: Option<&'static str>;
-    /// The exclusive form of [`Dialect::LOCK_QUEUE_SHARED_SQL`].
-    const LOCK_QUEUE_SQL: Option<&'static str>;
 
     /// Whether to make queues due with one multi-row upsert. False on Postgres, where the
     /// upsert would lock every queue row it meets, due already or not, so that publishes to a

@@ -351,7 +351,7 @@ impl InboxStore for SqlStore {
         .bind(millis(inbox.created_at))
         .bind(&inbox.name)
         .bind(drop_headers_column(inbox))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an inbox with this name already exists"))?;
         Ok(())
@@ -421,7 +421,7 @@ impl InboxStore for SqlStore {
         .bind(inbox.forward.as_ref().map(to_json))
         .bind(millis(inbox.updated_at))
         .bind(drop_headers_column(inbox))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an inbox with this name already exists"))?;
         if done.rows_affected() == 0 {
@@ -433,7 +433,7 @@ impl InboxStore for SqlStore {
     async fn delete_inbox(&self, id: &InboxId) -> Result<bool> {
         let done = sqlx::query("DELETE FROM inboxes WHERE id = $1")
             .bind(id.as_str())
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -441,7 +441,7 @@ impl InboxStore for SqlStore {
     async fn count_inbox_rejection(&self, id: &InboxId) -> Result<()> {
         sqlx::query("UPDATE inboxes SET rejected_count = rejected_count + 1 WHERE id = $1")
             .bind(id.as_str())
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(())
     }

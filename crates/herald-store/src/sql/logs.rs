@@ -140,7 +140,7 @@ mod logs_sql {
     }
 
     pub(super) async fn expunge_attempt_content(
-        pool: &Pool<Db>,
+        conn: &mut <Db as sqlx::Database>::Connection,
         app: &AppId,
         msg: &MessageId,
         id: &AttemptId,
@@ -152,7 +152,7 @@ mod logs_sql {
         .bind(id.as_str())
         .bind(msg.as_str())
         .bind(app.as_str())
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -335,7 +335,7 @@ mod logs_sql {
     }
 
     pub(super) async fn purge_payloads(
-        pool: &Pool<Db>,
+        conn: &mut <Db as sqlx::Database>::Connection,
         now: DateTime<Utc>,
         limit: u64,
     ) -> Result<u64> {
@@ -346,13 +346,13 @@ mod logs_sql {
         )
         .bind(millis(now))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected())
     }
 
     pub(super) async fn purge_attempt_responses(
-        pool: &Pool<Db>,
+        conn: &mut <Db as sqlx::Database>::Connection,
         before: DateTime<Utc>,
         limit: u64,
     ) -> Result<u64> {
@@ -363,7 +363,7 @@ mod logs_sql {
         )
         .bind(millis(before))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected())
     }
@@ -450,7 +450,7 @@ impl LogStore for SqlStore {
         msg: &MessageId,
         id: &herald_core::id::AttemptId,
     ) -> Result<bool> {
-        logs_sql::expunge_attempt_content(&self.writer, app, msg, id).await
+        logs_sql::expunge_attempt_content(&mut *self.write_conn().await?, app, msg, id).await
     }
 
     async fn expunge_message_content(&self, app: &AppId, msg: &MessageId) -> Result<bool> {
@@ -496,11 +496,11 @@ impl LogStore for SqlStore {
     // -- retention and metrics --
 
     async fn purge_payloads(&self, now: DateTime<Utc>, limit: u64) -> Result<u64> {
-        logs_sql::purge_payloads(&self.writer, now, limit).await
+        logs_sql::purge_payloads(&mut *self.write_conn().await?, now, limit).await
     }
 
     async fn purge_attempt_responses(&self, before: DateTime<Utc>, limit: u64) -> Result<u64> {
-        logs_sql::purge_attempt_responses(&self.writer, before, limit).await
+        logs_sql::purge_attempt_responses(&mut *self.write_conn().await?, before, limit).await
     }
 
     async fn queue_metrics(&self, now: DateTime<Utc>) -> Result<crate::QueueMetrics> {

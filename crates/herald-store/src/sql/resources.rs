@@ -31,7 +31,7 @@ impl ResourceStore for SqlStore {
         .bind(millis(app.updated_at))
         .bind(app.graphql_api.as_ref().map(|g| g.url.as_str()))
         .bind(app.graphql_api.as_ref().and_then(|g| g.headers.as_deref()))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an application with this uid already exists"))?;
         Ok(())
@@ -75,7 +75,7 @@ impl ResourceStore for SqlStore {
         .bind(millis(app.updated_at))
         .bind(app.graphql_api.as_ref().map(|g| g.url.as_str()))
         .bind(app.graphql_api.as_ref().and_then(|g| g.headers.as_deref()))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an application with this uid already exists"))?;
         if done.rows_affected() == 0 {
@@ -87,7 +87,7 @@ impl ResourceStore for SqlStore {
     async fn delete_app(&self, id: &AppId) -> Result<bool> {
         let done = sqlx::query("DELETE FROM applications WHERE id = $1")
             .bind(id.as_str())
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -107,7 +107,7 @@ impl ResourceStore for SqlStore {
         .bind(et.schemas.as_ref().map(to_json))
         .bind(millis(et.created_at))
         .bind(millis(et.updated_at))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an event type with this name already exists"))?;
         Ok(())
@@ -149,7 +149,7 @@ impl ResourceStore for SqlStore {
         .bind(et.feature_flag.as_deref())
         .bind(et.schemas.as_ref().map(to_json))
         .bind(millis(et.updated_at))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -160,7 +160,7 @@ impl ResourceStore for SqlStore {
     async fn delete_event_type(&self, name: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM event_types WHERE name = $1")
             .bind(name)
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -299,7 +299,7 @@ impl ResourceStore for SqlStore {
         let done = sqlx::query("DELETE FROM endpoints WHERE id = $1 AND app_id = $2")
             .bind(id.as_str())
             .bind(app.as_str())
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -331,7 +331,7 @@ impl ResourceStore for SqlStore {
         .bind(secrets.previous.as_deref())
         .bind(secrets.headers.as_deref())
         .bind(secrets.version)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }

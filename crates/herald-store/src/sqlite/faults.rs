@@ -25,7 +25,8 @@ use chrono::Duration;
 use herald_core::model::{Application, DeliveryStatus, Endpoint, Message};
 use sqlx::sqlite::SqlitePoolOptions;
 
-use super::SqliteStore;
+use super::writer::Durability;
+use super::{SqliteStore, WriterHook};
 use crate::conformance::{record, sample_app, sample_endpoint, sample_message, sample_secrets};
 use crate::prelude::*;
 use crate::{NextStep, StoreError, TaskClaim};
@@ -86,11 +87,15 @@ impl Faults {
     }
 }
 
-/// A fresh database in a directory of its own, with `writer` setting up its writer's pool.
-async fn open(writer: SqlitePoolOptions) -> (SqliteStore, tempfile::TempDir) {
+/// A fresh database in a directory of its own, with `writer` setting up sqlx's writer pool and
+/// `hook` every connection of the writer thread.
+async fn open(writer: SqlitePoolOptions, hook: WriterHook) -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("herald.db").display());
-    (SqliteStore::open_with(&url, writer).await.unwrap(), dir)
+    let store = SqliteStore::open_with(&url, writer, Some(hook))
+        .await
+        .unwrap();
+    (store, dir)
 }
 
 /// An application with `n` endpoints that take every message of the sample event type.
@@ -119,12 +124,28 @@ async fn open_with_faults() -> (SqliteStore, Arc<Faults>, tempfile::TempDir) {
             Ok(())
         })
     });
-    let (store, dir) = open(writer).await;
+    let threaded = faults.clone();
+    let hook: WriterHook = Arc::new(move |conn: &rusqlite::Connection| {
+        // rusqlite's callbacks answer the other way round: `true` interrupts, or rolls back.
+        let steps = threaded.clone();
+        conn.progress_handler(1, Some(move || !steps.go_on(true)))
+            .unwrap();
+        let commits = threaded.clone();
+        conn.commit_hook(Some(move || !commits.go_on(false)))
+            .unwrap();
+    });
+    let (store, dir) = open(writer, hook).await;
     (store, faults, dir)
 }
 
-/// The writer is outside any transaction and back to `synchronous = FULL`, whatever happened.
+/// Both writers are outside any transaction, and sqlx's at `synchronous = FULL`, whatever
+/// happened.
 async fn assert_writer_clean(store: &SqliteStore, context: &str) {
+    store
+        .thread
+        .run(Durability::Durable, |_| Ok(()))
+        .await
+        .unwrap_or_else(|e| panic!("{context}: the writer thread cannot begin: {e}"));
     let mut conn = store.writer.acquire().await.unwrap();
     let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
         .fetch_one(&mut *conn)
@@ -150,6 +171,23 @@ async fn publishing_works_and_the_file_is_sound(store: SqliteStore, app: &Applic
     store.close().await;
 }
 
+/// Makes both writers' database full at `pages`.
+async fn set_max_page_count(store: &SqliteStore, pages: u64) {
+    let pragma = format!("PRAGMA max_page_count = {pages}");
+    let mut conn = store.writer.acquire().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(pragma.clone()))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    store
+        .thread
+        .run(Durability::Durable, move |conn| {
+            Ok(conn.execute_batch(&pragma)?)
+        })
+        .await
+        .unwrap();
+}
+
 /// Stored with every task its endpoints get, or not at all.
 async fn stored_whole(store: &SqliteStore, msg: &Message, endpoints: usize) -> bool {
     let found = store.get_message(&msg.app_id, &msg.id).await.unwrap();
@@ -166,14 +204,19 @@ async fn stored_whole(store: &SqliteStore, msg: &Message, endpoints: usize) -> b
     }
 }
 
-/// Publishes `batch` the way concurrent requests do: queued together, so that the committer
-/// takes them as one group commit (on this single-threaded runtime nothing runs until all
-/// are queued).
+/// Publishes `batch` the way concurrent requests do: queued together, so that the writer thread
+/// takes them as one transaction. The test holds the write turn until every publish is queued
+/// (they all queue on the first poll), since the thread gathers its batch once it has the turn.
 async fn publish_together(store: &SqliteStore, batch: &[Message]) -> Vec<crate::Result<usize>> {
+    let turn = store.turn.take().await;
     let publishes = batch
         .iter()
         .map(|m| async { store.create_message(m).await.map(|matched| matched.len()) });
-    futures::future::join_all(publishes).await
+    let release = async {
+        tokio::task::yield_now().await;
+        drop(turn);
+    };
+    futures::join!(futures::future::join_all(publishes), release).0
 }
 
 /// Walks a failure over every step of a group commit, on its whole-batch path and on its
@@ -372,7 +415,15 @@ async fn a_full_database_fails_whole_batches_with_storage_full() {
             Ok(())
         })
     });
-    let (store, _dir) = open(writer).await;
+    let threaded = limit.clone();
+    let hook: WriterHook = Arc::new(move |conn: &rusqlite::Connection| {
+        let pages = threaded.load(Ordering::SeqCst);
+        if pages > 0 {
+            conn.execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+                .unwrap();
+        }
+    });
+    let (store, _dir) = open(writer, hook).await;
     let app = app_with_endpoints(&store, 2).await;
     let mut taken = sample_message(&app.id, "user.signup", None);
     taken.event_id = Some("taken".into());
@@ -386,16 +437,7 @@ async fn a_full_database_fails_whole_batches_with_storage_full() {
                 .await
                 .unwrap();
             limit.store(pages + room, Ordering::SeqCst);
-            {
-                let mut conn = store.writer.acquire().await.unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "PRAGMA max_page_count = {}",
-                    pages + room
-                )))
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-            }
+            set_max_page_count(&store, pages + room).await;
             let mut batch: Vec<Message> = (0..4)
                 .map(|i| {
                     let mut m = sample_message(&app.id, "user.signup", None);
@@ -438,12 +480,6 @@ async fn a_full_database_fails_whole_batches_with_storage_full() {
 
     // Room again: publishing simply works, and the file is sound.
     limit.store(0, Ordering::SeqCst);
-    {
-        let mut conn = store.writer.acquire().await.unwrap();
-        sqlx::raw_sql("PRAGMA max_page_count = 4294967294")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-    }
+    set_max_page_count(&store, 4_294_967_294).await;
     publishing_works_and_the_file_is_sound(store, &app).await;
 }

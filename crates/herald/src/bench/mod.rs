@@ -17,9 +17,11 @@ use crate::cli::BenchArgs;
 
 mod load;
 mod node;
+mod pg;
 pub mod report;
 mod scenarios;
 mod sink;
+mod spread;
 
 use report::{Machine, Report, Results};
 use scenarios::Database;
@@ -144,8 +146,47 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             SCENARIOS.join(", ")
         )));
     }
-    let runs = |scenario: &str| args.only.is_empty() || args.only.iter().any(|s| s == scenario);
+    if !(1..=20).contains(&args.repeat) {
+        return Err(BenchError::Usage(format!(
+            "--repeat must be from 1 to 20, not {}",
+            args.repeat
+        )));
+    }
     let scale = Scale::new(args.quick, duration);
+    let sink = Arc::new(sink::Sink::start().await.map_err(BenchError::Io)?);
+    let mut reports = Vec::with_capacity(args.repeat);
+    for run in 1..=args.repeat {
+        if args.repeat > 1 {
+            progress(&format!("run {run} of {}", args.repeat));
+        }
+        reports.push(run_once(&args, &scale, &sink).await?);
+    }
+    match (reports.pop(), reports.is_empty()) {
+        (Some(report), true) if args.json => println!("{}", report.to_json()),
+        (Some(report), true) => println!("{}", report.to_markdown()),
+        (Some(last), false) => {
+            reports.push(last);
+            let spread = spread::Spread::of(&reports);
+            if args.json {
+                println!("{}", spread.to_json(&reports));
+            } else {
+                println!("{}", spread.to_markdown(&reports));
+            }
+        }
+        (None, _) => {}
+    }
+    Ok(())
+}
+
+/// One run of the chosen scenarios.
+async fn run_once(
+    args: &BenchArgs,
+    scale: &Scale,
+    sink: &Arc<sink::Sink>,
+) -> Result<Report, BenchError> {
+    let runs = |scenario: &str| args.only.is_empty() || args.only.iter().any(|s| s == scenario);
+    let scale = scale.clone();
+    let sink = sink.clone();
     let started = Instant::now();
     let loadavg_start = loadavg();
     progress(&format!(
@@ -153,7 +194,6 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         if args.quick { " --quick" } else { "" },
         scale.duration
     ));
-    let sink = Arc::new(sink::Sink::start().await.map_err(BenchError::Io)?);
     let mut r = Results::default();
 
     if runs("ceiling") {
@@ -237,19 +277,13 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         }
     }
 
-    let report = Report::new(
+    Ok(Report::new(
         r,
         machine(loadavg_start),
         args.quick,
         scale.duration.as_secs_f64(),
         started.elapsed().as_secs_f64(),
-    );
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        println!("{}", report.to_markdown());
-    }
-    Ok(())
+    ))
 }
 
 /// `/proc/loadavg`'s three averages.

@@ -68,6 +68,8 @@ impl Node {
             .env("HERALD_ADMIN_TOKEN", TOKEN)
             // Attempts hanging on purpose must not hold up the end of a scenario.
             .env("HERALD_SHUTDOWN_GRACE", "1s")
+            // A harness killed without warning leaves no node burning a core.
+            .env("HERALD_EXIT_WITH_PARENT", "true")
             .current_dir(data_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

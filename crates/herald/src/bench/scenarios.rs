@@ -10,7 +10,10 @@ use serde_json::json;
 
 use super::load::{self, Publishing};
 use super::node::{self, Node, ScratchDir, Storage};
-use super::report::{self, Backlog, Fanout, Isolation, Lag, PublishLatency, Throughput, ms};
+use super::pg;
+use super::report::{
+    self, Backlog, DatabaseCost, Fanout, Isolation, Lag, PublishLatency, Throughput, ms,
+};
 use super::sink::Sink;
 use super::{BenchError, Scale};
 
@@ -98,11 +101,42 @@ pub async fn throughput(
     let (app, bodies) =
         app_with_endpoints(node, sink, "ok", "tp", scale.throughput_endpoints).await?;
     let urls = cluster.nodes.iter().map(|n| n.publish_url(&app)).collect();
+    let before = match database {
+        Database::Postgres { url } => {
+            Some((pg::postgres_cpu_ms(), pg::TableStats::read(url).await))
+        }
+        Database::Sqlite => None,
+    };
+    let base = sink.ok().get();
     let measured = closed_loop(node, sink, urls, bodies, scale).await?;
+    let delivered = sink.ok().get() - base;
     let peak_rss_mb = match database {
         Database::Sqlite => node.memory_mb().map(|(_, peak)| peak),
         Database::Postgres { .. } => None,
     };
+    let mut cost = DatabaseCost::default();
+    if let (Database::Postgres { url }, Some((cpu_before, stats_before))) = (database, before) {
+        let cpu_after = pg::postgres_cpu_ms();
+        let per_delivery = |x: f64| (delivered > 0).then(|| x / delivered as f64);
+        cost.postgres_cpu_ms_per_delivery = cpu_before
+            .zip(cpu_after)
+            .and_then(|(before, after)| per_delivery(after - before));
+        match (stats_before, pg::TableStats::read(url).await) {
+            (Ok(before), Ok(after)) => {
+                let d = before.since(after);
+                if d.inserted > 0 {
+                    cost.row_updates_per_delivery = Some(d.updated as f64 / d.inserted as f64);
+                }
+                if d.updated > 0 {
+                    cost.hot_update_pct = Some(100.0 * d.hot_updated as f64 / d.updated as f64);
+                }
+                cost.dead_rows_at_end = Some(d.dead);
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                super::progress(&format!("  cannot read the table statistics: {e}"));
+            }
+        }
+    }
     if matches!(database, Database::Postgres { .. }) {
         // The next run shares the database: leave no backlog for it to deliver.
         node.delete_app(&app).await?;
@@ -119,6 +153,7 @@ pub async fn throughput(
         published_rps: measured.published_rps,
         delivered_rps: measured.delivered_rps,
         peak_rss_mb,
+        database_cost: cost,
     })
 }
 

@@ -156,6 +156,12 @@ serve_options! {
     /// Label attempt metrics with the endpoint id: `true` or `false`. One series per endpoint,
     /// so keep it off with many endpoints.
     metrics_endpoint_labels: bool = false, "false" => bool, "BOOL";
+
+    /// Stop (as on SIGTERM) when the process that started this one exits, so that a harness
+    /// killed without warning leaves no server behind (`herald bench` sets it for its nodes).
+    /// `--exit-with-parent` alone means `true`.
+    exit_with_parent: bool = false, "false"
+        => bool, "BOOL" [num_args = 0..=1, default_missing_value = "true"];
 }
 
 /// The `--help` text of an option of [`ServeSettings`]: its doc comment as clap derives it

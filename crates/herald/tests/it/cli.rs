@@ -505,3 +505,62 @@ async fn data_files_are_private_even_in_a_loose_directory() {
     }
     assert!(server.terminate().await.success());
 }
+
+/// Whether the process `pid` still runs (a zombie waiting for its reaper does not).
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, after_name) = stat.rsplit_once(')')?;
+            after_name
+                .split_whitespace()
+                .next()
+                .map(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// `--exit-with-parent`: a server whose parent dies without stopping it (a benchmark harness
+/// killed with SIGKILL, say) stops by itself instead of running on as an orphan.
+#[test]
+fn exit_with_parent_stops_an_orphaned_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The shell starts the server, says its pid, and exits while the server runs.
+    let script = format!(
+        "'{BIN}' serve --exit-with-parent --listen 127.0.0.1:{port} --data-dir '{}' \
+         >/dev/null 2>&1 & echo $!; sleep 2",
+        dir.path().display()
+    );
+    let mut parent = Command::new("sh");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HERALD_") {
+            parent.env_remove(key);
+        }
+    }
+    let mut parent = parent
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        std::io::BufReader::new(parent.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+    }
+    let pid = line.trim().to_owned();
+    wait_for_health(port);
+    assert!(parent.wait().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while running(&pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let orphan_lives = running(&pid);
+    if orphan_lives {
+        // Not left running: it would hold the harness's files open.
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    }
+    assert!(!orphan_lives, "the orphaned server kept running");
+}

@@ -299,3 +299,132 @@ async fn publishes_retried_with_their_idempotency_key_after_a_crash_are_stored_o
     );
     server.child.start_kill().unwrap();
 }
+
+/// What became of one publish whose server was killed under it.
+enum Outcome {
+    /// 202, with the message's id.
+    Answered(String),
+    /// Another status: the publish failed and must not be stored.
+    Refused(u16),
+    /// No answer: the process died first.
+    Unanswered,
+}
+
+/// A kill while publishes are being committed together (64 publishers keep several in every
+/// group commit): each publish was either answered and is stored whole, or refused and not
+/// stored, or not answered, and then stored whole or not at all. "Whole" is checked by the
+/// restart delivering every stored message: its task was committed with it. Three kills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_a_group_commit_leaves_each_publish_answered_and_stored_or_unanswered() {
+    let r = Receiver::start().await;
+    r.always("/batch", Step::Status(200));
+    let (mut server, dir, port, app) = server_with_endpoint(json!({"url": r.url("/batch")})).await;
+    let client = reqwest::Client::new();
+    const PER_ROUND: usize = 600;
+    let mut outcomes: Vec<(String, Outcome)> = Vec::new();
+    for round in 0..3 {
+        let url = format!("{}/api/v1/app/{app}/msg", server.base);
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = done.clone();
+        let publishes = futures::stream::iter(round * PER_ROUND..(round + 1) * PER_ROUND)
+            .map(|i| {
+                let (client, url, counter) = (client.clone(), url.clone(), counter.clone());
+                async move {
+                    let event_id = format!("event-{i}");
+                    let response = client
+                        .post(url)
+                        .bearer_auth(TOKEN)
+                        .json(&json!({"eventType": "batch", "eventId": event_id, "payload": {"i": i}}))
+                        .send()
+                        .await;
+                    let outcome = match response {
+                        Ok(r) if r.status().as_u16() == 202 => {
+                            let body: Value = r.json().await.unwrap_or(Value::Null);
+                            match body["id"].as_str() {
+                                Some(id) => Outcome::Answered(id.to_owned()),
+                                None => Outcome::Unanswered,
+                            }
+                        }
+                        Ok(r) => Outcome::Refused(r.status().as_u16()),
+                        Err(_) => Outcome::Unanswered,
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    (event_id, outcome)
+                }
+            })
+            .buffer_unordered(64);
+        let killer = async {
+            while done.load(std::sync::atomic::Ordering::SeqCst) < PER_ROUND / 3 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            server.child.start_kill().unwrap();
+        };
+        let (round_outcomes, ()) = tokio::join!(publishes.collect::<Vec<_>>(), killer);
+        server.child.wait().await.unwrap();
+        outcomes.extend(round_outcomes);
+        server = start(dir.path(), port).await;
+    }
+
+    // What is stored now, looked up by each publish's `eventId`.
+    let (mut stored_unanswered, mut lost_unanswered, mut answered) = (0, 0, 0);
+    let mut stored_ids = Vec::new();
+    for (event_id, outcome) in &outcomes {
+        let found = client
+            .get(format!("{}/api/v1/app/{app}/msg/{event_id}", server.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let stored = match found.status().as_u16() {
+            200 => Some(
+                found.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+            404 => None,
+            other => panic!("looking up {event_id}: {other}"),
+        };
+        match (outcome, &stored) {
+            (Outcome::Answered(id), Some(stored)) => {
+                assert_eq!(id, stored, "{event_id} answered with another id");
+                answered += 1;
+            }
+            (Outcome::Answered(id), None) => panic!("{event_id} answered {id} but not stored"),
+            (Outcome::Refused(status), Some(_)) => {
+                panic!("{event_id} refused with {status} but stored")
+            }
+            (Outcome::Refused(_), None) => {}
+            (Outcome::Unanswered, Some(_)) => stored_unanswered += 1,
+            (Outcome::Unanswered, None) => lost_unanswered += 1,
+        }
+        stored_ids.extend(stored);
+    }
+    eprintln!(
+        "{answered} answered and stored; unanswered: {stored_unanswered} stored, \
+         {lost_unanswered} not stored"
+    );
+    assert!(
+        stored_unanswered + lost_unanswered > 0,
+        "the kills landed while publishes were in flight"
+    );
+
+    // Stored whole: every stored message, answered or not, is delivered after the restart.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ids, _) = tally(&r, "/batch");
+        let missing = stored_ids
+            .iter()
+            .filter(|id| !ids.contains_key(*id))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} stored messages were never delivered: stored without their task"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.child.start_kill().unwrap();
+}
