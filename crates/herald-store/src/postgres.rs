@@ -22,6 +22,8 @@
 //! rows are locked where transactions would otherwise race (`Dialect::LOCKS_ROWS`).
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -67,6 +69,10 @@ pub struct PostgresStore {
     options: PgConnectOptions,
     /// Endpoints that got work, for the notifier to announce.
     announcements: mpsc::Sender<Vec<String>>,
+    /// The publish committer's queue (`postgres/publishes.rs`).
+    publishes: mpsc::Sender<publishes::Publish>,
+    /// Changes to endpoints and applications heard from the database.
+    changes: Arc<Changes>,
 }
 
 impl PostgresStore {
@@ -86,11 +92,14 @@ impl PostgresStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let (announcements, queued) = mpsc::channel(ANNOUNCE_QUEUE);
         tokio::spawn(notify(pool.clone(), queued));
+        let publishes = publishes::spawn(pool.clone(), announcements.clone());
         Ok(Self {
             writer: pool.clone(),
             reader: pool,
             options,
             announcements,
+            publishes,
+            changes: Arc::default(),
         })
     }
 
@@ -105,28 +114,24 @@ impl PostgresStore {
 
     /// Stores a message and, in the same transaction, one delivery task per endpoint it goes
     /// to (the endpoints routing selects, or only `only`: an example sent to one endpoint), and
-    /// the answer of its `Idempotency-Key` if it has one. Concurrent commits share their WAL
-    /// flushes in Postgres itself: no batching here.
+    /// the answer of its `Idempotency-Key` if it has one. Returns once that transaction, a
+    /// group commit with the publishes waiting at the same moment, has committed.
     async fn insert_message(
         &self,
         msg: &Message,
         only: Option<&EndpointId>,
         completes: Option<&IdempotencyCompletion>,
     ) -> Result<Vec<EndpointId>> {
-        let mut tx = WriteTx::begin(self).await?;
-        let new = NewMessage {
-            msg,
-            only,
-            completes,
+        let (done, committed) = tokio::sync::oneshot::channel();
+        let publish = publishes::Publish {
+            msg: msg.clone(),
+            only: only.cloned(),
+            completes: completes.cloned(),
+            done,
         };
-        let matched = insert_messages_in(&mut tx, &[new])
-            .await?
-            .pop()
-            .unwrap_or_default();
-        tx.commit().await?;
-        let ids: Vec<&str> = matched.iter().map(|e| e.as_str()).collect();
-        self.announce(&ids);
-        Ok(matched)
+        let gone = || StoreError::Unavailable(sqlx::Error::PoolClosed);
+        self.publishes.send(publish).await.map_err(|_| gone())?;
+        committed.await.map_err(|_| gone())?
     }
 
     /// A pooled connection for one statement outside a transaction.
@@ -134,10 +139,10 @@ impl PostgresStore {
         Ok(self.writer.acquire().await?)
     }
 
-    /// Other nodes change endpoints too, unseen here: no version (see
-    /// `QueueStore::dispatch_version`).
+    /// The changes this node's wake-up listener has heard (see `Changes`); `None` while no
+    /// listener is connected, since changes made by other nodes would then go unseen.
     fn resource_version(&self) -> Option<u64> {
-        None
+        self.changes.version()
     }
 
     async fn close_writers(&self) {
@@ -152,7 +157,7 @@ impl PostgresStore {
             .max_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(self.options.clone());
-        tokio::spawn(listen(pool, self.writer.clone(), tx));
+        tokio::spawn(listen(pool, self.writer.clone(), tx, self.changes.clone()));
         Some(rx)
     }
 }
@@ -253,7 +258,12 @@ impl std::ops::DerefMut for WriteTx {
 /// Forwards wake-up notifications to `tx` until it is dropped or the store's pool is closed.
 /// After every (re)connection it sends `Resync`: notifications sent while nobody listened are
 /// lost, so the worker looks for due work itself.
-async fn listen(pool: Pool<Db>, store_pool: Pool<Db>, tx: mpsc::Sender<WakeupEvent>) {
+async fn listen(
+    pool: Pool<Db>,
+    store_pool: Pool<Db>,
+    tx: mpsc::Sender<WakeupEvent>,
+    changes: Arc<Changes>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if tx.is_closed() || store_pool.is_closed() {
@@ -263,7 +273,9 @@ async fn listen(pool: Pool<Db>, store_pool: Pool<Db>, tx: mpsc::Sender<WakeupEve
             let mut listener = PgListener::connect_with(&pool).await?;
             // Reconnection is ours to do, with a back-off and a resync.
             listener.eager_reconnect(false);
-            listener.listen(WAKEUP_CHANNEL).await?;
+            listener
+                .listen_all([WAKEUP_CHANNEL, CHANGED_CHANNEL])
+                .await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {
@@ -283,6 +295,8 @@ async fn listen(pool: Pool<Db>, store_pool: Pool<Db>, tx: mpsc::Sender<WakeupEve
             () = store_pool.close_event() => break,
         };
         backoff = Duration::from_millis(100);
+        // Changes made while nobody listened were not heard: whatever was kept is stale.
+        let _listening = changes.listening();
         if tx.send(WakeupEvent::Resync).await.is_err() {
             break;
         }
@@ -293,6 +307,9 @@ async fn listen(pool: Pool<Db>, store_pool: Pool<Db>, tx: mpsc::Sender<WakeupEve
                 () = store_pool.close_event() => return pool.close().await,
             };
             match received {
+                Ok(Some(notification)) if notification.channel() == CHANGED_CHANNEL => {
+                    changes.bump();
+                }
                 Ok(Some(notification)) => {
                     let endpoints = notification
                         .payload()
@@ -318,6 +335,46 @@ async fn listen(pool: Pool<Db>, store_pool: Pool<Db>, tx: mpsc::Sender<WakeupEve
     pool.close().await;
 }
 
+/// The channel on which a trigger announces every change to an endpoint or an application
+/// (migration 0013).
+const CHANGED_CHANNEL: &str = "herald_changed";
+
+/// What this node has heard of changes to endpoints and applications, for
+/// `QueueStore::dispatch_version`: a count of the notices (and of reconnections, after which
+/// some may have been missed), valid only while a listener is connected.
+#[derive(Default)]
+struct Changes {
+    heard: AtomicU64,
+    listeners: AtomicUsize,
+}
+
+impl Changes {
+    fn bump(&self) {
+        self.heard.fetch_add(1, AtomicOrdering::SeqCst);
+    }
+
+    /// A listener is connected until the guard is dropped; both ends count as a change.
+    fn listening(self: &Arc<Self>) -> Listening {
+        self.bump();
+        self.listeners.fetch_add(1, AtomicOrdering::SeqCst);
+        Listening(self.clone())
+    }
+
+    fn version(&self) -> Option<u64> {
+        let heard = self.heard.load(AtomicOrdering::SeqCst);
+        (self.listeners.load(AtomicOrdering::SeqCst) > 0).then_some(heard)
+    }
+}
+
+struct Listening(Arc<Changes>);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.listeners.fetch_sub(1, AtomicOrdering::SeqCst);
+        self.0.bump();
+    }
+}
+
 /// Postgres's SQL: several transactions at once, so row locks, queue locks and claims that
 /// skip each other.
 impl Dialect for PostgresStore {
@@ -336,5 +393,7 @@ impl Dialect for PostgresStore {
 
 include!("sql/common.rs");
 
+#[path = "postgres/publishes.rs"]
+mod publishes;
 #[path = "postgres/queue_engine.rs"]
 mod queue_engine;

@@ -343,3 +343,68 @@ async fn postgres_wakeups_reach_every_node_on_commit_only() {
     publisher.close().await;
     worker.close().await;
 }
+
+/// A node keeps what its dispatchers loaded of an endpoint while its dispatch version stays
+/// the same: the version must move when another node changes an endpoint or an application
+/// (a trigger announces it on `herald_changed`), and there is none while the node is not
+/// listening (it could not hear such changes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_dispatch_version_moves_when_another_node_changes_an_endpoint() {
+    let Some(base) = postgres_url_or_skip(
+        "postgres_dispatch_version_moves_when_another_node_changes_an_endpoint",
+    ) else {
+        return;
+    };
+    let db = TestDatabase::create(&base).await;
+    let worker = PostgresStore::open(&db.url).await.unwrap();
+    let other = PostgresStore::open(&db.url).await.unwrap();
+    assert_eq!(worker.dispatch_version(), None, "not listening: no version");
+    let mut wakeups = worker.subscribe_wakeups().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), wakeups.recv())
+        .await
+        .unwrap();
+    assert_eq!(first, Some(WakeupEvent::Resync));
+
+    // Waits until the worker's version differs from `before`.
+    async fn moves(worker: &PostgresStore, before: Option<u64>, what: &str) -> Option<u64> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = worker.dispatch_version();
+            assert!(now.is_some(), "listening: a version");
+            if now != before {
+                return now;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the version did not move after {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let mut version = worker.dispatch_version();
+    let mut app = conformance::sample_app(None);
+    other.create_app(&app).await.unwrap();
+    version = moves(&worker, version, "another node created an application").await;
+    let mut endpoint = conformance::sample_endpoint(&app.id);
+    other
+        .create_endpoint(&endpoint, &conformance::sample_secrets())
+        .await
+        .unwrap();
+    version = moves(&worker, version, "another node created an endpoint").await;
+    endpoint.url = "https://example.com/elsewhere".into();
+    other.update_endpoint(&endpoint).await.unwrap();
+    version = moves(&worker, version, "another node changed the endpoint").await;
+    app.rate_limit = Some(9);
+    other.update_app(&app).await.unwrap();
+    version = moves(&worker, version, "another node changed the application").await;
+    // A publish changes neither: the version stays (the point of keeping what was loaded).
+    other
+        .create_message(&conformance::sample_message(&app.id, "user.signup", None))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(worker.dispatch_version(), version, "a publish is no change");
+    drop(wakeups);
+    other.close().await;
+    worker.close().await;
+}
