@@ -202,6 +202,34 @@ impl From<SecretsRow> for SealedEndpointSecrets {
     }
 }
 
+/// An endpoint with its secrets and its application's delivery settings, read in one query
+/// (`QueueStore::dispatch_target`).
+#[derive(sqlx::FromRow)]
+pub(crate) struct DispatchRow {
+    #[sqlx(flatten)]
+    endpoint: EndpointRow,
+    #[sqlx(flatten)]
+    secrets: SecretsRow,
+    app_rate_limit: Option<i32>,
+    graphql_api_url: Option<String>,
+    graphql_api_headers: Option<Vec<u8>>,
+}
+
+impl TryFrom<DispatchRow> for crate::DispatchTarget {
+    type Error = StoreError;
+    fn try_from(r: DispatchRow) -> Result<Self> {
+        Ok(crate::DispatchTarget {
+            endpoint: Endpoint::try_from(r.endpoint)?,
+            secrets: SealedEndpointSecrets::from(r.secrets),
+            app_rate_limit: rate(r.app_rate_limit),
+            graphql_api: r.graphql_api_url.map(|url| SealedGraphqlApi {
+                url,
+                headers: r.graphql_api_headers,
+            }),
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct MessageRow {
     id: String,

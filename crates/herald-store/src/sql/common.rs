@@ -39,7 +39,7 @@
 
 use crate::queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, Task, TaskClaim};
 use crate::rows::{
-    channels_column, millis, time, to_json, ApiKeyRow, AppRow, AttemptRow, DeliveryRow,
+    channels_column, millis, time, to_json, ApiKeyRow, AppRow, AttemptRow, DeliveryRow, DispatchRow,
     EndpointRow, EventTypeRow, MessageRow, SecretsRow,
 };
 use crate::{

@@ -94,21 +94,22 @@ impl QueueStore for SqlStore {
     }
 
     async fn dispatch_target(&self, id: &EndpointId) -> Result<Option<crate::DispatchTarget>> {
-        let Some(endpoint) = self.get_endpoint_by_id(id).await? else {
-            return Ok(None);
-        };
-        let Some(secrets) = self.get_endpoint_secrets(id).await? else {
-            return Ok(None);
-        };
-        // `get_app` hides the reserved operational application, as it did for the worker.
-        let app = self.get_app(endpoint.app_id.as_str()).await?;
-        let (app_rate_limit, graphql_api) = app.map_or((None, None), |a| (a.rate_limit, a.graphql_api));
-        Ok(Some(crate::DispatchTarget {
-            endpoint,
-            secrets,
-            app_rate_limit,
-            graphql_api,
-        }))
+        // One query: a dispatcher loads its endpoint whenever it may have changed, and 1,000
+        // endpoints woken by one publish load at once. The reserved operational-webhook
+        // application contributes no settings (as `get_app` never finds it).
+        let row: Option<DispatchRow> = sqlx::query_as(
+            "SELECT e.id, e.app_id, e.uid, e.url, e.url_seq, e.description, e.event_types,
+               e.channels, e.disabled, e.rate_limit, e.metadata, e.options, e.created_at,
+               e.updated_at, e.secret, e.previous_secrets, e.headers, e.secrets_version,
+               a.rate_limit AS app_rate_limit, a.graphql_api_url, a.graphql_api_headers
+             FROM endpoints e LEFT JOIN applications a ON a.id = e.app_id AND a.id <> $2
+             WHERE e.id = $1",
+        )
+        .bind(id.as_str())
+        .bind(OPERATIONAL_APP_ID)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(crate::DispatchTarget::try_from).transpose()
     }
 
     async fn claim_due_endpoints(
