@@ -60,6 +60,7 @@ const _: () = {
 };
 
 pub mod access;
+mod cache;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod device;

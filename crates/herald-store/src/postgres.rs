@@ -73,6 +73,8 @@ pub struct PostgresStore {
     publishes: mpsc::Sender<publishes::Publish>,
     /// Changes to endpoints and applications heard from the database.
     changes: Arc<Changes>,
+    /// Never filled: other nodes write too (see `exact_resource_version`).
+    apps: crate::cache::VersionedCache<Application>,
 }
 
 impl PostgresStore {
@@ -100,6 +102,7 @@ impl PostgresStore {
             announcements,
             publishes,
             changes: Arc::default(),
+            apps: crate::cache::VersionedCache::default(),
         })
     }
 
@@ -143,6 +146,12 @@ impl PostgresStore {
     /// listener is connected, since changes made by other nodes would then go unseen.
     fn resource_version(&self) -> Option<u64> {
         self.changes.version()
+    }
+
+    /// Other nodes' writes are heard only after they commit, so there is no exact version:
+    /// `get_app` reads every time.
+    fn exact_resource_version(&self) -> Option<u64> {
+        None
     }
 
     async fn close_writers(&self) {

@@ -72,6 +72,8 @@ pub struct SqliteStore {
     /// (see `QueueStore::dispatch_version`): every sqlx write, whatever it touched, and the
     /// results that disable endpoints. One process writes this database, so it sees them all.
     resources: Arc<std::sync::atomic::AtomicU64>,
+    /// Applications as last read, under `resources` (see `cache.rs`).
+    apps: crate::cache::VersionedCache<Application>,
 }
 
 impl SqliteStore {
@@ -127,6 +129,7 @@ impl SqliteStore {
             thread,
             turn,
             resources: Arc::default(),
+            apps: crate::cache::VersionedCache::default(),
         })
     }
 
@@ -160,6 +163,11 @@ impl SqliteStore {
 
     fn resource_version(&self) -> Option<u64> {
         Some(self.resources.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// This process makes every write, and bumps the version as each ends: exact.
+    fn exact_resource_version(&self) -> Option<u64> {
+        self.resource_version()
     }
 
     /// Stops both writers.

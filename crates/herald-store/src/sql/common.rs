@@ -19,6 +19,9 @@
 //                                  connection for one statement outside a transaction)
 //   async fn close_writers(&self);  (`Store::close`, before the readers)
 //   fn resource_version(&self) -> Option<u64>;  (`QueueStore::dispatch_version`)
+//   fn exact_resource_version(&self) -> Option<u64>;  (a version that moves with every write
+//                                  as it commits, where the store sees them all: SQLite)
+//   apps: crate::cache::VersionedCache<Application>  (`get_app`, kept under that version)
 //   mod queue_engine { claim_due_endpoints, renew_endpoint_leases, claim_tasks_of,
 //                      release_endpoint, complete_attempts, abandon_endpoint }  (the queue's
 //                                  hot paths, as async fns taking the store: `sql/queue.rs`)

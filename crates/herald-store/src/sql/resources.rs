@@ -38,6 +38,12 @@ impl ResourceStore for SqlStore {
     }
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
+        // Kept between changes where the store sees every write (see `cache.rs`); the version
+        // is taken before the read, so a write that lands during it is not kept as current.
+        let version = self.exact_resource_version();
+        if let Some(kept) = version.and_then(|v| self.apps.get(id_or_uid, v)) {
+            return Ok(Some(kept));
+        }
         let row: Option<AppRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {APP_COLUMNS} FROM applications WHERE (id = $1 OR uid = $1) AND id <> $2
              ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1"
@@ -46,7 +52,12 @@ impl ResourceStore for SqlStore {
         .bind(OPERATIONAL_APP_ID)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(Application::try_from).transpose()
+        let app = row.map(Application::try_from).transpose()?;
+        // Only what exists is kept: a miss is read again (the application may come next).
+        if let (Some(v), Some(app)) = (version, &app) {
+            self.apps.put(id_or_uid, v, app.clone());
+        }
+        Ok(app)
     }
 
     async fn list_apps(

@@ -42,7 +42,9 @@ const QUEUE: usize = 4 * BATCH;
 pub(crate) type Open = Box<dyn Fn() -> rusqlite::Result<Connection> + Send>;
 
 /// The right to write to the database, taken by the writer thread for each batch and by the
-/// sqlx writes for each of theirs. A tokio mutex: first come, first served.
+/// sqlx writes for each of theirs. A tokio mutex: first come, first served. Whoever holds it
+/// must not wait for the writer thread (the thread would wait for the turn in turn): sqlx's
+/// transactions never call the hot paths.
 #[derive(Clone, Default)]
 pub(crate) struct WriteTurn(Arc<Mutex<()>>);
 

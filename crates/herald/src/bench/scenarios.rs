@@ -138,8 +138,18 @@ pub async fn throughput(
         }
     }
     if matches!(database, Database::Postgres { .. }) {
-        // The next run shares the database: leave no backlog for it to deliver.
-        node.delete_app(&app).await?;
+        // The next run shares the database: leave no backlog for it to deliver. Deleting an
+        // application with a large backlog while nodes deliver it may time out: try again,
+        // and if it still fails, say so and go on (the measurement is taken).
+        let mut tries = 0;
+        while let Err(e) = node.delete_app(&app).await {
+            tries += 1;
+            if tries == 3 {
+                super::progress(&format!("  could not delete the application: {e}"));
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
     }
     cluster.stop().await;
     Ok(Throughput {
