@@ -15,7 +15,12 @@
 
 use std::time::Duration;
 
+use std::fmt::Write as _;
+
+use serde::Serialize;
 use sqlx::Row as _;
+
+use super::report::count;
 
 /// Linux's `USER_HZ`: the unit of `/proc/<pid>/stat` times, 100 on every architecture Linux
 /// supports today.
@@ -97,4 +102,37 @@ impl TableStats {
             dead: later.dead,
         }
     }
+}
+
+impl DatabaseCost {
+    /// The measured figures as the end of a details line; empty when none was measured.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        if let Some(ms) = self.postgres_cpu_ms_per_delivery {
+            let _ = write!(text, "; Postgres CPU {ms:.3} ms per delivery");
+        }
+        if let Some(updates) = self.row_updates_per_delivery {
+            let _ = write!(text, "; {updates:.2} row updates per delivery");
+        }
+        if let Some(hot) = self.hot_update_pct {
+            let _ = write!(text, " ({hot:.0} % HOT)");
+        }
+        if let Some(dead) = self.dead_rows_at_end {
+            let _ = write!(text, ", {} dead rows at the end", count(dead as f64));
+        }
+        text
+    }
+}
+
+/// What a Postgres run cost the database server (`None` on SQLite, or when not measurable).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DatabaseCost {
+    /// CPU time of the `postgres` processes per delivery, in milliseconds.
+    pub postgres_cpu_ms_per_delivery: Option<f64>,
+    /// `UPDATE`s of `deliveries` rows per delivery: each leaves one dead row version.
+    pub row_updates_per_delivery: Option<f64>,
+    /// The share of those updates that were HOT (pruned on the page, no vacuum needed).
+    pub hot_update_pct: Option<f64>,
+    /// Dead row versions in `deliveries` at the end of the run, not yet vacuumed.
+    pub dead_rows_at_end: Option<i64>,
 }

@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+pub use super::pg::DatabaseCost;
+
 /// The value below which `p` percent of `samples` lie (nearest rank); NaN when there are none.
 pub fn percentile(samples: &[f64], p: f64) -> f64 {
     if samples.is_empty() {
@@ -63,39 +65,6 @@ pub struct Throughput {
     /// What the run cost the database (Postgres only; see `pg.rs`).
     #[serde(flatten)]
     pub database_cost: DatabaseCost,
-}
-
-impl DatabaseCost {
-    /// The measured figures as the end of a details line; empty when none was measured.
-    fn describe(&self) -> String {
-        let mut text = String::new();
-        if let Some(ms) = self.postgres_cpu_ms_per_delivery {
-            let _ = write!(text, "; Postgres CPU {ms:.3} ms per delivery");
-        }
-        if let Some(updates) = self.row_updates_per_delivery {
-            let _ = write!(text, "; {updates:.2} row updates per delivery");
-        }
-        if let Some(hot) = self.hot_update_pct {
-            let _ = write!(text, " ({hot:.0} % HOT)");
-        }
-        if let Some(dead) = self.dead_rows_at_end {
-            let _ = write!(text, ", {} dead rows at the end", count(dead as f64));
-        }
-        text
-    }
-}
-
-/// What a Postgres run cost the database server (`None` on SQLite, or when not measurable).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct DatabaseCost {
-    /// CPU time of the `postgres` processes per delivery, in milliseconds.
-    pub postgres_cpu_ms_per_delivery: Option<f64>,
-    /// `UPDATE`s of `deliveries` rows per delivery: each leaves one dead row version.
-    pub row_updates_per_delivery: Option<f64>,
-    /// The share of those updates that were HOT (pruned on the page, no vacuum needed).
-    pub hot_update_pct: Option<f64>,
-    /// Dead row versions in `deliveries` at the end of the run, not yet vacuumed.
-    pub dead_rows_at_end: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -499,7 +468,7 @@ impl Report {
 }
 
 /// A rate or count for people: no decimals, thousands separated.
-fn count(x: f64) -> String {
+pub(super) fn count(x: f64) -> String {
     if !x.is_finite() {
         return "n/a".to_owned();
     }
