@@ -75,7 +75,7 @@ impl Scale {
             fanout_endpoints: 1000,
             fanout_runs: 5,
             isolation_healthy: 50,
-            isolation_rounds: 2,
+            isolation_rounds: 5,
             hang_timeout_s: 5,
             backlog_endpoints: 1000,
             backlog_messages: 1000,

@@ -101,7 +101,9 @@ pub struct Isolation {
     pub hang_timeout_s: u64,
     pub without_hanging_rps: f64,
     pub with_hanging_rps: f64,
+    /// The median of the rounds' losses (each round: a phase without, a phase with).
     pub loss_pct: f64,
+    pub round_losses_pct: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -436,11 +438,17 @@ impl Report {
                 "isolation",
                 format!(
                     "{} healthy endpoints: {} deliveries/s alone, {} with one more that hangs \
-                     until its {} s timeout",
+                     until its {} s timeout (means); loss per round, each a phase without and \
+                     one with: {} %",
                     i.healthy_endpoints,
                     count(i.without_hanging_rps),
                     count(i.with_hanging_rps),
-                    i.hang_timeout_s
+                    i.hang_timeout_s,
+                    i.round_losses_pct
+                        .iter()
+                        .map(|l| format!("{l:.1}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
         }
@@ -552,6 +560,7 @@ pub(in crate::bench) mod tests {
                 without_hanging_rps: 1000.0,
                 with_hanging_rps: 980.0,
                 loss_pct: 2.0,
+                round_losses_pct: vec![2.0],
             }),
             backlog: Some(Backlog {
                 endpoints: 1000,
