@@ -15,12 +15,8 @@
 
 use std::time::Duration;
 
-use std::fmt::Write as _;
-
 use serde::Serialize;
 use sqlx::Row as _;
-
-use super::report::count;
 
 /// Linux's `USER_HZ`: the unit of `/proc/<pid>/stat` times, 100 on every architecture Linux
 /// supports today.
@@ -101,26 +97,6 @@ impl TableStats {
             hot_updated: later.hot_updated - self.hot_updated,
             dead: later.dead,
         }
-    }
-}
-
-impl DatabaseCost {
-    /// The measured figures as the end of a details line; empty when none was measured.
-    pub fn describe(&self) -> String {
-        let mut text = String::new();
-        if let Some(ms) = self.postgres_cpu_ms_per_delivery {
-            let _ = write!(text, "; Postgres CPU {ms:.3} ms per delivery");
-        }
-        if let Some(updates) = self.row_updates_per_delivery {
-            let _ = write!(text, "; {updates:.2} row updates per delivery");
-        }
-        if let Some(hot) = self.hot_update_pct {
-            let _ = write!(text, " ({hot:.0} % HOT)");
-        }
-        if let Some(dead) = self.dead_rows_at_end {
-            let _ = write!(text, ", {} dead rows at the end", count(dead as f64));
-        }
-        text
     }
 }
 

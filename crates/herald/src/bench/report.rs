@@ -389,7 +389,7 @@ impl Report {
                     t.peak_rss_mb
                         .map(|mb| format!(", peak RSS {mb:.1} MB"))
                         .unwrap_or_default(),
-                    t.database_cost.describe()
+                    describe_cost(&t.database_cost)
                 ),
             );
         }
@@ -476,7 +476,7 @@ impl Report {
 }
 
 /// A rate or count for people: no decimals, thousands separated.
-pub(super) fn count(x: f64) -> String {
+fn count(x: f64) -> String {
     if !x.is_finite() {
         return "n/a".to_owned();
     }
@@ -489,6 +489,24 @@ pub(super) fn count(x: f64) -> String {
         out.push(c);
     }
     if x < 0.0 { format!("-{out}") } else { out }
+}
+
+/// A run's cost to the database as the end of a details line; empty when none was measured.
+fn describe_cost(cost: &DatabaseCost) -> String {
+    let mut text = String::new();
+    if let Some(ms) = cost.postgres_cpu_ms_per_delivery {
+        let _ = write!(text, "; Postgres CPU {ms:.3} ms per delivery");
+    }
+    if let Some(updates) = cost.row_updates_per_delivery {
+        let _ = write!(text, "; {updates:.2} row updates per delivery");
+    }
+    if let Some(hot) = cost.hot_update_pct {
+        let _ = write!(text, " ({hot:.0} % HOT)");
+    }
+    if let Some(dead) = cost.dead_rows_at_end {
+        let _ = write!(text, ", {} dead rows at the end", count(dead as f64));
+    }
+    text
 }
 
 #[cfg(test)]
