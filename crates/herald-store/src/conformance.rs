@@ -32,6 +32,7 @@ use herald_core::model::{DeliveryStatus, Ordering, Trigger};
 pub mod batches;
 pub mod devices;
 pub mod inbox;
+pub mod leases;
 pub mod routing;
 
 /// A dispatcher's one read: the endpoint, its sealed secrets and its application's delivery
@@ -202,6 +203,7 @@ macro_rules! conformance_checks {
             publishes_racing_releases_are_never_stranded => $crate::conformance::publishes_racing_releases_are_never_stranded,
             concurrent_publishes_fail_alone => $crate::conformance::batches::concurrent_publishes_fail_alone,
             claims_of_several_endpoints => $crate::conformance::batches::claims_of_several_endpoints,
+            lapsed_leases_make_tasks_due_again => $crate::conformance::leases::lapsed_leases_make_tasks_due_again,
             results_in_bulk => $crate::conformance::batches::results_in_bulk,
             inbox_records => $crate::conformance::inbox::inbox_records,
             post_put_and_patch_build_the_tree => $crate::conformance::inbox::post_put_and_patch_build_the_tree,
@@ -1511,7 +1513,7 @@ pub async fn delivery_queue(store: &dyn Store) {
         )
         .await
         .unwrap();
-    store.reset_leases(later).await.unwrap();
+    store.reset_leases().await.unwrap();
     assert_eq!(
         status_of(store, &msg.id, &typed.id).await,
         Some(DeliveryStatus::Pending)

@@ -50,6 +50,121 @@ macro_rules! status {
     };
 }
 
+/// How a delivery's status is reported, in SQL over a table alias (`""` or `"d."`). A claim
+/// writes only the lease (`lease_token`, `lease_until`: columns no index covers, so that it
+/// is a HOT update on Postgres and touches no index on SQLite) and leaves `status` pending:
+/// a pending task under a lease is in flight, reported as sending, and its next attempt is
+/// when the lease ends, as before claims stopped moving `status` and `next_attempt_at`.
+macro_rules! reported_status {
+    ($t:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $t,
+            "status = ",
+            status!(PENDING),
+            " AND ",
+            $t,
+            "lease_token IS NOT NULL THEN ",
+            status!(SENDING),
+            " ELSE ",
+            $t,
+            "status END"
+        )
+    };
+}
+
+/// See `reported_status!`.
+macro_rules! reported_next_attempt {
+    ($t:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $t,
+            "status = ",
+            status!(PENDING),
+            " AND ",
+            $t,
+            "lease_token IS NOT NULL THEN ",
+            $t,
+            "lease_until ELSE ",
+            $t,
+            "next_attempt_at END"
+        )
+    };
+}
+
+/// The condition a claim puts on a task (no alias), after its due time: no lease, or one that
+/// has ended (its node died or gave up).
+macro_rules! unleased {
+    ($now:literal) => {
+        concat!("(lease_token IS NULL OR lease_until <= ", $now, ")")
+    };
+}
+
+/// When an endpoint next has work (`QueueStore::release_endpoint` stores it as the queue's
+/// `next_due_at`), for endpoint `$e` at time `$now` (placeholders: `"$1"` or `"?1"`). Without
+/// FIFO: a due task without a live lease if there is one (the owner goes round again);
+/// otherwise the earliest of the leases in flight (their tasks are due again if they lapse)
+/// and the next due time to come. Leased tasks were due when claimed, so they are all in the
+/// due prefix of `deliveries_due`, which the first lookup ends in at its first unleased task:
+/// the work is bounded by the tasks in flight, not by the backlog. With FIFO: the head's.
+macro_rules! next_due_sql {
+    (any, $e:literal, $now:literal) => {
+        concat!(
+            "SELECT COALESCE(
+               (SELECT next_attempt_at FROM deliveries
+                WHERE endpoint_id = ",
+            $e,
+            " AND status IN (",
+            status!(PENDING),
+            ", ",
+            status!(SENDING),
+            ")
+                  AND next_attempt_at <= ",
+            $now,
+            " AND ",
+            unleased!($now),
+            " LIMIT 1),
+               (SELECT MIN(at) FROM (
+                  SELECT lease_until AS at FROM deliveries
+                  WHERE endpoint_id = ",
+            $e,
+            " AND status IN (",
+            status!(PENDING),
+            ", ",
+            status!(SENDING),
+            ")
+                    AND next_attempt_at <= ",
+            $now,
+            "
+                  UNION ALL
+                  SELECT MIN(next_attempt_at) AS at FROM deliveries
+                  WHERE endpoint_id = ",
+            $e,
+            " AND status IN (",
+            status!(PENDING),
+            ", ",
+            status!(SENDING),
+            ")
+                    AND next_attempt_at > ",
+            $now,
+            ") AS upcoming))"
+        )
+    };
+    (fifo, $e:literal) => {
+        concat!(
+            "SELECT CASE WHEN lease_token IS NOT NULL AND lease_until > next_attempt_at
+                    THEN lease_until ELSE next_attempt_at END
+             FROM deliveries WHERE endpoint_id = ",
+            $e,
+            " AND status IN (",
+            status!(PENDING),
+            ", ",
+            status!(SENDING),
+            ") ORDER BY id LIMIT 1"
+        )
+    };
+}
+
 // The literals of `status!` are the enum's values.
 const _: () = {
     use herald_core::model::DeliveryStatus;

@@ -267,13 +267,13 @@ pub trait QueueStore: Send + Sync {
         disable_after: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<CompletionEffects>;
-    /// Shutdown: tasks `node` has in flight become due again at `now`, its endpoints are
-    /// released.
+    /// Shutdown: tasks `node` has in flight (claimed by `now`) are due again at once, its
+    /// endpoints are released.
     async fn release_node(&self, node: &str, now: DateTime<Utc>) -> Result<()>;
     /// Start of a process that is the only one using the database (SQLite): every lease is from
     /// a dead process, so it ends now, and so does every unfinished `Idempotency-Key` claim
     /// (its request died with that process). Also recomputes every queue's due time.
-    async fn reset_leases(&self, now: DateTime<Utc>) -> Result<()>;
+    async fn reset_leases(&self) -> Result<()>;
     /// Makes a new attempt of a message to an endpoint due now (a manual resend), creating the
     /// task if the endpoint did not get the message.
     async fn requeue(

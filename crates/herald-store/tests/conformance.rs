@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
+use herald_store::conformance::ClaimTasks;
 use herald_store::prelude::*;
 use herald_store::testing::{CommitFault, TestDatabase, postgres_url_or_skip};
-use herald_store::{PostgresStore, SqliteStore, StoreError, WakeupEvent, conformance};
+use herald_store::{PostgresStore, SqliteStore, Store, StoreError, WakeupEvent, conformance};
 
 /// One test per conformance check and backend (`sqlite::<check>`, `postgres::<check>`), each
 /// on a database of its own: a failing check fails alone, and `cargo test -- --list` names
@@ -407,4 +408,105 @@ async fn postgres_dispatch_version_moves_when_another_node_changes_an_endpoint()
     drop(wakeups);
     other.close().await;
     worker.close().await;
+}
+
+/// Publishes `count` messages to one new endpoint and claims them all as `node`.
+async fn claim_a_backlog(store: &dyn Store, node: &str, count: usize) {
+    let app = conformance::sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut endpoint = conformance::sample_endpoint(&app.id);
+    endpoint.event_types = None;
+    store
+        .create_endpoint(&endpoint, &conformance::sample_secrets())
+        .await
+        .unwrap();
+    let mut last = None;
+    for _ in 0..count {
+        let msg = conformance::sample_message(&app.id, "a.b", None);
+        store.create_message(&msg).await.unwrap();
+        last = Some(msg.created_at);
+    }
+    let now = last.unwrap() + chrono::Duration::milliseconds(1);
+    let lease = now + chrono::Duration::seconds(30);
+    store
+        .claim_due_endpoints(node, now, lease, 100)
+        .await
+        .unwrap();
+    let (tasks, _) = store
+        .claim_tasks(node, &endpoint.id, now, lease, count, false)
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), count);
+}
+
+/// A claim writes only the task's lease, in columns no index covers (ARCHITECTURE.md, "A claim
+/// touches no index"): the stored status and due time stay, so SQLite updates the row alone,
+/// none of the table's indexes.
+#[tokio::test]
+async fn sqlite_a_claim_touches_no_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    claim_a_backlog(&store, "node-a", 5).await;
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT sql FROM sqlite_master
+         WHERE type = 'index' AND tbl_name = 'deliveries' AND sql IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(indexes.len() >= 6, "{indexes:?}");
+    assert!(
+        indexes.iter().all(|sql| !sql.contains("lease")),
+        "an index covers a lease column: {indexes:?}"
+    );
+    let rows: Vec<(i64, i64, i64, Option<String>)> =
+        sqlx::query_as("SELECT status, next_attempt_at, created_at, lease_token FROM deliveries")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 5);
+    for (status, next_attempt_at, created_at, lease_token) in rows {
+        assert_eq!(status, 1, "the stored status stays pending");
+        assert_eq!(next_attempt_at, created_at, "the due time stays");
+        assert_eq!(lease_token.as_deref(), Some("node-a"));
+    }
+    pool.close().await;
+}
+
+/// On Postgres a claim is a HOT update: the new row version stays on its page and no index
+/// gets an entry, so claims leave nothing for vacuum and touch no index (before, each claim
+/// was a new entry in eight indexes and a dead row). Counted by Postgres itself, in a
+/// database of this test's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_claim_is_a_hot_update() {
+    let Some(base) = postgres_url_or_skip("postgres_a_claim_is_a_hot_update") else {
+        return;
+    };
+    let db = TestDatabase::create(&base).await;
+    let store = PostgresStore::open(&db.url).await.unwrap();
+    claim_a_backlog(&store, "node-a", 20).await;
+    // A backend reports its counts when it ends, at the latest.
+    store.close().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut counts = (0, 0);
+    for _ in 0..100 {
+        counts = sqlx::query_as(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+             WHERE relname = 'deliveries'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if counts.0 >= 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (updated, hot): (i64, i64) = counts;
+    assert_eq!(updated, 20, "one update per claimed task");
+    assert_eq!(hot, 20, "every claim was a HOT update");
+    pool.close().await;
 }

@@ -119,7 +119,7 @@ impl Application {
         let store = herald_store::connect(&config.storage.database_url).await?;
         if lock.is_some() {
             // The only process on this database: every lease is from a process that is gone.
-            store.reset_leases(herald_core::time::now()).await?;
+            store.reset_leases().await?;
         }
         let keyring = bootstrap::load_keyring(
             &bootstrap::KeySettings::from_config(&config),

@@ -26,12 +26,12 @@ const CLAIM_TASKS_SQL: &str = concat!(
     status!(PENDING),
     ", ",
     status!(SENDING),
-    ") AND next_attempt_at <= $2
+    ") AND next_attempt_at <= $2 AND ",
+    unleased!("$2"),
+    "
    ORDER BY next_attempt_at, id LIMIT $5
    FOR UPDATE SKIP LOCKED)
- UPDATE deliveries d SET status = ",
-    status!(SENDING),
-    ", next_attempt_at = $3, lease_token = $4
+ UPDATE deliveries d SET lease_until = $3, lease_token = $4
  FROM due WHERE d.id = due.id
  RETURNING d.id"
 );
@@ -41,20 +41,20 @@ const CLAIM_TASKS_SQL: &str = concat!(
 /// each task's id and endpoint.
 const CLAIM_WAVE_SQL: &str = concat!(
     "WITH c AS (
-       SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS c(endpoint_id, lease_until, lim)),
+       SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS c(endpoint_id, lease_end, lim)),
      due AS (
-       SELECT t.id, c.lease_until FROM c CROSS JOIN LATERAL (
+       SELECT t.id, c.lease_end FROM c CROSS JOIN LATERAL (
          SELECT id FROM deliveries
          WHERE endpoint_id = c.endpoint_id AND status IN (",
     status!(PENDING),
     ", ",
     status!(SENDING),
-    ") AND next_attempt_at <= $4
+    ") AND next_attempt_at <= $4 AND ",
+    unleased!("$4"),
+    "
          ORDER BY next_attempt_at, id LIMIT c.lim
          FOR UPDATE SKIP LOCKED) t)
-     UPDATE deliveries d SET status = ",
-    status!(SENDING),
-    ", next_attempt_at = due.lease_until, lease_token = $5
+     UPDATE deliveries d SET lease_until = due.lease_end, lease_token = $5
      FROM due WHERE d.id = due.id
      RETURNING d.id, d.endpoint_id"
 );
@@ -63,17 +63,16 @@ const CLAIM_WAVE_SQL: &str = concat!(
 /// message behind it first.
 const CLAIM_FIFO_TASK_SQL: &str = concat!(
     "WITH head AS (
-   SELECT id, next_attempt_at FROM deliveries
+   SELECT id, next_attempt_at, lease_token, lease_until FROM deliveries
    WHERE endpoint_id = $1 AND status IN (",
     status!(PENDING),
     ", ",
     status!(SENDING),
     ") ORDER BY id LIMIT 1
    FOR UPDATE)
- UPDATE deliveries d SET status = ",
-    status!(SENDING),
-    ", next_attempt_at = $3, lease_token = $4
+ UPDATE deliveries d SET lease_until = $3, lease_token = $4
  FROM head WHERE d.id = head.id AND head.next_attempt_at <= $2
+   AND (head.lease_token IS NULL OR head.lease_until <= $2)
  RETURNING d.id"
 );
 
@@ -139,7 +138,7 @@ async fn complete_successes(
         let mut qb = QueryBuilder::<Db>::new("UPDATE deliveries SET status = ");
         qb.push_bind(SUCCESS).push(
             ", next_attempt_at = NULL, attempts = attempts + 1, manual = FALSE,
-             lease_token = NULL, last_attempt_at = v.column2, last_status_code = v.column3
+             lease_token = NULL, lease_until = NULL, last_attempt_at = v.column2, last_status_code = v.column3
              FROM (",
         );
         qb.push_values(chunk, |mut row, r| {
@@ -149,7 +148,7 @@ async fn complete_successes(
         });
         qb.push(concat!(
             ") AS v WHERE deliveries.id = v.column1 AND deliveries.status = ",
-            status!(SENDING),
+            status!(PENDING),
             " AND deliveries.lease_token = "
         ))
         .push_bind(node.to_owned())
@@ -361,6 +360,23 @@ pub(super) async fn claim_tasks_of(
         .collect())
 }
 
+/// When the endpoint next has work (see `next_due_sql!`).
+async fn next_due(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    endpoint: &str,
+    fifo: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    let query = if fifo {
+        sqlx::query_scalar(next_due_sql!(fifo, "$1")).bind(endpoint)
+    } else {
+        sqlx::query_scalar(next_due_sql!(any, "$1", "$2"))
+            .bind(endpoint)
+            .bind(millis(now))
+    };
+    Ok(query.fetch_optional(conn).await?.flatten())
+}
+
 pub(super) async fn release_endpoint(
     store: &SqlStore,
     node: &str,
@@ -376,29 +392,7 @@ pub(super) async fn release_endpoint(
         .bind(endpoint.as_str())
         .execute(tx.conn())
         .await?;
-    let next_due_sql = if fifo {
-        concat!(
-            "SELECT next_attempt_at FROM deliveries
-         WHERE endpoint_id = $1 AND status IN (",
-            status!(PENDING),
-            ", ",
-            status!(SENDING),
-            ") ORDER BY id LIMIT 1"
-        )
-    } else {
-        concat!(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE endpoint_id = $1 AND status IN (",
-            status!(PENDING),
-            ", ",
-            status!(SENDING),
-            ")"
-        )
-    };
-    let next_due: Option<i64> = sqlx::query_scalar(next_due_sql)
-        .bind(endpoint.as_str())
-        .fetch_optional(tx.conn())
-        .await?
-        .flatten();
+    let next_due = next_due(tx.conn(), endpoint.as_str(), fifo, now).await?;
     // Work came due since the last claim: the owner goes round again.
     if next_due.is_some_and(|at| at <= millis(now)) {
         tx.commit().await?;
@@ -482,10 +476,10 @@ pub(super) async fn complete_attempts(
             " AND EXISTS (SELECT 1 FROM endpoints e
                           WHERE e.id = deliveries.endpoint_id AND e.disabled)
                         THEN NULL ELSE CAST($4 AS BIGINT) END,
-               attempts = attempts + 1, manual = FALSE, lease_token = NULL,
+               attempts = attempts + 1, manual = FALSE, lease_token = NULL, lease_until = NULL,
                last_attempt_at = $5, last_status_code = $6
              WHERE id = $1 AND lease_token = $2 AND status = ",
-            status!(SENDING)
+            status!(PENDING)
         ))
         .bind(r.delivery_id)
         .bind(node)

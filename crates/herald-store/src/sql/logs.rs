@@ -185,9 +185,11 @@ mod logs_sql {
         params: &ListParams,
     ) -> Result<Page<Destination>> {
         let mut qb = QueryBuilder::new(format!(
-            "SELECT {}, d.status AS delivery_status, d.next_attempt_at AS delivery_next_attempt_at
+            "SELECT {}, {} AS delivery_status, {} AS delivery_next_attempt_at
              FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.msg_id = ",
-            qualified(ENDPOINT_COLUMNS, "e")
+            qualified(ENDPOINT_COLUMNS, "e"),
+            reported_status!("d."),
+            reported_next_attempt!("d.")
         ));
         qb.push_bind(msg.as_str().to_owned())
             .push(" AND d.app_id = ")
@@ -202,13 +204,15 @@ mod logs_sql {
         params: &ListParams,
     ) -> Result<Page<SentMessage>> {
         let mut qb = QueryBuilder::new(format!(
-            "SELECT {}, d.status AS delivery_status, d.next_attempt_at AS delivery_next_attempt_at
+            "SELECT {}, {} AS delivery_status, {} AS delivery_next_attempt_at
              FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE d.endpoint_id = ",
-            qualified(MESSAGE_COLUMNS, "m")
+            qualified(MESSAGE_COLUMNS, "m"),
+            reported_status!("d."),
+            reported_next_attempt!("d.")
         ));
         qb.push_bind(endpoint.as_str().to_owned());
         if let Some(status) = filter.status {
-            qb.push(" AND d.status = ").push_bind(status as i32);
+            push_status(&mut qb, "d.", status);
         }
         if !filter.event_types.is_empty() {
             push_in(&mut qb, "d.event_type", &filter.event_types);
@@ -227,7 +231,7 @@ mod logs_sql {
         until: Option<DateTime<Utc>>,
     ) -> Result<EndpointStats> {
         let mut qb = QueryBuilder::<Db>::new(
-            "SELECT status, COUNT(*) AS n FROM deliveries WHERE endpoint_id = ",
+            concat!("SELECT ", reported_status!(""), " AS reported, COUNT(*) AS n FROM deliveries WHERE endpoint_id = "),
         );
         qb.push_bind(endpoint.as_str().to_owned());
         if let Some(since) = since {
@@ -236,7 +240,7 @@ mod logs_sql {
         if let Some(until) = until {
             qb.push(" AND created_at < ").push_bind(millis(until));
         }
-        qb.push(" GROUP BY status");
+        qb.push(" GROUP BY reported");
         let rows: Vec<(i32, i64)> = qb.build_query_as().fetch_all(pool).await?;
         let mut stats = EndpointStats::default();
         for (status, n) in rows {
@@ -250,6 +254,25 @@ mod logs_sql {
             }
         }
         Ok(stats)
+    }
+
+    /// A condition on a delivery's reported status (see `reported_status!`), over table alias
+    /// `t` (`""` or `"d."`).
+    fn push_status(qb: &mut QueryBuilder<Db>, t: &str, status: DeliveryStatus) {
+        let stored = match status {
+            DeliveryStatus::Sending => DeliveryStatus::Pending,
+            other => other,
+        };
+        qb.push(format_args!(" AND {t}status = ")).push_bind(stored as i32);
+        match status {
+            DeliveryStatus::Pending => {
+                qb.push(format_args!(" AND {t}lease_token IS NULL"));
+            }
+            DeliveryStatus::Sending => {
+                qb.push(format_args!(" AND {t}lease_token IS NOT NULL"));
+            }
+            DeliveryStatus::Success | DeliveryStatus::Fail => {}
+        }
     }
 
     /// The delivery log's conditions on `deliveries` (no alias), after a `WHERE 1 = 1`.
@@ -284,7 +307,7 @@ mod logs_sql {
             qb.push(" AND last_attempt_at <= ").push_bind(millis(to));
         }
         if let Some(status) = filter.status {
-            qb.push(" AND status = ").push_bind(status as i32);
+            push_status(qb, "", status);
         }
         if let Some(event_type) = &filter.event_type {
             qb.push(" AND event_type = ").push_bind(event_type.clone());
@@ -309,12 +332,15 @@ mod logs_sql {
         }
         // The page's keys first, read from the index alone; only then the joins, for the rows
         // shown rather than for every row skipped by the offset.
-        let mut page = QueryBuilder::<Db>::new(
+        let mut page = QueryBuilder::<Db>::new(concat!(
             "SELECT d.app_id, d.msg_id, d.endpoint_id, d.event_type, e.url, m.payload,
-               d.created_at, d.last_status_code, d.attempts, d.last_attempt_at, d.status,
-               d.next_attempt_at
-             FROM (SELECT id FROM deliveries WHERE 1 = 1",
-        );
+               d.created_at, d.last_status_code, d.attempts, d.last_attempt_at, ",
+            reported_status!("d."),
+            " AS status, ",
+            reported_next_attempt!("d."),
+            " AS next_attempt_at
+             FROM (SELECT id FROM deliveries WHERE 1 = 1"
+        ));
         push_log_filter(&mut page, filter);
         page.push(" ORDER BY msg_id DESC, endpoint_id DESC LIMIT ")
             .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -371,9 +397,9 @@ mod logs_sql {
     pub(super) async fn queue_metrics(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<QueueMetrics> {
         let (due, scheduled, sending): (i64, i64, i64) = sqlx::query_as(
             concat!("SELECT
-               COALESCE(SUM(CASE WHEN status = ", status!(PENDING), " AND next_attempt_at <= $1 THEN 1 ELSE 0 END), 0),
-               COALESCE(SUM(CASE WHEN status = ", status!(PENDING), " AND next_attempt_at > $1 THEN 1 ELSE 0 END), 0),
-               COALESCE(SUM(CASE WHEN status = ", status!(SENDING), " THEN 1 ELSE 0 END), 0)
+               COALESCE(SUM(CASE WHEN lease_token IS NULL AND next_attempt_at <= $1 THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN lease_token IS NULL AND next_attempt_at > $1 THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN lease_token IS NOT NULL THEN 1 ELSE 0 END), 0)
              FROM deliveries WHERE status IN (", status!(PENDING), ", ", status!(SENDING), ")"),
         )
         .bind(millis(now))
@@ -406,8 +432,9 @@ mod logs_sql {
 impl LogStore for SqlStore {
     async fn deliveries_for_message(&self, msg: &MessageId) -> Result<Vec<Delivery>> {
         let rows: Vec<DeliveryRow> = sqlx::query_as(
-            "SELECT msg_id, endpoint_id, status, attempts, next_attempt_at, last_attempt_at,
-             last_status_code FROM deliveries WHERE msg_id = $1 ORDER BY endpoint_id",
+            concat!("SELECT msg_id, endpoint_id, ", reported_status!(""), " AS status, attempts, ",
+             reported_next_attempt!(""), " AS next_attempt_at, last_attempt_at,
+             last_status_code FROM deliveries WHERE msg_id = $1 ORDER BY endpoint_id"),
         )
         .bind(msg.as_str())
         .fetch_all(&self.reader)

@@ -72,7 +72,8 @@ async fn touch_queues(
 /// Fails the pending (not in-flight) tasks of a disabled endpoint.
 async fn stop_pending(conn: &mut <Db as sqlx::Database>::Connection, endpoint: &str) -> Result<()> {
     sqlx::query(
-        "UPDATE deliveries SET status = $2, next_attempt_at = NULL WHERE endpoint_id = $1 AND status = $3",
+        "UPDATE deliveries SET status = $2, next_attempt_at = NULL
+         WHERE endpoint_id = $1 AND status = $3 AND lease_token IS NULL",
     )
     .bind(endpoint)
     .bind(FAIL)
@@ -164,8 +165,12 @@ impl QueueStore for SqlStore {
     async fn release_node(&self, node: &str, now: DateTime<Utc>) -> Result<()> {
         let mut tx = WriteTx::begin(self).await?;
         sqlx::query(
-            concat!("UPDATE deliveries SET status = ", status!(PENDING), ", next_attempt_at = $2, lease_token = NULL
-             WHERE status = ", status!(SENDING), " AND lease_token = $1"),
+            // A node's leases are on the endpoints it owns, in their due prefixes (see
+            // `next_due_sql!`), which the queue index reads without the backlog behind.
+            concat!("UPDATE deliveries SET lease_token = NULL, lease_until = NULL
+             WHERE endpoint_id IN (SELECT endpoint_id FROM endpoint_queues WHERE owner = $1)
+               AND status IN (", status!(PENDING), ", ", status!(SENDING), ")
+               AND next_attempt_at <= $2 AND lease_token = $1"),
         )
         .bind(node)
         .bind(millis(now))
@@ -184,15 +189,12 @@ impl QueueStore for SqlStore {
         Ok(())
     }
 
-    async fn reset_leases(&self, now: DateTime<Utc>) -> Result<()> {
+    async fn reset_leases(&self) -> Result<()> {
         let mut tx = WriteTx::begin(self).await?;
         sqlx::query(concat!(
-            "UPDATE deliveries SET status = ",
-            status!(PENDING),
-            ", next_attempt_at = $1, lease_token = NULL WHERE status = ",
-            status!(SENDING)
+            "UPDATE deliveries SET lease_token = NULL, lease_until = NULL
+             WHERE status IN (", status!(PENDING), ", ", status!(SENDING), ") AND lease_token IS NOT NULL"
         ))
-            .bind(millis(now))
             .execute(&mut *tx)
             .await?;
         // An unfinished `Idempotency-Key` claim is a lease of a request that died with the
@@ -218,7 +220,7 @@ impl QueueStore for SqlStore {
              VALUES ($1, $2, $3, $6, ", status!(PENDING), ", 0, $4, TRUE, $5)
              ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET
                status = ", status!(PENDING), ", attempts = 0, next_attempt_at = excluded.next_attempt_at, manual = TRUE,
-               lease_token = NULL"),
+               lease_token = NULL, lease_until = NULL"),
         )
         .bind(msg.id.as_str())
         .bind(endpoint.as_str())

@@ -375,7 +375,7 @@ async fn a_failed_bookkeeping_transaction_leaves_the_writer_as_it_found_it() {
             Err(e) => assert!(hit, "{context}: failed without a failure: {e}"),
         }
         // What a restart does; then the task is finished, so every round starts alike.
-        store.reset_leases(herald_core::time::now()).await.unwrap();
+        store.reset_leases().await.unwrap();
         if status != DeliveryStatus::Success {
             deliver_all(&store, &endpoint, &mut None).await.unwrap();
         }

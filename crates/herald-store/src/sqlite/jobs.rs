@@ -223,16 +223,16 @@ fn claim_ids(
         // Only the oldest unfinished task, and only when it is due.
         (
             concat!(
-                "UPDATE deliveries SET status = ",
-                status!(SENDING),
-                ", next_attempt_at = ?3, lease_token = ?4
+                "UPDATE deliveries SET lease_until = ?3, lease_token = ?4
                  WHERE id = (
                    SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status IN (",
                 status!(PENDING),
                 ", ",
                 status!(SENDING),
                 ") ORDER BY id LIMIT 1)
-                   AND next_attempt_at <= ?2 AND ?5 > 0
+                   AND next_attempt_at <= ?2 AND ",
+                unleased!("?2"),
+                " AND ?5 > 0
                  RETURNING id"
             ),
             1,
@@ -240,16 +240,16 @@ fn claim_ids(
     } else {
         (
             concat!(
-                "UPDATE deliveries SET status = ",
-                status!(SENDING),
-                ", next_attempt_at = ?3, lease_token = ?4
+                "UPDATE deliveries SET lease_until = ?3, lease_token = ?4
                  WHERE id IN (
                    SELECT id FROM deliveries
                    WHERE endpoint_id = ?1 AND status IN (",
                 status!(PENDING),
                 ", ",
                 status!(SENDING),
-                ") AND next_attempt_at <= ?2
+                ") AND next_attempt_at <= ?2 AND ",
+                unleased!("?2"),
+                "
                    ORDER BY next_attempt_at, id LIMIT ?5)
                  RETURNING id"
             ),
@@ -312,28 +312,18 @@ pub(super) fn release_endpoint(
     fifo: bool,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let next_due_sql = if fifo {
-        concat!(
-            "SELECT next_attempt_at FROM deliveries WHERE endpoint_id = ?1 AND status IN (",
-            status!(PENDING),
-            ", ",
-            status!(SENDING),
-            ") ORDER BY id LIMIT 1"
-        )
+    // See `next_due_sql!`.
+    let next_due: Option<i64> = if fifo {
+        conn.prepare_cached(next_due_sql!(fifo, "?1"))?
+            .query_row([endpoint], |row| row.get::<_, Option<i64>>(0))
     } else {
-        concat!(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE endpoint_id = ?1 AND status IN (",
-            status!(PENDING),
-            ", ",
-            status!(SENDING),
-            ")"
-        )
-    };
-    let next_due: Option<i64> = conn
-        .prepare_cached(next_due_sql)?
-        .query_row([endpoint], |row| row.get::<_, Option<i64>>(0))
-        .optional()?
-        .flatten();
+        conn.prepare_cached(next_due_sql!(any, "?1", "?2"))?
+            .query_row(params![endpoint, millis(now)], |row| {
+                row.get::<_, Option<i64>>(0)
+            })
+    }
+    .optional()?
+    .flatten();
     // Work came due since the last claim: the owner goes round again.
     if next_due.is_some_and(|at| at <= millis(now)) {
         return Ok(false);
@@ -475,9 +465,10 @@ fn move_task(conn: &Connection, node: &str, r: &AttemptRecord) -> Result<bool> {
     let moved = conn
         .prepare_cached(concat!(
             "UPDATE deliveries SET status = ?3, next_attempt_at = ?4, attempts = attempts + 1,
-               manual = FALSE, lease_token = NULL, last_attempt_at = ?5, last_status_code = ?6
+               manual = FALSE, lease_token = NULL, lease_until = NULL, last_attempt_at = ?5,
+               last_status_code = ?6
              WHERE id = ?1 AND lease_token = ?2 AND status = ",
-            status!(SENDING)
+            status!(PENDING)
         ))?
         .execute(params![
             r.delivery_id,
@@ -511,7 +502,8 @@ fn first_failure_in_an_hour(
     Ok(changed > 0)
 }
 
-/// Disables an endpoint and fails its pending tasks; whether it was enabled.
+/// Disables an endpoint and fails its pending tasks (not those in flight, whose results
+/// decide); whether it was enabled.
 fn disable_endpoint(conn: &Connection, endpoint: &str, now: i64) -> Result<bool> {
     let changed = conn
         .prepare_cached(
@@ -521,7 +513,7 @@ fn disable_endpoint(conn: &Connection, endpoint: &str, now: i64) -> Result<bool>
         .execute(params![endpoint, now])?;
     conn.prepare_cached(
         "UPDATE deliveries SET status = ?2, next_attempt_at = NULL
-         WHERE endpoint_id = ?1 AND status = ?3",
+         WHERE endpoint_id = ?1 AND status = ?3 AND lease_token IS NULL",
     )?
     .execute(params![endpoint, FAIL, PENDING])?;
     Ok(changed > 0)

@@ -107,6 +107,9 @@ pub struct DatabaseCost {
     pub postgres_cpu_ms_per_delivery: Option<f64>,
     /// `UPDATE`s of `deliveries` rows per delivery: each leaves one dead row version.
     pub row_updates_per_delivery: Option<f64>,
+    /// Those that were not HOT, per delivery: each wrote an entry in every index and left a
+    /// dead version that only vacuum reclaims (a HOT update's is pruned on its page).
+    pub vacuum_updates_per_delivery: Option<f64>,
     /// The share of those updates that were HOT (pruned on the page, no vacuum needed).
     pub hot_update_pct: Option<f64>,
     /// Dead row versions in `deliveries` at the end of the run, not yet vacuumed.

@@ -144,7 +144,8 @@ pub struct Report {
     pub pg3_throughput_rps: Option<f64>,
     /// The Postgres server's CPU per delivery on one node, in milliseconds.
     pub pg_cpu_ms_per_delivery: Option<f64>,
-    /// Dead row versions left in `deliveries` per delivery on one node (row updates).
+    /// Dead row versions left in `deliveries` for vacuum per delivery on one node: its updates
+    /// that were not HOT (a HOT update's old version is pruned on its page).
     pub pg_dead_tuples_per_delivery: Option<f64>,
     pub quick: bool,
     pub duration_s: f64,
@@ -204,7 +205,7 @@ impl Report {
                 .and_then(|t| t.database_cost.postgres_cpu_ms_per_delivery)
                 .map(|x| round(x, 3)),
             pg_dead_tuples_per_delivery: one_node
-                .and_then(|t| t.database_cost.row_updates_per_delivery)
+                .and_then(|t| t.database_cost.vacuum_updates_per_delivery)
                 .map(|x| round(x, 2)),
             quick,
             duration_s,
@@ -361,7 +362,7 @@ impl Report {
         }
         if let Some(updates) = self.pg_dead_tuples_per_delivery {
             row(
-                "dead row versions per delivery, 1 node",
+                "dead row versions for vacuum per delivery, 1 node",
                 format!("{updates:.2}"),
                 "",
                 None,

@@ -126,6 +126,8 @@ pub async fn throughput(
                 let d = before.since(after);
                 if d.inserted > 0 {
                     cost.row_updates_per_delivery = Some(d.updated as f64 / d.inserted as f64);
+                    cost.vacuum_updates_per_delivery =
+                        Some((d.updated - d.hot_updated) as f64 / d.inserted as f64);
                 }
                 if d.updated > 0 {
                     cost.hot_update_pct = Some(100.0 * d.hot_updated as f64 / d.updated as f64);
