@@ -245,10 +245,45 @@ def main():
         app.id, logged.id, EndpointGetStatsOptions(since=datetime.now(timezone.utc) - timedelta(hours=1))
     )
     assert stats.pending + stats.sending + stats.fail == 1 and stats.success == 0, stats
+    # Tags and `with_msg`: the SDK's own filters and models.
+    tagged = svix.message.create(app.id, MessageIn(event_type=et_name, payload={"t": 1}, tags=[f"tag-{RUN}"]))
+    assert tagged.tags == [f"tag-{RUN}"], tagged
+    assert [m.id for m in svix.message.list(app.id, MessageListOptions(tag=f"tag-{RUN}")).data] == [tagged.id]
+    deadline = time.time() + 15
+    while True:
+        with_msg = svix.message_attempt.list_by_endpoint(
+            app.id, logged.id, MessageAttemptListByEndpointOptions(tag=f"tag-{RUN}", with_msg=True)
+        )
+        if with_msg.data or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert [a.msg_id for a in with_msg.data] == [tagged.id], with_msg
+    assert with_msg.data[0].msg is not None and with_msg.data[0].msg.tags == [f"tag-{RUN}"]
+    checks += 3
     svix.message.expunge_content(app.id, sent.id)
     assert svix.message.get(app.id, sent.id, MessageGetOptions(with_content=True)).payload == {}
     svix.endpoint.delete(app.id, logged.id)
     checks += 9
+
+    # -- scheduled messages: held until `deliverAt`, at most five days ahead --
+    at = (datetime.now(timezone.utc) + timedelta(hours=1)).replace(microsecond=0)
+    later = svix.message.create(app.id, MessageIn(event_type=et_name, payload={}, deliver_at=at))
+    assert later.deliver_at == at, later
+    assert svix.message.get(app.id, later.id).deliver_at == at
+    err = expect_status(
+        422,
+        lambda: svix.message.create(
+            app.id, MessageIn(event_type=et_name, payload={}, deliver_at=at + timedelta(days=6))
+        ),
+    )
+    assert err.detail[0].loc == ["body", "deliverAt"], err.detail
+    # A field Herald does not implement is refused by name, not dropped.
+    err = expect_status(
+        422,
+        lambda: svix.message.create(app.id, MessageIn(event_type=et_name, payload={}, payload_retention_hours=5)),
+    )
+    assert err.detail[0].loc == ["body", "payloadRetentionHours"], err.detail
+    checks += 4
 
     # -- portal access and logout --
     access = svix.authentication.app_portal_access(app.id, AppPortalAccessIn())

@@ -300,6 +300,10 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
     /// When the payload is deleted by retention.
     pub payload_expires_at: DateTime<Utc>,
+    /// When the message's deliveries may start (`deliverAt`); `None`: at once.
+    pub deliver_at: Option<DateTime<Utc>>,
+    /// Free-form tags the message can be listed by (`tags`); `None` when none were given.
+    pub tags: Option<Vec<String>>,
 }
 
 /// What a bearer token may do.

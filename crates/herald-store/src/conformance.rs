@@ -204,6 +204,7 @@ macro_rules! conformance_checks {
             concurrent_publishes_fail_alone => $crate::conformance::batches::concurrent_publishes_fail_alone,
             claims_of_several_endpoints => $crate::conformance::batches::claims_of_several_endpoints,
             lapsed_leases_make_tasks_due_again => $crate::conformance::leases::lapsed_leases_make_tasks_due_again,
+            scheduled_messages_wait_in_the_queue => $crate::conformance::leases::scheduled_messages_wait_in_the_queue,
             results_in_bulk => $crate::conformance::batches::results_in_bulk,
             inbox_records => $crate::conformance::inbox::inbox_records,
             post_put_and_patch_build_the_tree => $crate::conformance::inbox::post_put_and_patch_build_the_tree,
@@ -269,6 +270,8 @@ pub fn sample_message(app: &AppId, event_type: &str, channels: Option<Vec<String
         payload: Some(r#"{"a": 1,  "b":[true]}"#.into()),
         created_at: at,
         payload_expires_at: at + Duration::days(90),
+        deliver_at: None,
+        tags: None,
     }
 }
 

@@ -27,6 +27,8 @@ pub struct AttemptFilter {
     pub event_types: Vec<String>,
     /// A channel of the attempts' messages.
     pub channel: Option<String>,
+    /// A tag of the attempts' messages.
+    pub tag: Option<String>,
     /// Only attempts made strictly before this time.
     pub before: Option<DateTime<Utc>>,
     /// Only attempts made strictly after this time.

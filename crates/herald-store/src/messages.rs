@@ -22,6 +22,8 @@ pub struct MessageFilter {
     pub event_types: Vec<String>,
     /// Only messages with this channel (exact, case-sensitive).
     pub channel: Option<String>,
+    /// Only messages with this tag (exact, case-sensitive).
+    pub tag: Option<String>,
     /// Only messages created strictly before this time.
     pub before: Option<DateTime<Utc>>,
     /// Only messages created strictly after this time.

@@ -43,6 +43,12 @@ fn rate(value: Option<i32>) -> Option<u16> {
     value.and_then(|v| u16::try_from(v).ok())
 }
 
+/// When a message's tasks are first due: its `deliverAt`, or at once (its creation time). A
+/// scheduled message waits in the queue's own index, not in a poll of messages.
+pub(crate) fn first_due(msg: &herald_core::model::Message) -> i64 {
+    millis(msg.deliver_at.unwrap_or(msg.created_at))
+}
+
 /// Channels as stored on messages: `,a,b,` so that `LIKE '%,a,%'` finds one on any engine.
 pub(crate) fn channels_column(channels: &Option<Vec<String>>) -> Option<String> {
     channels
@@ -240,6 +246,8 @@ pub(crate) struct MessageRow {
     payload: Option<String>,
     created_at: i64,
     payload_expires_at: i64,
+    deliver_at: Option<i64>,
+    tags: Option<String>,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -254,6 +262,9 @@ impl TryFrom<MessageRow> for Message {
             payload: r.payload,
             created_at: time(r.created_at)?,
             payload_expires_at: time(r.payload_expires_at)?,
+            deliver_at: r.deliver_at.map(time).transpose()?,
+            // Stored as channels are (`,a,b,`).
+            tags: channels_from_column(r.tags),
         })
     }
 }

@@ -211,6 +211,8 @@ impl Operational {
             payload: Some(payload),
             created_at,
             payload_expires_at: created_at + self.payload_retention,
+            deliver_at: None,
+            tags: None,
         };
         match self.store.create_message(&message).await {
             Ok(matched) => {

@@ -143,3 +143,79 @@ pub async fn lapsed_leases_make_tasks_due_again(store: &dyn Store) {
         store.delete_app(&app.id).await.unwrap();
     }
 }
+
+/// A scheduled message (`deliver_at`) is stored with its time and tags, and its tasks wait in
+/// the queue until then: its endpoint is not due before, and is after; the tag filter finds
+/// it by whole tag.
+pub async fn scheduled_messages_wait_in_the_queue(store: &dyn Store) {
+    let node = format!("node-{}", random_base62(6));
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut endpoint = sample_endpoint(&app.id);
+    endpoint.event_types = None;
+    store.create_endpoint(&endpoint, &secrets(1)).await.unwrap();
+    let mut msg = sample_message(&app.id, "a.b", None);
+    let at = msg.created_at + Duration::hours(1);
+    msg.deliver_at = Some(at);
+    msg.tags = Some(vec!["project.x".into(), "urgent".into()]);
+    assert_eq!(
+        store.create_message(&msg).await.unwrap(),
+        vec![endpoint.id.clone()]
+    );
+    let stored = store.get_message(&app.id, &msg.id).await.unwrap().unwrap();
+    assert_eq!(stored.deliver_at, Some(at));
+    assert_eq!(stored.tags, msg.tags);
+    let app_id = app.id.clone();
+    let listed = |tag: &str| {
+        let filter = crate::MessageFilter {
+            tag: Some(tag.into()),
+            ..Default::default()
+        };
+        let app_id = app_id.clone();
+        async move {
+            let first =
+                herald_core::page::ListParams::first(50, herald_core::page::Order::Descending);
+            store
+                .list_messages(&app_id, &filter, &first)
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    };
+    assert_eq!(listed("urgent").await, 1);
+    assert_eq!(listed("project").await, 0);
+
+    let soon = msg.created_at + Duration::minutes(59);
+    assert!(
+        !store
+            .claim_due_endpoints(&node, soon, soon + Duration::seconds(30), 100)
+            .await
+            .unwrap()
+            .contains(&endpoint.id),
+        "not due before its time"
+    );
+    let due = at + Duration::milliseconds(1);
+    assert!(
+        store
+            .claim_due_endpoints(&node, due, due + Duration::seconds(30), 100)
+            .await
+            .unwrap()
+            .contains(&endpoint.id)
+    );
+    let (tasks, _) = store
+        .claim_tasks(
+            &node,
+            &endpoint.id,
+            due,
+            due + Duration::seconds(30),
+            10,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].msg_id, msg.id);
+    store.abandon_endpoint(&node, &endpoint.id).await.unwrap();
+    store.delete_app(&app.id).await.unwrap();
+}

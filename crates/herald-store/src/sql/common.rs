@@ -42,7 +42,7 @@
 
 use crate::queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, Task, TaskClaim};
 use crate::rows::{
-    channels_column, millis, time, to_json, ApiKeyRow, AppRow, AttemptRow, DeliveryRow, DispatchRow,
+    channels_column, first_due, millis, time, to_json, ApiKeyRow, AppRow, AttemptRow, DeliveryRow, DispatchRow,
     EndpointRow, EventTypeRow, MessageRow, SecretsRow,
 };
 use crate::{
@@ -60,7 +60,8 @@ const EVENT_TYPE_COLUMNS: &str =
 const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, url_seq, description, event_types, channels, \
     disabled, rate_limit, metadata, options, created_at, updated_at";
 const MESSAGE_COLUMNS: &str =
-    "id, app_id, event_type, event_id, channels, payload, created_at, payload_expires_at";
+    "id, app_id, event_type, event_id, channels, payload, created_at, payload_expires_at, \
+     deliver_at, tags";
 const API_KEY_COLUMNS: &str =
     "id, name, role, kind, app_id, secret_hash, created_at, expires_at, parent_id";
 

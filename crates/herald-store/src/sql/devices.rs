@@ -179,6 +179,8 @@ async fn publish_device_event(
         created_at,
         payload_expires_at: created_at
             + chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(90)),
+        deliver_at: None,
+        tags: None,
     };
     let matched = insert_message_in(tx, &message, None).await?;
     Ok((message, matched))

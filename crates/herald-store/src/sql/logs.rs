@@ -65,7 +65,8 @@ mod logs_sql {
         filter: &AttemptFilter,
         params: &ListParams,
     ) -> Result<Page<Attempt>> {
-        let join_messages = !filter.event_types.is_empty() || filter.channel.is_some();
+        let join_messages =
+            !filter.event_types.is_empty() || filter.channel.is_some() || filter.tag.is_some();
         let mut qb = QueryBuilder::new(format!(
             "SELECT {ATTEMPT_COLUMNS} FROM attempts a {ATTEMPT_URL_JOIN}"
         ));
@@ -111,6 +112,10 @@ mod logs_sql {
         }
         if let Some(channel) = &filter.channel {
             push_channel(&mut qb, "m.channels", channel);
+        }
+        if let Some(tag) = &filter.tag {
+            // Tags are stored as channels are.
+            push_channel(&mut qb, "m.tags", tag);
         }
         if let Some(before) = filter.before {
             qb.push(" AND a.created_at < ").push_bind(millis(before));

@@ -82,6 +82,11 @@ impl MessageStore for SqlStore {
                 .push_bind(format!(",{channel},"))
                 .push(") > 0");
         }
+        if let Some(tag) = &filter.tag {
+            qb.push(format_args!(" AND {}(tags, ", SqlStore::FIND_SUBSTRING_FN))
+                .push_bind(format!(",{tag},"))
+                .push(") > 0");
+        }
         fetch_page::<MessageRow, _>(&self.reader, qb, "id", params).await
     }
 }
@@ -121,11 +126,11 @@ async fn insert_messages_in(
     tx: &mut <Db as sqlx::Database>::Connection,
     msgs: &[NewMessage<'_>],
 ) -> Result<Vec<Vec<EndpointId>>> {
-    // Eight values a row: 100 rows stay far below every engine's bound-parameter limit.
+    // Ten values a row: 100 rows stay far below every engine's bound-parameter limit.
     for chunk in msgs.chunks(100) {
         let mut qb = QueryBuilder::<Db>::new(
             "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload,
-             created_at, payload_expires_at) ",
+             created_at, payload_expires_at, deliver_at, tags) ",
         );
         qb.push_values(chunk, |mut row, new| {
             let msg = new.msg;
@@ -136,7 +141,9 @@ async fn insert_messages_in(
                 .push_bind(channels_column(&msg.channels))
                 .push_bind(msg.payload.clone())
                 .push_bind(millis(msg.created_at))
-                .push_bind(millis(msg.payload_expires_at));
+                .push_bind(millis(msg.payload_expires_at))
+                .push_bind(msg.deliver_at.map(millis))
+                .push_bind(channels_column(&msg.tags));
         });
         qb.build().execute(&mut *tx).await.map_err(|e| {
             StoreError::from_sqlx(e, "a message with this eventId already exists in the application")
@@ -190,10 +197,9 @@ async fn insert_messages_in(
         if only.is_some() && matched.is_empty() {
             return Err(StoreError::NotFound);
         }
-        let now = millis(msg.created_at);
         for endpoint in &matched {
             tasks.push((msg, endpoint.clone()));
-            due.push((endpoint.as_str().to_owned(), now));
+            due.push((endpoint.as_str().to_owned(), first_due(msg)));
         }
         matched_all.push(matched);
     }
@@ -202,15 +208,14 @@ async fn insert_messages_in(
             "INSERT INTO deliveries (msg_id, endpoint_id, app_id, event_type, status, attempts, next_attempt_at, created_at) ",
         );
         qb.push_values(chunk, |mut row, (msg, endpoint)| {
-            let now = millis(msg.created_at);
             row.push_bind(msg.id.as_str().to_owned())
                 .push_bind(endpoint.as_str().to_owned())
                 .push_bind(msg.app_id.as_str().to_owned())
                 .push_bind(msg.event_type.clone())
                 .push_bind(PENDING)
                 .push_bind(0_i32)
-                .push_bind(now)
-                .push_bind(now);
+                .push_bind(first_due(msg))
+                .push_bind(millis(msg.created_at));
         });
         qb.build().execute(&mut *tx).await?;
     }

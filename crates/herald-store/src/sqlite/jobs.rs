@@ -12,7 +12,7 @@ use herald_core::model::{Endpoint, Message};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::queue::{AttemptRecord, CompletionEffects, DisabledEndpoint, NextStep, Task, TaskClaim};
-use crate::rows::{EndpointRow, channels_column, millis, time};
+use crate::rows::{EndpointRow, channels_column, first_due, millis, time};
 use crate::{IdempotencyCompletion, Result, StoreError};
 
 const PENDING: i32 = status!(PENDING);
@@ -31,7 +31,8 @@ pub(super) fn insert_message(
     let created = millis(msg.created_at);
     conn.prepare_cached(
         "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload,
-         created_at, payload_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         created_at, payload_expires_at, deliver_at, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         msg.id.as_str(),
@@ -42,6 +43,8 @@ pub(super) fn insert_message(
         msg.payload,
         created,
         millis(msg.payload_expires_at),
+        msg.deliver_at.map(millis),
+        channels_column(&msg.tags),
     ])
     .map_err(|e| {
         super::writer::from_rusqlite(
@@ -90,17 +93,19 @@ pub(super) fn insert_message(
         "INSERT INTO deliveries (msg_id, endpoint_id, app_id, event_type, status, attempts,
          next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ",
         status!(PENDING),
-        ", 0, ?5, ?5)"
+        ", 0, ?5, ?6)"
     ))?;
+    let due = first_due(msg);
     for endpoint in &matched {
         task.execute(params![
             msg.id.as_str(),
             endpoint.as_str(),
             msg.app_id.as_str(),
             msg.event_type,
+            due,
             created
         ])?;
-        make_due(conn, endpoint.as_str(), created)?;
+        make_due(conn, endpoint.as_str(), due)?;
     }
     Ok(matched)
 }

@@ -66,7 +66,7 @@ impl From<Role> for ApiKeyRole {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeyIn {
     /// A label for people; defaults to the role.
     #[serde(default)]
@@ -302,7 +302,7 @@ async fn delete_api_key(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppPortalAccessIn {
     /// Creates the application when the path names none.
     pub application: Option<ApplicationIn>,

@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplicationIn {
     #[schema(example = "My first application", min_length = 1)]
     pub name: String,
@@ -55,7 +55,7 @@ pub struct ApplicationIn {
 
 /// Herald: an application's GraphQL API. No `Debug`: header values are credentials.
 #[derive(Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GraphqlApiIn {
     #[schema(example = "https://api.example.com/graphql")]
     pub url: String,
@@ -94,7 +94,7 @@ pub struct ApplicationOut {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplicationPatch {
     pub name: Option<String>,
     #[serde(default)]

@@ -17,6 +17,7 @@ use super::AppState;
 use super::auth::ScopedApp;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Query, comma_list, query_bool};
+use super::message::MessageOut;
 use super::pagination::{ListResponse, PageQuery};
 use super::params::{AttemptPath, EndpointPath, MessageEndpointPath, MessagePath};
 use super::status::{MessageAttemptTriggerType, MessageStatus, MessageStatusText, StatusCodeClass};
@@ -69,8 +70,9 @@ async fn resend(
     Ok((StatusCode::ACCEPTED, axum::Json(EmptyResponse {})))
 }
 
-/// One HTTP request made to deliver a message to an endpoint.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// One HTTP request made to deliver a message to an endpoint. No `Debug`: response bodies
+/// and the embedded message are customer data and stay out of logs.
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageAttemptOut {
     #[schema(example = "atmpt_0Kx7cVlFQHZ6jyEhyGgyqr")]
@@ -104,6 +106,9 @@ pub struct MessageAttemptOut {
     /// body).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_body: Option<String>,
+    /// The attempt's message, without its payload, on lists asked `with_msg=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg: Option<MessageOut>,
 }
 
 impl MessageAttemptOut {
@@ -128,6 +133,7 @@ impl MessageAttemptOut {
             error: a.error,
             request_headers: None,
             request_body: None,
+            msg: None,
         }
     }
 
@@ -151,6 +157,7 @@ struct CommonFilter {
     status: Option<MessageStatus>,
     status_code_class: Option<StatusCodeClass>,
     channel: Option<String>,
+    tag: Option<String>,
     before: Option<DateTime<Utc>>,
     after: Option<DateTime<Utc>>,
     event_types: Vec<String>,
@@ -160,12 +167,16 @@ impl CommonFilter {
     fn into_filter(self) -> ApiResult<AttemptFilter> {
         let mut v = Violations::new();
         validate::list_filters(&mut v, &self.event_types, self.channel.as_deref());
+        if let Some(tag) = &self.tag {
+            validate::channel(&mut v, &["query", "tag"], tag);
+        }
         v.finish()?;
         Ok(AttemptFilter {
             status: self.status.map(DeliveryStatus::from),
             status_code_class: self.status_code_class.map(StatusCodeClass::code),
             event_types: self.event_types,
             channel: self.channel,
+            tag: self.tag,
             before: self.before,
             after: self.after,
             ..Default::default()
@@ -188,6 +199,12 @@ pub struct AttemptsByEndpointQuery {
     pub status_code_class: Option<StatusCodeClass>,
     /// Only attempts of messages on this channel.
     pub channel: Option<String>,
+    /// Only attempts of messages with this tag.
+    pub tag: Option<String>,
+    /// Embed each attempt's message (without its payload) as `msg`.
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub with_msg: Option<bool>,
     /// Only attempts made before this time.
     pub before: Option<DateTime<Utc>>,
     /// Only attempts made after this time.
@@ -217,6 +234,12 @@ pub struct AttemptsByMsgQuery {
     pub status_code_class: Option<StatusCodeClass>,
     /// Only attempts of messages on this channel.
     pub channel: Option<String>,
+    /// Only attempts of messages with this tag.
+    pub tag: Option<String>,
+    /// Embed each attempt's message (without its payload) as `msg`.
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub with_msg: Option<bool>,
     /// Only attempts to this endpoint (id or uid).
     pub endpoint_id: Option<String>,
     /// Only attempts made before this time.
@@ -265,6 +288,7 @@ async fn list_by_endpoint(
         status: query.status,
         status_code_class: query.status_code_class,
         channel: query.channel,
+        tag: query.tag,
         before: query.before,
         after: query.after,
         event_types: query.event_types,
@@ -276,11 +300,25 @@ async fn list_by_endpoint(
         .store
         .list_attempts(&scoped.app.id, &filter, &params)
         .await?;
-    Ok(axum::Json(attempt_page(
-        page,
-        &params,
-        query.with_content.unwrap_or(true),
-    )))
+    let mut answer = attempt_page(page, &params, query.with_content.unwrap_or(true));
+    if query.with_msg.unwrap_or(false) {
+        let mut loaded: Vec<MessageOut> = Vec::new();
+        for attempt in &mut answer.data {
+            if let Some(msg) = loaded.iter().find(|m| m.id == attempt.msg_id) {
+                attempt.msg = Some(msg.clone());
+                continue;
+            }
+            let Some(id) = herald_core::id::MessageId::parse(&attempt.msg_id) else {
+                continue;
+            };
+            if let Some(message) = state.store.get_message(&scoped.app.id, &id).await? {
+                let out = MessageOut::new(message, false);
+                attempt.msg = Some(out.clone());
+                loaded.push(out);
+            }
+        }
+    }
+    Ok(axum::Json(answer))
 }
 
 /// List the attempts made for a message, newest first.
@@ -303,13 +341,14 @@ async fn list_by_msg(
         status: query.status,
         status_code_class: query.status_code_class,
         channel: query.channel,
+        tag: query.tag,
         before: query.before,
         after: query.after,
         event_types: query.event_types,
     }
     .into_filter()?;
     let message = super::message::load(&state, &scoped, &path.msg_id).await?;
-    filter.msg = Some(message.id);
+    filter.msg = Some(message.id.clone());
     if let Some(endpoint) = &query.endpoint_id {
         match state.store.get_endpoint(&scoped.app.id, endpoint).await? {
             Some(endpoint) => filter.endpoint = Some(endpoint.id),
@@ -327,11 +366,14 @@ async fn list_by_msg(
         .store
         .list_attempts(&scoped.app.id, &filter, &params)
         .await?;
-    Ok(axum::Json(attempt_page(
-        page,
-        &params,
-        query.with_content.unwrap_or(true),
-    )))
+    let mut answer = attempt_page(page, &params, query.with_content.unwrap_or(true));
+    if query.with_msg.unwrap_or(false) {
+        let out = MessageOut::new(message, false);
+        for attempt in &mut answer.data {
+            attempt.msg = Some(out.clone());
+        }
+    }
+    Ok(axum::Json(answer))
 }
 
 async fn load_attempt(

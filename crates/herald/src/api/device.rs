@@ -92,7 +92,7 @@ impl From<DeviceStatusName> for DeviceStatus {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeviceIn {
     #[schema(example = "Galaxy Note 8")]
     pub name: String,
@@ -149,7 +149,7 @@ impl From<Device> for DeviceOut {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatusIn {
     pub status: DeviceStatusName,
     /// When the status was observed (default: now).
@@ -197,6 +197,7 @@ impl From<DeviceTransition> for TransitionOut {
 
 /// Electric Imp's Blessing facts.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BlessIn {
     #[schema(example = "0c2a690a1e0b3a4c")]
     pub imp_id: String,
@@ -204,6 +205,7 @@ pub struct BlessIn {
 
 /// Electric Imp's BlinkUp facts.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ActivateIn {
     pub plan_id: String,
     pub token: String,
@@ -218,7 +220,7 @@ pub struct LifecycleOut {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeviceGroupIn {
     /// A Test Production Device Group rather than a production one.
     #[serde(default)]

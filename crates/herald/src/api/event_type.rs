@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 type Schemas = serde_json::Map<String, serde_json::Value>;
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventTypeIn {
     #[schema(
         example = "user.signup",
@@ -54,7 +54,7 @@ pub struct EventTypeIn {
 
 /// The body of `PUT`: like `EventTypeIn` without the name, which is in the path.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventTypeUpdate {
     pub description: String,
     #[serde(default)]
@@ -67,7 +67,7 @@ pub struct EventTypeUpdate {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventTypePatch {
     pub description: Option<String>,
     pub archived: Option<bool>,
@@ -358,6 +358,7 @@ async fn delete_event_type(
 
 /// A built-in catalogue to import.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CatalogImportIn {
     /// `kobiton`, `electric-imp`, `impilo` or `ideavate`.
     #[schema(example = "kobiton")]

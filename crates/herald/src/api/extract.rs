@@ -101,19 +101,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 let message = inner.to_string();
                 let mut loc = vec!["body"];
                 loc.extend(path.split('.').filter(|p| !p.is_empty() && *p != "?"));
-                // serde reports a missing field at its parent: name the field itself.
-                let missing = message
-                    .strip_prefix("missing field `")
-                    .and_then(|rest| rest.split('`').next());
-                let kind = match missing {
-                    Some(field) => {
+                // serde reports a missing or unknown field at its parent: name the field.
+                let named = |prefix: &str| {
+                    message
+                        .strip_prefix(prefix)
+                        .and_then(|rest| rest.split('`').next())
+                };
+                let (kind, text) = if let Some(field) = named("missing field `") {
+                    loc.push(field);
+                    ("value_error.missing", strip_position(&message))
+                } else if let Some(field) = named("unknown field `") {
+                    if loc.last() != Some(&field) {
                         loc.push(field);
-                        "value_error.missing"
                     }
-                    None => "type_error",
+                    (
+                        "value_error.extra",
+                        format!("`{field}` is not supported by Herald: leave it out"),
+                    )
+                } else {
+                    ("type_error", strip_position(&message))
                 };
                 let mut v = herald_core::validate::Violations::new();
-                v.push(&loc, strip_position(&message), kind);
+                v.push(&loc, text, kind);
                 ApiError::from(v)
             }
             _ => ApiError::BadRequest(format!("malformed JSON body: {inner}")),

@@ -38,7 +38,7 @@ pub const DEFAULT_RETENTION_DAYS: i64 = 90;
 
 /// No `Debug`: payloads are customer data and stay out of logs.
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MessageIn {
     #[schema(
         example = "user.signup",
@@ -60,9 +60,18 @@ pub struct MessageIn {
     pub payload_retention_period: Option<i64>,
     /// Creates the application alongside the message when the path names none.
     pub application: Option<ApplicationIn>,
+    /// Tags to list the message by (`tag=` on message and attempt lists): at most 5, each 1
+    /// to 128 letters, digits, `-`, `_`, `.` or `:`.
+    pub tags: Option<Vec<String>>,
+    /// Holds every delivery of the message until this time, at most 5 days ahead (a time
+    /// already past delivers at once). Kept in the queue, so it survives restarts.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize, Deserialize, ToSchema)]
+/// How far ahead `deliverAt` may be.
+pub const MAX_SCHEDULE_DAYS: i64 = 5;
+
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     #[schema(example = "msg_0Kx7cVlFQHZ6jyEhyGgyqr")]
@@ -73,6 +82,12 @@ pub struct MessageOut {
     #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub timestamp: DateTime<Utc>,
+    /// The message's tags; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// When the message's deliveries start, if it was scheduled (`deliverAt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 fn empty_object() -> Box<RawValue> {
@@ -94,6 +109,8 @@ impl MessageOut {
             channels: m.channels,
             payload,
             timestamp: m.created_at,
+            tags: m.tags,
+            deliver_at: m.deliver_at,
         }
     }
 }
@@ -116,6 +133,8 @@ pub struct MessageListQuery {
     pub iterator: Option<String>,
     /// Only messages on this channel.
     pub channel: Option<String>,
+    /// Only messages with this tag.
+    pub tag: Option<String>,
     /// Only messages created before this time.
     pub before: Option<DateTime<Utc>>,
     /// Only messages created after this time.
@@ -129,7 +148,7 @@ pub struct MessageListQuery {
     pub event_types: Vec<String>,
 }
 
-fn check(v: &mut Violations, body: &MessageIn) {
+fn check(v: &mut Violations, body: &MessageIn, now: DateTime<Utc>) {
     validate::identifier(v, &["body", "eventType"], &body.event_type, 256);
     if !body.payload.get().trim_start().starts_with('{') {
         v.push(
@@ -146,6 +165,18 @@ fn check(v: &mut Violations, body: &MessageIn) {
     }
     if let Some(days) = body.payload_retention_period {
         validate::range(v, &["body", "payloadRetentionPeriod"], days, 5, 90);
+    }
+    if let Some(tags) = &body.tags {
+        validate::channel_list(v, &["body", "tags"], tags, 5);
+    }
+    if let Some(at) = body.deliver_at
+        && at > now + Duration::days(MAX_SCHEDULE_DAYS)
+    {
+        v.push(
+            &["body", "deliverAt"],
+            format!("must be at most {MAX_SCHEDULE_DAYS} days in the future"),
+            "value_error.datetime.range",
+        );
     }
     if let Some(app) = &body.application
         && let Err(ApiError::Validation(items)) = app.validate()
@@ -172,12 +203,12 @@ async fn create_message(
     Query(query): Query<WithContentQuery>,
     Json(body): Json<MessageIn>,
 ) -> ApiResult<Response> {
-    let mut v = Violations::new();
-    check(&mut v, &body);
-    v.finish()?;
-    let app = find_or_create(&state, &principal, &app_id, body.application).await?;
     let id = MessageId::generate();
     let created_at = id.timestamp().unwrap_or_else(herald_core::time::now);
+    let mut v = Violations::new();
+    check(&mut v, &body, created_at);
+    v.finish()?;
+    let app = find_or_create(&state, &principal, &app_id, body.application).await?;
     // The server's setting bounds what a message may ask for.
     let retention = body
         .payload_retention_period
@@ -192,6 +223,9 @@ async fn create_message(
         payload: Some(body.payload.get().to_owned()),
         created_at,
         payload_expires_at: created_at + Duration::days(retention),
+        // A time already past is no schedule.
+        deliver_at: body.deliver_at.filter(|at| *at > created_at),
+        tags: body.tags,
     };
     // The answer is known before the message is stored, so that an `Idempotency-Key` can
     // commit with it (see `idempotency`).
@@ -239,10 +273,14 @@ async fn list_messages(
     .params(Order::Descending)?;
     let mut v = Violations::new();
     validate::list_filters(&mut v, &query.event_types, query.channel.as_deref());
+    if let Some(tag) = &query.tag {
+        validate::channel(&mut v, &["query", "tag"], tag);
+    }
     v.finish()?;
     let filter = MessageFilter {
         event_types: query.event_types,
         channel: query.channel,
+        tag: query.tag,
         before: query.before,
         after: query.after,
     };

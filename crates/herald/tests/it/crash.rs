@@ -428,3 +428,32 @@ async fn a_kill_during_a_group_commit_leaves_each_publish_answered_and_stored_or
     }
     server.child.start_kill().unwrap();
 }
+
+/// A scheduled message is held in the database, not in the process: killed before its time and
+/// restarted, the server delivers it once, when it is due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_message_survives_a_sigkill_and_goes_at_its_time() {
+    let r = Receiver::start().await;
+    let (mut server, dir, port, app) = server_with_endpoint(json!({"url": r.url("/later")})).await;
+    let client = reqwest::Client::new();
+    let at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let msg = post(
+        &client,
+        format!("{}/api/v1/app/{app}/msg", server.base),
+        json!({"eventType": "a.b", "payload": {"n": 1},
+               "deliverAt": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}),
+    )
+    .await;
+    let id = msg["id"].as_str().unwrap().to_owned();
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+
+    let mut server = start(dir.path(), port).await;
+    let got = r.wait_for("/later", 1, Duration::from_secs(15)).await;
+    let arrived = chrono::Utc::now();
+    assert_eq!(got[0].header("webhook-id"), Some(id.as_str()));
+    assert!(arrived >= at, "arrived at {arrived}, due at {at}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(r.received("/later").len(), 1, "delivered once");
+    server.child.start_kill().unwrap();
+}

@@ -15,6 +15,7 @@ mod api_event_types;
 mod api_idempotency;
 mod api_messages;
 mod api_pagination;
+mod api_schedule_tags;
 mod api_validation;
 mod architecture;
 mod browser;

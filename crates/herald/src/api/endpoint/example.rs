@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventExampleIn {
     #[schema(
         example = "user.signup",
@@ -93,6 +93,8 @@ async fn send_example(
         payload: Some(example.to_string()),
         created_at,
         payload_expires_at: created_at + Duration::days(DEFAULT_RETENTION_DAYS),
+        deliver_at: None,
+        tags: None,
     };
     match state
         .store

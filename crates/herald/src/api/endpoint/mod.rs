@@ -56,7 +56,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// No `Debug`: it carries the secret and header values.
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointIn {
     #[schema(example = "https://example.com/webhook/")]
     pub url: String,
@@ -128,7 +128,7 @@ impl EndpointIn {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointPatch {
     pub url: Option<String>,
     pub description: Option<String>,
@@ -538,6 +538,7 @@ pub(crate) async fn delete_endpoint(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecoverIn {
     /// Re-send failed messages created at or after this time.
     pub since: DateTime<Utc>,

@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 /// Herald's delivery settings of an endpoint (extension fields; absent means the default).
+/// Not a request body (`EndpointIn` spells these fields out), so no `deny_unknown_fields`:
+/// flattened into `EndpointOut`, it must not close that object's schema.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryOptions {
@@ -81,7 +83,7 @@ pub enum EnvelopeName {
 
 /// A GraphQL query and its fixed variables.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GraphqlQuery {
     #[schema(example = "query($full: Boolean = false) { device { id name @include(if: $full) } }")]
     pub query: String,
@@ -176,7 +178,7 @@ impl From<Scheme> for SchemeName {
 
 /// Herald's `signature` endpoint field.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignatureSettings {
     #[serde(default)]
     pub scheme: SchemeName,

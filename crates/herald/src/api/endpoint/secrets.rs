@@ -33,11 +33,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EndpointHeadersIn {
     pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EndpointHeadersPatchIn {
     /// Headers to set; `null` removes a header.
     #[schema(value_type = Object)]
@@ -83,7 +85,7 @@ impl EndpointSecretOut {
 }
 
 #[derive(Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointSecretRotateIn {
     /// The new secret (for `standard-v1a` a `whsk_` private key); generated when omitted.
     pub key: Option<String>,

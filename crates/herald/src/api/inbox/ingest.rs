@@ -374,6 +374,8 @@ async fn write(
                 created_at,
                 payload_expires_at: created_at
                     + TimeDelta::days(super::super::message::DEFAULT_RETENTION_DAYS),
+                deliver_at: None,
+                tags: None,
             })
         }
         _ => None,

@@ -47,7 +47,7 @@ pub struct InboxPath {
 
 /// How an inbox checks what it receives. No `Debug`: it holds the secret.
 #[derive(Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerificationIn {
     /// Any scheme Herald signs with; the sender signs, the inbox verifies.
     pub scheme: SchemeName,
@@ -88,7 +88,7 @@ pub enum EventTypeFrom {
 /// Forwarding: every accepted write also becomes a message of the inbox's application, which
 /// Herald signs and delivers to the application's endpoints.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ForwardSettings {
     pub event_type_from: EventTypeFrom,
     /// With `eventTypeFrom: header`: the header carrying the event type.
@@ -122,7 +122,7 @@ impl From<&Forward> for ForwardSettings {
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InboxIn {
     /// Names the inbox in `/in/{app}/{name}/…`: unique within its application (or among the
     /// inboxes of no application, which are at `/in/{name}/…`).
@@ -147,7 +147,7 @@ pub struct InboxIn {
 }
 
 #[derive(Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InboxPatch {
     pub name: Option<String>,
     pub description: Option<String>,
