@@ -60,6 +60,16 @@ const err = await expectStatus(422, () => svix.message.create(app.id, { eventTyp
 assert.deepEqual(err.body.detail[0].loc, ["body", "eventType"]);
 checks += 4;
 
+// Tags and a schedule, as this SDK sends them (dates as ISO strings in its models).
+const deliverAt = new Date(Date.now() + 3600 * 1000);
+deliverAt.setMilliseconds(0);
+const later = await svix.message.create(app.id, { eventType: et, payload: {}, tags: [`t-${run}`], deliverAt });
+assert.deepEqual(later.tags, [`t-${run}`]);
+assert.equal(new Date(later.deliverAt).getTime(), deliverAt.getTime());
+const tagged = await svix.message.list(app.id, { tag: `t-${run}` });
+assert.deepEqual(tagged.data.map((m) => m.id), [later.id]);
+checks += 3;
+
 const access = await svix.authentication.appPortalAccess(app.id, {});
 const portal = client(access.token);
 assert.equal((await portal.endpoint.list(app.id)).data.length, 1);

@@ -113,6 +113,13 @@ def main():
     svix.event_type.delete(et_name, EventTypeDeleteOptions(expunge=True))
     expect_status(404, lambda: svix.event_type.get(et_name))
     checks += 8
+    # Feature flags and groups, as the SDK sends them.
+    flagged_name = f"sdk.flagged.{RUN}"
+    flagged = svix.event_type.create(
+        EventTypeIn(name=flagged_name, description="Flagged", feature_flags=["beta"], group_name="Beta")
+    )
+    assert flagged.feature_flags == ["beta"] and flagged.group_name == "Beta", flagged
+    checks += 1
 
     # -- endpoints --
     ep = svix.endpoint.create(
@@ -291,9 +298,14 @@ def main():
     portal = client(access.token)
     assert portal.application.get(app.id).id == app.id
     expect_status(404, lambda: portal.application.get(created_by_put.id))
+    # A flagged event type is visible only to portal tokens with its flag.
+    assert flagged_name not in [e.name for e in portal.event_type.list(EventTypeListOptions(limit=250)).data]
+    beta = client(svix.authentication.app_portal_access(app.id, AppPortalAccessIn(feature_flags=["beta"])).token)
+    assert flagged_name in [e.name for e in beta.event_type.list(EventTypeListOptions(limit=250)).data]
+    svix.event_type.delete(flagged_name, EventTypeDeleteOptions(expunge=True))
     portal.authentication.logout()
     expect_status(401, lambda: portal.application.get(app.id))
-    checks += 4
+    checks += 6
 
     # -- clean up --
     svix.endpoint.delete(app.id, ep.id)

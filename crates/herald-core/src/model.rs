@@ -77,9 +77,11 @@ pub struct EventType {
     pub archived: bool,
     /// Marked `deprecated` for subscribers; still published and delivered as usual.
     pub deprecated: bool,
-    /// The Svix `featureFlag`, stored and returned as given; Herald does not gate anything on
-    /// it.
-    pub feature_flag: Option<String>,
+    /// Svix's `featureFlags`: when set, the event type is visible to a portal token only if
+    /// the token carries one of them (admin and API keys see every event type).
+    pub feature_flags: Option<Vec<String>>,
+    /// Svix's `groupName`: a label the portal groups event types by.
+    pub group_name: Option<String>,
     /// JSON schemas by version, as given (`{"1": {...}}`).
     pub schemas: Option<serde_json::Value>,
     /// When the event type was created (kept when an archived type is revived).
@@ -390,6 +392,9 @@ pub struct ApiKey {
     /// The key a console session was minted from (the credential its operator signed in
     /// with): revoking that key ends the session.
     pub parent_id: Option<ApiKeyId>,
+    /// The feature flags a portal token carries (`featureFlags` on `app-portal-access`): it
+    /// sees the event types gated by these flags. Empty for every other key.
+    pub feature_flags: Vec<String>,
 }
 
 impl std::fmt::Debug for ApiKey {

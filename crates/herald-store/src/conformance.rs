@@ -455,7 +455,8 @@ pub async fn event_types(store: &dyn Store) {
         description: "A test happened".into(),
         archived: false,
         deprecated: false,
-        feature_flag: None,
+        feature_flags: Some(vec!["beta".into(), "lab".into()]),
+        group_name: Some("tests".into()),
         schemas: Some(serde_json::json!({"1": {"type": "object"}})),
         created_at: now,
         updated_at: now,
@@ -468,7 +469,10 @@ pub async fn event_types(store: &dyn Store) {
     assert_eq!(store.get_event_type(&name).await.unwrap(), Some(et.clone()));
 
     et.archived = true;
+    et.feature_flags = None;
+    et.group_name = Some("others".into());
     store.update_event_type(&et).await.unwrap();
+    assert_eq!(store.get_event_type(&name).await.unwrap(), Some(et.clone()));
     let visible =
         |page: &herald_core::page::Page<EventType>| page.items.iter().any(|e| e.name == name);
     let mut params = ListParams::first(250, Order::Ascending);
@@ -838,15 +842,22 @@ pub async fn api_keys(store: &dyn Store) {
         created_at: now,
         expires_at: None,
         parent_id: None,
+        feature_flags: Vec::new(),
     };
     store.create_api_key(&key).await.unwrap();
     let portal = ApiKey {
         id: ApiKeyId::generate(),
         kind: KeyKind::Portal,
         expires_at: Some(now - Duration::seconds(1)),
+        feature_flags: vec!["beta".into(), "lab".into()],
         ..key.clone()
     };
     store.create_api_key(&portal).await.unwrap();
+    assert_eq!(
+        store.get_api_key(&portal.id).await.unwrap(),
+        Some(portal.clone()),
+        "a portal token keeps its feature flags"
+    );
     assert_eq!(store.get_api_key(&key.id).await.unwrap(), Some(key.clone()));
     // Every kind of key is listed.
     let listed = store

@@ -104,7 +104,8 @@ pub(crate) struct EventTypeRow {
     description: String,
     archived: bool,
     deprecated: bool,
-    feature_flag: Option<String>,
+    feature_flags: Option<String>,
+    group_name: Option<String>,
     schemas: Option<String>,
     created_at: i64,
     updated_at: i64,
@@ -118,7 +119,8 @@ impl TryFrom<EventTypeRow> for EventType {
             description: r.description,
             archived: r.archived,
             deprecated: r.deprecated,
-            feature_flag: r.feature_flag,
+            feature_flags: channels_from_column(r.feature_flags),
+            group_name: r.group_name,
             schemas: opt_json("schemas", r.schemas)?,
             created_at: time(r.created_at)?,
             updated_at: time(r.updated_at)?,
@@ -280,6 +282,7 @@ pub(crate) struct ApiKeyRow {
     created_at: i64,
     expires_at: Option<i64>,
     parent_id: Option<String>,
+    feature_flags: Option<String>,
 }
 
 impl TryFrom<ApiKeyRow> for ApiKey {
@@ -297,6 +300,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             created_at: time(r.created_at)?,
             expires_at: r.expires_at.map(time).transpose()?,
             parent_id: r.parent_id.map(Id::from_trusted),
+            feature_flags: channels_from_column(r.feature_flags).unwrap_or_default(),
         })
     }
 }

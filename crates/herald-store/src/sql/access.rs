@@ -38,7 +38,7 @@ impl AccessStore for SqlStore {
     async fn create_api_key(&self, key: &ApiKey) -> Result<()> {
         sqlx::query(
             "INSERT INTO api_keys (id, name, role, kind, app_id, secret_hash, created_at,
-             expires_at, parent_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             expires_at, parent_id, feature_flags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(key.id.as_str())
         .bind(&key.name)
@@ -49,6 +49,7 @@ impl AccessStore for SqlStore {
         .bind(millis(key.created_at))
         .bind(key.expires_at.map(millis))
         .bind(key.parent_id.as_ref().map(|p| p.as_str().to_owned()))
+        .bind(channels_column(&Some(key.feature_flags.clone())))
         .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())

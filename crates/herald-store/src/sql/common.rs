@@ -56,14 +56,15 @@ use sqlx::QueryBuilder;
 const APP_COLUMNS: &str =
     "id, uid, name, rate_limit, metadata, graphql_api_url, graphql_api_headers, created_at, updated_at";
 const EVENT_TYPE_COLUMNS: &str =
-    "name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at";
+    "name, description, archived, deprecated, feature_flags, group_name, schemas, created_at, \
+     updated_at";
 const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, url_seq, description, event_types, channels, \
     disabled, rate_limit, metadata, options, created_at, updated_at";
 const MESSAGE_COLUMNS: &str =
     "id, app_id, event_type, event_id, channels, payload, created_at, payload_expires_at, \
      deliver_at, tags";
 const API_KEY_COLUMNS: &str =
-    "id, name, role, kind, app_id, secret_hash, created_at, expires_at, parent_id";
+    "id, name, role, kind, app_id, secret_hash, created_at, expires_at, parent_id, feature_flags";
 
 /// Appends the keyset condition, order and limit of a page request on the unique column `key`.
 fn push_page(qb: &mut QueryBuilder<Db>, key: &str, params: &ListParams) {

@@ -107,17 +107,19 @@ impl ResourceStore for SqlStore {
 
     async fn create_event_type(&self, et: &EventType) -> Result<()> {
         sqlx::query(
-            "INSERT INTO event_types (name, description, archived, deprecated, feature_flag,
-             schemas, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO event_types (name, description, archived, deprecated, feature_flags,
+             group_name, schemas, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $9, $6, $7, $8)",
         )
         .bind(&et.name)
         .bind(&et.description)
         .bind(et.archived)
         .bind(et.deprecated)
-        .bind(et.feature_flag.as_deref())
+        .bind(channels_column(&et.feature_flags))
         .bind(et.schemas.as_ref().map(to_json))
         .bind(millis(et.created_at))
         .bind(millis(et.updated_at))
+        .bind(et.group_name.as_deref())
         .execute(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an event type with this name already exists"))?;
@@ -151,15 +153,16 @@ impl ResourceStore for SqlStore {
     async fn update_event_type(&self, et: &EventType) -> Result<()> {
         let done = sqlx::query(
             "UPDATE event_types SET description = $2, archived = $3, deprecated = $4,
-             feature_flag = $5, schemas = $6, updated_at = $7 WHERE name = $1",
+             feature_flags = $5, schemas = $6, updated_at = $7, group_name = $8 WHERE name = $1",
         )
         .bind(&et.name)
         .bind(&et.description)
         .bind(et.archived)
         .bind(et.deprecated)
-        .bind(et.feature_flag.as_deref())
+        .bind(channels_column(&et.feature_flags))
         .bind(et.schemas.as_ref().map(to_json))
         .bind(millis(et.updated_at))
+        .bind(et.group_name.as_deref())
         .execute(&mut *self.write_conn().await?)
         .await?;
         if done.rows_affected() == 0 {

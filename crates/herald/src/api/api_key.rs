@@ -103,6 +103,9 @@ pub struct ApiKeyOut {
     pub parent_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// For a portal token: the feature flags whose event types it sees (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_flags: Vec<String>,
 }
 
 /// A created key, with its token: the only time the token is shown. No `Debug`.
@@ -126,6 +129,7 @@ impl From<ApiKey> for ApiKeyOut {
             parent_id: k.parent_id.map(|p| p.into_string()),
             created_at: k.created_at,
             expires_at: k.expires_at,
+            feature_flags: k.feature_flags,
         }
     }
 }
@@ -147,6 +151,8 @@ pub struct NewKey {
     pub app_id: Option<herald_core::id::AppId>,
     pub expires_at: Option<DateTime<Utc>>,
     pub parent_id: Option<ApiKeyId>,
+    /// For a portal token: the feature flags whose event types it sees.
+    pub feature_flags: Vec<String>,
 }
 
 /// Stores a new key and returns it with its token.
@@ -162,6 +168,7 @@ pub async fn issue(state: &AppState, new: NewKey) -> ApiResult<(ApiKey, String)>
         created_at: herald_core::time::now(),
         expires_at: new.expires_at,
         parent_id: new.parent_id,
+        feature_flags: new.feature_flags,
     };
     state.store.create_api_key(&key).await?;
     Ok((key, issued.token.to_string()))
@@ -224,6 +231,7 @@ async fn create_api_key(
             app_id,
             expires_at: body.expires_at,
             parent_id: None,
+            feature_flags: Vec::new(),
         },
     )
     .await?;
@@ -311,7 +319,7 @@ pub struct AppPortalAccessIn {
     /// A token that can read but not change anything.
     #[serde(default)]
     pub read_only: bool,
-    /// Accepted for compatibility; Herald has no feature flags.
+    /// The event types gated by these feature flags become visible to the token (at most 10).
     #[serde(default)]
     pub feature_flags: Vec<String>,
 }
@@ -348,6 +356,15 @@ async fn app_portal_access(
         3600,
         DEFAULT_PORTAL_EXPIRY,
     );
+    if !body.feature_flags.is_empty() {
+        validate::identifier_list(
+            &mut v,
+            &["body", "featureFlags"],
+            &body.feature_flags,
+            256,
+            Some(10),
+        );
+    }
     v.finish()?;
     let app = find_or_create(&state, &principal, &app_id, body.application).await?;
     let role = if body.read_only {
@@ -365,6 +382,7 @@ async fn app_portal_access(
             app_id: Some(app.id),
             expires_at: Some(now + Duration::seconds(expiry)),
             parent_id: None,
+            feature_flags: body.feature_flags,
         },
     )
     .await?;

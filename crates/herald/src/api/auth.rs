@@ -33,6 +33,8 @@ pub struct Principal {
     pub role: Role,
     /// Set when the token is limited to one application.
     pub app_id: Option<AppId>,
+    /// The feature flags a portal token carries (see `event_type::visible_to`).
+    pub feature_flags: Vec<String>,
 }
 
 impl Principal {
@@ -42,6 +44,7 @@ impl Principal {
             kind: None,
             role: Role::Admin,
             app_id: None,
+            feature_flags: Vec::new(),
         }
     }
 
@@ -142,6 +145,7 @@ impl AppState {
                 kind: Some(key.kind),
                 role: key.role,
                 app_id: key.app_id,
+                feature_flags: key.feature_flags,
             }));
         }
         Ok(

@@ -5,14 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use herald_core::model::EventType;
+use herald_core::model::{EventType, KeyKind};
 use herald_core::validate::{self, Violations};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::auth::Admin;
+use super::auth::{Admin, Principal};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Patch, Query, query_bool};
 use super::pagination::{ListResponse, OrderedPageQuery};
@@ -49,7 +49,13 @@ pub struct EventTypeIn {
     /// JSON schemas of the payload by version, e.g. `{"1": {"type": "object", …}}`.
     #[schema(value_type = Option<Object>)]
     pub schemas: Option<Schemas>,
+    /// Deprecated in Svix for `featureFlags`: one flag (the same as `featureFlags: [flag]`).
     pub feature_flag: Option<String>,
+    /// The event type is visible to a portal token only when the token carries one of these
+    /// flags (at most 5); admin and API keys see every event type.
+    pub feature_flags: Option<Vec<String>>,
+    /// A label the portal groups event types by.
+    pub group_name: Option<String>,
 }
 
 /// The body of `PUT`: like `EventTypeIn` without the name, which is in the path.
@@ -63,7 +69,13 @@ pub struct EventTypeUpdate {
     pub deprecated: bool,
     #[schema(value_type = Option<Object>)]
     pub schemas: Option<Schemas>,
+    /// Deprecated in Svix for `featureFlags`: one flag (the same as `featureFlags: [flag]`).
     pub feature_flag: Option<String>,
+    /// The event type is visible to a portal token only when the token carries one of these
+    /// flags (at most 5); admin and API keys see every event type.
+    pub feature_flags: Option<Vec<String>>,
+    /// A label the portal groups event types by.
+    pub group_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -78,6 +90,12 @@ pub struct EventTypePatch {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub feature_flag: Patch<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub feature_flags: Patch<Vec<String>>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub group_name: Patch<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -89,7 +107,10 @@ pub struct EventTypeOut {
     pub deprecated: bool,
     #[schema(value_type = Option<Object>)]
     pub schemas: Option<serde_json::Value>,
+    /// The first of `featureFlags` (Svix's older, single flag).
     pub feature_flag: Option<String>,
+    pub feature_flags: Option<Vec<String>>,
+    pub group_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -102,16 +123,49 @@ impl EventTypeOut {
             archived: et.archived,
             deprecated: et.deprecated,
             schemas: if with_schemas { et.schemas } else { None },
-            feature_flag: et.feature_flag,
+            feature_flag: et.feature_flags.as_ref().and_then(|f| f.first().cloned()),
+            feature_flags: et.feature_flags,
+            group_name: et.group_name,
             created_at: et.created_at,
             updated_at: et.updated_at,
         }
     }
 }
 
+/// The flags of a body that may give Svix's older single `featureFlag` or the list.
+fn flags(
+    v: &mut Violations,
+    one: Option<String>,
+    list: Option<Vec<String>>,
+) -> Option<Vec<String>> {
+    match (one, list) {
+        (Some(_), Some(_)) => {
+            v.value(&["body", "featureFlag"], "give `featureFlags` alone");
+            None
+        }
+        (Some(flag), None) => Some(vec![flag]),
+        (None, list) => list,
+    }
+}
+
+/// Whether `principal` may see `et`: a customer's portal token (limited to an application) sees
+/// an event type with feature flags only when it carries one of them. An operator's console
+/// session is a portal key too, but with no application: it sees everything.
+pub fn visible_to(principal: &Principal, et: &EventType) -> bool {
+    match &et.feature_flags {
+        Some(flags) if principal.kind == Some(KeyKind::Portal) && principal.app_id.is_some() => {
+            flags.iter().any(|f| principal.feature_flags.contains(f))
+        }
+        _ => true,
+    }
+}
+
 fn check(v: &mut Violations, et: &EventType) {
-    if let Some(flag) = &et.feature_flag {
-        validate::identifier(v, &["body", "featureFlag"], flag, 256);
+    if let Some(flags) = &et.feature_flags {
+        validate::identifier_list(v, &["body", "featureFlags"], flags, 256, Some(5));
+    }
+    if let Some(group) = &et.group_name {
+        validate::identifier(v, &["body", "groupName"], group, 256);
     }
     if let Some(schemas) = et.schemas.as_ref().and_then(|s| s.as_object()) {
         for (version, schema) in schemas {
@@ -150,6 +204,7 @@ pub struct EventTypeListQuery {
     responses((status = 200, body = ListResponse<EventTypeOut>)))]
 async fn list_event_types(
     State(state): State<AppState>,
+    principal: Principal,
     Query(query): Query<EventTypeListQuery>,
 ) -> ApiResult<axum::Json<ListResponse<EventTypeOut>>> {
     let params = OrderedPageQuery {
@@ -163,12 +218,21 @@ async fn list_event_types(
         .store
         .list_event_types(&params, query.include_archived.unwrap_or(false))
         .await?;
-    Ok(axum::Json(ListResponse::new(
+    // The iterators come from the whole page, so hiding items never ends the list early.
+    let hidden: Vec<String> = page
+        .items
+        .iter()
+        .filter(|et| !visible_to(&principal, et))
+        .map(|et| et.name.clone())
+        .collect();
+    let mut answer = ListResponse::new(
         page,
         &params,
         |et| et.name.clone(),
         |et| EventTypeOut::new(et, with_content),
-    )))
+    );
+    answer.data.retain(|et| !hidden.contains(&et.name));
+    Ok(axum::Json(answer))
 }
 
 /// Create an event type.
@@ -188,7 +252,8 @@ async fn create_event_type(
         description: body.description,
         archived: body.archived,
         deprecated: body.deprecated,
-        feature_flag: body.feature_flag,
+        feature_flags: flags(&mut v, body.feature_flag, body.feature_flags),
+        group_name: body.group_name,
         schemas: body.schemas.map(serde_json::Value::Object),
         created_at: now,
         updated_at: now,
@@ -233,12 +298,14 @@ async fn load(state: &AppState, name: &str) -> ApiResult<EventType> {
     responses((status = 200, body = EventTypeOut)))]
 async fn get_event_type(
     State(state): State<AppState>,
+    principal: Principal,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<EventTypeOut>> {
-    Ok(axum::Json(EventTypeOut::new(
-        load(&state, &name).await?,
-        true,
-    )))
+    let et = load(&state, &name).await?;
+    if !visible_to(&principal, &et) {
+        return Err(ApiError::NotFound("event type not found"));
+    }
+    Ok(axum::Json(EventTypeOut::new(et, true)))
 }
 
 /// Update an event type, or create it when it does not exist.
@@ -264,18 +331,20 @@ async fn update_event_type(
         description: String::new(),
         archived: false,
         deprecated: false,
-        feature_flag: None,
+        feature_flags: None,
+        group_name: None,
         schemas: None,
         created_at: now,
         updated_at: now,
     });
+    let mut v = Violations::new();
     et.description = body.description;
     et.archived = body.archived;
     et.deprecated = body.deprecated;
-    et.feature_flag = body.feature_flag;
+    et.feature_flags = flags(&mut v, body.feature_flag, body.feature_flags);
+    et.group_name = body.group_name;
     et.schemas = body.schemas.map(serde_json::Value::Object);
     et.updated_at = now;
-    let mut v = Violations::new();
     validate::identifier(&mut v, &["path", "event_type_name"], &name, 256);
     check(&mut v, &et);
     v.finish()?;
@@ -315,8 +384,18 @@ async fn patch_event_type(
         .schemas
         .apply(et.schemas.and_then(|s| s.as_object().cloned()))
         .map(serde_json::Value::Object);
-    et.feature_flag = patch.feature_flag.apply(et.feature_flag);
     let mut v = Violations::new();
+    et.feature_flags = match (patch.feature_flag, patch.feature_flags) {
+        (Patch::Absent, flags) => flags.apply(et.feature_flags),
+        (flag, Patch::Absent) => flag
+            .apply(et.feature_flags.and_then(|f| f.into_iter().next()))
+            .map(|f| vec![f]),
+        _ => {
+            v.value(&["body", "featureFlag"], "give `featureFlags` alone");
+            None
+        }
+    };
+    et.group_name = patch.group_name.apply(et.group_name);
     check(&mut v, &et);
     v.finish()?;
     et.updated_at = herald_core::time::now();
@@ -409,7 +488,8 @@ async fn import_catalog(
             description: entry.description,
             archived: false,
             deprecated: false,
-            feature_flag: None,
+            feature_flags: None,
+            group_name: None,
             schemas: Some(serde_json::json!({ "1": entry.schema })),
             created_at: now,
             updated_at: now,

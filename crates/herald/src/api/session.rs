@@ -111,6 +111,7 @@ async fn console_session(
         app_id: None,
         expires_at: Some(expires_at),
         parent_id: principal.key_id.clone(),
+        feature_flags: Vec::new(),
     };
     let (key, token) = issue(&state, new).await?;
     Ok((

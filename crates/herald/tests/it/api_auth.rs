@@ -328,6 +328,7 @@ async fn expired_keys_stop_working() {
             created_at: now - chrono::Duration::days(2),
             expires_at: Some(now - chrono::Duration::seconds(1)),
             parent_id: None,
+            feature_flags: Vec::new(),
         })
         .await
         .unwrap();

@@ -144,3 +144,127 @@ async fn event_type_lifecycle() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     t.stop().await;
 }
+
+/// `featureFlags` and `groupName` are stored and shown; an event type with flags is visible to
+/// a customer's portal token only when the token carries one of them (admin keys and the
+/// operator see everything), in lists and by name.
+#[tokio::test]
+async fn feature_flags_gate_what_portal_tokens_see_and_groups_are_kept() {
+    let t = TestApp::spawn().await;
+    for body in [
+        json!({"name": "beta.thing", "description": "b", "featureFlags": ["beta"], "groupName": "Beta"}),
+        json!({"name": "lab.thing", "description": "l", "featureFlag": "lab"}),
+        json!({"name": "plain.thing", "description": "p"}),
+    ] {
+        let (status, et) = t.post("/api/v1/event-type", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{et}");
+    }
+    let (_, beta) = t.get("/api/v1/event-type/beta.thing").await;
+    assert_eq!(beta["featureFlags"], json!(["beta"]));
+    assert_eq!(beta["featureFlag"], "beta");
+    assert_eq!(beta["groupName"], "Beta");
+    let (_, lab) = t.get("/api/v1/event-type/lab.thing").await;
+    assert_eq!(
+        lab["featureFlags"],
+        json!(["lab"]),
+        "the older single flag is the list's first"
+    );
+    let (status, body) = t
+        .post(
+            "/api/v1/event-type",
+            json!({"name": "both.thing", "description": "", "featureFlag": "a", "featureFlags": ["b"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    let names = |list: &Value| -> Vec<String> {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let app = t.create_app("Acme").await;
+    let portal = |flags: Value| {
+        let t = &t;
+        let app = app.clone();
+        async move {
+            let (status, access) = t
+                .post(
+                    &format!("/api/v1/auth/app-portal-access/{app}"),
+                    json!({"featureFlags": flags}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{access}");
+            access["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let plain = portal(json!([])).await;
+    let beta_token = portal(json!(["beta"])).await;
+    // The token is listed with its flags, as every credential is.
+    let (_, keys) = t.get("/api/v1/api-key?limit=250").await;
+    assert!(
+        keys["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["featureFlags"] == json!(["beta"])),
+        "{keys}"
+    );
+    let (_, all) = t.get("/api/v1/event-type").await;
+    assert_eq!(names(&all), vec!["beta.thing", "lab.thing", "plain.thing"]);
+    let (_, seen) = t
+        .call_as(&plain, Method::GET, "/api/v1/event-type", None)
+        .await;
+    assert_eq!(names(&seen), vec!["plain.thing"]);
+    let (_, seen) = t
+        .call_as(&beta_token, Method::GET, "/api/v1/event-type", None)
+        .await;
+    assert_eq!(names(&seen), vec!["beta.thing", "plain.thing"]);
+    let (status, _) = t
+        .call_as(&plain, Method::GET, "/api/v1/event-type/beta.thing", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = t
+        .call_as(
+            &beta_token,
+            Method::GET,
+            "/api/v1/event-type/beta.thing",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Hidden items do not end a paged list early: page by page, the flagged ones are skipped.
+    let (_, first) = t
+        .call_as(&plain, Method::GET, "/api/v1/event-type?limit=1", None)
+        .await;
+    assert!(
+        names(&first).is_empty() && first["done"] == false,
+        "{first}"
+    );
+
+    // Without flags an event type is everyone's again.
+    let (status, patched) = t
+        .call(
+            Method::PATCH,
+            "/api/v1/event-type/beta.thing",
+            Some(json!({"featureFlags": null, "groupName": "General"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["groupName"], "General");
+    let (_, seen) = t
+        .call_as(&plain, Method::GET, "/api/v1/event-type", None)
+        .await;
+    assert_eq!(names(&seen), vec!["beta.thing", "plain.thing"]);
+    // A flag that is not a name is refused.
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/auth/app-portal-access/{app}"),
+            json!({"featureFlags": ["not a flag"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    t.stop().await;
+}
