@@ -41,7 +41,10 @@ from svix.api import (
     MessageAttemptListByEndpointOptions,
     MessageAttemptListByMsgOptions,
     MessageListOptions,
+    MessagePrecheckIn,
     MessageStatus,
+    OperationalWebhookEndpointHeadersIn,
+    OperationalWebhookEndpointIn,
     StatusCodeClass,
     Svix,
     SvixOptions,
@@ -291,6 +294,19 @@ def main():
     )
     assert err.detail[0].loc == ["body", "payloadRetentionHours"], err.detail
     checks += 4
+
+    # -- precheck: would any enabled endpoint get such a message? --
+    # `app` has an endpoint for every event type (replaced by the upsert above); the other none.
+    assert svix.message.precheck(app.id, MessagePrecheckIn(event_type=f"any.{RUN}")).active is True
+    assert svix.message.precheck(created_by_put.id, MessagePrecheckIn(event_type=f"any.{RUN}")).active is False
+    checks += 2
+
+    # -- operational webhook endpoint headers --
+    ops = svix.operational_webhook.endpoint.create(OperationalWebhookEndpointIn(url="https://example.com/ops"))
+    svix.operational_webhook.endpoint.set_headers(ops.id, OperationalWebhookEndpointHeadersIn(headers={"X-Pager": "ops"}))
+    assert svix.operational_webhook.endpoint.get_headers(ops.id).headers == {"X-Pager": "ops"}
+    svix.operational_webhook.endpoint.delete(ops.id)
+    checks += 1
 
     # -- portal access and logout --
     access = svix.authentication.app_portal_access(app.id, AppPortalAccessIn())

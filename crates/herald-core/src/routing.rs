@@ -62,19 +62,28 @@ pub fn event_type_matches(pattern: &str, event_type: &str) -> bool {
 /// Whether `endpoint` receives the message: the rules of the module documentation (enabled,
 /// event type, channels, filter).
 pub fn endpoint_matches(endpoint: &Endpoint, msg: &MessageFacts<'_>) -> bool {
+    endpoint_may_match(endpoint, msg.event_type, msg.channels) && filter_ok(endpoint, msg)
+}
+
+/// Whether an enabled endpoint would take a message of this event type and these channels
+/// before its payload is known (its `filter`, if any, is not applied): what
+/// `POST …/msg/precheck/active` answers.
+pub fn endpoint_may_match(
+    endpoint: &Endpoint,
+    event_type: &str,
+    channels: Option<&[String]>,
+) -> bool {
     if endpoint.disabled {
         return false;
     }
     let type_ok = endpoint.event_types.as_ref().is_none_or(|types| {
-        types.is_empty() || types.iter().any(|t| event_type_matches(t, msg.event_type))
+        types.is_empty() || types.iter().any(|t| event_type_matches(t, event_type))
     });
     let channel_ok = match endpoint.channels.as_deref() {
         None | Some([]) => true,
-        Some(wanted) => msg
-            .channels
-            .is_some_and(|have| have.iter().any(|c| wanted.contains(c))),
+        Some(wanted) => channels.is_some_and(|have| have.iter().any(|c| wanted.contains(c))),
     };
-    type_ok && channel_ok && filter_ok(endpoint, msg)
+    type_ok && channel_ok
 }
 
 /// A filter that no longer parses (it was checked when saved) matches nothing rather than

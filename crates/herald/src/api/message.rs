@@ -31,6 +31,60 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_messages, create_message))
         .routes(routes!(get_message))
+        .routes(routes!(precheck_active))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MessagePrecheckIn {
+    pub event_type: String,
+    pub channels: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessagePrecheckOut {
+    /// Whether an enabled endpoint of the application would get such a message (an endpoint's
+    /// payload `filter` is not applied: there is no payload yet).
+    pub active: bool,
+}
+
+/// Whether a message of this event type and these channels would go to any enabled endpoint,
+/// so that a producer can skip building events nobody receives.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/precheck/active", tag = "Message",
+    operation_id = "v1.message.precheck",
+    params(AppPath),
+    request_body = MessagePrecheckIn,
+    responses((status = 200, body = MessagePrecheckOut)))]
+async fn precheck_active(
+    State(state): State<AppState>,
+    scoped: ScopedApp,
+    Json(body): Json<MessagePrecheckIn>,
+) -> ApiResult<axum::Json<MessagePrecheckOut>> {
+    let mut v = Violations::new();
+    validate::identifier(&mut v, &["body", "eventType"], &body.event_type, 256);
+    if let Some(channels) = &body.channels {
+        validate::channel_list(&mut v, &["body", "channels"], channels, 5);
+    }
+    v.finish()?;
+    let mut params =
+        herald_core::page::ListParams::first(herald_core::page::MAX_LIMIT, Order::Ascending);
+    loop {
+        let page = state.store.list_endpoints(&scoped.app.id, &params).await?;
+        if page.items.iter().any(|e| {
+            herald_core::routing::endpoint_may_match(e, &body.event_type, body.channels.as_deref())
+        }) {
+            return Ok(axum::Json(MessagePrecheckOut { active: true }));
+        }
+        match (page.more_in_scan_direction, page.items.last()) {
+            (true, Some(last)) => {
+                params.cursor = Some(herald_core::page::Cursor {
+                    key: last.id.as_str().to_owned(),
+                    backwards: false,
+                });
+            }
+            _ => return Ok(axum::Json(MessagePrecheckOut { active: false })),
+        }
+    }
 }
 
 /// Days a payload is kept when the message does not say (the Svix default).

@@ -15,7 +15,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::auth::{Principal, ScopedApp};
 use super::endpoint::{self, EndpointIn, EndpointOut, EndpointPatch};
-use super::endpoint::{EndpointSecretOut, EndpointSecretRotateIn};
+use super::endpoint::{
+    EndpointHeadersIn, EndpointHeadersOut, EndpointSecretOut, EndpointSecretRotateIn,
+};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, OptionalJson, Query};
 use super::pagination::{ListResponse, OrderedPageQuery};
@@ -27,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get, update, patch, delete))
         .routes(routes!(get_secret))
         .routes(routes!(rotate_secret))
+        .routes(routes!(get_headers, update_headers))
 }
 
 /// `/api/v1/operational-webhook/endpoint/{endpoint_id}…`
@@ -199,4 +202,32 @@ async fn rotate_secret(
     body: OptionalJson<EndpointSecretRotateIn>,
 ) -> ApiResult<axum::Json<EndpointSecretOut>> {
     endpoint::rotate_secret(state, scoped, path.in_reserved_app(), body).await
+}
+
+/// Get the custom headers sent with every operational webhook to this endpoint.
+#[utoipa::path(get, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers", tag = "Operational Webhook",
+    operation_id = "v1.operational-webhook.endpoint.get-headers",
+    params(OperationalEndpointPath),
+    responses((status = 200, body = EndpointHeadersOut)))]
+async fn get_headers(
+    state: State<AppState>,
+    Reserved(scoped): Reserved,
+    Path(path): Path<OperationalEndpointPath>,
+) -> ApiResult<axum::Json<EndpointHeadersOut>> {
+    endpoint::get_headers(state, scoped, path.in_reserved_app()).await
+}
+
+/// Replace the custom headers sent with every operational webhook to this endpoint.
+#[utoipa::path(put, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers", tag = "Operational Webhook",
+    operation_id = "v1.operational-webhook.endpoint.update-headers",
+    params(OperationalEndpointPath),
+    request_body = EndpointHeadersIn,
+    responses((status = 204, description = "Replaced")))]
+async fn update_headers(
+    state: State<AppState>,
+    Reserved(scoped): Reserved,
+    Path(path): Path<OperationalEndpointPath>,
+    body: Json<EndpointHeadersIn>,
+) -> ApiResult<StatusCode> {
+    endpoint::update_headers(state, scoped, path.in_reserved_app(), body).await
 }

@@ -223,3 +223,47 @@ async fn message_fields_herald_does_not_implement_are_refused_by_name() {
     );
     t.stop().await;
 }
+
+/// `POST …/msg/precheck/active` says whether any enabled endpoint would get such a message.
+#[tokio::test]
+async fn precheck_says_whether_an_endpoint_would_receive_a_message() {
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Acme").await;
+    let path = format!("/api/v1/app/{app}/msg/precheck/active");
+    let active = |body: Value| {
+        let t = &t;
+        let path = path.clone();
+        async move {
+            let (status, out) = t.post(&path, body).await;
+            assert_eq!(status, StatusCode::OK, "{out}");
+            out["active"].as_bool().unwrap()
+        }
+    };
+    assert!(
+        !active(json!({"eventType": "a.b"})).await,
+        "no endpoint yet"
+    );
+    t.create_endpoint(
+        &app,
+        json!({"url": "https://example.com/x", "eventTypes": ["reading.*"], "channels": ["ward.3"]}),
+    )
+    .await;
+    assert!(
+        !active(json!({"eventType": "reading.weight"})).await,
+        "channel missing"
+    );
+    assert!(active(json!({"eventType": "reading.weight", "channels": ["ward.3"]})).await);
+    assert!(!active(json!({"eventType": "order.paid", "channels": ["ward.3"]})).await);
+    t.create_endpoint(
+        &app,
+        json!({"url": "https://example.com/y", "disabled": true}),
+    )
+    .await;
+    assert!(
+        !active(json!({"eventType": "order.paid"})).await,
+        "disabled endpoints do not count"
+    );
+    let (status, body) = t.post(&path, json!({"eventType": "bad type"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    t.stop().await;
+}

@@ -392,3 +392,49 @@ async fn operational_endpoint_failures_report_nothing_about_themselves() {
     assert_eq!(types(&r, "/ops"), vec!["endpoint.created"]);
     t.stop().await;
 }
+
+/// An operational endpoint's custom headers (`…/operational-webhook/endpoint/{id}/headers`) go
+/// out with every operational event; limited tokens cannot set them.
+#[tokio::test]
+async fn operational_endpoint_headers_are_sent_with_each_event() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn().await;
+    let (status, ep) = t
+        .post(
+            OPS,
+            json!({"url": r.url("/ops"), "secret": OPS_SECRET, "eventTypes": ["endpoint.created"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ep}");
+    let id = ep["id"].as_str().unwrap();
+    let (status, _) = t
+        .call(
+            Method::PUT,
+            &format!("{OPS}/{id}/headers"),
+            Some(json!({"headers": {"X-Pager": "team-ops"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, headers) = t.get(&format!("{OPS}/{id}/headers")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["headers"], json!({"X-Pager": "team-ops"}));
+
+    let app = t.create_app("Acme").await;
+    t.create_endpoint(&app, json!({"url": r.url("/hook")}))
+        .await;
+    event(&r, "/ops", "endpoint.created", |_| true).await;
+    let sent = r.received("/ops");
+    assert_eq!(sent[0].header("x-pager"), Some("team-ops"));
+
+    let key = t.api_key(json!({"role": "app", "appId": app})).await;
+    let (status, _) = t
+        .call_as(
+            &key,
+            Method::PUT,
+            &format!("{OPS}/{id}/headers"),
+            Some(json!({"headers": {}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    t.stop().await;
+}

@@ -36,9 +36,11 @@ pub use options::{
     DeliveryOptions, EncodingName, EnvelopeName, GraphqlQuery, OrderingMode, SchemeName,
     SignatureSettings,
 };
-pub use secrets::{EndpointSecretOut, EndpointSecretRotateIn};
+pub use secrets::{
+    EndpointHeadersIn, EndpointHeadersOut, EndpointSecretOut, EndpointSecretRotateIn,
+};
 use secrets::{check_headers, check_secret, fit_secret_to_scheme};
-pub(crate) use secrets::{get_secret, rotate_secret};
+pub(crate) use secrets::{get_headers, get_secret, rotate_secret, update_headers};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

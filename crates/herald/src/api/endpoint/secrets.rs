@@ -202,7 +202,7 @@ pub(super) async fn fit_secret_to_scheme(state: &AppState, endpoint: &Endpoint) 
     operation_id = "v1.endpoint.get-headers",
     params(EndpointPath),
     responses((status = 200, body = EndpointHeadersOut)))]
-async fn get_headers(
+pub(crate) async fn get_headers(
     State(state): State<AppState>,
     scoped: ScopedApp,
     Path(path): Path<EndpointPath>,
@@ -276,7 +276,7 @@ async fn change_headers(
     params(EndpointPath),
     request_body = EndpointHeadersIn,
     responses((status = 204, description = "Replaced")))]
-async fn update_headers(
+pub(crate) async fn update_headers(
     State(state): State<AppState>,
     scoped: ScopedApp,
     Path(path): Path<EndpointPath>,
