@@ -92,3 +92,90 @@ async fn receivers_verify_deliveries_in_javascript() {
         run_against_herald("node", &script).await;
     }
 }
+
+/// README's list of the operations of the official Svix Python SDK (the pinned version) and
+/// whether Herald serves each cannot go stale: its rows are the SDK's operations, read from
+/// the installed SDK's own code (`tests/sdk/operations.py`), and "yes" is written exactly
+/// where Herald's OpenAPI document has the route.
+#[tokio::test]
+async fn the_readme_lists_every_sdk_operation_and_whether_herald_serves_it() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let Some(python) = python() else {
+        return;
+    };
+    let out = Command::new(&python)
+        .arg(repo_file("tests/sdk/operations.py"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sdk: BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        sdk.len() > 100,
+        "the SDK's operations were not found: {sdk:?}"
+    );
+
+    let t = TestApp::spawn().await;
+    let (_, doc) = t.get("/api/v1/openapi.json").await;
+    t.stop().await;
+    let mut served = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let mut normalized = String::new();
+        let mut in_param = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    in_param = true;
+                    normalized.push_str("{}");
+                }
+                '}' => in_param = false,
+                c if !in_param => normalized.push(c),
+                _ => {}
+            }
+        }
+        for method in ops.as_object().unwrap().keys() {
+            served.insert(format!("{} {normalized}", method.to_uppercase()));
+        }
+    }
+
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    let section = readme
+        .split("<!-- sdk-operations:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- sdk-operations:end -->").next())
+        .expect("README has the sdk-operations section");
+    let listed: BTreeMap<String, bool> = section
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let op = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((op.to_owned(), cells.get(2)?.starts_with("yes")))
+        })
+        .collect();
+    let expected: BTreeMap<String, bool> = sdk
+        .iter()
+        .map(|op| (op.clone(), served.contains(op)))
+        .collect();
+    if listed != expected {
+        let rows: String = expected
+            .iter()
+            .map(|(op, yes)| format!("| `{op}` | {} |\n", if *yes { "yes" } else { "not yet" }))
+            .collect();
+        panic!(
+            "README's SDK operation list is out of date; the operations and what Herald serves:\n{rows}"
+        );
+    }
+    let count = expected.values().filter(|yes| **yes).count();
+    eprintln!(
+        "Herald serves {count} of the SDK's {} operations",
+        expected.len()
+    );
+}
