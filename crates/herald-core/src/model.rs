@@ -173,6 +173,10 @@ pub enum DeliveryStatus {
     Fail = 2,
     /// An attempt is in flight right now.
     Sending = 3,
+    /// Will not be attempted: its endpoint was disabled while it waited (or its retry was
+    /// due on a disabled endpoint), or its message's content was expunged before it went.
+    /// Svix's lists report it as success unless asked for `expanded_statuses`.
+    Canceled = 4,
 }
 
 impl DeliveryStatus {
@@ -184,6 +188,7 @@ impl DeliveryStatus {
             1 => DeliveryStatus::Pending,
             2 => DeliveryStatus::Fail,
             3 => DeliveryStatus::Sending,
+            4 => DeliveryStatus::Canceled,
             _ => return None,
         })
     }
@@ -195,6 +200,7 @@ impl DeliveryStatus {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Fail => "fail",
             DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Canceled => "canceled",
         }
     }
 }

@@ -1447,9 +1447,10 @@ pub async fn delivery_queue(store: &dyn Store) {
         status_of(store, &msg.id, &channeled.id).await,
         Some(DeliveryStatus::Fail)
     );
+    // The 410's own task fails; the one still waiting is canceled.
     assert_eq!(
         status_of(store, &third.id, &channeled.id).await,
-        Some(DeliveryStatus::Fail)
+        Some(DeliveryStatus::Canceled)
     );
     let fourth = sample_message(&app.id, "z.z", Some(vec!["x".into()]));
     assert!(store.create_message(&fourth).await.unwrap().is_empty());
@@ -1473,7 +1474,24 @@ pub async fn delivery_queue(store: &dyn Store) {
     );
     assert_eq!(
         status_of(store, &third.id, &channeled.id).await,
-        Some(DeliveryStatus::Fail)
+        Some(DeliveryStatus::Canceled)
+    );
+    // Recover takes canceled tasks back too.
+    assert_eq!(
+        store
+            .recover(
+                &channeled.id,
+                third.created_at,
+                third.created_at + Duration::milliseconds(1),
+                now
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        status_of(store, &third.id, &channeled.id).await,
+        Some(DeliveryStatus::Pending)
     );
     store.requeue(&fourth, &channeled.id, now).await.unwrap();
     assert_eq!(
@@ -1486,12 +1504,12 @@ pub async fn delivery_queue(store: &dyn Store) {
         Some(DeliveryStatus::Pending)
     );
 
-    // Disabling through an update stops pending retries too.
+    // Disabling through an update cancels pending retries too.
     enabled.disabled = true;
     store.update_endpoint(&enabled).await.unwrap();
     assert_eq!(
         status_of(store, &msg.id, &channeled.id).await,
-        Some(DeliveryStatus::Fail)
+        Some(DeliveryStatus::Canceled)
     );
 
     // Shutdown hands in-flight tasks back; a restart of an exclusive store ends every lease.
@@ -1666,13 +1684,14 @@ pub async fn fifo_and_recovery(store: &dyn Store) {
             .failing_since
             .is_some_and(|t| t <= later)
     );
+    // Disabling cancels the head's retry and the tasks behind it.
     assert_eq!(
         status_of(store, &msgs[0].id, &ep.id).await,
-        Some(DeliveryStatus::Fail)
+        Some(DeliveryStatus::Canceled)
     );
     assert_eq!(
         status_of(store, &msgs[2].id, &ep.id).await,
-        Some(DeliveryStatus::Fail)
+        Some(DeliveryStatus::Canceled)
     );
     store.delete_app(&app.id).await.unwrap();
 }

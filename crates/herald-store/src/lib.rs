@@ -48,6 +48,9 @@ macro_rules! status {
     (SENDING) => {
         3
     };
+    (CANCELED) => {
+        4
+    };
 }
 
 /// How a delivery's status is reported, in SQL over a table alias (`""` or `"d."`). A claim
@@ -172,6 +175,7 @@ const _: () = {
     assert!(status!(PENDING) == DeliveryStatus::Pending as i32);
     assert!(status!(FAIL) == DeliveryStatus::Fail as i32);
     assert!(status!(SENDING) == DeliveryStatus::Sending as i32);
+    assert!(status!(CANCELED) == DeliveryStatus::Canceled as i32);
 };
 
 pub mod access;

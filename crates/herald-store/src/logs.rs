@@ -83,6 +83,8 @@ pub struct EndpointStats {
     pub fail: u64,
     /// Deliveries with an attempt in flight.
     pub sending: u64,
+    /// Deliveries canceled (their endpoint was disabled, or their content expunged).
+    pub canceled: u64,
 }
 
 /// Filters of the delivery log. Times are inclusive bounds.

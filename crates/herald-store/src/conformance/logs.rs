@@ -415,7 +415,8 @@ pub async fn logs_and_stats(store: &dyn Store) {
             success: 1,
             pending: 2,
             fail: 0,
-            sending: 0
+            sending: 0,
+            canceled: 0,
         }
     );
     assert_eq!(

@@ -7,6 +7,8 @@ use crate::rows::TaskRow;
 
 /// A task's status after a successful attempt, as a bound value.
 const SUCCESS: i32 = status!(SUCCESS);
+/// A task's status after its last attempt failed, as a bound value.
+const FAIL: i32 = status!(FAIL);
 
 /// Rows another node is claiming (or a publish is touching) are skipped, not waited for:
 /// the next sweep or the publish's wake-up gets them.
@@ -461,7 +463,7 @@ pub(super) async fn complete_attempts(
             NextStep::RetryAt(at) => (PENDING, Some(millis(at))),
             NextStep::Exhausted | NextStep::DisableEndpoint => (FAIL, None),
         };
-        // A retry of a disabled endpoint fails instead: its retries have stopped.
+        // A retry of a disabled endpoint is canceled instead: its retries have stopped.
         let moved = sqlx::query(concat!(
             "UPDATE deliveries SET
                status = CASE WHEN CAST($3 AS INTEGER) = ",
@@ -469,7 +471,7 @@ pub(super) async fn complete_attempts(
             " AND EXISTS (SELECT 1 FROM endpoints e
                           WHERE e.id = deliveries.endpoint_id AND e.disabled)
                         THEN ",
-            status!(FAIL),
+            status!(CANCELED),
             " ELSE CAST($3 AS INTEGER) END,
                next_attempt_at = CASE WHEN CAST($3 AS INTEGER) = ",
             status!(PENDING),

@@ -105,7 +105,7 @@ const INSERT_CHUNK: usize = 500;
 
 /// Task statuses as bound values (the same values as the `status!` literals).
 const PENDING: i32 = status!(PENDING);
-const FAIL: i32 = status!(FAIL);
+const CANCELED: i32 = status!(CANCELED);
 
 /// This engine's row-lock clauses, for SQL built with `format!` (see `Dialect::LOCKS_ROWS`).
 const FOR_UPDATE: &str = <SqlStore as Dialect>::FOR_UPDATE;

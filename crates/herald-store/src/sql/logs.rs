@@ -90,8 +90,8 @@ mod logs_sql {
             Some(DeliveryStatus::Fail) => {
                 qb.push(" AND a.success = ").push_bind(false);
             }
-            // A recorded attempt is never pending or in flight.
-            Some(DeliveryStatus::Pending | DeliveryStatus::Sending) => {
+            // A recorded attempt is never pending, in flight or canceled.
+            Some(DeliveryStatus::Pending | DeliveryStatus::Sending | DeliveryStatus::Canceled) => {
                 qb.push(" AND 1 = 0");
             }
         }
@@ -179,6 +179,19 @@ mod logs_sql {
             .bind(app.as_str())
             .execute(&mut *tx)
             .await?;
+        // Without its payload a waiting task cannot be sent: it is canceled (one in flight
+        // keeps its result).
+        sqlx::query(concat!(
+            "UPDATE deliveries SET status = ",
+            status!(CANCELED),
+            ", next_attempt_at = NULL WHERE msg_id = $1 AND app_id = $2 AND status = ",
+            status!(PENDING),
+            " AND lease_token IS NULL"
+        ))
+        .bind(msg.as_str())
+        .bind(app.as_str())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
@@ -255,6 +268,7 @@ mod logs_sql {
                 Some(DeliveryStatus::Pending) => stats.pending += n,
                 Some(DeliveryStatus::Fail) => stats.fail += n,
                 Some(DeliveryStatus::Sending) => stats.sending += n,
+                Some(DeliveryStatus::Canceled) => stats.canceled += n,
                 None => return Err(StoreError::Corrupt(format!("delivery status {status}"))),
             }
         }
@@ -276,7 +290,7 @@ mod logs_sql {
             DeliveryStatus::Sending => {
                 qb.push(format_args!(" AND {t}lease_token IS NOT NULL"));
             }
-            DeliveryStatus::Success | DeliveryStatus::Fail => {}
+            DeliveryStatus::Success | DeliveryStatus::Fail | DeliveryStatus::Canceled => {}
         }
     }
 

@@ -69,14 +69,14 @@ async fn touch_queues(
 }
 
 
-/// Fails the pending (not in-flight) tasks of a disabled endpoint.
+/// Cancels the pending (not in-flight) tasks of a disabled endpoint.
 async fn stop_pending(conn: &mut <Db as sqlx::Database>::Connection, endpoint: &str) -> Result<()> {
     sqlx::query(
         "UPDATE deliveries SET status = $2, next_attempt_at = NULL
          WHERE endpoint_id = $1 AND status = $3 AND lease_token IS NULL",
     )
     .bind(endpoint)
-    .bind(FAIL)
+    .bind(CANCELED)
     .bind(PENDING)
     .execute(&mut *conn)
     .await?;
@@ -246,7 +246,7 @@ impl QueueStore for SqlStore {
         let mut tx = WriteTx::begin(self).await?;
         let done = sqlx::query(
             concat!("UPDATE deliveries SET status = ", status!(PENDING), ", attempts = 0, next_attempt_at = $4, manual = FALSE
-             WHERE endpoint_id = $1 AND status = ", status!(FAIL), " AND created_at >= $2 AND created_at < $3"),
+             WHERE endpoint_id = $1 AND status IN (", status!(FAIL), ", ", status!(CANCELED), ") AND created_at >= $2 AND created_at < $3"),
         )
         .bind(endpoint.as_str())
         .bind(millis(since))

@@ -18,6 +18,7 @@ use crate::{IdempotencyCompletion, Result, StoreError};
 const PENDING: i32 = status!(PENDING);
 const SUCCESS: i32 = status!(SUCCESS);
 const FAIL: i32 = status!(FAIL);
+const CANCELED: i32 = status!(CANCELED);
 
 /// Stores a message, the answer of its `Idempotency-Key` if it has one, and one delivery task
 /// per endpoint it goes to (the endpoints routing selects, or only `only`), and makes those
@@ -462,8 +463,9 @@ fn move_task(conn: &Connection, node: &str, r: &AttemptRecord) -> Result<bool> {
             .query_row([r.endpoint_id.as_str()], |row| row.get::<_, bool>(0))
             .optional()?
             .unwrap_or(false);
+    // A retry of a disabled endpoint is canceled: its retries have stopped.
     let (status, next) = if stopped {
-        (FAIL, None)
+        (CANCELED, None)
     } else {
         (status, next)
     };
@@ -507,7 +509,7 @@ fn first_failure_in_an_hour(
     Ok(changed > 0)
 }
 
-/// Disables an endpoint and fails its pending tasks (not those in flight, whose results
+/// Disables an endpoint and cancels its pending tasks (not those in flight, whose results
 /// decide); whether it was enabled.
 fn disable_endpoint(conn: &Connection, endpoint: &str, now: i64) -> Result<bool> {
     let changed = conn
@@ -520,6 +522,6 @@ fn disable_endpoint(conn: &Connection, endpoint: &str, now: i64) -> Result<bool>
         "UPDATE deliveries SET status = ?2, next_attempt_at = NULL
          WHERE endpoint_id = ?1 AND status = ?3 AND lease_token IS NULL",
     )?
-    .execute(params![endpoint, FAIL, PENDING])?;
+    .execute(params![endpoint, CANCELED, PENDING])?;
     Ok(changed > 0)
 }

@@ -205,6 +205,11 @@ pub struct AttemptsByEndpointQuery {
     #[serde(default, deserialize_with = "query_bool")]
     #[param(value_type = Option<bool>)]
     pub with_msg: Option<bool>,
+    /// Accepted as in Svix; it changes nothing here: an attempt is a request that was made,
+    /// 0 (success) or 2 (fail), never canceled (`status=4` lists none).
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub expanded_statuses: Option<bool>,
     /// Only attempts made before this time.
     pub before: Option<DateTime<Utc>>,
     /// Only attempts made after this time.
@@ -240,6 +245,11 @@ pub struct AttemptsByMsgQuery {
     #[serde(default, deserialize_with = "query_bool")]
     #[param(value_type = Option<bool>)]
     pub with_msg: Option<bool>,
+    /// Accepted as in Svix; it changes nothing here: an attempt is a request that was made,
+    /// 0 (success) or 2 (fail), never canceled (`status=4` lists none).
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub expanded_statuses: Option<bool>,
     /// Only attempts to this endpoint (id or uid).
     pub endpoint_id: Option<String>,
     /// Only attempts made before this time.

@@ -21,7 +21,7 @@ use super::extract::{Query, comma_list, query_bool};
 use super::message::MessageOut;
 use super::pagination::{ListResponse, PageQuery};
 use super::params::{EndpointPath, MessagePath};
-use super::status::{MessageStatus, MessageStatusText};
+use super::status::{MessageStatus, MessageStatusText, reported};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -58,8 +58,10 @@ pub struct MessageEndpointOut {
 }
 
 impl From<Destination> for MessageEndpointOut {
+    /// As Svix reports it: a canceled delivery reads as a success.
     fn from(d: Destination) -> Self {
         let e = d.endpoint;
+        let status = reported(d.status, false);
         Self {
             id: e.id.into_string(),
             uid: e.uid,
@@ -71,8 +73,8 @@ impl From<Destination> for MessageEndpointOut {
             throttle_rate: e.rate_limit,
             created_at: e.created_at,
             updated_at: e.updated_at,
-            status: d.status.into(),
-            status_text: d.status.into(),
+            status: status.into(),
+            status_text: status.into(),
             next_attempt: next_attempt(d.status, d.next_attempt_at),
         }
     }
@@ -96,8 +98,9 @@ pub struct EndpointMessageOut {
 }
 
 impl EndpointMessageOut {
-    fn new(s: SentMessage, with_content: bool) -> Self {
+    fn new(s: SentMessage, with_content: bool, expanded_statuses: bool) -> Self {
         let m = MessageOut::new(s.message, with_content);
+        let status = reported(s.status, expanded_statuses);
         Self {
             id: m.id,
             event_type: m.event_type,
@@ -105,8 +108,8 @@ impl EndpointMessageOut {
             channels: m.channels,
             payload: m.payload,
             timestamp: m.timestamp,
-            status: s.status.into(),
-            status_text: s.status.into(),
+            status: status.into(),
+            status_text: status.into(),
             next_attempt: next_attempt(s.status, s.next_attempt_at),
         }
     }
@@ -160,6 +163,11 @@ pub struct SentMessagesQuery {
     /// Only these event types (repeat the parameter or separate with commas).
     #[serde(default, deserialize_with = "comma_list")]
     pub event_types: Vec<String>,
+    /// Report canceled deliveries as 4 (canceled); without it they read as 0 (success), as
+    /// in Svix.
+    #[serde(default, deserialize_with = "query_bool")]
+    #[param(value_type = Option<bool>)]
+    pub expanded_statuses: Option<bool>,
 }
 
 /// List the messages sent to an endpoint, newest first, with each delivery's status and next
@@ -191,6 +199,7 @@ async fn list_sent_messages(
         after: query.after,
     };
     let with_content = query.with_content.unwrap_or(true);
+    let expanded = query.expanded_statuses.unwrap_or(false);
     let page = state
         .store
         .list_sent_messages(&endpoint.id, &filter, &params)
@@ -199,7 +208,7 @@ async fn list_sent_messages(
         page,
         &params,
         |s| s.message.id.as_str().to_owned(),
-        |s| EndpointMessageOut::new(s, with_content),
+        |s| EndpointMessageOut::new(s, with_content, expanded),
     )))
 }
 
@@ -219,7 +228,8 @@ pub struct EndpointStats {
     pub pending: u64,
     pub sending: u64,
     pub fail: u64,
-    /// Always 0: Herald does not cancel deliveries.
+    /// Deliveries canceled: their endpoint was disabled while they waited (or their retry
+    /// came due on a disabled endpoint), or their message's content was expunged.
     pub canceled: u64,
 }
 
@@ -252,7 +262,7 @@ async fn endpoint_stats(
         pending: stats.pending,
         sending: stats.sending,
         fail: stats.fail,
-        canceled: 0,
+        canceled: stats.canceled,
     }))
 }
 

@@ -46,8 +46,8 @@ pub struct DeliveryLogQuery {
     pub start_last_retry_timestamp: Option<DateTime<Utc>>,
     /// Only deliveries last attempted at or before this time.
     pub end_last_retry_timestamp: Option<DateTime<Utc>>,
-    /// Only deliveries in this status: `success`, `pending`, `fail` or `sending` (or the
-    /// `MessageStatus` numbers 0 to 3).
+    /// Only deliveries in this status: `success`, `pending`, `fail`, `sending` or `canceled`
+    /// (or the `MessageStatus` numbers 0 to 4).
     pub status: Option<String>,
     /// Only messages of this event type.
     pub event_type: Option<String>,
@@ -131,6 +131,7 @@ fn parse_status(text: &str) -> Option<DeliveryStatus> {
         "pending" | "1" => Some(DeliveryStatus::Pending),
         "fail" | "2" => Some(DeliveryStatus::Fail),
         "sending" | "3" => Some(DeliveryStatus::Sending),
+        "canceled" | "4" => Some(DeliveryStatus::Canceled),
         _ => None,
     }
 }
@@ -157,7 +158,7 @@ fn check(query: &DeliveryLogQuery) -> ApiResult<(DeliveryLogFilter, u64, u64)> {
             if parsed.is_none() {
                 v.value(
                     &["query", "status"],
-                    "expected success, pending, fail or sending",
+                    "expected success, pending, fail, sending or canceled",
                 );
             }
             parsed

@@ -6,7 +6,7 @@ use herald_core::model::{DeliveryStatus, Trigger};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;
 
-/// The sending status of a message: 0 success, 1 pending, 2 fail, 3 sending.
+/// The sending status of a message: 0 success, 1 pending, 2 fail, 3 sending, 4 canceled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
 #[repr(u8)]
 pub enum MessageStatus {
@@ -14,6 +14,16 @@ pub enum MessageStatus {
     Pending = 1,
     Fail = 2,
     Sending = 3,
+    Canceled = 4,
+}
+
+/// The status Svix's lists report: a canceled delivery reads as a success unless the client
+/// asked for `expanded_statuses`.
+pub fn reported(status: DeliveryStatus, expanded_statuses: bool) -> DeliveryStatus {
+    match status {
+        DeliveryStatus::Canceled if !expanded_statuses => DeliveryStatus::Success,
+        other => other,
+    }
 }
 
 impl From<DeliveryStatus> for MessageStatus {
@@ -23,6 +33,7 @@ impl From<DeliveryStatus> for MessageStatus {
             DeliveryStatus::Pending => MessageStatus::Pending,
             DeliveryStatus::Fail => MessageStatus::Fail,
             DeliveryStatus::Sending => MessageStatus::Sending,
+            DeliveryStatus::Canceled => MessageStatus::Canceled,
         }
     }
 }
@@ -34,6 +45,7 @@ impl From<MessageStatus> for DeliveryStatus {
             MessageStatus::Pending => DeliveryStatus::Pending,
             MessageStatus::Fail => DeliveryStatus::Fail,
             MessageStatus::Sending => DeliveryStatus::Sending,
+            MessageStatus::Canceled => DeliveryStatus::Canceled,
         }
     }
 }
@@ -51,7 +63,7 @@ impl<'de> Deserialize<'de> for MessageStatus {
             .map(Self::from)
             .ok_or_else(|| {
                 serde::de::Error::custom(format!(
-                    "expected 0 (success), 1 (pending), 2 (fail) or 3 (sending), got {code}"
+                    "expected 0 (success), 1 (pending), 2 (fail), 3 (sending) or 4 (canceled), got {code}"
                 ))
             })
     }
@@ -65,6 +77,7 @@ pub enum MessageStatusText {
     Pending,
     Fail,
     Sending,
+    Canceled,
 }
 
 impl From<DeliveryStatus> for MessageStatusText {
@@ -74,6 +87,7 @@ impl From<DeliveryStatus> for MessageStatusText {
             DeliveryStatus::Pending => MessageStatusText::Pending,
             DeliveryStatus::Fail => MessageStatusText::Fail,
             DeliveryStatus::Sending => MessageStatusText::Sending,
+            DeliveryStatus::Canceled => MessageStatusText::Canceled,
         }
     }
 }
@@ -168,7 +182,11 @@ mod tests {
             serde_json::from_str::<MessageStatus>("2").unwrap(),
             MessageStatus::Fail
         );
-        assert!(serde_json::from_str::<MessageStatus>("4").is_err());
+        assert_eq!(
+            serde_json::from_str::<MessageStatus>("4").unwrap(),
+            MessageStatus::Canceled
+        );
+        assert!(serde_json::from_str::<MessageStatus>("5").is_err());
         assert_eq!(
             serde_json::from_str::<StatusCodeClass>("400").unwrap(),
             StatusCodeClass::Code4xx

@@ -215,6 +215,7 @@ pub fn status_text(status: MessageStatus) -> &'static str {
         MessageStatus::Pending => "pending",
         MessageStatus::Fail => "fail",
         MessageStatus::Sending => "sending",
+        MessageStatus::Canceled => "canceled",
     }
 }
 

@@ -267,3 +267,37 @@ async fn precheck_says_whether_an_endpoint_would_receive_a_message() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     t.stop().await;
 }
+
+/// A message whose content is expunged before it went cannot be sent: its waiting deliveries
+/// are canceled (here a scheduled one), and nothing goes out at its time.
+#[tokio::test]
+async fn expunging_a_waiting_message_cancels_its_deliveries() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Acme").await;
+    let ep = t.create_endpoint(&app, json!({"url": r.url("/x")})).await;
+    let at = Utc::now() + chrono::Duration::milliseconds(800);
+    let (_, msg) = t
+        .post(
+            &format!("/api/v1/app/{app}/msg"),
+            json!({"eventType": "a.b", "payload": {"secret": 1}, "deliverAt": rfc3339(at)}),
+        )
+        .await;
+    let id = msg["id"].as_str().unwrap().to_owned();
+    let (status, _) = t
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/app/{app}/msg/{id}/content"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    t.wait_status(&id, &ep, DeliveryStatus::Canceled, Duration::from_secs(2))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        r.received("/x").is_empty(),
+        "nothing is sent without its content"
+    );
+    t.stop().await;
+}

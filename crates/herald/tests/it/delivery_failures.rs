@@ -150,9 +150,14 @@ async fn gone_disables_the_endpoint_and_recover_brings_messages_back() {
         .await;
     let (_, endpoint) = t.get(&format!("/api/v1/app/{app}/endpoint/{ep}")).await;
     assert_eq!(endpoint["disabled"], true, "410 disables at once");
-    // Its pending retry stopped, and new messages get no task.
-    t.wait_status(&waiting, &ep, DeliveryStatus::Fail, Duration::from_secs(5))
-        .await;
+    // Its pending retry is canceled, and new messages get no task.
+    t.wait_status(
+        &waiting,
+        &ep,
+        DeliveryStatus::Canceled,
+        Duration::from_secs(5),
+    )
+    .await;
     let skipped = t
         .publish(&app, json!({"eventType": "a", "payload": {"n": 3}}))
         .await;
@@ -247,10 +252,37 @@ async fn endpoints_failing_for_the_configured_period_are_disabled() {
     let msg = t
         .publish(&app, json!({"eventType": "a", "payload": {}}))
         .await;
-    t.wait_status(&msg, &ep, DeliveryStatus::Fail, Duration::from_secs(10))
+    // Disabling cancels the retries it still had.
+    t.wait_status(&msg, &ep, DeliveryStatus::Canceled, Duration::from_secs(10))
         .await;
     let (_, endpoint) = t.get(&format!("/api/v1/app/{app}/endpoint/{ep}")).await;
     assert_eq!(endpoint["disabled"], true);
+    // Svix's lists read a canceled delivery as a success unless asked to expand statuses;
+    // the statistics count it as canceled.
+    let sent = format!("/api/v1/app/{app}/endpoint/{ep}/msg");
+    assert_eq!(t.get(&sent).await.1["data"][0]["status"], 0);
+    let (_, expanded) = t.get(&format!("{sent}?expanded_statuses=true")).await;
+    assert_eq!(expanded["data"][0]["status"], 4);
+    assert_eq!(expanded["data"][0]["statusText"], "canceled");
+    let (_, only) = t
+        .get(&format!("{sent}?status=4&expanded_statuses=true"))
+        .await;
+    assert_eq!(only["data"].as_array().unwrap().len(), 1);
+    let (_, stats) = t
+        .get(&format!("/api/v1/app/{app}/endpoint/{ep}/stats"))
+        .await;
+    assert_eq!(
+        (stats["canceled"].as_u64(), stats["fail"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let (status, none) = t
+        .get(&format!("/api/v1/app/{app}/attempt/endpoint/{ep}?status=4"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{none}");
+    assert!(
+        none["data"].as_array().unwrap().is_empty(),
+        "no attempt is canceled"
+    );
     let attempts = r.received("/down").len();
     assert!(
         (3..=8).contains(&attempts),

@@ -242,9 +242,13 @@ async fn log_routes_match_the_reference_parameters_and_schemas() {
         "StatusCodeClass",
         "MessageAttemptTriggerType",
     ] {
+        let mut theirs = reference["components"]["schemas"][schema]["enum"].clone();
+        // Canceled (4) is in Svix's newer API and SDKs, not yet in this reference.
+        if schema == "MessageStatus" {
+            theirs.as_array_mut().unwrap().push(serde_json::json!(4));
+        }
         assert_eq!(
-            doc["components"]["schemas"][schema]["enum"],
-            reference["components"]["schemas"][schema]["enum"],
+            doc["components"]["schemas"][schema]["enum"], theirs,
             "{schema}"
         );
     }
