@@ -255,6 +255,8 @@ def main():
         app.id, logged.id, EndpointGetStatsOptions(since=datetime.now(timezone.utc) - timedelta(hours=1))
     )
     assert stats.pending + stats.sending + stats.fail == 1 and stats.success == 0, stats
+    attempt_stats = svix.endpoint.get_attempt_stats(app.id, logged.id)
+    assert attempt_stats.fail >= 1 and attempt_stats.success == 0, attempt_stats
     # Tags and `with_msg`: the SDK's own filters and models.
     tagged = svix.message.create(app.id, MessageIn(event_type=et_name, payload={"t": 1}, tags=[f"tag-{RUN}"]))
     assert tagged.tags == [f"tag-{RUN}"], tagged

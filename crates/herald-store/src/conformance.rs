@@ -198,6 +198,7 @@ macro_rules! conformance_checks {
             logs_and_stats => $crate::conformance::logs::logs_and_stats,
             completion_effects => $crate::conformance::logs::completion_effects,
             retention => $crate::conformance::logs::retention,
+            attempts_by_day => $crate::conformance::logs::attempts_by_day,
             metrics => $crate::conformance::logs::metrics,
             concurrent_claims_do_not_overlap => $crate::conformance::concurrent_claims_do_not_overlap,
             publishes_racing_releases_are_never_stranded => $crate::conformance::publishes_racing_releases_are_never_stranded,

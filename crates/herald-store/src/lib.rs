@@ -62,12 +62,8 @@ macro_rules! reported_status {
     ($t:literal) => {
         concat!(
             "CASE WHEN ",
-            $t,
-            "status = ",
-            status!(PENDING),
-            " AND ",
-            $t,
-            "lease_token IS NOT NULL THEN ",
+            in_flight!($t),
+            " THEN ",
             status!(SENDING),
             " ELSE ",
             $t,
@@ -81,16 +77,26 @@ macro_rules! reported_next_attempt {
     ($t:literal) => {
         concat!(
             "CASE WHEN ",
+            in_flight!($t),
+            " THEN ",
+            $t,
+            "lease_until ELSE ",
+            $t,
+            "next_attempt_at END"
+        )
+    };
+}
+
+/// A pending task under a lease: in flight (see `reported_status!`).
+macro_rules! in_flight {
+    ($t:literal) => {
+        concat!(
             $t,
             "status = ",
             status!(PENDING),
             " AND ",
             $t,
-            "lease_token IS NOT NULL THEN ",
-            $t,
-            "lease_until ELSE ",
-            $t,
-            "next_attempt_at END"
+            "lease_token IS NOT NULL"
         )
     };
 }
@@ -200,7 +206,7 @@ pub use access::{AccessStore, IdempotencyCompletion, IdempotencyState, StoredRes
 pub use device::{DeviceFilter, DeviceStore, Lifecycle, StatusRecorded, StatusReport};
 pub use inbox::{EntryFilter, InboxEntry, InboxStore, NewEntry, ReplayGuard, TreeRead};
 pub use logs::{
-    AttemptFilter, DeliveryLogEntry, DeliveryLogFilter, DeliveryLogPage, Destination,
+    AttemptDay, AttemptFilter, DeliveryLogEntry, DeliveryLogFilter, DeliveryLogPage, Destination,
     EndpointMessageFilter, EndpointStats, LogStore, PoolStats, QueueMetrics, SentMessage,
 };
 pub use messages::{MessageFilter, MessageStore};

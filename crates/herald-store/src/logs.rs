@@ -87,6 +87,17 @@ pub struct EndpointStats {
     pub canceled: u64,
 }
 
+/// One UTC day of an endpoint's attempts (`LogStore::attempt_days`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptDay {
+    /// Midnight UTC that starts the day.
+    pub day: DateTime<Utc>,
+    /// Attempts answered with a success.
+    pub success: u64,
+    /// Attempts that failed.
+    pub fail: u64,
+}
+
 /// Filters of the delivery log. Times are inclusive bounds.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryLogFilter {
@@ -227,6 +238,14 @@ pub trait LogStore: Send + Sync {
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<EndpointStats>;
+    /// An endpoint's attempts made in `[since, until)`, by UTC day: each day's start and its
+    /// successful and failed attempts, oldest first; days without attempts are left out.
+    async fn attempt_days(
+        &self,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<AttemptDay>>;
     /// One page of the delivery log, newest first, skipping `offset` rows, with the number of
     /// rows matching `filter`.
     async fn delivery_log(

@@ -779,3 +779,72 @@ pub async fn metrics(store: &dyn Store) {
     assert!(pools.iter().all(|p| p.idle <= p.size && p.size <= p.max));
     store.delete_app(&app.id).await.unwrap();
 }
+
+/// An endpoint's attempts counted by UTC day and outcome, within a window.
+pub async fn attempts_by_day(store: &dyn Store) {
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut endpoint = sample_endpoint(&app.id);
+    endpoint.event_types = None;
+    store.create_endpoint(&endpoint, &secrets(1)).await.unwrap();
+    let node = format!("node-{}", random_base62(6));
+    let day =
+        |d: u32| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, d, 0, 0, 0).unwrap();
+    // Results of two messages on 1 November (one success, one failure) and one on 2 November.
+    let mut records = Vec::new();
+    for (at, next) in [
+        (day(1) + Duration::hours(1), NextStep::Done),
+        (day(1) + Duration::hours(23), NextStep::Exhausted),
+        (day(2) + Duration::minutes(5), NextStep::Exhausted),
+    ] {
+        let msg = sample_message(&app.id, "a.b", None);
+        store.create_message(&msg).await.unwrap();
+        let now = msg.created_at + Duration::milliseconds(1);
+        store
+            .claim_due_endpoints(&node, now, now + Duration::seconds(30), 100)
+            .await
+            .unwrap();
+        let (tasks, _) = store
+            .claim_tasks(
+                &node,
+                &endpoint.id,
+                now,
+                now + Duration::seconds(30),
+                1,
+                false,
+            )
+            .await
+            .unwrap();
+        records.push(record(&tasks[0], &endpoint, next, at));
+    }
+    store
+        .complete_attempts(&node, &records, Duration::days(1), day(3))
+        .await
+        .unwrap();
+    let days = store
+        .attempt_days(&endpoint.id, day(1), day(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        days,
+        vec![
+            crate::AttemptDay {
+                day: day(1),
+                success: 1,
+                fail: 1
+            },
+            crate::AttemptDay {
+                day: day(2),
+                success: 0,
+                fail: 1
+            },
+        ]
+    );
+    let second = store
+        .attempt_days(&endpoint.id, day(2), day(3))
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    store.abandon_endpoint(&node, &endpoint.id).await.unwrap();
+    store.delete_app(&app.id).await.unwrap();
+}

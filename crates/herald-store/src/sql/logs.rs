@@ -530,6 +530,37 @@ impl LogStore for SqlStore {
         logs_sql::endpoint_stats(&self.reader, endpoint, since, until).await
     }
 
+    async fn attempt_days(
+        &self,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<crate::AttemptDay>> {
+        const DAY_MS: i64 = 86_400_000;
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT created_at / 86400000 AS day,
+               COALESCE(SUM(CASE WHEN success THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN success THEN 0 ELSE 1 END), 0)
+             FROM attempts WHERE endpoint_id = $1 AND created_at >= $2 AND created_at < $3
+             GROUP BY created_at / 86400000 ORDER BY day",
+        )
+        .bind(endpoint.as_str())
+        .bind(millis(since))
+        .bind(millis(until))
+        .fetch_all(&self.reader)
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        rows.into_iter()
+            .map(|(day, success, fail)| {
+                Ok(crate::AttemptDay {
+                    day: time(day * DAY_MS)?,
+                    success: count(success),
+                    fail: count(fail),
+                })
+            })
+            .collect()
+    }
+
     async fn delivery_log(
         &self,
         filter: &crate::DeliveryLogFilter,

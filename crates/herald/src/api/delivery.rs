@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_destinations))
         .routes(routes!(list_sent_messages))
         .routes(routes!(endpoint_stats))
+        .routes(routes!(attempt_stats))
         .routes(routes!(expunge_message_content))
 }
 
@@ -263,6 +264,92 @@ async fn endpoint_stats(
         sending: stats.sending,
         fail: stats.fail,
         canceled: stats.canceled,
+    }))
+}
+
+/// Attempt statistics of an endpoint over a window (`since` floored and `until` raised to
+/// the hour; by default the 28 days up to now, at most 90 days).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EndpointAttemptStats {
+    /// Attempts in the window that succeeded.
+    pub success: u64,
+    /// Attempts in the window that failed.
+    pub fail: u64,
+    /// Deliveries canceled, of messages created in the window (an attempt itself is never
+    /// canceled).
+    pub canceled: u64,
+    /// Herald: the same attempts by UTC day, oldest first; days without attempts are left out.
+    pub days: Vec<AttemptDayOut>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttemptDayOut {
+    /// Midnight UTC that starts the day.
+    pub day: DateTime<Utc>,
+    pub success: u64,
+    pub fail: u64,
+}
+
+const MAX_STATS_DAYS: i64 = 90;
+const DEFAULT_STATS_DAYS: i64 = 28;
+
+/// Get an endpoint's attempt statistics: successes and failures over a window, and by day.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/attempt-stats", tag = "Endpoint",
+    operation_id = "v1.endpoint.get-attempt-stats",
+    params(EndpointPath, StatsQuery),
+    responses((status = 200, body = EndpointAttemptStats)))]
+async fn attempt_stats(
+    State(state): State<AppState>,
+    scoped: ScopedApp,
+    Path(path): Path<EndpointPath>,
+    Query(query): Query<StatsQuery>,
+) -> ApiResult<axum::Json<EndpointAttemptStats>> {
+    use chrono::{DurationRound, TimeDelta};
+    let hour = TimeDelta::hours(1);
+    let until = query.until.unwrap_or_else(herald_core::time::now);
+    // Raised to the next hour unless already on one.
+    let until =
+        until.duration_trunc(hour).map_or(
+            until,
+            |floor| {
+                if floor == until { floor } else { floor + hour }
+            },
+        );
+    let since = query
+        .since
+        .unwrap_or(until - TimeDelta::days(DEFAULT_STATS_DAYS));
+    let since = since.duration_trunc(hour).unwrap_or(since);
+    if until < since {
+        return Err(ApiError::invalid(
+            &["query", "until"],
+            "must not be before `since`",
+        ));
+    }
+    if until - since > TimeDelta::days(MAX_STATS_DAYS) {
+        return Err(ApiError::invalid(
+            &["query", "since"],
+            format!("the window is at most {MAX_STATS_DAYS} days"),
+        ));
+    }
+    let endpoint = super::endpoint::load(&state, &scoped, &path.endpoint_id).await?;
+    let days = state.store.attempt_days(&endpoint.id, since, until).await?;
+    let canceled = state
+        .store
+        .endpoint_stats(&endpoint.id, Some(since), Some(until))
+        .await?
+        .canceled;
+    Ok(axum::Json(EndpointAttemptStats {
+        success: days.iter().map(|d| d.success).sum(),
+        fail: days.iter().map(|d| d.fail).sum(),
+        canceled,
+        days: days
+            .into_iter()
+            .map(|d| AttemptDayOut {
+                day: d.day,
+                success: d.success,
+                fail: d.fail,
+            })
+            .collect(),
     }))
 }
 

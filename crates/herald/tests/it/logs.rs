@@ -806,3 +806,69 @@ async fn attempts_name_the_url_they_were_sent_to_without_copying_it() {
     assert_eq!(copied, 0);
     t.stop().await;
 }
+
+/// `…/endpoint/{ep}/attempt-stats`: the window's successes and failures, and the same by day.
+#[tokio::test]
+async fn attempt_stats_count_an_endpoints_attempts_by_outcome_and_day() {
+    let r = Receiver::start().await;
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Acme").await;
+    let ep = t
+        .create_endpoint(&app, json!({"url": r.url("/s"), "retrySchedule": [3600]}))
+        .await;
+    r.script(
+        "/s",
+        vec![Step::Status(200), Step::Status(500), Step::Status(204)],
+    );
+    for n in 0..3 {
+        t.publish(&app, json!({"eventType": "a", "payload": {"n": n}}))
+            .await;
+        r.wait_for("/s", n + 1, Duration::from_secs(5)).await;
+    }
+    let path = format!("/api/v1/app/{app}/endpoint/{ep}/attempt-stats");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let stats = loop {
+        let (status, stats) = t.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{stats}");
+        if stats["success"].as_u64().unwrap() + stats["fail"].as_u64().unwrap() == 3 {
+            break stats;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (stats["success"].as_u64(), stats["fail"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(stats["canceled"], 0);
+    let today = chrono::Utc::now().date_naive().to_string();
+    assert_eq!(stats["days"].as_array().unwrap().len(), 1, "{stats}");
+    assert!(
+        stats["days"][0]["day"]
+            .as_str()
+            .unwrap()
+            .starts_with(&today)
+    );
+    // A window before any attempt is empty; one over 90 days, or inverted, is refused.
+    let (_, empty) = t.get(&format!("{path}?until=2026-01-01T00:00:00Z")).await;
+    assert_eq!(
+        (
+            empty["success"].as_u64(),
+            empty["days"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    let (status, _) = t
+        .get(&format!(
+            "{path}?since=2025-01-01T00:00:00Z&until=2026-01-01T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = t
+        .get(&format!(
+            "{path}?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    t.stop().await;
+}
