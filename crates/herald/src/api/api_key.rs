@@ -153,6 +153,9 @@ pub struct NewKey {
     pub parent_id: Option<ApiKeyId>,
     /// For a portal token: the feature flags whose event types it sees.
     pub feature_flags: Vec<String>,
+    /// When it is issued: the instant its lifetime was counted from, so that a key given "7
+    /// days" lives exactly 7 days.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Stores a new key and returns it with its token.
@@ -165,7 +168,7 @@ pub async fn issue(state: &AppState, new: NewKey) -> ApiResult<(ApiKey, String)>
         kind: new.kind,
         app_id: new.app_id,
         secret_hash: issued.secret_hash,
-        created_at: herald_core::time::now(),
+        created_at: new.created_at,
         expires_at: new.expires_at,
         parent_id: new.parent_id,
         feature_flags: new.feature_flags,
@@ -232,6 +235,7 @@ async fn create_api_key(
             expires_at: body.expires_at,
             parent_id: None,
             feature_flags: Vec::new(),
+            created_at: herald_core::time::now(),
         },
     )
     .await?;
@@ -383,6 +387,7 @@ async fn app_portal_access(
             expires_at: Some(now + Duration::seconds(expiry)),
             parent_id: None,
             feature_flags: body.feature_flags,
+            created_at: now,
         },
     )
     .await?;

@@ -112,6 +112,7 @@ async fn console_session(
         expires_at: Some(expires_at),
         parent_id: principal.key_id.clone(),
         feature_flags: Vec::new(),
+        created_at: now,
     };
     let (key, token) = issue(&state, new).await?;
     Ok((
