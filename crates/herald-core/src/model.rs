@@ -80,7 +80,7 @@ pub struct EventType {
     /// Svix's `featureFlags`: when set, the event type is visible to a portal token only if
     /// the token carries one of them (admin and API keys see every event type).
     pub feature_flags: Option<Vec<String>>,
-    /// Svix's `groupName`: a label the portal groups event types by.
+    /// Svix's `groupName`: a label to group event types by, stored and returned as given.
     pub group_name: Option<String>,
     /// JSON schemas by version, as given (`{"1": {...}}`).
     pub schemas: Option<serde_json::Value>,

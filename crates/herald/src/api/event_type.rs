@@ -54,7 +54,7 @@ pub struct EventTypeIn {
     /// The event type is visible to a portal token only when the token carries one of these
     /// flags (at most 5); admin and API keys see every event type.
     pub feature_flags: Option<Vec<String>>,
-    /// A label the portal groups event types by.
+    /// A label to group event types by in a catalogue; stored and returned as given.
     pub group_name: Option<String>,
 }
 
@@ -74,7 +74,7 @@ pub struct EventTypeUpdate {
     /// The event type is visible to a portal token only when the token carries one of these
     /// flags (at most 5); admin and API keys see every event type.
     pub feature_flags: Option<Vec<String>>,
-    /// A label the portal groups event types by.
+    /// A label to group event types by in a catalogue; stored and returned as given.
     pub group_name: Option<String>,
 }
 
