@@ -70,6 +70,19 @@ const tagged = await svix.message.list(app.id, { tag: `t-${run}` });
 assert.deepEqual(tagged.data.map((m) => m.id), [later.id]);
 checks += 3;
 
+// A replay runs as a background task, followed to its end.
+const replay = await svix.endpoint.replayMissing(app.id, ep.id, { since: new Date(Date.now() - 3600 * 1000) });
+assert.ok(replay.id.startsWith("qtask_"));
+assert.equal(replay.task, "endpoint.replay");
+let task = await svix.backgroundTask.get(replay.id);
+for (let i = 0; task.status === "running" && i < 400; i++) {
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  task = await svix.backgroundTask.get(replay.id);
+}
+assert.equal(task.status, "finished");
+assert.equal(typeof task.data.messagesSent, "number");
+checks += 2;
+
 const access = await svix.authentication.appPortalAccess(app.id, {});
 const portal = client(access.token);
 assert.equal((await portal.endpoint.list(app.id)).data.length, 1);

@@ -19,6 +19,12 @@ from svix.api import (
     ApplicationListOptions,
     ApplicationPatch,
     AppPortalAccessIn,
+    AppUsageStatsIn,
+    BackgroundTaskListOptions,
+    BackgroundTaskStatus,
+    BackgroundTaskType,
+    BulkExpungeContentsIn,
+    BulkReplayIn,
     EndpointHeadersIn,
     EndpointHeadersPatchIn,
     EndpointGetStatsOptions,
@@ -45,6 +51,8 @@ from svix.api import (
     MessageStatus,
     OperationalWebhookEndpointHeadersIn,
     OperationalWebhookEndpointIn,
+    RecoverIn,
+    ReplayIn,
     StatusCodeClass,
     Svix,
     SvixOptions,
@@ -309,6 +317,45 @@ def main():
     assert svix.operational_webhook.endpoint.get_headers(ops.id).headers == {"X-Pager": "ops"}
     svix.operational_webhook.endpoint.delete(ops.id)
     checks += 1
+
+    # -- background tasks: recover, replays, purge and statistics, followed to their end --
+    svix.endpoint.patch(app.id, ep.id, EndpointPatch(disabled=False))
+    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    until = datetime.now(timezone.utc) + timedelta(minutes=1)
+    started = [
+        svix.endpoint.recover(app.id, ep.id, RecoverIn(since=since)),
+        svix.endpoint.replay_missing(app.id, ep.id, ReplayIn(since=since)),
+        svix.endpoint.bulk_replay(
+            app.id, ep.id, BulkReplayIn(since=since, event_types=[et_name], status=MessageStatus.FAIL)
+        ),
+        svix.message.expunge_all_contents(created_by_put.id),
+        svix.statistics.aggregate_app_stats(AppUsageStatsIn(since=since, until=until, app_ids=[app.id])),
+        svix.statistics.aggregate_event_types(),
+    ]
+    assert [s.task for s in started] == [
+        BackgroundTaskType.ENDPOINT_RECOVER,
+        BackgroundTaskType.ENDPOINT_REPLAY,
+        BackgroundTaskType.ENDPOINT_BULK_REPLAY,
+        BackgroundTaskType.APPLICATION_PURGE_CONTENT,
+        BackgroundTaskType.APPLICATION_STATS,
+        BackgroundTaskType.EVENT_TYPE_AGGREGATE,
+    ], started
+    assert all(s.id.startswith("qtask_") for s in started)
+    for s in started:
+        deadline = time.time() + 20
+        task = svix.background_task.get(s.id)
+        while task.status == BackgroundTaskStatus.RUNNING and time.time() < deadline:
+            time.sleep(0.05)
+            task = svix.background_task.get(s.id)
+        assert task.status == BackgroundTaskStatus.FINISHED, task
+    stats = svix.background_task.get(started[4].id)
+    assert stats.data["appStats"][0]["appId"] == app.id, stats
+    assert "messageDestinations" in stats.data["appStats"][0], stats
+    replays = svix.background_task.list(BackgroundTaskListOptions(task=BackgroundTaskType.ENDPOINT_REPLAY))
+    assert started[1].id in [t.id for t in replays.data]
+    expunged = svix.message.bulk_expunge_content(app.id, BulkExpungeContentsIn(ids=[msg.id, f"none-{RUN}"]))
+    assert {k: str(v) for k, v in expunged.results.items()} == {msg.id: "expunged", f"none-{RUN}": "not-found"}, expunged
+    checks += 6
 
     # -- portal access and logout --
     access = svix.authentication.app_portal_access(app.id, AppPortalAccessIn())

@@ -246,6 +246,9 @@ id_kinds! {
     InboxKind, InboxId, "inbox";
     /// One accepted write to an inbox (a received request).
     InboxEntryKind, InboxEntryId, "entry";
+    /// A background task (a replay, a recovery, a purge, a statistics run): Svix's
+    /// `QueueBackgroundTask`, hence the prefix.
+    BackgroundTaskKind, BackgroundTaskId, "qtask";
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod background;
 pub mod catalog;
 pub mod crypto;
 pub mod device;

@@ -34,6 +34,7 @@ pub mod devices;
 pub mod inbox;
 pub mod leases;
 pub mod routing;
+pub mod tasks;
 
 /// A dispatcher's one read: the endpoint, its sealed secrets and its application's delivery
 /// settings; nothing for an endpoint that is gone.
@@ -207,6 +208,8 @@ macro_rules! conformance_checks {
             lapsed_leases_make_tasks_due_again => $crate::conformance::leases::lapsed_leases_make_tasks_due_again,
             scheduled_messages_wait_in_the_queue => $crate::conformance::leases::scheduled_messages_wait_in_the_queue,
             results_in_bulk => $crate::conformance::batches::results_in_bulk,
+            background_tasks_are_leased_and_resumed => $crate::conformance::tasks::background_tasks_are_leased_and_resumed,
+            replay_batches_commit_with_their_progress => $crate::conformance::tasks::replay_batches_commit_with_their_progress,
             inbox_records => $crate::conformance::inbox::inbox_records,
             post_put_and_patch_build_the_tree => $crate::conformance::inbox::post_put_and_patch_build_the_tree,
             tree_reads_select_children_by_key => $crate::conformance::inbox::tree_reads_select_children_by_key,

@@ -16,6 +16,8 @@
 //! - [`MessageStore`] (`messages`): publishing and reading messages (see its module for why it
 //!   is a role of its own).
 //! - [`InboxStore`] (`inbox`) and [`DeviceStore`] (`device`): inboxes and devices.
+//! - [`BackgroundTaskStore`] (`tasks`): replays, recoveries, purges and statistics that go on
+//!   after the call that started them, persisted and resumed under leases.
 //!
 //! [`Store`] has every role as a supertrait, plus what concerns the store as a whole (ping,
 //! close, pool statistics, re-sealing every secret). Methods of every role are callable on a
@@ -199,6 +201,7 @@ pub mod queue;
 pub mod resources;
 mod rows;
 mod sqlite;
+pub mod tasks;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -217,13 +220,17 @@ pub use queue::{
 };
 pub use resources::ResourceStore;
 pub use sqlite::{SQLITE_SYNCHRONOUS, SqliteStore};
+pub use tasks::{
+    BackgroundTask, BackgroundTaskFilter, BackgroundTaskStore, ReplayBatch, ReplayMode, TaskLease,
+    TaskProgress,
+};
 
 /// Every role trait, for calling store methods through a concrete store or a role handle:
 /// `use herald_store::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AccessStore, DeviceStore, InboxStore, LogStore, MessageStore, QueueStore, ResourceStore,
-        Store,
+        AccessStore, BackgroundTaskStore, DeviceStore, InboxStore, LogStore, MessageStore,
+        QueueStore, ResourceStore, Store,
     };
 }
 
@@ -423,6 +430,7 @@ pub trait Store:
     + MessageStore
     + InboxStore
     + DeviceStore
+    + BackgroundTaskStore
     + Send
     + Sync
     + 'static

@@ -44,6 +44,11 @@ pub struct EndpointMessageFilter {
     pub event_types: Vec<String>,
     /// Only messages with this channel.
     pub channel: Option<String>,
+    /// Only messages with this tag.
+    pub tag: Option<String>,
+    /// Only deliveries whose last response's status is in this class: `100` … `500`, or `0`
+    /// for none yet (no attempt, or no response).
+    pub status_code_class: Option<u16>,
     /// Only messages created strictly before this time.
     pub before: Option<DateTime<Utc>>,
     /// Only messages created strictly after this time.

@@ -272,7 +272,8 @@ pub trait QueueStore: Send + Sync {
     async fn release_node(&self, node: &str, now: DateTime<Utc>) -> Result<()>;
     /// Start of a process that is the only one using the database (SQLite): every lease is from
     /// a dead process, so it ends now, and so does every unfinished `Idempotency-Key` claim
-    /// (its request died with that process). Also recomputes every queue's due time.
+    /// (its request died with that process), and so does every background task's lease. Also
+    /// recomputes every queue's due time.
     async fn reset_leases(&self) -> Result<()>;
     /// Makes a new attempt of a message to an endpoint due now (a manual resend), creating the
     /// task if the endpoint did not get the message.

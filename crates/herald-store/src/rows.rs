@@ -272,6 +272,41 @@ impl TryFrom<MessageRow> for Message {
 }
 
 #[derive(sqlx::FromRow)]
+pub(crate) struct BackgroundTaskRow {
+    id: String,
+    task: String,
+    status: String,
+    app_id: Option<String>,
+    endpoint_id: Option<String>,
+    params: String,
+    data: String,
+    cursor: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<BackgroundTaskRow> for crate::tasks::BackgroundTask {
+    type Error = StoreError;
+    fn try_from(r: BackgroundTaskRow) -> Result<Self> {
+        use herald_core::background::{BackgroundTaskStatus, BackgroundTaskType};
+        Ok(crate::tasks::BackgroundTask {
+            id: Id::from_trusted(r.id),
+            task: BackgroundTaskType::parse(&r.task)
+                .ok_or_else(|| StoreError::Corrupt(format!("task: {}", r.task)))?,
+            status: BackgroundTaskStatus::parse(&r.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("status: {}", r.status)))?,
+            app_id: r.app_id.map(Id::from_trusted),
+            endpoint_id: r.endpoint_id.map(Id::from_trusted),
+            params: from_json("params", &r.params)?,
+            data: from_json("data", &r.data)?,
+            cursor: r.cursor,
+            created_at: time(r.created_at)?,
+            updated_at: time(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
 pub(crate) struct ApiKeyRow {
     id: String,
     name: String,

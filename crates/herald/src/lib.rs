@@ -22,6 +22,7 @@ pub mod portal;
 pub mod retention;
 pub mod serve;
 pub mod startup;
+pub mod tasks;
 pub mod telemetry;
 pub mod wakeup;
 pub mod worker;

@@ -164,6 +164,8 @@ impl Application {
         );
         let event_type_labels = Arc::new(crate::metrics::EventTypeLabels::default());
         event_type_labels.reload(store.as_ref()).await?;
+        let tasks =
+            crate::tasks::BackgroundTasks::new(store.clone(), wakeup.clone(), &worker.node_id);
         let state = AppState::new(Shared {
             store,
             keyring,
@@ -186,6 +188,7 @@ impl Application {
             api_limiter: Default::default(),
             client_timeout: config.client_timeout,
             event_type_labels,
+            tasks,
         });
         Ok(Self {
             listener,
@@ -250,6 +253,9 @@ impl Application {
             )
         });
         let stopping = tokio_util::sync::CancellationToken::new();
+        // Every node runs background tasks, whatever its role: a task started on a node that
+        // died is resumed by any other.
+        let tasks = tokio::spawn(self.state.tasks.clone().run(stopping.child_token()));
         let signal = stopping.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -290,6 +296,9 @@ impl Application {
             stopping.cancelled().await;
             if let Some(worker) = worker {
                 worker.shutdown().await;
+            }
+            if let Err(e) = tasks.await {
+                tracing::warn!(error = %e, "the background task runner stopped abnormally");
             }
         });
         maintenance.abort();

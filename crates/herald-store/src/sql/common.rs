@@ -30,7 +30,7 @@
 //
 // It holds the helpers every role's SQL uses and the `Store` implementation proper, then
 // includes one file per role, each implementing its trait: `resources.rs`, `messages.rs`,
-// `queue.rs`, `access.rs`, `logs.rs`, `devices.rs` and `inbox.rs`.
+// `queue.rs`, `access.rs`, `logs.rs`, `devices.rs`, `inbox.rs` and `tasks.rs`.
 //
 // Everything here uses `$N` placeholders, which both SQLite and Postgres accept, and column
 // types both decode alike (see `rows.rs`). Writes go to `writer` (one connection on SQLite, so
@@ -42,7 +42,7 @@
 
 use crate::queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, Task, TaskClaim};
 use crate::rows::{
-    channels_column, first_due, millis, time, to_json, ApiKeyRow, AppRow, AttemptRow, DeliveryRow, DispatchRow,
+    channels_column, first_due, millis, time, to_json, ApiKeyRow, BackgroundTaskRow, AppRow, AttemptRow, DeliveryRow, DispatchRow,
     EndpointRow, EventTypeRow, MessageRow, SecretsRow,
 };
 use crate::{
@@ -232,3 +232,4 @@ include!("access.rs");
 include!("logs.rs");
 include!("devices.rs");
 include!("inbox.rs");
+include!("tasks.rs");

@@ -238,6 +238,22 @@ mod logs_sql {
         if let Some(channel) = &filter.channel {
             push_channel(&mut qb, "m.channels", channel);
         }
+        if let Some(tag) = &filter.tag {
+            // Tags are stored as channels are.
+            push_channel(&mut qb, "m.tags", tag);
+        }
+        match filter.status_code_class {
+            None => {}
+            Some(0) => {
+                qb.push(" AND COALESCE(d.last_status_code, 0) = 0");
+            }
+            Some(class) => {
+                qb.push(" AND d.last_status_code >= ")
+                    .push_bind(i32::from(class))
+                    .push(" AND d.last_status_code < ")
+                    .push_bind(i32::from(class) + 100);
+            }
+        }
         push_message_time(&mut qb, "d.msg_id", filter.before, filter.after);
         fetch_page::<SentMessageRow, _>(pool, qb, "d.msg_id", params).await
     }

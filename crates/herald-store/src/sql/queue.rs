@@ -202,6 +202,13 @@ impl QueueStore for SqlStore {
         sqlx::query("DELETE FROM idempotency_keys WHERE status IS NULL")
             .execute(&mut *tx)
             .await?;
+        // A running background task's lease is a dead runner's too: it resumes at once.
+        sqlx::query(
+            "UPDATE background_tasks SET lease_owner = NULL, lease_until = NULL
+             WHERE status = 'running' AND lease_owner IS NOT NULL",
+        )
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             concat!("UPDATE endpoint_queues SET owner = NULL, lease_until = NULL,
                next_due_at = (SELECT MIN(d.next_attempt_at) FROM deliveries d

@@ -244,6 +244,14 @@ const CUSTOMER_CHANGES: &[(Method, &str)] = &[
     ),
     (
         Method::POST,
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing",
+    ),
+    (
+        Method::POST,
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay",
+    ),
+    (
+        Method::POST,
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
     ),
     (

@@ -150,6 +150,8 @@ pub struct SentMessagesQuery {
     pub iterator: Option<String>,
     /// Only messages on this channel.
     pub channel: Option<String>,
+    /// Only messages with this tag.
+    pub tag: Option<String>,
     /// Only messages whose delivery to this endpoint has this status.
     #[param(value_type = Option<MessageStatus>)]
     pub status: Option<MessageStatus>,
@@ -190,12 +192,17 @@ async fn list_sent_messages(
     .params(Order::Descending)?;
     let mut v = Violations::new();
     validate::list_filters(&mut v, &query.event_types, query.channel.as_deref());
+    if let Some(tag) = &query.tag {
+        validate::channel(&mut v, &["query", "tag"], tag);
+    }
     v.finish()?;
     let endpoint = super::endpoint::load(&state, &scoped, &path.endpoint_id).await?;
     let filter = EndpointMessageFilter {
         status: query.status.map(DeliveryStatus::from),
         event_types: query.event_types,
         channel: query.channel,
+        tag: query.tag,
+        status_code_class: None,
         before: query.before,
         after: query.after,
     };

@@ -22,6 +22,8 @@ pub mod api_key;
 pub mod application;
 pub mod attempt;
 pub mod auth;
+pub mod background_task;
+pub mod content;
 pub mod delivery;
 pub mod delivery_log;
 pub mod device;
@@ -41,6 +43,7 @@ pub mod pagination;
 pub mod params;
 pub mod queue;
 pub mod session;
+pub mod stats;
 pub mod status;
 
 /// What every handler can reach. Cheap to clone.
@@ -78,6 +81,9 @@ pub struct Shared {
     pub client_timeout: std::time::Duration,
     /// The catalogue's event types, the only ones that label metrics.
     pub event_type_labels: Arc<crate::metrics::EventTypeLabels>,
+    /// Starts background tasks (replays, recoveries, purges, statistics) and wakes this
+    /// node's runner.
+    pub tasks: crate::tasks::BackgroundTasks,
 }
 
 impl AppState {
@@ -112,6 +118,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(event_type::router())
         .merge(endpoint::router())
         .merge(message::router())
+        .merge(content::router())
         .merge(device::router())
         .merge(attempt::router())
         .merge(delivery::router())
@@ -121,6 +128,8 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(session::router())
         .merge(inbox::router())
         .merge(queue::router())
+        .merge(background_task::router())
+        .merge(stats::router())
 }
 
 /// The JSON API's routes under `/api/v1` with their middleware: the authenticated resources

@@ -27,6 +27,7 @@ pub fn router() -> Router<PortalState> {
     Router::new()
         .route("/{ep}/send-example", post(send_example))
         .route("/{ep}/recover", post(recover))
+        .route("/{ep}/replay-missing", post(replay_missing))
 }
 
 /// The parts of an application endpoint's page that operational endpoints lack: statistics,
@@ -74,6 +75,15 @@ pub async fn sections(
                         label for="recover-since" { "Resend what failed since (UTC)" }
                         input #recover-since type="datetime-local" name="since" required;
                         button type="submit" { "Recover" }
+                    }
+                }
+                section aria-labelledby="replay-missing" {
+                    h2 #replay-missing { "Replay missing messages" }
+                    form method="post" action=(format!("{here}/replay-missing")) {
+                        (view::csrf(ctx))
+                        label for="replay-since" { "Send what this endpoint never got since (UTC)" }
+                        input #replay-since type="datetime-local" name="since" required;
+                        button type="submit" { "Replay" }
                     }
                 }
             }
@@ -152,8 +162,41 @@ async fn recover(
     Path(p): Path<HashMap<String, String>>,
     Form(form): Form<RecoverForm>,
 ) -> PageResult {
-    let ep = ep_of(&p);
-    let path = scope.api(&format!("/{}/recover", seg(ep)));
+    start_window_task(
+        scope,
+        &p,
+        &form,
+        "recover",
+        "Failed messages since then are being sent again.",
+    )
+    .await
+}
+
+async fn replay_missing(
+    scope: Scope,
+    Path(p): Path<HashMap<String, String>>,
+    Form(form): Form<RecoverForm>,
+) -> PageResult {
+    start_window_task(
+        scope,
+        &p,
+        &form,
+        "replay-missing",
+        "Messages since then that this endpoint never got are being sent.",
+    )
+    .await
+}
+
+/// `recover` or `replay-missing` from a time: both start a background task over the window.
+async fn start_window_task(
+    scope: Scope,
+    p: &HashMap<String, String>,
+    form: &RecoverForm,
+    operation: &str,
+    done: &str,
+) -> PageResult {
+    let ep = ep_of(p);
+    let path = scope.api(&format!("/{}/{operation}", seg(ep)));
     scope
         .ctx
         .api
@@ -164,8 +207,7 @@ async fn recover(
         )
         .await
         .map_err(|r| scope.ctx.fail(r))?;
-    Ok(scope.ctx.redirect(
-        &scope.page(&format!("/{}", seg(ep))),
-        "Failed messages since then are being sent again.",
-    ))
+    Ok(scope
+        .ctx
+        .redirect(&scope.page(&format!("/{}", seg(ep))), done))
 }

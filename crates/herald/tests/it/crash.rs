@@ -457,3 +457,77 @@ async fn a_scheduled_message_survives_a_sigkill_and_goes_at_its_time() {
     assert_eq!(r.received("/later").len(), 1, "delivered once");
     server.child.start_kill().unwrap();
 }
+
+/// A replay is persisted before its call answers and survives the node: killed while the task
+/// runs (or before it starts), the restarted node resumes it from its last committed step, and
+/// every missing message reaches the endpoint.
+#[tokio::test]
+async fn a_background_replay_resumes_after_a_sigkill() {
+    const MESSAGES: usize = 600; // three steps of 250
+    let r = Receiver::start().await;
+    let (mut server, dir, port, app) = server_with_endpoint(json!({
+        "url": r.url("/old"), "filterTypes": ["nothing.matches"]
+    }))
+    .await;
+    let client = reqwest::Client::new();
+    let since = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let mut published = Vec::new();
+    for chunk in 0..MESSAGES / 100 {
+        let requests = (0..100).map(|n| {
+            post(
+                &client,
+                format!("{}/api/v1/app/{app}/msg", server.base),
+                json!({"eventType": "a.b", "payload": {"n": chunk * 100 + n}}),
+            )
+        });
+        for msg in futures::future::join_all(requests).await {
+            published.push(msg["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let endpoint = post(
+        &client,
+        format!("{}/api/v1/app/{app}/endpoint", server.base),
+        json!({"url": r.url("/new")}),
+    )
+    .await;
+    let ep = endpoint["id"].as_str().unwrap().to_owned();
+    let started = post(
+        &client,
+        format!(
+            "{}/api/v1/app/{app}/endpoint/{ep}/replay-missing",
+            server.base
+        ),
+        json!({"since": since}),
+    )
+    .await;
+    let task = started["id"].as_str().unwrap().to_owned();
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+
+    let mut server = start(dir.path(), port).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let finished = loop {
+        let got: Value = client
+            .get(format!("{}/api/v1/background-task/{task}", server.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if got["status"] != "running" {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "not resumed: {got}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(finished["status"], "finished", "{finished}");
+    r.wait_for("/new", MESSAGES, Duration::from_secs(60)).await;
+    let (ids, _) = tally(&r, "/new");
+    let mut have: Vec<String> = ids.into_keys().collect();
+    have.sort();
+    published.sort();
+    assert_eq!(have, published, "every missing message, none other");
+    server.child.start_kill().unwrap();
+}

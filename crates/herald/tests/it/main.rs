@@ -18,6 +18,7 @@ mod api_pagination;
 mod api_schedule_tags;
 mod api_validation;
 mod architecture;
+mod background_tasks;
 mod browser;
 mod cli;
 mod cli_tools;

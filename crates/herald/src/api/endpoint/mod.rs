@@ -29,6 +29,7 @@ use crate::operational::{self, DisabledTrigger};
 
 mod example;
 mod options;
+mod replay;
 mod secrets;
 
 use options::check_options;
@@ -51,7 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             patch_endpoint,
             delete_endpoint
         ))
-        .routes(routes!(recover))
+        .merge(replay::router())
         .merge(secrets::router())
         .merge(example::router())
 }
@@ -537,78 +538,4 @@ pub(crate) async fn delete_endpoint(
             .await;
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RecoverIn {
-    /// Re-send failed messages created at or after this time.
-    pub since: DateTime<Utc>,
-    /// ... and before this time (default: now).
-    pub until: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum BackgroundTaskStatus {
-    Running,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-pub enum BackgroundTaskType {
-    #[serde(rename = "endpoint.recover")]
-    EndpointRecover,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RecoverOut {
-    pub id: String,
-    pub status: BackgroundTaskStatus,
-    pub task: BackgroundTaskType,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// Re-send the failed messages of a time window to an endpoint (for instance after it was
-/// disabled and enabled again).
-#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", tag = "Endpoint",
-    operation_id = "v1.endpoint.recover",
-    params(EndpointPath),
-    request_body = RecoverIn,
-    responses((status = 202, body = RecoverOut, description = "The failed messages are queued again")))]
-async fn recover(
-    State(state): State<AppState>,
-    scoped: ScopedApp,
-    Path(path): Path<EndpointPath>,
-    Json(body): Json<RecoverIn>,
-) -> ApiResult<(StatusCode, axum::Json<RecoverOut>)> {
-    let now = herald_core::time::now();
-    let until = body.until.unwrap_or(now);
-    if until < body.since {
-        return Err(ApiError::invalid(
-            &["body", "until"],
-            "must not be before `since`",
-        ));
-    }
-    let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
-    if endpoint.disabled {
-        return Err(ApiError::Conflict(
-            "the endpoint is disabled; enable it first".into(),
-        ));
-    }
-    let count = state
-        .store
-        .recover(&endpoint.id, body.since, until, now)
-        .await?;
-    tracing::info!(endpoint = %endpoint.id, count, "recovering failed messages");
-    state.wakeup.endpoints([endpoint.id]);
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(RecoverOut {
-            id: format!("qtask_{}", herald_core::token::random_base62(22)),
-            status: BackgroundTaskStatus::Running,
-            task: BackgroundTaskType::EndpointRecover,
-            updated_at: now,
-        }),
-    ))
 }
