@@ -36,6 +36,7 @@ from svix.api import (
     EventExampleIn,
     EventTypeIn,
     EventTypeDeleteOptions,
+    EventTypeImportOpenApiIn,
     EventTypeListOptions,
     EventTypePatch,
     EventTypeUpsertIn,
@@ -356,6 +357,29 @@ def main():
     expunged = svix.message.bulk_expunge_content(app.id, BulkExpungeContentsIn(ids=[msg.id, f"none-{RUN}"]))
     assert {k: str(v) for k, v in expunged.results.items()} == {msg.id: "expunged", f"none-{RUN}": "not-found"}, expunged
     checks += 6
+
+    # -- event types from an OpenAPI document's webhooks --
+    imported = f"sdk.openapi.{RUN}"
+    spec = {
+        "openapi": "3.1.0",
+        "webhooks": {
+            imported: {
+                "post": {
+                    "summary": "Imported",
+                    "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/P"}}}},
+                }
+            }
+        },
+        "components": {"schemas": {"P": {"type": "object"}}},
+    }
+    dry = svix.event_type.import_openapi(EventTypeImportOpenApiIn(spec=spec, dry_run=True))
+    assert dry.data.modified == [] and [e.name for e in dry.data.to_modify] == [imported], dry
+    expect_status(404, lambda: svix.event_type.get(imported))
+    done = svix.event_type.import_openapi(EventTypeImportOpenApiIn(spec_raw=f"openapi: 3.1.0\nwebhooks:\n  {imported}:\n    post:\n      summary: Imported\n"))
+    assert done.data.modified == [imported], done
+    assert svix.event_type.get(imported).description == "Imported"
+    svix.event_type.delete(imported, EventTypeDeleteOptions(expunge=True))
+    checks += 4
 
     # -- portal access and logout --
     access = svix.authentication.app_portal_access(app.id, AppPortalAccessIn())

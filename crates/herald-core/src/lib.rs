@@ -17,6 +17,7 @@ pub mod id;
 pub mod inbox;
 pub mod model;
 pub mod net;
+pub mod openapi_import;
 pub mod page;
 pub mod rate;
 pub mod retry;

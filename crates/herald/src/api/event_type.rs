@@ -160,7 +160,7 @@ pub fn visible_to(principal: &Principal, et: &EventType) -> bool {
     }
 }
 
-fn check(v: &mut Violations, et: &EventType) {
+pub(super) fn check(v: &mut Violations, et: &EventType) {
     if let Some(flags) = &et.feature_flags {
         validate::identifier_list(v, &["body", "featureFlags"], flags, 256, Some(5));
     }

@@ -38,6 +38,7 @@ pub mod inbox;
 pub mod message;
 pub mod metrics;
 pub mod openapi;
+pub mod openapi_import;
 pub mod operational;
 pub mod pagination;
 pub mod params;
@@ -116,6 +117,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(application::router())
         .merge(event_type::router())
+        .merge(openapi_import::router())
         .merge(endpoint::router())
         .merge(message::router())
         .merge(content::router())

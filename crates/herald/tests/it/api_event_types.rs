@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, error_locs};
 
 #[tokio::test]
 async fn event_type_lifecycle() {
@@ -267,4 +267,105 @@ async fn feature_flags_gate_what_portal_tokens_see_and_groups_are_kept() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     t.stop().await;
+}
+
+/// An OpenAPI document's webhooks become event types with their schemas; a dry run changes
+/// nothing; `replaceAll` archives the rest; YAML is read too; a recursive schema is a 422 that
+/// says where.
+#[tokio::test]
+async fn openapi_webhooks_are_imported_as_event_types() {
+    let t = TestApp::spawn().await;
+    let (status, _) = t
+        .post(
+            "/api/v1/event-type",
+            json!({"name": "old.type", "description": "Not in the document"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let spec = json!({
+        "openapi": "3.1.0",
+        "webhooks": {
+            "pet.new": {"post": {
+                "summary": "A pet was added",
+                "x-svix-group-name": "pets",
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}}
+            }}
+        },
+        "components": {"schemas": {"Pet": {"type": "object", "properties": {"id": {"type": "integer"}}}}}
+    });
+    let (status, out) = t
+        .post(
+            "/api/v1/event-type/import/openapi",
+            json!({"spec": spec, "dryRun": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["data"]["modified"], json!([]));
+    assert_eq!(out["data"]["to_modify"][0]["name"], "pet.new");
+    assert_eq!(
+        out["data"]["to_modify"][0]["schemas"]["1"]["properties"]["id"],
+        json!({"type": "integer"})
+    );
+    let (status, _) = t.get("/api/v1/event-type/pet.new").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a dry run changes nothing");
+
+    let (status, out) = t
+        .post(
+            "/api/v1/event-type/import/openapi",
+            json!({"spec": spec, "replaceAll": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["data"]["modified"], json!(["pet.new", "old.type"]));
+    assert!(out["data"].get("to_modify").is_none());
+    let (_, pet) = t.get("/api/v1/event-type/pet.new?with_content=true").await;
+    assert_eq!(pet["description"], "A pet was added");
+    assert_eq!(pet["groupName"], "pets");
+    assert_eq!(pet["schemas"]["1"]["type"], "object");
+    let (_, old) = t.get("/api/v1/event-type/old.type").await;
+    assert_eq!(old["archived"], true);
+
+    // The same document again changes nothing.
+    let (_, out) = t
+        .post("/api/v1/event-type/import/openapi", json!({"spec": spec}))
+        .await;
+    assert_eq!(out["data"]["modified"], json!([]));
+
+    let yaml = "openapi: 3.0.0\nx-webhooks:\n  pet.gone:\n    post:\n      description: A pet left\n      deprecated: true\n";
+    let (status, out) = t
+        .post(
+            "/api/v1/event-type/import/openapi",
+            json!({"specRaw": yaml}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["data"]["modified"], json!(["pet.gone"]));
+    let (_, gone) = t.get("/api/v1/event-type/pet.gone").await;
+    assert_eq!(gone["deprecated"], true);
+
+    let cyclic = json!({
+        "webhooks": {"tree": {"post": {"requestBody": {"content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Node"}}}}}}},
+        "components": {"schemas": {"Node": {"type": "object", "properties": {
+            "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}}}}}
+    });
+    let (status, out) = t
+        .post("/api/v1/event-type/import/openapi", json!({"spec": cyclic}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert_eq!(
+        error_locs(&out),
+        vec!["body.spec.webhooks.tree.post.requestBody.schema"]
+    );
+    // A YAML alias bomb is refused by the parser's budget, not expanded.
+    let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n";
+    let (status, out) = t
+        .post(
+            "/api/v1/event-type/import/openapi",
+            json!({"specRaw": bomb}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    let (status, _) = t.post("/api/v1/event-type/import/openapi", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -111,7 +111,15 @@ async fn tenant_a(t: &TestApp, r: &Receiver) -> TenantA {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    let (status, task) = t
+        .post(
+            &format!("/api/v1/app/{app}/endpoint/{endpoint}/recover"),
+            json!({"since": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{task}");
     let params = BTreeMap::from([
+        ("task_id", task["id"].as_str().unwrap().to_owned()),
         ("app_id", app),
         ("endpoint_id", endpoint),
         ("msg_id", msg),
@@ -320,6 +328,14 @@ async fn a_portal_token_changes_nothing_but_what_a_customer_may() {
         (
             "POST",
             "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
+        ),
+        (
+            "POST",
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing",
+        ),
+        (
+            "POST",
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay",
         ),
         (
             "POST",

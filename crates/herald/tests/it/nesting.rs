@@ -173,3 +173,39 @@ async fn nesting_in_every_syntax_is_refused_and_the_process_lives() {
     assert_eq!(tree.as_object().map(|o| o.len()), Some(1), "{tree}");
     server.terminate().await;
 }
+
+/// An OpenAPI document given as text (`specRaw`, JSON or YAML) is held to the same nesting as
+/// JSON bodies: flow-style brackets are counted before parsing, block-style indentation by the
+/// YAML parser's budget, and `$ref` chains by the importer's own bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_as_text_are_bounded_and_the_process_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ChildServer::start(dir.path(), free_port(), &[]).await;
+    let path = "/api/v1/event-type/import/openapi";
+    let json_type = "application/json";
+    for depth in [100, 1_000, 100_000] {
+        for (what, raw) in [
+            ("flow arrays", arrays(depth)),
+            ("flow objects", objects(depth)),
+        ] {
+            let body = json!({ "specRaw": raw }).to_string();
+            let status = post_raw(&server, path, TOKEN, json_type, body).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}, {depth}");
+            alive(&server, &format!("specRaw of {what}, {depth} levels")).await;
+        }
+    }
+    for depth in [100, 700] {
+        let block: String = (0..depth)
+            .map(|level| format!("{}k{level}:\n", " ".repeat(level)))
+            .collect::<String>()
+            + &format!("{}leaf: 1\n", " ".repeat(depth));
+        let body = json!({ "specRaw": block }).to_string();
+        let status = post_raw(&server, path, TOKEN, json_type, body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "block style, {depth}"
+        );
+        alive(&server, &format!("block-style YAML, {depth} levels")).await;
+    }
+}
