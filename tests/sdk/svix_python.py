@@ -37,6 +37,8 @@ from svix.api import (
     EventTypeIn,
     EventTypeDeleteOptions,
     EventTypeImportOpenApiIn,
+    IntegrationIn,
+    IntegrationUpdate,
     EventTypeListOptions,
     EventTypePatch,
     EventTypeUpsertIn,
@@ -357,6 +359,20 @@ def main():
     expunged = svix.message.bulk_expunge_content(app.id, BulkExpungeContentsIn(ids=[msg.id, f"none-{RUN}"]))
     assert {k: str(v) for k, v in expunged.results.items()} == {msg.id: "expunged", f"none-{RUN}": "not-found"}, expunged
     checks += 6
+
+    # -- integrations: a key for a third party, limited to the application's endpoints --
+    integ = svix.integration.create(app.id, IntegrationIn(name=f"integ-{RUN}"))
+    assert integ.id.startswith("integ_") and integ.name == f"integ-{RUN}"
+    assert [i.id for i in svix.integration.list(app.id).data] == [integ.id]
+    assert svix.integration.update(app.id, integ.id, IntegrationUpdate(name="renamed")).name == "renamed"
+    assert svix.integration.get(app.id, integ.id).name == "renamed"
+    integ_key = svix.integration.rotate_key(app.id, integ.id).key
+    third_party = client(integ_key)
+    assert [e.id for e in third_party.endpoint.list(app.id).data] == [e.id for e in svix.endpoint.list(app.id).data]
+    expect_status(403, lambda: third_party.message.create(app.id, MessageIn(event_type=et_name, payload={})))
+    svix.integration.delete(app.id, integ.id)
+    expect_status(401, lambda: third_party.endpoint.list(app.id))
+    checks += 7
 
     # -- event types from an OpenAPI document's webhooks --
     imported = f"sdk.openapi.{RUN}"

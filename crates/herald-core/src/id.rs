@@ -249,6 +249,8 @@ id_kinds! {
     /// A background task (a replay, a recovery, a purge, a statistics run): Svix's
     /// `QueueBackgroundTask`, hence the prefix.
     BackgroundTaskKind, BackgroundTaskId, "qtask";
+    /// A third party's integration with an application.
+    IntegrationKind, IntegrationId, "integ";
 }
 
 #[cfg(test)]

@@ -354,14 +354,18 @@ pub enum KeyKind {
     Api,
     /// Issued as an application portal or console session; always expires, and ends on logout.
     Portal,
+    /// The key of an integration (`…/app/{app}/integration`): manages that application's
+    /// endpoints only, until rotated or deleted with its integration.
+    Integration,
 }
 
 impl KeyKind {
-    /// The name stored for the kind (`api`, `portal`).
+    /// The name stored for the kind (`api`, `portal`, `integration`).
     pub fn as_str(self) -> &'static str {
         match self {
             KeyKind::Api => "api",
             KeyKind::Portal => "portal",
+            KeyKind::Integration => "integration",
         }
     }
 
@@ -370,6 +374,7 @@ impl KeyKind {
         match s {
             "api" => Some(KeyKind::Api),
             "portal" => Some(KeyKind::Portal),
+            "integration" => Some(KeyKind::Integration),
             _ => None,
         }
     }
@@ -414,4 +419,25 @@ impl std::fmt::Debug for ApiKey {
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
+}
+
+/// A third party's integration with one application (Svix's integrations): a name, the
+/// feature flags it may see, and the API key it works with, which manages that application's
+/// endpoints only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    /// `integ_…`.
+    pub id: crate::id::IntegrationId,
+    /// The application it works on.
+    pub app_id: AppId,
+    /// A label for people.
+    pub name: String,
+    /// The feature-flagged event types it may see.
+    pub feature_flags: Option<Vec<String>>,
+    /// Its current key; `None` once that key was revoked (rotating issues a new one).
+    pub key_id: Option<ApiKeyId>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed (its key rotated included).
+    pub updated_at: DateTime<Utc>,
 }

@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_core::id::{ApiKeyId, AppId};
-use herald_core::model::ApiKey;
+use herald_core::id::{ApiKeyId, AppId, IntegrationId};
+use herald_core::model::{ApiKey, Integration};
 use herald_core::page::{ListParams, Page};
 
 use crate::Result;
@@ -84,6 +84,29 @@ pub trait AccessStore: Send + Sync {
     ) -> Result<u64>;
     /// Removes keys whose expiry has passed.
     async fn purge_expired_api_keys(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    // -- integrations: named credentials of one application, each with its key --
+
+    /// Stores a new integration with its key, in one transaction.
+    async fn create_integration(&self, integration: &Integration, key: &ApiKey) -> Result<()>;
+    /// The integration `id` of `app`; `None` when there is none.
+    async fn get_integration(&self, app: &AppId, id: &IntegrationId)
+    -> Result<Option<Integration>>;
+    /// Lists `app`'s integrations, keyed by id.
+    async fn list_integrations(
+        &self,
+        app: &AppId,
+        params: &ListParams,
+    ) -> Result<Page<Integration>>;
+    /// Saves an integration's name and feature flags (its key's flags too); `false` when it is
+    /// gone.
+    async fn update_integration(&self, integration: &Integration) -> Result<bool>;
+    /// Replaces the integration's key with `key` (the old one stops working at once) and
+    /// records `integration.updated_at`, in one transaction; `false` when it is gone.
+    async fn rotate_integration_key(&self, integration: &Integration, key: &ApiKey)
+    -> Result<bool>;
+    /// Deletes an integration and its key; `false` when there is none.
+    async fn delete_integration(&self, app: &AppId, id: &IntegrationId) -> Result<bool>;
 
     // -- idempotency --
 

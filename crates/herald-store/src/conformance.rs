@@ -210,6 +210,7 @@ macro_rules! conformance_checks {
             results_in_bulk => $crate::conformance::batches::results_in_bulk,
             background_tasks_are_leased_and_resumed => $crate::conformance::tasks::background_tasks_are_leased_and_resumed,
             replay_batches_commit_with_their_progress => $crate::conformance::tasks::replay_batches_commit_with_their_progress,
+            integrations_keep_their_key_in_step => $crate::conformance::tasks::integrations_keep_their_key_in_step,
             inbox_records => $crate::conformance::inbox::inbox_records,
             post_put_and_patch_build_the_tree => $crate::conformance::inbox::post_put_and_patch_build_the_tree,
             tree_reads_select_children_by_key => $crate::conformance::inbox::tree_reads_select_children_by_key,

@@ -307,6 +307,33 @@ impl TryFrom<BackgroundTaskRow> for crate::tasks::BackgroundTask {
 }
 
 #[derive(sqlx::FromRow)]
+pub(crate) struct IntegrationRow {
+    id: String,
+    app_id: String,
+    name: String,
+    feature_flags: Option<String>,
+    key_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<IntegrationRow> for herald_core::model::Integration {
+    type Error = StoreError;
+    fn try_from(r: IntegrationRow) -> Result<Self> {
+        Ok(herald_core::model::Integration {
+            id: Id::from_trusted(r.id),
+            app_id: Id::from_trusted(r.app_id),
+            name: r.name,
+            // Stored as channels are.
+            feature_flags: channels_from_column(r.feature_flags),
+            key_id: r.key_id.map(Id::from_trusted),
+            created_at: time(r.created_at)?,
+            updated_at: time(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
 pub(crate) struct ApiKeyRow {
     id: String,
     name: String,

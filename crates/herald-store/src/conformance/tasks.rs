@@ -1,6 +1,6 @@
 //! Background tasks: leases that one runner holds at a time and another takes over when they
 //! lapse, progress recorded only under the lease, and replay steps whose deliveries commit with
-//! their progress or not at all.
+//! their progress or not at all. And integrations, whose keys change with them.
 
 use chrono::Duration;
 use herald_core::background::{BackgroundTaskStatus, BackgroundTaskType};
@@ -326,5 +326,151 @@ pub async fn replay_batches_commit_with_their_progress(store: &dyn Store) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// An integration and its key are created, renamed, re-flagged, rotated and deleted together;
+/// deleting the application takes both.
+pub async fn integrations_keep_their_key_in_step(store: &dyn Store) {
+    use herald_core::id::{ApiKeyId, IntegrationId};
+    use herald_core::model::{ApiKey, Integration, KeyKind, Role};
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let now = herald_core::time::now();
+    let key = |flags: Vec<String>| ApiKey {
+        id: ApiKeyId::generate(),
+        name: "integration: Zapier".into(),
+        role: Role::App,
+        kind: KeyKind::Integration,
+        app_id: Some(app.id.clone()),
+        secret_hash: vec![7; 32],
+        created_at: now,
+        expires_at: None,
+        parent_id: None,
+        feature_flags: flags,
+    };
+    let first = key(vec!["beta".into()]);
+    let mut integration = Integration {
+        id: IntegrationId::generate_at(now),
+        app_id: app.id.clone(),
+        name: "Zapier".into(),
+        feature_flags: Some(vec!["beta".into()]),
+        key_id: Some(first.id.clone()),
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .create_integration(&integration, &first)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_integration(&app.id, &integration.id)
+            .await
+            .unwrap(),
+        Some(integration.clone())
+    );
+    let other = sample_app(None);
+    store.create_app(&other).await.unwrap();
+    assert_eq!(
+        store
+            .get_integration(&other.id, &integration.id)
+            .await
+            .unwrap(),
+        None,
+        "found only in its application"
+    );
+    let listed = store
+        .list_integrations(&app.id, &ListParams::first(50, Order::Ascending))
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![integration.clone()]);
+
+    integration.name = "Make".into();
+    integration.feature_flags = Some(vec!["lab".into()]);
+    assert!(store.update_integration(&integration).await.unwrap());
+    let stored_key = store.get_api_key(&first.id).await.unwrap().unwrap();
+    assert_eq!(stored_key.feature_flags, vec!["lab".to_owned()]);
+    assert_eq!(stored_key.name, "integration: Make");
+
+    let second = key(vec!["lab".into()]);
+    integration.key_id = Some(second.id.clone());
+    assert!(
+        store
+            .rotate_integration_key(&integration, &second)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.get_api_key(&first.id).await.unwrap().is_none(),
+        "the old key is gone"
+    );
+    assert!(store.get_api_key(&second.id).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .get_integration(&app.id, &integration.id)
+            .await
+            .unwrap()
+            .and_then(|i| i.key_id),
+        Some(second.id.clone())
+    );
+    // Its key revoked on its own, the integration stays, without a key.
+    assert!(store.delete_api_key(&second.id).await.unwrap());
+    assert_eq!(
+        store
+            .get_integration(&app.id, &integration.id)
+            .await
+            .unwrap()
+            .map(|i| i.key_id),
+        Some(None)
+    );
+    let third = key(vec![]);
+    assert!(
+        store
+            .rotate_integration_key(&integration, &third)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_integration(&app.id, &integration.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.get_api_key(&third.id).await.unwrap().is_none(),
+        "deleted with it"
+    );
+    assert!(
+        !store
+            .delete_integration(&app.id, &integration.id)
+            .await
+            .unwrap()
+    );
+
+    let again = Integration {
+        id: IntegrationId::generate_at(now),
+        key_id: None,
+        ..integration.clone()
+    };
+    let fourth = key(vec![]);
+    store
+        .create_integration(
+            &Integration {
+                key_id: Some(fourth.id.clone()),
+                ..again.clone()
+            },
+            &fourth,
+        )
+        .await
+        .unwrap();
+    store.delete_app(&app.id).await.unwrap();
+    assert!(store.get_api_key(&fourth.id).await.unwrap().is_none());
+    assert!(
+        store
+            .get_integration(&app.id, &again.id)
+            .await
+            .unwrap()
+            .is_none()
     );
 }

@@ -1,6 +1,34 @@
 // The portable SQL of `AccessStore` (settings, API keys, `Idempotency-Key` records),
 // `include!`d by `common.rs`.
 
+const INTEGRATION_COLUMNS: &str =
+    "id, app_id, name, feature_flags, key_id, created_at, updated_at";
+
+/// The name an integration's key is listed under.
+fn integration_key_name(integration: &str) -> String {
+    format!("integration: {integration}")
+}
+
+async fn insert_api_key(conn: &mut <Db as sqlx::Database>::Connection, key: &ApiKey) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, name, role, kind, app_id, secret_hash, created_at,
+         expires_at, parent_id, feature_flags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(key.id.as_str())
+    .bind(&key.name)
+    .bind(key.role.as_str())
+    .bind(key.kind.as_str())
+    .bind(key.app_id.as_ref().map(|a| a.as_str().to_owned()))
+    .bind(&key.secret_hash)
+    .bind(millis(key.created_at))
+    .bind(key.expires_at.map(millis))
+    .bind(key.parent_id.as_ref().map(|p| p.as_str().to_owned()))
+    .bind(channels_column(&Some(key.feature_flags.clone())))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl AccessStore for SqlStore {
     async fn get_setting(&self, key: &str) -> Result<Option<String>> {
@@ -36,23 +64,7 @@ impl AccessStore for SqlStore {
     // -- API keys --
 
     async fn create_api_key(&self, key: &ApiKey) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, name, role, kind, app_id, secret_hash, created_at,
-             expires_at, parent_id, feature_flags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(key.id.as_str())
-        .bind(&key.name)
-        .bind(key.role.as_str())
-        .bind(key.kind.as_str())
-        .bind(key.app_id.as_ref().map(|a| a.as_str().to_owned()))
-        .bind(&key.secret_hash)
-        .bind(millis(key.created_at))
-        .bind(key.expires_at.map(millis))
-        .bind(key.parent_id.as_ref().map(|p| p.as_str().to_owned()))
-        .bind(channels_column(&Some(key.feature_flags.clone())))
-        .execute(&mut *self.write_conn().await?)
-        .await?;
-        Ok(())
+        insert_api_key(&mut *self.write_conn().await?, key).await
     }
 
     async fn get_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>> {
@@ -110,6 +122,140 @@ impl AccessStore for SqlStore {
             .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    // -- integrations --
+
+    async fn create_integration(&self, integration: &herald_core::model::Integration, key: &ApiKey) -> Result<()> {
+        let mut tx = WriteTx::begin(self).await?;
+        insert_api_key(&mut tx, key).await?;
+        sqlx::query(
+            "INSERT INTO integrations (id, app_id, name, feature_flags, key_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(integration.id.as_str())
+        .bind(integration.app_id.as_str())
+        .bind(&integration.name)
+        .bind(channels_column(&integration.feature_flags))
+        .bind(integration.key_id.as_ref().map(|k| k.as_str()))
+        .bind(millis(integration.created_at))
+        .bind(millis(integration.updated_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    async fn get_integration(
+        &self,
+        app: &AppId,
+        id: &herald_core::id::IntegrationId,
+    ) -> Result<Option<herald_core::model::Integration>> {
+        let row: Option<IntegrationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE id = $1 AND app_id = $2"
+        )))
+        .bind(id.as_str())
+        .bind(app.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(herald_core::model::Integration::try_from).transpose()
+    }
+
+    async fn list_integrations(
+        &self,
+        app: &AppId,
+        params: &ListParams,
+    ) -> Result<Page<herald_core::model::Integration>> {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE app_id = "
+        ));
+        qb.push_bind(app.as_str().to_owned());
+        fetch_page::<IntegrationRow, _>(&self.reader, qb, "id", params).await
+    }
+
+    async fn update_integration(&self, integration: &herald_core::model::Integration) -> Result<bool> {
+        let mut tx = WriteTx::begin(self).await?;
+        let flags = channels_column(&integration.feature_flags);
+        let done = sqlx::query(
+            "UPDATE integrations SET name = $3, feature_flags = $4, updated_at = $5
+             WHERE id = $1 AND app_id = $2",
+        )
+        .bind(integration.id.as_str())
+        .bind(integration.app_id.as_str())
+        .bind(&integration.name)
+        .bind(&flags)
+        .bind(millis(integration.updated_at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        // The key carries the flags its principal sees event types by.
+        sqlx::query(
+            "UPDATE api_keys SET feature_flags = $2, name = $3
+             WHERE id = (SELECT key_id FROM integrations WHERE id = $1)",
+        )
+        .bind(integration.id.as_str())
+        .bind(&flags)
+        .bind(integration_key_name(&integration.name))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn rotate_integration_key(&self, integration: &herald_core::model::Integration, key: &ApiKey) -> Result<bool> {
+        let mut tx = WriteTx::begin(self).await?;
+        let old: Option<(Option<String>,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT key_id FROM integrations WHERE id = $1 AND app_id = $2{FOR_UPDATE}"
+        )))
+        .bind(integration.id.as_str())
+        .bind(integration.app_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((old,)) = old else {
+            return Ok(false);
+        };
+        insert_api_key(&mut tx, key).await?;
+        sqlx::query("UPDATE integrations SET key_id = $2, updated_at = $3 WHERE id = $1")
+            .bind(integration.id.as_str())
+            .bind(key.id.as_str())
+            .bind(millis(integration.updated_at))
+            .execute(&mut *tx)
+            .await?;
+        if let Some(old) = old {
+            sqlx::query("DELETE FROM api_keys WHERE id = $1")
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_integration(&self, app: &AppId, id: &herald_core::id::IntegrationId) -> Result<bool> {
+        let mut tx = WriteTx::begin(self).await?;
+        let key: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT key_id FROM integrations WHERE id = $1 AND app_id = $2",
+        )
+        .bind(id.as_str())
+        .bind(app.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((key,)) = key else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM integrations WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if let Some(key) = key {
+            sqlx::query("DELETE FROM api_keys WHERE id = $1")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     // -- idempotency --

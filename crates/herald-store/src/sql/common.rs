@@ -42,7 +42,7 @@
 
 use crate::queue::{Attempt, AttemptRecord, CompletionEffects, Delivery, Task, TaskClaim};
 use crate::rows::{
-    channels_column, first_due, millis, time, to_json, ApiKeyRow, BackgroundTaskRow, AppRow, AttemptRow, DeliveryRow, DispatchRow,
+    channels_column, first_due, millis, time, to_json, ApiKeyRow, BackgroundTaskRow, IntegrationRow, AppRow, AttemptRow, DeliveryRow, DispatchRow,
     EndpointRow, EventTypeRow, MessageRow, SecretsRow,
 };
 use crate::{

@@ -87,6 +87,9 @@ pub enum ApiKeyKind {
     /// A customer's portal token (`app-portal-access`, with `appId`) or an operator's console
     /// session (no `appId`, with `parentId`: the key signed in with).
     Portal,
+    /// The key of an integration (`…/app/{app}/integration`): that application's endpoints
+    /// only.
+    Integration,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -139,6 +142,7 @@ impl From<KeyKind> for ApiKeyKind {
         match k {
             KeyKind::Api => ApiKeyKind::Api,
             KeyKind::Portal => ApiKeyKind::Portal,
+            KeyKind::Integration => ApiKeyKind::Integration,
         }
     }
 }
@@ -160,6 +164,14 @@ pub struct NewKey {
 
 /// Stores a new key and returns it with its token.
 pub async fn issue(state: &AppState, new: NewKey) -> ApiResult<(ApiKey, String)> {
+    let (key, token) = mint(new);
+    state.store.create_api_key(&key).await?;
+    Ok((key, token))
+}
+
+/// A new key and its token, not stored yet (for callers that store it in a transaction of
+/// their own, as integrations do).
+pub fn mint(new: NewKey) -> (ApiKey, String) {
     let issued = token::issue_api_token();
     let key = ApiKey {
         id: issued.key_id,
@@ -173,8 +185,7 @@ pub async fn issue(state: &AppState, new: NewKey) -> ApiResult<(ApiKey, String)>
         parent_id: new.parent_id,
         feature_flags: new.feature_flags,
     };
-    state.store.create_api_key(&key).await?;
-    Ok((key, issued.token.to_string()))
+    (key, issued.token.to_string())
 }
 
 /// Create an API key (admin only). The answer holds the token; it is not shown again.

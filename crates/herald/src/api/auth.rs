@@ -206,8 +206,36 @@ pub async fn authenticate(
             ));
         }
     }
+    if principal.kind == Some(KeyKind::Integration) {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
+            .unwrap_or_default();
+        if !integration_may(req.method(), route) {
+            return Err(ApiError::forbidden(
+                "an integration's key manages its application's endpoints, and reads its event                  types; nothing else",
+            ));
+        }
+    }
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
+}
+
+/// What an integration's key may reach: its application's endpoints (every route under them),
+/// and reading the application and the event types it can subscribe to. Routes added later
+/// are refused unless they fall under these.
+fn integration_may(method: &Method, route: &str) -> bool {
+    let reading = matches!(*method, Method::GET | Method::HEAD);
+    route == "/api/v1/app/{app_id}/endpoint"
+        || route.starts_with("/api/v1/app/{app_id}/endpoint/")
+        || (reading
+            && matches!(
+                route,
+                "/api/v1/app/{app_id}"
+                    | "/api/v1/event-type"
+                    | "/api/v1/event-type/{event_type_name}"
+            ))
 }
 
 /// The writes a read-only token may make: ending its own session, and opening a console

@@ -148,12 +148,15 @@ fn flags(
     }
 }
 
-/// Whether `principal` may see `et`: a customer's portal token (limited to an application) sees
-/// an event type with feature flags only when it carries one of them. An operator's console
+/// Whether `principal` may see `et`: a customer's portal token (limited to an application) or an
+/// integration's key sees an event type with feature flags only when it carries one of them. An operator's console
 /// session is a portal key too, but with no application: it sees everything.
 pub fn visible_to(principal: &Principal, et: &EventType) -> bool {
     match &et.feature_flags {
-        Some(flags) if principal.kind == Some(KeyKind::Portal) && principal.app_id.is_some() => {
+        Some(flags)
+            if matches!(principal.kind, Some(KeyKind::Portal | KeyKind::Integration))
+                && principal.app_id.is_some() =>
+        {
             flags.iter().any(|f| principal.feature_flags.contains(f))
         }
         _ => true,

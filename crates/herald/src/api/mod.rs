@@ -35,6 +35,7 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod inbox;
+pub mod integration;
 pub mod message;
 pub mod metrics;
 pub mod openapi;
@@ -127,6 +128,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(delivery_log::router())
         .merge(operational::router())
         .merge(api_key::router())
+        .merge(integration::router())
         .merge(session::router())
         .merge(inbox::router())
         .merge(queue::router())

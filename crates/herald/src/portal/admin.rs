@@ -255,6 +255,7 @@ async fn keys_page(ctx: &Ctx) -> PageResult {
         (ApiKeyKind::Portal, true) => "portal token",
         (ApiKeyKind::Portal, false) => "console session",
         (ApiKeyKind::Api, _) => "API key",
+        (ApiKeyKind::Integration, _) => "integration key",
     };
     let body = html! {
         p { "Every credential that reaches the API: API keys, customers' portal tokens and console "

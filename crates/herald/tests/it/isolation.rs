@@ -118,8 +118,16 @@ async fn tenant_a(t: &TestApp, r: &Receiver) -> TenantA {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{task}");
+    let (status, integration) = t
+        .post(
+            &format!("/api/v1/app/{app}/integration"),
+            json!({"name": "A's integration"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{integration}");
     let params = BTreeMap::from([
         ("task_id", task["id"].as_str().unwrap().to_owned()),
+        ("integ_id", integration["id"].as_str().unwrap().to_owned()),
         ("app_id", app),
         ("endpoint_id", endpoint),
         ("msg_id", msg),

@@ -30,6 +30,7 @@ mod disk_full;
 mod docs;
 mod inbox;
 mod inbox_gateway;
+mod integrations;
 mod isolation;
 mod keys;
 mod limits;
