@@ -33,6 +33,7 @@ from svix.api import (
     EndpointPatch,
     EndpointSecretRotateIn,
     EndpointUpsertIn,
+    EnvironmentIn,
     EventExampleIn,
     EventTypeIn,
     EventTypeDeleteOptions,
@@ -373,6 +374,14 @@ def main():
     svix.integration.delete(app.id, integ.id)
     expect_status(401, lambda: third_party.endpoint.list(app.id))
     checks += 7
+
+    # -- environments: the catalogue out, and back in --
+    exported = svix.environment.export()
+    assert flagged_name in [e.name for e in exported.event_types], exported
+    svix.environment.import_(EnvironmentIn(event_types=[EventTypeIn(name=f"sdk.env.{RUN}", description="From a file")]))
+    assert svix.event_type.get(f"sdk.env.{RUN}").description == "From a file"
+    svix.event_type.delete(f"sdk.env.{RUN}", EventTypeDeleteOptions(expunge=True))
+    checks += 2
 
     # -- event types from an OpenAPI document's webhooks --
     imported = f"sdk.openapi.{RUN}"

@@ -116,7 +116,7 @@ pub struct EventTypeOut {
 }
 
 impl EventTypeOut {
-    fn new(et: EventType, with_schemas: bool) -> Self {
+    pub(super) fn new(et: EventType, with_schemas: bool) -> Self {
         Self {
             name: et.name,
             description: et.description,
@@ -133,7 +133,7 @@ impl EventTypeOut {
 }
 
 /// The flags of a body that may give Svix's older single `featureFlag` or the list.
-fn flags(
+pub(super) fn flags(
     v: &mut Violations,
     one: Option<String>,
     list: Option<Vec<String>>,

@@ -29,6 +29,7 @@ pub mod delivery_log;
 pub mod device;
 pub mod docs;
 pub mod endpoint;
+pub mod environment;
 pub mod error;
 pub mod event_type;
 pub mod extract;
@@ -119,6 +120,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(application::router())
         .merge(event_type::router())
         .merge(openapi_import::router())
+        .merge(environment::router())
         .merge(endpoint::router())
         .merge(message::router())
         .merge(content::router())

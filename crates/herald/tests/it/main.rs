@@ -28,6 +28,7 @@ mod delivery_failures;
 mod devices;
 mod disk_full;
 mod docs;
+mod environment;
 mod inbox;
 mod inbox_gateway;
 mod integrations;

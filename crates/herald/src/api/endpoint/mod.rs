@@ -113,7 +113,7 @@ pub struct EndpointIn {
 
 impl EndpointIn {
     /// Herald's delivery settings given in the body.
-    fn delivery(&mut self) -> DeliveryOptions {
+    pub(crate) fn delivery(&mut self) -> DeliveryOptions {
         DeliveryOptions {
             retry_schedule: self.retry_schedule.take(),
             retry_window_seconds: self.retry_window_seconds,
@@ -255,10 +255,31 @@ async fn create(
     delivery: DeliveryOptions,
     uid_fallback: Option<String>,
 ) -> ApiResult<Endpoint> {
+    let (endpoint, secrets) = prepare(
+        state,
+        &scoped.app.id,
+        EndpointId::generate(),
+        body,
+        delivery,
+        uid_fallback,
+    )?;
+    store_new(state, &endpoint, secrets).await?;
+    Ok(endpoint)
+}
+
+/// An endpoint and its secrets built from `body` and validated, not stored yet.
+pub(crate) fn prepare(
+    state: &AppState,
+    app_id: &herald_core::id::AppId,
+    id: EndpointId,
+    body: EndpointIn,
+    delivery: DeliveryOptions,
+    uid_fallback: Option<String>,
+) -> ApiResult<(Endpoint, EndpointSecrets)> {
     let now = herald_core::time::now();
     let endpoint = Endpoint {
-        id: EndpointId::generate(),
-        app_id: scoped.app.id.clone(),
+        id,
+        app_id: app_id.clone(),
         uid: body.uid.or(uid_fallback),
         url: body.url,
         url_version: 0,
@@ -284,11 +305,19 @@ async fn create(
     );
     v.finish()?;
     let secret = secret.map_or_else(|| scheme.generate_secret(), Zeroizing::new);
-    let secrets = EndpointSecrets::new(secret, headers);
+    Ok((endpoint, EndpointSecrets::new(secret, headers)))
+}
+
+/// Stores an endpoint [`prepare`]d, within the server's limit of endpoints per application.
+pub(crate) async fn store_new(
+    state: &AppState,
+    endpoint: &Endpoint,
+    secrets: EndpointSecrets,
+) -> ApiResult<()> {
     let max = state.limits.max_endpoints_per_app;
     let created = state
         .store
-        .create_endpoint_within(&endpoint, &secrets.seal(&state.keyring), max as u64)
+        .create_endpoint_within(endpoint, &secrets.seal(&state.keyring), max as u64)
         .await?;
     if !created {
         return Err(ApiError::invalid(
@@ -299,7 +328,7 @@ async fn create(
             ),
         ));
     }
-    Ok(endpoint)
+    Ok(())
 }
 
 /// List an application's endpoints.
