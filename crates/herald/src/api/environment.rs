@@ -69,9 +69,10 @@ pub struct EnvironmentApp {
     pub name: String,
     pub throttle_rate: Option<u16>,
     pub metadata: Option<Metadata>,
-    /// Endpoints as `GET …/endpoint` shows them (no secrets, no header values).
+    /// Endpoints as `GET …/endpoint` shows them without `createdAt` and `updatedAt` (so, like
+    /// `EndpointIn` with an `id`): no secrets, no header values.
     #[serde(default)]
-    #[schema(value_type = Vec<EndpointOut>)]
+    #[schema(value_type = Vec<Object>)]
     pub endpoints: Vec<serde_json::Value>,
 }
 

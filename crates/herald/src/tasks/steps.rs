@@ -74,6 +74,21 @@ pub(super) fn progress(
     }
 }
 
+/// Where a paged step leaves its task: finished after the last page, else running from the
+/// last key handled (or where it was, after an empty page).
+fn after_page(
+    done: bool,
+    last: Option<String>,
+    task: &BackgroundTask,
+) -> (BackgroundTaskStatus, Option<String>) {
+    let status = if done {
+        BackgroundTaskStatus::Finished
+    } else {
+        BackgroundTaskStatus::Running
+    };
+    (status, last.or_else(|| task.cursor.clone()))
+}
+
 /// Runs the next step of `task` and returns the progress it recorded; `None` when the lease
 /// was lost (nothing recorded).
 pub(super) async fn step(
@@ -236,19 +251,13 @@ async fn replay(
             (keys, sendable, gone.len() as u64)
         }
     };
-    let done = page.done();
-    let cursor = page
-        .items
-        .last()
-        .map(|id| id.as_str().to_owned())
-        .or_else(|| task.cursor.clone());
+    let (status, cursor) = after_page(
+        page.done(),
+        page.items.last().map(|id| id.as_str().to_owned()),
+        task,
+    );
     let sent_before = count(&task.data, "messagesSent");
     let skipped = count(&task.data, "messagesSkipped") + skipped;
-    let status = if done {
-        BackgroundTaskStatus::Finished
-    } else {
-        BackgroundTaskStatus::Running
-    };
     let record = |made_due: u64| {
         progress(
             status,
@@ -312,16 +321,11 @@ async fn purge(
             purged += 1;
         }
     }
-    let status = if page.done() {
-        BackgroundTaskStatus::Finished
-    } else {
-        BackgroundTaskStatus::Running
-    };
-    let cursor = page
-        .items
-        .last()
-        .map(|m| m.id.as_str().to_owned())
-        .or_else(|| task.cursor.clone());
+    let (status, cursor) = after_page(
+        page.done(),
+        page.items.last().map(|m| m.id.as_str().to_owned()),
+        task,
+    );
     save(
         inner,
         lease,
@@ -393,15 +397,7 @@ async fn app_stats(
             "messageDestinations": n,
         }));
     }
-    let cursor = ids
-        .last()
-        .map(|id| id.as_str().to_owned())
-        .or_else(|| task.cursor.clone());
-    let status = if done {
-        BackgroundTaskStatus::Finished
-    } else {
-        BackgroundTaskStatus::Running
-    };
+    let (status, cursor) = after_page(done, ids.last().map(|id| id.as_str().to_owned()), task);
     save(
         inner,
         lease,
@@ -446,15 +442,7 @@ async fn event_types(
             "hasCatchAllEndpoint": catch_all,
         }));
     }
-    let cursor = apps
-        .last()
-        .map(|a| a.id.as_str().to_owned())
-        .or_else(|| task.cursor.clone());
-    let status = if done {
-        BackgroundTaskStatus::Finished
-    } else {
-        BackgroundTaskStatus::Running
-    };
+    let (status, cursor) = after_page(done, apps.last().map(|a| a.id.as_str().to_owned()), task);
     save(
         inner,
         lease,

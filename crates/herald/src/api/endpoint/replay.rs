@@ -91,13 +91,12 @@ async fn recover(
     Path(path): Path<EndpointPath>,
     Json(body): Json<RecoverIn>,
 ) -> ApiResult<(StatusCode, axum::Json<BackgroundTaskStarted>)> {
-    let window = window(body.since, body.until)?;
-    let endpoint = enabled_endpoint(&state, &scoped, &path.endpoint_id).await?;
-    start(
+    start_window(
         &state,
+        &scoped,
+        &path,
+        body,
         BackgroundTaskType::EndpointRecover,
-        endpoint,
-        window,
     )
     .await
 }
@@ -117,9 +116,27 @@ async fn replay_missing(
     Path(path): Path<EndpointPath>,
     Json(body): Json<RecoverIn>,
 ) -> ApiResult<(StatusCode, axum::Json<BackgroundTaskStarted>)> {
+    start_window(
+        &state,
+        &scoped,
+        &path,
+        body,
+        BackgroundTaskType::EndpointReplay,
+    )
+    .await
+}
+
+/// `recover` and `replay-missing`: a task over a window of an enabled endpoint's messages.
+async fn start_window(
+    state: &AppState,
+    scoped: &ScopedApp,
+    path: &EndpointPath,
+    body: RecoverIn,
+    task: BackgroundTaskType,
+) -> ApiResult<(StatusCode, axum::Json<BackgroundTaskStarted>)> {
     let window = window(body.since, body.until)?;
-    let endpoint = enabled_endpoint(&state, &scoped, &path.endpoint_id).await?;
-    start(&state, BackgroundTaskType::EndpointReplay, endpoint, window).await
+    let endpoint = enabled_endpoint(state, scoped, &path.endpoint_id).await?;
+    start(state, task, endpoint, window).await
 }
 
 /// Which of an endpoint's messages a bulk replay sends again.
