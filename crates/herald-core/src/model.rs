@@ -127,6 +127,44 @@ pub struct EndpointOptions {
     /// A condition on the payload (see [`crate::filter`]), checked at fan-out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter: Option<serde_json::Value>,
+    /// The response statuses that count as delivered; `None`: any 2xx (or the profile's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_statuses: Option<Vec<u16>>,
+    /// A seed system whose delivery rules the endpoint follows where it sets nothing itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+}
+
+/// A seed system's delivery rules, as an endpoint's defaults (`profile`). An endpoint's own
+/// settings win over its profile's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Ideavate: answer 200 within 30 seconds; anything else is retried for 72 hours.
+    Ideavate,
+}
+
+impl Profile {
+    /// The per-attempt timeout the profile asks for, in seconds.
+    pub fn timeout_seconds(self) -> Option<u16> {
+        match self {
+            Profile::Ideavate => Some(30),
+        }
+    }
+
+    /// The statuses the profile counts as delivered.
+    pub fn success_statuses(self) -> Option<&'static [u16]> {
+        match self {
+            Profile::Ideavate => Some(&[200]),
+        }
+    }
+
+    /// How long after a message the profile keeps retrying it, in seconds.
+    pub fn retry_window_seconds(self) -> Option<u32> {
+        match self {
+            Profile::Ideavate => Some(72 * 3600),
+        }
+    }
 }
 
 impl EndpointOptions {
@@ -135,6 +173,32 @@ impl EndpointOptions {
         self.graphql_by_event_type
             .get(event_type)
             .or(self.graphql.as_ref())
+    }
+
+    /// The per-attempt timeout in effect: the endpoint's, else its profile's (`None`: the
+    /// server's default).
+    pub fn effective_timeout_seconds(&self) -> Option<u16> {
+        self.timeout_seconds
+            .or_else(|| self.profile.and_then(Profile::timeout_seconds))
+    }
+
+    /// The retry window in effect: the endpoint's, else its profile's.
+    pub fn effective_retry_window_seconds(&self) -> Option<u32> {
+        self.retry_window_seconds
+            .or_else(|| self.profile.and_then(Profile::retry_window_seconds))
+    }
+
+    /// Whether a response with `status` delivers: one of the endpoint's `successStatuses`, else
+    /// of its profile's, else any 2xx.
+    pub fn counts_as_delivered(&self, status: u16) -> bool {
+        match (
+            &self.success_statuses,
+            self.profile.and_then(Profile::success_statuses),
+        ) {
+            (Some(own), _) => own.contains(&status),
+            (None, Some(profile)) => profile.contains(&status),
+            (None, None) => (200..300).contains(&status),
+        }
     }
 }
 
@@ -440,4 +504,26 @@ pub struct Integration {
     pub created_at: DateTime<Utc>,
     /// When it was last changed (its key rotated included).
     pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_gives_defaults_that_the_endpoints_own_settings_override() {
+        let mut o = EndpointOptions::default();
+        assert!(o.counts_as_delivered(204) && !o.counts_as_delivered(301));
+        assert_eq!(o.effective_timeout_seconds(), None);
+        o.profile = Some(Profile::Ideavate);
+        assert!(o.counts_as_delivered(200) && !o.counts_as_delivered(204));
+        assert_eq!(o.effective_timeout_seconds(), Some(30));
+        assert_eq!(o.effective_retry_window_seconds(), Some(259_200));
+        o.success_statuses = Some(vec![200, 202]);
+        o.timeout_seconds = Some(5);
+        o.retry_window_seconds = Some(60);
+        assert!(o.counts_as_delivered(202));
+        assert_eq!(o.effective_timeout_seconds(), Some(5));
+        assert_eq!(o.effective_retry_window_seconds(), Some(60));
+    }
 }

@@ -78,6 +78,27 @@ impl RetryPolicy {
     }
 }
 
+/// The first delay of a schedule that fills a retry window.
+pub const FILL_FIRST: Duration = Duration::from_secs(5);
+/// The longest delay of a schedule that fills a retry window.
+pub const FILL_CAP: Duration = Duration::from_secs(3600);
+
+/// A schedule that keeps retrying for `window`: delays doubling from 5 seconds, capped at an
+/// hour, until they add up to the window (72 hours: 81 retries). Used when an endpoint sets a
+/// window and no schedule, so that the window, not the server's few retries, decides when a
+/// delivery is given up.
+pub fn filling(window: Duration) -> Vec<Duration> {
+    let mut schedule = Vec::new();
+    let mut total = Duration::ZERO;
+    let mut next = FILL_FIRST;
+    while total < window {
+        schedule.push(next);
+        total += next;
+        next = (next * 2).min(FILL_CAP);
+    }
+    schedule
+}
+
 /// Parses a schedule such as `5s,5m,30m,2h` or `15m, 30m, 60m` (units `ms`, `s`, `m`, `h`, `d`;
 /// a bare number is seconds). An empty string means "no retries".
 pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
@@ -205,6 +226,23 @@ mod tests {
         assert!(p.next_attempt(1, created, created, None, 0.5).is_some());
         let later = created + chrono::Duration::seconds(900);
         assert!(p.next_attempt(2, created, later, None, 0.5).is_none());
+    }
+
+    #[test]
+    fn a_window_alone_is_filled_with_doubling_delays_capped_at_an_hour() {
+        let schedule = filling(Duration::from_secs(72 * 3600));
+        assert_eq!(schedule[0], Duration::from_secs(5));
+        assert_eq!(schedule[1], Duration::from_secs(10));
+        assert!(schedule.iter().all(|d| *d <= FILL_CAP));
+        let total: Duration = schedule.iter().sum();
+        assert!(total >= Duration::from_secs(72 * 3600));
+        assert!(total - *schedule.last().unwrap() < Duration::from_secs(72 * 3600));
+        assert_eq!(schedule.len(), 81);
+        assert!(filling(Duration::ZERO).is_empty());
+        assert_eq!(
+            filling(Duration::from_secs(1)),
+            vec![Duration::from_secs(5)]
+        );
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! Local evaluation treats the payload as the query root: fields, aliases, nested objects,
 //! lists, named and inline fragments and `@include`/`@skip` work as in GraphQL; a field that
 //! the payload lacks is `null`; field arguments are ignored (there is no resolver to give them
-//! to). A fragment's type condition applies when the object has no `__typename` or a matching
+//! to). One exception serves Ideavate's data-model queries (`energySwitch(id: $id) { … }`): a
+//! top-level field with arguments and a selection, absent from the payload, is answered from
+//! the payload itself (the payload is the object such a lookup finds); a payload that holds the
+//! field answers from that field as usual. A fragment's type condition applies when the object has no `__typename` or a matching
 //! one. `@include(if: $v)` with `$v` unset or not a boolean excludes the field; `@skip` with
 //! it unset keeps it.
 //!
@@ -228,7 +231,13 @@ impl Query {
             variables,
             budget: Cell::new(Some(max_fields)),
         };
-        let data = run.select(&self.operation().node.selection_set.node, payload);
+        let mut data = Map::new();
+        run.select_into(
+            &self.operation().node.selection_set.node,
+            payload,
+            &mut data,
+            Level::Root,
+        );
         if run.budget.get().is_none() {
             return Err(QueryError {
                 message: format!(
@@ -364,6 +373,14 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// Where a selection set sits: the operation's own (whose fields a data-model lookup may
+/// answer from the payload itself), or below a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Root,
+    Nested,
+}
+
 struct Run<'a> {
     fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
     variables: &'a Map<String, Value>,
@@ -375,11 +392,17 @@ struct Run<'a> {
 impl Run<'_> {
     fn select(&self, set: &SelectionSet, value: &Value) -> Map<String, Value> {
         let mut out = Map::new();
-        self.select_into(set, value, &mut out);
+        self.select_into(set, value, &mut out, Level::Nested);
         out
     }
 
-    fn select_into(&self, set: &SelectionSet, value: &Value, out: &mut Map<String, Value>) {
+    fn select_into(
+        &self,
+        set: &SelectionSet,
+        value: &Value,
+        out: &mut Map<String, Value>,
+        level: Level,
+    ) {
         for item in &set.items {
             if self.budget.get().is_none() {
                 return;
@@ -397,7 +420,19 @@ impl Run<'_> {
                     if self.budget.get().is_none() {
                         return;
                     }
-                    let found = value.get(name).unwrap_or(&Value::Null);
+                    let found = match value.get(name) {
+                        Some(found) => found,
+                        // A data-model lookup (`energySwitch(id: $id) { … }`) on a payload
+                        // that is that object: the payload answers it.
+                        None if level == Level::Root
+                            && !field.arguments.is_empty()
+                            && !field.selection_set.node.items.is_empty()
+                            && value.is_object() =>
+                        {
+                            value
+                        }
+                        None => &Value::Null,
+                    };
                     merge(out, key, self.resolve(found, &field.selection_set.node));
                 }
                 Selection::FragmentSpread(spread) => {
@@ -405,12 +440,12 @@ impl Run<'_> {
                         && self.included(&fragment.node.directives)
                         && applies(Some(&fragment.node.type_condition), value)
                     {
-                        self.select_into(&fragment.node.selection_set.node, value, out);
+                        self.select_into(&fragment.node.selection_set.node, value, out, level);
                     }
                 }
                 Selection::InlineFragment(inline) => {
                     if applies(inline.node.type_condition.as_ref(), value) {
-                        self.select_into(&inline.node.selection_set.node, value, out);
+                        self.select_into(&inline.node.selection_set.node, value, out, level);
                     }
                 }
             }
@@ -543,6 +578,37 @@ mod tests {
         let configured = configured.as_object().cloned().unwrap_or_default();
         let vars = q.variables(&payload, &configured);
         q.evaluate(&payload, &vars).unwrap()
+    }
+
+    /// Ideavate's data-model queries look an object up by id; with no GraphQL API the payload
+    /// is that object (or holds it under the field's name).
+    #[test]
+    fn a_data_model_lookup_is_answered_from_the_payload() {
+        let query = "query($id: ID!) { energySwitch(id: $id) { id status supplier { name } } }";
+        let switch =
+            json!({"id": "sw-1", "status": "commissioned", "supplier": {"name": "Octo"}, "x": 1});
+        assert_eq!(
+            run(query, switch.clone(), json!({})),
+            json!({"energySwitch": {"id": "sw-1", "status": "commissioned", "supplier": {"name": "Octo"}}})
+        );
+        assert_eq!(
+            run(
+                query,
+                json!({"energySwitch": {"id": "sw-2", "status": "new"}}),
+                json!({})
+            ),
+            json!({"energySwitch": {"id": "sw-2", "status": "new", "supplier": null}}),
+            "the payload's own object of that name comes first"
+        );
+        // Without arguments, or below the top level, a missing field stays null.
+        assert_eq!(
+            run("{ energySwitch { id } }", switch.clone(), json!({})),
+            json!({"energySwitch": null})
+        );
+        assert_eq!(
+            run("{ supplier { owner(id: 1) { id } } }", switch, json!({})),
+            json!({"supplier": {"owner": null}})
+        );
     }
 
     #[test]

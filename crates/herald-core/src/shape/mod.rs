@@ -163,7 +163,8 @@ pub fn shape(
             },
             "query": {
                 "api": selected.map_or(LOCAL_API, |s| s.api.as_str()),
-                "query": selected.map(|s| s.query.as_str()),
+                // A string, as Ideavate's shape has it: empty when no query ran.
+                "query": selected.map_or("", |s| s.query.as_str()),
                 "variables": selected.map(|s| s.variables.clone()).unwrap_or_default(),
             },
             "data": content,
@@ -236,6 +237,6 @@ mod tests {
             r#"{"w":81.5}"#
         );
         let no_query = text(shape(Envelope::Graphql, Encoding::Json, &m, None).unwrap());
-        assert!(no_query.contains(r#""query":{"api":"herald:payload","query":null,"variables":{}},"data":{"weight":81.5,"unit":"kg"}"#), "{no_query}");
+        assert!(no_query.contains(r#""query":{"api":"herald:payload","query":"","variables":{}},"data":{"weight":81.5,"unit":"kg"}"#), "{no_query}");
     }
 }

@@ -135,22 +135,24 @@ async fn snapshot(
     } else {
         None
     };
+    let window = options
+        .effective_retry_window_seconds()
+        .map(|s| Duration::from_secs(u64::from(s)));
     let retry = RetryPolicy {
-        schedule: options
-            .retry_schedule
-            .as_ref()
-            .map(|s| {
-                s.iter()
-                    .map(|secs| Duration::from_secs(u64::from(*secs)))
-                    .collect()
-            })
-            .unwrap_or_else(|| shared.config.retry_schedule.clone()),
-        window: options
-            .retry_window_seconds
-            .map(|s| Duration::from_secs(u64::from(s))),
+        // The endpoint's own schedule; else, with a window, one that fills it; else the
+        // server's.
+        schedule: match (&options.retry_schedule, window) {
+            (Some(own), _) => own
+                .iter()
+                .map(|secs| Duration::from_secs(u64::from(*secs)))
+                .collect(),
+            (None, Some(window)) => herald_core::retry::filling(window),
+            (None, None) => shared.config.retry_schedule.clone(),
+        },
+        window,
     };
     let timeout = options
-        .timeout_seconds
+        .effective_timeout_seconds()
         .map(|s| Duration::from_secs(u64::from(s)))
         .unwrap_or(shared.config.default_timeout);
     Ok(Some(Arc::new(EndpointSnapshot {

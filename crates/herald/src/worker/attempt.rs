@@ -225,7 +225,11 @@ async fn attempt(
                 record.next = NextStep::DisableEndpoint;
                 return record;
             }
-            (200..300).contains(&response.status)
+            // Any 2xx, or the endpoint's (or its profile's) `successStatuses`.
+            snapshot
+                .endpoint
+                .options
+                .counts_as_delivered(response.status)
         }
         Err(e) => {
             record.error = Some(e);

@@ -34,8 +34,8 @@ mod secrets;
 
 use options::check_options;
 pub use options::{
-    DeliveryOptions, EncodingName, EnvelopeName, GraphqlQuery, OrderingMode, SchemeName,
-    SignatureSettings,
+    DeliveryOptions, EncodingName, EnvelopeName, GraphqlQuery, OrderingMode, ProfileName,
+    SchemeName, SignatureSettings,
 };
 pub use secrets::{
     EndpointHeadersIn, EndpointHeadersOut, EndpointSecretOut, EndpointSecretRotateIn,
@@ -109,6 +109,10 @@ pub struct EndpointIn {
     /// Herald: a condition on the payload (see `DeliveryOptions`).
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// Herald: the response statuses that count as delivered (see `DeliveryOptions`).
+    pub success_statuses: Option<Vec<u16>>,
+    /// Herald: a seed system's delivery rules as defaults (see `DeliveryOptions`).
+    pub profile: Option<ProfileName>,
 }
 
 impl EndpointIn {
@@ -126,6 +130,8 @@ impl EndpointIn {
             graphql: self.graphql.take(),
             graphql_by_event_type: self.graphql_by_event_type.take(),
             filter: self.filter.take(),
+            success_statuses: self.success_statuses.take(),
+            profile: self.profile,
         }
     }
 }
@@ -179,6 +185,14 @@ pub struct EndpointPatch {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub filter: Patch<serde_json::Value>,
+    /// Herald: `null` restores any 2xx (or the profile's).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<u16>>)]
+    pub success_statuses: Patch<Vec<u16>>,
+    /// Herald: `null` removes the profile.
+    #[serde(default)]
+    #[schema(value_type = Option<ProfileName>)]
+    pub profile: Patch<ProfileName>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -538,6 +552,13 @@ pub(crate) async fn patch_endpoint(
         }
     }
     options.filter = patch.filter.apply(options.filter.take());
+    options.success_statuses = patch
+        .success_statuses
+        .apply(options.success_statuses.take());
+    options.profile = patch
+        .profile
+        .apply(options.profile.map(ProfileName::from))
+        .map(Into::into);
     let mut v = Violations::new();
     check_endpoint(&mut v, &endpoint, &state);
     v.finish()?;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use herald_core::filter::Filter;
-use herald_core::model::{EndpointOptions, Ordering};
+use herald_core::model::{EndpointOptions, Ordering, Profile};
 use herald_core::shape::graphql::Query;
 use herald_core::shape::{Encoding, Envelope, GraphqlSelection};
 use herald_core::signing::{Scheme, SignatureConfig};
@@ -62,6 +62,39 @@ pub struct DeliveryOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
+    /// Herald: the response statuses that count as delivered, e.g. `[200]` (1 to 20 codes from
+    /// 100 to 599); any other answer is a failed attempt. Default: any 2xx (or the profile's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_statuses: Option<Vec<u16>>,
+    /// Herald: a seed system's delivery rules as this endpoint's defaults. `ideavate`: a 30 s
+    /// timeout, only 200 counts as delivered, and retries for 72 hours (a schedule filling the
+    /// window). The endpoint's own `timeoutSeconds`, `successStatuses`, `retryWindowSeconds`
+    /// and `retrySchedule` win over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileName>,
+}
+
+/// A seed system's delivery rules (`profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileName {
+    Ideavate,
+}
+
+impl From<ProfileName> for Profile {
+    fn from(p: ProfileName) -> Self {
+        match p {
+            ProfileName::Ideavate => Profile::Ideavate,
+        }
+    }
+}
+
+impl From<Profile> for ProfileName {
+    fn from(p: Profile) -> Self {
+        match p {
+            Profile::Ideavate => ProfileName::Ideavate,
+        }
+    }
 }
 
 /// The body's media type.
@@ -276,6 +309,12 @@ impl DeliveryOptions {
         if self.filter.is_some() {
             options.filter = self.filter;
         }
+        if self.success_statuses.is_some() {
+            options.success_statuses = self.success_statuses;
+        }
+        if let Some(profile) = self.profile {
+            options.profile = Some(profile.into());
+        }
     }
 
     pub fn from_options(o: &EndpointOptions) -> Self {
@@ -306,6 +345,8 @@ impl DeliveryOptions {
                     .collect()
             }),
             filter: o.filter.clone(),
+            success_statuses: o.success_statuses.clone(),
+            profile: o.profile.map(ProfileName::from),
         }
     }
 }
@@ -335,6 +376,25 @@ pub fn check_options(v: &mut Violations, o: &EndpointOptions) {
     }
     if let Some(n) = o.max_concurrency {
         validate::range(v, &["body", "maxConcurrency"], i64::from(n), 1, 100);
+    }
+    if let Some(statuses) = &o.success_statuses {
+        let loc = ["body", "successStatuses"];
+        if statuses.is_empty() || statuses.len() > 20 {
+            v.value(&loc, "give 1 to 20 status codes (leave it out for any 2xx)");
+        }
+        for (i, code) in statuses.iter().enumerate() {
+            let index = i.to_string();
+            validate::range(
+                v,
+                &["body", "successStatuses", &index],
+                i64::from(*code),
+                100,
+                599,
+            );
+            if statuses[..i].contains(code) {
+                v.value(&["body", "successStatuses", &index], "listed twice");
+            }
+        }
     }
     check_signature(v, &o.signature);
     if let Some(selection) = &o.graphql {
