@@ -130,6 +130,10 @@ pub struct EndpointOptions {
     /// The response statuses that count as delivered; `None`: any 2xx (or the profile's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub success_statuses: Option<Vec<u16>>,
+    /// How much (percent, either way) each delay of `retry_schedule` is spread; `None`: not at
+    /// all, the schedule is exact. The server's schedule is always spread by 20 %.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_jitter: Option<u8>,
     /// A seed system whose delivery rules the endpoint follows where it sets nothing itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,

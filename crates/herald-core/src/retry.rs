@@ -2,8 +2,10 @@
 //!
 //! A schedule is a list of delays: after the first attempt fails the next one waits
 //! `schedule[0]`, after the second `schedule[1]`, and so on; when the list is used up the
-//! delivery has failed for good ("exhausted"). Every delay is spread by ±20 % so that a burst of
-//! failures does not come back as a burst of retries. A receiver's `Retry-After` (on 429 and
+//! delivery has failed for good ("exhausted"). The server's schedule and one filling a window
+//! spread every delay by ±20 % so that a burst of failures does not come back as a burst of
+//! retries; a schedule an endpoint gives is kept exact (Impilo's 15, 30 and 60 minutes) unless
+//! the endpoint asks for a spread (`retryJitter`). A receiver's `Retry-After` (on 429 and
 //! 503) pushes the next attempt to at least that time, capped at an hour, and an optional
 //! window bounds how long after the message a retry may still happen (Ideavate's 72 hours).
 
@@ -32,13 +34,15 @@ pub const MAX_RETRIES: usize = 50;
 pub const MAX_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How one endpoint's failed deliveries are retried.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// The delay before each retry: entry `n` is waited after the `n + 1`-th failed attempt (each
     /// spread by [`JITTER`] either way), so the schedule's length is the number of retries.
     pub schedule: Vec<Duration>,
     /// No attempt later than the message's creation plus this.
     pub window: Option<Duration>,
+    /// The fraction by which each delay is spread either way (0 to 0.5).
+    pub jitter: f64,
 }
 
 impl Default for RetryPolicy {
@@ -46,6 +50,7 @@ impl Default for RetryPolicy {
         Self {
             schedule: DEFAULT_SCHEDULE.to_vec(),
             window: None,
+            jitter: JITTER,
         }
     }
 }
@@ -63,7 +68,8 @@ impl RetryPolicy {
     ) -> Option<DateTime<Utc>> {
         let index = usize::try_from(attempts).ok()?.checked_sub(1)?;
         let base = *self.schedule.get(index)?;
-        let factor = 1.0 - JITTER + 2.0 * JITTER * unit.clamp(0.0, 1.0);
+        let jitter = self.jitter.clamp(0.0, 0.5);
+        let factor = 1.0 - jitter + 2.0 * jitter * unit.clamp(0.0, 1.0);
         let mut delay = base.mul_f64(factor);
         if let Some(after) = retry_after {
             delay = delay.max(after.min(MAX_RETRY_AFTER));
@@ -213,6 +219,26 @@ mod tests {
     }
 
     #[test]
+    fn an_exact_schedule_has_no_spread_unless_asked() {
+        let exact = RetryPolicy {
+            schedule: vec![Duration::from_secs(900), Duration::from_secs(1800)],
+            window: None,
+            jitter: 0.0,
+        };
+        let now = t0();
+        for unit in [0.0, 0.3, 1.0] {
+            let at = exact.next_attempt(1, now, now, None, unit).unwrap();
+            assert_eq!((at - now).num_seconds(), 900);
+        }
+        let spread = RetryPolicy {
+            jitter: 0.1,
+            ..exact
+        };
+        let low = spread.next_attempt(2, now, now, None, 0.0).unwrap();
+        assert_eq!((low - now).num_seconds(), 1620);
+    }
+
+    #[test]
     fn window_ends_retries() {
         let p = RetryPolicy {
             schedule: vec![
@@ -221,6 +247,7 @@ mod tests {
                 Duration::from_secs(3600),
             ],
             window: Some(Duration::from_secs(2000)),
+            jitter: JITTER,
         };
         let created = t0();
         assert!(p.next_attempt(1, created, created, None, 0.5).is_some());

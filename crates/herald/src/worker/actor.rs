@@ -150,6 +150,11 @@ async fn snapshot(
             (None, None) => shared.config.retry_schedule.clone(),
         },
         window,
+        // A schedule the endpoint gives is exact unless it asks for a spread.
+        jitter: match (&options.retry_schedule, options.retry_jitter) {
+            (Some(_), jitter) => f64::from(jitter.unwrap_or(0)) / 100.0,
+            (None, _) => herald_core::retry::JITTER,
+        },
     };
     let timeout = options
         .effective_timeout_seconds()

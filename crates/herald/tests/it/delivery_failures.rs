@@ -387,3 +387,56 @@ async fn extension_fields_are_validated_and_returned() {
     }
     t.stop().await;
 }
+
+/// An endpoint's own schedule is exact (Impilo's 15 minutes is 15 minutes), unless the endpoint
+/// asks for a spread; `retryJitter` without a schedule of its own is refused by name.
+#[tokio::test]
+async fn an_endpoints_own_schedule_is_exact_unless_it_asks_for_a_spread() {
+    let t = TestApp::spawn().await;
+    let r = Receiver::start().await;
+    let app = t.create_app("Exact").await;
+    r.always("/down", Step::Status(500));
+    let exact = t
+        .create_endpoint(&app, json!({"url": r.url("/down"), "retrySchedule": [900]}))
+        .await;
+    let msg = t
+        .publish(&app, json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    r.wait_for("/down", 1, ms(10_000)).await;
+    let mut delivery = t
+        .wait_status(&msg, &exact, DeliveryStatus::Pending, ms(10_000))
+        .await;
+    for _ in 0..200 {
+        if delivery.attempts == 1 {
+            break;
+        }
+        tokio::time::sleep(ms(20)).await;
+        delivery = t
+            .wait_status(&msg, &exact, DeliveryStatus::Pending, ms(10_000))
+            .await;
+    }
+    let (Some(next), Some(last)) = (delivery.next_attempt_at, delivery.last_attempt_at) else {
+        panic!("no retry scheduled: {delivery:?}");
+    };
+    let waited = (next - last).num_milliseconds();
+    assert!(
+        (899_000..=901_000).contains(&waited),
+        "15 minutes exactly, not ±20 %: {waited} ms"
+    );
+
+    let (status, out) = t
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            json!({"url": r.url("/x"), "retryJitter": 10}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    let (status, out) = t
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            json!({"url": r.url("/x"), "retrySchedule": [60], "retryJitter": 10}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{out}");
+    assert_eq!(out["retryJitter"], 10);
+}

@@ -111,6 +111,9 @@ pub struct EndpointIn {
     pub filter: Option<serde_json::Value>,
     /// Herald: the response statuses that count as delivered (see `DeliveryOptions`).
     pub success_statuses: Option<Vec<u16>>,
+    /// Herald: percent by which each delay of `retrySchedule` is spread (see
+    /// `DeliveryOptions`).
+    pub retry_jitter: Option<u8>,
     /// Herald: a seed system's delivery rules as defaults (see `DeliveryOptions`).
     pub profile: Option<ProfileName>,
 }
@@ -131,6 +134,7 @@ impl EndpointIn {
             graphql_by_event_type: self.graphql_by_event_type.take(),
             filter: self.filter.take(),
             success_statuses: self.success_statuses.take(),
+            retry_jitter: self.retry_jitter,
             profile: self.profile,
         }
     }
@@ -189,6 +193,10 @@ pub struct EndpointPatch {
     #[serde(default)]
     #[schema(value_type = Option<Vec<u16>>)]
     pub success_statuses: Patch<Vec<u16>>,
+    /// Herald: `null` makes `retrySchedule` exact again.
+    #[serde(default)]
+    #[schema(value_type = Option<u8>)]
+    pub retry_jitter: Patch<u8>,
     /// Herald: `null` removes the profile.
     #[serde(default)]
     #[schema(value_type = Option<ProfileName>)]
@@ -555,6 +563,7 @@ pub(crate) async fn patch_endpoint(
     options.success_statuses = patch
         .success_statuses
         .apply(options.success_statuses.take());
+    options.retry_jitter = patch.retry_jitter.apply(options.retry_jitter);
     options.profile = patch
         .profile
         .apply(options.profile.map(ProfileName::from))

@@ -62,6 +62,11 @@ pub struct DeliveryOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
+    /// Herald: how much each delay of `retrySchedule` is spread, in percent either way (0 to
+    /// 50). Default: none, a given schedule is exact (the server's schedule is spread by 20 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 50)]
+    pub retry_jitter: Option<u8>,
     /// Herald: the response statuses that count as delivered, e.g. `[200]` (1 to 20 codes from
     /// 100 to 599); any other answer is a failed attempt. Default: any 2xx (or the profile's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,6 +317,9 @@ impl DeliveryOptions {
         if self.success_statuses.is_some() {
             options.success_statuses = self.success_statuses;
         }
+        if self.retry_jitter.is_some() {
+            options.retry_jitter = self.retry_jitter;
+        }
         if let Some(profile) = self.profile {
             options.profile = Some(profile.into());
         }
@@ -346,6 +354,7 @@ impl DeliveryOptions {
             }),
             filter: o.filter.clone(),
             success_statuses: o.success_statuses.clone(),
+            retry_jitter: o.retry_jitter,
             profile: o.profile.map(ProfileName::from),
         }
     }
@@ -376,6 +385,15 @@ pub fn check_options(v: &mut Violations, o: &EndpointOptions) {
     }
     if let Some(n) = o.max_concurrency {
         validate::range(v, &["body", "maxConcurrency"], i64::from(n), 1, 100);
+    }
+    if let Some(jitter) = o.retry_jitter {
+        validate::range(v, &["body", "retryJitter"], i64::from(jitter), 0, 50);
+        if o.retry_schedule.is_none() {
+            v.value(
+                &["body", "retryJitter"],
+                "spreads a `retrySchedule`; the server's schedule is always spread by 20 %",
+            );
+        }
     }
     if let Some(statuses) = &o.success_statuses {
         let loc = ["body", "successStatuses"];
