@@ -276,6 +276,21 @@ fn inline(
             .map(|child| inline(spec, child, depth + 1, budget, stack, loc))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array),
+        Value::String(text) => {
+            // A string costs its length too: a reference to a long string, repeated, must not
+            // copy it without bound (one value per 16 bytes).
+            let cost = text.len() / 16;
+            if *budget < cost {
+                return Err(error(
+                    loc,
+                    format!(
+                        "the schemas hold more than {MAX_NODES} values once their references are inlined"
+                    ),
+                ));
+            }
+            *budget -= cost;
+            Ok(value.clone())
+        }
         scalar => Ok(scalar.clone()),
     }
 }
@@ -393,6 +408,25 @@ mod tests {
     }
 
     /// A chain of references deeper than the bound is refused before the walk goes deeper.
+    /// A long string repeated by references counts by its length: 4^6 copies of 64 KiB would
+    /// be 256 MiB.
+    #[test]
+    fn long_strings_repeated_by_references_exhaust_the_budget() {
+        let mut schemas = Map::new();
+        for level in 0..6 {
+            let next = json!({"$ref": format!("#/components/schemas/L{}", level + 1)});
+            schemas.insert(format!("L{level}"), json!([next, next, next, next]));
+        }
+        schemas.insert("L6".into(), Value::from("x".repeat(64 * 1024)));
+        let bomb = json!({
+            "webhooks": {"bomb": {"post": {"requestBody": {"content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/L0"}}}}}}},
+            "components": {"schemas": schemas}
+        });
+        let err = webhooks(&bomb).unwrap_err();
+        assert!(err.message.contains("values"), "{err}");
+    }
+
     #[test]
     fn a_long_reference_chain_is_bounded() {
         let mut schemas = Map::new();

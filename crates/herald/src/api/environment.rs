@@ -4,7 +4,8 @@
 //! Nothing secret leaves: endpoints are exported without their signing secrets and custom
 //! header values, applications without their GraphQL API (its headers are credentials); an
 //! imported endpoint gets a new secret. An import adds and updates, it never deletes. Everything
-//! in the file is checked before anything is written.
+//! in the file is checked before anything is written, against the database too (uids held by
+//! other applications, the endpoint limit per application).
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -349,6 +350,7 @@ async fn import_environment(
         }
         applications.push((app, endpoints));
     }
+    check_against_the_store(&state, &applications, &mut v).await?;
     v.finish()?;
 
     let mut out = EnvironmentImportOut::default();
@@ -388,6 +390,82 @@ async fn import_environment(
         }
     }
     Ok(axum::Json(out))
+}
+
+/// What only the database can tell, checked before anything is written: a `uid` the file
+/// gives twice or that another application holds, and endpoints beyond the server's limit per
+/// application (`--max-endpoints-per-app`).
+async fn check_against_the_store(
+    state: &AppState,
+    applications: &[(EnvironmentApp, Vec<NewEndpoint>)],
+    v: &mut Violations,
+) -> ApiResult<()> {
+    let max = state.limits.max_endpoints_per_app as u64;
+    for (i, (app, endpoints)) in applications.iter().enumerate() {
+        let index = i.to_string();
+        if let Some(uid) = &app.uid
+            && applications[..i]
+                .iter()
+                .any(|(other, _)| other.uid.as_ref() == Some(uid))
+        {
+            v.value(
+                &["body", "applications", &index, "uid"],
+                "given twice in this file",
+            );
+        }
+        let by_id = match app.id.as_deref().and_then(AppId::parse) {
+            Some(id) => state.store.get_app(id.as_str()).await?,
+            None => None,
+        };
+        let by_uid = match &app.uid {
+            Some(uid) => state.store.get_app(uid).await?,
+            None => None,
+        };
+        let existing = match (&by_id, &by_uid) {
+            (Some(found), Some(holder)) if found.id != holder.id => {
+                v.value(
+                    &["body", "applications", &index, "uid"],
+                    "another application of this server has this uid",
+                );
+                continue;
+            }
+            (Some(found), _) | (None, Some(found)) => Some(found),
+            (None, None) => None,
+        };
+        let mut new = 0u64;
+        for endpoint in endpoints {
+            let exists = match existing {
+                Some(found) => {
+                    state
+                        .store
+                        .get_endpoint(&found.id, endpoint.record.id.as_str())
+                        .await?
+                        .is_some()
+                        || match &endpoint.record.uid {
+                            Some(uid) => state.store.get_endpoint(&found.id, uid).await?.is_some(),
+                            None => false,
+                        }
+                }
+                None => false,
+            };
+            new += u64::from(!exists);
+        }
+        let have = match existing {
+            Some(found) => state.store.count_endpoints(&found.id).await?,
+            None => 0,
+        };
+        if have + new > max {
+            v.value(
+                &["body", "applications", &index, "endpoints"],
+                format!(
+                    "would give the application {} endpoints; this server allows {max} \
+                     (--max-endpoints-per-app)",
+                    have + new
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// An exported endpoint: its `id` (kept when it is free) and the rest read as `EndpointIn`,

@@ -113,17 +113,35 @@ fn may_mint(scoped: &ScopedApp) -> ApiResult<()> {
     Ok(())
 }
 
-fn new_key(integration: &Integration) -> (herald_core::model::ApiKey, String) {
-    mint(NewKey {
+/// The key an integration gets. Issued by a key limited to the application, it cannot outlive
+/// that key: it expires with it and is deleted when it is revoked (`parent_id`). An unscoped
+/// admin's integration keys live until rotated or deleted.
+async fn new_key(
+    state: &AppState,
+    scoped: &ScopedApp,
+    integration: &Integration,
+) -> ApiResult<(herald_core::model::ApiKey, String)> {
+    let (expires_at, parent_id) = match (&scoped.principal.app_id, &scoped.principal.key_id) {
+        (Some(_), Some(creator)) => {
+            let creator_key = state
+                .store
+                .get_api_key(creator)
+                .await?
+                .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+            (creator_key.expires_at, Some(creator_key.id))
+        }
+        _ => (None, None),
+    };
+    Ok(mint(NewKey {
         name: format!("integration: {}", integration.name),
         role: Role::App,
         kind: KeyKind::Integration,
         app_id: Some(integration.app_id.clone()),
-        expires_at: None,
-        parent_id: None,
+        expires_at,
+        parent_id,
         feature_flags: integration.feature_flags.clone().unwrap_or_default(),
         created_at: integration.updated_at,
-    })
+    }))
 }
 
 async fn load(state: &AppState, scoped: &ScopedApp, id: &str) -> ApiResult<Integration> {
@@ -182,7 +200,7 @@ async fn create_integration(
         created_at: now,
         updated_at: now,
     };
-    let (key, token) = new_key(&integration);
+    let (key, token) = new_key(&state, &scoped, &integration).await?;
     integration.key_id = Some(key.id.clone());
     state.store.create_integration(&integration, &key).await?;
     Ok((
@@ -266,7 +284,7 @@ async fn rotate_integration_key(
     may_mint(&scoped)?;
     let mut integration = load(&state, &scoped, &path.integ_id).await?;
     integration.updated_at = herald_core::time::now();
-    let (key, token) = new_key(&integration);
+    let (key, token) = new_key(&state, &scoped, &integration).await?;
     integration.key_id = Some(key.id.clone());
     if !state
         .store

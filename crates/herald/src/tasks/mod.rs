@@ -11,8 +11,8 @@
 //! deliveries and its progress in one transaction, so a resumed bulk replay sends no message
 //! twice; the other steps are idempotent (recovering, purging, counting).
 //!
-//! A step that fails on the database is retried with back-off for as long as the runner holds
-//! the task; one that cannot succeed (its endpoint or application was deleted) ends the task
+//! A step that fails on the database is retried with back-off until the lease would have
+//! lapsed; then the runner lets the task go, and the next claim tries again. One that cannot succeed (its endpoint or application was deleted) ends the task
 //! `failed` with the reason in `data.error`.
 
 use std::sync::Arc;
@@ -177,10 +177,12 @@ impl From<herald_store::StoreError> for StepError {
 /// Works a claimed task step by step until it ends or the lease is lost.
 async fn execute(inner: Arc<Inner>, mut task: BackgroundTask, lease: TaskLease) {
     let mut backoff = Duration::from_millis(250);
+    let mut since_saved = std::time::Instant::now();
     loop {
         match steps::step(&inner, &task, &lease).await {
             Ok(Some(progress)) => {
                 backoff = Duration::from_millis(250);
+                since_saved = std::time::Instant::now();
                 task.data = progress.data;
                 task.cursor = progress.cursor;
                 task.status = progress.status;
@@ -194,6 +196,13 @@ async fn execute(inner: Arc<Inner>, mut task: BackgroundTask, lease: TaskLease) 
                 return;
             }
             Err(StepError::Store(e)) => {
+                // Past the lease the task may already be another claim's: stop, and let the
+                // lapsed lease hand it to whichever runner claims it next, rather than keep a
+                // second copy busy retrying.
+                if since_saved.elapsed() >= LEASE {
+                    tracing::warn!(task = %task.id, error = %e, "a background task's step keeps failing; leaving it to the next claim");
+                    return;
+                }
                 tracing::warn!(task = %task.id, error = %e, "a background task's step failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));

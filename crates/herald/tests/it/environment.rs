@@ -57,7 +57,7 @@ async fn an_environment_moves_between_servers_without_its_secrets() {
     assert_eq!(file["applications"][0]["uid"], "acme");
     assert_eq!(file["applications"][0]["endpoints"][0]["uid"], "main");
 
-    let target = TestApp::spawn().await;
+    let target = TestApp::spawn_with(|c| c.limits.max_endpoints_per_app = 5).await;
     let (status, done) = target
         .post("/api/v1/environment/import", file.clone())
         .await;
@@ -112,6 +112,32 @@ async fn an_environment_moves_between_servers_without_its_secrets() {
     }
     let (status, _) = target.get("/api/v1/event-type/fresh.type").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing written");
+    // What only the database knows is checked before writing too: a uid another application
+    // holds, and the endpoint limit.
+    let (status, _) = target
+        .post("/api/v1/app", json!({"name": "Other", "uid": "taken"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut clash = file.clone();
+    clash["applications"][0]["uid"] = json!("taken");
+    clash["eventTypes"] = json!([{"name": "fresh.type", "description": "New"}]);
+    let (status, out) = target.post("/api/v1/environment/import", clash).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert_eq!(error_locs(&out), vec!["body.applications.0.uid"]);
+    let many: Vec<_> = (0..6)
+        .map(|n| json!({"url": format!("https://hooks.example/{n}")}))
+        .collect();
+    let (status, out) = target
+        .post(
+            "/api/v1/environment/import",
+            json!({"eventTypes": [{"name": "fresh.type", "description": "New"}],
+                   "applications": [{"name": "Big", "endpoints": many}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert_eq!(error_locs(&out), vec!["body.applications.0.endpoints"]);
+    let (status, _) = target.get("/api/v1/event-type/fresh.type").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "still nothing written");
 
     // Operators only.
     let (_, app_b) = target.get("/api/v1/app/acme").await;

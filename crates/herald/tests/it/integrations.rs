@@ -157,9 +157,14 @@ async fn an_integration_key_manages_its_applications_endpoints_only() {
     let (status, _) = t.call_as(&new_key, Method::GET, &endpoints, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    // An application's own key manages its integrations; a customer's portal token cannot.
-    let app_key = t.api_key(json!({"role": "app", "appId": app})).await;
-    let (status, _) = t
+    // An application's own key manages its integrations, and the keys it issues cannot outlive
+    // it: revoking it ends them. A customer's portal token cannot issue any.
+    let (_, app_key) = t
+        .post("/api/v1/api-key", json!({"role": "app", "appId": app}))
+        .await;
+    let app_key_id = app_key["id"].as_str().unwrap().to_owned();
+    let app_key = app_key["token"].as_str().unwrap().to_owned();
+    let (status, own) = t
         .call_as(
             &app_key,
             Method::POST,
@@ -168,6 +173,23 @@ async fn an_integration_key_manages_its_applications_endpoints_only() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    let own_key = own["key"].as_str().unwrap().to_owned();
+    let (status, _) = t.call_as(&own_key, Method::GET, &endpoints, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = t
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/api-key/{app_key_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = t.call_as(&own_key, Method::GET, &endpoints, None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "revoked with the key that issued it"
+    );
     let (_, access) = t
         .post(&format!("/api/v1/auth/app-portal-access/{app}"), json!({}))
         .await;
