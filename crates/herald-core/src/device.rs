@@ -256,17 +256,23 @@ pub fn transition(kind: DeviceKind, from: Option<DeviceStatus>, to: DeviceStatus
     }
 }
 
-/// The payload key [`personalize`] fills with the receiving endpoint's id (`ep_…`) at delivery.
+/// The payload key [`personalize`] fills with the receiving endpoint's serial (an integer) at
+/// delivery.
 pub const WEBHOOK_ID_KEY: &str = "webhookId";
-/// The payload key [`personalize`] fills with the receiving endpoint's description (else its
-/// uid, else its id).
+/// The payload key [`personalize`] fills with the receiving endpoint's name (else its
+/// description, else its uid, else its id).
 pub const WEBHOOK_NAME_KEY: &str = "webhookName";
+/// The payload key [`personalize`] sets to the time of each attempt: Kobiton's `creationTime`
+/// is "the date and time the callback is sent".
+pub const CREATION_TIME_KEY: &str = "creationTime";
 
-/// Kobiton's callback body. `webhookId` and `webhookName` are `null` here: the worker fills
-/// them for each endpoint when it delivers (see [`personalize`]).
+/// Kobiton's callback body. `webhookId` and `webhookName` are `null` here, and
+/// `creationTime` the time of the change: the worker fills them for each endpoint and each
+/// attempt when it delivers (see [`personalize`]). `orgId` is the application's numeric
+/// `orgId` (`null` without one).
 pub fn status_payload(
     device: &Device,
-    org_id: &str,
+    org_id: Option<i64>,
     status: DeviceStatus,
     at: DateTime<Utc>,
 ) -> Value {
@@ -290,9 +296,15 @@ pub fn names_its_webhook(event_type: &str) -> bool {
         .any(|s| s.event_type() == event_type)
 }
 
-/// Fills `webhookId` and `webhookName` of a device status payload for one endpoint. Returns
+/// Fills `webhookId` and `webhookName` of a device status payload for one endpoint, and sets
+/// `creationTime` to `sent_at` (the attempt's time, which the signature then covers). Returns
 /// `None` (nothing to change) for other payloads.
-pub fn personalize(payload: &str, webhook_id: &str, webhook_name: &str) -> Option<String> {
+pub fn personalize(
+    payload: &str,
+    webhook_id: i64,
+    webhook_name: &str,
+    sent_at: DateTime<Utc>,
+) -> Option<String> {
     let mut value: Value = serde_json::from_str(payload).ok()?;
     let object = value.as_object_mut()?;
     if !object.contains_key(WEBHOOK_ID_KEY) && !object.contains_key(WEBHOOK_NAME_KEY) {
@@ -300,6 +312,10 @@ pub fn personalize(payload: &str, webhook_id: &str, webhook_name: &str) -> Optio
     }
     object.insert(WEBHOOK_ID_KEY.into(), json!(webhook_id));
     object.insert(WEBHOOK_NAME_KEY.into(), json!(webhook_name));
+    object.insert(
+        CREATION_TIME_KEY.into(),
+        json!(sent_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+    );
     Some(value.to_string())
 }
 
@@ -352,14 +368,19 @@ mod tests {
 
     #[test]
     fn personalizing_fills_only_status_payloads() {
+        let at: DateTime<Utc> = "2023-01-06T04:52:36.963Z".parse().unwrap();
         let filled = personalize(
-            r#"{"a":1,"webhookId":null,"webhookName":null}"#,
-            "ep_1",
+            r#"{"creationTime":"2023-01-06T04:50:00.000Z","a":1,"webhookId":null,"webhookName":null}"#,
+            129,
             "QA",
+            at,
         )
         .unwrap();
-        assert_eq!(filled, r#"{"a":1,"webhookId":"ep_1","webhookName":"QA"}"#);
-        assert_eq!(personalize(r#"{"a":1}"#, "ep_1", "QA"), None);
-        assert_eq!(personalize("[1]", "ep_1", "QA"), None);
+        assert_eq!(
+            filled,
+            r#"{"creationTime":"2023-01-06T04:52:36.963Z","a":1,"webhookId":129,"webhookName":"QA"}"#
+        );
+        assert_eq!(personalize(r#"{"a":1}"#, 1, "QA", at), None);
+        assert_eq!(personalize("[1]", 1, "QA", at), None);
     }
 }

@@ -42,6 +42,8 @@ pub struct Application {
     pub metadata: Metadata,
     /// The GraphQL API that runs endpoints' selections remotely, if any.
     pub graphql_api: Option<SealedGraphqlApi>,
+    /// Kobiton's numeric organisation id (`orgId`), carried by device status events.
+    pub org_id: Option<i64>,
     /// When the application was created.
     pub created_at: DateTime<Utc>,
     /// When the application was last changed.
@@ -146,13 +148,33 @@ pub struct EndpointOptions {
 pub enum Profile {
     /// Ideavate: answer 200 within 30 seconds; anything else is retried for 72 hours.
     Ideavate,
+    /// Impilo: the typed envelope (`{"id": <message serial>, "type", "payload"}`), the
+    /// application's webhook secret in `Impilo-Webhook-Secret`, retries after 15, 30 and 60
+    /// minutes exactly.
+    Impilo,
+    /// Kobiton: a webhook `name` is required (at most 50 characters), the URL and the
+    /// description are at most 512 characters.
+    Kobiton,
 }
 
+/// The header Impilo sends its webhook secret in.
+pub const IMPILO_SECRET_HEADER: &str = "Impilo-Webhook-Secret";
+
 impl Profile {
+    /// The profile's name in the API and the catalogue of event types it goes with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Ideavate => "ideavate",
+            Profile::Impilo => "impilo",
+            Profile::Kobiton => "kobiton",
+        }
+    }
+
     /// The per-attempt timeout the profile asks for, in seconds.
     pub fn timeout_seconds(self) -> Option<u16> {
         match self {
             Profile::Ideavate => Some(30),
+            Profile::Impilo | Profile::Kobiton => None,
         }
     }
 
@@ -160,6 +182,7 @@ impl Profile {
     pub fn success_statuses(self) -> Option<&'static [u16]> {
         match self {
             Profile::Ideavate => Some(&[200]),
+            Profile::Impilo | Profile::Kobiton => None,
         }
     }
 
@@ -167,7 +190,44 @@ impl Profile {
     pub fn retry_window_seconds(self) -> Option<u32> {
         match self {
             Profile::Ideavate => Some(72 * 3600),
+            Profile::Impilo | Profile::Kobiton => None,
         }
+    }
+
+    /// The exact delays between attempts the profile asks for, in seconds.
+    pub fn retry_schedule(self) -> Option<&'static [u32]> {
+        match self {
+            Profile::Impilo => Some(&[900, 1800, 3600]),
+            Profile::Ideavate | Profile::Kobiton => None,
+        }
+    }
+
+    /// The envelope the profile wraps payloads in, where the endpoint keeps the default.
+    pub fn envelope(self) -> Option<Envelope> {
+        match self {
+            Profile::Impilo => Some(Envelope::Typed),
+            Profile::Ideavate | Profile::Kobiton => None,
+        }
+    }
+
+    /// Whether deliveries carry the application's webhook secret in `Impilo-Webhook-Secret`
+    /// (where the endpoint keeps the default signature) instead of being signed with the
+    /// endpoint's own secret.
+    pub fn sends_application_secret(self) -> bool {
+        self == Profile::Impilo
+    }
+
+    /// The longest URL and description the profile accepts, in characters.
+    pub fn max_url_and_description(self) -> Option<usize> {
+        match self {
+            Profile::Kobiton => Some(512),
+            Profile::Ideavate | Profile::Impilo => None,
+        }
+    }
+
+    /// Whether an endpoint with the profile must have a `name`.
+    pub fn requires_name(self) -> bool {
+        self == Profile::Kobiton
     }
 }
 
@@ -184,6 +244,30 @@ impl EndpointOptions {
     pub fn effective_timeout_seconds(&self) -> Option<u16> {
         self.timeout_seconds
             .or_else(|| self.profile.and_then(Profile::timeout_seconds))
+    }
+
+    /// The delays between attempts the endpoint or its profile gives (exact unless
+    /// `retry_jitter`); `None`: the server's schedule or a filled window.
+    pub fn effective_retry_schedule(&self) -> Option<&[u32]> {
+        self.retry_schedule
+            .as_deref()
+            .or_else(|| self.profile.and_then(Profile::retry_schedule))
+    }
+
+    /// The envelope in effect: the endpoint's, else (where it keeps `raw`) its profile's.
+    pub fn effective_envelope(&self) -> Envelope {
+        match (self.envelope, self.profile.and_then(Profile::envelope)) {
+            (Envelope::Raw, Some(profile)) => profile,
+            (own, _) => own,
+        }
+    }
+
+    /// Whether deliveries carry the application's webhook secret in `Impilo-Webhook-Secret`
+    /// rather than a signature by the endpoint's secret: the profile asks for it and the
+    /// endpoint keeps the default signature.
+    pub fn sends_application_secret(&self) -> bool {
+        self.profile.is_some_and(Profile::sends_application_secret)
+            && is_default_signature(&self.signature)
     }
 
     /// The retry window in effect: the endpoint's, else its profile's.
@@ -292,6 +376,11 @@ pub struct Endpoint {
     /// The caller's own unique name for the endpoint within its application (`uid`); usable in
     /// place of its id.
     pub uid: Option<String>,
+    /// The endpoint's number, unique across the server and never reused (Kobiton's and
+    /// Impilo's integer webhook id). Drawn by the caller from `SerialStore` before creating.
+    pub serial: i64,
+    /// Kobiton's webhook name: at most 50 characters, unique within the application.
+    pub name: Option<String>,
     /// Where deliveries are POSTed: an absolute http or https URL.
     pub url: String,
     /// Which of the URLs the endpoint has had `url` is: set by the store, which bumps it when
@@ -362,6 +451,9 @@ pub struct Message {
     pub id: MessageId,
     /// The application that published the message.
     pub app_id: AppId,
+    /// The message's number, unique across the server (the `id` of Impilo's typed envelope).
+    /// Drawn by the caller from `SerialStore` before storing.
+    pub serial: i64,
     /// The event type's name (`eventType`), which endpoints' `event_types` filter on.
     pub event_type: String,
     /// The publisher's own id for the event (`eventId`), unique within the application; the

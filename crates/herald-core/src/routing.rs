@@ -137,6 +137,8 @@ mod tests {
             id: EndpointId::generate(),
             app_id: AppId::generate(),
             uid: None,
+            serial: 1,
+            name: None,
             url: "https://example.com".into(),
             url_version: 0,
             description: String::new(),

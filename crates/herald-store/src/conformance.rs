@@ -34,6 +34,7 @@ pub mod devices;
 pub mod inbox;
 pub mod leases;
 pub mod routing;
+pub mod serials;
 pub mod tasks;
 
 /// A dispatcher's one read: the endpoint, its sealed secrets and its application's delivery
@@ -218,6 +219,7 @@ macro_rules! conformance_checks {
             forwarding_commits_with_the_write => $crate::conformance::inbox::forwarding_commits_with_the_write,
             verification_secrets_are_resealed => $crate::conformance::inbox::verification_secrets_are_resealed,
             a_replayed_signed_request_is_refused => $crate::conformance::inbox::a_replayed_signed_request_is_refused,
+            serials_and_seed_fields => $crate::conformance::serials::serials_and_seed_fields,
         }
     };
 }
@@ -234,9 +236,20 @@ pub fn sample_app(uid: Option<String>) -> Application {
         rate_limit: None,
         metadata: BTreeMap::from([("tier".into(), "gold".into())]),
         graphql_api: None,
+        org_id: None,
         created_at: now,
         updated_at: now,
     }
+}
+
+/// A serial no other sample of this process or an earlier run has: samples are made without
+/// the store, and endpoint serials are unique in the database, which tests may share.
+pub fn sample_serial() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static NEXT: AtomicI64 = AtomicI64::new(0);
+    let base = herald_core::time::now().timestamp_micros() * 1000;
+    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    NEXT.fetch_add(1, Ordering::SeqCst)
 }
 
 /// A fresh endpoint of `app`, not yet stored: enabled, subscribed to `user.signup` only,
@@ -247,6 +260,8 @@ pub fn sample_endpoint(app: &AppId) -> Endpoint {
         id: EndpointId::generate(),
         app_id: app.clone(),
         uid: None,
+        serial: sample_serial(),
+        name: None,
         url: "https://example.com/hook".into(),
         url_version: 0,
         description: String::new(),
@@ -269,6 +284,7 @@ pub fn sample_message(app: &AppId, event_type: &str, channels: Option<Vec<String
     Message {
         id,
         app_id: app.clone(),
+        serial: sample_serial(),
         event_type: event_type.into(),
         event_id: None,
         channels,

@@ -44,8 +44,8 @@ pub struct StatusReport<'a> {
     pub status: DeviceStatus,
     /// When the device took that status: the device's `status_at` and the event's time.
     pub at: DateTime<Utc>,
-    /// Kobiton's `orgId` in the event.
-    pub org_id: &'a str,
+    /// Kobiton's `orgId` in the event: the application's `orgId` (`null` without one).
+    pub org_id: Option<i64>,
     /// How long the event's payload is kept.
     pub retention: Duration,
 }

@@ -200,6 +200,7 @@ mod postgres;
 pub mod queue;
 pub mod resources;
 mod rows;
+pub mod serial;
 mod sqlite;
 pub mod tasks;
 #[cfg(any(test, feature = "testing"))]
@@ -219,6 +220,7 @@ pub use queue::{
     NextStep, QueueStore, Task, TaskClaim, WakeupEvent, Wakeups,
 };
 pub use resources::ResourceStore;
+pub use serial::SerialKind;
 pub use sqlite::{SQLITE_SYNCHRONOUS, SqliteStore};
 pub use tasks::{
     BackgroundTask, BackgroundTaskFilter, BackgroundTaskStore, ReplayBatch, ReplayMode, TaskLease,

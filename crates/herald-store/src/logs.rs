@@ -123,6 +123,9 @@ pub struct DeliveryLogFilter {
     pub event_type: Option<String>,
     /// Only deliveries to this endpoint.
     pub endpoint: Option<EndpointId>,
+    /// Only deliveries attempted at least this many times (Impilo's log filters on the time of
+    /// the last retry, so a first attempt alone does not count).
+    pub min_attempts: Option<u32>,
 }
 
 /// One row of the delivery log: one message to one endpoint.
@@ -134,6 +137,8 @@ pub struct DeliveryLogEntry {
     pub msg_id: MessageId,
     /// The endpoint delivered to; orders a message's rows.
     pub endpoint_id: EndpointId,
+    /// The endpoint's serial (Impilo's `webhookId`).
+    pub endpoint_serial: i64,
     /// The message's event type.
     pub event_type: String,
     /// The endpoint's current URL (not necessarily the one attempted).

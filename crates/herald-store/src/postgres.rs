@@ -75,6 +75,8 @@ pub struct PostgresStore {
     changes: Arc<Changes>,
     /// Never filled: other nodes write too (see `exact_resource_version`).
     apps: crate::cache::VersionedCache<Application>,
+    /// Serials this node holds and has not given out (`serial.rs`).
+    serials: crate::serial::SerialBlocks,
 }
 
 impl PostgresStore {
@@ -103,6 +105,7 @@ impl PostgresStore {
             publishes,
             changes: Arc::default(),
             apps: crate::cache::VersionedCache::default(),
+            serials: crate::serial::SerialBlocks::default(),
         })
     }
 

@@ -16,6 +16,8 @@ pub struct Task {
     pub delivery_id: i64,
     /// The message to deliver.
     pub msg_id: MessageId,
+    /// The message's serial (the `id` of the typed envelope).
+    pub msg_serial: i64,
     /// Attempts already made.
     pub attempts: u32,
     /// The attempt was asked for by a person (resend), not by the schedule.
@@ -196,6 +198,8 @@ pub struct DispatchTarget {
     pub app_rate_limit: Option<u16>,
     /// The application's GraphQL API, sealed, for endpoints that select from it.
     pub graphql_api: Option<SealedGraphqlApi>,
+    /// The application's webhook secret, sealed (Impilo's `Impilo-Webhook-Secret`).
+    pub webhook_secret: Option<Vec<u8>>,
 }
 
 /// The delivery queue: what the worker uses, and all it uses (see ARCHITECTURE.md, "The

@@ -72,6 +72,17 @@ pub trait ResourceStore: Send + Sync {
     ) -> Result<bool>;
     /// Looks an endpoint of `app` up by id, or else by uid.
     async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>>;
+    /// Looks an endpoint of `app` up by its serial (Impilo's integer webhook id).
+    async fn get_endpoint_by_serial(&self, app: &AppId, serial: i64) -> Result<Option<Endpoint>>;
+    /// The next number of `kind`: unique across the server, never given twice (see
+    /// [`crate::serial`]).
+    async fn next_serial(&self, kind: crate::SerialKind) -> Result<i64>;
+    /// The application's webhook secret, sealed (Impilo's `Impilo-Webhook-Secret`).
+    async fn webhook_secret(&self, app: &AppId) -> Result<Option<Vec<u8>>>;
+    /// Sets the application's webhook secret (sealed). With `replace` false it is set only if
+    /// the application has none; returns whether it was written (`NotFound` for no such
+    /// application).
+    async fn set_webhook_secret(&self, app: &AppId, sealed: &[u8], replace: bool) -> Result<bool>;
     /// Looks an endpoint up by id alone (the delivery worker knows no application).
     async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>>;
     /// Lists the endpoints of `app`, keyed by endpoint id.

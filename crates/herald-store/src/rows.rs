@@ -75,6 +75,7 @@ pub(crate) struct AppRow {
     metadata: String,
     graphql_api_url: Option<String>,
     graphql_api_headers: Option<Vec<u8>>,
+    org_id: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -92,6 +93,7 @@ impl TryFrom<AppRow> for Application {
                 url,
                 headers: r.graphql_api_headers,
             }),
+            org_id: r.org_id,
             created_at: time(r.created_at)?,
             updated_at: time(r.updated_at)?,
         })
@@ -144,6 +146,8 @@ pub(crate) struct EndpointRow {
     options: String,
     created_at: i64,
     updated_at: i64,
+    serial: i64,
+    name: Option<String>,
 }
 
 impl EndpointRow {
@@ -165,6 +169,8 @@ impl EndpointRow {
             options: row.get(11)?,
             created_at: row.get(12)?,
             updated_at: row.get(13)?,
+            serial: row.get(14)?,
+            name: row.get(15)?,
         })
     }
 }
@@ -176,6 +182,8 @@ impl TryFrom<EndpointRow> for Endpoint {
             id: Id::from_trusted(r.id),
             app_id: Id::from_trusted(r.app_id),
             uid: r.uid,
+            serial: r.serial,
+            name: r.name,
             url: r.url,
             url_version: r.url_seq,
             description: r.description,
@@ -221,6 +229,7 @@ pub(crate) struct DispatchRow {
     app_rate_limit: Option<i32>,
     graphql_api_url: Option<String>,
     graphql_api_headers: Option<Vec<u8>>,
+    webhook_secret: Option<Vec<u8>>,
 }
 
 impl TryFrom<DispatchRow> for crate::DispatchTarget {
@@ -234,6 +243,7 @@ impl TryFrom<DispatchRow> for crate::DispatchTarget {
                 url,
                 headers: r.graphql_api_headers,
             }),
+            webhook_secret: r.webhook_secret,
         })
     }
 }
@@ -242,6 +252,7 @@ impl TryFrom<DispatchRow> for crate::DispatchTarget {
 pub(crate) struct MessageRow {
     id: String,
     app_id: String,
+    serial: i64,
     event_type: String,
     event_id: Option<String>,
     channels: Option<String>,
@@ -258,6 +269,7 @@ impl TryFrom<MessageRow> for Message {
         Ok(Message {
             id: Id::from_trusted(r.id),
             app_id: Id::from_trusted(r.app_id),
+            serial: r.serial,
             event_type: r.event_type,
             event_id: r.event_id,
             channels: channels_from_column(r.channels),
@@ -371,6 +383,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
 pub(crate) struct TaskRow {
     pub id: i64,
     pub msg_id: String,
+    pub msg_serial: i64,
     pub attempts: i32,
     pub manual: bool,
     pub event_type: String,
@@ -501,6 +514,7 @@ pub(crate) struct DeliveryLogRow {
     app_id: String,
     msg_id: String,
     endpoint_id: String,
+    endpoint_serial: i64,
     event_type: String,
     url: String,
     payload: Option<String>,
@@ -519,6 +533,7 @@ impl TryFrom<DeliveryLogRow> for DeliveryLogEntry {
             app_id: Id::from_trusted(r.app_id),
             msg_id: Id::from_trusted(r.msg_id),
             endpoint_id: Id::from_trusted(r.endpoint_id),
+            endpoint_serial: r.endpoint_serial,
             event_type: r.event_type,
             url: r.url,
             payload: r.payload,

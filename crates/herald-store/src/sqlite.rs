@@ -74,6 +74,8 @@ pub struct SqliteStore {
     resources: Arc<std::sync::atomic::AtomicU64>,
     /// Applications as last read, under `resources` (see `cache.rs`).
     apps: crate::cache::VersionedCache<Application>,
+    /// Serials this node holds and has not given out (`serial.rs`).
+    serials: crate::serial::SerialBlocks,
 }
 
 impl SqliteStore {
@@ -130,6 +132,7 @@ impl SqliteStore {
             turn,
             resources: Arc::default(),
             apps: crate::cache::VersionedCache::default(),
+            serials: crate::serial::SerialBlocks::default(),
         })
     }
 

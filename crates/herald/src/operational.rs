@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use herald_core::id::{AppId, AttemptId, MessageId};
 use herald_core::model::{Application, Endpoint, Message, operational_app_id};
 use herald_core::page::{ListParams, Order};
-use herald_store::{AttemptRecord, CompletionEffects, Store};
+use herald_store::{AttemptRecord, CompletionEffects, SerialKind, Store};
 use serde::Serialize;
 use serde_json::json;
 
@@ -202,9 +202,17 @@ impl Operational {
         let id = MessageId::generate();
         let created_at = id.timestamp().unwrap_or_else(herald_core::time::now);
         let payload = json!({"type": event_type, "data": data}).to_string();
+        let serial = match self.store.next_serial(SerialKind::Message).await {
+            Ok(serial) => serial,
+            Err(e) => {
+                tracing::warn!(error = %e, event_type, "cannot publish an operational event");
+                return;
+            }
+        };
         let message = Message {
             id,
             app_id: app,
+            serial,
             event_type: event_type.to_owned(),
             event_id: None,
             channels: None,

@@ -48,7 +48,8 @@ pub enum Envelope {
     /// The payload (or the selected data) as is (the default).
     #[default]
     Raw,
-    /// `{"id", "type", "payload"}`: the message id, its event type and the content (Impilo).
+    /// `{"id", "type", "payload"}`: the message's serial (an integer), its event type and the
+    /// content (Impilo).
     Typed,
     /// `{"webhook": {"id", "trigger", "date"}, "query": {"api", "query", "variables"}, "data"}`
     /// (Ideavate): the message, the selection that ran, and its data.
@@ -85,8 +86,10 @@ pub struct Selected {
 /// The message facts shaping needs.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageFacts<'a> {
-    /// The message's id (`msg_…`): `id` of the `typed` envelope, `webhook.id` of the `graphql` one.
+    /// The message's id (`msg_…`): `webhook.id` of the `graphql` envelope.
     pub id: &'a str,
+    /// The message's serial: `id` of the `typed` envelope, an integer as Impilo sends it.
+    pub serial: i64,
     /// The message's event type: `type` of the `typed` envelope, `webhook.trigger` of the
     /// `graphql` one.
     pub event_type: &'a str,
@@ -154,7 +157,7 @@ pub fn shape(
     };
     let document = match envelope {
         Envelope::Raw => content,
-        Envelope::Typed => json!({"id": msg.id, "type": msg.event_type, "payload": content}),
+        Envelope::Typed => json!({"id": msg.serial, "type": msg.event_type, "payload": content}),
         Envelope::Graphql => json!({
             "webhook": {
                 "id": msg.id,
@@ -187,6 +190,7 @@ mod tests {
     fn msg(payload: &str) -> MessageFacts<'_> {
         MessageFacts {
             id: "msg_1",
+            serial: 57638473,
             event_type: "reading.weight",
             created_at: "2026-11-23T10:00:00.250Z".parse().unwrap(),
             payload,
@@ -210,13 +214,13 @@ mod tests {
         let m = msg(r#"{"weight": 81.5, "unit": "kg"}"#);
         assert_eq!(
             text(shape(Envelope::Typed, Encoding::Json, &m, None).unwrap()),
-            r#"{"id":"msg_1","type":"reading.weight","payload":{"weight":81.5,"unit":"kg"}}"#
+            r#"{"id":57638473,"type":"reading.weight","payload":{"weight":81.5,"unit":"kg"}}"#
         );
         let form = shape(Envelope::Typed, Encoding::Form, &m, None).unwrap();
         assert_eq!(form.content_type, "application/x-www-form-urlencoded");
         assert_eq!(
             text(form),
-            "id=msg_1&type=reading.weight&payload%5Bweight%5D=81.5&payload%5Bunit%5D=kg"
+            "id=57638473&type=reading.weight&payload%5Bweight%5D=81.5&payload%5Bunit%5D=kg"
         );
         assert_eq!(
             text(shape(Envelope::Raw, Encoding::Form, &m, None).unwrap()),

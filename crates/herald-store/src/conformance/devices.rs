@@ -62,7 +62,7 @@ pub async fn devices(store: &dyn Store) {
         vec![id.as_str()]
     );
 
-    let org = "org-1";
+    let org = Some(42);
     let send = |device_id: String, status: DeviceStatus| {
         let app_id = app.id.clone();
         async move {

@@ -187,6 +187,7 @@ fn task_from_row(r: TaskRow) -> Result<Task> {
     Ok(Task {
         delivery_id: r.id,
         msg_id: MessageId::from_trusted(r.msg_id),
+        msg_serial: r.msg_serial,
         attempts: u32::try_from(r.attempts).unwrap_or(0),
         manual: r.manual,
         event_type: r.event_type,
@@ -335,7 +336,8 @@ pub(super) async fn claim_tasks_of(
     let mut tasks = std::collections::HashMap::with_capacity(all.len());
     for chunk in all.chunks(INSERT_CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(
-            "SELECT d.id, d.msg_id, d.attempts, d.manual, m.event_type, m.payload, m.created_at
+            "SELECT d.id, d.msg_id, m.serial AS msg_serial, d.attempts, d.manual, m.event_type,
+               m.payload, m.created_at
              FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE d.id IN (",
         );
         let mut list = qb.separated(", ");

@@ -54,14 +54,15 @@ use herald_core::page::{ListParams, Page};
 use sqlx::QueryBuilder;
 
 const APP_COLUMNS: &str =
-    "id, uid, name, rate_limit, metadata, graphql_api_url, graphql_api_headers, created_at, updated_at";
+    "id, uid, name, rate_limit, metadata, graphql_api_url, graphql_api_headers, org_id, created_at, \
+     updated_at";
 const EVENT_TYPE_COLUMNS: &str =
     "name, description, archived, deprecated, feature_flags, group_name, schemas, created_at, \
      updated_at";
 const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, url_seq, description, event_types, channels, \
-    disabled, rate_limit, metadata, options, created_at, updated_at";
+    disabled, rate_limit, metadata, options, created_at, updated_at, serial, name";
 const MESSAGE_COLUMNS: &str =
-    "id, app_id, event_type, event_id, channels, payload, created_at, payload_expires_at, \
+    "id, app_id, serial, event_type, event_id, channels, payload, created_at, payload_expires_at, \
      deliver_at, tags";
 const API_KEY_COLUMNS: &str =
     "id, name, role, kind, app_id, secret_hash, created_at, expires_at, parent_id, feature_flags";
@@ -183,6 +184,21 @@ impl Store for SqlStore {
             if let Some(new) = apply(&sealed)? {
                 changed += 1;
                 sqlx::query("UPDATE applications SET graphql_api_headers = $2 WHERE id = $1")
+                    .bind(&id)
+                    .bind(new)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let webhook_secrets: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, webhook_secret FROM applications WHERE webhook_secret IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, sealed) in webhook_secrets {
+            if let Some(new) = apply(&sealed)? {
+                changed += 1;
+                sqlx::query("UPDATE applications SET webhook_secret = $2 WHERE id = $1")
                     .bind(&id)
                     .bind(new)
                     .execute(&mut *tx)

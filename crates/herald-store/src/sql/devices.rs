@@ -169,9 +169,18 @@ async fn publish_device_event(
 ) -> Result<(Message, Vec<EndpointId>)> {
     let id = MessageId::generate();
     let created_at = id.timestamp().unwrap_or_else(herald_core::time::now);
+    // Taken in this transaction, so the number and the event commit together. On Postgres the
+    // counter row stays locked until the commit: device transactions are short and few next
+    // to publishes, which take their numbers in blocks outside any transaction.
+    let serial: i64 =
+        sqlx::query_scalar("UPDATE serials SET next = next + 1 WHERE kind = $1 RETURNING next - 1")
+            .bind(crate::SerialKind::Message.key())
+            .fetch_one(&mut *tx)
+            .await?;
     let message = Message {
         id,
         app_id: app.clone(),
+        serial,
         event_type: event_type.to_owned(),
         event_id: None,
         channels: channels.filter(|c| !c.is_empty()),

@@ -341,6 +341,9 @@ mod logs_sql {
         if let Some(to) = filter.last_attempt_to {
             qb.push(" AND last_attempt_at <= ").push_bind(millis(to));
         }
+        if let Some(min) = filter.min_attempts {
+            qb.push(" AND attempts >= ").push_bind(i64::from(min));
+        }
         if let Some(status) = filter.status {
             push_status(qb, "", status);
         }
@@ -368,7 +371,8 @@ mod logs_sql {
         // The page's keys first, read from the index alone; only then the joins, for the rows
         // shown rather than for every row skipped by the offset.
         let mut page = QueryBuilder::<Db>::new(concat!(
-            "SELECT d.app_id, d.msg_id, d.endpoint_id, d.event_type, e.url, m.payload,
+            "SELECT d.app_id, d.msg_id, d.endpoint_id, e.serial AS endpoint_serial, d.event_type,
+               e.url, m.payload,
                d.created_at, d.last_status_code, d.attempts, d.last_attempt_at, ",
             reported_status!("d."),
             " AS status, ",

@@ -20,7 +20,8 @@ impl ResourceStore for SqlStore {
     async fn create_app(&self, app: &Application) -> Result<()> {
         sqlx::query(
             "INSERT INTO applications (id, uid, name, rate_limit, metadata, created_at, updated_at,
-             graphql_api_url, graphql_api_headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             graphql_api_url, graphql_api_headers, org_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(app.id.as_str())
         .bind(app.uid.as_deref())
@@ -31,6 +32,7 @@ impl ResourceStore for SqlStore {
         .bind(millis(app.updated_at))
         .bind(app.graphql_api.as_ref().map(|g| g.url.as_str()))
         .bind(app.graphql_api.as_ref().and_then(|g| g.headers.as_deref()))
+        .bind(app.org_id)
         .execute(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an application with this uid already exists"))?;
@@ -76,7 +78,8 @@ impl ResourceStore for SqlStore {
     async fn update_app(&self, app: &Application) -> Result<()> {
         let done = sqlx::query(
             "UPDATE applications SET uid = $2, name = $3, rate_limit = $4, metadata = $5,
-             updated_at = $6, graphql_api_url = $7, graphql_api_headers = $8 WHERE id = $1",
+             updated_at = $6, graphql_api_url = $7, graphql_api_headers = $8, org_id = $9
+             WHERE id = $1",
         )
         .bind(app.id.as_str())
         .bind(app.uid.as_deref())
@@ -86,6 +89,7 @@ impl ResourceStore for SqlStore {
         .bind(millis(app.updated_at))
         .bind(app.graphql_api.as_ref().map(|g| g.url.as_str()))
         .bind(app.graphql_api.as_ref().and_then(|g| g.headers.as_deref()))
+        .bind(app.org_id)
         .execute(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an application with this uid already exists"))?;
@@ -209,8 +213,9 @@ impl ResourceStore for SqlStore {
         sqlx::query(
             "INSERT INTO endpoints (id, app_id, uid, url, description, event_types, channels,
              disabled, rate_limit, metadata, options, secret, previous_secrets, headers,
-             created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             created_at, updated_at, serial, name)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                     $18)",
         )
         .bind(ep.id.as_str())
         .bind(ep.app_id.as_str())
@@ -228,9 +233,13 @@ impl ResourceStore for SqlStore {
         .bind(secrets.headers.as_deref())
         .bind(millis(ep.created_at))
         .bind(millis(ep.updated_at))
+        .bind(ep.serial)
+        .bind(ep.name.as_deref())
         .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::from_sqlx(e, "an endpoint with this uid already exists"))?;
+        .map_err(|e| {
+            StoreError::from_sqlx(e, "an endpoint with this uid or name already exists")
+        })?;
         record_url(&mut tx, ep.id.as_str()).await?;
         tx.commit().await?;
         Ok(true)
@@ -246,6 +255,67 @@ impl ResourceStore for SqlStore {
         .fetch_optional(&self.reader)
         .await?;
         row.map(Endpoint::try_from).transpose()
+    }
+
+    async fn get_endpoint_by_serial(&self, app: &AppId, serial: i64) -> Result<Option<Endpoint>> {
+        let row: Option<EndpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE serial = $1 AND app_id = $2"
+        )))
+        .bind(serial)
+        .bind(app.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(Endpoint::try_from).transpose()
+    }
+
+    async fn next_serial(&self, kind: crate::SerialKind) -> Result<i64> {
+        if let Some(n) = self.serials.take(kind) {
+            return Ok(n);
+        }
+        let block = kind.block();
+        // One statement, its own transaction: the counter row is locked only while it runs.
+        let end: i64 = sqlx::query_scalar(
+            "UPDATE serials SET next = next + $2 WHERE kind = $1 RETURNING next",
+        )
+        .bind(kind.key())
+        .bind(block)
+        .fetch_one(&mut *self.write_conn().await?)
+        .await?;
+        let first = end - block;
+        self.serials.keep(kind, first, block);
+        Ok(first)
+    }
+
+    async fn webhook_secret(&self, app: &AppId) -> Result<Option<Vec<u8>>> {
+        let sealed: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT webhook_secret FROM applications WHERE id = $1")
+                .bind(app.as_str())
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(sealed.flatten())
+    }
+
+    async fn set_webhook_secret(&self, app: &AppId, sealed: &[u8], replace: bool) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE applications SET webhook_secret = $2
+             WHERE id = $1 AND ($3 OR webhook_secret IS NULL)",
+        )
+        .bind(app.as_str())
+        .bind(sealed)
+        .bind(replace)
+        .execute(&mut *self.write_conn().await?)
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM applications WHERE id = $1")
+            .bind(app.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        match exists {
+            Some(_) => Ok(false),
+            None => Err(StoreError::NotFound),
+        }
     }
 
     async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>> {
@@ -279,7 +349,7 @@ impl ResourceStore for SqlStore {
         let done = sqlx::query(
             "UPDATE endpoints SET uid = $3, url = $4, description = $5, event_types = $6,
              channels = $7, disabled = $8, rate_limit = $9, metadata = $10, options = $11,
-             updated_at = $12,
+             updated_at = $12, name = $13,
              url_seq = CASE WHEN url = $4 THEN url_seq ELSE url_seq + 1 END
              WHERE id = $1 AND app_id = $2",
         )
@@ -295,9 +365,12 @@ impl ResourceStore for SqlStore {
         .bind(to_json(&ep.metadata))
         .bind(to_json(&ep.options))
         .bind(millis(ep.updated_at))
+        .bind(ep.name.as_deref())
         .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::from_sqlx(e, "an endpoint with this uid already exists"))?;
+        .map_err(|e| {
+            StoreError::from_sqlx(e, "an endpoint with this uid or name already exists")
+        })?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -32,8 +32,8 @@ pub(super) fn insert_message(
     let created = millis(msg.created_at);
     conn.prepare_cached(
         "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload,
-         created_at, payload_expires_at, deliver_at, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         created_at, payload_expires_at, deliver_at, tags, serial)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         msg.id.as_str(),
@@ -46,6 +46,7 @@ pub(super) fn insert_message(
         millis(msg.payload_expires_at),
         msg.deliver_at.map(millis),
         channels_column(&msg.tags),
+        msg.serial,
     ])
     .map_err(|e| {
         super::writer::from_rusqlite(
@@ -115,7 +116,7 @@ pub(super) fn insert_message(
 fn enabled_endpoints(conn: &Connection, app: &str) -> Result<Vec<Endpoint>> {
     let mut select = conn.prepare_cached(
         "SELECT id, app_id, uid, url, url_seq, description, event_types, channels, disabled,
-         rate_limit, metadata, options, created_at, updated_at
+         rate_limit, metadata, options, created_at, updated_at, serial, name
          FROM endpoints WHERE app_id = ?1 AND disabled = FALSE ORDER BY id",
     )?;
     let rows = select.query_map([app], EndpointRow::from_sqlite)?;
@@ -282,9 +283,9 @@ fn claim_ids(
 
 /// What an attempt needs of a claimed task and its message.
 fn task(conn: &Connection, id: i64) -> Result<Task> {
-    let (msg_id, attempts, manual, event_type, payload, created_at) = conn
+    let (msg_id, attempts, manual, event_type, payload, created_at, msg_serial) = conn
         .prepare_cached(
-            "SELECT d.msg_id, d.attempts, d.manual, m.event_type, m.payload, m.created_at
+            "SELECT d.msg_id, d.attempts, d.manual, m.event_type, m.payload, m.created_at, m.serial
              FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE d.id = ?1",
         )?
         .query_row([id], |row| {
@@ -295,11 +296,13 @@ fn task(conn: &Connection, id: i64) -> Result<Task> {
                 row.get::<_, String>(3)?,
                 row.get::<_, Option<String>>(4)?,
                 row.get::<_, i64>(5)?,
+                row.get::<_, i64>(6)?,
             ))
         })?;
     Ok(Task {
         delivery_id: id,
         msg_id: MessageId::from_trusted(msg_id),
+        msg_serial,
         attempts: u32::try_from(attempts).unwrap_or(0),
         manual,
         event_type,

@@ -51,6 +51,10 @@ pub struct ApplicationIn {
     /// Herald (admin only): the GraphQL API that runs endpoints' GraphQL selections at delivery
     /// time. Omitted on a PUT, the current setting stays; PATCH with `null` removes it.
     pub graphql_api: Option<GraphqlApiIn>,
+    /// Herald: Kobiton's numeric organisation id, sent as `orgId` in device status events (0
+    /// to 2^53 - 1). Omitted on a PUT, the current value stays; PATCH with `null` removes it.
+    #[schema(minimum = 0, maximum = 9007199254740991_i64)]
+    pub org_id: Option<i64>,
 }
 
 /// Herald: an application's GraphQL API. No `Debug`: header values are credentials.
@@ -91,6 +95,9 @@ pub struct ApplicationOut {
     /// Herald: the GraphQL API for remote selections, when set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub graphql_api: Option<GraphqlApiOut>,
+    /// Herald: Kobiton's numeric organisation id, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -108,6 +115,10 @@ pub struct ApplicationPatch {
     #[serde(default)]
     #[schema(value_type = Option<GraphqlApiIn>)]
     pub graphql_api: Patch<GraphqlApiIn>,
+    /// Herald: Kobiton's numeric organisation id; `null` removes it.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub org_id: Patch<i64>,
 }
 
 impl From<Application> for ApplicationOut {
@@ -121,6 +132,7 @@ impl From<Application> for ApplicationOut {
             created_at: a.created_at,
             updated_at: a.updated_at,
             graphql_api: a.graphql_api.map(|g| GraphqlApiOut { url: g.url }),
+            org_id: a.org_id,
         }
     }
 }
@@ -180,6 +192,18 @@ fn check(
     }
 }
 
+/// Kobiton's `orgId` is a JSON number its receivers read as an integer: kept within what
+/// every JSON reader holds exactly.
+fn check_org_id(v: &mut Violations, org_id: Option<i64>) {
+    const MAX_SAFE: i64 = (1 << 53) - 1;
+    if org_id.is_some_and(|id| !(0..=MAX_SAFE).contains(&id)) {
+        v.value(
+            &["body", "orgId"],
+            format!("must be between 0 and {MAX_SAFE}"),
+        );
+    }
+}
+
 impl ApplicationIn {
     pub fn validate(&self) -> ApiResult<()> {
         let mut v = Violations::new();
@@ -190,6 +214,7 @@ impl ApplicationIn {
             self.throttle_rate,
             self.metadata.as_ref(),
         );
+        check_org_id(&mut v, self.org_id);
         Ok(v.finish()?)
     }
 
@@ -203,6 +228,7 @@ impl ApplicationIn {
             rate_limit: self.throttle_rate,
             metadata: self.metadata.unwrap_or_default(),
             graphql_api: None,
+            org_id: self.org_id,
             created_at: now,
             updated_at: now,
         }
@@ -337,6 +363,9 @@ async fn update_app(
             if graphql_api.is_some() {
                 app.graphql_api = graphql_api;
             }
+            if body.org_id.is_some() {
+                app.org_id = body.org_id;
+            }
             app.updated_at = herald_core::time::now();
             state.store.update_app(&app).await?;
             Ok((StatusCode::OK, axum::Json(ApplicationOut::from(app))).into_response())
@@ -391,6 +420,7 @@ async fn patch_app(
     }
     app.uid = patch.uid.apply(app.uid);
     app.rate_limit = patch.throttle_rate.apply(app.rate_limit);
+    app.org_id = patch.org_id.apply(app.org_id);
     if let Some(metadata) = patch.metadata {
         app.metadata = metadata;
     }
@@ -402,6 +432,7 @@ async fn patch_app(
         app.rate_limit,
         Some(&app.metadata),
     );
+    check_org_id(&mut v, app.org_id);
     v.finish()?;
     app.updated_at = herald_core::time::now();
     state.store.update_app(&app).await?;

@@ -155,15 +155,33 @@ impl AppState {
     }
 }
 
+/// The header Impilo's API takes its key in (see `super::impilo`).
+pub const IMPILO_KEY_HEADER: &str = "Impilo-API-Key";
+/// The route prefix on which [`IMPILO_KEY_HEADER`] authenticates.
+pub const IMPILO_PREFIX: &str = "/api/v3/";
+
 /// The authentication middleware (see the module documentation).
 pub async fn authenticate(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = bearer(req.headers()).ok_or(ApiError::Unauthorized(
-        "missing bearer token: send `Authorization: Bearer <token>`",
-    ))?;
+    // Impilo's API (`/api/v3/…`) takes its key in its own header too.
+    let impilo_key = || {
+        req.uri()
+            .path()
+            .starts_with(IMPILO_PREFIX)
+            .then(|| req.headers().get(IMPILO_KEY_HEADER))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    };
+    let presented = bearer(req.headers())
+        .or_else(impilo_key)
+        .ok_or(ApiError::Unauthorized(
+            "missing bearer token: send `Authorization: Bearer <token>` (on /api/v3 also              `Impilo-API-Key: <key>`)",
+        ))?;
     let principal = state
         .principal_for(presented)
         .await?

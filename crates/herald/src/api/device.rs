@@ -286,15 +286,6 @@ fn device_path(v: &mut Violations, id: &str) {
     validate::uid(v, &["path", "device_id"], id);
 }
 
-/// The `orgId` of Kobiton's payload: the application's uid, or its id.
-fn org_id(scoped: &ScopedApp) -> String {
-    scoped
-        .app
-        .uid
-        .clone()
-        .unwrap_or_else(|| scoped.app.id.as_str().to_owned())
-}
-
 fn retention() -> std::time::Duration {
     std::time::Duration::from_secs(u64::try_from(DEFAULT_RETENTION_DAYS).unwrap_or(90) * 86_400)
 }
@@ -467,13 +458,13 @@ async fn report_status(
     Path(path): Path<DevicePath>,
     Json(body): Json<StatusIn>,
 ) -> ApiResult<axum::Json<StatusOut>> {
-    let org_id = org_id(&scoped);
     let report = StatusReport {
         app: &scoped.app.id,
         device_id: &path.device_id,
         status: body.status.into(),
         at: body.at.unwrap_or_else(herald_core::time::now),
-        org_id: &org_id,
+        // Kobiton's `orgId` is a number: the application's `orgId`, `null` without one.
+        org_id: scoped.app.org_id,
         retention: retention(),
     };
     let recorded = match state.store.report_device_status(&report).await {

@@ -70,8 +70,12 @@ pub struct EnvironmentApp {
     pub name: String,
     pub throttle_rate: Option<u16>,
     pub metadata: Option<Metadata>,
-    /// Endpoints as `GET …/endpoint` shows them without `createdAt` and `updatedAt` (so, like
-    /// `EndpointIn` with an `id`): no secrets, no header values.
+    /// Kobiton's numeric organisation id, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<i64>,
+    /// Endpoints as `GET …/endpoint` shows them without `createdAt`, `updatedAt` and `serial`
+    /// (so, like `EndpointIn` with an `id`): no secrets, no header values. The importing
+    /// server numbers the endpoints it creates.
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub endpoints: Vec<serde_json::Value>,
@@ -208,6 +212,7 @@ async fn export_applications(state: &AppState) -> ApiResult<Vec<EnvironmentApp>>
                     if let Some(map) = value.as_object_mut() {
                         map.remove("createdAt");
                         map.remove("updatedAt");
+                        map.remove("serial");
                         map.retain(|_, v| !v.is_null());
                     }
                     endpoints.push(value);
@@ -222,6 +227,7 @@ async fn export_applications(state: &AppState) -> ApiResult<Vec<EnvironmentApp>>
                 name: app.name,
                 throttle_rate: app.rate_limit,
                 metadata: Some(app.metadata),
+                org_id: app.org_id,
                 endpoints,
             });
         }
@@ -517,6 +523,7 @@ async fn import_application(
             existing.uid = app.uid;
             existing.rate_limit = app.throttle_rate;
             existing.metadata = metadata;
+            existing.org_id = app.org_id;
             existing.updated_at = now;
             state.store.update_app(&existing).await?;
             counts.updated += 1;
@@ -534,6 +541,7 @@ async fn import_application(
                 rate_limit: app.throttle_rate,
                 metadata: app.metadata.unwrap_or_default(),
                 graphql_api: None,
+                org_id: app.org_id,
                 created_at: now,
                 updated_at: now,
             };
@@ -572,7 +580,7 @@ async fn import_endpoint(
         record.id = EndpointId::generate();
     }
     record.app_id = app.clone();
-    super::endpoint::store_new(state, &record, secrets).await?;
+    super::endpoint::store_new(state, &mut record, secrets).await?;
     counts.created += 1;
     Ok(())
 }

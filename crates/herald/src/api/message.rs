@@ -12,7 +12,7 @@ use herald_core::id::MessageId;
 use herald_core::model::Message;
 use herald_core::page::Order;
 use herald_core::validate::{self, Violations};
-use herald_store::MessageFilter;
+use herald_store::{MessageFilter, SerialKind};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
@@ -142,6 +142,11 @@ pub struct MessageOut {
     /// When the message's deliveries start, if it was scheduled (`deliverAt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver_at: Option<DateTime<Utc>>,
+    /// Herald: the message's number, unique across the server: the `id` of the `typed`
+    /// envelope (Impilo's). Numbers increase on each node; several nodes interleave theirs,
+    /// and there are gaps.
+    #[serde(default)]
+    pub serial: i64,
 }
 
 fn empty_object() -> Box<RawValue> {
@@ -165,6 +170,7 @@ impl MessageOut {
             timestamp: m.created_at,
             tags: m.tags,
             deliver_at: m.deliver_at,
+            serial: m.serial,
         }
     }
 }
@@ -271,6 +277,7 @@ async fn create_message(
     let message = Message {
         id,
         app_id: app.id,
+        serial: state.store.next_serial(SerialKind::Message).await?,
         event_type: body.event_type,
         event_id: body.event_id,
         channels: body.channels,

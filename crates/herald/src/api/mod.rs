@@ -35,6 +35,7 @@ pub mod event_type;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod impilo;
 pub mod inbox;
 pub mod integration;
 pub mod message;
@@ -136,6 +137,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(queue::router())
         .merge(background_task::router())
         .merge(stats::router())
+        .merge(impilo::router())
 }
 
 /// The JSON API's routes under `/api/v1` with their middleware: the authenticated resources

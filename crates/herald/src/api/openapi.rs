@@ -6,7 +6,9 @@
 //! the error responses.
 
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
 use super::error::{HttpErrorOut, HttpValidationError};
@@ -37,12 +39,15 @@ use super::status::StatusCodeClass;
         (name = "Operational Webhook", description = "Herald's own events (endpoints disabled, messages failing), sent to the operator's endpoints."),
         (name = "Authentication", description = "Portal access and API keys."),
         (name = "Inbox", description = "Receiving webhooks by path, Firebase-style: inboxes, what they received, exports."),
+        (name = "Impilo", description = "Herald: Impilo's webhook API (`/api/v3/…`, `Impilo-API-Key`), over the same applications, endpoints and messages."),
         (name = "Health", description = "Liveness and readiness."),
     )
 )]
 pub struct ApiDoc;
 
 const BEARER: &str = "HTTPBearer";
+/// The security scheme of Impilo's API (`security(("ImpiloApiKey" = []))` on its routes).
+const IMPILO_KEY: &str = "ImpiloApiKey";
 
 /// Adds the security scheme and the standard error responses to every operation.
 pub fn finish(mut doc: OpenApi) -> OpenApi {
@@ -56,6 +61,15 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
                 .description(Some("An admin token, API key or portal token"))
                 .build(),
         )),
+    );
+    components.security_schemes.insert(
+        IMPILO_KEY.to_owned(),
+        RefOr::T(SecurityScheme::ApiKey(ApiKey::Header(
+            ApiKeyValue::with_description(
+                super::auth::IMPILO_KEY_HEADER,
+                "An API key limited to one application (Impilo's API)",
+            ),
+        ))),
     );
     doc.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
     for item in doc.paths.paths.values_mut() {

@@ -80,6 +80,7 @@ fn reserved(principal: Principal) -> ApiResult<ScopedApp> {
             rate_limit: None,
             metadata: Default::default(),
             graphql_api: None,
+            org_id: None,
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,
         },

@@ -18,6 +18,8 @@ pub const FIELDS: &[&str] = &[
     "url",
     "description",
     "uid",
+    "name",
+    "profile",
     "eventTypes",
     "channels",
     "disabled",
@@ -49,6 +51,12 @@ pub struct EndpointForm {
     pub description: String,
     #[serde(default)]
     pub uid: String,
+    /// The webhook's name (Kobiton's).
+    #[serde(default)]
+    pub name: String,
+    /// A seed system's rules (`ideavate`, `impilo`, `kobiton`; empty: none).
+    #[serde(default)]
+    pub profile: String,
     /// Ticked event types.
     #[serde(default, rename = "eventTypes")]
     pub event_types: Vec<String>,
@@ -151,6 +159,8 @@ impl EndpointForm {
             url: e.url.clone(),
             description: e.description.clone(),
             uid: e.uid.clone().unwrap_or_default(),
+            name: e.name.clone().unwrap_or_default(),
+            profile: name_text(d.profile.as_ref()),
             event_types: e.event_types.clone().unwrap_or_default(),
             patterns: String::new(),
             channels: list_text(e.channels.as_deref()),
@@ -228,6 +238,8 @@ impl EndpointForm {
         });
         vec![
             ("uid", optional(&self.uid).map(|u| json!(u))),
+            ("name", optional(&self.name).map(|n| json!(n))),
+            ("profile", optional(&self.profile).map(|p| json!(p))),
             ("eventTypes", self.all_event_types().map(|t| json!(t))),
             ("channels", list(&self.channels).map(|c| json!(c))),
             ("throttleRate", number(&self.throttle_rate)),
@@ -342,6 +354,19 @@ pub fn render(
     action: &str,
     creating: bool,
 ) -> Markup {
+    // An endpoint following a seed system's rules is offered that system's event types only.
+    let of_profile = optional(&form.profile)
+        .and_then(herald_core::catalog::find)
+        .map(|c| {
+            c.event_types
+                .into_iter()
+                .map(|t| t.name)
+                .collect::<Vec<_>>()
+        });
+    let catalogue: Vec<&(String, String)> = catalogue
+        .iter()
+        .filter(|(name, _)| of_profile.as_ref().is_none_or(|names| names.contains(name)))
+        .collect();
     let known: Vec<&str> = catalogue.iter().map(|(n, _)| n.as_str()).collect();
     let extra: Vec<&str> = form
         .event_types
@@ -372,10 +397,22 @@ pub fn render(
                     input id=(id) name="uid" type="text" pattern="[a-zA-Z0-9\\-_.]+" maxlength="256"
                         value=(form.uid) aria-describedby=(d);
                 }))
+                (field(e, "name", "Webhook name", "Up to 50 characters, unique in the application; sent as webhookName (required with the Kobiton profile).", |id, d| html! {
+                    input id=(id) name="name" type="text" maxlength="50" value=(form.name) aria-describedby=(d);
+                }))
+                (field(e, "profile", "Profile", "A seed system's delivery rules; its catalogue's event types are offered below.", |id, d| select(id, "profile", d, &form.profile, &[
+                    ("", "None"),
+                    ("ideavate", "Ideavate: 30 s, only 200, retries for 72 h"),
+                    ("impilo", "Impilo: typed envelope, Impilo-Webhook-Secret, 15/30/60 min"),
+                    ("kobiton", "Kobiton: named webhook, 512-character URL"),
+                ])))
                 fieldset.toggles aria-describedby="f-eventTypes-d" {
                     legend { "Event types" }
                     @if catalogue.is_empty() { p.hint { "No event types are defined yet." } }
-                    @for (name, description) in catalogue {
+                    @if of_profile.is_some() {
+                        p.hint { "The event types of the " (form.profile) " catalogue (the endpoint's profile)." }
+                    }
+                    @for (name, description) in catalogue.iter().copied() {
                         @let id = format!("et-{}", name.replace('.', "-"));
                         div.toggle {
                             input id=(id) type="checkbox" name="eventTypes" value=(name)

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::id::EndpointId;
-use herald_core::model::{DEFAULT_MAX_CONCURRENCY, Ordering};
+use herald_core::model::{DEFAULT_MAX_CONCURRENCY, IMPILO_SECRET_HEADER, Ordering};
 use herald_core::retry::RetryPolicy;
 use herald_core::secrets::{EndpointSecrets, GraphqlApi};
+use herald_core::signing::{Scheme, SignatureConfig};
 use herald_store::{DispatchTarget, Task, TaskClaim};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -112,10 +113,11 @@ async fn snapshot(
     endpoint_id: &EndpointId,
 ) -> Result<Option<Arc<EndpointSnapshot>>, String> {
     let Some(DispatchTarget {
-        endpoint,
+        mut endpoint,
         secrets: sealed,
         app_rate_limit,
         graphql_api,
+        webhook_secret,
     }) = shared
         .store
         .dispatch_target(endpoint_id)
@@ -124,7 +126,23 @@ async fn snapshot(
     else {
         return Ok(None);
     };
-    let secrets = EndpointSecrets::open(&shared.keyring, &sealed).map_err(|e| e.to_string())?;
+    let mut secrets = EndpointSecrets::open(&shared.keyring, &sealed).map_err(|e| e.to_string())?;
+    // Impilo's profile sends the application's one webhook secret, in its header, in place of
+    // a signature by the endpoint's own secret (see `Profile::Impilo`).
+    if endpoint.options.sends_application_secret() {
+        let sealed = webhook_secret
+            .ok_or("the application has no webhook secret (POST /api/v3/webhook-secret)")?;
+        secrets.current = shared
+            .keyring
+            .open_string(&sealed)
+            .map_err(|e| e.to_string())?;
+        secrets.previous.clear();
+        endpoint.options.signature = SignatureConfig {
+            scheme: Scheme::StaticHeader,
+            header: Some(IMPILO_SECRET_HEADER.to_owned()),
+            prefix: None,
+        };
+    }
     let options = &endpoint.options;
     // Only endpoints with a GraphQL selection need the application's API opened.
     let graphql_api = if options.graphql.is_some() || !options.graphql_by_event_type.is_empty() {
@@ -141,7 +159,7 @@ async fn snapshot(
     let retry = RetryPolicy {
         // The endpoint's own schedule; else, with a window, one that fills it; else the
         // server's.
-        schedule: match (&options.retry_schedule, window) {
+        schedule: match (options.effective_retry_schedule(), window) {
             (Some(own), _) => own
                 .iter()
                 .map(|secs| Duration::from_secs(u64::from(*secs)))
@@ -151,7 +169,7 @@ async fn snapshot(
         },
         window,
         // A schedule the endpoint gives is exact unless it asks for a spread.
-        jitter: match (&options.retry_schedule, options.retry_jitter) {
+        jitter: match (options.effective_retry_schedule(), options.retry_jitter) {
             (Some(_), jitter) => f64::from(jitter.unwrap_or(0)) / 100.0,
             (None, _) => herald_core::retry::JITTER,
         },

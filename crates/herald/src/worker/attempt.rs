@@ -178,7 +178,7 @@ async fn attempt(
     };
     // Shaping may ask a GraphQL API; signing covers exactly the shaped bytes. A failure in
     // either fails the attempt and is retried on the schedule.
-    let request = match shaping::body_for(outbound, snapshot, task, payload).await {
+    let request = match shaping::body_for(outbound, snapshot, task, payload, started_at).await {
         Ok(shaped) => delivery_headers(
             snapshot,
             task.msg_id.as_str(),
@@ -276,6 +276,8 @@ mod tests {
                 id: EndpointId::generate(),
                 app_id: AppId::generate(),
                 uid: None,
+                serial: 1,
+                name: None,
                 url: "https://example.com/hook".into(),
                 url_version: 0,
                 description: String::new(),

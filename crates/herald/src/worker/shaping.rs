@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use herald_core::secrets::GraphqlApi;
 use herald_core::shape::graphql::Query;
 use herald_core::shape::{self, MessageFacts, Selected, Shaped};
@@ -25,19 +26,21 @@ pub async fn body_for(
     snapshot: &EndpointSnapshot,
     task: &Task,
     payload: &str,
+    sent_at: DateTime<Utc>,
 ) -> Result<Shaped, String> {
     let options = &snapshot.endpoint.options;
     // Device status events name the webhook that receives them (Kobiton's `webhookId` and
-    // `webhookName`): filled here, per endpoint, before anything else sees the payload.
+    // `webhookName`) and the time the callback is sent (`creationTime`): filled here, per
+    // endpoint and per attempt, before anything else sees the payload.
     let personalized = herald_core::device::names_its_webhook(&task.event_type)
         .then(|| {
             let endpoint = &snapshot.endpoint;
-            let name = if endpoint.description.is_empty() {
-                endpoint.uid.as_deref().unwrap_or(endpoint.id.as_str())
-            } else {
-                endpoint.description.as_str()
+            let name = match &endpoint.name {
+                Some(name) => name.as_str(),
+                None if !endpoint.description.is_empty() => endpoint.description.as_str(),
+                None => endpoint.uid.as_deref().unwrap_or(endpoint.id.as_str()),
             };
-            herald_core::device::personalize(payload, endpoint.id.as_str(), name)
+            herald_core::device::personalize(payload, endpoint.serial, name, sent_at)
         })
         .flatten();
     let payload = personalized.as_deref().unwrap_or(payload);
@@ -73,12 +76,18 @@ pub async fn body_for(
     };
     let msg = MessageFacts {
         id: task.msg_id.as_str(),
+        serial: task.msg_serial,
         event_type: &task.event_type,
         created_at: task.message_created_at,
         payload,
     };
-    shape::shape(options.envelope, options.encoding, &msg, selected.as_ref())
-        .map_err(|e| e.to_string())
+    shape::shape(
+        options.effective_envelope(),
+        options.encoding,
+        &msg,
+        selected.as_ref(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Sends the query to the application's GraphQL API through the same guarded client as

@@ -256,6 +256,8 @@ fn wait_for_health(port: u16) {
     while Instant::now() < deadline {
         if let Ok(mut stream) = std::net::TcpStream::connect(&url) {
             use std::io::{Read, Write};
+            // A server that accepts but never answers fails the test instead of hanging it.
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
             let _ = stream
                 .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             let mut response = String::new();
@@ -299,8 +301,26 @@ fn sigterm_stops_the_server_after_its_stderr_is_closed() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Drained until the server is up: start-up logs more at debug than a pipe holds, and a
+    // full pipe would stop the server before it serves. The reader then closes the pipe at
+    // its next read, which the requests below cause.
+    let stderr = child.stderr.take().unwrap();
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drain = {
+        let up = up.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut stderr = stderr;
+            let mut buf = [0u8; 4096];
+            while !up.load(std::sync::atomic::Ordering::SeqCst) {
+                if matches!(stderr.read(&mut buf), Ok(0) | Err(_)) {
+                    break;
+                }
+            }
+        })
+    };
     wait_for_health(port);
-    drop(child.stderr.take());
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
     // Requests log (at debug) into the closed pipe.
     for _ in 0..3 {
         let _ = std::process::Command::new("curl")
@@ -314,6 +334,7 @@ fn sigterm_stops_the_server_after_its_stderr_is_closed() {
     }
     let status = terminate(&mut child);
     assert!(status.success(), "SIGTERM must exit 0, got {status}");
+    drain.join().unwrap();
 }
 
 #[test]

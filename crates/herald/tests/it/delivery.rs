@@ -19,7 +19,7 @@ fn ms(n: u64) -> Duration {
 }
 
 /// Standard Webhooks verification written out here, independently of Herald's signer.
-fn verify(secret: &str, id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
+pub(crate) fn verify(secret: &str, id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.trim_start_matches("whsec_"))
         .unwrap();

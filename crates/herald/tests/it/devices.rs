@@ -58,12 +58,16 @@ fn description(status: &str) -> &'static str {
 async fn every_status_pair_for_every_kind() {
     let t = TestApp::spawn().await;
     let app = t.create_app("Kobiton").await;
-    let (_, app_out) = t.get(&format!("/api/v1/app/{app}")).await;
-    let org = app_out["uid"]
-        .as_str()
-        .or(app_out["id"].as_str())
-        .unwrap()
-        .to_owned();
+    // Kobiton's `orgId` is the application's numeric `orgId`.
+    let (status, _) = t
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/app/{app}"),
+            Some(json!({"orgId": 2})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let org = 2;
     let mut n = 0;
     for kind in ["private", "local", "public"] {
         for from in [
@@ -227,7 +231,13 @@ async fn team_scoped_endpoints_get_their_devices_events_named_for_them() {
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["deviceUdid"], "qa-phone");
     assert_eq!(body["eventActivity"], "device.state.utilizing");
-    assert_eq!(body["webhookId"], qa);
+    let (_, endpoint) = t.get(&format!("/api/v1/app/{app}/endpoint/{qa}")).await;
+    assert_eq!(body["webhookId"], endpoint["serial"]);
+    assert!(
+        body["webhookId"].is_i64(),
+        "Kobiton's webhookId is a number"
+    );
+    // Without a name, the description names the webhook.
     assert_eq!(body["webhookName"], "QA hook");
     // Every list filters by such channels.
     for list in [

@@ -125,6 +125,14 @@ async fn tenant_a(t: &TestApp, r: &Receiver) -> TenantA {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{integration}");
+    // An Impilo webhook (`/api/v3/webhook/{webhook_id}`): an endpoint with Impilo's profile.
+    let (status, impilo) = t
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            json!({"url": r.url("/impilo-a"), "eventTypes": ["a.private"], "profile": "impilo"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{impilo}");
     let params = BTreeMap::from([
         ("task_id", task["id"].as_str().unwrap().to_owned()),
         ("integ_id", integration["id"].as_str().unwrap().to_owned()),
@@ -139,6 +147,7 @@ async fn tenant_a(t: &TestApp, r: &Receiver) -> TenantA {
         ("inbox", "inbox-a".to_owned()),
         ("path", "readings".to_owned()),
         ("event_type_name", "a.private".to_owned()),
+        ("webhook_id", impilo["serial"].to_string()),
     ]);
     TenantA {
         params,
@@ -246,7 +255,8 @@ async fn another_applications_token_gets_nothing_on_any_route() {
         // A route naming A's resources answers 403 or 404 (`/in/…` takes inbox tokens only:
         // 401). Installation-wide routes may serve B for itself: lists answer with B's own
         // items, and B may create its own inbox (so an empty body is a 422).
-        // (Event types are the installation's catalogue, shared by every application.)
+        // (Event types are the installation's catalogue, shared by every application.) Impilo's
+        // API (`/api/v3`) serves the key's own application: B may change its own there.
         let names_a = a
             .params
             .iter()
@@ -256,7 +266,9 @@ async fn another_applications_token_gets_nothing_on_any_route() {
         let allowed = match status {
             StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => true,
             StatusCode::UNAUTHORIZED => path.starts_with("/in/"),
-            s if s.is_success() => method == Method::GET && !names_a,
+            s if s.is_success() => {
+                (method == Method::GET || path.starts_with("/api/v3/")) && !names_a
+            }
             StatusCode::UNPROCESSABLE_ENTITY => !names_a,
             _ => false,
         };

@@ -45,6 +45,8 @@ mod portal;
 mod postgres_nodes;
 mod sdk;
 mod seed_ideavate;
+mod seed_impilo;
+mod seed_kobiton;
 mod shaping;
 mod signatures;
 mod trace_logs;

@@ -807,3 +807,71 @@ async fn every_credential_is_listed_and_revoked_at_once() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     t.stop().await;
 }
+
+/// An endpoint following a seed system's profile is offered that system's event types only,
+/// and the form keeps its name and profile when saved.
+#[tokio::test]
+async fn a_profiled_endpoint_is_offered_its_catalogues_event_types() {
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Lab").await;
+    for catalog in ["kobiton", "impilo"] {
+        let (status, _) = t
+            .post("/api/v1/event-type/import", json!({"catalog": catalog}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let kobiton = t
+        .create_endpoint(
+            &app,
+            json!({"url": "https://example.com/k", "profile": "kobiton", "name": "Lab hook"}),
+        )
+        .await;
+    let plain = t
+        .create_endpoint(&app, json!({"url": "https://example.com/p"}))
+        .await;
+    let token = portal_token(&t, &app).await;
+    let mut browser = portal_session(&t, &token).await;
+    let page = browser
+        .get(&format!("/portal/app/{app}/endpoint/{kobiton}/edit"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(r#"value="device.status.online""#));
+    assert!(
+        !page.body.contains(r#"value="reading.weight""#),
+        "Impilo's event types are not offered to a Kobiton webhook"
+    );
+    assert!(page.body.contains(r#"value="Lab hook""#));
+    let page = browser
+        .get(&format!("/portal/app/{app}/endpoint/{plain}/edit"))
+        .await;
+    assert!(page.body.contains(r#"value="device.status.online""#));
+    assert!(page.body.contains(r#"value="reading.weight""#));
+    // Saving the form keeps the name and the profile.
+    let path = format!("/portal/app/{app}/endpoint/{kobiton}/edit");
+    let csrf = browser.csrf(&path).await;
+    let saved = browser
+        .post(
+            &path,
+            &[
+                ("_csrf", &csrf),
+                ("url", "https://example.com/k2"),
+                ("name", "Lab hook"),
+                ("profile", "kobiton"),
+                ("eventTypes", "device.status.online"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let (_, out) = t
+        .get(&format!("/api/v1/app/{app}/endpoint/{kobiton}"))
+        .await;
+    assert_eq!(
+        (&out["url"], &out["name"], &out["profile"]),
+        (
+            &json!("https://example.com/k2"),
+            &json!("Lab hook"),
+            &json!("kobiton")
+        )
+    );
+    t.stop().await;
+}

@@ -75,6 +75,8 @@ async fn encodings_and_envelopes_shape_the_bytes_that_are_signed() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{out}");
     let msg = out["id"].as_str().unwrap();
+    // The typed envelope's id is the message's serial, an integer (Impilo's).
+    let serial = out["serial"].as_i64().unwrap();
     let published = serde_json::to_string(&out["payload"]).unwrap();
     let date = out["timestamp"].as_str().unwrap().to_owned();
     for (path, _, content_type) in &cases {
@@ -86,9 +88,9 @@ async fn encodings_and_envelopes_shape_the_bytes_that_are_signed() {
             "/form" => "device_id=30000c2a690a1e0b&imp_id=0c2a690a1e0b&tags%5B0%5D=a&tags%5B1%5D=b\
                         &battery%5Blevel%5D=7&battery%5Blow%5D=true"
                 .to_owned(),
-            "/typed" => format!(r#"{{"id":"{msg}","type":"blessing","payload":{published}}}"#),
+            "/typed" => format!(r#"{{"id":{serial},"type":"blessing","payload":{published}}}"#),
             "/typed-form" => format!(
-                "id={msg}&type=blessing&payload%5Bdevice_id%5D=30000c2a690a1e0b\
+                "id={serial}&type=blessing&payload%5Bdevice_id%5D=30000c2a690a1e0b\
                  &payload%5Bimp_id%5D=0c2a690a1e0b&payload%5Btags%5D%5B0%5D=a\
                  &payload%5Btags%5D%5B1%5D=b&payload%5Bbattery%5D%5Blevel%5D=7\
                  &payload%5Bbattery%5D%5Blow%5D=true"
@@ -509,14 +511,14 @@ async fn send_example_goes_through_the_whole_pipeline_to_one_endpoint() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{out}");
-    let msg = out["id"].as_str().unwrap();
+    let serial = out["serial"].as_i64().unwrap();
     assert_eq!(out["payload"], json!({"weight": 81.5, "unit": "kg"}));
     let got = &r.wait_for("/example", 1, WAIT).await[0];
     assert_signed(got);
     assert_eq!(
         text(got),
         format!(
-            r#"{{"id":"{msg}","type":"reading.weight","payload":{{"weight":81.5,"unit":"kg"}}}}"#
+            r#"{{"id":{serial},"type":"reading.weight","payload":{{"weight":81.5,"unit":"kg"}}}}"#
         )
     );
     tokio::time::sleep(Duration::from_millis(200)).await;

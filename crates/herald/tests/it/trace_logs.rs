@@ -17,6 +17,7 @@ const ROTATED_SECRET: &str = "whsec_cm90YXRlZC10cmFjZS10ZXN0LXNlY3JldA==";
 const HEADER_VALUE: &str = "Bearer receiver-credential-71d3";
 const GRAPHQL_CREDENTIAL: &str = "Bearer graphql-credential-9c2a";
 const INBOX_SECRET: &str = "inbox-verification-secret-4e7f";
+const IMPILO_SECRET: &str = "impilo-webhook-secret-2d8a";
 
 #[tokio::test]
 async fn trace_logs_hold_no_secret() {
@@ -119,6 +120,25 @@ async fn trace_logs_hold_no_secret() {
         .await;
     secrets.push(ops_secret["key"].as_str().unwrap().to_owned());
 
+    // The application's webhook secret, set through Impilo's API with the key in its header,
+    // and sent by an Impilo webhook.
+    let impilo = server
+        .client
+        .post(server.url("/api/v3/webhook-secret"))
+        .header("Impilo-API-Key", &api_token)
+        .json(&json!({"secret": IMPILO_SECRET}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(impilo.status(), StatusCode::OK);
+    secrets.push(IMPILO_SECRET.to_owned());
+    server
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            json!({"url": r.url("/impilo"), "profile": "impilo"}),
+        )
+        .await;
+
     // Every secret in use: tokens on requests, secrets signing deliveries, the inbox token in
     // a query string and a header, the metrics token.
     let used_key = server
@@ -164,6 +184,11 @@ async fn trace_logs_hold_no_secret() {
     r.wait_for("/ok", 1, Duration::from_secs(20)).await;
     r.wait_for("/fails", 2, Duration::from_secs(20)).await;
     r.wait_for("/ops", 1, Duration::from_secs(20)).await;
+    let impilo = r.wait_for("/impilo", 1, Duration::from_secs(20)).await;
+    assert_eq!(
+        impilo[0].header("impilo-webhook-secret"),
+        Some(IMPILO_SECRET)
+    );
 
     assert_eq!(server.terminate().await.code(), Some(0));
     let all = collected.await.unwrap();

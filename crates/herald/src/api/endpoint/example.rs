@@ -6,7 +6,7 @@ use chrono::Duration;
 use herald_core::id::MessageId;
 use herald_core::model::Message;
 use herald_core::validate::{self, Violations};
-use herald_store::StoreError;
+use herald_store::{SerialKind, StoreError};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -87,6 +87,7 @@ async fn send_example(
     let message = Message {
         id,
         app_id: scoped.app.id.clone(),
+        serial: state.store.next_serial(SerialKind::Message).await?,
         event_type: event_type.name,
         event_id: None,
         channels: None,

@@ -14,6 +14,7 @@ use herald_core::id::EndpointId;
 use herald_core::model::{Endpoint, Metadata};
 use herald_core::secrets::EndpointSecrets;
 use herald_core::validate::{self, Violations};
+use herald_store::SerialKind;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -29,6 +30,7 @@ use crate::operational::{self, DisabledTrigger};
 
 mod example;
 mod options;
+pub(crate) mod profile;
 mod replay;
 mod secrets;
 
@@ -67,6 +69,11 @@ pub struct EndpointIn {
     pub description: String,
     #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<String>,
+    /// Herald: the webhook's name (Kobiton's): 1 to 50 characters, unique within the
+    /// application; required with `profile: "kobiton"`. Device status events carry it as
+    /// `webhookName`. A PUT without it keeps the current name.
+    #[schema(min_length = 1, max_length = 50)]
+    pub name: Option<String>,
     #[serde(default)]
     pub disabled: bool,
     /// Event types this endpoint receives (omit for all). Also accepted as `filterTypes`.
@@ -148,6 +155,10 @@ pub struct EndpointPatch {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub uid: Patch<String>,
+    /// Herald: see `EndpointIn`; `null` removes the name.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub name: Patch<String>,
     pub disabled: Option<bool>,
     #[serde(default, alias = "filterTypes")]
     #[schema(value_type = Option<Vec<String>>)]
@@ -209,6 +220,12 @@ pub struct EndpointOut {
     #[schema(example = "ep_0Kx7cVlFQHZ6jyEhyGgyqr")]
     pub id: String,
     pub uid: Option<String>,
+    /// Herald: the endpoint's number, unique across the server and never reused: Impilo's
+    /// webhook `id` and Kobiton's `webhookId`.
+    pub serial: i64,
+    /// Herald: the webhook's name, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub url: String,
     pub description: String,
     pub event_types: Option<Vec<String>>,
@@ -227,6 +244,8 @@ impl From<Endpoint> for EndpointOut {
         Self {
             id: e.id.into_string(),
             uid: e.uid,
+            serial: e.serial,
+            name: e.name,
             url: e.url,
             description: e.description,
             event_types: e.event_types,
@@ -259,6 +278,7 @@ fn check_endpoint(v: &mut Violations, e: &Endpoint, state: &AppState) {
     validate::rate(v, &["body", "throttleRate"], e.rate_limit);
     validate::metadata(v, &["body", "metadata"], &e.metadata);
     check_options(v, &e.options);
+    profile::check(v, e, &state.limits);
 }
 
 pub(super) async fn load(state: &AppState, scoped: &ScopedApp, id: &str) -> ApiResult<Endpoint> {
@@ -277,7 +297,7 @@ async fn create(
     delivery: DeliveryOptions,
     uid_fallback: Option<String>,
 ) -> ApiResult<Endpoint> {
-    let (endpoint, secrets) = prepare(
+    let (mut endpoint, secrets) = prepare(
         state,
         &scoped.app.id,
         EndpointId::generate(),
@@ -285,7 +305,7 @@ async fn create(
         delivery,
         uid_fallback,
     )?;
-    store_new(state, &endpoint, secrets).await?;
+    store_new(state, &mut endpoint, secrets).await?;
     Ok(endpoint)
 }
 
@@ -303,6 +323,9 @@ pub(crate) fn prepare(
         id,
         app_id: app_id.clone(),
         uid: body.uid.or(uid_fallback),
+        // Numbered when stored (`store_new`): a body checked and refused takes no number.
+        serial: 0,
+        name: body.name,
         url: body.url,
         url_version: 0,
         description: body.description,
@@ -330,12 +353,15 @@ pub(crate) fn prepare(
     Ok((endpoint, EndpointSecrets::new(secret, headers)))
 }
 
-/// Stores an endpoint [`prepare`]d, within the server's limit of endpoints per application.
+/// Numbers and stores an endpoint [`prepare`]d, within the server's limit of endpoints per
+/// application.
 pub(crate) async fn store_new(
     state: &AppState,
-    endpoint: &Endpoint,
+    endpoint: &mut Endpoint,
     secrets: EndpointSecrets,
 ) -> ApiResult<()> {
+    profile::ensure_webhook_secret(state, endpoint).await?;
+    endpoint.serial = state.store.next_serial(SerialKind::Endpoint).await?;
     let max = state.limits.max_endpoints_per_app;
     let created = state
         .store
@@ -444,9 +470,12 @@ pub(crate) async fn update_endpoint(
     let was_disabled = endpoint.disabled;
     endpoint.url = body.url;
     endpoint.description = body.description;
-    // As for applications, a PUT without a uid keeps the endpoint's uid.
+    // As for applications, a PUT without a uid (or a name) keeps the endpoint's.
     if body.uid.is_some() {
         endpoint.uid = body.uid;
+    }
+    if body.name.is_some() {
+        endpoint.name = body.name;
     }
     endpoint.disabled = body.disabled;
     endpoint.event_types = body.event_types;
@@ -463,6 +492,22 @@ pub(crate) async fn update_endpoint(
     Ok(axum::Json(EndpointOut::from(endpoint)).into_response())
 }
 
+/// Checks and stores an endpoint changed by another face of the API (Impilo's), and reports
+/// the change as the Svix routes do.
+pub(crate) async fn check_and_save(
+    state: &AppState,
+    scoped: &ScopedApp,
+    endpoint: &mut Endpoint,
+) -> ApiResult<()> {
+    let mut v = Violations::new();
+    check_endpoint(&mut v, endpoint, state);
+    v.finish()?;
+    let scheme_before = endpoint.options.signature.scheme;
+    save(state, endpoint, scheme_before).await?;
+    report_update(state, scoped, endpoint, endpoint.disabled).await;
+    Ok(())
+}
+
 /// Stores a changed endpoint; when its signature scheme changed, a secret that does not fit the
 /// new scheme is replaced.
 async fn save(
@@ -471,6 +516,7 @@ async fn save(
     scheme_before: herald_core::signing::Scheme,
 ) -> ApiResult<()> {
     endpoint.updated_at = herald_core::time::now();
+    profile::ensure_webhook_secret(state, endpoint).await?;
     state.store.update_endpoint(endpoint).await?;
     if endpoint.options.signature.scheme != scheme_before {
         fit_secret_to_scheme(state, endpoint).await?;
@@ -523,6 +569,7 @@ pub(crate) async fn patch_endpoint(
         endpoint.metadata = metadata;
     }
     endpoint.uid = patch.uid.apply(endpoint.uid);
+    endpoint.name = patch.name.apply(endpoint.name);
     endpoint.event_types = patch.event_types.apply(endpoint.event_types);
     endpoint.channels = patch.channels.apply(endpoint.channels);
     endpoint.rate_limit = patch.throttle_rate.apply(endpoint.rate_limit);

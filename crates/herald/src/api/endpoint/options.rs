@@ -73,8 +73,12 @@ pub struct DeliveryOptions {
     pub success_statuses: Option<Vec<u16>>,
     /// Herald: a seed system's delivery rules as this endpoint's defaults. `ideavate`: a 30 s
     /// timeout, only 200 counts as delivered, and retries for 72 hours (a schedule filling the
-    /// window). The endpoint's own `timeoutSeconds`, `successStatuses`, `retryWindowSeconds`
-    /// and `retrySchedule` win over it.
+    /// window). `impilo`: the `typed` envelope (`id` = the message's `serial`), the
+    /// application's webhook secret in `Impilo-Webhook-Secret` instead of a signature, and
+    /// retries after exactly 15, 30 and 60 minutes. `kobiton`: a `name` is required, and the
+    /// URL and description are at most 512 characters. The endpoint's own `timeoutSeconds`,
+    /// `successStatuses`, `retryWindowSeconds`, `retrySchedule`, `envelope` (other than
+    /// `raw`) and `signature` win over it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileName>,
 }
@@ -84,12 +88,16 @@ pub struct DeliveryOptions {
 #[serde(rename_all = "lowercase")]
 pub enum ProfileName {
     Ideavate,
+    Impilo,
+    Kobiton,
 }
 
 impl From<ProfileName> for Profile {
     fn from(p: ProfileName) -> Self {
         match p {
             ProfileName::Ideavate => Profile::Ideavate,
+            ProfileName::Impilo => Profile::Impilo,
+            ProfileName::Kobiton => Profile::Kobiton,
         }
     }
 }
@@ -98,6 +106,8 @@ impl From<Profile> for ProfileName {
     fn from(p: Profile) -> Self {
         match p {
             Profile::Ideavate => ProfileName::Ideavate,
+            Profile::Impilo => ProfileName::Impilo,
+            Profile::Kobiton => ProfileName::Kobiton,
         }
     }
 }
@@ -388,10 +398,11 @@ pub fn check_options(v: &mut Violations, o: &EndpointOptions) {
     }
     if let Some(jitter) = o.retry_jitter {
         validate::range(v, &["body", "retryJitter"], i64::from(jitter), 0, 50);
-        if o.retry_schedule.is_none() {
+        if o.effective_retry_schedule().is_none() {
             v.value(
                 &["body", "retryJitter"],
-                "spreads a `retrySchedule`; the server's schedule is always spread by 20 %",
+                "spreads a `retrySchedule` (or the profile's); the server's schedule is always \
+                 spread by 20 %",
             );
         }
     }

@@ -22,7 +22,7 @@ use herald_core::inbox::tree::{ChildQuery, Limit, Location, Write, check_segment
 use herald_core::inbox::{Inbox, body, forward_payload};
 use herald_core::model::Message;
 use herald_core::signing::{self, Verification};
-use herald_store::{NewEntry, ReplayGuard, StoreError, TreeRead};
+use herald_store::{NewEntry, ReplayGuard, SerialKind, StoreError, TreeRead};
 use serde::Deserialize;
 
 use super::super::AppState;
@@ -364,9 +364,15 @@ async fn write(
                 .flatten();
             let message_id = MessageId::generate();
             let created_at = message_id.timestamp().unwrap_or(received_at);
+            let serial = state
+                .store
+                .next_serial(SerialKind::Message)
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
             Some(Message {
                 id: message_id,
                 app_id: app_id.clone(),
+                serial,
                 event_type,
                 event_id: Some(id.as_str().to_owned()),
                 channels: None,
