@@ -175,49 +175,28 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
-        let apis: Vec<(String, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, graphql_api_headers FROM applications WHERE graphql_api_headers IS NOT NULL",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for (id, sealed) in apis {
-            if let Some(new) = apply(&sealed)? {
-                changed += 1;
-                sqlx::query("UPDATE applications SET graphql_api_headers = $2 WHERE id = $1")
+        // Sealed columns of rows keyed by `id`, one value each.
+        for (table, column) in [
+            ("applications", "graphql_api_headers"),
+            ("applications", "webhook_secret"),
+            ("inboxes", "verify_secret"),
+        ] {
+            let sealed: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL"
+            )))
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, value) in sealed {
+                if let Some(new) = apply(&value)? {
+                    changed += 1;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE {table} SET {column} = $2 WHERE id = $1"
+                    )))
                     .bind(&id)
                     .bind(new)
                     .execute(&mut *tx)
                     .await?;
-            }
-        }
-        let webhook_secrets: Vec<(String, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, webhook_secret FROM applications WHERE webhook_secret IS NOT NULL",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for (id, sealed) in webhook_secrets {
-            if let Some(new) = apply(&sealed)? {
-                changed += 1;
-                sqlx::query("UPDATE applications SET webhook_secret = $2 WHERE id = $1")
-                    .bind(&id)
-                    .bind(new)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        let inboxes: Vec<(String, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, verify_secret FROM inboxes WHERE verify_secret IS NOT NULL",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for (id, sealed) in inboxes {
-            if let Some(new) = apply(&sealed)? {
-                changed += 1;
-                sqlx::query("UPDATE inboxes SET verify_secret = $2 WHERE id = $1")
-                    .bind(&id)
-                    .bind(new)
-                    .execute(&mut *tx)
-                    .await?;
+                }
             }
         }
         let bodies: Vec<(String, String, Vec<u8>)> = sqlx::query_as(

@@ -138,19 +138,44 @@ fn parse_status(text: &str) -> Option<DeliveryStatus> {
 
 /// Checks the query; returns the filter (without application or endpoint), the page and the
 /// size.
-fn check(query: &DeliveryLogQuery) -> ApiResult<(DeliveryLogFilter, u64, u64)> {
-    let mut v = Violations::new();
-    let page = query.page.unwrap_or(1);
+/// Checks a numbered page request (Impilo's lists use it too); returns the page and its size.
+pub(super) fn check_page(v: &mut Violations, page: Option<u64>, size: Option<u64>) -> (u64, u64) {
+    let page = page.unwrap_or(1);
     if page == 0 {
         v.value(&["query", "page"], "pages are numbered from 1");
     }
-    let size = query.size.unwrap_or(DEFAULT_SIZE);
+    let size = size.unwrap_or(DEFAULT_SIZE);
     if !(1..=MAX_SIZE).contains(&size) {
         v.value(
             &["query", "size"],
             format!("must be between 1 and {MAX_SIZE}"),
         );
     }
+    (page.max(1), size)
+}
+
+/// Checks that no time window ends before it starts: creation (`endTimestamp`) and last
+/// attempt (`endLastRetryTimestamp`).
+pub(super) fn check_windows(
+    v: &mut Violations,
+    created: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    last_retry: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+) {
+    for ((from, to), loc) in [
+        (created, "endTimestamp"),
+        (last_retry, "endLastRetryTimestamp"),
+    ] {
+        if let (Some(from), Some(to)) = (from, to)
+            && to < from
+        {
+            v.value(&["query", loc], "must not be before the start");
+        }
+    }
+}
+
+fn check(query: &DeliveryLogQuery) -> ApiResult<(DeliveryLogFilter, u64, u64)> {
+    let mut v = Violations::new();
+    let (page, size) = check_page(&mut v, query.page, query.size);
     let status = match &query.status {
         None => None,
         Some(text) => {
@@ -167,20 +192,14 @@ fn check(query: &DeliveryLogQuery) -> ApiResult<(DeliveryLogFilter, u64, u64)> {
     if let Some(event_type) = &query.event_type {
         validate::identifier(&mut v, &["query", "eventType"], event_type, 256);
     }
-    for (from, to, loc) in [
-        (query.start_timestamp, query.end_timestamp, "endTimestamp"),
+    check_windows(
+        &mut v,
+        (query.start_timestamp, query.end_timestamp),
         (
             query.start_last_retry_timestamp,
             query.end_last_retry_timestamp,
-            "endLastRetryTimestamp",
         ),
-    ] {
-        if let (Some(from), Some(to)) = (from, to)
-            && to < from
-        {
-            v.value(&["query", loc], "must not be before the start");
-        }
-    }
+    );
     v.finish()?;
     let filter = DeliveryLogFilter {
         created_from: query.start_timestamp,

@@ -30,6 +30,7 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 use super::auth::{Principal, ScopedApp};
+use super::delivery_log;
 use super::endpoint::{self, EndpointIn, profile};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query};
@@ -154,16 +155,9 @@ pub struct PageQuery {
 /// Checks a page request; returns the page and its size.
 fn page_of(page: Option<u64>, size: Option<u64>) -> ApiResult<(u64, u64)> {
     let mut v = Violations::new();
-    let page = page.unwrap_or(1);
-    if page == 0 {
-        v.value(&["query", "page"], "pages are numbered from 1");
-    }
-    let size = size.unwrap_or(50);
-    if !(1..=250).contains(&size) {
-        v.value(&["query", "size"], "must be between 1 and 250");
-    }
+    let checked = delivery_log::check_page(&mut v, page, size);
     v.finish()?;
-    Ok((page, size))
+    Ok(checked)
 }
 
 /// A page of Impilo's lists: `content`, `page`, `size`, `total`, `first`, `last`.
@@ -455,22 +449,16 @@ async fn webhook_logs(
     ImpiloApp(scoped): ImpiloApp,
     Query(query): Query<WebhookLogQuery>,
 ) -> ApiResult<axum::Json<ImpiloPage<WebhookLogRecord>>> {
-    let (page, size) = page_of(query.page, query.size)?;
     let mut v = Violations::new();
-    for (from, to, loc) in [
-        (query.start_timestamp, query.end_timestamp, "endTimestamp"),
+    let (page, size) = delivery_log::check_page(&mut v, query.page, query.size);
+    delivery_log::check_windows(
+        &mut v,
+        (query.start_timestamp, query.end_timestamp),
         (
             query.start_last_retry_timestamp,
             query.end_last_retry_timestamp,
-            "endLastRetryTimestamp",
         ),
-    ] {
-        if let (Some(from), Some(to)) = (from, to)
-            && to < from
-        {
-            v.value(&["query", loc], "must not be before the start");
-        }
-    }
+    );
     v.finish()?;
     let retried =
         query.start_last_retry_timestamp.is_some() || query.end_last_retry_timestamp.is_some();
