@@ -18,6 +18,7 @@ use crate::signing::SignatureConfig;
 
 pub mod body;
 pub mod flatten;
+pub mod push_id;
 pub mod tree;
 
 /// Seconds a Standard Webhooks timestamp may differ from now unless the inbox says otherwise.
