@@ -145,7 +145,11 @@ mod tests {
         let a = ids.next(5, || [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 63]);
         let b = ids.next(5, || panic!("no fresh randomness within a millisecond"));
         assert_eq!(&a[8..], "0123456789Az");
-        assert_eq!(&b[8..], "0123456789B-", "63 + 1 carries into the next digit");
+        assert_eq!(
+            &b[8..],
+            "0123456789B-",
+            "63 + 1 carries into the next digit"
+        );
         assert_eq!(a[..8], b[..8]);
         assert!(a < b);
         // A clock that went back counts as the same millisecond.

@@ -506,16 +506,16 @@ mod tests {
 
     #[test]
     fn shallow_reads_and_sorted_keys() {
-        assert_eq!(shallow(json!({"b": {"x": 1}, "a": 2})), json!({"b": true, "a": true}));
+        assert_eq!(
+            shallow(json!({"b": {"x": 1}, "a": 2})),
+            json!({"b": true, "a": true})
+        );
         assert_eq!(shallow(json!([5, 6])), json!({"0": true, "1": true}));
         assert_eq!(shallow(json!("text")), json!("text"));
         assert_eq!(shallow(Value::Null), Value::Null);
         let mut v = json!({"b": {"z": 1, "-a": [{"y": 1, "x": 2}]}, "a": 1});
         sort_keys(&mut v);
-        assert_eq!(
-            v.to_string(),
-            r#"{"a":1,"b":{"-a":[{"x":2,"y":1}],"z":1}}"#
-        );
+        assert_eq!(v.to_string(), r#"{"a":1,"b":{"-a":[{"x":2,"y":1}],"z":1}}"#);
     }
 
     fn row(id: &str, at: &str, value: Value) -> RowAbove {

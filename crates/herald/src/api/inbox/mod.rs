@@ -502,6 +502,7 @@ async fn create_inbox(
         rate_limit: body.rate_limit,
         forward,
         drop_headers: body.drop_headers,
+        public_write: false,
         rejected_count: 0,
         created_at: now,
         updated_at: now,
