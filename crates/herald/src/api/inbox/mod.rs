@@ -25,6 +25,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Patch, Query};
 use super::pagination::{ListResponse, OrderedPageQuery};
 
+mod admission;
 pub mod entries;
 pub mod firebase;
 pub mod ingest;

@@ -19,8 +19,8 @@ use herald_store::TreeRead;
 
 use super::super::AppState;
 use super::super::error::{ApiError, HttpErrorOut};
+use super::admission::{Access, Admitted, IngestQuery, admit, bad_request, path_params};
 use super::firebase::{self, FirebasePrint, Print};
-use super::ingest::{Access, Admitted, IngestQuery, admit, bad_request, path_params};
 
 /// Most stored values one tree read assembles (and most children a shallow read lists);
 /// larger reads must page with `limitToFirst` or `limitToLast`, or use the export.
