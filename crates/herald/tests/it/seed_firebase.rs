@@ -348,3 +348,57 @@ fn the_openapi_document_describes_public_writes_deletes_and_tree_exports() {
     }
     assert!(schemas["FirebasePrint"].to_string().contains("silent"));
 }
+
+/// The console shows an inbox as the Firebase console shows a database: a tree that opens and
+/// closes, bounded, next to the entries; and exports the tree.
+#[tokio::test]
+async fn the_console_shows_the_inbox_as_a_tree() {
+    let t = TestApp::spawn().await;
+    let (_, token) = inbox(&t, json!({"name": "factory"})).await;
+    let (_, posted) = send(
+        &t,
+        Method::POST,
+        "factory/blessing",
+        &token,
+        Some(blessing()),
+    )
+    .await;
+    let key = posted["name"].as_str().unwrap();
+    for i in 0..55 {
+        let at = format!("factory/testresult/r{i:02}");
+        send(&t, Method::PUT, &at, &token, Some(json!({"n": i}))).await;
+    }
+    let mut console = crate::portal::Browser::new(&t);
+    let csrf = console.csrf("/admin").await;
+    console
+        .post(
+            "/admin/session",
+            &[("_csrf", &csrf), ("token", crate::helpers::ADMIN_TOKEN)],
+        )
+        .await;
+    let page = console.get("/admin/inbox/factory").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for expect in [
+        "<details open><summary><code>factory</code>",
+        "<code>blessing</code>",
+        &format!("<code>{key}</code>"),
+        "<code>testresult</code> <span class=\"hint\">(55)</span>",
+        "…5 more",
+        "Export tree",
+        "Entries",
+    ] {
+        assert!(page.body.contains(expect), "the page lacks {expect}");
+    }
+    // Filtered by path, the tree starts there.
+    let page = console.get("/admin/inbox/factory?path=blessing").await;
+    assert!(
+        page.body
+            .contains("<details open><summary><code>blessing</code>")
+    );
+    assert!(!page.body.contains("<code>testresult</code>"));
+    // The console's tree export is the API's.
+    let exported = console.get("/admin/inbox/factory/export?format=tree").await;
+    assert_eq!(exported.status, StatusCode::OK);
+    let (_, api) = t.get("/api/v1/inbox/factory/export?format=tree").await;
+    assert_eq!(serde_json::from_str::<Value>(&exported.body).unwrap(), api);
+}
