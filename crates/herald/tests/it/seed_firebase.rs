@@ -197,6 +197,15 @@ async fn the_tutorial_flow_with_public_writes_and_a_tree_export() {
         (status, &patched["publicWrite"]),
         (StatusCode::OK, &json!(false))
     );
+    let (status, out) = t
+        .call(
+            Method::PATCH,
+            "/api/v1/inbox/factory",
+            Some(json!({"publicWrite": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert_eq!(crate::helpers::error_locs(&out), ["body.publicWrite"]);
     let refused = post_public(&t, "/in/factory/blessing.json", &blessing()).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 }

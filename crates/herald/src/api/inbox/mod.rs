@@ -398,8 +398,10 @@ async fn patch_inbox(
     }
     inbox.max_body_bytes = patch.max_body_bytes.apply(inbox.max_body_bytes);
     inbox.rate_limit = patch.rate_limit.apply(inbox.rate_limit);
-    if let Some(public_write) = patch.public_write {
-        inbox.public_write = public_write;
+    match patch.public_write {
+        Patch::Absent => {}
+        Patch::Null => v.value(&["body", "publicWrite"], "true or false"),
+        Patch::Value(public_write) => inbox.public_write = public_write,
     }
     match &patch.forward {
         Patch::Absent => {}

@@ -137,8 +137,10 @@ pub struct InboxPatch {
     #[serde(default)]
     #[schema(value_type = Option<u32>)]
     pub rate_limit: Patch<u32>,
-    /// Accept writes without the token (see `InboxIn.publicWrite`).
-    pub public_write: Option<bool>,
+    /// Accept writes without the token (see `InboxIn.publicWrite`); `null` is refused.
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    pub public_write: Patch<bool>,
     #[serde(default)]
     #[schema(value_type = Option<ForwardSettings>)]
     pub forward: Patch<ForwardSettings>,
