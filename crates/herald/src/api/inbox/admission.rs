@@ -51,21 +51,21 @@ const QUERY_PARAMETERS: [&str; 9] = [
     "print",
 ];
 
-fn parse_query(query: Option<&str>) -> Result<IngestQuery, Response> {
+fn parse_query(query: Option<&str>) -> Result<IngestQuery, Box<Response>> {
     let query = query.unwrap_or_default();
     if let Some((name, _)) = url::form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| !QUERY_PARAMETERS.contains(&name.as_ref()))
     {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation",
             format!(
                 "the query parameter `{name}` is not supported (supported: {})",
                 QUERY_PARAMETERS.join(", ")
             ),
-        ));
+        )));
     }
-    serde_html_form::from_str(query).map_err(|e| bad_request(format!("query: {e}")))
+    serde_html_form::from_str(query).map_err(|e| Box::new(bad_request(format!("query: {e}"))))
 }
 
 pub(super) fn error(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
@@ -111,7 +111,7 @@ pub(super) async fn admit(
     headers: &HeaderMap,
     access: Access,
 ) -> Result<Admitted, Response> {
-    let query = parse_query(query)?;
+    let query = parse_query(query).map_err(|refusal| *refusal)?;
     let first = params.get("inbox").map(String::as_str).unwrap_or_default();
     let path = params.get("path").map(String::as_str).unwrap_or_default();
     let presented = query

@@ -47,16 +47,17 @@ pub enum Print {
 }
 
 impl Print {
-    /// Reads the `print` parameter: `pretty`, `silent`, or nothing.
-    pub fn parse(given: Option<&str>) -> Result<Self, Response> {
+    /// Reads the `print` parameter: `pretty`, `silent`, or nothing; any other is refused with
+    /// Firebase's 400.
+    pub fn parse(given: Option<&str>) -> Result<Self, Box<Response>> {
         match given {
             None => Ok(Self::Compact),
             Some("pretty") => Ok(Self::Pretty),
             Some("silent") => Ok(Self::Silent),
-            Some(other) => Err(error(
+            Some(other) => Err(Box::new(error(
                 StatusCode::BAD_REQUEST,
                 format!("print={other:?} is not supported: use print=pretty or print=silent"),
-            )),
+            ))),
         }
     }
 

@@ -132,7 +132,7 @@ async fn write(
         Access::Write(peer),
     )
     .await?;
-    let print = Print::parse(query.print.as_deref())?;
+    let print = Print::parse(query.print.as_deref()).map_err(|refusal| *refusal)?;
     if query.shallow.is_some() {
         return Err(firebase::error(
             StatusCode::BAD_REQUEST,

@@ -101,7 +101,7 @@ fn child_query(q: &IngestQuery) -> Result<ChildQuery, String> {
 
 /// Whether the query asks for a shallow read: `shallow=true`, alone (Firebase refuses it mixed
 /// with a query, and so does Herald).
-fn shallow(q: &IngestQuery) -> Result<bool, Response> {
+fn shallow(q: &IngestQuery) -> Result<bool, Box<Response>> {
     if q.shallow != Some(true) {
         return Ok(false);
     }
@@ -113,13 +113,13 @@ fn shallow(q: &IngestQuery) -> Result<bool, Response> {
         ("endAt", q.end_at.is_some()),
     ];
     match mixed.iter().find(|(_, given)| *given) {
-        Some((name, _)) => Err(firebase::error(
+        Some((name, _)) => Err(Box::new(firebase::error(
             StatusCode::BAD_REQUEST,
             format!(
                 "shallow cannot be mixed with {name} (nor with orderBy, limitToFirst, \
                  limitToLast, startAt or endAt)"
             ),
-        )),
+        ))),
         None => Ok(true),
     }
 }
@@ -135,8 +135,8 @@ async fn read(
         location,
         query,
     } = admit(state, params, query, headers, Access::Read).await?;
-    let print = Print::parse(query.print.as_deref())?;
-    let read = if shallow(&query)? {
+    let print = Print::parse(query.print.as_deref()).map_err(|refusal| *refusal)?;
+    let read = if shallow(&query).map_err(|refusal| *refusal)? {
         state
             .store
             .read_inbox_shallow(&inbox.id, &location, MAX_TREE_ROWS)
