@@ -86,7 +86,7 @@ mod tests {
         let html = render("factory", &json!({"blessing": {"-a": {"mac": "0c2a"}}})).into_string();
         assert!(html.contains("<details open>"), "{html}");
         assert!(html.contains("<code>blessing</code>"), "{html}");
-        assert!(html.contains("\"0c2a\""), "{html}");
+        assert!(html.contains("&quot;0c2a&quot;"), "{html}");
 
         let wide: serde_json::Map<String, Value> =
             (0..120).map(|i| (format!("k{i:03}"), json!(i))).collect();
