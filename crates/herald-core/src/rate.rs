@@ -52,6 +52,29 @@ impl<K: Eq + Hash + Clone> TokenBuckets<K> {
         }
     }
 
+    /// [`TokenBuckets::take`] with at most `max_keys` buckets: a key without one, when that
+    /// many exist, first makes the buckets idle for a second forgotten (they are full again, so
+    /// nothing is lost), and is refused for a second if that frees no room. Memory stays
+    /// bounded however many keys (source addresses) come and go.
+    pub fn take_bounded(
+        &self,
+        key: &K,
+        per_second: u32,
+        now: Instant,
+        max_keys: usize,
+    ) -> Result<(), Duration> {
+        {
+            let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+            if !buckets.contains_key(key) && buckets.len() >= max_keys {
+                buckets.retain(|_, b| now.saturating_duration_since(b.at) < Duration::from_secs(1));
+                if buckets.len() >= max_keys {
+                    return Err(Duration::from_secs(1));
+                }
+            }
+        }
+        self.take(key, per_second, now)
+    }
+
     /// Forgets buckets untouched for `idle` (they would be full again by now), so that the map
     /// does not keep every key ever seen.
     pub fn forget_idle(&self, idle: Duration, now: Instant) {
@@ -104,6 +127,33 @@ mod tests {
         limiter.take(&1, 5, start).unwrap();
         limiter.take(&2, 5, start + Duration::from_secs(5)).unwrap();
         limiter.forget_idle(Duration::from_secs(2), start + Duration::from_secs(6));
+        assert_eq!(limiter.len(), 1);
+    }
+
+    #[test]
+    fn bounded_buckets_forget_full_ones_or_refuse() {
+        let limiter = TokenBuckets::default();
+        let start = Instant::now();
+        assert!(limiter.take_bounded(&1, 1, start, 2).is_ok());
+        assert!(limiter.take_bounded(&2, 1, start, 2).is_ok());
+        // No room, and no bucket idle for a second: refused, and nothing grows.
+        assert_eq!(
+            limiter.take_bounded(&3, 1, start + Duration::from_millis(500), 2),
+            Err(Duration::from_secs(1))
+        );
+        assert_eq!(limiter.len(), 2);
+        // A known key still has its bucket.
+        assert!(
+            limiter
+                .take_bounded(&1, 1, start + Duration::from_millis(999), 2)
+                .is_err()
+        );
+        // Once the others are full again, they make room.
+        assert!(
+            limiter
+                .take_bounded(&3, 1, start + Duration::from_secs(2), 2)
+                .is_ok()
+        );
         assert_eq!(limiter.len(), 1);
     }
 

@@ -32,6 +32,7 @@ use herald_core::model::{DeliveryStatus, Ordering, Trigger};
 pub mod batches;
 pub mod devices;
 pub mod inbox;
+pub mod inbox_firebase;
 pub mod leases;
 pub mod routing;
 pub mod serials;
@@ -219,6 +220,8 @@ macro_rules! conformance_checks {
             forwarding_commits_with_the_write => $crate::conformance::inbox::forwarding_commits_with_the_write,
             verification_secrets_are_resealed => $crate::conformance::inbox::verification_secrets_are_resealed,
             a_replayed_signed_request_is_refused => $crate::conformance::inbox::a_replayed_signed_request_is_refused,
+            public_write_is_kept => $crate::conformance::inbox_firebase::public_write_is_kept,
+            deletions_and_shallow_reads => $crate::conformance::inbox_firebase::deletions_and_shallow_reads,
             serials_and_seed_fields => $crate::conformance::serials::serials_and_seed_fields,
         }
     };

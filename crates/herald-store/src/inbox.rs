@@ -111,6 +111,7 @@ pub(crate) struct InboxRow {
     rate_limit: Option<i64>,
     forward: Option<String>,
     drop_headers: Option<String>,
+    public_write: bool,
     rejected_count: i64,
     created_at: i64,
     updated_at: i64,
@@ -119,7 +120,7 @@ pub(crate) struct InboxRow {
 /// An inbox's columns; its `name` is the one its application gave it (`local_name`).
 pub(crate) const INBOX_COLUMNS: &str = "id, COALESCE(local_name, name) AS name, app_id, \
     description, token_hash, verification, verify_secret, max_body_bytes, rate_limit, forward, \
-    drop_headers, rejected_count, created_at, updated_at";
+    drop_headers, public_write, rejected_count, created_at, updated_at";
 
 fn json_column<T: serde::de::DeserializeOwned>(
     column: &str,
@@ -156,6 +157,7 @@ impl TryFrom<InboxRow> for Inbox {
             forward: json_column::<Forward>("forward", r.forward)?,
             drop_headers: json_column::<Vec<String>>("drop_headers", r.drop_headers)?
                 .unwrap_or_default(),
+            public_write: r.public_write,
             rejected_count: r.rejected_count,
             created_at: time(r.created_at)?,
             updated_at: time(r.updated_at)?,
@@ -275,6 +277,16 @@ pub trait InboxStore: Send + Sync {
         at: &Location,
         query: &ChildQuery,
         max_rows: usize,
+    ) -> Result<TreeRead>;
+    /// Firebase's `shallow=true` read at `at`: a primitive as it is, otherwise each child
+    /// that holds data mapped to `true` (as `herald_core::inbox::tree::shallow` of the full
+    /// read), found without reading the children's values; `TooLarge` beyond `max_keys`
+    /// children.
+    async fn read_inbox_shallow(
+        &self,
+        inbox: &InboxId,
+        at: &Location,
+        max_keys: usize,
     ) -> Result<TreeRead>;
     /// Lists entries, keyset-paginated on their (time-ordered) ids.
     async fn list_inbox_entries(

@@ -435,8 +435,12 @@ pub enum EventTypeCommand {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
+    /// Every entry, with its metadata: a JSON array, one entry per line.
     Json,
+    /// One row per entry, the bodies' fields as columns.
     Csv,
+    /// The data tree alone, as Firebase's console exports it.
+    Tree,
 }
 
 #[derive(Debug, Subcommand)]

@@ -184,6 +184,7 @@ impl Application {
                 .as_ref()
                 .map(|t| herald_core::token::sha256(t.as_bytes())),
             ingest_limiter: Default::default(),
+            public_write_limiter: Default::default(),
             api_rate_limit: config.api_rate_limit,
             api_limiter: Default::default(),
             client_timeout: config.client_timeout,

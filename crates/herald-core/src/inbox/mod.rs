@@ -18,6 +18,7 @@ use crate::signing::SignatureConfig;
 
 pub mod body;
 pub mod flatten;
+pub mod push_id;
 pub mod tree;
 
 /// Seconds a Standard Webhooks timestamp may differ from now unless the inbox says otherwise.
@@ -31,6 +32,10 @@ pub const CREDENTIAL_HEADERS: &[&str] = &[
     "proxy-authorization",
     "x-api-key",
 ];
+
+/// Tokenless writes a `publicWrite` inbox accepts per second from one source address (per
+/// node) when it sets no `rateLimit` of its own.
+pub const DEFAULT_PUBLIC_WRITE_RATE: u32 = 10;
 
 /// Most names an inbox's `dropHeaders` may hold.
 pub const MAX_DROP_HEADERS: usize = 32;
@@ -62,8 +67,13 @@ pub struct Inbox {
     pub verification: Option<SealedVerification>,
     /// Largest accepted body; `None`: the server's `--max-body-bytes`.
     pub max_body_bytes: Option<u32>,
-    /// Accepted requests per second (per node); `None`: unlimited.
+    /// Accepted requests per second (per node); `None`: unlimited. Tokenless writes to a
+    /// `public_write` inbox are limited per source address instead, at this rate or
+    /// [`DEFAULT_PUBLIC_WRITE_RATE`].
     pub rate_limit: Option<u32>,
+    /// Whether writes without the token are accepted (Firebase's `auth == null` write rule).
+    /// Reads still need the token; a `verification` setting still applies.
+    pub public_write: bool,
     /// What to do with accepted writes besides keeping them: forward each as a message of
     /// `app_id` (which it then requires); `None` keeps them only.
     pub forward: Option<Forward>,
@@ -86,6 +96,7 @@ impl std::fmt::Debug for Inbox {
             .field("app_id", &self.app_id)
             .field("verification", &self.verification)
             .field("forward", &self.forward)
+            .field("public_write", &self.public_write)
             .finish_non_exhaustive()
     }
 }

@@ -237,6 +237,37 @@ pub fn normalize(value: Value) -> Value {
     }
 }
 
+/// Firebase's `shallow=true`: a primitive as it is; an object as its keys, each mapped to
+/// `true` (an array, which Herald keeps as sent, as its indexes).
+pub fn shallow(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, _)| (k, Value::Bool(true)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Object(
+            (0..items.len())
+                .map(|i| (i.to_string(), Value::Bool(true)))
+                .collect(),
+        ),
+        primitive => primitive,
+    }
+}
+
+/// Orders every object's keys as byte strings (the order of `orderBy="$key"`, and of push
+/// ids by time), so a read or an export lists children the same way every time.
+pub fn sort_keys(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.sort_keys();
+            map.values_mut().for_each(sort_keys);
+        }
+        Value::Array(items) => items.iter_mut().for_each(sort_keys),
+        _ => {}
+    }
+}
+
 /// A write at one location.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
@@ -471,6 +502,20 @@ mod tests {
             normalize(json!({"a": {}, "b": null, "c": {"d": {}}, "e": 1})),
             json!({"e": 1})
         );
+    }
+
+    #[test]
+    fn shallow_reads_and_sorted_keys() {
+        assert_eq!(
+            shallow(json!({"b": {"x": 1}, "a": 2})),
+            json!({"b": true, "a": true})
+        );
+        assert_eq!(shallow(json!([5, 6])), json!({"0": true, "1": true}));
+        assert_eq!(shallow(json!("text")), json!("text"));
+        assert_eq!(shallow(Value::Null), Value::Null);
+        let mut v = json!({"b": {"z": 1, "-a": [{"y": 1, "x": 2}]}, "a": 1});
+        sort_keys(&mut v);
+        assert_eq!(v.to_string(), r#"{"a":1,"b":{"-a":[{"x":2,"y":1}],"z":1}}"#);
     }
 
     fn row(id: &str, at: &str, value: Value) -> RowAbove {

@@ -74,6 +74,7 @@ pub fn sample_inbox(app: Option<&herald_core::id::AppId>) -> Inbox {
         rate_limit: None,
         forward: None,
         drop_headers: Vec::new(),
+        public_write: false,
         rejected_count: 0,
         created_at: now,
         updated_at: now,
@@ -170,11 +171,12 @@ pub async fn inbox_records(store: &dyn Store) {
     assert_eq!(store.get_inbox(inbox.id.as_str()).await.unwrap(), None);
 }
 
-fn new_entry(inbox: &Inbox, method: &str, at: &str, write: Write) -> NewEntry {
+pub(super) fn new_entry(inbox: &Inbox, method: &str, at: &str, write: Write) -> NewEntry {
     let id = InboxEntryId::generate();
     let mut location = Location::parse(at).unwrap();
     if method == "POST" {
-        location = location.child(id.body());
+        let received = id.timestamp().unwrap();
+        location = location.child(&herald_core::inbox::push_id::generate_at(received));
     }
     NewEntry {
         id,
@@ -190,7 +192,7 @@ fn new_entry(inbox: &Inbox, method: &str, at: &str, write: Write) -> NewEntry {
     }
 }
 
-async fn write(
+pub(super) async fn write(
     store: &dyn Store,
     inbox: &Inbox,
     method: &str,
@@ -208,11 +210,11 @@ async fn write(
         .0
 }
 
-async fn tree(store: &dyn Store, inbox: &Inbox, at: &str) -> Value {
+pub(super) async fn tree(store: &dyn Store, inbox: &Inbox, at: &str) -> Value {
     read(store, inbox, at, ChildQuery::default()).await
 }
 
-async fn read(store: &dyn Store, inbox: &Inbox, at: &str, query: ChildQuery) -> Value {
+pub(super) async fn read(store: &dyn Store, inbox: &Inbox, at: &str, query: ChildQuery) -> Value {
     match store
         .read_inbox_tree(&inbox.id, &Location::parse(at).unwrap(), &query, 10_000)
         .await
@@ -223,7 +225,7 @@ async fn read(store: &dyn Store, inbox: &Inbox, at: &str, query: ChildQuery) -> 
     }
 }
 
-async fn entry_count(store: &dyn Store, inbox: &Inbox) -> u64 {
+pub(super) async fn entry_count(store: &dyn Store, inbox: &Inbox) -> u64 {
     store
         .count_inbox_entries(&inbox.id, &EntryFilter::default())
         .await

@@ -227,4 +227,5 @@ include!("access.rs");
 include!("logs.rs");
 include!("devices.rs");
 include!("inbox.rs");
+include!("inbox_reads.rs");
 include!("tasks.rs");

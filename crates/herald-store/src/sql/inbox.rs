@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use crate::{EntryFilter, InboxEntry, InboxStore, NewEntry, TreeRead};
 use herald_core::id::{InboxEntryId, InboxId};
 use herald_core::inbox::Inbox;
-use herald_core::inbox::tree::{self as inbox_tree, ChildQuery, Limit, Location, RowAbove};
+use herald_core::inbox::tree::{self as inbox_tree, ChildQuery, Limit, Location, RowAbove, Write};
 
 /// Appends `AND (<rows at at, or below it>)`: the subtree filter of entry lists and exports,
 /// which scan in id order.
@@ -146,182 +146,6 @@ async fn delete_below(
     Ok(())
 }
 
-/// Rows strictly below `at` as `(path, key, value)`, at most `max + 1` of them.
-async fn rows_below(
-    pool: &Pool<Db>,
-    inbox: &str,
-    at: &Location,
-    max: usize,
-) -> Result<Vec<(String, String, String)>> {
-    let limit = to_limit(max) + 1;
-    if at.is_root() {
-        return Ok(sqlx::query_as(
-            "SELECT path, key, value FROM inbox_entries WHERE inbox_id = $1 LIMIT $2",
-        )
-        .bind(inbox)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?);
-    }
-    let mut rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT path, key, value FROM inbox_entries WHERE inbox_id = $1 AND path = $2 LIMIT $3",
-    )
-    .bind(inbox)
-    .bind(at.joined())
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    let (start, end) = deeper_range(at);
-    rows.extend(
-        sqlx::query_as::<_, (String, String, String)>(
-            "SELECT path, key, value FROM inbox_entries
-             WHERE inbox_id = $1 AND path >= $2 AND path < $3 LIMIT $4",
-        )
-        .bind(inbox)
-        .bind(start)
-        .bind(end)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?,
-    );
-    Ok(rows)
-}
-
-/// The children of `at` that rows deeper than its children hold, found by skipping through
-/// the index one child at a time; `None` when there are more than `max`.
-async fn deeper_children(
-    pool: &Pool<Db>,
-    inbox: &str,
-    at: &Location,
-    max: usize,
-) -> Result<Option<BTreeSet<String>>> {
-    let (mut from, end) = deeper_range(at);
-    let base = if at.is_root() {
-        String::new()
-    } else {
-        format!("{}/", at.joined())
-    };
-    let mut children = BTreeSet::new();
-    loop {
-        let mut qb = QueryBuilder::<Db>::new("SELECT path FROM inbox_entries WHERE inbox_id = ");
-        qb.push_bind(inbox.to_owned())
-            .push(" AND path >= ")
-            .push_bind(from.clone());
-        if let Some(end) = &end {
-            qb.push(" AND path < ").push_bind(end.clone());
-        }
-        qb.push(" ORDER BY path LIMIT 1");
-        let Some(path): Option<String> = qb.build_query_scalar().fetch_optional(pool).await? else {
-            return Ok(Some(children));
-        };
-        let rest = path.get(base.len()..).unwrap_or_default();
-        let child = rest.split('/').next().unwrap_or_default().to_owned();
-        // Past this child's own children (`path = base + child`), the next path is another
-        // child's, or this child's deeper rows (`base + child + '/…'`), which end at `…0`.
-        from = if rest == child {
-            format!("{base}{child}\u{1}")
-        } else {
-            format!("{base}{child}0")
-        };
-        children.insert(child);
-        if children.len() > max {
-            return Ok(None);
-        }
-    }
-}
-
-impl SqlStore {
-    /// A tree read whose query selects some children: only the selected children's rows are
-    /// read. The selected keys are among the first (or last) `n` keys of the rows directly
-    /// below, the children that rows deeper down hold and the children in the values of rows
-    /// above (see `ChildQuery::select`).
-    async fn read_selected_children(
-        &self,
-        inbox: &str,
-        at: &Location,
-        query: &ChildQuery,
-        above: Vec<RowAbove>,
-        max_rows: usize,
-    ) -> Result<TreeRead> {
-        let joined = at.joined();
-        let mut qb =
-            QueryBuilder::<Db>::new("SELECT key FROM inbox_entries WHERE inbox_id = ");
-        qb.push_bind(inbox.to_owned()).push(" AND path = ").push_bind(joined.clone());
-        if let Some(start) = &query.start_at {
-            qb.push(" AND key >= ").push_bind(start.clone());
-        }
-        if let Some(end) = &query.end_at {
-            qb.push(" AND key <= ").push_bind(end.clone());
-        }
-        let (descending, limit) = match query.limit {
-            Some(Limit::First(n)) => (false, n),
-            Some(Limit::Last(n)) => (true, n),
-            None => (false, max_rows + 1),
-        };
-        qb.push(if descending { " ORDER BY key DESC" } else { " ORDER BY key ASC" })
-            .push(" LIMIT ")
-            .push_bind(to_limit(limit.min(max_rows + 1)));
-        let mut candidates: Vec<String> = qb.build_query_scalar().fetch_all(&self.reader).await?;
-        if candidates.len() > max_rows {
-            return Ok(TreeRead::TooLarge);
-        }
-        let Some(deeper) = deeper_children(&self.reader, inbox, at, max_rows).await? else {
-            return Ok(TreeRead::TooLarge);
-        };
-        candidates.extend(deeper.iter().cloned());
-        let mut tree = serde_json::Value::Null;
-        for row in &above {
-            // The part of a row at or above `at` that falls inside it.
-            if let Some(value) = row
-                .location
-                .relative(at)
-                .and_then(|rel| inbox_tree::extract(&row.value, rel))
-            {
-                if let serde_json::Value::Object(map) = value {
-                    candidates.extend(map.keys().cloned());
-                }
-                inbox_tree::place(&mut tree, &[], value.clone());
-            }
-        }
-        let selected = query.select(candidates);
-        let wanted: Vec<String> = selected.iter().cloned().collect();
-        let mut budget = max_rows;
-        for chunk in wanted.chunks(INSERT_CHUNK) {
-            let mut qb =
-                QueryBuilder::<Db>::new("SELECT key, value FROM inbox_entries WHERE inbox_id = ");
-            qb.push_bind(inbox.to_owned())
-                .push(" AND path = ")
-                .push_bind(joined.clone())
-                .push(" AND key IN (");
-            let mut list = qb.separated(", ");
-            for key in chunk {
-                list.push_bind(key.clone());
-            }
-            qb.push(")");
-            let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&self.reader).await?;
-            budget = budget.saturating_sub(rows.len());
-            for (key, value) in rows {
-                inbox_tree::place(&mut tree, &[key], parse_value(&value));
-            }
-        }
-        for child in selected.iter().filter(|c| deeper.contains(*c)) {
-            let below = at.child(child);
-            let rows = rows_below(&self.reader, inbox, &below, budget).await?;
-            if rows.len() > budget {
-                return Ok(TreeRead::TooLarge);
-            }
-            budget -= rows.len();
-            for (path, key, value) in rows {
-                let location = Location::of_row(&path, &key);
-                if let Some(rel) = at.relative(&location) {
-                    inbox_tree::place(&mut tree, rel, parse_value(&value));
-                }
-            }
-        }
-        Ok(TreeRead::Value(query.apply(inbox_tree::normalize(tree))))
-    }
-}
-
 #[async_trait]
 impl InboxStore for SqlStore {
     async fn create_inbox(&self, inbox: &Inbox) -> Result<()> {
@@ -335,8 +159,8 @@ impl InboxStore for SqlStore {
         sqlx::query(
             "INSERT INTO inboxes (id, name, local_name, app_id, description, token_hash,
              verification, verify_secret, max_body_bytes, rate_limit, forward, drop_headers,
-             created_at, updated_at)
-             VALUES ($1, $2, $12, $3, $4, $5, $6, $7, $8, $9, $10, $13, $11, $11)",
+             public_write, created_at, updated_at)
+             VALUES ($1, $2, $12, $3, $4, $5, $6, $7, $8, $9, $10, $13, $14, $11, $11)",
         )
         .bind(inbox.id.as_str())
         .bind(global_name)
@@ -351,6 +175,7 @@ impl InboxStore for SqlStore {
         .bind(millis(inbox.created_at))
         .bind(&inbox.name)
         .bind(drop_headers_column(inbox))
+        .bind(inbox.public_write)
         .execute(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an inbox with this name already exists"))?;
@@ -407,7 +232,8 @@ impl InboxStore for SqlStore {
                          ELSE name END,
              app_id = $3, description = $4, token_hash = $5,
              verification = $6, verify_secret = $7, max_body_bytes = $8, rate_limit = $9,
-             forward = $10, drop_headers = $12, updated_at = $11 WHERE id = $1",
+             forward = $10, drop_headers = $12, public_write = $13, updated_at = $11
+             WHERE id = $1",
         )
         .bind(inbox.id.as_str())
         .bind(&inbox.name)
@@ -421,6 +247,7 @@ impl InboxStore for SqlStore {
         .bind(inbox.forward.as_ref().map(to_json))
         .bind(millis(inbox.updated_at))
         .bind(drop_headers_column(inbox))
+        .bind(inbox.public_write)
         .execute(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an inbox with this name already exists"))?;
@@ -451,10 +278,20 @@ impl InboxStore for SqlStore {
         entry: &NewEntry,
         forward: Option<&Message>,
     ) -> Result<(InboxEntry, Vec<EndpointId>)> {
-        let (path, key) = entry
-            .location
-            .row_address()
-            .ok_or_else(|| StoreError::Corrupt("a write needs a location below the root".into()))?;
+        let (path, key) = match entry.location.row_address() {
+            Some(address) => address,
+            // Deleting the root empties the inbox; the deletion is kept as an entry at the
+            // root's own address (`""`, `""`), which no other write can reach (segments are
+            // never empty) and which holds nothing.
+            None if matches!(&entry.write, Write::Put(serde_json::Value::Null)) => {
+                (String::new(), String::new())
+            }
+            None => {
+                return Err(StoreError::Corrupt(
+                    "only a deletion may write at the root".into(),
+                ));
+            }
+        };
         let inbox = entry.inbox_id.as_str();
         let mut tx = WriteTx::begin(self).await?;
         // Serializes writes to this inbox on engines with concurrent writers (a row lock).
@@ -518,7 +355,13 @@ impl InboxStore for SqlStore {
             path,
             key,
             method: entry.method.clone(),
-            value: plan.value.to_string(),
+            // A value that holds nothing (`{}`, `{"a": null}`) is kept as `null`, as Firebase
+            // keeps nothing: reads never have to open a row to learn that it is empty.
+            value: if inbox_tree::is_empty(&plan.value) {
+                "null".to_owned()
+            } else {
+                plan.value.to_string()
+            },
             encoding: entry.encoding,
             headers: entry.headers.clone(),
             source: entry.source.clone(),
@@ -586,6 +429,15 @@ impl InboxStore for SqlStore {
             }
         }
         Ok(TreeRead::Value(inbox_tree::normalize(tree)))
+    }
+
+    async fn read_inbox_shallow(
+        &self,
+        inbox: &InboxId,
+        at: &Location,
+        max_keys: usize,
+    ) -> Result<TreeRead> {
+        self.read_shallow(inbox.as_str(), at, max_keys).await
     }
 
     async fn list_inbox_entries(

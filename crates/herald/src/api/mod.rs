@@ -78,6 +78,8 @@ pub struct Shared {
     pub metrics_token_hash: Option<Vec<u8>>,
     /// Inboxes' rate limits (per node).
     pub ingest_limiter: inbox::ingest::RateLimiter,
+    /// Tokenless writes to `publicWrite` inboxes, per inbox and source address (per node).
+    pub public_write_limiter: inbox::firebase::PublicWriteLimiter,
     /// Requests per second per API token (0: unlimited), and the tokens' buckets (per node).
     pub api_rate_limit: u32,
     pub api_limiter: herald_core::rate::TokenBuckets<String>,

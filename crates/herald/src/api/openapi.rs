@@ -13,6 +13,7 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
 use super::error::{HttpErrorOut, HttpValidationError};
 use super::inbox::entries::ExportFormat;
+use super::inbox::firebase::FirebasePrint;
 use super::pagination::Ordering;
 use super::status::StatusCodeClass;
 
@@ -27,7 +28,7 @@ use super::status::StatusCodeClass;
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     // Schemas that only query parameters name: utoipa refers to them without collecting them.
-    components(schemas(HttpErrorOut, HttpValidationError, StatusCodeClass, Ordering, ExportFormat)),
+    components(schemas(HttpErrorOut, HttpValidationError, StatusCodeClass, Ordering, ExportFormat, FirebasePrint)),
     tags(
         (name = "Application", description = "One application per customer of your platform."),
         (name = "Event Type", description = "The catalogue of events that can be sent."),

@@ -79,6 +79,7 @@ pub async fn run(
         match format {
             ExportFormat::Json => "json",
             ExportFormat::Csv => "csv",
+            ExportFormat::Tree => "tree",
         },
     );
     if let Some(path) = path {
@@ -122,8 +123,12 @@ pub async fn run(
     sink.flush()
         .map_err(|e| ClientError::Failure(format!("writing the export failed: {e}")))?;
     bar.finish_and_clear();
-    if let Some(file) = out {
-        eprintln!("herald: exported {total} entries to {}", file.display());
+    match out {
+        Some(file) if format == ExportFormat::Tree => {
+            eprintln!("herald: exported the tree to {}", file.display());
+        }
+        Some(file) => eprintln!("herald: exported {total} entries to {}", file.display()),
+        None => {}
     }
     Ok(())
 }

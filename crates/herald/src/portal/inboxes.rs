@@ -1,5 +1,6 @@
-//! Inboxes (operator console): the list, browsing an inbox's entries by path and time, and
-//! exports passed through from the API as a download (streamed, never held in memory).
+//! Inboxes (operator console): the list, browsing an inbox's data as a tree (as the Firebase
+//! console shows it, [`super::inbox_tree`]) next to its entries by path and time, and exports
+//! passed through from the API as a download (streamed, never held in memory).
 
 use std::collections::HashMap;
 
@@ -9,11 +10,13 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use maud::html;
+use serde_json::Value;
 
 use super::PortalState;
 use super::client::{Refusal, query, seg};
 use super::endpoint_app::utc_input;
 use super::error::PageResult;
+use super::inbox_tree;
 use super::session::Ctx;
 use super::view;
 use crate::api::inbox::InboxOut;
@@ -79,6 +82,18 @@ async fn entries(
         ])
     );
     let list: ListResponse<InboxEntryOut> = ctx.api.get_as(&path).await.map_err(|r| ctx.fail(r))?;
+    // The tree at the filtered path; one too large to draw says so instead.
+    let tree: Result<Value, Refusal> = ctx
+        .api
+        .get_as(&format!(
+            "{api}/export{}",
+            query(&[("format", "tree"), ("path", get("path"))])
+        ))
+        .await;
+    let root = match get("path") {
+        "" => i.name.clone(),
+        path => path.to_owned(),
+    };
     let rows = &list.data;
     let base = format!("/admin/inbox/{}", seg(&i.name));
     let filters = [
@@ -102,7 +117,18 @@ async fn entries(
         div.actions {
             a.button href=(export("csv")) download { "Export CSV" }
             a.button href=(export("json")) download { "Export JSON" }
+            a.button href=(export("tree")) download { "Export tree" }
         }
+        div.inbox-view {
+        section.inbox-tree aria-label="Data" {
+            h2 { "Data" }
+            @match &tree {
+                Ok(value) => (inbox_tree::render(&root, value)),
+                Err(refusal) => p.hint { (refusal.detail) },
+            }
+        }
+        section aria-label="Entries" {
+        h2 { "Entries" }
         @if rows.is_empty() { p.empty { "No entries match." } } @else {
             table {
                 caption.visually-hidden { "Entries, newest first" }
@@ -119,6 +145,8 @@ async fn entries(
                 } } }
             }
             (view::pager(&base, &list, &filters))
+        }
+        }
         }
     };
     Ok(ctx.page(&format!("Inbox {}", i.name), body))
@@ -140,20 +168,25 @@ async fn export(
 ) -> PageResult {
     let get = |k: &str| q.get(k).map_or("", String::as_str);
     let (after, before) = (utc_input(get("after")), utc_input(get("before")));
-    let format = if get("format") == "json" {
-        "json"
-    } else {
-        "csv"
+    let format = match get("format") {
+        "json" => "json",
+        "tree" => "tree",
+        _ => "csv",
     };
     let path = format!(
         "/api/v1/inbox/{}/export{}",
         seg(&inbox),
-        query(&[
-            ("format", format),
-            ("path", get("path")),
-            ("after", &after),
-            ("before", &before)
-        ])
+        // The tree is the data as it is now: the time filters apply to entries only.
+        query(&if format == "tree" {
+            vec![("format", format), ("path", get("path"))]
+        } else {
+            vec![
+                ("format", format),
+                ("path", get("path")),
+                ("after", after.as_str()),
+                ("before", before.as_str()),
+            ]
+        })
     );
     let response = ctx.api.raw(Method::GET, &path, None).await;
     if !response.status().is_success() {
@@ -167,8 +200,11 @@ async fn export(
     let mut response = response.into_response();
     response.headers_mut().insert(
         header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&format!("attachment; filename=\"{name}.{format}\""))
-            .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+        HeaderValue::from_str(&match format {
+            "tree" => format!("attachment; filename=\"{name}-export.json\""),
+            _ => format!("attachment; filename=\"{name}.{format}\""),
+        })
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
     );
     Ok(response)
 }

@@ -43,6 +43,7 @@ mod endpoint_form;
 mod endpoints;
 mod error;
 mod events;
+mod inbox_tree;
 mod inboxes;
 mod messages;
 mod scope;

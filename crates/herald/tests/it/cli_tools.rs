@@ -546,6 +546,30 @@ async fn inbox_export_writes_csv_and_json_files() {
         "{}",
         list.stdout
     );
+    // The data tree alone, as Firebase's console exports it.
+    let tree_file = dir.path().join("factory-export.json");
+    let out = herald(
+        &t,
+        &[
+            "inbox",
+            "export",
+            "factory",
+            "--format",
+            "tree",
+            "--out",
+            tree_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("exported the tree"), "{}", out.stderr);
+    let tree: Value = serde_json::from_str(&std::fs::read_to_string(&tree_file).unwrap()).unwrap();
+    let results = tree["testresult"].as_object().unwrap();
+    assert_eq!(results.len(), 3, "{tree}");
+    assert!(
+        results.keys().all(|k| k.starts_with('-') && k.len() == 20),
+        "{tree}"
+    );
     let missing = herald(&t, &["inbox", "export", "nope", "--format", "csv"]).await;
     assert_eq!(missing.code, 1);
     let (status, _) = t.call(Method::DELETE, "/api/v1/inbox/factory", None).await;

@@ -44,6 +44,7 @@ mod operational;
 mod portal;
 mod postgres_nodes;
 mod sdk;
+mod seed_firebase;
 mod seed_ideavate;
 mod seed_impilo;
 mod seed_kobiton;

@@ -12,7 +12,7 @@ use crate::helpers::{ADMIN_TOKEN, TestApp};
 use crate::receiver::Receiver;
 
 /// A browser without JavaScript: keeps cookies, does not follow redirects.
-struct Browser {
+pub(crate) struct Browser {
     base: String,
     client: reqwest::Client,
     cookies: HashMap<String, String>,
@@ -20,14 +20,14 @@ struct Browser {
     set_cookies: Vec<String>,
 }
 
-struct Page {
-    status: StatusCode,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
     location: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Browser {
-    fn new(t: &TestApp) -> Self {
+    pub(crate) fn new(t: &TestApp) -> Self {
         Self {
             base: t.base.clone(),
             client: reqwest::Client::builder()
@@ -71,18 +71,18 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let req = self.client.get(format!("{}{path}", self.base));
         self.send(req).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let req = self.client.post(format!("{}{path}", self.base));
         self.send(with_form(req, form)).await
     }
 
     /// The CSRF token the page at `path` puts into its forms.
-    async fn csrf(&mut self, path: &str) -> String {
+    pub(crate) async fn csrf(&mut self, path: &str) -> String {
         let page = self.get(path).await;
         csrf_in(&page.body)
     }

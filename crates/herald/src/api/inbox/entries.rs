@@ -1,4 +1,5 @@
-//! What an inbox received: the entries list and the streamed export (JSON or CSV).
+//! What an inbox received: the entries list and the exports (JSON or CSV of the entries,
+//! streamed; or the data tree, as Firebase's console exports it).
 //!
 //! An export streams rows from the database in keyset-paged batches into the response body, so
 //! memory stays flat whatever the inbox holds. It covers the entries present when it starts (up
@@ -6,6 +7,11 @@
 //! entry's flattened body fields, in order of first appearance. It is found by a first pass over
 //! the entries, which keeps only the column names (capped at [`MAX_CSV_COLUMNS`]); the second
 //! pass streams the rows.
+//!
+//! The tree export (`format=tree`) is the value a read of the path gives, without entry
+//! metadata: what a Firebase console export holds. It is assembled in memory, so it has the
+//! read's budget ([`MAX_TREE_ROWS`] stored values); beyond it, a 400 points to the entry
+//! exports, which stream whatever the size.
 
 use std::collections::HashSet;
 
@@ -15,19 +21,21 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use herald_core::inbox::Inbox;
 use herald_core::inbox::flatten::flatten;
-use herald_core::inbox::tree::Location;
+use herald_core::inbox::tree::{self, ChildQuery, Location};
 use herald_core::page::{Cursor, ListParams, Order};
-use herald_store::{EntryFilter, InboxEntry, Store};
+use herald_store::{EntryFilter, InboxEntry, Store, TreeRead};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::super::AppState;
-use super::super::error::{ApiError, ApiResult};
+use super::super::error::{ApiError, ApiResult, HttpErrorOut};
 use super::super::extract::Query;
 use super::super::pagination::{ListResponse, Ordering};
+use super::read::MAX_TREE_ROWS;
 use super::{InboxPath, ScopedInbox};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -167,36 +175,44 @@ pub enum ExportFormat {
     Json,
     /// One row per entry: `key`, `path`, `receivedAt`, then the body's fields with dotted names.
     Csv,
+    /// The data tree at `path` (the whole inbox by default) as one JSON value, keys in byte
+    /// order, without entry metadata: `{"blessing": {"<push id>": {…}}, …}`, as Firebase's
+    /// console exports it. At most 50,000 stored values.
+    Tree,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// `json` (default) or `csv`.
+    /// `json` (default), `csv` or `tree`.
     pub format: Option<ExportFormat>,
-    /// Only entries at this path or below it.
+    /// Only entries at this path or below it (`tree`: the tree at this path).
     pub path: Option<String>,
-    /// Only entries received after this time.
+    /// Only entries received after this time (`json` and `csv` only).
     pub after: Option<DateTime<Utc>>,
-    /// Only entries received before this time.
+    /// Only entries received before this time (`json` and `csv` only).
     pub before: Option<DateTime<Utc>>,
 }
 
-/// Stream an export of the inbox's entries, oldest first. The `X-Herald-Entry-Count` header
-/// says how many entries follow.
+/// Stream an export of the inbox's entries, oldest first (the `X-Herald-Entry-Count` header
+/// says how many entries follow), or with `format=tree` export its data tree.
 #[utoipa::path(get, path = "/api/v1/inbox/{inbox_id}/export", tag = "Inbox", operation_id = "herald.inbox.export",
     params(InboxPath, ExportQuery),
     responses(
-        (status = 200, description = "The export, streamed", content(
+        (status = 200, description = "The export: entries streamed (`json`, `csv`), or the data tree (`tree`: any JSON value)", content(
             (String = "text/csv"),
             (Vec<InboxEntryOut> = "application/json"),
         )),
+        (status = 400, body = HttpErrorOut, description = "`tree`: more than one read assembles; export json or csv"),
     ))]
 async fn export(
     State(state): State<AppState>,
     scoped: ScopedInbox,
     Query(query): Query<ExportQuery>,
 ) -> ApiResult<Response> {
+    if query.format == Some(ExportFormat::Tree) {
+        return export_tree(&state, &scoped.inbox, &query).await;
+    }
     let mut filter = filter(query.path.as_deref(), query.after, query.before)?;
     let inbox = scoped.inbox;
     let store = state.store.clone();
@@ -205,7 +221,7 @@ async fn export(
     let format = query.format.unwrap_or_default();
     let (count, columns) = match (format, &filter.up_to) {
         (_, None) => (0, Vec::new()),
-        (ExportFormat::Json, Some(_)) => (
+        (ExportFormat::Json | ExportFormat::Tree, Some(_)) => (
             store.count_inbox_entries(&inbox.id, &filter).await?,
             Vec::new(),
         ),
@@ -232,7 +248,7 @@ async fn export(
         rx.recv().await.map(|chunk| (chunk, rx))
     });
     let (content_type, extension) = match format {
-        ExportFormat::Json => ("application/json", "json"),
+        ExportFormat::Json | ExportFormat::Tree => ("application/json", "json"),
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
     };
     let mut response = Body::from_stream(stream).into_response();
@@ -245,6 +261,55 @@ async fn export(
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     headers.insert(ENTRY_COUNT_HEADER, HeaderValue::from(count));
+    Ok(response)
+}
+
+/// `format=tree`: the data tree at `path`, as one JSON document.
+async fn export_tree(state: &AppState, inbox: &Inbox, query: &ExportQuery) -> ApiResult<Response> {
+    for (name, given) in [
+        ("after", query.after.is_some()),
+        ("before", query.before.is_some()),
+    ] {
+        if given {
+            return Err(ApiError::invalid(
+                &["query", name],
+                "format=tree exports the tree as it is now; `after` and `before` apply to the \
+                 json and csv exports",
+            ));
+        }
+    }
+    let at = match query.path.as_deref() {
+        Some(p) => Location::parse(p).map_err(|msg| ApiError::invalid(&["query", "path"], msg))?,
+        None => Location::root(),
+    };
+    let read = state
+        .store
+        .read_inbox_tree(&inbox.id, &at, &ChildQuery::default(), MAX_TREE_ROWS)
+        .await?;
+    let TreeRead::Value(mut value) = read else {
+        return Err(ApiError::BadRequest(format!(
+            "the tree at {at} holds more than {MAX_TREE_ROWS} stored values, more than a tree \
+             export assembles: export format=json or format=csv (streamed, any size), or \
+             narrow it with `path`"
+        )));
+    };
+    tree::sort_keys(&mut value);
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        value.to_string(),
+    )
+        .into_response();
+    if let Ok(disposition) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}-export.json\"",
+        inbox.name
+    )) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, disposition);
+    }
     Ok(response)
 }
 
@@ -369,7 +434,8 @@ async fn produce(
     };
     let mut batches = Batches::new(store, inbox, filter);
     match format {
-        ExportFormat::Json => {
+        // (`tree` is answered by `export_tree` and never streamed.)
+        ExportFormat::Json | ExportFormat::Tree => {
             send(b"[".to_vec()).await?;
             let mut first = true;
             while let Some(batch) = batches.next().await? {

@@ -1,37 +1,40 @@
 //! `/in/{inbox}/{path…}`: where senders write and read, Firebase-style.
 //!
 //! These routes are outside `/api/v1` and authenticated by the inbox's ingest token (`?token=`,
-//! Firebase's `?auth=`, or `Authorization: Bearer`), never by API tokens. Each request goes
-//! through, in order: the inbox and its token (401 for either, so that names cannot be probed),
-//! the inbox's rate limit (429, a token bucket in this node's memory), the body size (413), the signature when the inbox verifies (401, counted on
-//! the inbox, nothing stored), the body's parsing (400), the forwarded event type (422), and
-//! only then the store, which writes the entry and the forwarded message in one transaction.
+//! Firebase's `?auth=`, or `Authorization: Bearer`), never by API tokens; a `publicWrite` inbox
+//! also takes writes without it, as a Firebase database under the write rule `auth == null`
+//! does. Each request goes through, in order: its query parameters (422 for one Herald does not
+//! support), the inbox and its token (401 for either, so that names cannot be probed; a token
+//! presented must be right even where none is needed), the rate limit (429: the inbox's token
+//! bucket, or for a tokenless write its source address's, in this node's memory), the `print`
+//! and `shallow` parameters (400), the body size (413), the signature when the inbox verifies
+//! (401, counted on the inbox, nothing stored), the body's parsing (400), the forwarded event
+//! type (422), and only then the store, which writes the entry and the forwarded message in one
+//! transaction. Admission (query, inbox, credential, rate) is [`super::admission`], shared with
+//! the reads of [`super::read`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, RawPathParams, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Duration as TimeDelta;
 use herald_core::id::{InboxEntryId, InboxId, MessageId};
-use herald_core::inbox::tree::{ChildQuery, Limit, Location, Write, check_segment};
-use herald_core::inbox::{Inbox, body, forward_payload};
+use herald_core::inbox::tree::{Write, check_segment};
+use herald_core::inbox::{body, forward_payload, push_id};
 use herald_core::model::Message;
 use herald_core::signing::{self, Verification};
-use herald_store::{NewEntry, ReplayGuard, SerialKind, StoreError, TreeRead};
-use serde::Deserialize;
+use herald_store::{NewEntry, ReplayGuard, SerialKind, StoreError};
 
 use super::super::AppState;
 use super::super::error::{ApiError, HttpErrorOut};
 use super::super::extract::read_body;
-
-/// Most rows one tree read may assemble; larger reads must page with `limitToFirst` or
-/// `limitToLast`, or use the export.
-pub const MAX_TREE_ROWS: usize = 50_000;
+use super::admission::{Access, Admitted, admit, bad_request, error, path_params};
+use super::firebase::{self, FirebasePrint, Print};
+use super::read::read_tree;
 
 pub fn router() -> Router<AppState> {
     let routes = || {
@@ -39,6 +42,7 @@ pub fn router() -> Router<AppState> {
             .post(write_entry)
             .put(write_entry)
             .patch(write_entry)
+            .delete(write_entry)
     };
     Router::new()
         .route("/in/{inbox}", routes())
@@ -49,161 +53,11 @@ pub fn router() -> Router<AppState> {
 /// The OpenAPI description of the ingest routes (they are routed by hand: their path is a
 /// catch-all).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(write_entry, read_tree))]
+#[openapi(paths(write_entry, super::read::read_tree))]
 pub struct IngestDoc;
 
 /// Per-inbox token buckets, in this node's memory.
 pub type RateLimiter = herald_core::rate::TokenBuckets<InboxId>;
-
-/// Query parameters of the ingest routes.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IngestQuery {
-    token: Option<String>,
-    /// Firebase's name for the token.
-    auth: Option<String>,
-    order_by: Option<String>,
-    limit_to_first: Option<usize>,
-    limit_to_last: Option<usize>,
-    start_at: Option<String>,
-    end_at: Option<String>,
-}
-
-fn error(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
-    let mut response = (
-        status,
-        axum::Json(HttpErrorOut {
-            code: code.to_owned(),
-            detail: detail.into(),
-        }),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn bad_request(detail: impl Into<String>) -> Response {
-    error(StatusCode::BAD_REQUEST, "bad_request", detail)
-}
-
-/// What every ingest request checks before its body: the location, the inbox, its token and
-/// its rate.
-struct Admitted {
-    inbox: Inbox,
-    location: Location,
-    query: IngestQuery,
-}
-
-async fn admit(
-    state: &AppState,
-    params: &HashMap<String, String>,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Result<Admitted, Response> {
-    let query: IngestQuery = serde_html_form::from_str(query.unwrap_or_default())
-        .map_err(|e| bad_request(format!("query: {e}")))?;
-    let first = params.get("inbox").map(String::as_str).unwrap_or_default();
-    let path = params.get("path").map(String::as_str).unwrap_or_default();
-    let presented = query
-        .token
-        .as_deref()
-        .or(query.auth.as_deref())
-        .or_else(|| bearer(headers));
-    let found = match presented {
-        Some(token) => find_inbox(state, first, path, token)
-            .await
-            .map_err(|e| ApiError::from(e).into_response())?,
-        None => None,
-    };
-    // An unknown inbox gets the answer of a wrong token: names cannot be probed without one.
-    let Some((inbox, path)) = found else {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_failed",
-            "missing or wrong inbox token: send `?token=…` or `Authorization: Bearer …`",
-        ));
-    };
-    let location = Location::parse(path).map_err(bad_request)?;
-    if let Some(rate) = inbox.rate_limit
-        && let Err(wait) = state.ingest_limiter.take(&inbox.id, rate, Instant::now())
-    {
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("this inbox accepts {rate} requests per second"),
-        );
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(herald_core::rate::retry_after_secs(wait)),
-        );
-        return Err(response);
-    }
-    Ok(Admitted {
-        inbox,
-        location,
-        query,
-    })
-}
-
-/// `{inbox}` and `{path}` (percent-decoded).
-fn path_params(params: &RawPathParams) -> HashMap<String, String> {
-    params
-        .iter()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect()
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-/// The inbox a request names whose token it presents, and the path below the inbox.
-/// `/in/{name}/{path…}` names an inbox by its id or its name, in whichever application holds
-/// an inbox of that name with that token (names are only unique per application);
-/// `/in/{app}/{name}/{path…}` names an application's inbox by the name the application gave it.
-async fn find_inbox<'p>(
-    state: &AppState,
-    first: &str,
-    path: &'p str,
-    token: &str,
-) -> herald_store::Result<Option<(Inbox, &'p str)>> {
-    let holds =
-        |inbox: &Inbox| herald_core::token::hash_matches(token.as_bytes(), &inbox.token_hash);
-    if let Some(inbox) = state
-        .store
-        .find_inboxes_named(first)
-        .await?
-        .into_iter()
-        .find(holds)
-    {
-        return Ok(Some((inbox, path)));
-    }
-    let (name, rest) = path.split_once('/').unwrap_or((path, ""));
-    // `/in/{app}/{name}.json` reads the inbox's root.
-    let (name, rest) = match name.strip_suffix(".json") {
-        Some(name) if rest.is_empty() => (name, ".json"),
-        _ => (name, rest),
-    };
-    if name.is_empty() {
-        return Ok(None);
-    }
-    let Some(app) = state.store.get_app(first).await? else {
-        return Ok(None);
-    };
-    Ok(state
-        .store
-        .get_inbox_of(&app.id, name)
-        .await?
-        .filter(holds)
-        .map(|inbox| (inbox, rest)))
-}
 
 /// The request headers: names lowercased, repeated ones joined. What an entry keeps of them is
 /// filtered after verification (`herald_core::inbox::keeps_header`).
@@ -222,23 +76,29 @@ fn request_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     kept
 }
 
-/// Write to an inbox: `POST` appends under the path with a generated, time-ordered key and
-/// answers `{"name": key}`; `PUT` replaces the value at the path; `PATCH` merges the body's
-/// children into it. A trailing `.json` is optional.
-#[utoipa::path(method(post, put, patch), path = "/in/{inbox}/{path}", tag = "Inbox", operation_id = "herald.inbox.write",
+/// Write to an inbox: `POST` appends under the path with a generated push id (Firebase's: 20
+/// characters, time-ordered) and answers `{"name": key}`; `PUT` replaces the value at the path
+/// (`PUT null` deletes it, whatever the content type); `PATCH` merges the body's children into
+/// it; `DELETE` removes the value at the path and everything under it (the whole inbox at its
+/// root) and answers `null`. A trailing `.json` is optional. A `publicWrite` inbox takes writes
+/// without the token, limited per source address.
+#[utoipa::path(method(post, put, patch, delete), path = "/in/{inbox}/{path}", tag = "Inbox", operation_id = "herald.inbox.write",
     security(()),
     params(
         ("inbox" = String, Path, description = "The inbox's name or id; or the id or uid of its application, the inbox's name then starting `path` (`/in/{app}/{name}/…`)"),
         ("path" = String, Path, description = "Where to write, slash-separated, e.g. `blessing.json` or `devices/abc`"),
-        ("token" = Option<String>, Query, description = "The ingest token (or `auth`, or `Authorization: Bearer`)"),
+        ("token" = Option<String>, Query, description = "The ingest token (or `auth`, or `Authorization: Bearer`); not needed by a `publicWrite` inbox, but checked when given"),
+        ("print" = Option<FirebasePrint>, Query, description = "`pretty`: the answer indented; `silent`: 204 with no body"),
     ),
-    request_body(content = Object, description = "JSON, form-urlencoded, text or bytes"),
+    request_body(content = Object, description = "JSON, form-urlencoded, text or bytes; none for DELETE"),
     responses(
-        (status = 200, description = "Stored: `{\"name\": key}` for POST, the value written for PUT and PATCH"),
-        (status = 401, body = HttpErrorOut, description = "No such inbox, a wrong token, or the signature does not verify"),
+        (status = 200, description = "Stored: `{\"name\": push id}` for POST, the value written for PUT and PATCH, `null` for DELETE"),
+        (status = 204, description = "Stored, with `print=silent`"),
+        (status = 400, description = "A bad path or body, or a bad `print` (Firebase's `{\"error\": …}`)"),
+        (status = 401, body = HttpErrorOut, description = "No such inbox, a wrong or missing token, or the signature does not verify"),
         (status = 413, body = HttpErrorOut, description = "Body larger than the inbox accepts"),
-        (status = 422, body = HttpErrorOut, description = "Cannot forward: no event type"),
-        (status = 429, body = HttpErrorOut, description = "Over the inbox's rate; see Retry-After"),
+        (status = 422, body = HttpErrorOut, description = "An unsupported query parameter, or cannot forward: no event type"),
+        (status = 429, body = HttpErrorOut, description = "Over the inbox's rate (a tokenless write: its address's); see Retry-After"),
     ))]
 async fn write_entry(
     State(state): State<AppState>,
@@ -256,19 +116,37 @@ async fn write(
     req: Request,
 ) -> Result<Response, Response> {
     let (parts, body) = req.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let Admitted {
-        inbox, location, ..
-    } = admit(state, params, parts.uri.query(), &parts.headers).await?;
+        inbox,
+        location,
+        query,
+    } = admit(
+        state,
+        params,
+        parts.uri.query(),
+        &parts.headers,
+        Access::Write(peer),
+    )
+    .await?;
+    let print = Print::parse(query.print.as_deref()).map_err(|refusal| *refusal)?;
+    if query.shallow.is_some() {
+        return Err(firebase::error(
+            StatusCode::BAD_REQUEST,
+            "shallow applies to reads (GET) only",
+        ));
+    }
     let method = parts.method.clone();
-    if method != Method::POST && location.is_root() {
+    let deletes = method == Method::DELETE;
+    if (method == Method::PUT || method == Method::PATCH) && location.is_root() {
         return Err(bad_request(
             "PUT and PATCH need a path below the inbox (e.g. /in/{inbox}/devices/abc)",
         ));
     }
-    let source = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let source = peer.map(|ip| ip.to_string());
     // Verification sees every header; the entry keeps what the inbox keeps (no credentials).
     let mut headers = request_headers(&parts.headers);
     let content_type = parts
@@ -332,12 +210,24 @@ async fn write(
             headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         }
     }
-    let (value, encoding) = body::parse(content_type.as_deref(), &bytes).map_err(bad_request)?;
+    let (value, encoding) = if deletes {
+        if !bytes.is_empty() {
+            return Err(bad_request("a DELETE has no body"));
+        }
+        (serde_json::Value::Null, body::Encoding::Empty)
+    } else if method == Method::PUT && bytes.trim_ascii() == b"null" {
+        // `PUT null` deletes, whatever the content type says (Firebase's clients send it as
+        // text too).
+        (serde_json::Value::Null, body::Encoding::Json)
+    } else {
+        body::parse(content_type.as_deref(), &bytes).map_err(bad_request)?
+    };
     let id = InboxEntryId::generate();
     let received_at = id.timestamp().unwrap_or_else(herald_core::time::now);
     let (at, write) = if method == Method::POST {
-        (location.child(id.body()), Write::Put(value.clone()))
-    } else if method == Method::PUT {
+        let key = push_id::generate_at(received_at);
+        (location.child(&key), Write::Put(value.clone()))
+    } else if method == Method::PUT || deletes {
         (location.clone(), Write::Put(value.clone()))
     } else {
         let serde_json::Value::Object(children) = &value else {
@@ -414,132 +304,5 @@ async fn write(
     } else {
         value
     };
-    Ok((StatusCode::OK, axum::Json(answer)).into_response())
-}
-
-/// Read the JSON tree at a path, Firebase-style (`null` when there is nothing). With
-/// `orderBy="$key"`, `startAt`, `endAt` (inclusive) and `limitToFirst` or `limitToLast`,
-/// only the matching children of the path are returned.
-#[utoipa::path(get, path = "/in/{inbox}/{path}", tag = "Inbox", operation_id = "herald.inbox.read",
-    security(()),
-    params(
-        ("inbox" = String, Path, description = "The inbox's name or id; or the id or uid of its application, the inbox's name then starting `path` (`/in/{app}/{name}/…`)"),
-        ("path" = String, Path, description = "What to read, slash-separated; `.json` optional"),
-        ("token" = Option<String>, Query, description = "The ingest token (or `auth`, or `Authorization: Bearer`)"),
-        ("orderBy" = Option<String>, Query, description = "`\"$key\"`: children in key order (the only order)"),
-        ("limitToFirst" = Option<usize>, Query, description = "Only the first N children"),
-        ("limitToLast" = Option<usize>, Query, description = "Only the last N children"),
-        ("startAt" = Option<String>, Query, description = "Only children whose key is at least this"),
-        ("endAt" = Option<String>, Query, description = "Only children whose key is at most this"),
-    ),
-    responses(
-        (status = 200, description = "The JSON at the path"),
-        (status = 400, body = HttpErrorOut, description = "A bad query, or too much data for one read"),
-        (status = 401, body = HttpErrorOut, description = "Wrong token"),
-        (status = 401, body = HttpErrorOut, description = "No such inbox, or a wrong token"),
-    ))]
-async fn read_tree(State(state): State<AppState>, params: RawPathParams, req: Request) -> Response {
-    let query = req.uri().query().map(str::to_owned);
-    match read(
-        &state,
-        &path_params(&params),
-        query.as_deref(),
-        req.headers(),
-    )
-    .await
-    {
-        Ok(response) | Err(response) => response,
-    }
-}
-
-/// A query value as Firebase sends it: JSON-quoted (`"$key"`), or bare.
-fn unquote(text: &str) -> String {
-    serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned())
-}
-
-fn child_query(q: &IngestQuery) -> Result<ChildQuery, String> {
-    if let Some(order) = &q.order_by
-        && unquote(order) != "$key"
-    {
-        return Err(format!(
-            "orderBy {order} is not supported: children are ordered by key (orderBy=\"$key\")"
-        ));
-    }
-    let limit = match (q.limit_to_first, q.limit_to_last) {
-        (Some(_), Some(_)) => return Err("use limitToFirst or limitToLast, not both".into()),
-        (Some(n), None) => Some(Limit::First(n)),
-        (None, Some(n)) => Some(Limit::Last(n)),
-        (None, None) => None,
-    };
-    if let Some(Limit::First(n) | Limit::Last(n)) = limit
-        && (n == 0 || n > MAX_TREE_ROWS)
-    {
-        return Err(format!("limits go from 1 to {MAX_TREE_ROWS}"));
-    }
-    Ok(ChildQuery {
-        start_at: q.start_at.as_deref().map(unquote),
-        end_at: q.end_at.as_deref().map(unquote),
-        limit,
-    })
-}
-
-async fn read(
-    state: &AppState,
-    params: &HashMap<String, String>,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Result<Response, Response> {
-    let Admitted {
-        inbox,
-        location,
-        query,
-    } = admit(state, params, query, headers).await?;
-    let children = child_query(&query).map_err(bad_request)?;
-    match state
-        .store
-        .read_inbox_tree(&inbox.id, &location, &children, MAX_TREE_ROWS)
-        .await
-    {
-        Ok(TreeRead::Value(value)) => Ok(axum::Json(value).into_response()),
-        Ok(TreeRead::TooLarge) => Err(bad_request(format!(
-            "the data at {location} is larger than one read returns ({MAX_TREE_ROWS} stored \
-             values): page with orderBy=\"$key\" and limitToFirst/startAt, or use the export"
-        ))),
-        Err(e) => Err(ApiError::from(e).into_response()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn firebase_queries() {
-        let q = IngestQuery {
-            order_by: Some("\"$key\"".into()),
-            limit_to_last: Some(2),
-            start_at: Some("\"a\"".into()),
-            end_at: Some("m".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            child_query(&q).unwrap(),
-            ChildQuery {
-                start_at: Some("a".into()),
-                end_at: Some("m".into()),
-                limit: Some(Limit::Last(2)),
-            }
-        );
-        let bad = IngestQuery {
-            order_by: Some("\"$value\"".into()),
-            ..Default::default()
-        };
-        assert!(child_query(&bad).is_err());
-        let both = IngestQuery {
-            limit_to_first: Some(1),
-            limit_to_last: Some(1),
-            ..Default::default()
-        };
-        assert!(child_query(&both).is_err());
-    }
+    Ok(print.respond(&answer))
 }
