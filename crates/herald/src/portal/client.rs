@@ -262,10 +262,11 @@ mod tests {
         let at = "2026-03-10T16:15:50Z";
         round_trip::<pagination::ListResponse<message::MessageOut>>(serde_json::json!({
             "data": [{"id": "msg_1", "eventType": "a.b", "eventId": null, "channels": ["c"],
-                "payload": {"z": [1, {"y": null}], "a": "x"}, "timestamp": at}],
+                "payload": {"z": [1, {"y": null}], "a": "x"}, "timestamp": at, "serial": 7}],
             "iterator": "it", "prevIterator": null, "done": false}));
         round_trip::<endpoint::EndpointOut>(serde_json::json!({
-            "id": "ep_1", "uid": null, "url": "https://x", "description": "", "eventTypes": null,
+            "id": "ep_1", "uid": null, "serial": 3, "name": "Lab hook", "url": "https://x",
+            "description": "", "eventTypes": null,
             "channels": null, "disabled": false, "throttleRate": 5, "metadata": {"k": "v"},
             "createdAt": at, "updatedAt": at, "retrySchedule": [5, 60], "ordering": "fifo",
             "signature": {"scheme": "hmac-sha256-hex", "header": "X-Sig", "prefix": "sha256="},

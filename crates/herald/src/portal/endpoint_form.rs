@@ -529,7 +529,7 @@ mod tests {
 
     #[test]
     fn an_endpoint_fills_the_form() {
-        let e: EndpointOut = serde_json::from_value(json!({"id": "ep_1", "uid": null,
+        let e: EndpointOut = serde_json::from_value(json!({"id": "ep_1", "uid": null, "serial": 1,
             "url": "https://x", "description": "", "eventTypes": ["a"], "channels": null,
             "throttleRate": null, "metadata": {}, "createdAt": "2026-03-10T16:15:50Z",
             "updatedAt": "2026-03-10T16:15:50Z", "retrySchedule": [1, 2],
