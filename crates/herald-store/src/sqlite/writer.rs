@@ -352,13 +352,17 @@ mod tests {
     }
 
     fn writer_on(dir: &tempfile::TempDir) -> Writer {
+        writer_with_turn(dir, WriteTurn::default())
+    }
+
+    fn writer_with_turn(dir: &tempfile::TempDir, turn: WriteTurn) -> Writer {
         let path = dir.path().join("writer.db");
         let open: Open = Box::new(move || {
             let conn = Connection::open(&path)?;
             conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
             Ok(conn)
         });
-        Writer::start(open, WriteTurn::default()).unwrap()
+        Writer::start(open, turn).unwrap()
     }
 
     /// A batch of bookkeeping only commits unflushed (`NORMAL`, 1); a batch with anything
@@ -366,16 +370,29 @@ mod tests {
     #[tokio::test]
     async fn a_durable_batch_always_commits_with_synchronous_full() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = writer_on(&dir);
+        let turn = WriteTurn::default();
+        let writer = writer_with_turn(&dir, turn.clone());
         assert_eq!(writer.run(Durability::Bookkeeping, level).await.unwrap(), 1);
         assert_eq!(writer.run(Durability::Durable, level).await.unwrap(), 2);
         assert_eq!(writer.run(Durability::Bookkeeping, level).await.unwrap(), 1);
-        // Both in one batch: the durable job decides.
-        let (a, b) = tokio::join!(
-            writer.run(Durability::Bookkeeping, level),
-            writer.run(Durability::Durable, level)
+        // Both in one batch: the durable job decides. The turn is held while both are queued,
+        // so that the thread, waiting for it with the first, takes the second into the same
+        // batch (without it, a loaded machine may run the first alone).
+        let held = turn.take().await;
+        let release = async {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            drop(held);
+        };
+        let ((a, b), ()) = tokio::join!(
+            async {
+                tokio::join!(
+                    writer.run(Durability::Bookkeeping, level),
+                    writer.run(Durability::Durable, level)
+                )
+            },
+            release
         );
-        assert_eq!(a.unwrap(), b.unwrap());
+        assert_eq!((a.unwrap(), b.unwrap()), (2, 2));
         assert_eq!(writer.run(Durability::Durable, level).await.unwrap(), 2);
         writer.stop().await;
     }
