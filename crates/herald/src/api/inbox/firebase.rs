@@ -77,6 +77,21 @@ impl Print {
     }
 }
 
+/// Firebase's error body, for the query parameters taken from Firebase.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct FirebaseErrorOut {
+    pub error: String,
+}
+
+/// A refused tree read: Herald's error body, or Firebase's for Firebase's own parameters
+/// (`shallow` mixed with a query, a bad `print`), as Firebase's clients expect.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum TreeReadErrorOut {
+    Herald(super::super::error::HttpErrorOut),
+    Firebase(FirebaseErrorOut),
+}
+
 /// Firebase's error body, `{"error": "…"}`, for the query parameters taken from Firebase.
 pub fn error(status: StatusCode, detail: impl Into<String>) -> Response {
     let mut response = (

@@ -46,7 +46,7 @@ pub const MAX_TREE_ROWS: usize = 50_000;
     responses(
         (status = 200, description = "The JSON at the path"),
         (status = 204, description = "With `print=silent`"),
-        (status = 400, body = HttpErrorOut, description = "A bad query (`shallow` mixed with a query, a bad `print`: Firebase's `{\"error\": …}`), or too much data for one read"),
+        (status = 400, body = firebase::TreeReadErrorOut, description = "A bad query (`shallow` mixed with a query, a bad `print`: Firebase's `{\"error\": …}`), or too much data for one read"),
         (status = 401, body = HttpErrorOut, description = "No such inbox, or a missing or wrong token"),
         (status = 422, body = HttpErrorOut, description = "An unsupported query parameter"),
     ))]
