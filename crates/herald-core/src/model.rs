@@ -366,6 +366,20 @@ pub enum Trigger {
     Manual = 1,
 }
 
+/// An endpoint's transformation (`…/endpoint/{id}/transformation`): JavaScript whose
+/// `handler(webhook)` may rewrite each delivery (run by the `herald-transform` sandbox). Its
+/// variables are secrets and are stored sealed, apart from this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transformation {
+    /// The code; empty when none was saved.
+    pub code: String,
+    /// Whether deliveries run it. Never true without code.
+    pub enabled: bool,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
 /// An application's webhook destination (`Endpoint` of the Svix API).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {

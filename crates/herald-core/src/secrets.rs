@@ -151,6 +151,25 @@ impl EndpointSecrets {
     }
 }
 
+/// Opens a sealed JSON object of strings (an endpoint's transformation variables); empty for
+/// `None`.
+pub fn open_map(
+    keyring: &Keyring,
+    sealed: Option<&[u8]>,
+) -> Result<BTreeMap<String, String>, CryptoError> {
+    match sealed {
+        Some(blob) => {
+            serde_json::from_slice(&keyring.open(blob)?).map_err(|_| CryptoError::Malformed)
+        }
+        None => Ok(BTreeMap::new()),
+    }
+}
+
+/// Seals a map of strings for storage; `None` when it is empty.
+pub fn seal_map(keyring: &Keyring, map: &BTreeMap<String, String>) -> Option<Vec<u8>> {
+    (!map.is_empty()).then(|| keyring.seal(json(map).as_bytes()))
+}
+
 /// JSON of secret material, wiped from memory after use.
 fn json<T: serde::Serialize>(value: &T) -> Zeroizing<String> {
     Zeroizing::new(serde_json::to_string(value).expect("plain data serializes"))

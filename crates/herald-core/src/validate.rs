@@ -19,6 +19,10 @@ pub struct Violation {
     /// `type_error`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// More about the problem, as pydantic's `ctx`: where in a transformation's code a syntax
+    /// error is (`{"line", "column"}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctx: Option<serde_json::Value>,
 }
 
 /// The problems found so far in one request.
@@ -37,6 +41,17 @@ impl Violations {
             loc: loc.iter().map(|s| (*s).to_owned()).collect(),
             msg: msg.into(),
             kind: kind.to_owned(),
+            ctx: None,
+        });
+    }
+
+    /// Records a value error at `loc` with a context object (see [`Violation::ctx`]).
+    pub fn value_with(&mut self, loc: &[&str], msg: impl Into<String>, ctx: serde_json::Value) {
+        self.0.push(Violation {
+            loc: loc.iter().map(|s| (*s).to_owned()).collect(),
+            msg: msg.into(),
+            kind: "value_error".to_owned(),
+            ctx: Some(ctx),
         });
     }
 

@@ -37,6 +37,7 @@ pub mod leases;
 pub mod routing;
 pub mod serials;
 pub mod tasks;
+pub mod transformations;
 
 /// A dispatcher's one read: the endpoint, its sealed secrets and its application's delivery
 /// settings; nothing for an endpoint that is gone.
@@ -223,6 +224,8 @@ macro_rules! conformance_checks {
             public_write_is_kept => $crate::conformance::inbox_firebase::public_write_is_kept,
             deletions_and_shallow_reads => $crate::conformance::inbox_firebase::deletions_and_shallow_reads,
             serials_and_seed_fields => $crate::conformance::serials::serials_and_seed_fields,
+            transformations_are_stored_sealed_and_resealed => $crate::conformance::transformations::transformations_are_stored_sealed_and_resealed,
+            a_canceled_delivery_ends_alone => $crate::conformance::transformations::a_canceled_delivery_ends_alone,
         }
     };
 }

@@ -219,7 +219,7 @@ pub use queue::{
     Attempt, AttemptRecord, CompletionEffects, Delivery, DisabledEndpoint, DispatchTarget,
     NextStep, QueueStore, Task, TaskClaim, WakeupEvent, Wakeups,
 };
-pub use resources::ResourceStore;
+pub use resources::{ResourceStore, StoredTransformation};
 pub use serial::SerialKind;
 pub use sqlite::{SQLITE_SYNCHRONOUS, SqliteStore};
 pub use tasks::{

@@ -55,6 +55,9 @@ pub enum NextStep {
     /// The receiver asked never to be called again (410 Gone): fail the task and disable the
     /// endpoint.
     DisableEndpoint,
+    /// The endpoint's transformation skipped this delivery (`cancel = true`): the task ends
+    /// as canceled, and the endpoint's failure streak is not touched.
+    Canceled,
 }
 
 /// The record of one finished attempt and its consequence.
@@ -200,6 +203,8 @@ pub struct DispatchTarget {
     pub graphql_api: Option<SealedGraphqlApi>,
     /// The application's webhook secret, sealed (Impilo's `Impilo-Webhook-Secret`).
     pub webhook_secret: Option<Vec<u8>>,
+    /// The endpoint's transformation, with its variables sealed.
+    pub transformation: crate::StoredTransformation,
 }
 
 /// The delivery queue: what the worker uses, and all it uses (see ARCHITECTURE.md, "The

@@ -5,10 +5,22 @@
 
 use async_trait::async_trait;
 use herald_core::id::{AppId, EndpointId};
-use herald_core::model::{Application, Endpoint, EventType, SealedEndpointSecrets};
+use herald_core::model::{
+    Application, Endpoint, EventType, SealedEndpointSecrets, Transformation,
+};
 use herald_core::page::{ListParams, Page};
 
 use crate::Result;
+
+/// An endpoint's transformation as stored: the code and its state in the clear, the variables
+/// sealed (they are credentials: tokens for the APIs a handler's output goes to).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredTransformation {
+    /// `None` until one is saved.
+    pub transformation: Option<Transformation>,
+    /// Sealed JSON object of strings; `None` for no variables.
+    pub variables: Option<Vec<u8>>,
+}
 
 /// Applications, event types and endpoints (see the module documentation).
 #[async_trait]
@@ -83,6 +95,12 @@ pub trait ResourceStore: Send + Sync {
     /// the application has none; returns whether it was written (`NotFound` for no such
     /// application).
     async fn set_webhook_secret(&self, app: &AppId, sealed: &[u8], replace: bool) -> Result<bool>;
+    /// An endpoint's transformation and its sealed variables; `NotFound` for no such endpoint.
+    async fn get_transformation(&self, id: &EndpointId) -> Result<StoredTransformation>;
+    /// Saves an endpoint's transformation and its sealed variables (the whole record: the
+    /// last save wins); `NotFound` for no such endpoint.
+    async fn set_transformation(&self, id: &EndpointId, stored: &StoredTransformation)
+    -> Result<()>;
     /// Looks an endpoint up by id alone (the delivery worker knows no application).
     async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>>;
     /// Lists the endpoints of `app`, keyed by endpoint id.

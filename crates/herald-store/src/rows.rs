@@ -230,6 +230,26 @@ pub(crate) struct DispatchRow {
     graphql_api_url: Option<String>,
     graphql_api_headers: Option<Vec<u8>>,
     webhook_secret: Option<Vec<u8>>,
+    transformation: Option<String>,
+    transformation_variables: Option<Vec<u8>>,
+}
+
+/// The stored transformation JSON and variables as the store hands them out.
+pub(crate) fn stored_transformation(
+    json: Option<String>,
+    variables: Option<Vec<u8>>,
+) -> Result<crate::StoredTransformation> {
+    let transformation = json
+        .map(|json| {
+            serde_json::from_str(&json).map_err(|e| {
+                StoreError::Corrupt(format!("an endpoint's transformation is not valid: {e}"))
+            })
+        })
+        .transpose()?;
+    Ok(crate::StoredTransformation {
+        transformation,
+        variables,
+    })
 }
 
 impl TryFrom<DispatchRow> for crate::DispatchTarget {
@@ -244,6 +264,7 @@ impl TryFrom<DispatchRow> for crate::DispatchTarget {
                 headers: r.graphql_api_headers,
             }),
             webhook_secret: r.webhook_secret,
+            transformation: stored_transformation(r.transformation, r.transformation_variables)?,
         })
     }
 }

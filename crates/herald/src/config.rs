@@ -106,6 +106,7 @@ pub struct Config {
     pub client_timeout: Duration,
     pub log_format: LogFormat,
     pub delivery: DeliveryConfig,
+    pub transformations: TransformationConfig,
     pub retention: RetentionConfig,
     pub metrics: MetricsConfig,
     pub admin_token: Option<Zeroizing<String>>,
@@ -129,6 +130,7 @@ impl std::fmt::Debug for Config {
             .field("client_timeout", &self.client_timeout)
             .field("log_format", &self.log_format)
             .field("delivery", &self.delivery)
+            .field("transformations", &self.transformations)
             .field("retention", &self.retention)
             .field("metrics", &self.metrics)
             .field("exit_with_parent", &self.exit_with_parent)
@@ -183,6 +185,7 @@ impl Config {
                 response_days: options.response_retention_days,
             },
             metrics,
+            transformations: TransformationConfig::from(&options),
             delivery: DeliveryConfig::from(options),
             admin_token: secrets.admin_token,
             encryption_key: secrets.encryption_key,
@@ -207,6 +210,35 @@ impl std::fmt::Debug for MetricsConfig {
             .field("token", &self.token.as_ref().map(|_| "redacted"))
             .field("endpoint_labels", &self.endpoint_labels)
             .finish()
+    }
+}
+
+/// Transformation settings of `herald serve`: the sandbox's limits and threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransformationConfig {
+    pub limits: herald_transform::Limits,
+    /// Sandbox threads; one per CPU when the option is 0.
+    pub threads: usize,
+}
+
+impl From<&ServeOptions> for TransformationConfig {
+    fn from(options: &ServeOptions) -> Self {
+        Self {
+            limits: herald_transform::Limits {
+                memory_bytes: options.transformation_memory_mib * 1024 * 1024,
+                time: options.transformation_timeout,
+            },
+            threads: match options.transformation_threads {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                n => n,
+            },
+        }
+    }
+}
+
+impl Default for TransformationConfig {
+    fn default() -> Self {
+        Self::from(&ServeOptions::default())
     }
 }
 

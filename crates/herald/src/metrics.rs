@@ -29,7 +29,14 @@ pub const TASKS_SCHEDULED: &str = "herald_tasks_scheduled";
 pub const ENDPOINTS_DISABLED: &str = "herald_endpoints_disabled";
 pub const DB_POOL_CONNECTIONS: &str = "herald_db_pool_connections";
 pub const DB_POOL_MAX_CONNECTIONS: &str = "herald_db_pool_max_connections";
+pub const TRANSFORMATIONS: &str = "herald_transformations_total";
+pub const TRANSFORMATION_DURATION: &str = "herald_transformation_duration_seconds";
+pub const TRANSFORMATIONS_STUCK: &str = "herald_transformations_stuck_total";
 
+/// Transformation runs: the time limit is 50 ms by default, at most 10 s.
+const TRANSFORMATION_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 10.0,
+];
 /// Attempt durations: the delivery timeout is at most 60 s.
 const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -51,6 +58,12 @@ pub fn handle() -> &'static PrometheusHandle {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(PUBLISH_TO_SUCCESS.into()), LATENCY_BUCKETS)
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(TRANSFORMATION_DURATION.into()),
+                    TRANSFORMATION_BUCKETS,
+                )
+            })
             .expect("bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -70,8 +83,23 @@ fn describe() {
     );
     describe_counter!(
         ATTEMPTS,
-        "Delivery attempts by outcome (success, failure) and response status class (2xx, 4xx, \
-         5xx, …; none when no response arrived)."
+        "Delivery attempts by outcome (success, failure, canceled by a transformation) and \
+         response status class (2xx, 4xx, 5xx, …; none when no response arrived)."
+    );
+    describe_counter!(
+        TRANSFORMATIONS,
+        "Transformation runs by outcome: sent (the handler returned a webhook to send), \
+         canceled (it set cancel), failed (error, time or memory limit, bad return value)."
+    );
+    describe_histogram!(
+        TRANSFORMATION_DURATION,
+        Unit::Seconds,
+        "Duration of transformation runs, from the queue to the answer."
+    );
+    describe_counter!(
+        TRANSFORMATIONS_STUCK,
+        "Transformation runs past their time limit inside a built-in, whose sandbox thread was \
+         replaced (see SECURITY.md)."
     );
     describe_histogram!(
         ATTEMPT_DURATION,
@@ -189,12 +217,17 @@ fn status_class(status: u16) -> &'static str {
 /// on; `published_at` is the message's creation, for the latency of successful deliveries.
 pub fn attempt_finished(
     status: u16,
-    success: bool,
+    next: &herald_store::NextStep,
     duration: Duration,
     published_at: DateTime<Utc>,
     endpoint: Option<&EndpointId>,
 ) {
-    let outcome = if success { "success" } else { "failure" };
+    let success = *next == herald_store::NextStep::Done;
+    let outcome = match next {
+        herald_store::NextStep::Done => "success",
+        herald_store::NextStep::Canceled => "canceled",
+        _ => "failure",
+    };
     let mut labels = vec![
         ("outcome", outcome.to_owned()),
         ("status_class", status_class(status).to_owned()),
@@ -209,6 +242,17 @@ pub fn attempt_finished(
         let latency = (Utc::now() - published_at).to_std().unwrap_or_default();
         metrics::histogram!(PUBLISH_TO_SUCCESS, &endpoint_label).record(latency.as_secs_f64());
     }
+}
+
+/// Records a transformation run: `outcome` is `sent`, `canceled` or `failed`.
+pub fn transformation_ran(outcome: &'static str, duration: Duration) {
+    metrics::counter!(TRANSFORMATIONS, "outcome" => outcome).increment(1);
+    metrics::histogram!(TRANSFORMATION_DURATION).record(duration.as_secs_f64());
+}
+
+/// Sets the count of stuck transformation runs, read from the sandbox at scrape time.
+pub fn set_transformations_stuck(count: u64) {
+    metrics::counter!(TRANSFORMATIONS_STUCK).absolute(count);
 }
 
 /// Counts an attempt in flight for as long as the guard lives.

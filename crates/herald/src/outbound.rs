@@ -169,7 +169,21 @@ impl Outbound {
         body: Bytes,
         timeout: Duration,
     ) -> Result<OutboundResponse, OutboundError> {
-        self.post_capped(url, headers, body, timeout, self.max_response_bytes)
+        self.send("POST", url, headers, body, timeout).await
+    }
+
+    /// [`Outbound::post`] with another method (a transformation may choose `PUT`).
+    pub async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<OutboundResponse, OutboundError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| OutboundError::Refused(format!("invalid method: {e}")))?;
+        self.request(method, url, headers, body, timeout, self.max_response_bytes)
             .await
     }
 
@@ -177,6 +191,26 @@ impl Outbound {
     /// answer is the delivery's content, not a log excerpt, so it gets a larger cap).
     pub async fn post_capped(
         &self,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+        max_response_bytes: usize,
+    ) -> Result<OutboundResponse, OutboundError> {
+        self.request(
+            reqwest::Method::POST,
+            url,
+            headers,
+            body,
+            timeout,
+            max_response_bytes,
+        )
+        .await
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
         url: &str,
         headers: HeaderMap,
         body: Bytes,
@@ -201,7 +235,12 @@ impl Outbound {
             )));
         }
         let started = Instant::now();
-        let request = self.client.post(parsed).headers(headers).body(body).send();
+        let request = self
+            .client
+            .request(method, parsed)
+            .headers(headers)
+            .body(body)
+            .send();
         let exchange = async {
             let mut response = request.await.map_err(describe)?;
             let status = response.status().as_u16();

@@ -40,6 +40,8 @@ pub enum StartError {
     Proxy(String),
     #[error("cannot lock {0}: {1}")]
     Lock(String, #[source] std::io::Error),
+    #[error("cannot start the transformation sandbox's threads: {0}")]
+    Sandbox(#[source] std::io::Error),
 }
 
 pub struct Application {
@@ -166,6 +168,9 @@ impl Application {
         event_type_labels.reload(store.as_ref()).await?;
         let tasks =
             crate::tasks::BackgroundTasks::new(store.clone(), wakeup.clone(), &worker.node_id);
+        let transformations = &config.transformations;
+        let sandbox = herald_transform::Sandbox::start(transformations.threads, transformations.limits)
+            .map_err(StartError::Sandbox)?;
         let state = AppState::new(Shared {
             store,
             keyring,
@@ -190,6 +195,7 @@ impl Application {
             client_timeout: config.client_timeout,
             event_type_labels,
             tasks,
+            sandbox,
         });
         Ok(Self {
             listener,
@@ -248,6 +254,7 @@ impl Application {
                 store.clone(),
                 self.state.keyring.clone(),
                 self.outbound.clone(),
+                self.state.sandbox.clone(),
                 self.worker.clone(),
                 self.state.wakeup.clone(),
                 self.state.operational.clone(),

@@ -11,6 +11,11 @@
 //!    `{"webhook", "query", "data"}`).
 //! 3. **Encoding**: JSON, or `application/x-www-form-urlencoded` ([`form`]).
 //!
+//! An endpoint's **transformation** (JavaScript, run by the worker in the `herald-transform`
+//! sandbox) sits between 2 and 3: it gets the [`document`] as `webhook.payload`, and what it
+//! returns is [`encode`]d. So a transformation sees exactly what would have been sent, and
+//! its output is still form-encoded when the endpoint asks for that.
+//!
 //! The default (`raw`, JSON, no selection) sends the published bytes untouched.
 
 pub mod form;
@@ -148,14 +153,21 @@ pub fn shape(
             content_type: encoding.content_type(),
         });
     }
-    let payload = || -> Result<Value, ShapeError> {
-        serde_json::from_str(msg.payload).map_err(|e| ShapeError::Payload(e.to_string()))
-    };
+    Ok(encode(encoding, &document(envelope, msg, selected)?))
+}
+
+/// The document an endpoint's body encodes: the selection's data or the payload, in its
+/// envelope (steps 1 and 2). A transformation runs over this, between steps 2 and 3.
+pub fn document(
+    envelope: Envelope,
+    msg: &MessageFacts<'_>,
+    selected: Option<&Selected>,
+) -> Result<Value, ShapeError> {
     let content = match selected {
         Some(s) => s.data.clone(),
-        None => payload()?,
+        None => serde_json::from_str(msg.payload).map_err(|e| ShapeError::Payload(e.to_string()))?,
     };
-    let document = match envelope {
+    Ok(match envelope {
         Envelope::Raw => content,
         Envelope::Typed => json!({"id": msg.serial, "type": msg.event_type, "payload": content}),
         Envelope::Graphql => json!({
@@ -172,15 +184,19 @@ pub fn shape(
             },
             "data": content,
         }),
-    };
+    })
+}
+
+/// Encodes a document (step 3).
+pub fn encode(encoding: Encoding, document: &Value) -> Shaped {
     let body = match encoding {
-        Encoding::Json => serde_json::to_vec(&document).expect("a JSON value serializes"),
-        Encoding::Form => form::encode(&document).into_bytes(),
+        Encoding::Json => serde_json::to_vec(document).expect("a JSON value serializes"),
+        Encoding::Form => form::encode(document).into_bytes(),
     };
-    Ok(Shaped {
+    Shaped {
         body,
         content_type: encoding.content_type(),
-    })
+    }
 }
 
 #[cfg(test)]

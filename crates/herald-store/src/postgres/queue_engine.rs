@@ -9,6 +9,8 @@ use crate::rows::TaskRow;
 const SUCCESS: i32 = status!(SUCCESS);
 /// A task's status after its last attempt failed, as a bound value.
 const FAIL: i32 = status!(FAIL);
+/// A task's status after its transformation skipped it, as a bound value.
+const CANCELED: i32 = status!(CANCELED);
 
 /// Rows another node is claiming (or a publish is touching) are skipped, not waited for:
 /// the next sweep or the publish's wake-up gets them.
@@ -464,6 +466,7 @@ pub(super) async fn complete_attempts(
             NextStep::Done => (SUCCESS, None),
             NextStep::RetryAt(at) => (PENDING, Some(millis(at))),
             NextStep::Exhausted | NextStep::DisableEndpoint => (FAIL, None),
+            NextStep::Canceled => (CANCELED, None),
         };
         // A retry of a disabled endpoint is canceled instead: its retries have stopped.
         let moved = sqlx::query(concat!(
@@ -497,6 +500,10 @@ pub(super) async fn complete_attempts(
             > 0;
         if moved && r.next == NextStep::Exhausted {
             effects.exhausted.push(r.id.clone());
+        }
+        // Skipped on purpose: neither a success nor a failure of the endpoint.
+        if r.next == NextStep::Canceled {
+            continue;
         }
 
         let endpoint = r.endpoint_id.as_str();

@@ -179,6 +179,7 @@ impl Store for SqlStore {
         for (table, column) in [
             ("applications", "graphql_api_headers"),
             ("applications", "webhook_secret"),
+            ("endpoints", "transformation_variables"),
             ("inboxes", "verify_secret"),
         ] {
             let sealed: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(

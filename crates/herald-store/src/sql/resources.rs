@@ -318,6 +318,41 @@ impl ResourceStore for SqlStore {
         }
     }
 
+    async fn get_transformation(&self, id: &EndpointId) -> Result<crate::StoredTransformation> {
+        let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT transformation, transformation_variables FROM endpoints WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        let (json, variables) = row.ok_or(StoreError::NotFound)?;
+        crate::rows::stored_transformation(json, variables)
+    }
+
+    async fn set_transformation(
+        &self,
+        id: &EndpointId,
+        stored: &crate::StoredTransformation,
+    ) -> Result<()> {
+        let json = stored
+            .transformation
+            .as_ref()
+            .map(|t| serde_json::to_string(t).expect("a transformation serializes"));
+        let done = sqlx::query(
+            "UPDATE endpoints SET transformation = $2, transformation_variables = $3
+             WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(json)
+        .bind(stored.variables.as_deref())
+        .execute(&mut *self.write_conn().await?)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>> {
         let row: Option<EndpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = $1"

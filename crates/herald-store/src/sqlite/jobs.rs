@@ -374,6 +374,10 @@ pub(super) fn complete_attempts(
         if moved && r.next == NextStep::Exhausted {
             effects.exhausted.push(r.id.clone());
         }
+        // Skipped on purpose: neither a success nor a failure of the endpoint.
+        if r.next == NextStep::Canceled {
+            continue;
+        }
         let endpoint = r.endpoint_id.as_str();
         if r.next == NextStep::Done {
             let streak_ended = conn
@@ -459,6 +463,7 @@ fn move_task(conn: &Connection, node: &str, r: &AttemptRecord) -> Result<bool> {
         NextStep::Done => (SUCCESS, None),
         NextStep::RetryAt(at) => (PENDING, Some(millis(at))),
         NextStep::Exhausted | NextStep::DisableEndpoint => (FAIL, None),
+        NextStep::Canceled => (CANCELED, None),
     };
     let stopped = status == PENDING
         && conn

@@ -59,6 +59,11 @@ pub struct ValidationErrorItem {
     pub msg: String,
     #[serde(rename = "type")]
     pub kind: String,
+    /// Herald: more about the problem, e.g. `{"line": 2, "column": 14}` for an error in a
+    /// transformation's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub ctx: Option<serde_json::Value>,
 }
 
 /// `HTTPValidationError` of the Svix API: 422 answers.
@@ -157,6 +162,7 @@ impl IntoResponse for ApiError {
                         loc: v.loc,
                         msg: v.msg,
                         kind: v.kind,
+                        ctx: v.ctx,
                     })
                     .collect(),
             }),

@@ -18,6 +18,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         }
     }
     crate::metrics::set_pools(&state.store.pool_stats());
+    crate::metrics::set_transformations_stuck(state.sandbox.stuck_runs());
     match state.store.queue_metrics(herald_core::time::now()).await {
         Ok(queue) => crate::metrics::set_queue(&queue),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the queue's state"),

@@ -90,6 +90,8 @@ pub struct Shared {
     /// Starts background tasks (replays, recoveries, purges, statistics) and wakes this
     /// node's runner.
     pub tasks: crate::tasks::BackgroundTasks,
+    /// Runs transformations: checks them when saved, simulates them (the worker shares it).
+    pub sandbox: herald_transform::Sandbox,
 }
 
 impl AppState {

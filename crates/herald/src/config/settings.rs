@@ -148,6 +148,19 @@ serve_options! {
     /// Days an attempt's response body is kept before it is deleted (the attempt stays).
     response_retention_days: u32 = 90, "90" => whole(1, 36_500), "DAYS";
 
+    /// Memory one transformation run may use (endpoints' JavaScript `handler`), in MiB; 1 to
+    /// 1024.
+    transformation_memory_mib: usize = 16, "16" => whole(1, 1024), "MIB";
+
+    /// Time one transformation run may take; 1ms to 10s. A run that takes longer fails its
+    /// attempt, which is retried on the schedule.
+    transformation_timeout: Duration = Duration::from_millis(50), "50ms"
+        => duration(Duration::from_millis(1), Duration::from_secs(10), "1ms and 10s"), "DURATION";
+
+    /// Threads that run transformations, each with its own JavaScript runtime; 0 means one per
+    /// CPU. 0 to 256.
+    transformation_threads: usize = 0, "0" => whole(0, 256), "COUNT";
+
     /// Bearer token that `GET /metrics` requires (at least 16 characters); without it
     /// `/metrics` is open. Prefer the environment variable: flags show in `ps`.
     metrics_token: Option<Zeroizing<String>> = None

@@ -13,7 +13,7 @@ use std::time::Duration;
 use herald_core::id::EndpointId;
 use herald_core::model::{DEFAULT_MAX_CONCURRENCY, IMPILO_SECRET_HEADER, Ordering};
 use herald_core::retry::RetryPolicy;
-use herald_core::secrets::{EndpointSecrets, GraphqlApi};
+use herald_core::secrets::{EndpointSecrets, GraphqlApi, open_map};
 use herald_core::signing::{Scheme, SignatureConfig};
 use herald_store::{DispatchTarget, Task, TaskClaim};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::attempt;
-use super::snapshot::EndpointSnapshot;
+use super::snapshot::{ActiveTransformation, EndpointSnapshot};
 
 /// How long an actor with attempts in flight waits before looking for newly due tasks
 /// (retries falling due while it holds the endpoint).
@@ -118,6 +118,7 @@ async fn snapshot(
         app_rate_limit,
         graphql_api,
         webhook_secret,
+        transformation,
     }) = shared
         .store
         .dispatch_target(endpoint_id)
@@ -174,6 +175,14 @@ async fn snapshot(
             (None, _) => herald_core::retry::JITTER,
         },
     };
+    let transformation = match transformation.transformation {
+        Some(t) if t.enabled && !t.code.is_empty() => Some(ActiveTransformation {
+            code: Arc::from(t.code),
+            variables: open_map(&shared.keyring, transformation.variables.as_deref())
+                .map_err(|e| format!("cannot open the transformation's variables: {e}"))?,
+        }),
+        _ => None,
+    };
     let timeout = options
         .effective_timeout_seconds()
         .map(|s| Duration::from_secs(u64::from(s)))
@@ -185,6 +194,7 @@ async fn snapshot(
         app_rate: app_rate_limit,
         retry,
         timeout,
+        transformation,
     })))
 }
 
@@ -356,8 +366,13 @@ pub async fn run(
             }
             in_flight.spawn(async move {
                 let counted = crate::metrics::InFlight::start();
+                let tools = super::shaping::Tools {
+                    outbound: &shared.outbound,
+                    sandbox: &shared.sandbox,
+                    require_https: shared.config.require_https,
+                };
                 let record = attempt::run(
-                    &shared.outbound,
+                    &tools,
                     &snapshot,
                     &task,
                     shared.config.svix_headers,
@@ -366,7 +381,7 @@ pub async fn run(
                 drop(counted);
                 crate::metrics::attempt_finished(
                     record.status_code,
-                    record.next == herald_store::NextStep::Done,
+                    &record.next,
                     std::time::Duration::from_millis(
                         u64::try_from(record.duration_ms).unwrap_or(0),
                     ),

@@ -7,15 +7,14 @@ use chrono::{DateTime, Utc};
 use herald_core::id::AttemptId;
 use herald_core::model::Trigger;
 use herald_core::retry::parse_retry_after;
-use herald_core::shape::Shaped;
 use herald_core::signing::{self, Scheme, SigningSecrets};
 use herald_store::{AttemptRecord, NextStep, Task};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tracing::Instrument;
 
-use super::shaping;
+use super::shaping::{self, Prepared, Shaping, Tools};
 use super::snapshot::{EndpointSnapshot, USER_AGENT};
-use crate::outbound::{Outbound, OutboundError};
+use crate::outbound::OutboundError;
 
 /// The headers of a delivery: `webhook-id` and `webhook-timestamp` always (receivers
 /// deduplicate on the id), the endpoint's signature headers (with `svix-*` copies for Standard
@@ -25,10 +24,11 @@ pub fn delivery_headers(
     snapshot: &EndpointSnapshot,
     msg_id: &str,
     timestamp: i64,
-    body: &Shaped,
+    prepared: &Prepared,
     now: DateTime<Utc>,
     svix_headers: bool,
 ) -> Result<HeaderMap, String> {
+    let body = &prepared.body;
     let config = &snapshot.endpoint.options.signature;
     let secrets = SigningSecrets {
         current: snapshot.secrets.current.as_str(),
@@ -50,6 +50,11 @@ pub fn delivery_headers(
         if !herald_core::headers::is_reserved(name) {
             set(name, value)?;
         }
+    }
+    // A transformation's headers (checked against the reserved names in `shaping`) come after
+    // the endpoint's, so a handler may change one of those for a delivery.
+    for (name, value) in &prepared.headers {
+        set(name, value)?;
     }
     let timestamp = timestamp.to_string();
     set("content-type", body.content_type)?;
@@ -102,7 +107,7 @@ pub fn recorded_headers(snapshot: &EndpointSnapshot, headers: &HeaderMap) -> Str
 /// logs is inside one `attempt` span naming the message, the endpoint and the attempt (never
 /// the URL, headers or bodies, which may carry credentials or customer data).
 pub async fn run(
-    outbound: &Outbound,
+    tools: &Tools<'_>,
     snapshot: &EndpointSnapshot,
     task: &Task,
     svix_headers: bool,
@@ -115,7 +120,7 @@ pub async fn run(
         attempt_id = %id,
         attempt = task.attempts + 1,
     );
-    let record = attempt(outbound, snapshot, task, svix_headers, id)
+    let record = attempt(tools, snapshot, task, svix_headers, id)
         .instrument(span.clone())
         .await;
     span.in_scope(|| match (&record.next, &record.error) {
@@ -141,7 +146,7 @@ pub async fn run(
 }
 
 async fn attempt(
-    outbound: &Outbound,
+    tools: &Tools<'_>,
     snapshot: &EndpointSnapshot,
     task: &Task,
     svix_headers: bool,
@@ -176,29 +181,48 @@ async fn attempt(
         record.error = Some("the message payload was deleted (retention or expunge)".into());
         return record;
     };
-    // Shaping may ask a GraphQL API; signing covers exactly the shaped bytes. A failure in
-    // either fails the attempt and is retried on the schedule.
-    let request = match shaping::body_for(outbound, snapshot, task, payload, started_at).await {
-        Ok(shaped) => delivery_headers(
+    // Shaping may ask a GraphQL API and run the transformation; signing covers exactly the
+    // shaped bytes. A failure in any fails the attempt and is retried on the schedule.
+    let request = match shaping::request_for(tools, snapshot, task, payload, started_at).await {
+        Ok(Shaping::Send(prepared)) => delivery_headers(
             snapshot,
             task.msg_id.as_str(),
             started_at.timestamp(),
-            &shaped,
+            &prepared,
             started_at,
             svix_headers,
         )
-        .map(|headers| (headers, Bytes::from(shaped.body))),
+        .map(|headers| (headers, prepared)),
+        Ok(Shaping::Canceled { url }) => {
+            record.url = url;
+            record.url_version = None;
+            record.error = Some("canceled by the endpoint's transformation (cancel = true)".into());
+            record.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+            record.next = NextStep::Canceled;
+            return record;
+        }
         Err(e) => Err(e),
     };
-    if let Ok((headers, body)) = &request {
+    if let Ok((headers, prepared)) = &request {
         record.request_headers = Some(recorded_headers(snapshot, headers));
-        if body.as_ref() != payload.as_bytes() {
-            record.request_body = Some(String::from_utf8_lossy(body).into_owned());
+        if prepared.body.body != payload.as_bytes() {
+            record.request_body = Some(String::from_utf8_lossy(&prepared.body.body).into_owned());
+        }
+        if prepared.url_version.is_none() {
+            record.url.clone_from(&prepared.url);
+            record.url_version = None;
         }
     }
     let result = match request {
-        Ok((headers, body)) => outbound
-            .post(&endpoint.url, headers, body, snapshot.timeout)
+        Ok((headers, prepared)) => tools
+            .outbound
+            .send(
+                prepared.method.as_str(),
+                &prepared.url,
+                headers,
+                Bytes::from(prepared.body.body),
+                snapshot.timeout,
+            )
             .await
             .map_err(|e| match e {
                 OutboundError::Timeout(_) => {
@@ -304,12 +328,19 @@ mod tests {
             app_rate: None,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(15),
+            transformation: None,
         };
-        let body = Shaped {
-            body: b"{}".to_vec(),
-            content_type: "application/json",
+        let prepared = Prepared {
+            method: herald_transform::Method::Post,
+            url: snapshot.endpoint.url.clone(),
+            url_version: Some(0),
+            body: Shaped {
+                body: b"{}".to_vec(),
+                content_type: "application/json",
+            },
+            headers: BTreeMap::new(),
         };
-        let headers = delivery_headers(&snapshot, "msg_1", 1, &body, now, true).unwrap();
+        let headers = delivery_headers(&snapshot, "msg_1", 1, &prepared, now, true).unwrap();
         assert_eq!(headers["webhook-id"], "msg_1");
         assert!(headers.get("host").is_none());
         assert_eq!(headers["x-tenant"], "acme");

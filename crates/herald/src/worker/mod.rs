@@ -71,6 +71,8 @@ pub struct WorkerConfig {
     pub metrics_endpoint_labels: bool,
     /// Most attempts in flight at once on this node, over every endpoint (`--max-in-flight`).
     pub max_in_flight: usize,
+    /// URLs a transformation chooses must be `https` (`--require-https`).
+    pub require_https: bool,
 }
 
 /// The worker of a `herald serve` process: the delivery and metrics settings it was started
@@ -94,6 +96,7 @@ impl From<&Config> for WorkerConfig {
             svix_headers: delivery.svix_headers,
             metrics_endpoint_labels: config.metrics.endpoint_labels,
             max_in_flight: delivery.max_in_flight,
+            require_https: delivery.require_https,
         }
     }
 }
@@ -110,6 +113,8 @@ pub struct Shared {
     /// The node's attempt slots (`WorkerConfig::max_in_flight`): a claimed task holds one until
     /// its result is recorded. Handed out in turn, so no endpoint waiting for one starves.
     pub slots: Arc<tokio::sync::Semaphore>,
+    /// Runs endpoints' transformations (`herald_transform`).
+    pub sandbox: herald_transform::Sandbox,
 }
 
 /// A running worker.
@@ -129,6 +134,7 @@ impl Worker {
         store: Arc<dyn QueueStore>,
         keyring: Arc<Keyring>,
         outbound: Arc<Outbound>,
+        sandbox: herald_transform::Sandbox,
         config: WorkerConfig,
         wakeup: Wakeup,
         operational: Operational,
@@ -148,6 +154,7 @@ impl Worker {
             claims,
             config: config.clone(),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
+            sandbox,
         });
         let stop = CancellationToken::new();
         let forwarder = store

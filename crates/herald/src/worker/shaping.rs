@@ -1,7 +1,11 @@
-//! A delivery's body: the endpoint's GraphQL selection (run locally, or by the application's
-//! GraphQL API), then its envelope and encoding (`herald_core::shape`). Signing happens after
-//! this, over exactly these bytes.
+//! A delivery's request: the endpoint's GraphQL selection (run locally, or by the
+//! application's GraphQL API), its envelope, its transformation (JavaScript in the
+//! `herald_transform` sandbox, which may also choose the method and URL, add headers or
+//! cancel the delivery), then its encoding (`herald_core::shape`). Signing happens after this,
+//! over exactly these bytes.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +14,7 @@ use herald_core::secrets::GraphqlApi;
 use herald_core::shape::graphql::Query;
 use herald_core::shape::{self, MessageFacts, Selected, Shaped};
 use herald_store::Task;
+use herald_transform::{Method, Outcome, Sandbox, Webhook};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
@@ -19,15 +24,167 @@ use crate::outbound::{Outbound, OutboundError};
 /// Largest GraphQL API answer read: it becomes the delivery's content.
 const MAX_GRAPHQL_RESPONSE: usize = 1024 * 1024;
 
-/// Builds the body for one attempt. An error fails the attempt (and is retried like any other
-/// failure: a GraphQL API that is down now may answer later).
-pub async fn body_for(
-    outbound: &Outbound,
+/// What one attempt sends, before signing.
+pub struct Prepared {
+    pub method: Method,
+    pub url: String,
+    /// The endpoint's URL version when the request goes to the endpoint's URL (the attempt
+    /// record then points at the URL history); `None` when a transformation chose another.
+    pub url_version: Option<i64>,
+    pub body: Shaped,
+    /// Headers a transformation added.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What shaping decided for one attempt.
+pub enum Shaping {
+    Send(Prepared),
+    /// The transformation set `cancel`: nothing is sent.
+    Canceled { url: String },
+}
+
+/// Builds the request for one attempt. An error fails the attempt (and is retried like any
+/// other failure: a GraphQL API that is down now may answer later).
+pub async fn request_for(
+    tools: &Tools<'_>,
     snapshot: &EndpointSnapshot,
     task: &Task,
     payload: &str,
     sent_at: DateTime<Utc>,
-) -> Result<Shaped, String> {
+) -> Result<Shaping, String> {
+    let endpoint = &snapshot.endpoint;
+    let options = &endpoint.options;
+    let (payload, selected) = select(tools.outbound, snapshot, task, payload, sent_at).await?;
+    let Some(transformation) = &snapshot.transformation else {
+        let body = shape::shape(
+            options.effective_envelope(),
+            options.encoding,
+            &facts(task, &payload),
+            selected.as_ref(),
+        )
+        .map_err(|e| e.to_string())?;
+        return Ok(Shaping::Send(Prepared {
+            method: Method::Post,
+            url: endpoint.url.clone(),
+            url_version: Some(endpoint.url_version),
+            body,
+            headers: BTreeMap::new(),
+        }));
+    };
+    let document = shape::document(
+        options.effective_envelope(),
+        &facts(task, &payload),
+        selected.as_ref(),
+    )
+    .map_err(|e| e.to_string())?;
+    let webhook = Webhook {
+        method: Method::Post,
+        url: endpoint.url.clone(),
+        event_type: task.event_type.clone(),
+        payload: document,
+        variables: transformation.variables.clone(),
+    };
+    let started = std::time::Instant::now();
+    let ran = tools.sandbox.run(transformation.code.clone(), webhook).await;
+    // A canceled delivery goes nowhere: what it would have sent is not checked.
+    let checked = ran.map_err(|e| e.to_string()).and_then(|outcome| {
+        if !outcome.cancel {
+            check_outcome(&outcome, tools.require_https)?;
+        }
+        Ok(outcome)
+    });
+    crate::metrics::transformation_ran(
+        match &checked {
+            Ok(outcome) if outcome.cancel => "canceled",
+            Ok(_) => "sent",
+            Err(_) => "failed",
+        },
+        started.elapsed(),
+    );
+    let outcome = checked?;
+    if outcome.cancel {
+        return Ok(Shaping::Canceled { url: outcome.url });
+    }
+    let url_version = (outcome.url == endpoint.url).then_some(endpoint.url_version);
+    Ok(Shaping::Send(Prepared {
+        method: outcome.method,
+        body: shape::encode(options.encoding, &outcome.payload),
+        url: outcome.url,
+        url_version,
+        headers: outcome.headers,
+    }))
+}
+
+/// What an attempt uses besides its endpoint.
+pub struct Tools<'a> {
+    pub outbound: &'a Outbound,
+    pub sandbox: &'a Sandbox,
+    /// URLs a transformation chooses must be `https`.
+    pub require_https: bool,
+}
+
+/// The rules a transformation's output must keep, the same as the API's for what it saves: an
+/// http(s) URL (https with `--require-https`; where it points is checked by the network policy
+/// when it connects), and headers that are valid and not Herald's own.
+pub fn check_outcome(outcome: &Outcome, require_https: bool) -> Result<(), String> {
+    let url = url::Url::parse(&outcome.url)
+        .map_err(|e| format!("the transformation's url {:?} is not a URL: {e}", outcome.url))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if !require_https => {}
+        scheme => {
+            return Err(format!(
+                "the transformation's url has scheme {scheme:?}: {} only",
+                if require_https { "https" } else { "http and https" }
+            ));
+        }
+    }
+    if outcome.headers.len() > MAX_ADDED_HEADERS {
+        return Err(format!(
+            "the transformation added {} headers; at most {MAX_ADDED_HEADERS}",
+            outcome.headers.len()
+        ));
+    }
+    for (name, value) in &outcome.headers {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!("the transformation's header {name:?} is not a valid name"));
+        }
+        if herald_core::headers::is_reserved(name) {
+            return Err(format!(
+                "the transformation's header {name} is set by Herald and cannot be overridden"
+            ));
+        }
+        if HeaderValue::from_str(value).is_err() || value.len() > 4096 {
+            return Err(format!(
+                "the transformation's header {name} has an invalid value (visible ASCII, at most \
+                 4096 bytes)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Most headers a transformation may add (as many as an endpoint's custom headers).
+const MAX_ADDED_HEADERS: usize = 20;
+
+fn facts<'t>(task: &'t Task, payload: &'t str) -> MessageFacts<'t> {
+    MessageFacts {
+        id: task.msg_id.as_str(),
+        serial: task.msg_serial,
+        event_type: &task.event_type,
+        created_at: task.message_created_at,
+        payload,
+    }
+}
+
+/// Personalises the payload (device events) and runs the endpoint's GraphQL selection, if any.
+async fn select<'a>(
+    outbound: &Outbound,
+    snapshot: &EndpointSnapshot,
+    task: &Task,
+    payload: &'a str,
+    sent_at: DateTime<Utc>,
+) -> Result<(Cow<'a, str>, Option<Selected>), String> {
     let options = &snapshot.endpoint.options;
     // Device status events name the webhook that receives them (Kobiton's `webhookId` and
     // `webhookName`) and the time the callback is sent (`creationTime`): filled here, per
@@ -43,11 +200,14 @@ pub async fn body_for(
             herald_core::device::personalize(payload, endpoint.serial, name, sent_at)
         })
         .flatten();
-    let payload = personalized.as_deref().unwrap_or(payload);
+    let payload = match personalized {
+        Some(own) => Cow::Owned(own),
+        None => Cow::Borrowed(payload),
+    };
     let selected = match options.selection_for(&task.event_type) {
         None => None,
         Some(selection) => {
-            let payload: Value = serde_json::from_str(payload)
+            let payload: Value = serde_json::from_str(&payload)
                 .map_err(|e| format!("the stored payload is not valid JSON: {e}"))?;
             Some(match &snapshot.graphql_api {
                 Some(api) => {
@@ -74,20 +234,7 @@ pub async fn body_for(
             })
         }
     };
-    let msg = MessageFacts {
-        id: task.msg_id.as_str(),
-        serial: task.msg_serial,
-        event_type: &task.event_type,
-        created_at: task.message_created_at,
-        payload,
-    };
-    shape::shape(
-        options.effective_envelope(),
-        options.encoding,
-        &msg,
-        selected.as_ref(),
-    )
-    .map_err(|e| e.to_string())
+    Ok((payload, selected))
 }
 
 /// Sends the query to the application's GraphQL API through the same guarded client as

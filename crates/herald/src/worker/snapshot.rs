@@ -2,6 +2,8 @@
 //! shaping of its request ([`super::shaping`]); its own module so that neither depends on the
 //! other for it.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::model::Endpoint;
@@ -21,4 +23,12 @@ pub struct EndpointSnapshot {
     pub app_rate: Option<u16>,
     pub retry: RetryPolicy,
     pub timeout: Duration,
+    /// The endpoint's transformation, when enabled.
+    pub transformation: Option<ActiveTransformation>,
+}
+
+/// An enabled transformation with its variables opened.
+pub struct ActiveTransformation {
+    pub code: Arc<str>,
+    pub variables: BTreeMap<String, String>,
 }

@@ -51,3 +51,4 @@ mod seed_kobiton;
 mod shaping;
 mod signatures;
 mod trace_logs;
+mod transformations;

@@ -31,6 +31,7 @@ pub enum Step {
 
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -198,6 +199,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         let mut lines = head.split("\r\n");
         let request_line = lines.next().unwrap_or_default();
+        let method = request_line.split(' ').next().unwrap_or_default().to_owned();
         let path = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
         let headers: Vec<(String, String)> = lines
             .filter(|l| !l.is_empty())
@@ -222,6 +224,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         let step = {
             let mut s = state.lock().unwrap();
             s.received.push(Received {
+                method,
                 path: path.clone(),
                 headers,
                 body,

@@ -33,6 +33,7 @@ mod options;
 pub(crate) mod profile;
 mod replay;
 mod secrets;
+mod transformation;
 
 use options::check_options;
 pub use options::{
@@ -57,6 +58,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(replay::router())
         .merge(secrets::router())
         .merge(example::router())
+        .merge(transformation::router())
 }
 
 /// No `Debug`: it carries the secret and header values.
