@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use rquickjs::context::EvalOptions;
+use rquickjs::context::{EvalOptions, intrinsic};
 use rquickjs::{Context, Ctx, Runtime, Value};
 
 use crate::{CodeError, Failure, Limits, Outcome, Webhook};
@@ -16,6 +16,21 @@ const FILE_NAME: &str = "transformation.js";
 /// QuickJS reports deep recursion (in the handler, or in `JSON.parse` of a deep payload) as
 /// a `RangeError` long before the thread's stack could overflow.
 const MAX_STACK_BYTES: usize = 1024 * 1024;
+
+/// The built-ins a handler gets besides the base objects (`Object`, `Array`, `String`,
+/// `Math`, `Error`, …): dates, regular expressions, JSON, maps and sets, and `eval` (QuickJS
+/// needs it to evaluate any script). Left out: typed arrays (they double the cost of a context,
+/// 95 µs instead of 51 µs, measured in a release build), `Promise` (a handler answers
+/// synchronously and no job queue runs), `Proxy`, `WeakRef`, and `performance` (a precise
+/// clock is a timing side channel).
+type Intrinsics = (
+    intrinsic::Date,
+    intrinsic::Eval,
+    intrinsic::RegExpCompiler,
+    intrinsic::RegExp,
+    intrinsic::Json,
+    intrinsic::MapSet,
+);
 
 /// Nanoseconds since `base` meaning "no run in progress".
 const IDLE: u64 = u64::MAX;
@@ -101,7 +116,7 @@ impl Engine {
         code: &str,
         then: impl for<'js> FnOnce(Ctx<'js>, rquickjs::Function<'js>) -> Result<String, Failure>,
     ) -> Result<String, Failure> {
-        let context = Context::full(&self.runtime).map_err(|_| {
+        let context = Context::custom::<Intrinsics>(&self.runtime).map_err(|_| {
             // Creating a context allocates its built-in objects: only the memory limit stops it.
             Failure::OutOfMemory(self.limits.memory_bytes)
         })?;

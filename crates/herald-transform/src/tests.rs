@@ -211,6 +211,8 @@ fn nothing_of_the_host_is_reachable() {
         "typeof os",
         "typeof process",
         "typeof console",
+        "typeof performance",
+        "typeof Promise",
     ] {
         let code = format!("function handler(w) {{ w.payload = {probe}; return w; }}");
         assert_eq!(run(&code, json!({})).unwrap().payload, json!("undefined"), "{probe}");

@@ -301,6 +301,14 @@ const CUSTOMER_CHANGES: &[(Method, &str)] = &[
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
     ),
     (
+        Method::PATCH,
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation",
+    ),
+    (
+        Method::POST,
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation/simulate",
+    ),
+    (
         Method::POST,
         "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
     ),

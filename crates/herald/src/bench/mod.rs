@@ -126,13 +126,14 @@ pub fn progress(line: &str) {
 }
 
 /// The scenarios, in the order they run.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "ceiling",
     "throughput",
     "publish-latency",
     "lag",
     "fanout",
     "isolation",
+    "transform",
     "backlog",
     "postgres",
 ];
@@ -252,6 +253,18 @@ async fn run_once(
             i.without_hanging_rps, i.with_hanging_rps, i.loss_pct
         ));
         r.isolation = Some(i);
+    }
+    if runs("transform") {
+        progress(&format!(
+            "transform: {} endpoints with a trivial transformation, and without",
+            scale.throughput_endpoints
+        ));
+        let t = scenarios::transform(&sink, &scale).await?;
+        progress(&format!(
+            "  {:.0}/s without, {:.0}/s with: ratio {:.2}",
+            t.without_rps, t.with_rps, t.ratio
+        ));
+        r.transform = Some(t);
     }
     if runs("backlog") {
         progress(&format!(

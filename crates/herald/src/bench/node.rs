@@ -192,6 +192,35 @@ impl Node {
         Ok(endpoint["id"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// Gives an endpoint a transformation, enabled.
+    pub async fn set_transformation(
+        &self,
+        app: &str,
+        endpoint: &str,
+        code: &str,
+    ) -> Result<(), NodeError> {
+        let path = format!("/api/v1/app/{app}/endpoint/{endpoint}/transformation");
+        let fail = |detail: String| NodeError::Api {
+            what: format!("PATCH {path}"),
+            detail,
+        };
+        let response = self
+            .http
+            .patch(self.url(&path))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"code": code, "enabled": true}))
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            status => Err(fail(format!(
+                "{status}: {}",
+                response.text().await.unwrap_or_default()
+            ))),
+        }
+    }
+
     /// Creates `count` endpoints with `body(i)`, a few requests at a time.
     pub async fn create_endpoints(
         &self,

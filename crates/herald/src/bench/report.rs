@@ -106,6 +106,17 @@ pub struct Isolation {
     pub round_losses_pct: Vec<f64>,
 }
 
+/// Deliveries/s through endpoints with a trivial transformation (`return webhook`) against the
+/// same endpoints without one, in alternating phases.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transform {
+    pub endpoints: usize,
+    pub without_rps: f64,
+    pub with_rps: f64,
+    /// `with_rps / without_rps`.
+    pub ratio: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Backlog {
     pub endpoints: usize,
@@ -134,6 +145,8 @@ pub struct Report {
     pub fanout_ack_ms: f64,
     pub fanout_all_ms: f64,
     pub isolation_loss_pct: f64,
+    /// Deliveries/s with a trivial transformation ÷ without.
+    pub transform_ratio: f64,
     pub backlog_rss_mb: f64,
     pub backlog_drain_rps: f64,
     pub postgres_one_node_rps: Option<f64>,
@@ -164,6 +177,7 @@ pub struct Results {
     pub lag: Option<Lag>,
     pub fanout: Option<Fanout>,
     pub isolation: Option<Isolation>,
+    pub transform: Option<Transform>,
     pub backlog: Option<Backlog>,
     pub postgres: Vec<Throughput>,
 }
@@ -195,6 +209,7 @@ impl Report {
             fanout_ack_ms: figure(&r.fanout, 2, |f| f.ack_ms),
             fanout_all_ms: figure(&r.fanout, 2, |f| f.all_delivered_ms),
             isolation_loss_pct: figure(&r.isolation, 2, |i| i.loss_pct),
+            transform_ratio: figure(&r.transform, 3, |t| t.ratio),
             backlog_rss_mb: figure(&r.backlog, 1, |b| b.peak_rss_mb),
             backlog_drain_rps: figure(&r.backlog, 1, |b| b.drain_rps),
             postgres_one_node_rps: pg(1),
@@ -323,6 +338,22 @@ impl Report {
                 ),
                 "< 5 %",
                 Some(self.isolation_loss_pct < 5.0),
+            );
+        }
+        if let Some(t) = &r.transform {
+            row(
+                &format!(
+                    "transformations: deliveries/s with a trivial one ÷ without ({} endpoints)",
+                    t.endpoints
+                ),
+                format!(
+                    "{:.2} ({} → {})",
+                    self.transform_ratio,
+                    count(t.without_rps),
+                    count(t.with_rps)
+                ),
+                "≥ 0.7",
+                Some(self.transform_ratio >= 0.7),
             );
         }
         if let Some(b) = &r.backlog {
@@ -581,6 +612,12 @@ pub(in crate::bench) mod tests {
                 loss_pct: 2.0,
                 round_losses_pct: vec![2.0],
             }),
+            transform: Some(Transform {
+                endpoints: 20,
+                without_rps: 1000.0,
+                with_rps: 800.0,
+                ratio: 0.8,
+            }),
             backlog: Some(Backlog {
                 endpoints: 1000,
                 messages: 1000,
@@ -620,6 +657,7 @@ pub(in crate::bench) mod tests {
             "lag_p50_ms",
             "fanout_ack_ms",
             "isolation_loss_pct",
+            "transform_ratio",
             "backlog_rss_mb",
         ] {
             assert!(json[field].is_number(), "{field}: {}", json[field]);

@@ -433,6 +433,72 @@ async fn isolation_phase(
     Ok(measured.delivered_rps)
 }
 
+/// Deliveries/s through endpoints with a trivial transformation against the same endpoints
+/// without one: the sandbox's cost per delivery (a context per run, the payload parsed into
+/// JavaScript and back, the body re-encoded). Phases alternate as in `isolation`, for the same
+/// reason.
+pub async fn transform(sink: &Arc<Sink>, scale: &Scale) -> Result<report::Transform, BenchError> {
+    let phase = Scale {
+        duration: scale.duration / 2,
+        ..scale.clone()
+    };
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for round in 0..scale.isolation_rounds.min(3) {
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for transformed in order {
+            let rps = transform_phase(sink, &phase, transformed).await?;
+            if transformed {
+                with.push(rps);
+            } else {
+                without.push(rps);
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (without_rps, with_rps) = (mean(&without), mean(&with));
+    Ok(report::Transform {
+        endpoints: scale.throughput_endpoints,
+        without_rps,
+        with_rps,
+        ratio: with_rps / without_rps,
+    })
+}
+
+async fn transform_phase(
+    sink: &Arc<Sink>,
+    scale: &Scale,
+    transformed: bool,
+) -> Result<f64, BenchError> {
+    let cluster = Cluster::start(Database::Sqlite, 1).await?;
+    let node = cluster.first();
+    let app = node.create_app("bench transform").await?;
+    let mut bodies = Vec::new();
+    for i in 0..scale.throughput_endpoints {
+        let endpoint = node
+            .create_endpoint(
+                &app,
+                json!({
+                    "url": sink.url(&format!("/ok/tf{i}")),
+                    "eventTypes": [format!("bench.tf{i}")],
+                }),
+            )
+            .await?;
+        if transformed {
+            node.set_transformation(&app, &endpoint, "function handler(webhook) { return webhook; }")
+                .await?;
+        }
+        bodies.push(node::message_body(&format!("bench.tf{i}"), PAYLOAD_BYTES));
+    }
+    let url = node.publish_url(&app);
+    let measured = closed_loop(node, sink, vec![url], bodies, scale).await?;
+    cluster.stop().await;
+    Ok(measured.delivered_rps)
+}
+
 /// Pending deliveries to endpoints that are down (they accept connections and answer nothing):
 /// the node's memory while they wait, and the drain rate once the endpoints come back, over the
 /// whole drain or three timed phases, whichever is shorter.

@@ -331,6 +331,9 @@ async fn detail(
             div.actions {
                 a.button href=(format!("{here}/edit")) { "Edit" }
                 a.button href=(format!("{here}/secret")) { "Signing secret" }
+                @if scope.app.is_some() {
+                    a.button href=(format!("{here}/transformation")) { "Transformation" }
+                }
                 @if disabled {
                     (action_button(&scope.ctx, &format!("{here}/enable"), "Enable", ""))
                 } @else {

@@ -50,6 +50,7 @@ mod scope;
 mod secret;
 mod session;
 mod stats;
+mod transformation;
 mod view;
 
 pub use area::Area;
@@ -128,7 +129,9 @@ fn app_pages() -> Router<PortalState> {
         )
         .nest(
             "/endpoint",
-            endpoints::router().merge(endpoint_app::router()),
+            endpoints::router()
+                .merge(endpoint_app::router())
+                .merge(transformation::router()),
         )
         .merge(events::router())
         .merge(messages::router())

@@ -389,3 +389,74 @@ async fn simulate_shows_what_would_be_sent() {
     assert_eq!(r.total(), 0);
     t.stop().await;
 }
+
+/// The portal edits and simulates a transformation with the API's checks: a syntax error
+/// shows its line, valid code is saved and enabled, a simulation shows the body.
+#[tokio::test]
+async fn the_portal_edits_and_simulates_a_transformation() {
+    use crate::portal::{portal_session, portal_token};
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Acme").await;
+    let ep = t
+        .create_endpoint(&app, json!({"url": "https://example.com/hook"}))
+        .await;
+    let token = portal_token(&t, &app).await;
+    let mut b = portal_session(&t, &token).await;
+    let page = format!("/portal/app/{app}/endpoint/{ep}/transformation");
+    let detail = b.get(&format!("/portal/app/{app}/endpoint/{ep}")).await;
+    assert!(detail.body.contains("/transformation"), "{}", detail.body);
+    let csrf = b.csrf(&page).await;
+
+    let refused = b
+        .post(
+            &page,
+            &[
+                ("_csrf", &csrf),
+                ("code", "function handler(w) {\n  return w +;\n}"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::OK, "{}", refused.body);
+    assert!(refused.body.contains("SyntaxError"), "{}", refused.body);
+    assert!(refused.body.contains("line 2"), "{}", refused.body);
+
+    let code = "function handler(w) { w.payload = {hello: w.payload.name}; return w; }";
+    let saved = b
+        .post(
+            &page,
+            &[
+                ("_csrf", &csrf),
+                ("code", code),
+                ("enabled", "on"),
+                ("variables", "token=abc"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let (_, out) = t
+        .get(&format!("/api/v1/app/{app}/endpoint/{ep}/transformation"))
+        .await;
+    assert_eq!(out["code"], code);
+    assert_eq!(out["enabled"], true);
+    assert_eq!(out["variables"], json!({"token": "abc"}));
+
+    let simulated = b
+        .post(
+            &format!("{page}/simulate"),
+            &[
+                ("_csrf", &csrf),
+                ("code", code),
+                ("eventType", "user.created"),
+                ("payload", r#"{"name": "Ada"}"#),
+            ],
+        )
+        .await;
+    assert_eq!(simulated.status, StatusCode::OK, "{}", simulated.body);
+    assert!(
+        simulated.body.contains("{&quot;hello&quot;:&quot;Ada&quot;}"),
+        "{}",
+        simulated.body
+    );
+    t.stop().await;
+}

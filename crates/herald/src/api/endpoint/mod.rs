@@ -40,6 +40,10 @@ pub use options::{
     DeliveryOptions, EncodingName, EnvelopeName, GraphqlQuery, OrderingMode, ProfileName,
     SchemeName, SignatureSettings,
 };
+pub use transformation::{
+    EndpointTransformationOut, EndpointTransformationPatch, EndpointTransformationSimulateIn,
+    EndpointTransformationSimulateOut,
+};
 pub use secrets::{
     EndpointHeadersIn, EndpointHeadersOut, EndpointSecretOut, EndpointSecretRotateIn,
 };
