@@ -79,6 +79,8 @@ fn an_endless_loop_is_stopped_at_the_time_limit_and_the_thread_serves_on() {
     ));
     assert_eq!(out, Err(Failure::TimedOut(50)));
     assert!(started.elapsed() < Duration::from_secs(2));
+    // The interpreter stopped it: the caller's deadline did not have to.
+    assert_eq!(sandbox.stuck_runs(), 0);
     // The same thread (there is one) runs the next transformation normally.
     let next = block(sandbox.run(
         Arc::from("function handler(w) { return w; }"),

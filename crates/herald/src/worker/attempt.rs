@@ -1,5 +1,6 @@
 //! One delivery attempt: the request as sent, and what its outcome means for the task.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -75,8 +76,13 @@ pub fn delivery_headers(
 }
 
 /// The headers of a request as the attempt's record keeps them: a JSON object, with the values
-/// that are secrets at rest (custom header values, the `static-header` secret) replaced.
-pub fn recorded_headers(snapshot: &EndpointSnapshot, headers: &HeaderMap) -> String {
+/// that are secrets at rest (custom header values, the `static-header` secret) replaced, and
+/// those a transformation added (made from its variables, which are secrets too).
+pub fn recorded_headers(
+    snapshot: &EndpointSnapshot,
+    headers: &HeaderMap,
+    added: &BTreeMap<String, String>,
+) -> String {
     let config = &snapshot.endpoint.options.signature;
     let secret_header = (config.scheme == Scheme::StaticHeader)
         .then(|| config.header_name())
@@ -87,6 +93,7 @@ pub fn recorded_headers(snapshot: &EndpointSnapshot, headers: &HeaderMap) -> Str
                 .secrets
                 .headers
                 .keys()
+                .chain(added.keys())
                 .any(|k| k.eq_ignore_ascii_case(name))
     };
     let map: serde_json::Map<String, serde_json::Value> = headers
@@ -204,7 +211,7 @@ async fn attempt(
         Err(e) => Err(e),
     };
     if let Ok((headers, prepared)) = &request {
-        record.request_headers = Some(recorded_headers(snapshot, headers));
+        record.request_headers = Some(recorded_headers(snapshot, headers, &prepared.headers));
         if prepared.body.body != payload.as_bytes() {
             record.request_body = Some(String::from_utf8_lossy(&prepared.body.body).into_owned());
         }

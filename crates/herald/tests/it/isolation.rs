@@ -365,6 +365,14 @@ async fn a_portal_token_changes_nothing_but_what_a_customer_may() {
             "POST",
             "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
         ),
+        (
+            "PATCH",
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation",
+        ),
+        (
+            "POST",
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation/simulate",
+        ),
         ("POST", "/api/v1/auth/logout"),
     ];
     let r = Receiver::start().await;

@@ -18,6 +18,7 @@ const HEADER_VALUE: &str = "Bearer receiver-credential-71d3";
 const GRAPHQL_CREDENTIAL: &str = "Bearer graphql-credential-9c2a";
 const INBOX_SECRET: &str = "inbox-verification-secret-4e7f";
 const IMPILO_SECRET: &str = "impilo-webhook-secret-2d8a";
+const TRANSFORMATION_VARIABLE: &str = "transformation-variable-6f0c";
 
 #[tokio::test]
 async fn trace_logs_hold_no_secret() {
@@ -47,6 +48,7 @@ async fn trace_logs_hold_no_secret() {
         HEADER_VALUE,
         GRAPHQL_CREDENTIAL,
         INBOX_SECRET,
+        TRANSFORMATION_VARIABLE,
     ]
     .map(str::to_owned)
     .to_vec();
@@ -139,6 +141,24 @@ async fn trace_logs_hold_no_secret() {
         )
         .await;
 
+    // A transformation whose variable goes out in a header it adds.
+    let transformation = server
+        .client
+        .patch(server.url(&format!(
+            "/api/v1/app/{app}/endpoint/{}/transformation",
+            given["id"].as_str().unwrap()
+        )))
+        .bearer_auth(child::TOKEN)
+        .json(&json!({
+            "code": "function handler(w) { w.headers['X-Token'] = w.variables.token; return w; }",
+            "enabled": true,
+            "variables": {"token": TRANSFORMATION_VARIABLE},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(transformation.status(), StatusCode::NO_CONTENT);
+
     // Every secret in use: tokens on requests, secrets signing deliveries, the inbox token in
     // a query string and a header, the metrics token.
     let used_key = server
@@ -181,7 +201,8 @@ async fn trace_logs_hold_no_secret() {
         .await
         .unwrap();
     assert_eq!(metrics.status(), StatusCode::OK);
-    r.wait_for("/ok", 1, Duration::from_secs(20)).await;
+    let ok = r.wait_for("/ok", 1, Duration::from_secs(20)).await;
+    assert_eq!(ok[0].header("x-token"), Some(TRANSFORMATION_VARIABLE));
     r.wait_for("/fails", 2, Duration::from_secs(20)).await;
     r.wait_for("/ops", 1, Duration::from_secs(20)).await;
     let impilo = r.wait_for("/impilo", 1, Duration::from_secs(20)).await;

@@ -84,6 +84,10 @@ async fn a_transformation_rewrites_the_payload_and_the_signature_covers_it() {
         attempts[0].request_body.as_deref().map(str::as_bytes),
         Some(req.body.as_slice())
     );
+    // Headers a transformation adds may carry its variables: recorded hidden.
+    let recorded = attempts[0].request_headers.as_deref().unwrap();
+    assert!(recorded.contains("x-slack-team"), "{recorded}");
+    assert!(!recorded.contains("T123"), "{recorded}");
     t.stop().await;
 }
 
