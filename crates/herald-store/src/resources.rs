@@ -5,9 +5,7 @@
 
 use async_trait::async_trait;
 use herald_core::id::{AppId, EndpointId};
-use herald_core::model::{
-    Application, Endpoint, EventType, SealedEndpointSecrets, Transformation,
-};
+use herald_core::model::{Application, Endpoint, EventType, SealedEndpointSecrets, Transformation};
 use herald_core::page::{ListParams, Page};
 
 use crate::Result;
@@ -99,8 +97,11 @@ pub trait ResourceStore: Send + Sync {
     async fn get_transformation(&self, id: &EndpointId) -> Result<StoredTransformation>;
     /// Saves an endpoint's transformation and its sealed variables (the whole record: the
     /// last save wins); `NotFound` for no such endpoint.
-    async fn set_transformation(&self, id: &EndpointId, stored: &StoredTransformation)
-    -> Result<()>;
+    async fn set_transformation(
+        &self,
+        id: &EndpointId,
+        stored: &StoredTransformation,
+    ) -> Result<()>;
     /// Looks an endpoint up by id alone (the delivery worker knows no application).
     async fn get_endpoint_by_id(&self, id: &EndpointId) -> Result<Option<Endpoint>>;
     /// Lists the endpoints of `app`, keyed by endpoint id.

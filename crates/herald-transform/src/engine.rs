@@ -84,9 +84,7 @@ impl Engine {
         let input = input_json(webhook)?;
         let returned = self.with_fresh_context(code, |ctx, handler| {
             let input = ctx.json_parse(input).map_err(|e| self.failure(&ctx, e))?;
-            let returned: Value = handler
-                .call((input,))
-                .map_err(|e| self.failure(&ctx, e))?;
+            let returned: Value = handler.call((input,)).map_err(|e| self.failure(&ctx, e))?;
             if returned.is_promise() {
                 return Err(Failure::BadReturn(
                     "a Promise: the handler must return the webhook itself (no async, no await)"
@@ -129,11 +127,12 @@ impl Engine {
             let mut options = EvalOptions::default();
             options.strict = false;
             options.filename = Some(FILE_NAME.to_owned());
-            ctx.eval_with_options::<(), _>(code, options)
-                .map_err(|e| match self.failure(&ctx, e) {
+            ctx.eval_with_options::<(), _>(code, options).map_err(|e| {
+                match self.failure(&ctx, e) {
                     Failure::Threw(e) => Failure::Code(e),
                     other => other,
-                })?;
+                }
+            })?;
             // `function handler` is a property of the global object; `const handler = …`
             // lives in the global scope only, which a second script sees.
             let handler: Value = ctx
@@ -226,7 +225,10 @@ fn input_json(webhook: &Webhook) -> Result<String, Failure> {
     let mut value = serde_json::to_value(webhook)
         .map_err(|e| Failure::Unavailable(format!("cannot encode the webhook: {e}")))?;
     if let Some(map) = value.as_object_mut() {
-        map.insert("headers".into(), serde_json::Value::Object(Default::default()));
+        map.insert(
+            "headers".into(),
+            serde_json::Value::Object(Default::default()),
+        );
         map.insert("cancel".into(), serde_json::Value::Bool(false));
     }
     Ok(value.to_string())

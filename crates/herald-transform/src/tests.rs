@@ -117,7 +117,11 @@ fn allocating_without_bound_is_stopped_at_the_memory_limit() {
         matches!(out, Err(Failure::TimedOut(_) | Failure::OutOfMemory(_))),
         "{out:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     let started = Instant::now();
     // And the memory is back for the next run.
     let next = block(sandbox.run(
@@ -125,7 +129,11 @@ fn allocating_without_bound_is_stopped_at_the_memory_limit() {
         webhook(json!({})),
     ));
     assert_eq!(next.unwrap().payload, json!(1000));
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -163,7 +171,10 @@ fn a_throw_is_reported_with_its_position() {
     assert_eq!(error.message, "TypeError: no user.created");
     assert_eq!(error.line, Some(2));
     let out = run("function handler(w) { throw 'plain'; }", json!({}));
-    assert!(matches!(&out, Err(Failure::Threw(e)) if e.message == "plain"), "{out:?}");
+    assert!(
+        matches!(&out, Err(Failure::Threw(e)) if e.message == "plain"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -174,11 +185,23 @@ fn bad_return_values_are_named() {
         ("function handler(w) { return [w]; }", "array"),
         ("async function handler(w) { return w; }", "Promise"),
         ("function handler(w) { return {url: 'x'}; }", "payload"),
-        ("function handler(w) { w.method = 'DELETE'; return w; }", "DELETE"),
+        (
+            "function handler(w) { w.method = 'DELETE'; return w; }",
+            "DELETE",
+        ),
         ("function handler(w) { w.url = 7; return w; }", "url 7"),
-        ("function handler(w) { w.headers = {a: 1}; return w; }", "header a"),
-        ("function handler(w) { w.cancel = 'yes'; return w; }", "cancel"),
-        ("function handler(w) { w.payload = {}; w.payload.self = w.payload; return w; }", "circular"),
+        (
+            "function handler(w) { w.headers = {a: 1}; return w; }",
+            "header a",
+        ),
+        (
+            "function handler(w) { w.cancel = 'yes'; return w; }",
+            "cancel",
+        ),
+        (
+            "function handler(w) { w.payload = {}; w.payload.self = w.payload; return w; }",
+            "circular",
+        ),
     ] {
         let out = run(code, json!({}));
         let text = match &out {
@@ -186,14 +209,23 @@ fn bad_return_values_are_named() {
             Err(Failure::Threw(e)) => e.message.clone(),
             other => panic!("{code}: {other:?}"),
         };
-        assert!(text.to_lowercase().contains(&expected.to_lowercase()), "{code}: {text}");
+        assert!(
+            text.to_lowercase().contains(&expected.to_lowercase()),
+            "{code}: {text}"
+        );
     }
 }
 
 #[test]
 fn deep_recursion_and_deep_payloads_are_errors_not_crashes() {
-    let out = run("function handler(w) { function f(n) { return f(n + 1) + 1; } return f(0); }", json!({}));
-    assert!(matches!(&out, Err(Failure::Threw(e)) if e.message.contains("stack")), "{out:?}");
+    let out = run(
+        "function handler(w) { function f(n) { return f(n + 1) + 1; } return f(0); }",
+        json!({}),
+    );
+    assert!(
+        matches!(&out, Err(Failure::Threw(e)) if e.message.contains("stack")),
+        "{out:?}"
+    );
     // A payload nested far deeper than serde_json would build: made by hand as text.
     let depth = 100_000;
     let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
@@ -217,7 +249,11 @@ fn nothing_of_the_host_is_reachable() {
         "typeof Promise",
     ] {
         let code = format!("function handler(w) {{ w.payload = {probe}; return w; }}");
-        assert_eq!(run(&code, json!({})).unwrap().payload, json!("undefined"), "{probe}");
+        assert_eq!(
+            run(&code, json!({})).unwrap().payload,
+            json!("undefined"),
+            "{probe}"
+        );
     }
     // Nothing survives from one run to the next.
     let sandbox = Sandbox::start(1, Limits::default()).unwrap();
@@ -250,9 +286,15 @@ fn runs_proceed_in_parallel_on_the_threads() {
 
 #[test]
 fn oversized_code_is_refused_before_it_runs() {
-    let code = format!("function handler(w) {{ return w; }} //{}", "x".repeat(MAX_CODE_BYTES));
+    let code = format!(
+        "function handler(w) {{ return w; }} //{}",
+        "x".repeat(MAX_CODE_BYTES)
+    );
     let out = block(sandbox().check(&code));
-    assert!(matches!(&out, Err(Failure::Code(e)) if e.message.contains("bytes")), "{out:?}");
+    assert!(
+        matches!(&out, Err(Failure::Code(e)) if e.message.contains("bytes")),
+        "{out:?}"
+    );
 }
 
 proptest! {

@@ -169,8 +169,9 @@ impl Application {
         let tasks =
             crate::tasks::BackgroundTasks::new(store.clone(), wakeup.clone(), &worker.node_id);
         let transformations = &config.transformations;
-        let sandbox = herald_transform::Sandbox::start(transformations.threads, transformations.limits)
-            .map_err(StartError::Sandbox)?;
+        let sandbox =
+            herald_transform::Sandbox::start(transformations.threads, transformations.limits)
+                .map_err(StartError::Sandbox)?;
         let state = AppState::new(Shared {
             store,
             keyring,

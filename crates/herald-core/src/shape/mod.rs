@@ -165,7 +165,9 @@ pub fn document(
 ) -> Result<Value, ShapeError> {
     let content = match selected {
         Some(s) => s.data.clone(),
-        None => serde_json::from_str(msg.payload).map_err(|e| ShapeError::Payload(e.to_string()))?,
+        None => {
+            serde_json::from_str(msg.payload).map_err(|e| ShapeError::Payload(e.to_string()))?
+        }
     };
     Ok(match envelope {
         Envelope::Raw => content,

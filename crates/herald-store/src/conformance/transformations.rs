@@ -125,6 +125,13 @@ pub async fn a_canceled_delivery_ends_alone(store: &dyn Store) {
     let attempts = store.attempts_for_message(first).await.unwrap();
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].url, "https://elsewhere.example/chosen");
-    assert!(!store.get_endpoint_by_id(&ep.id).await.unwrap().unwrap().disabled);
+    assert!(
+        !store
+            .get_endpoint_by_id(&ep.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
     store.delete_app(&app.id).await.unwrap();
 }

@@ -488,8 +488,12 @@ async fn transform_phase(
             )
             .await?;
         if transformed {
-            node.set_transformation(&app, &endpoint, "function handler(webhook) { return webhook; }")
-                .await?;
+            node.set_transformation(
+                &app,
+                &endpoint,
+                "function handler(webhook) { return webhook; }",
+            )
+            .await?;
         }
         bodies.push(node::message_body(&format!("bench.tf{i}"), PAYLOAD_BYTES));
     }

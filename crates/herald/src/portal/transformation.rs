@@ -138,7 +138,10 @@ async fn simulate(
     Ok(page(&scope, &ep, &saved, &form, &errors, result.as_ref()))
 }
 
-async fn saved(scope: &Scope, ep: &str) -> Result<EndpointTransformationOut, super::error::PortalError> {
+async fn saved(
+    scope: &Scope,
+    ep: &str,
+) -> Result<EndpointTransformationOut, super::error::PortalError> {
     scope
         .ctx
         .api

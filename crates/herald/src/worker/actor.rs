@@ -371,13 +371,8 @@ pub async fn run(
                     sandbox: &shared.sandbox,
                     require_https: shared.config.require_https,
                 };
-                let record = attempt::run(
-                    &tools,
-                    &snapshot,
-                    &task,
-                    shared.config.svix_headers,
-                )
-                .await;
+                let record =
+                    attempt::run(&tools, &snapshot, &task, shared.config.svix_headers).await;
                 drop(counted);
                 crate::metrics::attempt_finished(
                     record.status_code,

@@ -40,7 +40,9 @@ pub struct Prepared {
 pub enum Shaping {
     Send(Prepared),
     /// The transformation set `cancel`: nothing is sent.
-    Canceled { url: String },
+    Canceled {
+        url: String,
+    },
 }
 
 /// Builds the request for one attempt. An error fails the attempt (and is retried like any
@@ -85,7 +87,10 @@ pub async fn request_for(
         variables: transformation.variables.clone(),
     };
     let started = std::time::Instant::now();
-    let ran = tools.sandbox.run(transformation.code.clone(), webhook).await;
+    let ran = tools
+        .sandbox
+        .run(transformation.code.clone(), webhook)
+        .await;
     // A canceled delivery goes nowhere: what it would have sent is not checked.
     let checked = ran.map_err(|e| e.to_string()).and_then(|outcome| {
         if !outcome.cancel {
@@ -127,15 +132,23 @@ pub struct Tools<'a> {
 /// http(s) URL (https with `--require-https`; where it points is checked by the network policy
 /// when it connects), and headers that are valid and not Herald's own.
 pub fn check_outcome(outcome: &Outcome, require_https: bool) -> Result<(), String> {
-    let url = url::Url::parse(&outcome.url)
-        .map_err(|e| format!("the transformation's url {:?} is not a URL: {e}", outcome.url))?;
+    let url = url::Url::parse(&outcome.url).map_err(|e| {
+        format!(
+            "the transformation's url {:?} is not a URL: {e}",
+            outcome.url
+        )
+    })?;
     match url.scheme() {
         "https" => {}
         "http" if !require_https => {}
         scheme => {
             return Err(format!(
                 "the transformation's url has scheme {scheme:?}: {} only",
-                if require_https { "https" } else { "http and https" }
+                if require_https {
+                    "https"
+                } else {
+                    "http and https"
+                }
             ));
         }
     }
@@ -147,7 +160,9 @@ pub fn check_outcome(outcome: &Outcome, require_https: bool) -> Result<(), Strin
     }
     for (name, value) in &outcome.headers {
         if HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(format!("the transformation's header {name:?} is not a valid name"));
+            return Err(format!(
+                "the transformation's header {name:?} is not a valid name"
+            ));
         }
         if herald_core::headers::is_reserved(name) {
             return Err(format!(

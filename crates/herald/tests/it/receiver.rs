@@ -199,7 +199,11 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         let mut lines = head.split("\r\n");
         let request_line = lines.next().unwrap_or_default();
-        let method = request_line.split(' ').next().unwrap_or_default().to_owned();
+        let method = request_line
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let path = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
         let headers: Vec<(String, String)> = lines
             .filter(|l| !l.is_empty())

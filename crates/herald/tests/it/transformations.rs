@@ -49,7 +49,13 @@ async fn a_transformation_rewrites_the_payload_and_the_signature_covers_it() {
         return webhook;
     }"#;
     let ep = endpoint_with(&t, &app, json!({"url": r.url("/slack")}), code).await;
-    let (status, out) = set(&t, &app, &ep, json!({"variables": {"slackToken": "xoxb-1"}})).await;
+    let (status, out) = set(
+        &t,
+        &app,
+        &ep,
+        json!({"variables": {"slackToken": "xoxb-1"}}),
+    )
+    .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{out}");
     let msg = t
         .publish(
@@ -124,7 +130,11 @@ async fn a_transformation_cannot_send_to_a_refused_address() {
     assert_eq!(r.total(), 0);
     let delivery = t.deliveries(&msg).await;
     assert_eq!(delivery[0].endpoint_id.as_str(), ep);
-    assert_eq!(delivery[0].status, DeliveryStatus::Pending, "retried on the schedule");
+    assert_eq!(
+        delivery[0].status,
+        DeliveryStatus::Pending,
+        "retried on the schedule"
+    );
     t.stop().await;
 }
 
@@ -151,7 +161,10 @@ async fn runaway_handlers_are_stopped_and_others_keep_delivering() {
     )
     .await;
     let healthy = t
-        .create_endpoint(&app, json!({"url": r.url("/healthy"), "filterTypes": ["ok"]}))
+        .create_endpoint(
+            &app,
+            json!({"url": r.url("/healthy"), "filterTypes": ["ok"]}),
+        )
         .await;
     // Many runaway attempts at once, and healthy messages published after them.
     for _ in 0..10 {
@@ -170,8 +183,13 @@ async fn runaway_handlers_are_stopped_and_others_keep_delivering() {
     }
     r.wait_for("/healthy", 20, Duration::from_secs(10)).await;
     for msg in &healthy_msgs {
-        t.wait_status(msg, &healthy, DeliveryStatus::Success, Duration::from_secs(5))
-            .await;
+        t.wait_status(
+            msg,
+            &healthy,
+            DeliveryStatus::Success,
+            Duration::from_secs(5),
+        )
+        .await;
     }
     let reason_of = |endpoint: String| {
         let msg = hungry_msg.clone();
@@ -194,7 +212,10 @@ async fn runaway_handlers_are_stopped_and_others_keep_delivering() {
         }
     };
     let looped = reason_of(looping.clone()).await;
-    assert!(looped.contains("ran longer than its limit of 50 ms"), "{looped}");
+    assert!(
+        looped.contains("ran longer than its limit of 50 ms"),
+        "{looped}"
+    );
     let hungry_reason = reason_of(hungry.clone()).await;
     assert!(
         hungry_reason.contains("bytes of memory") || hungry_reason.contains("ran longer"),
@@ -221,13 +242,24 @@ async fn a_transformation_may_cancel_a_delivery() {
     )
     .await;
     let skipped = t
-        .publish(&app, json!({"eventType": "a.b", "payload": {"internal": true}}))
+        .publish(
+            &app,
+            json!({"eventType": "a.b", "payload": {"internal": true}}),
+        )
         .await;
     let sent = t
-        .publish(&app, json!({"eventType": "a.b", "payload": {"internal": false}}))
+        .publish(
+            &app,
+            json!({"eventType": "a.b", "payload": {"internal": false}}),
+        )
         .await;
-    t.wait_status(&skipped, &ep, DeliveryStatus::Canceled, Duration::from_secs(10))
-        .await;
+    t.wait_status(
+        &skipped,
+        &ep,
+        DeliveryStatus::Canceled,
+        Duration::from_secs(10),
+    )
+    .await;
     t.wait_status(&sent, &ep, DeliveryStatus::Success, Duration::from_secs(10))
         .await;
     let got = r.received("/hook");
@@ -283,7 +315,10 @@ async fn saving_checks_the_code_and_get_shows_it() {
     );
 
     for (body, loc) in [
-        (json!({"code": "function other(w) { return w; }"}), "body.code"),
+        (
+            json!({"code": "function other(w) { return w; }"}),
+            "body.code",
+        ),
         (
             json!({"code": "while (true) {} function handler(w) { return w; }"}),
             "body.code",
@@ -346,7 +381,10 @@ async fn simulate_shows_what_would_be_sent() {
     let t = TestApp::spawn().await;
     let app = t.create_app("Acme").await;
     let ep = t
-        .create_endpoint(&app, json!({"url": r.url("/hook"), "envelope": "typed", "encoding": "form"}))
+        .create_endpoint(
+            &app,
+            json!({"url": r.url("/hook"), "envelope": "typed", "encoding": "form"}),
+        )
         .await;
     let path = format!("/api/v1/app/{app}/endpoint/{ep}/transformation/simulate");
     let code = "function handler(w) { w.payload = {kind: w.payload.type, id: w.payload.payload.id}; w.headers['X-A'] = '1'; return w; }";
@@ -458,7 +496,9 @@ async fn the_portal_edits_and_simulates_a_transformation() {
         .await;
     assert_eq!(simulated.status, StatusCode::OK, "{}", simulated.body);
     assert!(
-        simulated.body.contains("{&quot;hello&quot;:&quot;Ada&quot;}"),
+        simulated
+            .body
+            .contains("{&quot;hello&quot;:&quot;Ada&quot;}"),
         "{}",
         simulated.body
     );

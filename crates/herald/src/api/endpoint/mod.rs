@@ -40,15 +40,15 @@ pub use options::{
     DeliveryOptions, EncodingName, EnvelopeName, GraphqlQuery, OrderingMode, ProfileName,
     SchemeName, SignatureSettings,
 };
-pub use transformation::{
-    EndpointTransformationOut, EndpointTransformationPatch, EndpointTransformationSimulateIn,
-    EndpointTransformationSimulateOut,
-};
 pub use secrets::{
     EndpointHeadersIn, EndpointHeadersOut, EndpointSecretOut, EndpointSecretRotateIn,
 };
 use secrets::{check_headers, check_secret, fit_secret_to_scheme};
 pub(crate) use secrets::{get_headers, get_secret, rotate_secret, update_headers};
+pub use transformation::{
+    EndpointTransformationOut, EndpointTransformationPatch, EndpointTransformationSimulateIn,
+    EndpointTransformationSimulateOut,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

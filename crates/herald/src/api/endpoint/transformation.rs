@@ -308,9 +308,11 @@ fn failure_violation(loc: &[&str], failure: &Failure) -> ApiError {
     }
     let mut v = Violations::new();
     match position {
-        Some((line, column)) => {
-            v.value_with(loc, failure.to_string(), json!({"line": line, "column": column}))
-        }
+        Some((line, column)) => v.value_with(
+            loc,
+            failure.to_string(),
+            json!({"line": line, "column": column}),
+        ),
         None => v.value(loc, failure.to_string()),
     }
     v.into()
