@@ -484,6 +484,18 @@ impl Report {
                 ),
             );
         }
+        if let Some(t) = &r.transform {
+            line(
+                "transform",
+                format!(
+                    "{} endpoints: {} deliveries/s without a transformation, {} with \
+                     `return webhook` (means of alternating phases)",
+                    t.endpoints,
+                    count(t.without_rps),
+                    count(t.with_rps)
+                ),
+            );
+        }
         if let Some(b) = &r.backlog {
             line(
                 "backlog",
