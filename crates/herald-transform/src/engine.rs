@@ -18,11 +18,14 @@ const FILE_NAME: &str = "transformation.js";
 const MAX_STACK_BYTES: usize = 1024 * 1024;
 
 /// The built-ins a handler gets besides the base objects (`Object`, `Array`, `String`,
-/// `Math`, `Error`, …): dates, regular expressions, JSON, maps and sets, and `eval` (QuickJS
-/// needs it to evaluate any script). Left out: typed arrays (they double the cost of a context,
-/// 95 µs instead of 51 µs, measured in a release build), `Promise` (a handler answers
-/// synchronously and no job queue runs), `Proxy`, `WeakRef`, and `performance` (a precise
-/// clock is a timing side channel).
+/// `Math`, `Error`, …): dates, regular expressions, JSON, maps and sets, `eval` (QuickJS needs
+/// it to evaluate any script) and `Promise`. `Promise` is there although no job ever runs (a
+/// handler answers synchronously; a Promise it returns is refused, one it leaves pending
+/// never settles): without it an `async function` leaves QuickJS's heap in a state that
+/// aborts the process when the runtime is freed (seen: `JS_FreeRuntime: Assertion
+/// list_empty(&rt->gc_obj_list) failed`). Left out: typed arrays (they double the cost of a
+/// context, 95 µs instead of 51 µs, measured in a release build), `Proxy`, `WeakRef`, and
+/// `performance` (a precise clock is a timing side channel).
 type Intrinsics = (
     intrinsic::Date,
     intrinsic::Eval,
@@ -30,6 +33,7 @@ type Intrinsics = (
     intrinsic::RegExp,
     intrinsic::Json,
     intrinsic::MapSet,
+    intrinsic::Promise,
 );
 
 /// Nanoseconds since `base` meaning "no run in progress".
@@ -71,6 +75,13 @@ impl Engine {
             deadline,
             interrupted,
         })
+    }
+
+    /// Whether a run left promise jobs queued. They are never run, and each holds its context
+    /// alive: the runtime is replaced instead (freeing a runtime discards its queued jobs), so
+    /// that they cannot pile up against the memory limit of later runs.
+    pub(crate) fn has_leftovers(&self) -> bool {
+        self.runtime.is_job_pending()
     }
 
     /// Compiles the code and checks that it defines a `handler` function.

@@ -230,6 +230,9 @@ fn serve(threads: &Threads) {
                 Failure::Unavailable("the engine failed; the run was abandoned".into()),
             )
         });
+        if engine.as_ref().is_some_and(Engine::has_leftovers) {
+            engine = None;
+        }
         let _ = job.reply.send(answer);
         let retire = threads
             .retiring
