@@ -34,6 +34,7 @@ pub mod devices;
 pub mod inbox;
 pub mod inbox_firebase;
 pub mod leases;
+pub mod polls;
 pub mod routing;
 pub mod serials;
 pub mod tasks;
@@ -223,6 +224,8 @@ macro_rules! conformance_checks {
             public_write_is_kept => $crate::conformance::inbox_firebase::public_write_is_kept,
             deletions_and_shallow_reads => $crate::conformance::inbox_firebase::deletions_and_shallow_reads,
             serials_and_seed_fields => $crate::conformance::serials::serials_and_seed_fields,
+            polling_endpoints_collect_entries => $crate::conformance::polls::polling_endpoints_collect_entries,
+            polls_see_every_entry_once_in_commit_order => $crate::conformance::polls::polls_see_every_entry_once_in_commit_order,
         }
     };
 }

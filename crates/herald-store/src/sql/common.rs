@@ -229,3 +229,4 @@ include!("devices.rs");
 include!("inbox.rs");
 include!("inbox_reads.rs");
 include!("tasks.rs");
+include!("polls.rs");
