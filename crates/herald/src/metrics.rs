@@ -29,6 +29,7 @@ pub const TASKS_SCHEDULED: &str = "herald_tasks_scheduled";
 pub const ENDPOINTS_DISABLED: &str = "herald_endpoints_disabled";
 pub const DB_POOL_CONNECTIONS: &str = "herald_db_pool_connections";
 pub const DB_POOL_MAX_CONNECTIONS: &str = "herald_db_pool_max_connections";
+pub const POLLED_MESSAGES: &str = "herald_polled_messages_total";
 
 /// Attempt durations: the delivery timeout is at most 60 s.
 const DURATION_BUCKETS: &[f64] = &[
@@ -93,6 +94,11 @@ fn describe() {
         "Pending deliveries waiting for a later retry."
     );
     describe_gauge!(ENDPOINTS_DISABLED, "Disabled endpoints.");
+    describe_counter!(
+        POLLED_MESSAGES,
+        "Messages read from polling endpoints, by endpoint kind and reader (poll: the \
+         iterator route; consumer: a consumer Herald tracks)."
+    );
     describe_gauge!(
         DB_POOL_CONNECTIONS,
         "Database connections by pool and state (in_use, idle)."

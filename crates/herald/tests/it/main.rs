@@ -41,6 +41,7 @@ mod nesting;
 mod network_policy;
 pub mod observability;
 mod operational;
+mod polling;
 mod portal;
 mod postgres_nodes;
 mod sdk;
