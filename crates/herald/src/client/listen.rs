@@ -1,7 +1,8 @@
 //! `herald listen`: a receiver on this machine for developing against real deliveries (as
 //! `stripe listen` is for Stripe's). Each request is printed whole (time, method, path, headers,
 //! the body as pretty JSON when it is JSON) with its verification result, and answered 200 (or
-//! `--status`), or passed on to `--forward-to` whose answer is returned.
+//! `--status`), or passed on to `--forward-to` whose answer is returned. With `--poll` it
+//! consumes a polling endpoint instead (`poll.rs`).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -59,6 +60,9 @@ pub async fn run(args: ListenArgs) -> ClientResult {
             "--status {status} is not an HTTP status"
         )));
     }
+    if let Some(poller) = args.poll.clone() {
+        return super::poll::run(args, poller).await;
+    }
     let address = SocketAddr::from(([127, 0, 0, 1], args.port));
     let socket = tokio::net::TcpListener::bind(address)
         .await
@@ -89,7 +93,7 @@ pub async fn run(args: ListenArgs) -> ClientResult {
 }
 
 /// What `herald verify` says about a delivery, as one line.
-fn verification(args: &ListenArgs, headers: &HeaderMap, body: &[u8]) -> String {
+pub(super) fn verification(args: &ListenArgs, headers: &HeaderMap, body: &[u8]) -> String {
     let Some(secret) = &args.secret else {
         return "not verified (no --secret)".into();
     };
@@ -111,7 +115,7 @@ fn verification(args: &ListenArgs, headers: &HeaderMap, body: &[u8]) -> String {
 }
 
 /// The body for people: pretty JSON when it is JSON, the text when it is text.
-fn printable(body: &[u8]) -> String {
+pub(super) fn printable(body: &[u8]) -> String {
     if body.is_empty() {
         return "(no body)".into();
     }

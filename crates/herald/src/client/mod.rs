@@ -14,6 +14,7 @@ use crate::cli::{Command, ServerArgs};
 
 pub mod export;
 pub mod listen;
+pub mod poll;
 pub mod resources;
 pub mod table;
 
