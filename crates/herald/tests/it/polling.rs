@@ -431,3 +431,58 @@ async fn polled_messages_are_signed_over_the_payload_they_carry() {
     ));
     t.stop().await;
 }
+
+/// The portal creates a polling endpoint, shows its type and how to consume it.
+#[tokio::test]
+async fn the_portal_creates_and_explains_a_polling_endpoint() {
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Portal").await;
+    let token = crate::portal::portal_token(&t, &app).await;
+    let mut browser = crate::portal::portal_session(&t, &token).await;
+    let new = format!("/portal/app/{app}/endpoint/new");
+    let form = browser.get(&new).await;
+    assert!(
+        form.body.contains(r#"<option value="polling""#),
+        "{}",
+        form.body
+    );
+    let csrf = browser.csrf(&new).await;
+    let page = browser
+        .post(
+            &new,
+            &[
+                ("_csrf", &csrf),
+                ("type", "polling"),
+                ("url", ""),
+                ("description", "pull"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let (_, list) = t.get(&format!("/api/v1/app/{app}/endpoint")).await;
+    let ep = list["data"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list["data"][0]["type"], "polling");
+    let detail = browser
+        .get(&format!("/portal/app/{app}/endpoint/{ep}"))
+        .await;
+    assert_eq!(detail.status, StatusCode::OK);
+    let poller = t.url(&format!("/api/v1/app/{app}/poller/{ep}"));
+    assert!(
+        detail.body.contains("polling (its consumers read it)"),
+        "{}",
+        detail.body
+    );
+    assert!(
+        detail
+            .body
+            .contains(&format!("herald listen --poll {poller}")),
+        "{}",
+        detail.body
+    );
+    // Editing keeps it a polling endpoint with its poller URL.
+    let edit = browser
+        .get(&format!("/portal/app/{app}/endpoint/{ep}/edit"))
+        .await;
+    assert!(edit.body.contains(&poller), "{}", edit.body);
+    t.stop().await;
+}

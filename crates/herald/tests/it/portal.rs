@@ -105,7 +105,7 @@ fn csrf_in(html: &str) -> String {
 }
 
 /// Signs a browser in with a portal token, as the entry page's script does.
-async fn portal_session(t: &TestApp, token: &str) -> Browser {
+pub(crate) async fn portal_session(t: &TestApp, token: &str) -> Browser {
     let mut b = Browser::new(t);
     let csrf = b.csrf("/portal").await;
     let page = b
@@ -115,7 +115,7 @@ async fn portal_session(t: &TestApp, token: &str) -> Browser {
     b
 }
 
-async fn portal_token(t: &TestApp, app: &str) -> String {
+pub(crate) async fn portal_token(t: &TestApp, app: &str) -> String {
     let (status, out) = t
         .post(&format!("/api/v1/auth/app-portal-access/{app}"), json!({}))
         .await;
