@@ -25,6 +25,7 @@ use crate::cli::ListenArgs;
 const MAX_PAUSE: Duration = Duration::from_secs(30);
 
 pub async fn run(args: ListenArgs, poller: String) -> ClientResult {
+    super::listen::check_args(&args)?;
     let poller = url::Url::parse(&poller)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.path().contains("/poller/"))
