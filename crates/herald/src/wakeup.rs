@@ -27,6 +27,9 @@ pub struct Wakeup {
     inner: Option<Arc<WakeInner>>,
     /// Bumped by every announcement; long polls watch it (see the module documentation).
     bell: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Set when the process stops: waiting long polls answer at once instead of holding the
+    /// shutdown for up to their 30 seconds.
+    polls_ended: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -42,6 +45,7 @@ impl Default for Wakeup {
         Self {
             inner: Some(Arc::default()),
             bell: Arc::new(tokio::sync::watch::Sender::new(0)),
+            polls_ended: Arc::default(),
         }
     }
 }
@@ -52,12 +56,24 @@ impl Wakeup {
         Self {
             inner: None,
             bell: Arc::new(tokio::sync::watch::Sender::new(0)),
+            polls_ended: Arc::default(),
         }
     }
 
     /// What a long poll waits on: it changes after every announcement.
     pub fn poll_bell(&self) -> tokio::sync::watch::Receiver<u64> {
         self.bell.subscribe()
+    }
+
+    /// Ends every waiting long poll (the process is stopping); later ones do not wait.
+    pub fn end_long_polls(&self) {
+        self.polls_ended.store(true, AtomicOrdering::SeqCst);
+        self.ring();
+    }
+
+    /// Whether long polls should answer without waiting.
+    pub fn long_polls_ended(&self) -> bool {
+        self.polls_ended.load(AtomicOrdering::SeqCst)
     }
 
     fn ring(&self) {

@@ -566,3 +566,30 @@ async fn on_postgres_nodes_consumers_read_everything_and_long_polls_wake_across_
     b.stop().await;
     a.stop().await;
 }
+
+/// A stopping server answers its waiting long polls at once instead of holding its shutdown.
+#[tokio::test]
+async fn a_stopping_server_ends_its_long_polls() {
+    let t = TestApp::spawn().await;
+    let (app, ep) = polling_endpoint(&t, json!({})).await;
+    let url = t.url(&format!("/api/v1/app/{app}/poller/{ep}?wait=30"));
+    let client = t.client.clone();
+    let poll = tokio::spawn(async move {
+        client
+            .get(url)
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    t.stop().await;
+    assert_eq!(poll.await.unwrap(), StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -125,7 +125,8 @@ pub(super) async fn read(
             }
         }
         let now = tokio::time::Instant::now();
-        if !found.is_empty() || now >= deadline || !done {
+        // A stopping process answers at once rather than hold its shutdown.
+        if !found.is_empty() || now >= deadline || !done || state.wakeup.long_polls_ended() {
             let data = sign_all(state, endpoint, found).await?;
             metrics::counter!(crate::metrics::POLLED_MESSAGES, "kind" => "polling", "reader" => reader)
                 .increment(data.len() as u64);
