@@ -593,3 +593,22 @@ async fn a_stopping_server_ends_its_long_polls() {
         started.elapsed()
     );
 }
+
+/// Retention: an entry whose payload is gone is skipped, the iterator moving past it.
+#[tokio::test]
+async fn messages_past_their_payload_retention_are_skipped() {
+    let t = TestApp::spawn().await;
+    let (app, ep) = polling_endpoint(&t, json!({})).await;
+    let old = publish_n(&t, &app, 3).await;
+    let purged = t
+        .store
+        .purge_payloads(chrono::Utc::now() + chrono::Duration::days(400), 1000)
+        .await
+        .unwrap();
+    assert!(purged >= 3, "{purged}");
+    let fresh = publish_n(&t, &app, 1).await;
+    let answer = consumer_poll(&t, &app, &ep, "late", "", None).await;
+    assert_eq!(ids_of(&answer), fresh, "{old:?} expired unread");
+    assert_eq!(answer["done"], true);
+    t.stop().await;
+}
