@@ -42,6 +42,7 @@ mod network_policy;
 pub mod observability;
 mod operational;
 mod polling;
+mod polling_nodes;
 mod portal;
 mod postgres_nodes;
 mod sdk;
