@@ -139,6 +139,32 @@ pub struct EndpointOptions {
     /// A seed system whose delivery rules the endpoint follows where it sets nothing itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
+    /// How the endpoint gets its messages: pushed over HTTP (the default) or collected for its
+    /// consumers to poll. Kept with the options so that it needs no column of its own.
+    #[serde(skip_serializing_if = "is_default")]
+    pub kind: EndpointKind,
+}
+
+/// How an endpoint gets its messages (the API's `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    /// Herald POSTs each message to the endpoint's URL.
+    #[default]
+    Http,
+    /// A polling endpoint: no URL, no delivery tasks; the publish stores a poll entry per
+    /// message and the endpoint's consumers read them (`GET …/poller/{endpoint}`).
+    Polling,
+}
+
+impl EndpointKind {
+    /// The name in the API (`type`) and in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndpointKind::Http => "http",
+            EndpointKind::Polling => "polling",
+        }
+    }
 }
 
 /// A seed system's delivery rules, as an endpoint's defaults (`profile`). An endpoint's own

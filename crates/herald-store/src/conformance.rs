@@ -34,6 +34,7 @@ pub mod devices;
 pub mod inbox;
 pub mod inbox_firebase;
 pub mod leases;
+pub mod polls;
 pub mod routing;
 pub mod serials;
 pub mod tasks;
@@ -226,6 +227,8 @@ macro_rules! conformance_checks {
             serials_and_seed_fields => $crate::conformance::serials::serials_and_seed_fields,
             transformations_are_stored_sealed_and_resealed => $crate::conformance::transformations::transformations_are_stored_sealed_and_resealed,
             a_canceled_delivery_ends_alone => $crate::conformance::transformations::a_canceled_delivery_ends_alone,
+            polling_endpoints_collect_entries => $crate::conformance::polls::polling_endpoints_collect_entries,
+            polls_see_every_entry_once_in_commit_order => $crate::conformance::polls::polls_see_every_entry_once_in_commit_order,
         }
     };
 }

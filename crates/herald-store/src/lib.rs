@@ -196,6 +196,7 @@ mod dialect;
 pub mod inbox;
 pub mod logs;
 pub mod messages;
+pub mod polls;
 mod postgres;
 pub mod queue;
 pub mod resources;
@@ -214,6 +215,7 @@ pub use logs::{
     EndpointMessageFilter, EndpointStats, LogStore, PoolStats, QueueMetrics, SentMessage,
 };
 pub use messages::{MessageFilter, MessageStore};
+pub use polls::{PollPosition, PollStore, PolledMessage};
 pub use postgres::PostgresStore;
 pub use queue::{
     Attempt, AttemptRecord, CompletionEffects, Delivery, DisabledEndpoint, DispatchTarget,
@@ -232,7 +234,7 @@ pub use tasks::{
 pub mod prelude {
     pub use crate::{
         AccessStore, BackgroundTaskStore, DeviceStore, InboxStore, LogStore, MessageStore,
-        QueueStore, ResourceStore, Store,
+        PollStore, QueueStore, ResourceStore, Store,
     };
 }
 
@@ -433,6 +435,7 @@ pub trait Store:
     + InboxStore
     + DeviceStore
     + BackgroundTaskStore
+    + PollStore
     + Send
     + Sync
     + 'static

@@ -401,6 +401,10 @@ impl Dialect for PostgresStore {
     const QUEUE_UPSERT: bool = false;
 
     const FIND_SUBSTRING_FN: &'static str = "strpos";
+
+    /// Only entries of transactions older than every one still running (see `polls.rs`).
+    const POLL_HORIZON_SQL: &'static str =
+        " AND p.xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 }
 
 include!("sql/common.rs");

@@ -363,6 +363,9 @@ impl Dialect for SqliteStore {
     const QUEUE_UPSERT: bool = true;
 
     const FIND_SUBSTRING_FN: &'static str = "instr";
+
+    /// One writer: entries commit in `seq` order.
+    const POLL_HORIZON_SQL: &'static str = "";
 }
 
 /// One process per database (a lock file enforces it): the publishing process wakes its own

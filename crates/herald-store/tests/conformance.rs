@@ -510,3 +510,87 @@ async fn postgres_a_claim_is_a_hot_update() {
     assert_eq!(hot, 20, "every claim was a HOT update");
     pool.close().await;
 }
+
+/// The ordering horizon of polling endpoints, attacked head-on: a publish that drew its entry's
+/// `seq` and has not committed yet (held open here) while a later publish commits. A reader
+/// following its position must not read the later entry first, or it would pass the open one
+/// and never see it; with the horizon it reads nothing until the open publish ends, then both
+/// in commit order. (On SQLite the one writer rules the case out: the later publish waits.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_poll_never_passes_an_open_publish() {
+    use herald_core::model::{EndpointKind, EndpointOptions};
+    use herald_store::PollPosition;
+    let Some(base) = postgres_url_or_skip("postgres_a_poll_never_passes_an_open_publish") else {
+        return;
+    };
+    let db = TestDatabase::create(&base).await;
+    let store = PostgresStore::open(&db.url).await.unwrap();
+    let app = conformance::sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut endpoint = conformance::sample_endpoint(&app.id);
+    endpoint.event_types = None;
+    endpoint.options = EndpointOptions {
+        kind: EndpointKind::Polling,
+        ..Default::default()
+    };
+    store
+        .create_endpoint(&endpoint, &conformance::sample_secrets())
+        .await
+        .unwrap();
+
+    // The slow publish: its message and entry written, its transaction still open.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut open = pool.begin().await.unwrap();
+    let early = conformance::sample_message(&app.id, "early", None);
+    sqlx::query(
+        "INSERT INTO messages (id, app_id, event_type, payload, created_at, payload_expires_at, serial)
+         VALUES ($1, $2, 'early', '{}', 0, 0, $3)",
+    )
+    .bind(early.id.as_str())
+    .bind(app.id.as_str())
+    .bind(early.serial)
+    .execute(&mut *open)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO poll_entries (endpoint_id, msg_id) VALUES ($1, $2)")
+        .bind(endpoint.id.as_str())
+        .bind(early.id.as_str())
+        .execute(&mut *open)
+        .await
+        .unwrap();
+
+    // A later publish commits while the first is open.
+    let late = conformance::sample_message(&app.id, "late", None);
+    store.create_message(&late).await.unwrap();
+
+    // A reader following its position: whatever it reads now, it must still find `early`.
+    let mut position = PollPosition::default();
+    let mut seen = Vec::new();
+    for entry in store.read_polled(&endpoint.id, position, 10).await.unwrap() {
+        position = entry.position;
+        seen.push(entry.message.id);
+    }
+    assert!(
+        seen.is_empty(),
+        "nothing is read past a publish still open: {seen:?}"
+    );
+    open.commit().await.unwrap();
+    // Other tests' transactions (the xid horizon is the cluster's) may hold it back a moment.
+    for _ in 0..500 {
+        for entry in store.read_polled(&endpoint.id, position, 10).await.unwrap() {
+            position = entry.position;
+            seen.push(entry.message.id);
+        }
+        if seen.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        seen,
+        vec![early.id, late.id],
+        "both, in commit-horizon order"
+    );
+    pool.close().await;
+    store.close().await;
+}

@@ -266,6 +266,25 @@ pub struct ListenArgs {
     /// The status to answer every delivery with. [default: 200, or the --forward-to answer]
     #[arg(long, value_name = "N")]
     pub status: Option<u16>,
+
+    /// Instead of listening: consume this polling endpoint (its poller URL,
+    /// http://host/api/v1/app/APP/poller/ENDPOINT) and pass each message on to --forward-to,
+    /// acknowledging only what was passed on.
+    #[arg(long, value_name = "ENDPOINT_URL")]
+    pub poll: Option<String>,
+
+    /// With --poll: the consumer name Herald keeps the position of.
+    #[arg(long, default_value = "herald-listen", value_name = "NAME")]
+    pub consumer: String,
+
+    /// With --poll: a bearer token (the admin token or an API key).
+    #[arg(
+        long,
+        env = "HERALD_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -32,6 +32,7 @@ pub const DB_POOL_MAX_CONNECTIONS: &str = "herald_db_pool_max_connections";
 pub const TRANSFORMATIONS: &str = "herald_transformations_total";
 pub const TRANSFORMATION_DURATION: &str = "herald_transformation_duration_seconds";
 pub const TRANSFORMATIONS_STUCK: &str = "herald_transformations_stuck_total";
+pub const POLLED_MESSAGES: &str = "herald_polled_messages_total";
 
 /// Transformation runs: the time limit is 50 ms by default, at most 10 s.
 const TRANSFORMATION_BUCKETS: &[f64] = &[
@@ -121,6 +122,11 @@ fn describe() {
         "Pending deliveries waiting for a later retry."
     );
     describe_gauge!(ENDPOINTS_DISABLED, "Disabled endpoints.");
+    describe_counter!(
+        POLLED_MESSAGES,
+        "Messages read from polling endpoints, by endpoint kind and reader (poll: the \
+         iterator route; consumer: a consumer Herald tracks)."
+    );
     describe_gauge!(
         DB_POOL_CONNECTIONS,
         "Database connections by pool and state (in_use, idle)."

@@ -266,9 +266,11 @@ impl Application {
         // died is resumed by any other.
         let tasks = tokio::spawn(self.state.tasks.clone().run(stopping.child_token()));
         let signal = stopping.clone();
+        let wakeup = self.state.wakeup.clone();
         tokio::spawn(async move {
             shutdown.await;
             signal.cancel();
+            wakeup.end_long_polls();
         });
         tracing::info!(
             address = %self.local_addr,

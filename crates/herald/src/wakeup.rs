@@ -1,5 +1,9 @@
 //! Wake-ups of the delivery worker: who tells it that work became due.
 //!
+//! The same announcements ring the *poll bell*, which long polls of polling endpoints wait on
+//! (`api::poller`): every publish that names endpoints rings it, whether or not this process
+//! runs a worker, so that a waiting poll reads again at once.
+//!
 //! A publish through this process's API wakes it directly; on Postgres a publish through any
 //! node is announced by the database and relayed here ([`forward_wakeups`]). Its own module
 //! because the API, the operational-webhook publisher and the worker all hold one, and none of
@@ -21,6 +25,11 @@ use tokio::sync::Notify;
 pub struct Wakeup {
     /// `None` in a process that runs no worker (`--role api`): wake-ups are dropped.
     inner: Option<Arc<WakeInner>>,
+    /// Bumped by every announcement; long polls watch it (see the module documentation).
+    bell: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Set when the process stops: waiting long polls answer at once instead of holding the
+    /// shutdown for up to their 30 seconds.
+    polls_ended: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -35,6 +44,8 @@ impl Default for Wakeup {
     fn default() -> Self {
         Self {
             inner: Some(Arc::default()),
+            bell: Arc::new(tokio::sync::watch::Sender::new(0)),
+            polls_ended: Arc::default(),
         }
     }
 }
@@ -42,10 +53,35 @@ impl Default for Wakeup {
 impl Wakeup {
     /// A wake-up that goes nowhere, for a process without a worker.
     pub fn inert() -> Self {
-        Self { inner: None }
+        Self {
+            inner: None,
+            bell: Arc::new(tokio::sync::watch::Sender::new(0)),
+            polls_ended: Arc::default(),
+        }
+    }
+
+    /// What a long poll waits on: it changes after every announcement.
+    pub fn poll_bell(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.bell.subscribe()
+    }
+
+    /// Ends every waiting long poll (the process is stopping); later ones do not wait.
+    pub fn end_long_polls(&self) {
+        self.polls_ended.store(true, AtomicOrdering::SeqCst);
+        self.ring();
+    }
+
+    /// Whether long polls should answer without waiting.
+    pub fn long_polls_ended(&self) -> bool {
+        self.polls_ended.load(AtomicOrdering::SeqCst)
+    }
+
+    fn ring(&self) {
+        self.bell.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn endpoints(&self, ids: impl IntoIterator<Item = EndpointId>) {
+        self.ring();
         let Some(inner) = &self.inner else {
             return;
         };
@@ -60,6 +96,7 @@ impl Wakeup {
 
     /// Asks the worker to look for due work on every endpoint.
     pub fn everything(&self) {
+        self.ring();
         if let Some(inner) = &self.inner {
             inner.resync.store(true, AtomicOrdering::SeqCst);
             inner.notify.notify_one();

@@ -230,3 +230,4 @@ include!("devices.rs");
 include!("inbox.rs");
 include!("inbox_reads.rs");
 include!("tasks.rs");
+include!("polls.rs");

@@ -26,6 +26,10 @@ pub(crate) trait Dialect {
     /// The function giving the position of a substring, case-sensitive (`instr`, `strpos`).
     const FIND_SUBSTRING_FN: &'static str;
 
+    /// The condition (on `p`, a `poll_entries` row) that keeps a poll from reading past a
+    /// publish still to commit (see `polls.rs`); empty where commit order is `seq` order.
+    const POLL_HORIZON_SQL: &'static str;
+
     /// The clause a `SELECT` ends with to lock its rows for update until the transaction
     /// ends, where [`Dialect::LOCKS_ROWS`]; none otherwise.
     const FOR_UPDATE: &'static str = if Self::LOCKS_ROWS { " FOR UPDATE" } else { "" };

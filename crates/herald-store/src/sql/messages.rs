@@ -163,6 +163,8 @@ async fn insert_messages_in(
     let mut endpoints_of: Vec<(&AppId, Vec<Endpoint>)> = Vec::new();
     let mut matched_all = Vec::with_capacity(msgs.len());
     let mut tasks: Vec<(&Message, EndpointId)> = Vec::new();
+    // Polling endpoints get an entry to be read instead of a task (see `polls.rs`).
+    let mut polled: Vec<(&Message, EndpointId)> = Vec::new();
     let mut due: Vec<(String, i64)> = Vec::new();
     for NewMessage { msg, only, .. } in msgs {
         let app = &msg.app_id;
@@ -186,22 +188,26 @@ async fn insert_messages_in(
             msg.channels.as_deref(),
             msg.payload.as_deref(),
         );
-        let matched: Vec<EndpointId> = endpoints_of[k]
+        let matched: Vec<&Endpoint> = endpoints_of[k]
             .1
             .iter()
             .filter(|endpoint| match only {
                 Some(id) => endpoint.id == **id,
                 None => herald_core::routing::endpoint_matches(endpoint, &facts),
             })
-            .map(|endpoint| endpoint.id.clone())
             .collect();
         if only.is_some() && matched.is_empty() {
             return Err(StoreError::NotFound);
         }
         for endpoint in &matched {
-            tasks.push((msg, endpoint.clone()));
-            due.push((endpoint.as_str().to_owned(), first_due(msg)));
+            if endpoint.options.kind == herald_core::model::EndpointKind::Polling {
+                polled.push((msg, endpoint.id.clone()));
+                continue;
+            }
+            tasks.push((msg, endpoint.id.clone()));
+            due.push((endpoint.id.as_str().to_owned(), first_due(msg)));
         }
+        let matched: Vec<EndpointId> = matched.iter().map(|e| e.id.clone()).collect();
         matched_all.push(matched);
     }
     for chunk in tasks.chunks(INSERT_CHUNK) {
@@ -220,6 +226,7 @@ async fn insert_messages_in(
         });
         qb.build().execute(&mut *tx).await?;
     }
+    insert_poll_entries(tx, &polled).await?;
     touch_queues(tx, &due).await?;
     Ok(matched_all)
 }

@@ -80,13 +80,12 @@ pub(super) fn insert_message(
         msg.channels.as_deref(),
         msg.payload.as_deref(),
     );
-    let matched: Vec<EndpointId> = enabled_endpoints(conn, msg.app_id.as_str())?
-        .iter()
+    let matched: Vec<Endpoint> = enabled_endpoints(conn, msg.app_id.as_str())?
+        .into_iter()
         .filter(|endpoint| match only {
             Some(id) => endpoint.id == *id,
             None => herald_core::routing::endpoint_matches(endpoint, &facts),
         })
-        .map(|endpoint| endpoint.id.clone())
         .collect();
     if only.is_some() && matched.is_empty() {
         return Err(StoreError::NotFound);
@@ -97,8 +96,20 @@ pub(super) fn insert_message(
         status!(PENDING),
         ", 0, ?5, ?6)"
     ))?;
+    let mut poll_entry =
+        conn.prepare_cached("INSERT INTO poll_entries (endpoint_id, msg_id) VALUES (?1, ?2)")?;
     let due = first_due(msg);
-    for endpoint in &matched {
+    for Endpoint {
+        id: endpoint,
+        options,
+        ..
+    } in &matched
+    {
+        // A polling endpoint gets an entry to be read instead of a task (see `polls.rs`).
+        if options.kind == herald_core::model::EndpointKind::Polling {
+            poll_entry.execute(params![endpoint.as_str(), msg.id.as_str()])?;
+            continue;
+        }
         task.execute(params![
             msg.id.as_str(),
             endpoint.as_str(),
@@ -109,7 +120,7 @@ pub(super) fn insert_message(
         ])?;
         make_due(conn, endpoint.as_str(), due)?;
     }
-    Ok(matched)
+    Ok(matched.into_iter().map(|endpoint| endpoint.id).collect())
 }
 
 /// The application's enabled endpoints, for routing.

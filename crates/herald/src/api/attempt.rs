@@ -52,6 +52,7 @@ async fn resend(
         .get_endpoint(&scoped.app.id, &path.endpoint_id)
         .await?
         .ok_or(ApiError::NotFound("endpoint not found"))?;
+    super::endpoint::kind::refuse_deliveries(&endpoint)?;
     if endpoint.disabled {
         return Err(ApiError::Conflict(
             "the endpoint is disabled; enable it first".into(),

@@ -45,6 +45,7 @@ pub mod openapi_import;
 pub mod operational;
 pub mod pagination;
 pub mod params;
+pub mod poller;
 pub mod queue;
 pub mod session;
 pub mod stats;
@@ -127,6 +128,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .merge(openapi_import::router())
         .merge(environment::router())
         .merge(endpoint::router())
+        .merge(poller::router())
         .merge(message::router())
         .merge(content::router())
         .merge(device::router())

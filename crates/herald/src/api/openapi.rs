@@ -34,6 +34,7 @@ use super::status::StatusCodeClass;
         (name = "Event Type", description = "The catalogue of events that can be sent."),
         (name = "Endpoint", description = "Where an application's messages are delivered."),
         (name = "Message", description = "Events published to an application."),
+        (name = "Message Poller", description = "Polling endpoints' consumers: reading collected messages, with Herald keeping each consumer's position."),
         (name = "Device", description = "Herald: devices whose reported facts become events (status rules, blessing, BlinkUp)."),
         (name = "Message Attempt", description = "Every delivery attempt, by endpoint and by message."),
         (name = "Delivery Log", description = "Herald: one row per message and endpoint, in numbered pages."),

@@ -1,7 +1,8 @@
 //! `herald listen`: a receiver on this machine for developing against real deliveries (as
 //! `stripe listen` is for Stripe's). Each request is printed whole (time, method, path, headers,
 //! the body as pretty JSON when it is JSON) with its verification result, and answered 200 (or
-//! `--status`), or passed on to `--forward-to` whose answer is returned.
+//! `--status`), or passed on to `--forward-to` whose answer is returned. With `--poll` the
+//! command consumes a polling endpoint instead (`poll.rs`, which uses this module's printing).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -36,7 +37,8 @@ struct Listener {
     http: reqwest::Client,
 }
 
-pub async fn run(args: ListenArgs) -> ClientResult {
+/// The options both modes share, checked.
+pub(super) fn check_args(args: &ListenArgs) -> ClientResult {
     if Scheme::parse(&args.scheme).is_none() {
         return Err(ClientError::Usage(format!(
             "unknown --scheme {:?} (standard-v1, standard-v1a, hmac-sha1-hex, hmac-sha256-hex, \
@@ -59,6 +61,11 @@ pub async fn run(args: ListenArgs) -> ClientResult {
             "--status {status} is not an HTTP status"
         )));
     }
+    Ok(())
+}
+
+pub async fn run(args: ListenArgs) -> ClientResult {
+    check_args(&args)?;
     let address = SocketAddr::from(([127, 0, 0, 1], args.port));
     let socket = tokio::net::TcpListener::bind(address)
         .await
@@ -89,7 +96,7 @@ pub async fn run(args: ListenArgs) -> ClientResult {
 }
 
 /// What `herald verify` says about a delivery, as one line.
-fn verification(args: &ListenArgs, headers: &HeaderMap, body: &[u8]) -> String {
+pub(super) fn verification(args: &ListenArgs, headers: &HeaderMap, body: &[u8]) -> String {
     let Some(secret) = &args.secret else {
         return "not verified (no --secret)".into();
     };
@@ -111,7 +118,7 @@ fn verification(args: &ListenArgs, headers: &HeaderMap, body: &[u8]) -> String {
 }
 
 /// The body for people: pretty JSON when it is JSON, the text when it is text.
-fn printable(body: &[u8]) -> String {
+pub(super) fn printable(body: &[u8]) -> String {
     if body.is_empty() {
         return "(no body)".into();
     }

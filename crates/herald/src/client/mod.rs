@@ -14,6 +14,7 @@ use crate::cli::{Command, ServerArgs};
 
 pub mod export;
 pub mod listen;
+pub mod poll;
 pub mod resources;
 pub mod table;
 
@@ -43,7 +44,10 @@ impl ClientError {
 /// Runs a client command (any other command is a bug in `main`).
 pub async fn run(command: Command) -> ExitCode {
     let result = match command {
-        Command::Listen(args) => listen::run(args).await,
+        Command::Listen(args) => match args.poll.clone() {
+            Some(poller) => poll::run(args, poller).await,
+            None => listen::run(args).await,
+        },
         Command::Send(args) => resources::send(&args).await,
         Command::App(c) => resources::app(c).await,
         Command::Endpoint(c) => resources::endpoint(c).await,

@@ -15,6 +15,7 @@ use crate::api::endpoint::EndpointOut;
 
 /// The field names the form has; errors at other locations are shown above it.
 pub const FIELDS: &[&str] = &[
+    "type",
     "url",
     "description",
     "uid",
@@ -45,6 +46,9 @@ pub const FIELDS: &[&str] = &[
 
 #[derive(Debug, Default, Deserialize)]
 pub struct EndpointForm {
+    /// `http` or `polling` (chosen on creation only; empty: http).
+    #[serde(default, rename = "type")]
+    pub kind: String,
     #[serde(default)]
     pub url: String,
     #[serde(default)]
@@ -156,6 +160,7 @@ impl EndpointForm {
         let sig = d.signature.as_ref();
         let graphql = d.graphql.as_ref();
         Self {
+            kind: view::wire(&e.kind),
             url: e.url.clone(),
             description: e.description.clone(),
             uid: e.uid.clone().unwrap_or_default(),
@@ -281,6 +286,9 @@ impl EndpointForm {
         if let Some(secret) = optional(&self.secret) {
             body.insert("secret".into(), json!(secret));
         }
+        if let Some(kind) = optional(&self.kind) {
+            body.insert("type".into(), json!(kind));
+        }
         if errors.is_empty() {
             Ok(Value::Object(body))
         } else {
@@ -386,8 +394,14 @@ pub fn render(
             (view::csrf(ctx))
             fieldset {
                 legend { "Where and what" }
-                (field(e, "url", "URL", "Where deliveries are sent (https recommended).", |id, d| html! {
-                    input id=(id) name="url" type="url" required value=(form.url) aria-describedby=(d)
+                @if creating {
+                    (field(e, "type", "Type", "HTTP: Herald POSTs each message to the URL. Polling: no URL; your consumers read the messages (for receivers behind NAT or firewalls).", |id, d| select(id, "type", d, &form.kind, &[
+                        ("http", "HTTP (Herald delivers to a URL)"),
+                        ("polling", "Polling (consumers read it)"),
+                    ])))
+                }
+                (field(e, "url", "URL", "Where deliveries are sent (https recommended); leave empty for a polling endpoint.", |id, d| html! {
+                    input id=(id) name="url" type="url" required[!creating && form.kind != "polling"] value=(form.url) aria-describedby=(d)
                         placeholder="https://example.com/webhooks";
                 }))
                 (field(e, "description", "Description", "For people; shown in lists.", |id, d| html! {

@@ -277,8 +277,13 @@ async fn detail(
     let or = |value: Option<String>, default: &str| value.unwrap_or_else(|| default.to_owned());
     let joined =
         |items: Option<Vec<String>>, default: &str| or(items.map(|i| i.join(", ")), default);
+    let polling = e.kind == crate::api::endpoint::kind::EndpointType::Polling;
     let settings = facts(&[
         ("ID", html! { code { (id) } }),
+        (
+            "Type",
+            html! { @if polling { "polling (its consumers read it)" } @else { "http" } },
+        ),
         ("UID", html! { (e.uid.as_deref().unwrap_or("")) }),
         ("Status", enabled_badge(&e)),
         ("Event types", event_types_text(&e)),
@@ -351,6 +356,7 @@ async fn detail(
         (scope.app_nav())
         p.lead { (e.url) @if !e.description.is_empty() { " — " (e.description) } }
         (actions)
+        @if polling { (polling_help(&e)) }
         (extra)
         section aria-labelledby="settings" {
             h2 #settings { "Settings" }
@@ -358,4 +364,24 @@ async fn detail(
         }
     };
     Ok(scope.ctx.page("Endpoint", body))
+}
+
+/// How to consume a polling endpoint: its poller URL, a consumer's loop, `herald listen --poll`.
+fn polling_help(e: &EndpointOut) -> Markup {
+    html! {
+        section aria-labelledby="polling" {
+            h2 #polling { "Consuming this polling endpoint" }
+            p { "Herald POSTs nothing: its messages wait here for your consumers. Poll URL:" }
+            pre.mono { (e.url) }
+            p { "Each consumer picks a name; Herald keeps its position. Send the "
+                code { "iterator" } " of each answer with the next request to acknowledge "
+                "what you processed (add " code { "wait=30" } " to wait for new messages):" }
+            pre.mono { "curl -H \"Authorization: Bearer $TOKEN\" \\\n  \"" (e.url)
+                "/consumer/my-app?wait=30&iterator=$ITERATOR\"" }
+            p { "Or pass them on to an application on your machine:" }
+            pre.mono { "herald listen --poll " (e.url) " --forward-to http://127.0.0.1:3000/webhooks" }
+            p.hint { "Each message carries webhook-id, webhook-timestamp and webhook-signature "
+                "headers, signed with the endpoint's secret over its payload as compact JSON." }
+        }
+    }
 }

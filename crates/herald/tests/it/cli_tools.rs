@@ -575,3 +575,108 @@ async fn inbox_export_writes_csv_and_json_files() {
     let (status, _) = t.call(Method::DELETE, "/api/v1/inbox/factory", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+/// `herald listen --poll`: consumes a polling endpoint and passes each message on, signed, to
+/// the local URL; a message the local application refuses is tried again (never skipped), and
+/// a batch is acknowledged only once passed on, so a `listen` stopped before that gives it again
+/// to the next one.
+#[tokio::test]
+async fn listen_poll_forwards_a_polling_endpoint_and_acknowledges_only_what_was_passed_on() {
+    let t = TestApp::spawn().await;
+    let r = Receiver::start().await;
+    let app = t.create_app("Behind NAT").await;
+    let ep = t
+        .create_endpoint(&app, json!({"type": "polling", "secret": SECRET}))
+        .await;
+    let poller = t.url(&format!("/api/v1/app/{app}/poller/{ep}"));
+    // The local application fails twice at first.
+    r.script("/local", vec![Step::Status(500), Step::Status(503)]);
+    let start = |consumer: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let child = herald_command(dir.path())
+            .args([
+                "listen",
+                "--poll",
+                &poller,
+                "--forward-to",
+                &r.url("/local"),
+            ])
+            .args(["--secret", SECRET, "--consumer", consumer])
+            .env("HERALD_TOKEN", ADMIN_TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        (child, dir)
+    };
+    let (mut listen, _dir) = start("laptop");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            t.publish(
+                &app,
+                json!({"eventType": "order.created", "payload": {"n": n}}),
+            )
+            .await,
+        );
+    }
+    let got = r.wait_for("/local", 5, Duration::from_secs(15)).await;
+    // Two refusals of the first message, then each message once, in order.
+    let order: Vec<&str> = got
+        .iter()
+        .map(|g| g.header("webhook-id").unwrap())
+        .collect();
+    assert_eq!(order, [&*ids[0], &*ids[0], &*ids[0], &*ids[1], &*ids[2]]);
+    for received in &got {
+        assert!(crate::delivery::verify(
+            SECRET,
+            received.header("webhook-id").unwrap(),
+            received.header("webhook-timestamp").unwrap(),
+            &received.body,
+            received.header("webhook-signature").unwrap(),
+        ));
+    }
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got[4].body).unwrap(),
+        json!({"n": 2})
+    );
+
+    // A local application that hangs: `listen` stops before the message is passed on, and the
+    // next `listen` of the same consumer gets it again.
+    r.script(
+        "/local",
+        vec![Step::Delay(
+            Duration::from_secs(60),
+            Box::new(Step::Status(200)),
+        )],
+    );
+    let late = t
+        .publish(
+            &app,
+            json!({"eventType": "order.created", "payload": {"n": 3}}),
+        )
+        .await;
+    r.wait_for("/local", 6, Duration::from_secs(10)).await;
+    listen.kill().await.unwrap();
+    let (mut listen, _dir) = start("laptop");
+    let got = r.wait_for("/local", 7, Duration::from_secs(15)).await;
+    assert_eq!(
+        got[6].header("webhook-id"),
+        Some(&*late),
+        "resumed, nothing lost"
+    );
+    listen.kill().await.unwrap();
+
+    // Usage errors: not a poller URL; no token.
+    let out = herald(&t, &["listen", "--poll", "http://127.0.0.1:1/nothing"]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let dir = tempfile::tempdir().unwrap();
+    let out = herald_command(dir.path())
+        .args(["listen", "--poll", &poller])
+        .env_remove("HERALD_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -133,7 +133,17 @@ async fn tenant_a(t: &TestApp, r: &Receiver) -> TenantA {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{impilo}");
+    // A polling endpoint with a consumer (`/poller/{sink_id}/consumer/{consumer_id}`).
+    let sink = t.create_endpoint(&app, json!({"type": "polling"})).await;
+    let (status, _) = t
+        .get(&format!(
+            "/api/v1/app/{app}/poller/{sink}/consumer/consumer-a"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let params = BTreeMap::from([
+        ("sink_id", sink),
+        ("consumer_id", "consumer-a".to_owned()),
         ("task_id", task["id"].as_str().unwrap().to_owned()),
         ("integ_id", integration["id"].as_str().unwrap().to_owned()),
         ("app_id", app),

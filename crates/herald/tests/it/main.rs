@@ -41,6 +41,8 @@ mod nesting;
 mod network_policy;
 pub mod observability;
 mod operational;
+mod polling;
+mod polling_nodes;
 mod portal;
 mod postgres_nodes;
 mod sdk;

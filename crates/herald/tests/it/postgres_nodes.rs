@@ -39,7 +39,7 @@ async fn start_node(db: &TestDatabase, dir: &std::path::Path, role: &str) -> Chi
 }
 
 /// An in-process node on the test database (for tests that adjust the worker).
-async fn spawn_node(
+pub(crate) async fn spawn_node(
     db: &TestDatabase,
     role: Role,
     adjust: impl FnOnce(&mut herald::config::Config),

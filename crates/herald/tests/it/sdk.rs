@@ -76,6 +76,22 @@ async fn svix_javascript_sdk() {
     }
 }
 
+/// Polling endpoints through the SDK's `message.poller` (`poll`, `consumer_poll`,
+/// `consumer_seek`), each message verified with `standardwebhooks`.
+#[tokio::test]
+async fn svix_python_sdk_message_poller() {
+    if let Some(python) = python() {
+        run_against_herald(&python, &repo_file("tests/sdk/poller_python.py")).await;
+    }
+}
+
+#[tokio::test]
+async fn svix_javascript_sdk_message_poller() {
+    if let Some(script) = node_script("poller_js.mjs") {
+        run_against_herald("node", &script).await;
+    }
+}
+
 /// Real deliveries verify with `standardwebhooks`, the Svix SDK's `Webhook` and plain HMAC in
 /// Python: the README's receiver examples.
 #[tokio::test]

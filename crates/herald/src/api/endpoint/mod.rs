@@ -29,6 +29,7 @@ use super::params::{AppPath, EndpointPath};
 use crate::operational::{self, DisabledTrigger};
 
 mod example;
+pub(crate) mod kind;
 mod options;
 pub(crate) mod profile;
 mod replay;
@@ -69,8 +70,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointIn {
+    /// Where deliveries are POSTed; required unless `type` is `polling` (then it must be
+    /// left out).
     #[schema(example = "https://example.com/webhook/")]
+    #[serde(default)]
     pub url: String,
+    /// Herald: `http` (default) or `polling` (see `EndpointType`); fixed at creation.
+    #[serde(rename = "type")]
+    pub kind: Option<kind::EndpointType>,
     #[serde(default)]
     pub description: String,
     #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
@@ -241,6 +248,9 @@ pub struct EndpointOut {
     pub metadata: Metadata,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Herald: `http` or `polling`; a polling endpoint's `url` is where it is polled.
+    #[serde(rename = "type")]
+    pub kind: kind::EndpointType,
     #[serde(flatten)]
     pub delivery: DeliveryOptions,
 }
@@ -261,6 +271,7 @@ impl From<Endpoint> for EndpointOut {
             metadata: e.metadata,
             created_at: e.created_at,
             updated_at: e.updated_at,
+            kind: e.options.kind.into(),
             delivery: DeliveryOptions::from_options(&e.options),
         }
     }
@@ -269,8 +280,13 @@ impl From<Endpoint> for EndpointOut {
 /// Checks an endpoint's fields, at the locations of the request body.
 fn check_endpoint(v: &mut Violations, e: &Endpoint, state: &AppState) {
     let limits = &state.limits;
-    validate::endpoint_url(v, &["body", "url"], &e.url, limits);
-    super::check_destination(state, v, &["body", "url"], &e.url);
+    if e.options.kind == herald_core::model::EndpointKind::Polling {
+        kind::check_polling_url(state, v, e);
+        kind::refuse_delivery_settings(v, e);
+    } else {
+        validate::endpoint_url(v, &["body", "url"], &e.url, limits);
+        super::check_destination(state, v, &["body", "url"], &e.url);
+    }
     validate::description(v, &["body", "description"], &e.description, limits);
     if let Some(uid) = &e.uid {
         validate::uid(v, &["body", "uid"], uid);
@@ -325,7 +341,7 @@ pub(crate) fn prepare(
     uid_fallback: Option<String>,
 ) -> ApiResult<(Endpoint, EndpointSecrets)> {
     let now = herald_core::time::now();
-    let endpoint = Endpoint {
+    let mut endpoint = Endpoint {
         id,
         app_id: app_id.clone(),
         uid: body.uid.or(uid_fallback),
@@ -345,10 +361,12 @@ pub(crate) fn prepare(
         updated_at: now,
     };
     let mut v = Violations::new();
+    kind::settle_new(state, &mut v, &mut endpoint, body.kind);
     check_endpoint(&mut v, &endpoint, state);
     let scheme = endpoint.options.signature.scheme;
     let secret = check_secret(&mut v, &["body", "secret"], scheme, body.secret.as_deref());
     let headers = body.headers.unwrap_or_default();
+    kind::refuse_headers(&mut v, &endpoint, !headers.is_empty());
     check_headers(
         &mut v,
         endpoint.options.signature.header_name(),
@@ -475,6 +493,7 @@ pub(crate) async fn update_endpoint(
     };
     let was_disabled = endpoint.disabled;
     endpoint.url = body.url;
+    kind::keep_poller_url(&state, &mut endpoint);
     endpoint.description = body.description;
     // As for applications, a PUT without a uid (or a name) keeps the endpoint's.
     if body.uid.is_some() {
@@ -491,6 +510,7 @@ pub(crate) async fn update_endpoint(
     let scheme_before = endpoint.options.signature.scheme;
     delivery.apply_to(&mut endpoint.options);
     let mut v = Violations::new();
+    kind::check_unchanged(&mut v, &endpoint, body.kind);
     check_endpoint(&mut v, &endpoint, &state);
     v.finish()?;
     save(&state, &mut endpoint, scheme_before).await?;
@@ -564,6 +584,7 @@ pub(crate) async fn patch_endpoint(
     let was_disabled = endpoint.disabled;
     if let Some(url) = patch.url {
         endpoint.url = url;
+        kind::keep_poller_url(&state, &mut endpoint);
     }
     if let Some(description) = patch.description {
         endpoint.description = description;

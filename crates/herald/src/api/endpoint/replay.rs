@@ -54,6 +54,7 @@ fn window(since: DateTime<Utc>, until: Option<DateTime<Utc>>) -> ApiResult<Windo
 /// canceled as soon as they were due.
 async fn enabled_endpoint(state: &AppState, scoped: &ScopedApp, id: &str) -> ApiResult<Endpoint> {
     let endpoint = super::load(state, scoped, id).await?;
+    super::kind::refuse_deliveries(&endpoint)?;
     if endpoint.disabled {
         return Err(ApiError::Conflict(
             "the endpoint is disabled; enable it first".into(),

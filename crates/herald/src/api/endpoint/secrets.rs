@@ -284,6 +284,7 @@ pub(crate) async fn update_headers(
 ) -> ApiResult<StatusCode> {
     let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
     let mut v = Violations::new();
+    super::kind::refuse_headers(&mut v, &endpoint, true);
     check_headers(
         &mut v,
         endpoint.options.signature.header_name(),
@@ -310,6 +311,7 @@ async fn patch_headers(
 ) -> ApiResult<StatusCode> {
     let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
     let mut v = Violations::new();
+    super::kind::refuse_headers(&mut v, &endpoint, true);
     check_headers(
         &mut v,
         endpoint.options.signature.header_name(),

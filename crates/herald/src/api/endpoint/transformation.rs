@@ -155,6 +155,7 @@ async fn patch_transformation(
     Json(body): Json<EndpointTransformationPatch>,
 ) -> ApiResult<StatusCode> {
     let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
+    refuse_polling(&endpoint)?;
     let mut v = Violations::new();
     if let Some(variables) = body.variables.as_value() {
         check_variables(&mut v, variables);
@@ -224,6 +225,7 @@ async fn simulate_transformation(
     }
     v.finish()?;
     let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
+    refuse_polling(&endpoint)?;
     let stored = stored(&state, &endpoint).await?;
     let variables = open_variables(&state, &endpoint, &stored)?;
     let options = &endpoint.options;
@@ -316,6 +318,19 @@ fn failure_violation(loc: &[&str], failure: &Failure) -> ApiError {
         None => v.value(loc, failure.to_string()),
     }
     v.into()
+}
+
+/// A transformation shapes HTTP deliveries; a polling endpoint's consumers read each message
+/// as published.
+fn refuse_polling(endpoint: &Endpoint) -> ApiResult<()> {
+    if endpoint.options.kind == herald_core::model::EndpointKind::Polling {
+        return Err(ApiError::invalid(
+            &["body", "code"],
+            "a polling endpoint gets no HTTP deliveries to transform: its consumers read each \
+             message as published",
+        ));
+    }
+    Ok(())
 }
 
 fn check_variables(v: &mut Violations, variables: &BTreeMap<String, String>) {
