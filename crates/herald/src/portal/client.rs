@@ -265,7 +265,7 @@ mod tests {
                 "payload": {"z": [1, {"y": null}], "a": "x"}, "timestamp": at, "serial": 7}],
             "iterator": "it", "prevIterator": null, "done": false}));
         round_trip::<endpoint::EndpointOut>(serde_json::json!({
-            "id": "ep_1", "uid": null, "serial": 3, "name": "Lab hook", "url": "https://x",
+            "id": "ep_1", "uid": null, "serial": 3, "name": "Lab hook", "type": "http", "url": "https://x",
             "description": "", "eventTypes": null,
             "channels": null, "disabled": false, "throttleRate": 5, "metadata": {"k": "v"},
             "createdAt": at, "updatedAt": at, "retrySchedule": [5, 60], "ordering": "fifo",

@@ -543,12 +543,14 @@ mod tests {
 
     #[test]
     fn an_endpoint_fills_the_form() {
-        let e: EndpointOut = serde_json::from_value(json!({"id": "ep_1", "uid": null, "serial": 1,
+        let e: EndpointOut = serde_json::from_value(
+            json!({"id": "ep_1", "uid": null, "serial": 1, "type": "http",
             "url": "https://x", "description": "", "eventTypes": ["a"], "channels": null,
             "throttleRate": null, "metadata": {}, "createdAt": "2026-03-10T16:15:50Z",
             "updatedAt": "2026-03-10T16:15:50Z", "retrySchedule": [1, 2],
             "signature": {"scheme": "hmac-sha1-hex", "header": "X-Signature"},
-            "filter": {"a": 1}, "disabled": true}))
+            "filter": {"a": 1}, "disabled": true}),
+        )
         .unwrap();
         let form = EndpointForm::from_endpoint(&e);
         assert_eq!(form.retry_schedule, "1, 2");
