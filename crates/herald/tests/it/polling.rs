@@ -263,6 +263,26 @@ async fn a_consumer_killed_mid_stream_resumes_from_its_cursor() {
     )
     .await;
     assert_eq!(ids_of(&second), published[10..20]);
+    // A read-only key reads from the stored position but cannot acknowledge (move it).
+    let reader = t.api_key(json!({"role": "read-only"})).await;
+    let consumer = format!("/api/v1/app/{app}/poller/{ep}/consumer/worker");
+    let (status, read) = t
+        .call_as(&reader, Method::GET, &format!("{consumer}?limit=10"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(ids_of(&read), published[10..20]);
+    let (status, refused) = t
+        .call_as(
+            &reader,
+            Method::GET,
+            &format!(
+                "{consumer}?iterator={}",
+                second["iterator"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
     drop(second);
 
     // The restarted consumer knows nothing: Herald's cursor sends it the unacknowledged batch

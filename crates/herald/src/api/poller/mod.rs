@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
-use herald_core::model::{Endpoint, EndpointKind};
+use herald_core::model::{Endpoint, EndpointKind, Role};
 use herald_core::validate::{self, Violations};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -234,6 +234,14 @@ pub(crate) async fn consumer_poll(
     let endpoint = polling_endpoint(&state, &scoped, &path.sink_id).await?;
     let store = &state.store;
     let from = match iterator.flatten() {
+        // Acknowledging moves the consumer's position: a write, which would let a read-only
+        // key make a consumer skip messages it never processed.
+        Some(_) if scoped.principal.role == Role::ReadOnly => {
+            return Err(ApiError::forbidden(
+                "this token is read-only: it may read a consumer's messages (without `iterator`) \
+                 but not acknowledge them",
+            ));
+        }
         Some(acknowledged) => {
             store
                 .set_poll_cursor(&endpoint.id, &path.consumer_id, acknowledged)
