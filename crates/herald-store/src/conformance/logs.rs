@@ -689,6 +689,7 @@ pub async fn retention(store: &dyn Store) {
     let mut ep = sample_endpoint(&app.id);
     ep.event_types = None;
     store.create_endpoint(&ep, &secrets(1)).await.unwrap();
+    let poller = super::polls::polling_endpoint(store, &app.id, None).await;
     let mut msgs = Vec::new();
     for days in [1, 1, 1, 30] {
         let mut m = sample_message(&app.id, "e", None);
@@ -715,6 +716,14 @@ pub async fn retention(store: &dyn Store) {
         let kept = store.get_message(&app.id, &m.id).await.unwrap().unwrap();
         assert_eq!(kept.payload.is_some(), i == 3, "message {i}");
     }
+    // A polling endpoint's entries go with the payloads: un-polled messages follow the payload
+    // retention, and the entries do not pile up.
+    let left = store
+        .read_polled(&poller, crate::PollPosition::default(), 10)
+        .await
+        .unwrap();
+    let left: Vec<_> = left.iter().map(|p| p.message.id.clone()).collect();
+    assert_eq!(left, [msgs[3].id.clone()]);
     // Response bodies older than the cut-off go; the attempts stay.
     while store
         .purge_attempt_responses(at + Duration::milliseconds(1), 2)

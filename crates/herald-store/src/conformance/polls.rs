@@ -11,7 +11,7 @@ use super::{sample_app, sample_endpoint, sample_message, secrets};
 use crate::{PollPosition, Store};
 
 /// A polling endpoint of `app` subscribed to `event_types` (`None`: all), stored.
-async fn polling_endpoint(
+pub(crate) async fn polling_endpoint(
     store: &dyn Store,
     app: &herald_core::id::AppId,
     event_types: Option<Vec<String>>,
