@@ -157,6 +157,25 @@ try {
   await shot("secret");
   step("secret rotated");
 
+  // 7b. Write a transformation: a syntax error is shown with its line, then the fixed code is
+  // simulated and saved.
+  await page.goto(endpointUrl);
+  await page.getByRole("link", { name: "Transformation" }).click();
+  const code = page.getByLabel("Code");
+  await code.fill("function handler(webhook) {\n  return webhook +;\n}");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("alert").filter({ hasText: "line 2" }).waitFor();
+  await code.fill("function handler(webhook) {\n  webhook.payload = {text: 'hi ' + webhook.payload.name};\n  return webhook;\n}");
+  await page.getByLabel("Payload (JSON)").fill('{"name": "Ada"}');
+  await page.getByRole("button", { name: "Simulate" }).click();
+  await page.locator("figure.code").filter({ hasText: '{"text":"hi Ada"}' }).waitFor();
+  await shot("transformation-simulated");
+  await page.getByLabel("Run it for deliveries").check();
+  await page.getByRole("button", { name: "Save" }).click();
+  await flash.filter({ hasText: "Transformation saved" }).waitFor();
+  assert.match(await page.locator("main").textContent(), /Status: enabled/);
+  step("transformation: syntax error shown at its line, simulated, saved and enabled");
+
   // 8. Signing out ends the session.
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/portal$/);
