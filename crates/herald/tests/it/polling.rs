@@ -453,6 +453,15 @@ async fn a_poll_filters_by_event_type_channel_and_time() {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (_, since) = poll(&format!("after={}", after.replace('+', "%2B"))).await;
     assert_eq!(ids_of(&since)[0], b);
+    // `after` with an iterator would be ignored: a 422 naming it instead.
+    let (status, body) = poll(&format!(
+        "after={}&iterator={}",
+        after.replace('+', "%2B"),
+        page["iterator"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_locs(&body), ["query.after"]);
     t.stop().await;
 }
 

@@ -428,6 +428,15 @@ async fn simulate_shows_what_would_be_sent() {
         let msg = out["detail"][0]["msg"].as_str().unwrap();
         assert!(msg.contains(needle), "{code}: {msg}");
     }
+    // A handler never sees channels: sending them is a 422 naming the field, not ignored.
+    let (status, out) = t
+        .post(
+            &path,
+            json!({"code": code, "eventType": "a.b", "payload": {}, "channels": ["x"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert_eq!(error_locs(&out), ["body.channels"]);
     assert_eq!(r.total(), 0);
     t.stop().await;
 }

@@ -87,9 +87,6 @@ pub struct EndpointTransformationSimulateIn {
     /// The message payload.
     #[schema(value_type = Object)]
     pub payload: Value,
-    /// Accepted as Svix's SDKs send it; a transformation does not see channels.
-    #[serde(default)]
-    pub channels: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -220,9 +217,6 @@ async fn simulate_transformation(
 ) -> ApiResult<axum::Json<EndpointTransformationSimulateOut>> {
     let mut v = Violations::new();
     validate::identifier(&mut v, &["body", "eventType"], &body.event_type, 256);
-    if let Some(channels) = &body.channels {
-        validate::channel_list(&mut v, &["body", "channels"], channels, 10);
-    }
     v.finish()?;
     let endpoint = load(&state, &scoped, &path.endpoint_id).await?;
     refuse_polling(&endpoint)?;

@@ -185,6 +185,12 @@ pub(crate) async fn poll(
         .iterator
         .as_deref()
         .map(|text| Position::parse(&mut v, text));
+    if query.iterator.is_some() && query.after.is_some() {
+        v.value(
+            &["query", "after"],
+            "`after` chooses where a read starts; with `iterator` it would be ignored: send one",
+        );
+    }
     v.finish()?;
     let endpoint = polling_endpoint(&state, &scoped, &path.sink_id).await?;
     let from = match (iterator.flatten(), query.after) {
