@@ -32,6 +32,23 @@ async fn endpoint_with(t: &TestApp, app: &str, mut body: Value, code: &str) -> S
     ep
 }
 
+/// The first attempt of `msg` to `endpoint`, once recorded (at most 10 s).
+async fn first_attempt(t: &TestApp, msg: &str, endpoint: &str) -> herald_store::Attempt {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = t
+            .attempts(msg)
+            .await
+            .into_iter()
+            .find(|a| a.endpoint_id.as_str() == endpoint);
+        if let Some(attempt) = found {
+            return attempt;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A Slack-style rewrite with a variable, `PUT` and an added header: the receiver gets the new
 /// body, signed over exactly those bytes, and the attempt records what was sent.
 #[tokio::test]
@@ -114,18 +131,10 @@ async fn a_transformation_cannot_send_to_a_refused_address() {
     let msg = t
         .publish(&app, json!({"eventType": "a.b", "payload": {}}))
         .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let attempts = loop {
-        let attempts = t.attempts(&msg).await;
-        if !attempts.is_empty() {
-            break attempts;
-        }
-        assert!(std::time::Instant::now() < deadline, "no attempt recorded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert!(!attempts[0].success);
-    assert_eq!(attempts[0].url, "http://169.254.169.254/latest/meta-data");
-    let error = attempts[0].error.as_deref().unwrap_or_default();
+    let attempt = first_attempt(&t, &msg, &ep).await;
+    assert!(!attempt.success);
+    assert_eq!(attempt.url, "http://169.254.169.254/latest/meta-data");
+    let error = attempt.error.as_deref().unwrap_or_default();
     assert!(error.contains("refused by the network policy"), "{error}");
     assert_eq!(r.total(), 0);
     let delivery = t.deliveries(&msg).await;
@@ -195,20 +204,9 @@ async fn runaway_handlers_are_stopped_and_others_keep_delivering() {
         let msg = hungry_msg.clone();
         let t = &t;
         async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            loop {
-                let found = t
-                    .attempts(&msg)
-                    .await
-                    .into_iter()
-                    .find(|a| a.endpoint_id.as_str() == endpoint);
-                if let Some(a) = found {
-                    assert!(!a.success);
-                    return a.error.unwrap_or_default();
-                }
-                assert!(std::time::Instant::now() < deadline, "no attempt recorded");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            let attempt = first_attempt(t, &msg, &endpoint).await;
+            assert!(!attempt.success);
+            attempt.error.unwrap_or_default()
         }
     };
     let looped = reason_of(looping.clone()).await;
