@@ -11,6 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use arbitrary::Arbitrary;
+use herald_core::destination;
 use herald_core::net::{NetworkPolicy, embedded_ipv4, literal_address, special};
 use herald_core::validate::{Limits, Violations, endpoint_url};
 use libfuzzer_sys::fuzz_target;
@@ -25,6 +26,12 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     let default = NetworkPolicy::default();
+
+    // A broker URL reads the same once its credentials are masked (what is stored).
+    if let Ok(Some(broker)) = destination::parse(&input.url) {
+        let (masked, _) = destination::split_credentials(&input.url);
+        assert_eq!(destination::parse(&masked), Ok(Some(broker)));
+    }
 
     // Embedded IPv4 is judged by the address inside.
     let v4 = Ipv4Addr::from(input.v4);

@@ -10,6 +10,7 @@
 pub mod background;
 pub mod catalog;
 pub mod crypto;
+pub mod destination;
 pub mod device;
 pub mod filter;
 pub mod headers;

@@ -458,6 +458,8 @@ pub struct SealedEndpointSecrets {
     pub previous: Option<Vec<u8>>,
     /// Custom headers: sealed JSON object.
     pub headers: Option<Vec<u8>>,
+    /// A broker URL's credentials (`user:pass`, as written in the URL): sealed text.
+    pub credentials: Option<Vec<u8>>,
     /// Bumped by every change; a change based on an older version is refused.
     pub version: i64,
 }

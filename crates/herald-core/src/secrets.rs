@@ -59,6 +59,9 @@ pub struct EndpointSecrets {
     pub previous: Vec<PreviousSecret>,
     /// Custom headers sent with every delivery, by name; empty for none.
     pub headers: BTreeMap<String, String>,
+    /// The credentials of a broker URL (`user:pass` as the URL wrote them, percent-encoded;
+    /// see `destination::split_credentials`), wiped from memory when dropped.
+    pub credentials: Option<Zeroizing<String>>,
     /// The stored version these were read at (see `SealedEndpointSecrets::version`).
     pub version: i64,
 }
@@ -79,6 +82,7 @@ impl EndpointSecrets {
             current,
             previous: Vec::new(),
             headers,
+            credentials: None,
             version: 0,
         }
     }
@@ -99,10 +103,16 @@ impl EndpointSecrets {
             }
             None => BTreeMap::new(),
         };
+        let credentials = sealed
+            .credentials
+            .as_ref()
+            .map(|blob| keyring.open_string(blob))
+            .transpose()?;
         Ok(Self {
             current,
             previous,
             headers,
+            credentials,
             version: sealed.version,
         })
     }
@@ -115,6 +125,10 @@ impl EndpointSecrets {
                 .then(|| keyring.seal(json(&self.previous).as_bytes())),
             headers: (!self.headers.is_empty())
                 .then(|| keyring.seal(json(&self.headers).as_bytes())),
+            credentials: self
+                .credentials
+                .as_ref()
+                .map(|c| keyring.seal(c.as_bytes())),
             version: self.version,
         }
     }

@@ -288,7 +288,13 @@ pub fn identifier_list(
 
 /// An endpoint URL: absolute `http` or `https` with a host, within the configured length.
 pub fn endpoint_url(v: &mut Violations, loc: &[&str], value: &str, limits: &Limits) {
-    if value.is_empty() || value.len() > limits.max_url_length {
+    http_url(v, loc, value, limits, "URL scheme must be http or https");
+}
+
+/// A URL within the configured length (1 or more characters); what `v` was told if not.
+fn url_length(v: &mut Violations, loc: &[&str], value: &str, limits: &Limits) -> bool {
+    let fits = !value.is_empty() && value.len() <= limits.max_url_length;
+    if !fits {
         v.push(
             loc,
             format!(
@@ -297,6 +303,12 @@ pub fn endpoint_url(v: &mut Violations, loc: &[&str], value: &str, limits: &Limi
             ),
             "value_error.any_str.length",
         );
+    }
+    fits
+}
+
+fn http_url(v: &mut Violations, loc: &[&str], value: &str, limits: &Limits, other_scheme: &str) {
+    if !url_length(v, loc, value, limits) {
         return;
     }
     match url::Url::parse(value) {
@@ -311,8 +323,32 @@ pub fn endpoint_url(v: &mut Violations, loc: &[&str], value: &str, limits: &Limi
                 );
             }
         }
-        Ok(_) => v.value(loc, "URL scheme must be http or https"),
+        Ok(_) => v.value(loc, other_scheme),
         Err(e) => v.push(loc, format!("invalid URL: {e}"), "value_error.url"),
+    }
+}
+
+/// An endpoint's URL: an `http(s)` URL as [`endpoint_url`] checks it, or a broker URL
+/// (`mqtt://`, `nats://`, `amqp://`, `redis://` and their TLS variants) that
+/// [`crate::destination::parse`] reads. A broker URL may carry credentials: they are taken out
+/// and sealed before it is stored.
+pub fn delivery_url(v: &mut Violations, loc: &[&str], value: &str, limits: &Limits) {
+    if !crate::destination::is_broker_url(value) {
+        http_url(
+            v,
+            loc,
+            value,
+            limits,
+            "URL scheme must be http or https, or a broker's: mqtt, mqtts, nats, tls, amqp, \
+             amqps, redis or rediss",
+        );
+        return;
+    }
+    if !url_length(v, loc, value, limits) {
+        return;
+    }
+    if let Err(e) = crate::destination::parse(value) {
+        v.value(loc, format!("invalid broker URL: {e}"));
     }
 }
 

@@ -315,6 +315,7 @@ pub(crate) fn secrets(tag: u8) -> SealedEndpointSecrets {
         secret: vec![tag; 40],
         previous: None,
         headers: Some(vec![tag, 1, 2]),
+        credentials: Some(vec![tag, 3]),
         version: 0,
     }
 }
@@ -670,11 +671,13 @@ pub async fn endpoints(store: &dyn Store) {
         secret: vec![9; 40],
         previous: Some(vec![7; 40]),
         headers: None,
+        credentials: Some(vec![9, 4, 4]),
         version: stored.version,
     };
     assert!(store.set_endpoint_secrets(&ep.id, &rotated).await.unwrap());
     let now_stored = store.get_endpoint_secrets(&ep.id).await.unwrap().unwrap();
     assert_eq!(now_stored.secret, rotated.secret);
+    assert_eq!(now_stored.credentials, rotated.credentials);
     assert_eq!(now_stored.version, stored.version + 1);
     // A change based on the old version is refused: it would undo the rotation.
     assert!(
@@ -706,6 +709,10 @@ pub async fn endpoints(store: &dyn Store) {
     assert!(store.reseal_all(&flipped).await.unwrap() >= 1);
     let resealed = store.get_endpoint_secrets(&ep.id).await.unwrap().unwrap();
     assert_eq!(resealed.secret, vec![9 ^ 0xff; 40]);
+    assert_eq!(
+        resealed.credentials,
+        Some(vec![9 ^ 0xff, 4 ^ 0xff, 4 ^ 0xff])
+    );
     let failing = |_: &[u8]| -> Result<Option<Vec<u8>>, String> { Err("no key".into()) };
     assert!(matches!(
         store.reseal_all(&failing).await,

@@ -204,6 +204,7 @@ pub(crate) struct SecretsRow {
     secret: Vec<u8>,
     previous_secrets: Option<Vec<u8>>,
     headers: Option<Vec<u8>>,
+    url_credentials: Option<Vec<u8>>,
     secrets_version: i64,
 }
 
@@ -213,6 +214,7 @@ impl From<SecretsRow> for SealedEndpointSecrets {
             secret: r.secret,
             previous: r.previous_secrets,
             headers: r.headers,
+            credentials: r.url_credentials,
             version: r.secrets_version,
         }
     }

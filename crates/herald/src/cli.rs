@@ -119,7 +119,8 @@ pub struct BenchArgs {
     pub database_url: Option<String>,
 
     /// Run only these scenarios (comma-separated): ceiling, throughput, publish-latency, lag,
-    /// fanout, isolation, backlog, postgres. The others are `null` in the JSON.
+    /// fanout, isolation, transform, broker, backlog, postgres. The others are `null` in the
+    /// JSON.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub only: Vec<String>,
 

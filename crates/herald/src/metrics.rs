@@ -219,9 +219,11 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
-/// Records a finished attempt. `endpoint` is the endpoint label, when per-endpoint labels are
-/// on; `published_at` is the message's creation, for the latency of successful deliveries.
+/// Records a finished attempt. `destination` is the destination kind (`http`, `mqtt`, `nats`,
+/// `amqp`, `redis`); `endpoint` is the endpoint label, when per-endpoint labels are on;
+/// `published_at` is the message's creation, for the latency of successful deliveries.
 pub fn attempt_finished(
+    destination: &'static str,
     status: u16,
     next: &herald_store::NextStep,
     duration: Duration,
@@ -237,6 +239,7 @@ pub fn attempt_finished(
     let mut labels = vec![
         ("outcome", outcome.to_owned()),
         ("status_class", status_class(status).to_owned()),
+        ("destination", destination.to_owned()),
     ];
     let endpoint_label: Vec<(&'static str, String)> = endpoint
         .map(|e| vec![("endpoint", e.as_str().to_owned())])

@@ -180,6 +180,7 @@ impl Store for SqlStore {
             ("applications", "graphql_api_headers"),
             ("applications", "webhook_secret"),
             ("endpoints", "transformation_variables"),
+            ("endpoints", "url_credentials"),
             ("inboxes", "verify_secret"),
         ] {
             let sealed: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -102,7 +102,7 @@ impl QueueStore for SqlStore {
             "SELECT e.id, e.app_id, e.uid, e.url, e.url_seq, e.description, e.event_types,
                e.channels, e.disabled, e.rate_limit, e.metadata, e.options, e.created_at,
                e.updated_at, e.serial, e.name, e.secret, e.previous_secrets, e.headers,
-               e.secrets_version, a.rate_limit AS app_rate_limit, a.graphql_api_url,
+               e.url_credentials, e.secrets_version, a.rate_limit AS app_rate_limit, a.graphql_api_url,
                a.graphql_api_headers, a.webhook_secret, e.transformation,
                e.transformation_variables
              FROM endpoints e LEFT JOIN applications a ON a.id = e.app_id AND a.id <> $2

@@ -213,9 +213,9 @@ impl ResourceStore for SqlStore {
         sqlx::query(
             "INSERT INTO endpoints (id, app_id, uid, url, description, event_types, channels,
              disabled, rate_limit, metadata, options, secret, previous_secrets, headers,
-             created_at, updated_at, serial, name)
+             created_at, updated_at, serial, name, url_credentials)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                     $18)",
+                     $18, $19)",
         )
         .bind(ep.id.as_str())
         .bind(ep.app_id.as_str())
@@ -235,6 +235,7 @@ impl ResourceStore for SqlStore {
         .bind(millis(ep.updated_at))
         .bind(ep.serial)
         .bind(ep.name.as_deref())
+        .bind(secrets.credentials.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -431,7 +432,8 @@ impl ResourceStore for SqlStore {
         id: &EndpointId,
     ) -> Result<Option<SealedEndpointSecrets>> {
         let row: Option<SecretsRow> = sqlx::query_as(
-            "SELECT secret, previous_secrets, headers, secrets_version FROM endpoints WHERE id = $1",
+            "SELECT secret, previous_secrets, headers, url_credentials, secrets_version
+             FROM endpoints WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.reader)
@@ -446,13 +448,15 @@ impl ResourceStore for SqlStore {
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE endpoints SET secret = $2, previous_secrets = $3, headers = $4,
-             secrets_version = secrets_version + 1 WHERE id = $1 AND secrets_version = $5",
+             url_credentials = $6, secrets_version = secrets_version + 1
+             WHERE id = $1 AND secrets_version = $5",
         )
         .bind(id.as_str())
         .bind(&secrets.secret)
         .bind(secrets.previous.as_deref())
         .bind(secrets.headers.as_deref())
         .bind(secrets.version)
+        .bind(secrets.credentials.as_deref())
         .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -217,8 +217,9 @@ pub fn document_routes() -> Router<AppState> {
         )
 }
 
-/// Checks a URL Herald will call (an endpoint, a GraphQL API) against the deployment's rules:
-/// `--require-https`, and the network policy for literal addresses. Hostnames cannot be judged
+/// Checks a URL Herald will call (an endpoint, a GraphQL API) or publish to (a broker)
+/// against the deployment's rules: `--require-https` (TLS variants of broker schemes), and the
+/// network policy for literal addresses. Hostnames cannot be judged
 /// here (their addresses may change): the outbound client checks them at every request.
 pub fn check_destination(
     state: &AppState,
@@ -229,13 +230,23 @@ pub fn check_destination(
     let Ok(parsed) = url::Url::parse(url) else {
         return; // `validate::endpoint_url` reports it.
     };
-    if state.require_https && parsed.scheme() == "http" {
+    let broker = herald_core::destination::parse(url).ok().flatten();
+    let plain = match &broker {
+        Some(broker) => !broker.tls,
+        None => parsed.scheme() == "http",
+    };
+    if state.require_https && plain {
         v.value(
             loc,
-            "this server only delivers to https URLs (--require-https)",
+            "this server only delivers over TLS (--require-https): use https, mqtts, tls (NATS), \
+             amqps or rediss",
         );
     }
-    if let Some(ip) = herald_core::net::literal_address(&parsed)
+    let literal = match &broker {
+        Some(broker) => broker.literal_ip(),
+        None => herald_core::net::literal_address(&parsed),
+    };
+    if let Some(ip) = literal
         && let Err(reason) = state.destinations.check(ip)
     {
         v.value(

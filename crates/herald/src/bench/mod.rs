@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::BenchArgs;
 
+mod brokers;
 mod load;
 mod node;
 mod pg;
@@ -59,6 +60,8 @@ pub struct Scale {
     pub hang_timeout_s: u64,
     pub backlog_endpoints: usize,
     pub backlog_messages: usize,
+    /// Messages per destination kind in `broker` (each to `brokers::ENDPOINTS` endpoints).
+    pub broker_messages: usize,
 }
 
 impl Scale {
@@ -79,6 +82,7 @@ impl Scale {
             hang_timeout_s: 5,
             backlog_endpoints: 1000,
             backlog_messages: 1000,
+            broker_messages: 2500,
         };
         let scale = if quick {
             Self {
@@ -92,6 +96,7 @@ impl Scale {
                 // the minute in a debug build.
                 backlog_endpoints: 40,
                 backlog_messages: 50,
+                broker_messages: 100,
                 ..full
             }
         } else {
@@ -126,7 +131,7 @@ pub fn progress(line: &str) {
 }
 
 /// The scenarios, in the order they run.
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "ceiling",
     "throughput",
     "publish-latency",
@@ -134,6 +139,7 @@ const SCENARIOS: [&str; 9] = [
     "fanout",
     "isolation",
     "transform",
+    "broker",
     "backlog",
     "postgres",
 ];
@@ -265,6 +271,13 @@ async fn run_once(
             t.without_rps, t.with_rps, t.ratio
         ));
         r.transform = Some(t);
+    }
+    if runs("broker") {
+        progress(&format!(
+            "broker: {} messages to each destination kind running here, and to HTTP",
+            scale.broker_messages
+        ));
+        r.broker = Some(brokers::brokers(&sink, &scale).await?);
     }
     if runs("backlog") {
         progress(&format!(

@@ -117,6 +117,27 @@ pub struct Transform {
     pub ratio: f64,
 }
 
+/// Deliveries/s to each broker kind running on the machine, and to HTTP, in one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Brokers {
+    pub endpoints: usize,
+    pub messages: usize,
+    /// The HTTP phase's deliveries/s (the reference).
+    pub http_rps: f64,
+    pub runs: Vec<BrokerKindRun>,
+    /// Kinds with no broker listening on this machine.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokerKindRun {
+    /// `http`, `mqtt`, `nats`, `amqp` or `redis`.
+    pub kind: String,
+    pub deliveries: usize,
+    pub seconds: f64,
+    pub rps: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Backlog {
     pub endpoints: usize,
@@ -147,6 +168,12 @@ pub struct Report {
     pub isolation_loss_pct: f64,
     /// Deliveries/s with a trivial transformation ÷ without.
     pub transform_ratio: f64,
+    /// Deliveries/s in `broker`, by destination kind (null where that broker is not running).
+    pub broker_http_rps: f64,
+    pub broker_mqtt_rps: f64,
+    pub broker_nats_rps: f64,
+    pub broker_amqp_rps: f64,
+    pub broker_redis_rps: f64,
     pub backlog_rss_mb: f64,
     pub backlog_drain_rps: f64,
     pub postgres_one_node_rps: Option<f64>,
@@ -178,6 +205,7 @@ pub struct Results {
     pub fanout: Option<Fanout>,
     pub isolation: Option<Isolation>,
     pub transform: Option<Transform>,
+    pub broker: Option<Brokers>,
     pub backlog: Option<Backlog>,
     pub postgres: Vec<Throughput>,
 }
@@ -197,6 +225,12 @@ impl Report {
         };
         let one_node = r.postgres.iter().find(|t| t.nodes == 1);
         let ceiling = figure(&r.ceiling, 1, |c| c.rps);
+        let broker = |kind: &str| {
+            r.broker
+                .as_ref()
+                .and_then(|b| b.runs.iter().find(|run| run.kind == kind))
+                .map_or(f64::NAN, |run| round(run.rps, 1))
+        };
         let throughput = figure(&r.throughput, 1, |t| t.delivered_rps);
         Self {
             ceiling_rps: ceiling,
@@ -210,6 +244,11 @@ impl Report {
             fanout_all_ms: figure(&r.fanout, 2, |f| f.all_delivered_ms),
             isolation_loss_pct: figure(&r.isolation, 2, |i| i.loss_pct),
             transform_ratio: figure(&r.transform, 3, |t| t.ratio),
+            broker_http_rps: broker("http"),
+            broker_mqtt_rps: broker("mqtt"),
+            broker_nats_rps: broker("nats"),
+            broker_amqp_rps: broker("amqp"),
+            broker_redis_rps: broker("redis"),
             backlog_rss_mb: figure(&r.backlog, 1, |b| b.peak_rss_mb),
             backlog_drain_rps: figure(&r.backlog, 1, |b| b.drain_rps),
             postgres_one_node_rps: pg(1),
@@ -356,6 +395,19 @@ impl Report {
                 Some(self.transform_ratio >= 0.7),
             );
         }
+        if let Some(b) = &r.broker {
+            for run in b.runs.iter().filter(|run| run.kind != "http") {
+                row(
+                    &format!(
+                        "broker {}: deliveries/s ({} endpoints; HTTP in the same run)",
+                        run.kind, b.endpoints
+                    ),
+                    format!("{} (HTTP {})", count(run.rps), count(b.http_rps)),
+                    "",
+                    None,
+                );
+            }
+        }
         if let Some(b) = &r.backlog {
             row(
                 &format!("backlog: peak RSS with {} pending", count(b.pending as f64)),
@@ -496,6 +548,32 @@ impl Report {
                 ),
             );
         }
+        if let Some(b) = &r.broker {
+            line(
+                "broker",
+                format!(
+                    "{} messages × {} endpoints per destination kind, published by 4 \
+                     publishers, timed until the node counted every delivery acknowledged: {}{}",
+                    count(b.messages as f64),
+                    b.endpoints,
+                    b.runs
+                        .iter()
+                        .map(|run| format!(
+                            "{} {}/s ({:.2} s)",
+                            run.kind,
+                            count(run.rps),
+                            run.seconds
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if b.skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; not running here: {}", b.skipped.join(", "))
+                    }
+                ),
+            );
+        }
         if let Some(b) = &r.backlog {
             line(
                 "backlog",
@@ -630,6 +708,26 @@ pub(in crate::bench) mod tests {
                 with_rps: 800.0,
                 ratio: 0.8,
             }),
+            broker: Some(Brokers {
+                endpoints: 4,
+                messages: 2500,
+                http_rps: 3000.0,
+                runs: vec![
+                    BrokerKindRun {
+                        kind: "http".into(),
+                        deliveries: 10_000,
+                        seconds: 3.3,
+                        rps: 3000.0,
+                    },
+                    BrokerKindRun {
+                        kind: "redis".into(),
+                        deliveries: 10_000,
+                        seconds: 2.5,
+                        rps: 4000.0,
+                    },
+                ],
+                skipped: vec!["amqp".into()],
+            }),
             backlog: Some(Backlog {
                 endpoints: 1000,
                 messages: 1000,
@@ -675,6 +773,8 @@ pub(in crate::bench) mod tests {
             assert!(json[field].is_number(), "{field}: {}", json[field]);
         }
         assert_eq!(json["ratio"], 0.25);
+        assert_eq!(json["broker_redis_rps"], 4000.0);
+        assert!(json["broker_amqp_rps"].is_null(), "not running: null");
         assert_eq!(json["postgres_three_nodes_rps"], 1200.0);
         assert_eq!(json["pg3_throughput_rps"], 1200.0);
         assert!(json["pg_throughput_rps"].is_number());
@@ -701,6 +801,11 @@ pub(in crate::bench) mod tests {
             "{text}"
         );
         assert!(text.contains("throughput, Postgres, 3 nodes (deliveries/s) | 1,200"));
+        assert!(
+            text.contains("| broker redis: deliveries/s (4 endpoints; HTTP in the same run) | 4,000 (HTTP 3,000) |"),
+            "{text}"
+        );
+        assert!(text.contains("not running here: amqp"), "{text}");
         assert!(!text.contains("--quick"));
     }
 

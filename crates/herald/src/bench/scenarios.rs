@@ -18,7 +18,7 @@ use super::sink::Sink;
 use super::{BenchError, Scale};
 
 /// Messages carry about this much payload.
-const PAYLOAD_BYTES: usize = 1024;
+pub(super) const PAYLOAD_BYTES: usize = 1024;
 
 /// Where the nodes of a scenario keep their state.
 #[derive(Clone, Copy)]
@@ -28,13 +28,13 @@ pub enum Database<'a> {
 }
 
 /// Nodes of one scenario, and the directories they write to.
-struct Cluster {
+pub(super) struct Cluster {
     nodes: Vec<Node>,
     _dirs: Vec<ScratchDir>,
 }
 
 impl Cluster {
-    async fn start(database: Database<'_>, count: usize) -> Result<Self, BenchError> {
+    pub(super) async fn start(database: Database<'_>, count: usize) -> Result<Self, BenchError> {
         // One key for the whole run: the clusters of one run share the Postgres database, and
         // each must open the secrets the previous one sealed.
         static KEY: std::sync::OnceLock<zeroize::Zeroizing<String>> = std::sync::OnceLock::new();
@@ -53,11 +53,11 @@ impl Cluster {
         Ok(Self { nodes, _dirs: dirs })
     }
 
-    fn first(&self) -> &Node {
+    pub(super) fn first(&self) -> &Node {
         &self.nodes[0]
     }
 
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         for node in self.nodes {
             node.stop().await;
         }

@@ -400,7 +400,7 @@ pub fn render(
                         ("polling", "Polling (consumers read it)"),
                     ])))
                 }
-                (field(e, "url", "URL", "Where deliveries are sent (https recommended); leave empty for a polling endpoint.", |id, d| html! {
+                (field(e, "url", "URL", "Where deliveries are sent (https recommended), or a broker: mqtt(s)://, nats:// or tls://, amqp(s)://, redis(s)://; leave empty for a polling endpoint.", |id, d| html! {
                     input id=(id) name="url" type="url" required[!creating && form.kind != "polling"] value=(form.url) aria-describedby=(d)
                         placeholder="https://example.com/webhooks";
                 }))

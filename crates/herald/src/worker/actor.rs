@@ -375,6 +375,7 @@ pub async fn run(
                     attempt::run(&tools, &snapshot, &task, shared.config.svix_headers).await;
                 drop(counted);
                 crate::metrics::attempt_finished(
+                    herald_core::destination::kind_label(&snapshot.endpoint.url),
                     record.status_code,
                     &record.next,
                     std::time::Duration::from_millis(

@@ -220,29 +220,40 @@ async fn attempt(
             record.url_version = None;
         }
     }
+    let timed_out = |e: OutboundError| match e {
+        OutboundError::Timeout(_) => format!("timed out after {}s", snapshot.timeout.as_secs()),
+        other => other.to_string(),
+    };
     let result = match request {
-        Ok((headers, prepared)) => tools
-            .outbound
-            .send(
-                prepared.method.as_str(),
-                &prepared.url,
-                headers,
-                Bytes::from(prepared.body.body),
-                snapshot.timeout,
-            )
-            .await
-            .map_err(|e| match e {
-                OutboundError::Timeout(_) => {
-                    format!("timed out after {}s", snapshot.timeout.as_secs())
-                }
-                other => other.to_string(),
-            }),
+        Ok((headers, prepared)) => match herald_core::destination::parse(&endpoint.url) {
+            Ok(Some(broker)) => publish(tools, snapshot, task, &broker, headers, prepared)
+                .await
+                .map(Answer::Broker)
+                .map_err(timed_out),
+            _ => tools
+                .outbound
+                .send(
+                    prepared.method.as_str(),
+                    &prepared.url,
+                    headers,
+                    Bytes::from(prepared.body.body),
+                    snapshot.timeout,
+                )
+                .await
+                .map(Answer::Http)
+                .map_err(timed_out),
+        },
         Err(e) => Err(e),
     };
     record.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
     let mut retry_after = None;
     let succeeded = match result {
-        Ok(response) => {
+        // The broker acknowledged: no HTTP status (0), its acknowledgement as the response.
+        Ok(Answer::Broker(ack)) => {
+            record.response = ack;
+            true
+        }
+        Ok(Answer::Http(response)) => {
             record.status_code = response.status;
             record.response = String::from_utf8_lossy(&response.body).into_owned();
             if matches!(response.status, 429 | 503) {
@@ -282,6 +293,63 @@ async fn attempt(
         }
     };
     record
+}
+
+/// What a destination answered.
+enum Answer {
+    Http(crate::outbound::OutboundResponse),
+    /// The broker's acknowledgement, described.
+    Broker(String),
+}
+
+/// Publishes a delivery to a broker endpoint: the body as an HTTP endpoint would get it, the
+/// headers in the broker's framing (`brokers`). A transformation may rewrite the body and add
+/// headers, but a broker endpoint's destination is its URL: one that changes the URL or the
+/// method fails the attempt, rather than having it silently ignored.
+async fn publish(
+    tools: &Tools<'_>,
+    snapshot: &EndpointSnapshot,
+    task: &Task,
+    broker: &herald_core::destination::BrokerUrl,
+    headers: HeaderMap,
+    prepared: Prepared,
+) -> Result<String, OutboundError> {
+    let endpoint = &snapshot.endpoint;
+    if prepared.url != endpoint.url || prepared.method != herald_transform::Method::Post {
+        return Err(OutboundError::Refused(
+            "a broker endpoint's transformation cannot change the URL or the method: the \
+             endpoint's URL is where it publishes"
+                .into(),
+        ));
+    }
+    let masked = url::Url::parse(&endpoint.url)
+        .is_ok_and(|u| u.username() == herald_core::destination::CREDENTIALS_MASK);
+    let credentials = masked
+        .then_some(snapshot.secrets.credentials.as_ref())
+        .flatten()
+        .map(|userinfo| herald_core::destination::Credentials::from_userinfo(userinfo));
+    let message = crate::outbound::brokers::BrokerMessage {
+        id: task.msg_id.as_str(),
+        content_type: prepared.body.content_type,
+        headers: headers
+            .iter()
+            .filter(|(name, _)| {
+                *name != reqwest::header::CONTENT_TYPE && *name != reqwest::header::USER_AGENT
+            })
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: Bytes::from(prepared.body.body),
+    };
+    tools
+        .outbound
+        .brokers()
+        .publish(broker, credentials, &message, snapshot.timeout)
+        .await
 }
 
 #[cfg(test)]
@@ -329,6 +397,7 @@ mod tests {
                     ("Host".to_owned(), "elsewhere.example".to_owned()),
                     ("x-tenant".to_owned(), "acme".to_owned()),
                 ]),
+                credentials: None,
                 version: 0,
             },
             graphql_api: None,

@@ -7,6 +7,7 @@
 mod child;
 mod helpers;
 mod receiver;
+mod tcp_proxy;
 
 mod api_apps;
 mod api_auth;
@@ -19,6 +20,7 @@ mod api_schedule_tags;
 mod api_validation;
 mod architecture;
 mod background_tasks;
+mod brokers;
 mod browser;
 mod cli;
 mod cli_tools;

@@ -28,6 +28,7 @@ use super::pagination::{ListResponse, OrderedPageQuery};
 use super::params::{AppPath, EndpointPath};
 use crate::operational::{self, DisabledTrigger};
 
+mod broker;
 mod example;
 pub(crate) mod kind;
 mod options;
@@ -71,7 +72,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointIn {
     /// Where deliveries are POSTed; required unless `type` is `polling` (then it must be
-    /// left out).
+    /// left out). Herald: or a broker to publish them to: `mqtt(s)://host/topic?qos=0|1&retain`,
+    /// `nats://` or `tls://host/subject`, `amqp(s)://host/vhost?exchange=E&routingKey=K`,
+    /// `redis(s)://host/db?stream=S&maxlen=N`. A broker URL's `user:pass@` is stored sealed
+    /// and shown as `****@`; sending `****@` back keeps it.
     #[schema(example = "https://example.com/webhook/")]
     #[serde(default)]
     pub url: String,
@@ -163,6 +167,7 @@ impl EndpointIn {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointPatch {
+    /// The endpoint's URL (see `EndpointIn.url`; a broker URL's `****@` keeps its credentials).
     pub url: Option<String>,
     pub description: Option<String>,
     #[serde(default)]
@@ -239,6 +244,7 @@ pub struct EndpointOut {
     /// Herald: the webhook's name, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Where deliveries go; a broker URL's credentials show as `****@`.
     pub url: String,
     pub description: String,
     pub event_types: Option<Vec<String>>,
@@ -284,8 +290,9 @@ fn check_endpoint(v: &mut Violations, e: &Endpoint, state: &AppState) {
         kind::check_polling_url(state, v, e);
         kind::refuse_delivery_settings(v, e);
     } else {
-        validate::endpoint_url(v, &["body", "url"], &e.url, limits);
+        validate::delivery_url(v, &["body", "url"], &e.url, limits);
         super::check_destination(state, v, &["body", "url"], &e.url);
+        broker::refuse_http_only_settings(v, e);
     }
     validate::description(v, &["body", "description"], &e.description, limits);
     if let Some(uid) = &e.uid {
@@ -363,6 +370,8 @@ pub(crate) fn prepare(
     let mut v = Violations::new();
     kind::settle_new(state, &mut v, &mut endpoint, body.kind);
     check_endpoint(&mut v, &endpoint, state);
+    let credentials = broker::take_credentials(&mut endpoint);
+    broker::check_new(&mut v, &credentials);
     let scheme = endpoint.options.signature.scheme;
     let secret = check_secret(&mut v, &["body", "secret"], scheme, body.secret.as_deref());
     let headers = body.headers.unwrap_or_default();
@@ -374,7 +383,11 @@ pub(crate) fn prepare(
     );
     v.finish()?;
     let secret = secret.map_or_else(|| scheme.generate_secret(), Zeroizing::new);
-    Ok((endpoint, EndpointSecrets::new(secret, headers)))
+    let mut secrets = EndpointSecrets::new(secret, headers);
+    if let herald_core::destination::GivenCredentials::New(userinfo) = credentials {
+        secrets.credentials = Some(Zeroizing::new(userinfo));
+    }
+    Ok((endpoint, secrets))
 }
 
 /// Numbers and stores an endpoint [`prepare`]d, within the server's limit of endpoints per
@@ -535,7 +548,7 @@ pub(crate) async fn check_and_save(
 }
 
 /// Stores a changed endpoint; when its signature scheme changed, a secret that does not fit the
-/// new scheme is replaced.
+/// new scheme is replaced. A broker URL's credentials go to the sealed secrets.
 async fn save(
     state: &AppState,
     endpoint: &mut Endpoint,
@@ -543,7 +556,9 @@ async fn save(
 ) -> ApiResult<()> {
     endpoint.updated_at = herald_core::time::now();
     profile::ensure_webhook_secret(state, endpoint).await?;
+    let credentials = broker::take_credentials(endpoint);
     state.store.update_endpoint(endpoint).await?;
+    broker::store_credentials(state, endpoint, credentials).await?;
     if endpoint.options.signature.scheme != scheme_before {
         fit_secret_to_scheme(state, endpoint).await?;
     }

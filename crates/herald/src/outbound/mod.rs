@@ -14,6 +14,8 @@
 //! - Every request has a deadline covering connect, request and response, and a response body is
 //!   read only up to a cap: a huge or endless response costs no memory.
 
+pub mod brokers;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,6 +115,8 @@ pub struct Outbound {
     client: reqwest::Client,
     policy: Arc<NetworkPolicy>,
     max_response_bytes: usize,
+    /// Broker destinations' connections, under the same policy and lookup.
+    brokers: brokers::Brokers,
 }
 
 impl Outbound {
@@ -123,12 +127,13 @@ impl Outbound {
             .no_proxy()
             .dns_resolver(PolicyResolver {
                 policy: policy.clone(),
-                lookup,
+                lookup: lookup.clone(),
             })
             .build()
             .expect("the HTTP client configuration is valid");
         Self {
             client,
+            brokers: brokers::Brokers::new(policy.clone(), lookup),
             policy,
             max_response_bytes,
         }
@@ -136,6 +141,8 @@ impl Outbound {
 
     /// Sends every request through the HTTP proxy at `proxy` (`--outbound-proxy`). The proxy's
     /// own host name is resolved by the system (operators put proxies on private networks).
+    /// Broker connections do not go through an HTTP proxy: Herald resolves and checks their
+    /// hosts itself.
     pub fn through_proxy(
         policy: NetworkPolicy,
         proxy: &url::Url,
@@ -146,9 +153,11 @@ impl Outbound {
             .proxy(proxy)
             .build()
             .map_err(|e| e.to_string())?;
+        let policy = Arc::new(policy);
         Ok(Self {
             client,
-            policy: Arc::new(policy),
+            brokers: brokers::Brokers::new(policy.clone(), Arc::new(SystemLookup)),
+            policy,
             max_response_bytes,
         })
     }
@@ -185,6 +194,11 @@ impl Outbound {
             .map_err(|e| OutboundError::Refused(format!("invalid method: {e}")))?;
         self.request(method, url, headers, body, timeout, self.max_response_bytes)
             .await
+    }
+
+    /// The broker connections, for deliveries to broker endpoints.
+    pub fn brokers(&self) -> &brokers::Brokers {
+        &self.brokers
     }
 
     /// [`Outbound::post`] keeping at most `max_response_bytes` of the response (a GraphQL
