@@ -243,6 +243,15 @@ pub fn parse(url: &str) -> Result<Option<BrokerUrl>, BrokerUrlError> {
             )
         }
         BrokerKind::Redis => {
+            if !parsed.username().is_empty()
+                && parsed.username() != CREDENTIALS_MASK
+                && parsed.password().is_none()
+            {
+                return refuse(
+                    "a Redis URL's credentials are :password@ or user:password@ (a user name \
+                     alone would not be sent)",
+                );
+            }
             let db = if path.is_empty() {
                 "0".to_owned()
             } else {
@@ -522,6 +531,7 @@ mod tests {
         assert!(err("redis://h/0?stream=s&maxlen=0").contains("maxlen"));
         assert!(err("redis://h/0?stream=s&stream=t").contains("twice"));
         assert!(err("mqtt:///t").contains("host"));
+        assert!(err("redis://user@h/0?stream=s").contains(":password@"));
     }
 
     #[test]

@@ -303,9 +303,8 @@ enum Answer {
 }
 
 /// Publishes a delivery to a broker endpoint: the body as an HTTP endpoint would get it, the
-/// headers in the broker's framing (`brokers`). A transformation may rewrite the body and add
-/// headers, but a broker endpoint's destination is its URL: one that changes the URL or the
-/// method fails the attempt, rather than having it silently ignored.
+/// headers in the broker's framing (`outbound::brokers`). A transformation cannot have
+/// changed the URL or method (`shaping::check_outcome`).
 async fn publish(
     tools: &Tools<'_>,
     snapshot: &EndpointSnapshot,
@@ -315,13 +314,6 @@ async fn publish(
     prepared: Prepared,
 ) -> Result<String, OutboundError> {
     let endpoint = &snapshot.endpoint;
-    if prepared.url != endpoint.url || prepared.method != herald_transform::Method::Post {
-        return Err(OutboundError::Refused(
-            "a broker endpoint's transformation cannot change the URL or the method: the \
-             endpoint's URL is where it publishes"
-                .into(),
-        ));
-    }
     let masked = url::Url::parse(&endpoint.url)
         .is_ok_and(|u| u.username() == herald_core::destination::CREDENTIALS_MASK);
     let credentials = masked

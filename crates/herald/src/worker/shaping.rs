@@ -94,7 +94,7 @@ pub async fn request_for(
     // A canceled delivery goes nowhere: what it would have sent is not checked.
     let checked = ran.map_err(|e| e.to_string()).and_then(|outcome| {
         if !outcome.cancel {
-            check_outcome(&outcome, tools.require_https)?;
+            check_outcome(&outcome, &endpoint.url, tools.require_https)?;
         }
         Ok(outcome)
     });
@@ -131,7 +131,24 @@ pub struct Tools<'a> {
 /// The rules a transformation's output must keep, the same as the API's for what it saves: an
 /// http(s) URL (https with `--require-https`; where it points is checked by the network policy
 /// when it connects), and headers that are valid and not Herald's own.
-pub fn check_outcome(outcome: &Outcome, require_https: bool) -> Result<(), String> {
+///
+/// A broker endpoint's destination is its URL: its transformation may rewrite the body and add
+/// headers, but a different URL or method is refused (never silently ignored).
+pub fn check_outcome(
+    outcome: &Outcome,
+    endpoint_url: &str,
+    require_https: bool,
+) -> Result<(), String> {
+    if herald_core::destination::is_broker_url(endpoint_url) {
+        if outcome.url != endpoint_url || outcome.method != herald_transform::Method::Post {
+            return Err(
+                "a broker endpoint's transformation cannot change the URL or the method: the \
+                 endpoint's URL is where it publishes"
+                    .into(),
+            );
+        }
+        return check_headers(outcome);
+    }
     let url = url::Url::parse(&outcome.url).map_err(|e| {
         format!(
             "the transformation's url {:?} is not a URL: {e}",
@@ -152,6 +169,11 @@ pub fn check_outcome(outcome: &Outcome, require_https: bool) -> Result<(), Strin
             ));
         }
     }
+    check_headers(outcome)
+}
+
+/// The headers a transformation added: valid, bounded, and not Herald's own.
+fn check_headers(outcome: &Outcome) -> Result<(), String> {
     if outcome.headers.len() > MAX_ADDED_HEADERS {
         return Err(format!(
             "the transformation added {} headers; at most {MAX_ADDED_HEADERS}",

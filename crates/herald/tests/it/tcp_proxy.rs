@@ -22,6 +22,8 @@ struct Shared {
     accepted: AtomicUsize,
     black_hole: AtomicBool,
     connections: Mutex<Vec<JoinHandle<()>>>,
+    /// Tells open connections to stop forwarding (and stay open).
+    freeze: tokio::sync::Notify,
 }
 
 impl TcpProxy {
@@ -53,6 +55,14 @@ impl TcpProxy {
         self.shared.black_hole.store(on, Ordering::SeqCst);
     }
 
+    /// Like the service hanging: open connections stay open and nothing more crosses them,
+    /// and new ones are accepted and never answered, until [`TcpProxy::black_hole`]`(false)`
+    /// (which lets new connections through again).
+    pub fn freeze(&self) {
+        self.black_hole(true);
+        self.shared.freeze.notify_waiters();
+    }
+
     /// Like the service stopping: the port closes and every open connection is cut.
     pub fn stop(&self) {
         if let Some(task) = self.listener.lock().unwrap().take() {
@@ -82,12 +92,19 @@ impl TcpProxy {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 shared.accepted.fetch_add(1, Ordering::SeqCst);
                 let black_hole = shared.black_hole.load(Ordering::SeqCst);
+                let frozen = shared.clone();
                 let connection = tokio::spawn(async move {
                     if black_hole {
                         std::future::pending::<()>().await;
                     }
                     if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            () = frozen.freeze.notified() => {
+                                // Hold the client's connection open, answering nothing.
+                                std::future::pending::<()>().await;
+                            }
+                        }
                     }
                 });
                 shared.connections.lock().unwrap().push(connection);

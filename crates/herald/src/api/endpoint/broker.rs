@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use super::secrets::{load_secrets, modify_secrets};
 use crate::api::AppState;
-use crate::api::error::ApiResult;
+use crate::api::error::{ApiError, ApiResult};
 
 /// Takes a broker URL's credentials out of `endpoint.url`, leaving the mask in their place.
 pub(super) fn take_credentials(endpoint: &mut Endpoint) -> GivenCredentials {
@@ -34,6 +34,42 @@ pub(super) fn check_new(v: &mut Violations, given: &GivenCredentials) {
             ),
         );
     }
+}
+
+/// The mask stands for the credentials stored with the URL it was shown in: it keeps them only
+/// for the same broker (scheme, host and port). Sent with another, the stored credentials would
+/// go to a host they were never meant for (or in plain text): a 422 asks for them again.
+pub(super) async fn check_kept(
+    state: &AppState,
+    endpoint: &Endpoint,
+    given: &GivenCredentials,
+) -> ApiResult<()> {
+    if *given != GivenCredentials::Keep {
+        return Ok(());
+    }
+    let place = |url: &str| {
+        destination::parse(url)
+            .ok()
+            .flatten()
+            .map(|b| (b.kind, b.tls, b.host, b.port))
+    };
+    let stored = state
+        .store
+        .get_endpoint(&endpoint.app_id, endpoint.id.as_str())
+        .await?;
+    let same_broker =
+        stored.is_some_and(|s| place(&s.url).is_some() && place(&s.url) == place(&endpoint.url));
+    if same_broker && load_secrets(state, endpoint).await?.credentials.is_some() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        &["body", "url"],
+        format!(
+            "{} keeps the credentials stored for this endpoint's broker, and this URL names \
+             another scheme, host or port (or none are stored): write the credentials out",
+            destination::CREDENTIALS_MASK
+        ),
+    ))
 }
 
 /// Stores what a changed endpoint's URL said about its credentials: new ones are sealed, none

@@ -557,6 +557,7 @@ async fn save(
     endpoint.updated_at = herald_core::time::now();
     profile::ensure_webhook_secret(state, endpoint).await?;
     let credentials = broker::take_credentials(endpoint);
+    broker::check_kept(state, endpoint, &credentials).await?;
     state.store.update_endpoint(endpoint).await?;
     broker::store_credentials(state, endpoint, credentials).await?;
     if endpoint.options.signature.scheme != scheme_before {

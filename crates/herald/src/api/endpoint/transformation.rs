@@ -256,7 +256,7 @@ async fn simulate_transformation(
         .map_err(|failure| failure_violation(&loc, &failure))?;
     if !outcome.cancel {
         let mut v = Violations::new();
-        if let Err(e) = check_outcome(&outcome, state.require_https) {
+        if let Err(e) = check_outcome(&outcome, &endpoint.url, state.require_https) {
             v.value(&loc, e);
         }
         crate::api::check_destination(&state, &mut v, &loc, &outcome.url);

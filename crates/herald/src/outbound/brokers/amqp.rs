@@ -9,6 +9,8 @@
 //! message id (`webhook-id`) the `message_id` property (a consumer's de-duplication key), and
 //! every header an AMQP header (a long string). Messages are persistent (`delivery_mode` 2).
 
+use std::sync::Arc;
+
 use herald_core::destination::{BrokerTarget, BrokerUrl};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -19,9 +21,24 @@ use super::{BrokerMessage, PublishError, Target};
 
 #[derive(Clone)]
 pub(super) struct Client {
-    /// Kept so the connection lives as long as the client.
-    _connection: std::sync::Arc<Connection>,
-    channel: lapin::Channel,
+    connection: Arc<Connection>,
+    /// The confirm-mode channel. A broker closes a channel over one message's fault (an
+    /// exchange that does not exist): that fails only that publish, and a new channel is
+    /// opened on the same connection for the next, so the other endpoints on this connection
+    /// go on.
+    channel: Arc<tokio::sync::Mutex<lapin::Channel>>,
+}
+
+async fn confirm_channel(connection: &Connection) -> Result<lapin::Channel, String> {
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| format!("AMQP channel: {e}"))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| format!("AMQP confirm mode: {e}"))?;
+    Ok(channel)
 }
 
 impl Client {
@@ -48,17 +65,10 @@ impl Client {
         let connection = Connection::connect_uri(uri, ConnectionProperties::default())
             .await
             .map_err(|e| format!("AMQP: {e}"))?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|e| format!("AMQP channel: {e}"))?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| format!("AMQP confirm mode: {e}"))?;
+        let channel = confirm_channel(&connection).await?;
         Ok(Self {
-            _connection: std::sync::Arc::new(connection),
-            channel,
+            connection: Arc::new(connection),
+            channel: Arc::new(tokio::sync::Mutex::new(channel)),
         })
     }
 
@@ -74,9 +84,7 @@ impl Client {
         else {
             return Err(PublishError::Refused("not an AMQP destination".into()));
         };
-        if !self.channel.status().connected() {
-            return Err(PublishError::Broken("the AMQP channel is closed".into()));
-        }
+        let channel = self.channel().await?;
         let mut headers = FieldTable::default();
         for (name, value) in &message.headers {
             headers.insert(
@@ -89,8 +97,7 @@ impl Client {
             .with_message_id(ShortString::from(message.id))
             .with_delivery_mode(2)
             .with_headers(headers);
-        let confirm = self
-            .channel
+        let confirm = channel
             .basic_publish(
                 ShortString::from(exchange.as_str()),
                 ShortString::from(routing_key.as_str()),
@@ -102,9 +109,9 @@ impl Client {
                 properties,
             )
             .await
-            .map_err(|e| PublishError::Broken(format!("AMQP publish failed: {e}")))?
+            .map_err(|e| self.failed(format!("AMQP publish failed: {e}")))?
             .await
-            .map_err(|e| PublishError::Broken(format!("AMQP publisher confirm failed: {e}")))?;
+            .map_err(|e| self.failed(format!("AMQP publisher confirm failed: {e}")))?;
         match confirm {
             Confirmation::Ack(None) => Ok("confirmed by the broker (ack)".into()),
             Confirmation::Ack(Some(returned)) => Err(PublishError::Refused(format!(
@@ -118,6 +125,32 @@ impl Client {
             Confirmation::NotRequested => Err(PublishError::Broken(
                 "the channel is not in confirm mode".into(),
             )),
+        }
+    }
+}
+
+impl Client {
+    /// The open channel, or a new one when the broker closed the last (the connection up).
+    async fn channel(&self) -> Result<lapin::Channel, PublishError> {
+        let mut channel = self.channel.lock().await;
+        if !channel.status().connected() {
+            if !self.connection.status().connected() {
+                return Err(PublishError::Broken("the AMQP connection is closed".into()));
+            }
+            *channel = confirm_channel(&self.connection)
+                .await
+                .map_err(PublishError::Broken)?;
+        }
+        Ok(channel.clone())
+    }
+
+    /// A failed publish: the connection's fault if it is down, else this message's (its
+    /// channel closed by the broker, reopened by the next publish).
+    fn failed(&self, reason: String) -> PublishError {
+        if self.connection.status().connected() {
+            PublishError::Refused(reason)
+        } else {
+            PublishError::Broken(reason)
         }
     }
 }

@@ -33,6 +33,7 @@ mod redis;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -147,6 +148,8 @@ enum LinkState {
 /// One broker connection, opened on demand.
 struct Link {
     state: tokio::sync::Mutex<LinkState>,
+    /// When a delivery last used it, in ms since `Brokers::epoch`.
+    last_used: AtomicU64,
 }
 
 /// The broker connections of a node.
@@ -154,9 +157,19 @@ pub struct Brokers {
     policy: Arc<NetworkPolicy>,
     lookup: Arc<dyn Lookup>,
     links: std::sync::Mutex<HashMap<LinkKey, Arc<Link>>>,
-    generations: std::sync::atomic::AtomicU64,
+    generations: AtomicU64,
+    epoch: Instant,
+    /// When idle links were last looked for, in ms since `epoch`.
+    last_sweep: AtomicU64,
 }
 
+/// A link unused this long is closed and forgotten (an endpoint deleted, or its URL or
+/// credentials changed): its connection, keep-alives and credentials go with it.
+const IDLE_LINK: Duration = Duration::from_secs(300);
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// No connection yet (generations start at 0).
+const NO_GENERATION: u64 = u64::MAX;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -166,7 +179,9 @@ impl Brokers {
             policy,
             lookup,
             links: std::sync::Mutex::new(HashMap::new()),
-            generations: std::sync::atomic::AtomicU64::new(0),
+            generations: AtomicU64::new(0),
+            epoch: Instant::now(),
+            last_sweep: AtomicU64::new(0),
         }
     }
 
@@ -189,8 +204,11 @@ impl Brokers {
         };
         let link = self.link(&key);
         let started = Instant::now();
+        // The connection this publish went out on, for the timeout below.
+        let used = AtomicU64::new(NO_GENERATION);
         let exchange = async {
             let (client, generation) = self.client(&link, &key, timeout).await?;
+            used.store(generation, Ordering::Relaxed);
             match client.publish(broker, message).await {
                 Ok(ack) => Ok(ack),
                 Err(PublishError::Refused(reason)) => Err(OutboundError::Failed(reason)),
@@ -203,19 +221,25 @@ impl Brokers {
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => {
-                // A publish that got no answer in time may have a dead connection under it.
-                if let LinkState::Up { generation, .. } = &*link.state.lock().await {
-                    let generation = *generation;
-                    drop_client(&link, generation, "timed out").await;
-                }
+                timed_out(&link, used.load(Ordering::Relaxed));
                 Err(OutboundError::Timeout(started.elapsed()))
             }
         }
     }
 
     fn link(&self, key: &LinkKey) -> Arc<Link> {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        links
+        let since_sweep = now.saturating_sub(self.last_sweep.load(Ordering::Relaxed));
+        if u128::from(since_sweep) >= SWEEP_EVERY.as_millis() {
+            self.last_sweep.store(now, Ordering::Relaxed);
+            // Only links no delivery holds (the map's own reference is the one left).
+            links.retain(|_, link| {
+                let idle = now.saturating_sub(link.last_used.load(Ordering::Relaxed));
+                Arc::strong_count(link) > 1 || u128::from(idle) < IDLE_LINK.as_millis()
+            });
+        }
+        let link = links
             .entry(key.clone())
             .or_insert_with(|| {
                 Arc::new(Link {
@@ -224,9 +248,12 @@ impl Brokers {
                         retry_at: None,
                         last_error: String::new(),
                     }),
+                    last_used: AtomicU64::new(now),
                 })
             })
-            .clone()
+            .clone();
+        link.last_used.store(now, Ordering::Relaxed);
+        link
     }
 
     /// The link's client, connecting when it has none (one delivery connects; the others
@@ -258,9 +285,7 @@ impl Brokers {
         };
         match self.connect(key, timeout).await {
             Ok(client) => {
-                let generation = self
-                    .generations
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed);
                 *state = LinkState::Up {
                     client: client.clone(),
                     generation,
@@ -268,15 +293,7 @@ impl Brokers {
                 Ok((client, generation))
             }
             Err(e) => {
-                let text = e.to_string();
-                let backoff = FIRST_BACKOFF
-                    .saturating_mul(1 << failures.min(6))
-                    .min(MAX_BACKOFF);
-                *state = LinkState::Down {
-                    failures: failures + 1,
-                    retry_at: Some(Instant::now() + backoff),
-                    last_error: text,
-                };
+                *state = down_after(failures, e.to_string());
                 Err(e)
             }
         }
@@ -342,6 +359,51 @@ impl Brokers {
                      it allows (see --allow-network)"
                 ))
             })
+    }
+}
+
+/// The state after the `failures`+1-th failure to connect in a row: down, with a back-off
+/// doubling from `FIRST_BACKOFF` to `MAX_BACKOFF`.
+fn down_after(failures: u32, last_error: String) -> LinkState {
+    let backoff = FIRST_BACKOFF
+        .saturating_mul(1 << failures.min(6))
+        .min(MAX_BACKOFF);
+    LinkState::Down {
+        failures: failures + 1,
+        retry_at: Some(Instant::now() + backoff),
+        last_error,
+    }
+}
+
+/// After an attempt ran out of time: a connection it was publishing on may be dead, so it is
+/// dropped; a connection attempt that was cut short counts as a failure to connect (a broker
+/// that accepts and never answers gets the back-off too). Never waits for the link: if another
+/// delivery holds it (connecting), that one records its own outcome.
+fn timed_out(link: &Link, used: u64) {
+    let Ok(mut state) = link.state.try_lock() else {
+        return;
+    };
+    match &*state {
+        // Another connection than the one this publish used: it stays.
+        LinkState::Up { generation, .. } if *generation != used => {}
+        LinkState::Up { client, .. } => {
+            if let Client::Mqtt(client) = client {
+                client.close();
+            }
+            tracing::debug!("broker connection dropped after a timeout");
+            *state = LinkState::Down {
+                failures: 0,
+                retry_at: None,
+                last_error: "a publish timed out".into(),
+            };
+        }
+        LinkState::Down {
+            failures, retry_at, ..
+        } => {
+            if retry_at.is_none_or(|at| at <= Instant::now()) {
+                *state = down_after(*failures, "connecting timed out".into());
+            }
+        }
     }
 }
 

@@ -3,9 +3,12 @@
 //!
 //! `rumqttc` queues a publish and reports its progress only as events of its event loop: an
 //! `Outgoing::Publish(packet id)` when it is written, an incoming `PubAck` with that id when
-//! the broker has it. Publishes enter its request channel one at a time (under `order`), and
-//! the event loop takes them in that order, so the n-th `Outgoing::Publish` is the n-th
-//! publish queued: that is how each delivery learns its packet id and then its PUBACK.
+//! the broker has it. A delivery enters its request channel (`try_publish`, which never
+//! waits) and takes its place in `queued` under one lock, with no await in between, so a
+//! delivery canceled at any point (its attempt timing out) can never leave its place behind;
+//! the event loop takes requests in channel order, so the n-th `Outgoing::Publish` is the n-th
+//! place in `queued`: that is how each delivery learns its packet id and then its PUBACK. A
+//! full channel (the broker slow to acknowledge) fails the attempt at once.
 //!
 //! Framing: the body is the payload, `content-type` the MQTT 5 content type, and every other
 //! header (`webhook-id`, `webhook-timestamp`, `webhook-signature`, …) a user property.
@@ -49,10 +52,15 @@ impl Pending {
 
 struct Inner {
     client: AsyncClient,
-    order: tokio::sync::Mutex<()>,
     pending: Arc<Mutex<Pending>>,
     event_loop: tokio::task::JoinHandle<()>,
+    /// The broker's maximum packet size (MQTT 5 CONNACK), if it set one.
+    max_packet: Option<u32>,
 }
+
+/// Room in the request channel: publishes queued for the event loop, over every endpoint
+/// publishing to this broker.
+const REQUEST_CHANNEL: usize = 4096;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -70,8 +78,7 @@ impl Client {
         options
             .set_keep_alive(Duration::from_secs(30))
             .set_clean_start(true)
-            // Room for the deliveries of every endpoint publishing to this broker at once.
-            .set_request_channel_capacity(1024);
+            .set_request_channel_capacity(REQUEST_CHANNEL);
         if target.tls {
             options.set_transport(rumqttc::Transport::tls_with_default_config());
         }
@@ -81,26 +88,26 @@ impl Client {
                 credentials.password.clone().unwrap_or_default(),
             );
         }
-        let (client, mut event_loop) = AsyncClient::new(options, 1024);
-        loop {
+        let (client, mut event_loop) = AsyncClient::new(options, REQUEST_CHANNEL);
+        let max_packet = loop {
             match event_loop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     if ack.code != ConnectReturnCode::Success {
                         return Err(format!("the broker refused the connection: {:?}", ack.code));
                     }
-                    break;
+                    break ack.properties.and_then(|p| p.max_packet_size);
                 }
                 Ok(_) => {}
                 Err(e) => return Err(describe(&e)),
             }
-        }
+        };
         let pending = Arc::new(Mutex::new(Pending::default()));
         let event_loop = tokio::spawn(run(event_loop, pending.clone()));
         Ok(Self(Arc::new(Inner {
             client,
-            order: tokio::sync::Mutex::new(()),
             pending,
             event_loop,
+            max_packet,
         })))
     }
 
@@ -122,34 +129,48 @@ impl Client {
         } else {
             QoS::AtLeastOnce
         };
+        // A packet over the broker's limit would end the connection for every delivery on it:
+        // refused alone (its size is the message's, so its retries fail the same way).
+        let size = message.body.len()
+            + topic.len()
+            + message
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 5)
+                .sum::<usize>()
+            + message.content_type.len()
+            + 32;
+        if let Some(max) = self.0.max_packet
+            && size > max as usize
+        {
+            return Err(PublishError::Refused(format!(
+                "the message (about {size} bytes with its properties) is larger than the \
+                 broker's maximum packet size ({max} bytes)"
+            )));
+        }
         let (done, answer) = oneshot::channel();
         {
-            let _order = self.0.order.lock().await;
-            {
-                let mut pending = lock(&self.0.pending);
-                if let Some(reason) = &pending.closed {
-                    return Err(PublishError::Broken(reason.clone()));
-                }
-                pending.queued.push_back((*qos, done));
+            // No await while this is held: see the module's documentation.
+            let mut pending = lock(&self.0.pending);
+            if let Some(reason) = &pending.closed {
+                return Err(PublishError::Broken(reason.clone()));
             }
-            let sent = self
-                .0
+            self.0
                 .client
-                .publish_bytes_with_properties(
+                .try_publish_with_properties(
                     topic.as_str(),
                     level,
                     *retain,
                     message.body.clone(),
                     properties,
                 )
-                .await;
-            if let Err(e) = sent {
-                // Never queued: take back this delivery's place (the last one, under `order`).
-                lock(&self.0.pending).queued.pop_back();
-                return Err(PublishError::Broken(format!(
-                    "the MQTT client stopped: {e}"
-                )));
-            }
+                .map_err(|e| {
+                    PublishError::Refused(format!(
+                        "the MQTT client has {REQUEST_CHANNEL} publishes waiting for the broker \
+                         and takes no more now: {e}"
+                    ))
+                })?;
+            pending.queued.push_back((*qos, done));
         }
         answer
             .await

@@ -3,8 +3,8 @@
 //! When a JetStream stream holds the subject, the publish goes through JetStream: the stream's
 //! acknowledgement is the success, and `Nats-Msg-Id` is the message id, so a retry after a
 //! lost acknowledgement is dropped by the stream's de-duplication window instead of stored
-//! twice. Otherwise it is a core publish followed by a flush (the server has it; core NATS
-//! keeps nothing for absent subscribers). Which subjects a stream holds is asked once and
+//! twice. Otherwise it is a core publish followed by a flush (written to the server's
+//! connection: core NATS acknowledges nothing and keeps nothing for absent subscribers). Which subjects a stream holds is asked once and
 //! remembered for 30 s, so a stream created later is used soon after.
 //!
 //! Framing: the body is the payload; every header is a NATS header.
@@ -130,9 +130,7 @@ impl Client {
                     None
                 }
                 // A server without JetStream has no responder for its API.
-                GetStreamByNameErrorKind::Request if e.to_string().contains("no responders") => {
-                    None
-                }
+                GetStreamByNameErrorKind::Request if no_responders(&e) => None,
                 _ => {
                     // Not knowing, publishing without JetStream's acknowledgement could lose
                     // a message a stream should have: fail, and the retry asks again.
@@ -145,4 +143,27 @@ impl Client {
         streams().insert(subject.to_owned(), (stream.clone(), Instant::now()));
         Ok(stream)
     }
+}
+
+/// Whether a JetStream API request found nobody to answer it: a server without JetStream.
+fn no_responders(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let jetstream = error
+            .downcast_ref::<async_nats::jetstream::context::RequestError>()
+            .is_some_and(|e| {
+                matches!(
+                    e.kind(),
+                    async_nats::jetstream::context::RequestErrorKind::NoResponders
+                )
+            });
+        let core = error
+            .downcast_ref::<async_nats::RequestError>()
+            .is_some_and(|e| matches!(e.kind(), async_nats::RequestErrorKind::NoResponders));
+        if jetstream || core {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }

@@ -270,6 +270,45 @@ async fn core_nats_without_a_stream_is_a_flushed_publish() {
     check(&got, 20, true);
 }
 
+/// A NATS server without JetStream: deliveries are core publishes (the JetStream lookup finds
+/// nobody to answer it), not failures.
+#[tokio::test]
+async fn nats_without_jetstream_gets_core_publishes() {
+    let server = std::path::Path::new("/usr/sbin/nats-server");
+    if !server.exists() {
+        eprintln!("skipping nats_without_jetstream_gets_core_publishes: no /usr/sbin/nats-server");
+        return;
+    }
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let _server = tokio::process::Command::new(server)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let subject = unique("herald.nojs.");
+    let mut subscriber = consumers::nats_subscribe(port, &subject).await;
+    let (t, app, _) = fifo_app(&format!("nats://127.0.0.1:{port}/{subject}")).await;
+    publish_sequence(&t, &app, 5).await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(consumers::nats_next(&mut subscriber).await);
+    }
+    check(&got, 5, true);
+}
+
 #[tokio::test]
 async fn amqp_delivers_every_message_in_order_exactly_once() {
     if !running(AMQP, "amqp_delivers_every_message_in_order_exactly_once").await {
@@ -497,12 +536,13 @@ async fn a_hung_broker_never_holds_up_other_destinations() {
     let healthy = consumers::RedisStream::new(REDIS, "herald-healthy:").await;
     let t = TestApp::spawn().await;
     let app = t.create_app("Devices").await;
-    t.create_endpoint(
-        &app,
-        json!({"url": format!("redis://127.0.0.1:{}/0?stream=hung", hung.port()),
-               "timeoutSeconds": 30, "maxConcurrency": 5}),
-    )
-    .await;
+    let hung_ep = t
+        .create_endpoint(
+            &app,
+            json!({"url": format!("redis://127.0.0.1:{}/0?stream=hung", hung.port()),
+                   "timeoutSeconds": 3, "maxConcurrency": 5}),
+        )
+        .await;
     t.create_endpoint(&app, json!({"url": receiver.url("/hook")}))
         .await;
     t.create_endpoint(
@@ -510,14 +550,137 @@ async fn a_hung_broker_never_holds_up_other_destinations() {
         json!({"url": format!("redis://127.0.0.1:{REDIS}/0?stream={}", healthy.key)}),
     )
     .await;
-    publish_sequence(&t, &app, 50).await;
-    // Well inside the hung broker's 30 s timeout.
+    let probe = t
+        .publish(&app, json!({"eventType": "x", "payload": {"seq": 0}}))
+        .await;
+    publish_sequence(&t, &app, 49).await;
+    // Each of the hung broker's attempts holds on for its 3 s; the 50 messages to the others
+    // do not wait for them.
     receiver
         .wait_for("/hook", 50, Duration::from_secs(15))
         .await;
     wait_for(Duration::from_secs(15), 50, || healthy.len()).await;
     assert!(hung.accepted() >= 1, "the hung broker was tried");
+    let timed_out = attempt_matching(&t, &probe, |a| a.endpoint_id.as_str() == hung_ep).await;
+    assert_eq!(
+        timed_out.error.as_deref(),
+        Some("timed out after 3s"),
+        "{timed_out:?}"
+    );
+    // Attempts are counted by destination kind.
+    let metrics = reqwest::get(t.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for kind in ["redis", "http"] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("herald_attempts_total{")
+                    && l.contains(&format!("destination=\"{kind}\""))
+                    && l.contains("outcome=\"success\"")),
+            "{metrics}"
+        );
+    }
     healthy.delete().await;
+}
+
+/// A broker endpoint's transformation rewrites the body and adds headers (signed over the new
+/// bytes, carried as stream fields); one that changes the URL fails the attempt by name.
+#[tokio::test]
+async fn a_transformation_shapes_what_a_broker_gets() {
+    if !running(REDIS, "a_transformation_shapes_what_a_broker_gets").await {
+        return;
+    }
+    let stream = consumers::RedisStream::new(REDIS, "herald-transform:").await;
+    let url = format!("redis://127.0.0.1:{REDIS}/0?stream={}", stream.key);
+    let (t, app, ep) = fifo_app(&url).await;
+    let path = format!("/api/v1/app/{app}/endpoint/{ep}/transformation");
+    let code = r#"function handler(webhook) {
+        webhook.payload = { seq: webhook.payload.seq, wrapped: true };
+        webhook.headers["x-tenant"] = "acme";
+        return webhook;
+    }"#;
+    let (status, out) = t
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"code": code, "enabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{out}");
+    publish_sequence(&t, &app, 1).await;
+    wait_for(Duration::from_secs(10), 1, || stream.len()).await;
+    let got = stream.read().await;
+    check(&got, 1, true);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got[0].body).unwrap(),
+        json!({"seq": 0, "wrapped": true})
+    );
+    assert_eq!(got[0].headers["x-tenant"], "acme");
+
+    let moving =
+        r#"function handler(webhook) { webhook.url = "https://example.com/"; return webhook; }"#;
+    let (status, out) = t
+        .call(Method::PATCH, &path, Some(json!({"code": moving})))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{out}");
+    let msg = t
+        .publish(&app, json!({"eventType": "x", "payload": {"seq": 1}}))
+        .await;
+    let failed = attempt_matching(&t, &msg, |a| a.error.is_some()).await;
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("cannot change the URL"),
+        "{failed:?}"
+    );
+    stream.delete().await;
+}
+
+/// A broker that stops answering on an open connection: the attempt times out (recorded as
+/// such, never stuck), the connection is dropped, and the retry reconnects and delivers.
+#[tokio::test]
+async fn a_publish_that_times_out_drops_its_connection_and_the_retry_delivers() {
+    if !running(
+        REDIS,
+        "a_publish_that_times_out_drops_its_connection_and_the_retry_delivers",
+    )
+    .await
+    {
+        return;
+    }
+    let proxy = TcpProxy::start(upstream(REDIS)).await;
+    let stream = consumers::RedisStream::new(REDIS, "herald-timeout:").await;
+    let t = TestApp::spawn().await;
+    let app = t.create_app("Devices").await;
+    let url = format!("redis://127.0.0.1:{}/0?stream={}", proxy.port(), stream.key);
+    t.create_endpoint(
+        &app,
+        json!({"url": url, "secret": SECRET, "timeoutSeconds": 2, "retrySchedule": vec![1; 10]}),
+    )
+    .await;
+    t.publish(&app, json!({"eventType": "x", "payload": {"seq": 0}}))
+        .await;
+    wait_for(Duration::from_secs(10), 1, || stream.len()).await;
+    proxy.freeze();
+    let msg = t
+        .publish(&app, json!({"eventType": "x", "payload": {"seq": 1}}))
+        .await;
+    let failed = attempt_matching(&t, &msg, |a| a.error.is_some()).await;
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("timed out after 2s"),
+        "{failed:?}"
+    );
+    proxy.black_hole(false);
+    wait_for(Duration::from_secs(15), 2, || stream.len()).await;
+    check(&stream.read().await, 2, true);
+    stream.delete().await;
 }
 
 /// Broker URLs are read when saved: what cannot work is a 422 naming it, the credentials are
@@ -594,6 +757,28 @@ async fn broker_urls_are_checked_and_their_credentials_masked() {
     assert!(
         !String::from_utf8_lossy(&sealed).contains("s3cr3t"),
         "sealed, not plain"
+    );
+    // The mask keeps them for the same broker only: sent with another host (or in plain text
+    // where TLS was), they would go somewhere they were never meant for.
+    for moved in [
+        "nats://****@attacker.example:4222/orders.created",
+        "tls://****@127.0.0.1:4222/orders.created",
+        "nats://****@127.0.0.1:4223/orders.created",
+    ] {
+        let (status, out) = t
+            .call(
+                Method::PATCH,
+                &format!("{path}/{id}"),
+                Some(json!({"url": moved})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{moved}: {out}");
+        assert_eq!(error_locs(&out), vec!["body.url"]);
+    }
+    let (_, same) = t.get(&format!("{path}/{id}")).await;
+    assert_eq!(
+        same["url"],
+        json!("nats://****@127.0.0.1:4222/orders.created")
     );
     // A URL without credentials removes them.
     let (status, _) = t
