@@ -259,15 +259,21 @@ async fn core_nats_without_a_stream_is_a_flushed_publish() {
     if !running(NATS, "core_nats_without_a_stream_is_a_flushed_publish").await {
         return;
     }
+    core_nats_gets(NATS, 20).await;
+}
+
+/// `n` messages to a subject no stream holds on the server at `port` reach a subscriber, once
+/// each, in order, verified.
+async fn core_nats_gets(port: u16, n: u64) {
     let subject = unique("herald.core.");
-    let mut subscriber = consumers::nats_subscribe(NATS, &subject).await;
-    let (t, app, _) = fifo_app(&format!("nats://127.0.0.1:{NATS}/{subject}")).await;
-    publish_sequence(&t, &app, 20).await;
+    let mut subscriber = consumers::nats_subscribe(port, &subject).await;
+    let (t, app, _) = fifo_app(&format!("nats://127.0.0.1:{port}/{subject}")).await;
+    publish_sequence(&t, &app, n).await;
     let mut got = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..n {
         got.push(consumers::nats_next(&mut subscriber).await);
     }
-    check(&got, 20, true);
+    check(&got, n, true);
 }
 
 /// A NATS server without JetStream: deliveries are core publishes (the JetStream lookup finds
@@ -298,15 +304,7 @@ async fn nats_without_jetstream_gets_core_publishes() {
         assert!(Instant::now() < deadline, "nats-server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let subject = unique("herald.nojs.");
-    let mut subscriber = consumers::nats_subscribe(port, &subject).await;
-    let (t, app, _) = fifo_app(&format!("nats://127.0.0.1:{port}/{subject}")).await;
-    publish_sequence(&t, &app, 5).await;
-    let mut got = Vec::new();
-    for _ in 0..5 {
-        got.push(consumers::nats_next(&mut subscriber).await);
-    }
-    check(&got, 5, true);
+    core_nats_gets(port, 5).await;
 }
 
 #[tokio::test]
