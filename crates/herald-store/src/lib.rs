@@ -196,6 +196,7 @@ mod dialect;
 pub mod inbox;
 pub mod logs;
 pub mod messages;
+pub mod outbox;
 pub mod polls;
 mod postgres;
 pub mod queue;
@@ -215,6 +216,7 @@ pub use logs::{
     EndpointMessageFilter, EndpointStats, LogStore, PoolStats, QueueMetrics, SentMessage,
 };
 pub use messages::{MessageFilter, MessageStore};
+pub use outbox::OutboxEvent;
 pub use polls::{PollPosition, PollStore, PolledMessage};
 pub use postgres::PostgresStore;
 pub use queue::{
@@ -466,12 +468,42 @@ pub fn backend_of(url: &str) -> Option<Backend> {
     }
 }
 
+/// How a node uses a Postgres database (SQLite has one writer connection and no server to
+/// time statements out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseOptions {
+    /// Connections per node, besides the one that listens for wake-ups.
+    pub pool_size: u32,
+    /// Postgres cancels a statement of this node running longer (`statement_timeout`); `None`
+    /// for no limit. Migrations run without it.
+    pub statement_timeout: Option<std::time::Duration>,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 10,
+            statement_timeout: None,
+        }
+    }
+}
+
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`) and brings its schema up to
 /// date.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    connect_with(url, &DatabaseOptions::default()).await
+}
+
+/// [`connect`] with the Postgres pool's options.
+pub async fn connect_with(
+    url: &str,
+    options: &DatabaseOptions,
+) -> Result<std::sync::Arc<dyn Store>> {
     match backend_of(url) {
         Some(Backend::Sqlite) => Ok(std::sync::Arc::new(SqliteStore::open(url).await?)),
-        Some(Backend::Postgres) => Ok(std::sync::Arc::new(PostgresStore::open(url).await?)),
+        Some(Backend::Postgres) => Ok(std::sync::Arc::new(
+            PostgresStore::open_with(url, options).await?,
+        )),
         None => Err(StoreError::Corrupt(format!(
             "unsupported database URL scheme in {}",
             url.split(':').next().unwrap_or_default()

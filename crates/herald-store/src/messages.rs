@@ -13,7 +13,7 @@ use herald_core::id::{AppId, EndpointId, MessageId};
 use herald_core::model::Message;
 use herald_core::page::{ListParams, Page};
 
-use crate::{IdempotencyCompletion, Result};
+use crate::{IdempotencyCompletion, OutboxEvent, Result};
 
 /// Filters of the message list route.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +52,10 @@ pub trait MessageStore: Send + Sync {
         message: &Message,
         endpoint: &EndpointId,
     ) -> Result<()>;
+    /// Operational events waiting in the outbox, oldest first (see [`crate::outbox`]).
+    async fn pending_operational_events(&self, limit: u32) -> Result<Vec<OutboxEvent>>;
+    /// Deletes published events from the outbox.
+    async fn remove_operational_events(&self, ids: &[i64]) -> Result<()>;
     /// The message `id` of `app`; `None` when there is none in that application.
     async fn get_message(&self, app: &AppId, id: &MessageId) -> Result<Option<Message>>;
     /// Finds a message of `app` by its `eventId`.

@@ -42,9 +42,6 @@ use crate::{IdempotencyCompletion, Result, Store, StoreError, WakeupEvent};
 type Db = sqlx::Postgres;
 type SqlStore = PostgresStore;
 
-/// Connections per node, besides the one that listens for wake-ups.
-const POOL_CONNECTIONS: u32 = 10;
-
 /// How long a query waits for a connection before the store reports the database unavailable
 /// (and a publish answers 503).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -84,16 +81,37 @@ impl PostgresStore {
     /// applies pending migrations. Nodes starting together migrate one at a time (the migrator
     /// holds an advisory lock).
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, &crate::DatabaseOptions::default()).await
+    }
+
+    /// [`PostgresStore::open`] with the pool's size and statement timeout. Migrations run on a
+    /// connection of their own, without the timeout (building an index may take long).
+    pub async fn open_with(url: &str, database: &crate::DatabaseOptions) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
             .map_err(StoreError::Other)?
             .application_name("herald");
+        {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
+                .await
+                .map_err(StoreError::from)?;
+            sqlx::migrate!("./migrations/postgres")
+                .run(&mut conn)
+                .await?;
+            let _ = sqlx::Connection::close(conn).await;
+        }
+        let options = match database.statement_timeout {
+            Some(timeout) => {
+                let ms = timeout.as_millis().to_string();
+                options.options([("statement_timeout", ms.as_str())])
+            }
+            None => options,
+        };
         let pool = PgPoolOptions::new()
-            .max_connections(POOL_CONNECTIONS)
+            .max_connections(database.pool_size.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await
             .map_err(StoreError::from)?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let (announcements, queued) = mpsc::channel(ANNOUNCE_QUEUE);
         tokio::spawn(notify(pool.clone(), queued));
         let publishes = publishes::spawn(pool.clone(), announcements.clone());

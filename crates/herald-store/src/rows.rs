@@ -569,3 +569,25 @@ impl TryFrom<DeliveryLogRow> for DeliveryLogEntry {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OutboxRow {
+    id: i64,
+    msg_id: String,
+    event_type: String,
+    data: String,
+    created_at: i64,
+}
+
+impl TryFrom<OutboxRow> for crate::OutboxEvent {
+    type Error = StoreError;
+    fn try_from(r: OutboxRow) -> Result<Self> {
+        Ok(crate::OutboxEvent {
+            id: r.id,
+            msg_id: Id::from_trusted(r.msg_id),
+            event_type: r.event_type,
+            data: from_json("operational_outbox.data", &r.data)?,
+            created_at: time(r.created_at)?,
+        })
+    }
+}

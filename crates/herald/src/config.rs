@@ -93,6 +93,8 @@ pub fn redact_url(text: &str) -> String {
 #[derive(Clone)]
 pub struct Config {
     pub storage: StorageConfig,
+    /// Postgres pool size and statement timeout.
+    pub database: herald_store::DatabaseOptions,
     pub role: Role,
     pub listen: SocketAddr,
     pub public_url: Option<url::Url>,
@@ -120,6 +122,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("storage", &self.storage)
+            .field("database", &self.database)
             .field("role", &self.role)
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
@@ -167,6 +170,11 @@ impl Config {
         };
         Self {
             storage,
+            database: herald_store::DatabaseOptions {
+                pool_size: options.database_pool_size,
+                statement_timeout: (!options.database_statement_timeout.is_zero())
+                    .then_some(options.database_statement_timeout),
+            },
             role: options.role,
             listen: options.listen,
             public_url: options.public_url.clone(),
@@ -247,6 +255,8 @@ impl Default for TransformationConfig {
 pub struct DeliveryConfig {
     pub retry_schedule: Vec<Duration>,
     pub timeout: Duration,
+    /// Endpoint ownership lease (`--lease-duration`).
+    pub lease_duration: Duration,
     pub disable_after: Duration,
     pub shutdown_grace: Duration,
     pub svix_headers: bool,
@@ -263,6 +273,7 @@ impl From<ServeOptions> for DeliveryConfig {
         Self {
             retry_schedule: options.retry_schedule,
             timeout: options.delivery_timeout,
+            lease_duration: options.lease_duration,
             disable_after: options.disable_after,
             shutdown_grace: options.shutdown_grace,
             svix_headers: options.svix_headers,
@@ -467,6 +478,31 @@ fn whole<T: TryFrom<usize>>(min: usize, max: usize) -> impl Fn(&str) -> Result<T
         Err(_) => Err("expected a whole number".into()),
     }
 }
+/// Whether the options of a Postgres database may be given.
+fn postgres_only(storage: &StorageConfig) -> Result<(), String> {
+    match herald_store::backend_of(&storage.database_url) {
+        Some(herald_store::Backend::Postgres) => Ok(()),
+        _ => Err("applies to Postgres only (the database is SQLite)".into()),
+    }
+}
+
+fn parse_pool_size(v: &str, storage: &StorageConfig) -> Result<u32, String> {
+    let size = whole::<u32>(2, 1000)(v)?;
+    postgres_only(storage)?;
+    Ok(size)
+}
+
+fn parse_statement_timeout(v: &str, storage: &StorageConfig) -> Result<Duration, String> {
+    let timeout = herald_core::retry::parse_duration(v)?;
+    if !timeout.is_zero()
+        && !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&timeout)
+    {
+        return Err("must be 0s, or between 100ms and 1h".into());
+    }
+    postgres_only(storage)?;
+    Ok(timeout)
+}
+
 fn parse_http_url(v: &str) -> Result<Option<url::Url>, String> {
     match url::Url::parse(v) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(u)),

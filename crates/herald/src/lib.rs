@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod crash;
 pub mod http;
 pub mod metrics;
 pub mod operational;

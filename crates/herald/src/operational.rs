@@ -8,46 +8,49 @@
 //!
 //! Nothing about the reserved application's own endpoints or messages is reported (the store
 //! never returns the reserved application, and events name an application): a failing
-//! operational endpoint cannot cause events about itself. Events are published right after the
-//! change they report is committed; a crash in between loses them.
+//! operational endpoint cannot cause events about itself.
+//!
+//! The store writes each event into an outbox in the same transaction as the change it reports
+//! (see `herald_store::outbox`), so a crash cannot separate the two. [`Operational::run`] is the
+//! relay: it publishes each waiting event as a message, under the message id the outbox chose,
+//! then deletes the row. A crash between those two steps publishes the row again on the next
+//! pass, which the store refuses as a conflict (the id exists): exactly once. It runs on every
+//! node (several relays on one Postgres database race harmlessly the same way), is poked by
+//! the changes this process makes and looks again every second for those of other nodes.
+//! Guarded by `operational::an_event_survives_a_crash_between_the_change_and_its_publish`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use herald_core::id::{AppId, AttemptId, MessageId};
-use herald_core::model::{Application, Endpoint, Message, operational_app_id};
-use herald_core::page::{ListParams, Order};
-use herald_store::{AttemptRecord, CompletionEffects, SerialKind, Store};
-use serde::Serialize;
-use serde_json::json;
+use herald_core::id::{AppId, EndpointId, MessageId};
+use herald_core::model::{Application, Message, operational_app_id};
+use herald_store::{OutboxEvent, SerialKind, Store, StoreError};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::wakeup::Wakeup;
 
-/// The event types, as Svix names them.
-pub const ENDPOINT_CREATED: &str = "endpoint.created";
-pub const ENDPOINT_UPDATED: &str = "endpoint.updated";
-pub const ENDPOINT_DELETED: &str = "endpoint.deleted";
-pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
-pub const ATTEMPT_FAILING: &str = "message.attempt.failing";
-pub const ATTEMPT_EXHAUSTED: &str = "message.attempt.exhausted";
-pub const ATTEMPT_RECOVERED: &str = "message.attempt.recovered";
+pub use herald_store::outbox::{
+    ATTEMPT_EXHAUSTED, ATTEMPT_FAILING, ATTEMPT_RECOVERED, ENDPOINT_CREATED, ENDPOINT_DELETED,
+    ENDPOINT_DISABLED, ENDPOINT_UPDATED,
+};
 
-/// Publishes operational events. Cheap to clone.
+/// Events published per pass.
+const BATCH: u32 = 100;
+/// How often the relay looks for events written by other nodes.
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// The relay of operational events. Cheap to clone.
 #[derive(Clone)]
 pub struct Operational {
     store: Arc<dyn Store>,
     wakeup: Wakeup,
     /// How long event payloads are kept.
     payload_retention: chrono::Duration,
-}
-
-/// `endpoint.disabled` says whether a person or Herald disabled the endpoint.
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DisabledTrigger {
-    Manual,
-    Automatic,
+    /// Rung after this process wrote events.
+    poke: Arc<Notify>,
 }
 
 impl Operational {
@@ -56,167 +59,76 @@ impl Operational {
             store,
             wakeup,
             payload_retention,
+            poke: Arc::default(),
         }
     }
 
-    /// `endpoint.created`, `endpoint.updated` or `endpoint.deleted` for an application's
-    /// endpoint.
-    pub async fn endpoint_event(&self, event_type: &str, app: &Application, endpoint: &Endpoint) {
-        self.publish(
-            event_type,
-            json!({
-                "appId": app.id,
-                "appUid": app.uid,
-                "endpointId": endpoint.id,
-                "endpointUid": endpoint.uid,
-            }),
-        )
-        .await;
+    /// Says that a change may have written events: the relay publishes them now rather than
+    /// at its next look.
+    pub fn poke(&self) {
+        self.poke.notify_one();
     }
 
-    pub async fn endpoint_disabled(
-        &self,
-        app: &Application,
-        endpoint: &Endpoint,
-        trigger: DisabledTrigger,
-        fail_since: Option<DateTime<Utc>>,
-    ) {
-        self.publish(
-            ENDPOINT_DISABLED,
-            json!({
-                "appId": app.id,
-                "appUid": app.uid,
-                "endpointId": endpoint.id,
-                "endpointUid": endpoint.uid,
-                "failSince": fail_since.map(herald_core::time::format),
-                "trigger": trigger,
-            }),
-        )
-        .await;
-    }
-
-    /// The events of a committed batch of attempt results.
-    pub async fn attempt_effects(&self, records: &[AttemptRecord], effects: &CompletionEffects) {
-        let mut apps: HashMap<AppId, Option<Application>> = HashMap::new();
-        for disabled in &effects.disabled {
-            let endpoint = match self.store.get_endpoint_by_id(&disabled.endpoint).await {
-                Ok(Some(endpoint)) => endpoint,
-                Ok(None) => continue,
+    /// Publishes the outbox's events until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut backoff = INTERVAL;
+        loop {
+            match self.relay().await {
+                Ok(_) => backoff = INTERVAL,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot report a disabled endpoint");
-                    continue;
+                    tracing::warn!(error = %e, "cannot publish operational events yet; retrying");
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
-            };
-            if let Some(app) = self.app(&mut apps, &endpoint.app_id).await {
-                self.endpoint_disabled(
-                    &app,
-                    &endpoint,
-                    DisabledTrigger::Automatic,
-                    disabled.failing_since,
-                )
-                .await;
             }
-        }
-        let by_id: HashMap<&AttemptId, &AttemptRecord> =
-            records.iter().map(|r| (&r.id, r)).collect();
-        for (event_type, ids) in [
-            (ATTEMPT_FAILING, &effects.failing),
-            (ATTEMPT_EXHAUSTED, &effects.exhausted),
-            (ATTEMPT_RECOVERED, &effects.recovered),
-        ] {
-            for id in ids {
-                let Some(record) = by_id.get(id) else {
-                    continue;
-                };
-                let Some(app) = self.app(&mut apps, &record.app_id).await else {
-                    continue;
-                };
-                let event_id = self.event_id(&app.id, &record.msg_id).await;
-                self.publish(
-                    event_type,
-                    json!({
-                        "appId": app.id,
-                        "appUid": app.uid,
-                        "msgId": record.msg_id,
-                        "msgEventId": event_id,
-                        "endpointId": record.endpoint_id,
-                        "lastAttempt": {
-                            "id": record.id,
-                            "timestamp": herald_core::time::format(record.started_at),
-                            "responseStatusCode": record.status_code,
-                        },
-                    }),
-                )
-                .await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.poke.notified() => {}
+                () = tokio::time::sleep(backoff) => {}
             }
         }
     }
 
-    /// The application, looked up once per batch; `None` for the reserved application (the
-    /// store hides it) and for deleted ones.
-    async fn app(
+    /// One pass: publishes what waits, batch by batch; how many events it published.
+    pub async fn relay(&self) -> Result<u64, StoreError> {
+        let mut published = 0;
+        loop {
+            let events = self.store.pending_operational_events(BATCH).await?;
+            if events.is_empty() {
+                return Ok(published);
+            }
+            let mut apps = HashMap::new();
+            let mut done = Vec::with_capacity(events.len());
+            for event in &events {
+                crate::crash::point("operational-relay");
+                self.publish(event, &mut apps).await?;
+                done.push(event.id);
+            }
+            crate::crash::point("operational-relayed");
+            self.store.remove_operational_events(&done).await?;
+            published += done.len() as u64;
+        }
+    }
+
+    /// Publishes one event as a message of the reserved application; an event whose message
+    /// exists already (published before a crash) is done.
+    async fn publish(
         &self,
-        cache: &mut HashMap<AppId, Option<Application>>,
-        id: &AppId,
-    ) -> Option<Application> {
-        if let Some(found) = cache.get(id) {
-            return found.clone();
-        }
-        let found = match self.store.get_app(id.as_str()).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot load an application for an operational event");
-                None
-            }
+        event: &OutboxEvent,
+        apps: &mut HashMap<AppId, Option<Application>>,
+    ) -> Result<(), StoreError> {
+        let Some(data) = self.complete(&event.data, apps).await? else {
+            tracing::debug!(event_type = %event.event_type, "operational event about a deleted application dropped");
+            return Ok(());
         };
-        cache.insert(id.clone(), found.clone());
-        found
-    }
-
-    async fn event_id(&self, app: &AppId, msg: &MessageId) -> Option<String> {
-        match self.store.get_message(app, msg).await {
-            Ok(found) => found.and_then(|m| m.event_id),
-            Err(_) => None,
-        }
-    }
-
-    /// Publishes `{"type": …, "data": …}` to the operational endpoints, if any is enabled.
-    /// Failures are logged: the change being reported has happened either way.
-    async fn publish(&self, event_type: &str, data: serde_json::Value) {
-        if data["appId"].as_str() == Some(herald_core::model::OPERATIONAL_APP_ID) {
-            return;
-        }
-        let app = operational_app_id();
-        match self
-            .store
-            .list_endpoints(&app, &ListParams::first(100, Order::Ascending))
-            .await
-        {
-            Ok(page) if page.items.iter().any(|e| !e.disabled) => {}
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, event_type, "cannot publish an operational event");
-                return;
-            }
-        }
-        let id = MessageId::generate();
-        let created_at = id.timestamp().unwrap_or_else(herald_core::time::now);
-        let payload = json!({"type": event_type, "data": data}).to_string();
-        let serial = match self.store.next_serial(SerialKind::Message).await {
-            Ok(serial) => serial,
-            Err(e) => {
-                tracing::warn!(error = %e, event_type, "cannot publish an operational event");
-                return;
-            }
-        };
+        let created_at = event.created_at;
         let message = Message {
-            id,
-            app_id: app,
-            serial,
-            event_type: event_type.to_owned(),
+            id: event.msg_id.clone(),
+            app_id: operational_app_id(),
+            serial: self.store.next_serial(SerialKind::Message).await?,
+            event_type: event.event_type.clone(),
             event_id: None,
             channels: None,
-            payload: Some(payload),
+            payload: Some(json!({"type": event.event_type, "data": data}).to_string()),
             created_at,
             payload_expires_at: created_at + self.payload_retention,
             deliver_at: None,
@@ -224,10 +136,54 @@ impl Operational {
         };
         match self.store.create_message(&message).await {
             Ok(matched) => {
-                tracing::debug!(event_type, msg_id = %message.id, "operational event published");
+                tracing::debug!(event_type = %event.event_type, msg_id = %message.id, "operational event published");
                 self.wakeup.endpoints(matched);
+                Ok(())
             }
-            Err(e) => tracing::warn!(error = %e, event_type, "cannot publish an operational event"),
+            Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
         }
+    }
+
+    /// The event's data with what its writer did not know: the application's `appUid`, an
+    /// endpoint's `endpointUid` when missing, a message's `msgEventId`. `None` when the
+    /// application is gone.
+    async fn complete(
+        &self,
+        data: &Value,
+        apps: &mut HashMap<AppId, Option<Application>>,
+    ) -> Result<Option<Value>, StoreError> {
+        let Some(app_id) = data["appId"].as_str().and_then(AppId::parse) else {
+            return Ok(None);
+        };
+        if !apps.contains_key(&app_id) {
+            let found = self.store.get_app(app_id.as_str()).await?;
+            apps.insert(app_id.clone(), found);
+        }
+        let Some(Some(app)) = apps.get(&app_id) else {
+            return Ok(None);
+        };
+        let mut data = data.clone();
+        data["appUid"] = json!(app.uid);
+        if let Some(endpoint) = data["endpointId"].as_str().and_then(EndpointId::parse)
+            && data.get("endpointUid").is_none()
+            && data.get("msgId").is_none()
+        {
+            let uid = self
+                .store
+                .get_endpoint_by_id(&endpoint)
+                .await?
+                .and_then(|e| e.uid);
+            data["endpointUid"] = json!(uid);
+        }
+        if let Some(msg) = data["msgId"].as_str().and_then(MessageId::parse) {
+            let event_id = self
+                .store
+                .get_message(&app.id, &msg)
+                .await?
+                .and_then(|m| m.event_id);
+            data["msgEventId"] = json!(event_id);
+        }
+        Ok(Some(data))
     }
 }

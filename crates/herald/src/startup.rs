@@ -118,7 +118,8 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         bootstrap::ensure_data_dir(&config.storage.data_dir)?;
         let lock = lock_sqlite(&config.storage.database_url)?;
-        let store = herald_store::connect(&config.storage.database_url).await?;
+        let store =
+            herald_store::connect_with(&config.storage.database_url, &config.database).await?;
         if lock.is_some() {
             // The only process on this database: every lease is from a process that is gone.
             store.reset_leases().await?;
@@ -265,6 +266,9 @@ impl Application {
         // Every node runs background tasks, whatever its role: a task started on a node that
         // died is resumed by any other.
         let tasks = tokio::spawn(self.state.tasks.clone().run(stopping.child_token()));
+        // Every node relays operational events too: the outbox rows any node wrote.
+        let operational = self.state.operational.clone();
+        let relay = tokio::spawn(operational.clone().run(stopping.child_token()));
         let signal = stopping.clone();
         let wakeup = self.state.wakeup.clone();
         tokio::spawn(async move {
@@ -310,6 +314,12 @@ impl Application {
             }
             if let Err(e) = tasks.await {
                 tracing::warn!(error = %e, "the background task runner stopped abnormally");
+            }
+            // The last results' events: published now, or by the next start (they are in the
+            // outbox either way).
+            let _ = relay.await;
+            if let Err(e) = operational.relay().await {
+                tracing::warn!(error = %e, "operational events left for the next start");
             }
         });
         maintenance.abort();

@@ -426,6 +426,7 @@ pub(super) async fn complete_attempts(
     now: DateTime<Utc>,
 ) -> Result<CompletionEffects> {
     let mut effects = CompletionEffects::default();
+    let records_in = records;
     // Endpoint by endpoint (a stable sort keeps each endpoint's results in order).
     let mut records: Vec<&AttemptRecord> = records.iter().collect();
     records.sort_by(|a, b| a.endpoint_id.as_str().cmp(b.endpoint_id.as_str()));
@@ -563,6 +564,11 @@ pub(super) async fn complete_attempts(
             });
         }
     }
+    super::record_events(
+        &mut tx,
+        crate::outbox::completion_events(records_in, &effects, now),
+    )
+    .await?;
     tx.commit().await?;
     Ok(effects)
 }

@@ -20,6 +20,31 @@ impl MessageStore for SqlStore {
         self.insert_message(msg, Some(endpoint), None).await.map(drop)
     }
 
+    async fn pending_operational_events(&self, limit: u32) -> Result<Vec<crate::OutboxEvent>> {
+        let rows: Vec<crate::rows::OutboxRow> = sqlx::query_as(
+            "SELECT id, msg_id, event_type, data, created_at FROM operational_outbox
+             ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(crate::OutboxEvent::try_from).collect()
+    }
+
+    async fn remove_operational_events(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut qb = QueryBuilder::<Db>::new("DELETE FROM operational_outbox WHERE id IN (");
+        let mut list = qb.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build().execute(&mut *self.write_conn().await?).await?;
+        Ok(())
+    }
+
     async fn get_message(&self, app: &AppId, id: &MessageId) -> Result<Option<Message>> {
         let row: Option<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND app_id = $2"

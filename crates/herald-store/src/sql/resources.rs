@@ -15,6 +15,24 @@ async fn record_url(conn: &mut <Db as sqlx::Database>::Connection, endpoint: &st
     Ok(())
 }
 
+/// Writes operational events in the transaction of the change they report (see
+/// `crate::outbox`).
+async fn record_events(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    events: impl IntoIterator<Item = crate::outbox::NewEvent>,
+) -> Result<()> {
+    for event in events {
+        sqlx::query(crate::outbox::INSERT_EVENT)
+            .bind(event.msg_id.as_str())
+            .bind(event.event_type)
+            .bind(event.data_text())
+            .bind(millis(event.created_at))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ResourceStore for SqlStore {
     async fn create_app(&self, app: &Application) -> Result<()> {
@@ -242,6 +260,14 @@ impl ResourceStore for SqlStore {
             StoreError::from_sqlx(e, "an endpoint with this uid or name already exists")
         })?;
         record_url(&mut tx, ep.id.as_str()).await?;
+        let created = crate::outbox::endpoint_event(
+            crate::outbox::ENDPOINT_CREATED,
+            &ep.app_id,
+            &ep.id,
+            ep.uid.as_deref(),
+            ep.created_at,
+        );
+        record_events(&mut tx, created).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -382,6 +408,18 @@ impl ResourceStore for SqlStore {
 
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
         let mut tx = WriteTx::begin(self).await?;
+        // Whether this change disables it (`endpoint.disabled`), read under the row's lock.
+        let was_disabled: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT disabled FROM endpoints WHERE id = $1 AND app_id = $2{FOR_UPDATE}"
+        )))
+        .bind(ep.id.as_str())
+        .bind(ep.app_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(was_disabled) = was_disabled else {
+            tx.rollback().await;
+            return Err(StoreError::NotFound);
+        };
         let done = sqlx::query(
             "UPDATE endpoints SET uid = $3, url = $4, description = $5, event_types = $6,
              channels = $7, disabled = $8, rate_limit = $9, metadata = $10, options = $11,
@@ -414,17 +452,45 @@ impl ResourceStore for SqlStore {
         if ep.disabled {
             stop_pending(&mut tx, ep.id.as_str()).await?;
         }
+        let uid = ep.uid.as_deref();
+        let updated = crate::outbox::endpoint_event(
+            crate::outbox::ENDPOINT_UPDATED,
+            &ep.app_id,
+            &ep.id,
+            uid,
+            ep.updated_at,
+        );
+        let disabled = (ep.disabled && !was_disabled)
+            .then(|| crate::outbox::endpoint_disabled_manually(&ep.app_id, &ep.id, uid, ep.updated_at))
+            .flatten();
+        record_events(&mut tx, updated.into_iter().chain(disabled)).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM endpoints WHERE id = $1 AND app_id = $2")
-            .bind(id.as_str())
-            .bind(app.as_str())
-            .execute(&mut *self.write_conn().await?)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let mut tx = WriteTx::begin(self).await?;
+        let uid: Option<Option<String>> = sqlx::query_scalar(
+            "DELETE FROM endpoints WHERE id = $1 AND app_id = $2 RETURNING uid",
+        )
+        .bind(id.as_str())
+        .bind(app.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(uid) = uid else {
+            tx.rollback().await;
+            return Ok(false);
+        };
+        let deleted = crate::outbox::endpoint_event(
+            crate::outbox::ENDPOINT_DELETED,
+            app,
+            id,
+            uid.as_deref(),
+            herald_core::time::now(),
+        );
+        record_events(&mut tx, deleted).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn get_endpoint_secrets(

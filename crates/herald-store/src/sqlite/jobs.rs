@@ -376,6 +376,7 @@ pub(super) fn complete_attempts(
     now: DateTime<Utc>,
 ) -> Result<CompletionEffects> {
     let mut effects = CompletionEffects::default();
+    let records_in = records;
     // Endpoint by endpoint, each endpoint's results in order (a stable sort).
     let mut records: Vec<&AttemptRecord> = records.iter().collect();
     records.sort_by(|a, b| a.endpoint_id.as_str().cmp(b.endpoint_id.as_str()));
@@ -428,6 +429,15 @@ pub(super) fn complete_attempts(
                 failing_since: failing_since.map(time).transpose()?,
             });
         }
+    }
+    for event in crate::outbox::completion_events(records_in, &effects, now) {
+        conn.prepare_cached(crate::outbox::INSERT_EVENT)?
+            .execute(params![
+                event.msg_id.as_str(),
+                event.event_type,
+                event.data_text(),
+                millis(event.created_at),
+            ])?;
     }
     Ok(effects)
 }

@@ -34,7 +34,6 @@ use super::delivery_log;
 use super::endpoint::{self, EndpointIn, profile};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query};
-use crate::operational;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -250,10 +249,7 @@ async fn create_webhook(
         None,
     )?;
     endpoint::store_new(&state, &mut created, secrets).await?;
-    state
-        .operational
-        .endpoint_event(operational::ENDPOINT_CREATED, &scoped.app, &created)
-        .await;
+    state.operational.poke();
     Ok(axum::Json(ImpiloWebhookOut::from(&created)))
 }
 
@@ -297,7 +293,7 @@ async fn get_webhook(webhook: OwnWebhook) -> ApiResult<axum::Json<ImpiloWebhookO
 async fn update_webhook(
     State(state): State<AppState>,
     OwnWebhook {
-        scoped,
+        scoped: _,
         endpoint: mut found,
     }: OwnWebhook,
     Json(body): Json<ImpiloWebhookIn>,
@@ -305,7 +301,7 @@ async fn update_webhook(
     check_type(&state, &body.event_type).await?;
     found.url = body.url;
     found.event_types = Some(vec![body.event_type]);
-    endpoint::check_and_save(&state, &scoped, &mut found).await?;
+    endpoint::check_and_save(&state, &mut found).await?;
     Ok(axum::Json(ImpiloWebhookOut::from(&found)))
 }
 
@@ -326,10 +322,7 @@ async fn delete_webhook(
         .delete_endpoint(&scoped.app.id, &found.id)
         .await?
     {
-        state
-            .operational
-            .endpoint_event(operational::ENDPOINT_DELETED, &scoped.app, &found)
-            .await;
+        state.operational.poke();
     }
     Ok(StatusCode::NO_CONTENT)
 }

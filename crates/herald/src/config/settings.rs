@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 
 use super::{
     ConfigError, DEFAULT_LISTEN, LogFormat, Origin, Role, parse_http_url, parse_listen,
-    parse_log_format, parse_network, parse_role,
+    parse_log_format, parse_network, parse_pool_size, parse_role, parse_statement_timeout,
 };
 
 /// Where Herald keeps its state: the options of `herald migrate` and `herald secrets`, and the
@@ -123,6 +123,22 @@ serve_options! {
     /// Disable an endpoint whose attempts have all failed for this long.
     disable_after: Duration = Duration::from_secs(5 * 86_400), "5d"
         => duration(Duration::from_secs(60), Duration::from_secs(365 * 86_400)), "DURATION";
+
+    /// How long a node owns an endpoint (and a dead node's endpoints wait) without renewing:
+    /// renewed every third of it. Half of it is the margin allowed for nodes' clock skew and
+    /// added to each attempt's task lease. 5s to 10m.
+    lease_duration: Duration = Duration::from_secs(30), "30s"
+        => duration(Duration::from_secs(5), Duration::from_secs(600), "5s and 10m"), "DURATION";
+
+    /// Postgres connections per node (the listener for wake-ups is one more). Postgres only:
+    /// SQLite has one writer connection. 2 to 1000.
+    database_pool_size: u32 = 10, "10" => custom(parse_pool_size), "COUNT";
+
+    /// Postgres cancels any statement of this node running longer (`statement_timeout`); the
+    /// call fails and is retried like any database failure. `0s` for no limit. Postgres only.
+    /// 0s, or 100ms to 1h.
+    database_statement_timeout: Duration = Duration::ZERO, "0s"
+        => custom(parse_statement_timeout), "DURATION";
 
     /// On SIGTERM, how long to wait for delivery attempts in flight.
     shutdown_grace: Duration = Duration::from_secs(30), "30s"

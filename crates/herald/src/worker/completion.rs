@@ -6,6 +6,7 @@
 //! endpoints, the next message released) only once its outcome is durable.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use herald_store::{AttemptRecord, CompletionEffects, QueueStore};
@@ -24,9 +25,22 @@ pub struct Completion {
 #[derive(Clone)]
 pub struct Completions {
     tx: mpsc::Sender<Completion>,
+    /// When the batch being written was first tried (Unix milliseconds), 0 when none is.
+    writing_since: Arc<AtomicI64>,
 }
 
 impl Completions {
+    /// How long the writer has been trying to commit its current batch: results that cannot
+    /// be recorded mean this node cannot serve its endpoints, whatever else still answers.
+    pub fn stalled_for(&self) -> Duration {
+        let since = self.writing_since.load(Ordering::Relaxed);
+        if since == 0 {
+            return Duration::ZERO;
+        }
+        let now = herald_core::time::now().timestamp_millis();
+        Duration::from_millis(u64::try_from(now - since).unwrap_or(0))
+    }
+
     /// Hands a result to the writer and waits until it is committed (or the writer is gone).
     pub async fn commit(&self, record: AttemptRecord) {
         let (done, committed) = oneshot::channel();
@@ -44,9 +58,15 @@ pub fn spawn(
     operational: Operational,
 ) -> (Completions, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Completion>(4 * BATCH);
+    let writing_since = Arc::new(AtomicI64::new(0));
+    let writing = writing_since.clone();
     let task = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
+            writing.store(
+                herald_core::time::now().timestamp_millis(),
+                Ordering::Relaxed,
+            );
             let records: Vec<AttemptRecord> = batch.iter().map(|c| c.record.clone()).collect();
             let mut backoff = Duration::from_millis(50);
             loop {
@@ -59,12 +79,9 @@ pub fn spawn(
                             tracing::warn!(endpoint = %disabled.endpoint, "endpoint disabled after failing deliveries");
                         }
                         if effects != CompletionEffects::default() {
-                            // Reported off the writer's path: results keep committing meanwhile.
-                            let operational = operational.clone();
-                            let records = records.clone();
-                            tokio::spawn(async move {
-                                operational.attempt_effects(&records, &effects).await;
-                            });
+                            // Their events were committed with the results; the relay
+                            // publishes them off the writer's path.
+                            operational.poke();
                         }
                         break;
                     }
@@ -82,10 +99,11 @@ pub fn spawn(
                     }
                 }
             }
+            writing.store(0, Ordering::Relaxed);
             for completion in batch.drain(..) {
                 let _ = completion.done.send(());
             }
         }
     });
-    (Completions { tx }, task)
+    (Completions { tx, writing_since }, task)
 }

@@ -89,8 +89,10 @@ impl From<&Config> for WorkerConfig {
             disable_after: chrono::Duration::from_std(delivery.disable_after)
                 .unwrap_or(chrono::Duration::MAX),
             shutdown_grace: delivery.shutdown_grace,
-            endpoint_lease: Duration::from_secs(30),
-            attempt_lease_margin: Duration::from_secs(15),
+            endpoint_lease: delivery.lease_duration,
+            // The clock margin: a dead node's in-flight tasks wait this much past their
+            // attempt's timeout, in case its clock was behind.
+            attempt_lease_margin: delivery.lease_duration / 2,
             sweep_interval: Duration::from_millis(250),
             max_response_bytes: 20_000,
             svix_headers: delivery.svix_headers,
@@ -238,11 +240,7 @@ async fn dispatch(shared: Arc<Shared>, wakeup: Wakeup, stop: CancellationToken) 
                 }
             }
             _ = sweep.tick() => must_sweep = true,
-            _ = renew.tick() => {
-                if let Err(e) = shared.store.renew_endpoint_leases(&node, herald_core::time::now() + lease).await {
-                    tracing::warn!(error = %e, "renewing endpoint leases failed");
-                }
-            }
+            _ = renew.tick() => renew_leases(&shared, &node, lease).await,
             Some(joined) = actors.running.join_next(), if !actors.running.is_empty() => {
                 match joined {
                     Ok((endpoint, _released)) => {
@@ -269,6 +267,39 @@ async fn dispatch(shared: Arc<Shared>, wakeup: Wakeup, stop: CancellationToken) 
 
     // Shutdown: actors stop claiming and finish their attempts.
     while actors.running.join_next().await.is_some() {}
+}
+
+/// Renews this node's endpoint leases, unless it cannot serve them: while its attempt results
+/// have not committed for a third of the lease, the leases are left to lapse so that a node
+/// whose database calls stall hands its endpoints to others. The renewal itself gets a third of
+/// the lease too, so a stalled call never holds up the dispatcher. Guarded by
+/// `worker::tests::a_node_that_cannot_record_results_stops_renewing`.
+async fn renew_leases(shared: &Shared, node: &str, lease: chrono::Duration) {
+    let third = shared.config.endpoint_lease / 3;
+    if !may_renew(
+        shared.completions.stalled_for(),
+        shared.config.endpoint_lease,
+    ) {
+        tracing::warn!(
+            stalled_for = ?shared.completions.stalled_for(),
+            "attempt results are not committing; letting endpoint leases lapse"
+        );
+        return;
+    }
+    let renewal = shared
+        .store
+        .renew_endpoint_leases(node, herald_core::time::now() + lease);
+    match tokio::time::timeout(third, renewal).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "renewing endpoint leases failed"),
+        Err(_) => tracing::warn!("renewing endpoint leases timed out"),
+    }
+}
+
+/// Whether a node whose result writer has been stuck for `stalled` may renew leases of
+/// `lease`.
+fn may_renew(stalled: Duration, lease: Duration) -> bool {
+    stalled < lease / 3
 }
 
 /// The actors of the endpoints this node owns.
@@ -370,5 +401,19 @@ async fn claim_endpoints(
         if !full {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_that_cannot_record_results_stops_renewing() {
+        let lease = Duration::from_secs(30);
+        assert!(may_renew(Duration::ZERO, lease));
+        assert!(may_renew(Duration::from_secs(9), lease));
+        assert!(!may_renew(Duration::from_secs(10), lease));
+        assert!(!may_renew(Duration::from_secs(600), lease));
     }
 }

@@ -152,6 +152,47 @@ fn bad_values_exit_2_naming_the_option() {
         Some("role = \"api\"\n"),
         &["`role` in herald.toml"],
     );
+    // The database's tuning is checked at start: Postgres options on SQLite, out of bounds.
+    bad_config(
+        &["--database-pool-size", "20"],
+        &[],
+        None,
+        &["--database-pool-size", "Postgres only"],
+    );
+    bad_config(
+        &[
+            "--database-url",
+            "postgres://h/db",
+            "--database-pool-size",
+            "0",
+        ],
+        &[],
+        None,
+        &["--database-pool-size", "between 2 and 1000"],
+    );
+    bad_config(
+        &[],
+        &[("HERALD_DATABASE_STATEMENT_TIMEOUT", "5s")],
+        None,
+        &["HERALD_DATABASE_STATEMENT_TIMEOUT", "Postgres only"],
+    );
+    bad_config(
+        &[
+            "--database-url",
+            "postgres://h/db",
+            "--database-statement-timeout",
+            "10ms",
+        ],
+        &[],
+        None,
+        &["--database-statement-timeout", "100ms"],
+    );
+    bad_config(
+        &["--lease-duration", "2s"],
+        &[],
+        None,
+        &["--lease-duration", "5s and 10m"],
+    );
     bad_config(
         &["--database-url", "postgres://"],
         &[],

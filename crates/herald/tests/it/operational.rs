@@ -438,3 +438,54 @@ async fn operational_endpoint_headers_are_sent_with_each_event() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     t.stop().await;
 }
+
+/// An event is committed with the change it reports. The process dies (crash point, as
+/// SIGKILL would) after the change committed and before its event became a message, then
+/// after the message and before the outbox row was deleted; each time the next start delivers
+/// the event, exactly once.
+#[tokio::test]
+async fn an_event_survives_a_crash_between_the_change_and_its_publish() {
+    use crate::child::{ChildServer, free_port};
+    for point in ["operational-relay", "operational-relayed"] {
+        let r = Receiver::start().await;
+        r.always("/ops", Step::Status(200));
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut server = ChildServer::start(dir.path(), port, &[("HERALD_CRASH_AT", point)]).await;
+        server
+            .post(OPS, json!({"url": r.url("/ops"), "secret": OPS_SECRET}))
+            .await;
+        let app = server.post("/api/v1/app", json!({"name": "Crash"})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The relay aborts the process once the endpoint (and its event) committed, maybe
+        // before the answer went out.
+        let _ = server
+            .client
+            .post(server.url(&format!("/api/v1/app/{app}/endpoint")))
+            .bearer_auth(crate::child::TOKEN)
+            .json(&json!({"url": r.url("/app"), "uid": "the-endpoint"}))
+            .send()
+            .await;
+        let status = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
+            .await
+            .expect("the crash point was not reached")
+            .unwrap();
+        assert!(!status.success(), "{point}: {status}");
+        if point == "operational-relay" {
+            assert!(types(&r, "/ops").is_empty(), "{:?}", types(&r, "/ops"));
+        }
+
+        let server = ChildServer::start(dir.path(), port, &[]).await;
+        let created = event(&r, "/ops", "endpoint.created", |d| {
+            d["endpointUid"] == "the-endpoint"
+        })
+        .await;
+        assert_eq!(created["data"]["appId"], app.as_str(), "{point}");
+        // Once: a second pass would have had time to deliver it again.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(types(&r, "/ops"), ["endpoint.created"], "{point}");
+        server.terminate().await;
+    }
+}

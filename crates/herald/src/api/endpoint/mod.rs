@@ -26,7 +26,6 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Patch, Query};
 use super::pagination::{ListResponse, OrderedPageQuery};
 use super::params::{AppPath, EndpointPath};
-use crate::operational::{self, DisabledTrigger};
 
 mod broker;
 mod example;
@@ -447,10 +446,7 @@ pub(crate) async fn create_endpoint(
 ) -> ApiResult<(StatusCode, axum::Json<EndpointOut>)> {
     let delivery = body.delivery();
     let endpoint = create(&state, &scoped, body, delivery, None).await?;
-    state
-        .operational
-        .endpoint_event(operational::ENDPOINT_CREATED, &scoped.app, &endpoint)
-        .await;
+    state.operational.poke();
     Ok((StatusCode::CREATED, axum::Json(endpoint.into())))
 }
 
@@ -498,13 +494,9 @@ pub(crate) async fn update_endpoint(
         }
         v.finish()?;
         let endpoint = create(&state, &scoped, body, delivery, Some(id)).await?;
-        state
-            .operational
-            .endpoint_event(operational::ENDPOINT_CREATED, &scoped.app, &endpoint)
-            .await;
+        state.operational.poke();
         return Ok((StatusCode::CREATED, axum::Json(EndpointOut::from(endpoint))).into_response());
     };
-    let was_disabled = endpoint.disabled;
     endpoint.url = body.url;
     kind::keep_poller_url(&state, &mut endpoint);
     endpoint.description = body.description;
@@ -527,23 +519,17 @@ pub(crate) async fn update_endpoint(
     check_endpoint(&mut v, &endpoint, &state);
     v.finish()?;
     save(&state, &mut endpoint, scheme_before).await?;
-    report_update(&state, &scoped, &endpoint, was_disabled).await;
     Ok(axum::Json(EndpointOut::from(endpoint)).into_response())
 }
 
 /// Checks and stores an endpoint changed by another face of the API (Impilo's), and reports
 /// the change as the Svix routes do.
-pub(crate) async fn check_and_save(
-    state: &AppState,
-    scoped: &ScopedApp,
-    endpoint: &mut Endpoint,
-) -> ApiResult<()> {
+pub(crate) async fn check_and_save(state: &AppState, endpoint: &mut Endpoint) -> ApiResult<()> {
     let mut v = Violations::new();
     check_endpoint(&mut v, endpoint, state);
     v.finish()?;
     let scheme_before = endpoint.options.signature.scheme;
     save(state, endpoint, scheme_before).await?;
-    report_update(state, scoped, endpoint, endpoint.disabled).await;
     Ok(())
 }
 
@@ -558,31 +544,14 @@ async fn save(
     profile::ensure_webhook_secret(state, endpoint).await?;
     let credentials = broker::take_credentials(endpoint);
     broker::check_kept(state, endpoint, &credentials).await?;
+    // `endpoint.updated` (and `endpoint.disabled`) are committed with the change.
     state.store.update_endpoint(endpoint).await?;
+    state.operational.poke();
     broker::store_credentials(state, endpoint, credentials).await?;
     if endpoint.options.signature.scheme != scheme_before {
         fit_secret_to_scheme(state, endpoint).await?;
     }
     Ok(())
-}
-
-/// Reports a changed endpoint to the operational webhooks: `endpoint.updated`, and
-/// `endpoint.disabled` when this change disabled it.
-async fn report_update(
-    state: &AppState,
-    scoped: &ScopedApp,
-    endpoint: &Endpoint,
-    was_disabled: bool,
-) {
-    let operational = &state.operational;
-    operational
-        .endpoint_event(operational::ENDPOINT_UPDATED, &scoped.app, endpoint)
-        .await;
-    if endpoint.disabled && !was_disabled {
-        operational
-            .endpoint_disabled(&scoped.app, endpoint, DisabledTrigger::Manual, None)
-            .await;
-    }
 }
 
 /// Partially update an endpoint.
@@ -597,7 +566,6 @@ pub(crate) async fn patch_endpoint(
     Json(patch): Json<EndpointPatch>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     let mut endpoint = load(&state, &scoped, &path.endpoint_id).await?;
-    let was_disabled = endpoint.disabled;
     if let Some(url) = patch.url {
         endpoint.url = url;
         kind::keep_poller_url(&state, &mut endpoint);
@@ -662,7 +630,6 @@ pub(crate) async fn patch_endpoint(
     check_endpoint(&mut v, &endpoint, &state);
     v.finish()?;
     save(&state, &mut endpoint, scheme_before).await?;
-    report_update(&state, &scoped, &endpoint, was_disabled).await;
     Ok(axum::Json(endpoint.into()))
 }
 
@@ -681,10 +648,7 @@ pub(crate) async fn delete_endpoint(
         .delete_endpoint(&scoped.app.id, &endpoint.id)
         .await?
     {
-        state
-            .operational
-            .endpoint_event(operational::ENDPOINT_DELETED, &scoped.app, &endpoint)
-            .await;
+        state.operational.poke();
     }
     Ok(StatusCode::NO_CONTENT)
 }
