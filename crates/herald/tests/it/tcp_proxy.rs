@@ -1,7 +1,8 @@
 //! A TCP proxy on loopback that a test controls: it forwards to a real service (a broker)
 //! until the test stops it (every connection cut, new ones refused, as when the service is
-//! stopped), starts it again on the same port, or turns it into a black hole (connections
-//! accepted and never answered, as a hung service).
+//! stopped), starts it again on the same port, turns it into a black hole (connections
+//! accepted and never answered, as a hung service), or pauses it (nothing crosses until it
+//! resumes, then everything held does: a network partition that heals, as TCP retransmits).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,6 +25,8 @@ struct Shared {
     connections: Mutex<Vec<JoinHandle<()>>>,
     /// Tells open connections to stop forwarding (and stay open).
     freeze: tokio::sync::Notify,
+    /// While true, nothing is forwarded in either direction (see [`TcpProxy::pause`]).
+    paused: tokio::sync::watch::Sender<bool>,
 }
 
 impl TcpProxy {
@@ -63,6 +66,14 @@ impl TcpProxy {
         self.shared.freeze.notify_waiters();
     }
 
+    /// A partition while `on`: connections stay open and new ones are accepted, but no byte
+    /// crosses in either direction until it is called with `false`; then what was held goes
+    /// through.
+    #[allow(dead_code)] // Used by the faults suite (tests/faults), which includes this file.
+    pub fn pause(&self, on: bool) {
+        self.shared.paused.send_replace(on);
+    }
+
     /// Like the service stopping: the port closes and every open connection is cut.
     pub fn stop(&self) {
         if let Some(task) = self.listener.lock().unwrap().take() {
@@ -89,7 +100,7 @@ impl TcpProxy {
         let shared = self.shared.clone();
         let upstream = self.upstream;
         let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 shared.accepted.fetch_add(1, Ordering::SeqCst);
                 let black_hole = shared.black_hole.load(Ordering::SeqCst);
                 let frozen = shared.clone();
@@ -97,9 +108,18 @@ impl TcpProxy {
                     if black_hole {
                         std::future::pending::<()>().await;
                     }
-                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                    let paused = frozen.paused.subscribe();
+                    if let Ok(outbound) = TcpStream::connect(upstream).await {
+                        let (from_client, to_client) = inbound.into_split();
+                        let (from_service, to_service) = outbound.into_split();
+                        let forward = async {
+                            tokio::select! {
+                                () = pipe(from_client, to_service, paused.clone()) => {}
+                                () = pipe(from_service, to_client, paused.clone()) => {}
+                            }
+                        };
                         tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            () = forward => {}
                             () = frozen.freeze.notified() => {
                                 // Hold the client's connection open, answering nothing.
                                 std::future::pending::<()>().await;
@@ -111,6 +131,28 @@ impl TcpProxy {
             }
         });
         *self.listener.lock().unwrap() = Some(task);
+    }
+}
+
+/// Copies `from` to `to` until either closes, holding each chunk while the proxy is paused.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut paused: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
