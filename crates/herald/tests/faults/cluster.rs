@@ -98,10 +98,14 @@ impl Node {
             .env("HERALD_ENCRYPTION_KEY", KEY)
             .env("HERALD_LOG_FORMAT", "json")
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("HERALD_FAULTS_NODE_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
+            .stderr(match std::env::var_os("HERALD_FAULTS_NODE_LOGS") {
+                // A directory: each node's log in `<name>.log` there, across its restarts.
+                Some(dir) => std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(Path::new(&dir).join(format!("{}.log", self.name)))
+                    .map_or_else(|_| Stdio::null(), Stdio::from),
+                None => Stdio::null(),
             })
             .kill_on_drop(true);
         if postgres {
@@ -193,7 +197,30 @@ impl Tmpfs {
     pub fn fill(&self) -> PathBuf {
         use std::io::Write;
         let path = self.dir.path().join("filler");
-        let mut file = std::fs::File::create(&path).expect("filler");
+        // Most of it at once (tmpfs allocates without writing), the rest byte by byte below.
+        let avail = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(self.dir.path())
+            .output()
+            .ok()
+            .and_then(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .nth(1)
+                    .and_then(|l| l.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        if avail > 1 << 20 {
+            let _ = std::process::Command::new("fallocate")
+                .args(["-l", &(avail - (1 << 20)).to_string()])
+                .arg(&path)
+                .status();
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("filler");
         let block = vec![0u8; 1 << 20];
         while file.write_all(&block).is_ok() {}
         // Whatever is left, to the last byte.

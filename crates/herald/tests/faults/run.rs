@@ -56,7 +56,9 @@ pub async fn run(engine: Engine, options: &Options) -> Result<Outcome, String> {
     let mut database = None;
     let nodes: Vec<Node> = match engine {
         Engine::Sqlite => {
-            let dir = match cluster::is_root().then(|| Tmpfs::mount(256)) {
+            // Room for the run's history: the disk fills only when the suite fills it.
+            let megabytes = 256 + 160 * u32::try_from(options.duration.as_secs() / 60).unwrap_or(0);
+            let dir = match cluster::is_root().then(|| Tmpfs::mount(megabytes)) {
                 Some(Ok(fs)) => {
                     kinds.push(Kind::DiskFull);
                     let path = fs.dir.path().to_owned();
@@ -473,30 +475,29 @@ async fn read_database(
     const QUERY: &str = "SELECT e.uid, a.msg_id, COUNT(*) FROM attempts a
          JOIN endpoints e ON e.id = a.endpoint_id WHERE a.success GROUP BY e.uid, a.msg_id";
     let mut successes: HashMap<String, HashMap<String, u32>> = HashMap::new();
-    let (rows, integrity): (Vec<SuccessRow>, Option<String>) =
-        if url.starts_with("sqlite") {
-            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
-                .fetch_one(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            let rows = sqlx::query_as(QUERY)
-                .fetch_all(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            (rows, Some(integrity))
-        } else {
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            let rows = sqlx::query_as(QUERY)
-                .fetch_all(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            (rows, None)
-        };
+    let (rows, integrity): (Vec<SuccessRow>, Option<String>) = if url.starts_with("sqlite") {
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = sqlx::query_as(QUERY)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        (rows, Some(integrity))
+    } else {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = sqlx::query_as(QUERY)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        (rows, None)
+    };
     for (uid, msg, n) in rows {
         successes
             .entry(uid.unwrap_or_default())
