@@ -311,9 +311,9 @@ async fn upgrade(m: &Manifest, r: &Receiver, fixture: &Fixture) {
     let new_deliveries: usize = new.clone().map(|i| routes(i).len()).sum();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let missing: usize = PATHS
+        let missing: Vec<(&str, usize)> = PATHS
             .iter()
-            .map(|path| {
+            .flat_map(|path| {
                 let got: BTreeSet<String> = r
                     .received(path)
                     .iter()
@@ -322,16 +322,19 @@ async fn upgrade(m: &Manifest, r: &Receiver, fixture: &Fixture) {
                 expected[path]
                     .iter()
                     .filter(|i| !got.contains(&ids[*i]))
-                    .count()
+                    .map(|i| (*path, *i))
+                    .collect::<Vec<_>>()
             })
-            .sum();
-        if missing == 0 {
+            .collect();
+        if missing.is_empty() {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "{engine}: {missing} of {} deliveries missing after 2 minutes",
-            old_deliveries + new_deliveries
+            "{engine}: {} of {} deliveries missing after 2 minutes (endpoint, i): {:?}",
+            missing.len(),
+            old_deliveries + new_deliveries,
+            &missing[..missing.len().min(20)]
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
