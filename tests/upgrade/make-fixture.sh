@@ -114,10 +114,10 @@ make_one() {
         env+=(HERALD_DATABASE_URL="$db_url")
     fi
     # Retries 2 s and then 20 s apart: every retry the fixture holds is due soon after it is
-    # made. Payloads are kept for a century, so that retention never empties an old fixture.
+    # made. (Payloads expire 90 days after publishing, the most a message may ask for: the test
+    # moves that expiry before it opens the fixture.)
     env "${env[@]}" "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
         --allow-network 127.0.0.0/8 --retry-schedule 2s,20s,20s,20s,20s,20s,20s \
-        --payload-retention-days 36500 --response-retention-days 36500 \
         --log-format json 2>"$work/herald.log" &
     server=$!
     for _ in $(seq 200); do

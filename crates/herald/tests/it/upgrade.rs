@@ -10,8 +10,9 @@
 //! failed and due for a retry, or waiting behind the FIFO head. The manifest beside each
 //! fixture lists the messages' ids in publish order (message `i` has payload `{"i": i, …}`).
 //! The endpoints' URLs point at a port nothing listens on; the test rewrites them to its
-//! receiver in the old database, before the new binary opens it, and runs that binary with the
-//! fixture's encryption key. Whatever migrations the binary has are applied (the test counts
+//! receiver in the old database, before the new binary opens it (and restarts the payloads'
+//! retention clock, so that the fixture does not age), and runs that binary with the fixture's
+//! encryption key. Whatever migrations the binary has are applied (the test counts
 //! them in `herald-store/migrations`), so it holds as migrations are added.
 
 use std::collections::{BTreeSet, HashMap};
@@ -93,6 +94,13 @@ fn migrations_of_this_binary(engine: &str) -> (i64, i64) {
     (versions.len() as i64, versions.into_iter().max().unwrap())
 }
 
+/// When the fixture's payloads expire, in Unix milliseconds: 90 days from now. A message keeps
+/// its payload 90 days at most, and then retention deletes it and a pending delivery fails for
+/// good; the fixture's clock is restarted so that it works however long ago it was made.
+fn payloads_expire_at() -> i64 {
+    (chrono::Utc::now() + chrono::Duration::days(90)).timestamp_millis()
+}
+
 /// The fixture, copied for one run: where the new binary finds it.
 struct Fixture {
     engine: &'static str,
@@ -131,6 +139,11 @@ impl Fixture {
             .await
             .unwrap();
         }
+        sqlx::query("UPDATE messages SET payload_expires_at = ?1")
+            .bind(payloads_expire_at())
+            .execute(&mut conn)
+            .await
+            .unwrap();
         conn.close().await.unwrap();
         fixture
     }
@@ -161,6 +174,11 @@ impl Fixture {
             .await
             .unwrap();
         }
+        sqlx::query("UPDATE public.messages SET payload_expires_at = $1")
+            .bind(payloads_expire_at())
+            .execute(&mut conn)
+            .await
+            .unwrap();
         conn.close().await.unwrap();
         Self {
             engine: "postgres",
