@@ -56,3 +56,4 @@ mod shaping;
 mod signatures;
 mod trace_logs;
 mod transformations;
+mod upgrade;
