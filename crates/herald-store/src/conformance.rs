@@ -203,6 +203,8 @@ macro_rules! conformance_checks {
             logs_and_stats => $crate::conformance::logs::logs_and_stats,
             completion_effects => $crate::conformance::logs::completion_effects,
             retention => $crate::conformance::logs::retention,
+            log_retention => $crate::conformance::logs::log_retention,
+            storage_stats => $crate::conformance::logs::storage_stats,
             attempts_by_day => $crate::conformance::logs::attempts_by_day,
             metrics => $crate::conformance::logs::metrics,
             concurrent_claims_do_not_overlap => $crate::conformance::concurrent_claims_do_not_overlap,

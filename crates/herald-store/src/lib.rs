@@ -213,7 +213,8 @@ pub use device::{DeviceFilter, DeviceStore, Lifecycle, StatusRecorded, StatusRep
 pub use inbox::{EntryFilter, InboxEntry, InboxStore, NewEntry, ReplayGuard, TreeRead};
 pub use logs::{
     AttemptDay, AttemptFilter, DeliveryLogEntry, DeliveryLogFilter, DeliveryLogPage, Destination,
-    EndpointMessageFilter, EndpointStats, LogStore, PoolStats, QueueMetrics, SentMessage,
+    EndpointMessageFilter, EndpointStats, LogStore, PoolStats, PurgedMessages, QueueMetrics,
+    SentMessage, StorageStats, TableStats,
 };
 pub use messages::{MessageFilter, MessageStore};
 pub use outbox::OutboxEvent;

@@ -181,6 +181,49 @@ pub struct QueueMetrics {
     pub disabled_endpoints: u64,
 }
 
+/// What one batch of the log retention deleted ([`LogStore::purge_messages`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgedMessages {
+    /// Messages deleted.
+    pub messages: u64,
+    /// Their delivery tasks.
+    pub deliveries: u64,
+    /// Their attempts.
+    pub attempts: u64,
+    /// Their polling endpoints' entries.
+    pub poll_entries: u64,
+}
+
+/// One table in [`StorageStats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStats {
+    /// The table's name.
+    pub name: &'static str,
+    /// Its rows.
+    pub rows: u64,
+    /// Bytes it takes with its indexes, where the engine can tell (SQLite needs its `dbstat`
+    /// table compiled in).
+    pub bytes: Option<u64>,
+}
+
+/// What the database holds, for `herald stats storage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageStats {
+    /// `"sqlite"` or `"postgres"`.
+    pub engine: &'static str,
+    /// The whole database's size in bytes (SQLite: pages times page size, free pages included).
+    pub database_bytes: u64,
+    /// Bytes of free pages the database file holds and could give back (SQLite); `None` where
+    /// the engine reuses the space itself (Postgres).
+    pub free_bytes: Option<u64>,
+    /// The main tables, in a fixed order.
+    pub tables: Vec<TableStats>,
+    /// When the oldest message still stored was created.
+    pub oldest_message: Option<DateTime<Utc>>,
+    /// When the oldest attempt still stored was made.
+    pub oldest_attempt: Option<DateTime<Utc>>,
+}
+
 /// Use of one connection pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -273,6 +316,19 @@ pub trait LogStore: Send + Sync {
     /// Deletes up to `limit` response bodies of attempts made before `before`; returns how
     /// many. The attempts themselves stay.
     async fn purge_attempt_responses(&self, before: DateTime<Utc>, limit: u64) -> Result<u64>;
+    /// Deletes, in one transaction, up to `limit` messages created before `before` whose
+    /// delivery tasks have all ended (none pending, none in flight), oldest first, with
+    /// everything that belongs to them: tasks, attempts and polling endpoints' entries. A
+    /// message with a task still to deliver (retrying, scheduled ahead) stays, however old.
+    async fn purge_messages(&self, before: DateTime<Utc>, limit: u64) -> Result<PurgedMessages>;
+    /// Gives up to `pages` of the database's free pages back to the file system and returns
+    /// how many it gave back: SQLite's `PRAGMA incremental_vacuum`, one short write
+    /// transaction. Always 0 on Postgres, whose (auto)vacuum makes deleted rows' space reusable
+    /// by the table itself.
+    async fn reclaim_space(&self, pages: u64) -> Result<u64>;
+    /// Row counts and sizes of the main tables, the database's size, and the oldest message
+    /// and attempt. Counts rows: reads whole tables (`herald stats storage`, not for hot paths).
+    async fn storage_stats(&self) -> Result<StorageStats>;
     /// Counts what the queue holds at `now`.
     async fn queue_metrics(&self, now: DateTime<Utc>) -> Result<QueueMetrics>;
 }

@@ -425,6 +425,38 @@ impl Dialect for PostgresStore {
         " AND p.xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 }
 
+/// Space: deleted rows leave dead versions that (auto)vacuum makes reusable by the same table;
+/// the files do not shrink, and need not.
+impl PostgresStore {
+    fn engine_name(&self) -> &'static str {
+        "postgres"
+    }
+
+    /// Nothing to give back: see the `impl` block.
+    #[allow(clippy::unused_async)]
+    async fn reclaim_free_pages(&self, _pages: u64) -> Result<u64> {
+        Ok(0)
+    }
+
+    /// The database's size in bytes (`pg_database_size`); free space is not told apart.
+    async fn database_bytes(&self) -> Result<(u64, Option<u64>)> {
+        let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok((u64::try_from(bytes).unwrap_or(0), None))
+    }
+
+    /// Bytes of `table` with its indexes and TOAST (`pg_total_relation_size`).
+    async fn table_bytes(&self, table: &str) -> Result<Option<u64>> {
+        let bytes: Option<i64> =
+            sqlx::query_scalar("SELECT pg_total_relation_size(to_regclass($1))")
+                .bind(table)
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(bytes.map(|b| u64::try_from(b).unwrap_or(0)))
+    }
+}
+
 include!("sql/common.rs");
 
 #[path = "postgres/publishes.rs"]

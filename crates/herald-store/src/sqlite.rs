@@ -36,7 +36,9 @@ use herald_core::model::{
 };
 use sqlx::Pool;
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::dialect::Dialect;
 use crate::{IdempotencyCompletion, Result, Store, StoreError};
@@ -106,12 +108,14 @@ impl SqliteStore {
         make_private(&path).map_err(|e| StoreError::Unavailable(e.into()))?;
         // No health check before handing a connection out: each would be one more round trip
         // to the connection's thread, and a local file does not drop connections.
+        // A new file is created with incremental auto-vacuum, before its first table (the
+        // setting is ignored on an existing file: migration 0025 converts those).
         let writer = writer
             .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
+            .connect_with(options.clone().auto_vacuum(SqliteAutoVacuum::Incremental))
             .await
             .map_err(StoreError::Unavailable)?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
@@ -376,6 +380,71 @@ impl SqliteStore {
     }
 
     fn announce(&self, _endpoints: &[&str]) {}
+}
+
+/// Space: the file grows as rows are written and, with `auto_vacuum = INCREMENTAL` (new files
+/// are created so, migration 0025 converts older ones), shrinks when the retention gives its
+/// free pages back, a bounded number per call.
+impl SqliteStore {
+    fn engine_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    /// `LogStore::reclaim_space`: one `PRAGMA incremental_vacuum(pages)` on sqlx's writer,
+    /// which moves pages from the end of the file into free ones and truncates the file (at the
+    /// next WAL checkpoint). Returns the free pages it gave back.
+    async fn reclaim_free_pages(&self, pages: u64) -> Result<u64> {
+        let pages = i64::try_from(pages).unwrap_or(i64::MAX);
+        if pages == 0 {
+            return Ok(0);
+        }
+        let mut conn = self.write_conn().await?;
+        let before: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&mut *conn)
+            .await?;
+        // An integer: nothing to bind (and a pragma's argument cannot be bound).
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA incremental_vacuum({pages})"
+        )))
+        .execute(&mut *conn)
+        .await?;
+        let after: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(u64::try_from(before - after).unwrap_or(0))
+    }
+
+    /// The file's pages times the page size, and the free pages among them, in bytes.
+    async fn database_bytes(&self) -> Result<(u64, Option<u64>)> {
+        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(&self.reader)
+            .await?;
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&self.reader)
+            .await?;
+        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&self.reader)
+            .await?;
+        let bytes = |n: i64| u64::try_from(n.saturating_mul(page_size)).unwrap_or(0);
+        Ok((bytes(pages), Some(bytes(free))))
+    }
+
+    /// Bytes of `table` and its indexes, from the `dbstat` virtual table; `None` when this
+    /// SQLite was built without it.
+    async fn table_bytes(&self, table: &str) -> Result<Option<u64>> {
+        let found: std::result::Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT SUM(pgsize) FROM dbstat
+             WHERE name IN (SELECT name FROM sqlite_master WHERE tbl_name = $1)",
+        )
+        .bind(table)
+        .fetch_one(&self.reader)
+        .await;
+        match found {
+            Ok(bytes) => Ok(Some(u64::try_from(bytes.unwrap_or(0)).unwrap_or(0))),
+            Err(sqlx::Error::Database(e)) if e.message().contains("dbstat") => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 include!("sql/common.rs");

@@ -73,6 +73,115 @@ async fn sqlite_reopens_with_migrations_applied() {
     assert_eq!(second.get_setting("k").await.unwrap().as_deref(), Some("v"));
 }
 
+/// The log retention shrinks a SQLite file: new files are created with incremental
+/// auto-vacuum, and `reclaim_space` gives the pages the deletes freed back to the file system,
+/// at most the number asked per call.
+#[tokio::test]
+async fn sqlite_file_shrinks_after_the_retention_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herald.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let app = conformance::sample_app(None);
+    store.create_app(&app).await.unwrap();
+    // No endpoint: the messages have no task, and are deleted once old.
+    let payload = format!(r#"{{"padding": "{}"}}"#, "x".repeat(8_000));
+    let mut last = None;
+    for _ in 0..400 {
+        let mut msg = conformance::sample_message(&app.id, "user.signup", None);
+        msg.payload = Some(payload.clone());
+        store.create_message(&msg).await.unwrap();
+        last = Some(msg);
+    }
+    let last = last.unwrap();
+    let full = store.storage_stats().await.unwrap();
+    let file_size = |path: &std::path::Path| {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
+        (std::fs::metadata(path).unwrap().len(), wal)
+    };
+    let before = last.created_at + chrono::Duration::milliseconds(1);
+    let mut deleted = 0;
+    loop {
+        let n = store.purge_messages(before, 100).await.unwrap().messages;
+        if n == 0 {
+            break;
+        }
+        deleted += n;
+    }
+    assert_eq!(deleted, 400);
+    let freed = store.storage_stats().await.unwrap();
+    assert_eq!(
+        freed.database_bytes, full.database_bytes,
+        "deletes free pages, keep the file"
+    );
+    let free = freed.free_bytes.unwrap();
+    assert!(free > 3_000_000, "{free} bytes free");
+    // Bounded steps: at most the pages asked for.
+    assert_eq!(store.reclaim_space(10).await.unwrap(), 10);
+    while store.reclaim_space(1000).await.unwrap() > 0 {}
+    let shrunk = store.storage_stats().await.unwrap();
+    assert_eq!(shrunk.free_bytes, Some(0));
+    assert!(
+        shrunk.database_bytes + 3_000_000 < full.database_bytes,
+        "{} bytes, from {}",
+        shrunk.database_bytes,
+        full.database_bytes
+    );
+    store.close().await;
+    // Once the WAL is checkpointed into it, the file is that small.
+    let before_checkpoint = file_size(&path).0;
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (bytes, wal) = file_size(&path);
+    assert_eq!(wal, 0);
+    assert_eq!(bytes, shrunk.database_bytes, "from {before_checkpoint}");
+    eprintln!(
+        "400 messages of 8 kB: file {} bytes full, {} bytes after the deletes and reclaim",
+        full.database_bytes, bytes
+    );
+}
+
+/// A file of a version before 0025 (no auto-vacuum) switches to incremental auto-vacuum when
+/// the migration runs (a VACUUM outside any transaction), keeping its rows.
+#[tokio::test]
+async fn sqlite_files_of_older_versions_switch_to_incremental_auto_vacuum() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    assert!(store.insert_setting("k", "v").await.unwrap());
+    store.close().await;
+    let auto_vacuum = |url: String| async move {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        mode
+    };
+    assert_eq!(auto_vacuum(url.clone()).await, 2, "new files: incremental");
+    // Back to what an older Herald left: no auto-vacuum, migration 0025 not applied.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "PRAGMA auto_vacuum = NONE; VACUUM; DELETE FROM _sqlx_migrations WHERE version = 25",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(auto_vacuum(url.clone()).await, 0);
+    let store = SqliteStore::open(&url).await.unwrap();
+    assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("v"));
+    store.close().await;
+    assert_eq!(auto_vacuum(url.clone()).await, 2, "migrated: incremental");
+}
+
 /// Every foreign key's referencing columns lead an index: without one, each parent row deleted
 /// scans the child table (on SQLite, deleting an application with 16,000 attempts took 18 s,
 /// holding the only writer; found by schemathesis as a 503 on `DELETE /api/v1/app/{id}`).

@@ -50,6 +50,12 @@ pub fn command() -> clap::Command {
         .mut_subcommand("secrets", |secrets| {
             secrets.mut_subcommand("rotate-key", with_env_names)
         })
+        .mut_subcommand("stats", |stats| {
+            // `--json` is how to print, not a setting: no environment variable.
+            stats.mut_subcommand("storage", |storage| {
+                with_env_names(storage).mut_arg("json", |json| json.env(None))
+            })
+        })
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +66,9 @@ pub enum Command {
     /// Bring the database schema up to date, then exit.
     #[command(after_help = ENVIRONMENT_HELP)]
     Migrate(StorageSettings),
+    /// What the database holds (`herald stats storage`).
+    #[command(subcommand)]
+    Stats(StatsCommand),
     /// Check a received delivery's signature, as a receiver would. Reads the body from stdin;
     /// exits 0 when it verifies, 1 (with the reason) when it does not.
     Verify(VerifyArgs),
@@ -137,6 +146,27 @@ pub enum SecretsCommand {
     /// the old one; with the key file, a new key is generated and replaces it.
     #[command(after_help = ENVIRONMENT_HELP)]
     RotateKey(StorageSettings),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StatsCommand {
+    /// Rows and bytes of each main table, the database's size (and on SQLite its free space),
+    /// and the oldest message and attempt. Opens the database as `herald migrate` does
+    /// (applying pending migrations); safe while the server runs. Counts every row: may take a
+    /// while on a large database.
+    #[command(after_help = ENVIRONMENT_HELP)]
+    Storage(StatsStorageArgs),
+}
+
+/// The options of `herald stats storage`.
+#[derive(Debug, Clone, Args)]
+pub struct StatsStorageArgs {
+    #[command(flatten)]
+    pub storage: StorageSettings,
+
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

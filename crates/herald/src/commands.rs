@@ -1,5 +1,5 @@
-//! Subcommands other than `serve`: `verify` and `catalog import` (`secrets rotate-key` lives
-//! in `bootstrap`, next to the keyring it changes).
+//! Subcommands other than `serve`: `verify`, `catalog import` and `stats storage`
+//! (`secrets rotate-key` lives in `bootstrap`, next to the keyring it changes).
 
 use herald_core::signing::{self, Scheme, SignatureConfig, Verification};
 
@@ -104,4 +104,100 @@ pub async fn import_catalog(args: &crate::cli::CatalogImportArgs) -> Result<Stri
         created.join(", "),
         unchanged.len()
     ))
+}
+
+/// Why `stats storage` could not read the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StatsFailure {
+    #[error("no database at {0} (start Herald or run `herald migrate` first)")]
+    Missing(String),
+    #[error("cannot read the database: {0}")]
+    Store(#[from] herald_store::StoreError),
+}
+
+/// `herald stats storage`: opens the database (applying pending migrations, as every start
+/// does) and reports what it holds, as an aligned table or, with `json`, one JSON object.
+pub async fn storage_stats(
+    storage: &crate::config::StorageConfig,
+    json: bool,
+) -> Result<String, StatsFailure> {
+    // Opening a SQLite database that is not there would create it.
+    if let Some(path) = sqlite_file(&storage.database_url)
+        && !path.exists()
+    {
+        return Err(StatsFailure::Missing(path.display().to_string()));
+    }
+    let store = herald_store::connect(&storage.database_url).await?;
+    let stats = store.storage_stats().await;
+    store.close().await;
+    let stats = stats?;
+    Ok(if json {
+        let mut text = serde_json::to_string_pretty(&storage_json(&stats)).unwrap_or_default();
+        text.push('\n');
+        text
+    } else {
+        storage_table(&stats)
+    })
+}
+
+/// The file of a `sqlite:` database URL.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+fn storage_json(stats: &herald_store::StorageStats) -> serde_json::Value {
+    let tables: Vec<serde_json::Value> = stats
+        .tables
+        .iter()
+        .map(|t| serde_json::json!({"name": t.name, "rows": t.rows, "bytes": t.bytes}))
+        .collect();
+    serde_json::json!({
+        "engine": stats.engine,
+        "databaseBytes": stats.database_bytes,
+        "freeBytes": stats.free_bytes,
+        "tables": tables,
+        "oldestMessage": stats.oldest_message.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        "oldestAttempt": stats.oldest_attempt.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    })
+}
+
+/// Aligned columns, as the client commands print theirs (not shared: `client` uses this
+/// module's `verify`).
+fn storage_table(stats: &herald_store::StorageStats) -> String {
+    let mut rows = vec![["TABLE".to_owned(), "ROWS".to_owned(), "BYTES".to_owned()]];
+    rows.extend(stats.tables.iter().map(|t| {
+        [
+            t.name.to_owned(),
+            t.rows.to_string(),
+            t.bytes.map_or_else(|| "-".into(), |b| b.to_string()),
+        ]
+    }));
+    let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0);
+    let (name, count) = (width(0), width(1));
+    let mut out = String::new();
+    for [table, rows, bytes] in &rows {
+        out.push_str(&format!("{table:<name$}  {rows:<count$}  {bytes}\n"));
+    }
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or_else(
+            || "none".into(),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
+    };
+    let free = stats
+        .free_bytes
+        .map(|b| format!(", {b} of them free"))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "database: {} bytes{free} ({})\noldest message: {}\noldest attempt: {}\n",
+        stats.database_bytes,
+        stats.engine,
+        when(stats.oldest_message),
+        when(stats.oldest_attempt),
+    ));
+    out
 }

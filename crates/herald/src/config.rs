@@ -191,6 +191,7 @@ impl Config {
             retention: RetentionConfig {
                 payload_days: options.payload_retention_days,
                 response_days: options.response_retention_days,
+                log_days: options.log_retention_days,
             },
             metrics,
             transformations: TransformationConfig::from(&options),
@@ -298,6 +299,7 @@ impl Default for RetentionConfig {
         Self {
             payload_days: options.payload_retention_days,
             response_days: options.response_retention_days,
+            log_days: options.log_retention_days,
         }
     }
 }
@@ -370,8 +372,27 @@ impl Resolver {
     pub fn serve(&self) -> Result<Config, ConfigError> {
         let storage = self.storage()?;
         let options = ServeOptions::resolve(self, &storage)?;
+        self.check_retention(&options)?;
         let secrets = secrets_from_env()?;
         Ok(Config::new(storage, options, secrets))
+    }
+
+    /// The log retention deletes messages, so it cannot end before their payloads' retention:
+    /// a message is never deleted while its payload is meant to be kept.
+    fn check_retention(&self, options: &ServeOptions) -> Result<(), ConfigError> {
+        if options.log_retention_days >= options.payload_retention_days {
+            return Ok(());
+        }
+        let named = |key: &str, days: u32| match self.pick(key) {
+            Some((_, origin)) => format!("{}: {days} days", self.layers.describe(key, &origin)),
+            None => format!("--{}: {days} days, the default", key.replace('_', "-")),
+        };
+        Err(ConfigError(format!(
+            "the log retention ({}) is shorter than the payload retention ({}); it must be at \
+             least as long, since messages are deleted with their delivery logs",
+            named("log_retention_days", options.log_retention_days),
+            named("payload_retention_days", options.payload_retention_days),
+        )))
     }
 
     /// The items of a list option, each parsed, or `default` when no layer has one.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::FromArgMatches;
 use herald::Application;
-use herald::cli::{CatalogCommand, Cli, Command, SecretsCommand};
+use herald::cli::{CatalogCommand, Cli, Command, SecretsCommand, StatsCommand};
 use herald::config::Resolver;
 
 fn main() -> ExitCode {
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    // The settings of `serve`, `migrate` and `secrets rotate-key` are in the innermost
+    // The settings of `serve`, `migrate`, `secrets rotate-key` and `stats storage` are in the innermost
     // subcommand's matches, which also tell a flag from an environment variable.
     let mut settings = &matches;
     while let Some((_, sub)) = settings.subcommand() {
@@ -127,6 +127,23 @@ fn main() -> ExitCode {
                             "herald: the database at {} is up to date",
                             herald::config::redact_url(&storage.database_url)
                         );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => failure(&e),
+                }
+            })
+        }
+        Command::Stats(StatsCommand::Storage(args)) => {
+            let storage = match Resolver::new(settings, args.storage.config.as_deref())
+                .and_then(|r| r.storage())
+            {
+                Ok(storage) => storage,
+                Err(e) => return usage_error(&e),
+            };
+            runtime().block_on(async {
+                match herald::commands::storage_stats(&storage, args.json).await {
+                    Ok(report) => {
+                        print!("{report}");
                         ExitCode::SUCCESS
                     }
                     Err(e) => failure(&e),

@@ -1,10 +1,24 @@
-//! Retention: message payloads and attempt response bodies are deleted once they are old
-//! enough, so that storage stays bounded. The rows themselves stay (without their content), so
-//! delivery logs, statistics and attempt lists keep telling what happened.
+//! Retention: what Herald stores is deleted once it is old enough, so that the database stops
+//! growing.
 //!
-//! Purging runs in the background in small batches with a pause between them: on SQLite every
-//! write waits for the one writer connection, and a long purge transaction would hold up the
-//! delivery engine's commits.
+//! - Message payloads go after `--payload-retention-days` (or a message's shorter
+//!   `payloadRetentionPeriod`), attempt response bodies after `--response-retention-days`: the
+//!   rows stay, without their content, so delivery logs, statistics and attempt lists keep
+//!   telling what happened.
+//! - After `--log-retention-days` (never shorter than the payload retention) the rows go:
+//!   each message with everything that belongs to it (its delivery tasks, their attempts, its
+//!   polling endpoints' entries). Only finished history goes: a message with a task still to
+//!   deliver (retrying, or scheduled far ahead) stays however old, until its last task ends.
+//! - On SQLite the file then shrinks: the database uses incremental auto-vacuum (migration
+//!   0025), and each pass that deleted something gives the free pages back in bounded steps.
+//!   On Postgres vacuum makes the space reusable by the same tables.
+//!
+//! Everything runs in the background in small batches with a pause between them: on SQLite
+//! every write waits for the one writer connection, and a long purge transaction would hold up
+//! the delivery engine's commits. (Other tables clean up after themselves: `Idempotency-Key`
+//! records after 24 hours and expired API keys in `startup.rs`'s maintenance, finished
+//! background tasks in the task runner, an inbox's replay keys on its writes. Inbox entries
+//! are data, not a log, and devices' histories are per device: neither is purged by age.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +33,16 @@ pub struct RetentionConfig {
     pub payload_days: u32,
     /// Days an attempt's response body is kept.
     pub response_days: u32,
+    /// Days a finished message is kept, with its tasks and attempts; at least `payload_days`.
+    pub log_days: u32,
 }
 
 /// Rows changed per transaction.
 const BATCH: u64 = 500;
+/// Messages deleted per transaction, each with its tasks and attempts (a few rows each).
+const MESSAGE_BATCH: u64 = 100;
+/// Free pages given back to the file system per step (4 MB with SQLite's 4 kB pages).
+const RECLAIM_PAGES: u64 = 1000;
 /// Pause between two batches, leaving the writer to the delivery engine.
 const PAUSE: Duration = Duration::from_millis(50);
 /// How often to look for something to purge.
@@ -33,9 +53,15 @@ const INTERVAL: Duration = Duration::from_secs(60);
 pub struct Purged {
     pub payloads: u64,
     pub responses: u64,
+    /// Messages deleted, with their tasks and attempts.
+    pub messages: u64,
+    pub deliveries: u64,
+    pub attempts: u64,
+    /// SQLite pages given back to the file system.
+    pub reclaimed_pages: u64,
 }
 
-/// Purges everything due at `now`, batch by batch.
+/// Purges everything due at `now`, batch by batch, then gives the freed space back.
 pub async fn purge(
     store: &dyn Store,
     config: &RetentionConfig,
@@ -59,6 +85,27 @@ pub async fn purge(
         }
         tokio::time::sleep(PAUSE).await;
     }
+    let before = now - chrono::Duration::days(i64::from(config.log_days));
+    loop {
+        let n = store.purge_messages(before, MESSAGE_BATCH).await?;
+        purged.messages += n.messages;
+        purged.deliveries += n.deliveries;
+        purged.attempts += n.attempts;
+        if n.messages < MESSAGE_BATCH {
+            break;
+        }
+        tokio::time::sleep(PAUSE).await;
+    }
+    if purged != Purged::default() {
+        loop {
+            let n = store.reclaim_space(RECLAIM_PAGES).await?;
+            purged.reclaimed_pages += n;
+            if n < RECLAIM_PAGES {
+                break;
+            }
+            tokio::time::sleep(PAUSE).await;
+        }
+    }
     Ok(purged)
 }
 
@@ -73,6 +120,10 @@ pub async fn run(store: Arc<dyn Store>, config: RetentionConfig) {
                 tracing::info!(
                     payloads = purged.payloads,
                     responses = purged.responses,
+                    messages = purged.messages,
+                    deliveries = purged.deliveries,
+                    attempts = purged.attempts,
+                    reclaimed_pages = purged.reclaimed_pages,
                     "retention: deleted old content"
                 );
             }

@@ -2,7 +2,7 @@
 //! metrics queries.
 
 use chrono::Duration;
-use herald_core::id::AttemptId;
+use herald_core::id::{AppId, AttemptId, MessageId};
 use herald_core::model::{DeliveryStatus, OPERATIONAL_APP_ID, Trigger};
 use herald_core::page::{Cursor, ListParams, Order};
 use herald_core::token::random_base62;
@@ -852,5 +852,181 @@ pub async fn attempts_by_day(store: &dyn Store) {
         .unwrap();
     assert_eq!(second.len(), 1);
     store.abandon_endpoint(&node, &endpoint.id).await.unwrap();
+    store.delete_app(&app.id).await.unwrap();
+}
+
+/// Log retention: messages created before the cut-off whose tasks have all ended are deleted,
+/// a few per call, with their tasks, attempts and polling entries; a message with a task still
+/// to deliver (retrying, or scheduled ahead) stays however old, and so does a recent one.
+pub async fn log_retention(store: &dyn Store) {
+    let node = format!("node-{}", random_base62(6));
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut ep = sample_endpoint(&app.id);
+    ep.event_types = None;
+    store.create_endpoint(&ep, &secrets(1)).await.unwrap();
+    let poller = super::polls::polling_endpoint(store, &app.id, None).await;
+    // An application without endpoints: its message has no task at all.
+    let quiet = sample_app(None);
+    store.create_app(&quiet).await.unwrap();
+
+    let delivered = sample_message(&app.id, "e", None);
+    let failed = sample_message(&app.id, "e", None);
+    let retrying = sample_message(&app.id, "e", None);
+    let mut scheduled = sample_message(&app.id, "e", None);
+    scheduled.deliver_at = Some(scheduled.created_at + Duration::days(365));
+    let taskless = sample_message(&quiet.id, "e", None);
+    for m in [&delivered, &failed, &retrying, &scheduled, &taskless] {
+        store.create_message(m).await.unwrap();
+    }
+    let at = taskless.created_at + Duration::milliseconds(1);
+    let outcome = |t: &crate::Task| {
+        if t.msg_id == delivered.id {
+            NextStep::Done
+        } else if t.msg_id == failed.id {
+            NextStep::Exhausted
+        } else {
+            NextStep::RetryAt(at + Duration::hours(1))
+        }
+    };
+    assert_eq!(deliver_all(store, &node, &ep, at, outcome).await.len(), 3);
+    // A message of after the cut-off, delivered.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let recent = sample_message(&app.id, "e", None);
+    store.create_message(&recent).await.unwrap();
+    let later = recent.created_at + Duration::milliseconds(1);
+    deliver_all(store, &node, &ep, later, |_| NextStep::Done).await;
+    let cutoff = recent.created_at;
+
+    let purge = |before| async move {
+        let mut total = crate::PurgedMessages::default();
+        loop {
+            let n = store.purge_messages(before, 2).await.unwrap();
+            assert!(n.messages <= 2, "{n:?}");
+            if n.messages == 0 {
+                return total;
+            }
+            total.messages += n.messages;
+            total.deliveries += n.deliveries;
+            total.attempts += n.attempts;
+            total.poll_entries += n.poll_entries;
+        }
+    };
+    let purged = purge(cutoff).await;
+    // This check's delivered, failed and task-less messages, with the first two's tasks and
+    // attempts and the polling entries of all three (the database may hold more).
+    assert!(purged.messages >= 3, "{purged:?}");
+    assert!(purged.deliveries >= 2 && purged.attempts >= 2, "{purged:?}");
+    assert!(purged.poll_entries >= 2, "{purged:?}");
+    let exists = |id: &MessageId, app: &AppId| {
+        let (id, app) = (id.clone(), app.clone());
+        async move { store.get_message(&app, &id).await.unwrap().is_some() }
+    };
+    for (m, gone) in [
+        (&delivered, true),
+        (&failed, true),
+        (&taskless, true),
+        (&retrying, false),
+        (&scheduled, false),
+        (&recent, false),
+    ] {
+        assert_eq!(exists(&m.id, &m.app_id).await, !gone, "{}", m.id);
+        let attempts = store.attempts_for_message(&m.id).await.unwrap();
+        let tasks = store.deliveries_for_message(&m.id).await.unwrap();
+        if gone {
+            assert!(attempts.is_empty() && tasks.is_empty(), "{}", m.id);
+        } else {
+            assert_eq!(tasks.len(), 1, "{}", m.id);
+        }
+    }
+    assert_eq!(
+        store
+            .attempts_for_message(&retrying.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let log = |app: AppId| async move {
+        store
+            .delivery_log(
+                &DeliveryLogFilter {
+                    app: Some(app),
+                    ..Default::default()
+                },
+                0,
+                10,
+            )
+            .await
+            .unwrap()
+    };
+    assert_eq!(log(app.id.clone()).await.total, 3);
+    let polled =
+        super::polls::read_visible(store, &poller, crate::PollPosition::default(), 2).await;
+    let polled: Vec<_> = polled.iter().map(|p| p.message.id.clone()).collect();
+    for m in [&delivered, &failed] {
+        assert!(!polled.contains(&m.id), "{polled:?}");
+    }
+    assert!(polled.contains(&retrying.id) && polled.contains(&recent.id));
+
+    // Once its retry succeeds, the retrying message goes too; the scheduled one still waits.
+    let retry_at = at + Duration::hours(2);
+    assert_eq!(
+        deliver_all(store, &node, &ep, retry_at, |_| NextStep::Done)
+            .await
+            .len(),
+        1
+    );
+    let purged = purge(cutoff).await;
+    assert!(purged.messages >= 1 && purged.attempts >= 2, "{purged:?}");
+    assert!(!exists(&retrying.id, &app.id).await);
+    assert!(
+        store
+            .attempts_for_message(&retrying.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(exists(&scheduled.id, &app.id).await);
+    assert!(exists(&recent.id, &app.id).await);
+    assert_eq!(log(app.id.clone()).await.total, 2);
+    store.delete_app(&app.id).await.unwrap();
+    store.delete_app(&quiet.id).await.unwrap();
+}
+
+/// `herald stats storage`: every main table with its rows, the database's size, and the
+/// oldest message and attempt.
+pub async fn storage_stats(store: &dyn Store) {
+    let node = format!("node-{}", random_base62(6));
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut ep = sample_endpoint(&app.id);
+    ep.event_types = None;
+    store.create_endpoint(&ep, &secrets(1)).await.unwrap();
+    let msg = sample_message(&app.id, "e", None);
+    store.create_message(&msg).await.unwrap();
+    let at = msg.created_at + Duration::milliseconds(1);
+    deliver_all(store, &node, &ep, at, |_| NextStep::Done).await;
+
+    let stats = store.storage_stats().await.unwrap();
+    assert!(["sqlite", "postgres"].contains(&stats.engine));
+    assert!(stats.database_bytes > 0);
+    let names: Vec<_> = stats.tables.iter().map(|t| t.name).collect();
+    for table in [
+        "messages",
+        "deliveries",
+        "attempts",
+        "applications",
+        "endpoints",
+    ] {
+        let found = stats.tables.iter().find(|t| t.name == table);
+        let found = found.unwrap_or_else(|| panic!("{table} missing from {names:?}"));
+        assert!(found.rows >= 1, "{found:?}");
+        if let Some(bytes) = found.bytes {
+            assert!(bytes > 0, "{found:?}");
+        }
+    }
+    assert!(stats.oldest_message.is_some_and(|t| t <= msg.created_at));
+    assert!(stats.oldest_attempt.is_some_and(|t| t <= at));
     store.delete_app(&app.id).await.unwrap();
 }

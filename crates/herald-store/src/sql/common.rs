@@ -27,6 +27,10 @@
 //                                  hot paths, as async fns taking the store: `sql/queue.rs`)
 //   fn announce(&self, endpoints: &[&str]);  (tells other nodes, after a commit, that these
 //                                             endpoints have work due; a no-op on SQLite)
+//   fn engine_name(&self) -> &'static str;  async fn reclaim_free_pages(&self, pages) -> u64;
+//   async fn database_bytes(&self) -> (u64, Option<u64>);
+//   async fn table_bytes(&self, table) -> Option<u64>;  (the engine's view of space: see
+//                                  `LogStore::reclaim_space` and `LogStore::storage_stats`)
 //
 // It holds the helpers every role's SQL uses and the `Store` implementation proper, then
 // includes one file per role, each implementing its trait: `resources.rs`, `messages.rs`,

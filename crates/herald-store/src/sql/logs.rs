@@ -445,6 +445,102 @@ mod logs_sql {
         Ok(done.rows_affected())
     }
 
+    /// Tasks still to deliver: pending, or with an attempt in flight.
+    const UNFINISHED: &str = concat!("(", status!(PENDING), ", ", status!(SENDING), ")");
+
+    /// `LogStore::purge_messages`, inside the caller's transaction. The candidates are chosen
+    /// first; then every statement checks again that what it deletes is finished, so that on
+    /// Postgres a task made pending meanwhile (a resend committed between two statements)
+    /// keeps its message, and no statement ever deletes an unfinished task (the messages go
+    /// only once they have no task left, so their cascade deletes none).
+    pub(super) async fn purge_messages(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<crate::PurgedMessages> {
+        // Ids start with their creation time, so the candidates are a key range of the primary
+        // key: old messages kept for their pending tasks are passed over, not the whole table.
+        let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT m.id FROM messages m WHERE m.id < $1 AND m.created_at < $2
+               AND NOT EXISTS (SELECT 1 FROM deliveries d
+                               WHERE d.msg_id = m.id AND d.status IN {UNFINISHED})
+             ORDER BY m.id LIMIT $3"
+        )))
+        .bind(MessageId::lower_bound_at(before).as_str().to_owned())
+        .bind(millis(before))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await?;
+        if ids.is_empty() {
+            return Ok(crate::PurgedMessages::default());
+        }
+        let finished = format!("status NOT IN {UNFINISHED}");
+        let mut attempts = QueryBuilder::new(
+            "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE 1 = 1",
+        );
+        push_in(&mut attempts, "msg_id", &ids);
+        attempts.push(format_args!(" AND {finished})"));
+        let attempts = attempts.build().execute(&mut *conn).await?.rows_affected();
+        let mut deliveries = QueryBuilder::new("DELETE FROM deliveries WHERE 1 = 1");
+        push_in(&mut deliveries, "msg_id", &ids);
+        deliveries.push(format_args!(" AND {finished}"));
+        let deliveries = deliveries.build().execute(&mut *conn).await?.rows_affected();
+        // What is left of a message's tasks is unfinished: such a message stays, with its
+        // polling entries.
+        let no_task = "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id)";
+        let mut polls = QueryBuilder::new(format!(
+            "DELETE FROM poll_entries WHERE msg_id IN (SELECT m.id FROM messages m WHERE {no_task}"
+        ));
+        push_in(&mut polls, "m.id", &ids);
+        polls.push(")");
+        let poll_entries = polls.build().execute(&mut *conn).await?.rows_affected();
+        let mut messages = QueryBuilder::new(format!(
+            "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE {no_task}"
+        ));
+        push_in(&mut messages, "m.id", &ids);
+        messages.push(")");
+        let messages = messages.build().execute(&mut *conn).await?.rows_affected();
+        Ok(crate::PurgedMessages {
+            messages,
+            deliveries,
+            attempts,
+            poll_entries,
+        })
+    }
+
+    /// The tables `herald stats storage` reports, in its order.
+    pub(super) const STORAGE_TABLES: [&str; 9] = [
+        "messages",
+        "deliveries",
+        "attempts",
+        "poll_entries",
+        "applications",
+        "endpoints",
+        "inbox_entries",
+        "idempotency_keys",
+        "background_tasks",
+    ];
+
+    /// The creation time of the row with the smallest id of `table` (ids are time-ordered, so
+    /// this reads one entry of the primary key).
+    pub(super) async fn oldest(pool: &Pool<Db>, table: &str) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT created_at FROM {table} ORDER BY id LIMIT 1"
+        )))
+        .fetch_optional(pool)
+        .await?;
+        at.map(time).transpose()
+    }
+
+    pub(super) async fn count_rows(pool: &Pool<Db>, table: &str) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {table}"
+        )))
+        .fetch_one(pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     pub(super) async fn queue_metrics(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<QueueMetrics> {
         let (due, scheduled, sending): (i64, i64, i64) = sqlx::query_as(
             concat!("SELECT
@@ -610,6 +706,41 @@ impl LogStore for SqlStore {
 
     async fn purge_attempt_responses(&self, before: DateTime<Utc>, limit: u64) -> Result<u64> {
         logs_sql::purge_attempt_responses(&mut *self.write_conn().await?, before, limit).await
+    }
+
+    async fn purge_messages(
+        &self,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<crate::PurgedMessages> {
+        let mut tx = WriteTx::begin(self).await?;
+        let purged = logs_sql::purge_messages(&mut tx, before, limit).await?;
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    async fn reclaim_space(&self, pages: u64) -> Result<u64> {
+        self.reclaim_free_pages(pages).await
+    }
+
+    async fn storage_stats(&self) -> Result<crate::StorageStats> {
+        let mut tables = Vec::with_capacity(logs_sql::STORAGE_TABLES.len());
+        for name in logs_sql::STORAGE_TABLES {
+            tables.push(crate::TableStats {
+                name,
+                rows: logs_sql::count_rows(&self.reader, name).await?,
+                bytes: self.table_bytes(name).await?,
+            });
+        }
+        let (database_bytes, free_bytes) = self.database_bytes().await?;
+        Ok(crate::StorageStats {
+            engine: self.engine_name(),
+            database_bytes,
+            free_bytes,
+            tables,
+            oldest_message: logs_sql::oldest(&self.reader, "messages").await?,
+            oldest_attempt: logs_sql::oldest(&self.reader, "attempts").await?,
+        })
     }
 
     async fn queue_metrics(&self, now: DateTime<Utc>) -> Result<crate::QueueMetrics> {

@@ -164,6 +164,11 @@ serve_options! {
     /// Days an attempt's response body is kept before it is deleted (the attempt stays).
     response_retention_days: u32 = 90, "90" => whole(1, 36_500), "DAYS";
 
+    /// Days a finished message is kept, with its delivery tasks and attempts, before they are
+    /// all deleted (a message with a task still to deliver stays); at least
+    /// --payload-retention-days.
+    log_retention_days: u32 = 90, "90" => whole(1, 36_500), "DAYS";
+
     /// Memory one transformation run may use (endpoints' JavaScript `handler`), in MiB; 1 to
     /// 1024.
     transformation_memory_mib: usize = 16, "16" => whole(1, 1024), "MIB";

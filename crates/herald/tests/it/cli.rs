@@ -220,6 +220,39 @@ fn bad_values_exit_2_naming_the_option() {
         &["HERALD_RESPONSE_RETENTION_DAYS"],
     );
     bad_config(
+        &["--log-retention-days", "0"],
+        &[],
+        None,
+        &["--log-retention-days"],
+    );
+    // The rows never go before their payloads: the log retention is at least the payload's.
+    bad_config(
+        &["--log-retention-days", "30"],
+        &[],
+        None,
+        &[
+            "--log-retention-days",
+            "--payload-retention-days",
+            "30",
+            "90",
+        ],
+    );
+    bad_config(
+        &["--payload-retention-days", "120"],
+        &[("HERALD_LOG_RETENTION_DAYS", "100")],
+        None,
+        &["HERALD_LOG_RETENTION_DAYS", "--payload-retention-days"],
+    );
+    bad_config(
+        &[],
+        &[],
+        Some("log_retention_days = 7\npayload_retention_days = 8\n"),
+        &[
+            "`log_retention_days` in herald.toml",
+            "`payload_retention_days` in herald.toml",
+        ],
+    );
+    bad_config(
         &[],
         &[("HERALD_METRICS_TOKEN", "short token")],
         None,
@@ -473,6 +506,99 @@ fn migrate_creates_the_schema_and_exits_0() {
         .output()
         .unwrap();
     assert!(again.status.success());
+}
+
+/// `herald stats storage` reads the database (also through `HERALD_DATA_DIR`): each main table's
+/// rows and bytes, the database's size, the oldest message; `--json` the same as one object. A
+/// database that is not there is reported, not created.
+#[tokio::test]
+async fn stats_storage_reports_tables_sizes_and_the_oldest_message() {
+    use herald_store::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = herald(dir.path())
+        .args(["stats", "storage", "--data-dir", "state"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no database"));
+    assert!(!dir.path().join("state/herald.db").exists());
+
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("state/herald.db").display());
+    let store = herald_store::SqliteStore::open(&url).await.unwrap();
+    let app = herald_store::conformance::sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let mut first = None;
+    for _ in 0..3 {
+        let msg = herald_store::conformance::sample_message(&app.id, "a", None);
+        store.create_message(&msg).await.unwrap();
+        first.get_or_insert(msg);
+    }
+    store.close().await;
+    let first = first.unwrap();
+
+    let out = herald(dir.path())
+        .args(["stats", "storage", "--data-dir", "state"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |table: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(table))
+            .unwrap_or_else(|| panic!("no {table} row in {text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(row("TABLE"), ["TABLE", "ROWS", "BYTES"]);
+    assert_eq!(row("messages")[1], "3");
+    assert!(row("messages")[2].parse::<u64>().unwrap() > 0);
+    for table in ["deliveries", "attempts", "applications", "endpoints"] {
+        row(table);
+    }
+    assert!(text.contains("(sqlite)"), "{text}");
+    let oldest = first
+        .created_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(
+        text.contains(&format!("oldest message: {oldest}")),
+        "{text}"
+    );
+    assert!(text.contains("oldest attempt: none"), "{text}");
+
+    let out = herald(dir.path())
+        .args(["stats", "storage", "--json"])
+        .env("HERALD_DATA_DIR", "state")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["engine"], "sqlite");
+    assert!(json["databaseBytes"].as_u64().unwrap() > 0);
+    assert!(json["freeBytes"].is_u64());
+    let messages = json["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "messages")
+        .unwrap();
+    assert_eq!(messages["rows"], 3);
+    assert!(
+        json["oldestMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with(&oldest[..19])
+    );
+    assert_eq!(json["oldestAttempt"], serde_json::Value::Null);
 }
 
 #[test]

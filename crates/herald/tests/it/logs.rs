@@ -675,6 +675,7 @@ async fn retention_removes_payloads_and_responses_and_keeps_the_log_rows() {
     let config = herald::retention::RetentionConfig {
         payload_days: 7,
         response_days: 30,
+        log_days: 90,
     };
     let now = chrono::Utc::now();
     let purge = |days: i64| {
@@ -719,6 +720,25 @@ async fn retention_removes_payloads_and_responses_and_keeps_the_log_rows() {
     assert_eq!(stats["success"], 3);
     let sent = t.get_ok(&format!("{base}/endpoint/{ep}/msg")).await;
     assert_eq!(sent["data"].as_array().unwrap().len(), 3);
+
+    // Past the log retention the rows go too: messages, deliveries, attempts.
+    let after_the_log_retention = purge(91).await;
+    assert_eq!(
+        (
+            after_the_log_retention.messages,
+            after_the_log_retention.deliveries,
+            after_the_log_retention.attempts
+        ),
+        (3, 3, 3)
+    );
+    let log = t.get_ok(&format!("{base}/delivery-log")).await;
+    assert_eq!(log["total"], 0);
+    let attempts = t.get_ok(&format!("{base}/attempt/endpoint/{ep}")).await;
+    assert!(attempts["data"].as_array().unwrap().is_empty());
+    let (status, _) = t
+        .call(Method::GET, &format!("{base}/msg/{shorter}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     t.stop().await;
 }
 

@@ -220,7 +220,7 @@ async fn metrics_token_and_endpoint_labels() {
 
 /// Reads `stderr` lines until one satisfies `pick` (or panics after a while).
 async fn line_where(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+    lines: &mut tokio::io::Lines<BufReader<ServerLog>>,
     seen: &mut Vec<String>,
     pick: impl Fn(&Value) -> bool,
 ) -> Value {
@@ -321,9 +321,12 @@ async fn request_logs_leave_out_query_strings() {
     assert!(!all.contains(&token), "the inbox token was logged:\n{all}");
 }
 
+/// A server's stderr, read from its start (see [`start_with_json_logs_and_env`]).
+pub type ServerLog = tokio::io::DuplexStream;
+
 /// Reads the whole log in the background (a full pipe would stop the server); the task ends
 /// with the log when the server exits.
-pub fn collect_log(stderr: tokio::process::ChildStderr) -> tokio::task::JoinHandle<String> {
+pub fn collect_log(stderr: ServerLog) -> tokio::task::JoinHandle<String> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
         let mut all = Vec::new();
@@ -339,7 +342,7 @@ pub fn collect_log(stderr: tokio::process::ChildStderr) -> tokio::task::JoinHand
 async fn start_with_json_logs(
     rust_log: &str,
     extra_args: &[&str],
-) -> (tempfile::TempDir, ChildServer, tokio::process::ChildStderr) {
+) -> (tempfile::TempDir, ChildServer, ServerLog) {
     start_with_json_logs_and_env(rust_log, extra_args, &[]).await
 }
 
@@ -348,7 +351,7 @@ pub async fn start_with_json_logs_and_env(
     rust_log: &str,
     extra_args: &[&str],
     env: &[(&str, &str)],
-) -> (tempfile::TempDir, ChildServer, tokio::process::ChildStderr) {
+) -> (tempfile::TempDir, ChildServer, ServerLog) {
     let dir = tempfile::tempdir().unwrap();
     let port = child::free_port();
     let mut cmd = child::herald_command(dir.path());
@@ -367,7 +370,13 @@ pub async fn start_with_json_logs_and_env(
     .stderr(Stdio::piped())
     .kill_on_drop(true);
     let mut process = cmd.spawn().unwrap();
-    let stderr = process.stderr.take().unwrap();
+    // Read from the start, into a buffer the test reads at its pace: at trace level the start
+    // alone logs close to a pipe's 64 kB, and a server blocked on a full pipe never answers.
+    let mut pipe = process.stderr.take().unwrap();
+    let (mut buffer, stderr) = tokio::io::duplex(64 << 20);
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut pipe, &mut buffer).await;
+    });
     let server = ChildServer {
         child: process,
         base: format!("http://127.0.0.1:{port}"),
