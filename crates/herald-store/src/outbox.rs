@@ -120,19 +120,10 @@ pub(crate) fn endpoint_disabled_manually(
     endpoint_uid: Option<&str>,
     now: DateTime<Utc>,
 ) -> Option<NewEvent> {
-    reported(app).then(|| {
-        NewEvent::new(
-            ENDPOINT_DISABLED,
-            json!({
-                "appId": app,
-                "endpointId": endpoint,
-                "endpointUid": endpoint_uid,
-                "failSince": null,
-                "trigger": "manual",
-            }),
-            now,
-        )
-    })
+    let mut event = endpoint_event(ENDPOINT_DISABLED, app, endpoint, endpoint_uid, now)?;
+    event.data["failSince"] = Value::Null;
+    event.data["trigger"] = json!("manual");
+    Some(event)
 }
 
 /// The events of a batch of attempt results and what committing it changed.

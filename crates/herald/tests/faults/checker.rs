@@ -65,9 +65,13 @@ pub struct Report {
     /// Duplicates not explained by a fault (their first request in no fault's window). Must
     /// be 0.
     pub unexplained_duplicates: usize,
-    /// Messages Herald recorded as delivered to an endpoint more than once: sent again after
-    /// its success was committed. Must be 0.
+    /// Messages Herald recorded as delivered to an endpoint more than once. That happens when
+    /// an attempt's result is not committed before its task lease lapses (a node stopped or
+    /// cut off, or commits slower than the lease) and another node sends it again: both
+    /// record their success, and only the lease holder's moves the task.
     pub double_successes: usize,
+    /// Of those, the ones whose first request was in no fault's window. Must be 0.
+    pub unexplained_double_successes: usize,
     /// Messages that reached an endpoint more often than once plus once per fault around
     /// their requests: more than one duplicate per attempt in flight. Must be 0.
     pub over_duplicated: usize,
@@ -80,7 +84,7 @@ impl Report {
     pub fn passed(&self) -> bool {
         self.lost.is_empty()
             && self.unexplained_duplicates == 0
-            && self.double_successes == 0
+            && self.unexplained_double_successes == 0
             && self.over_duplicated == 0
             && self.order_violations == 0
             && self.faults.iter().all(|f| f.duplicates <= f.in_flight)
@@ -159,11 +163,18 @@ pub fn check(
                     .push((endpoint.name.clone(), message.msg_id.clone()));
             }
         }
-        report.double_successes += endpoint
-            .recorded_successes
-            .values()
-            .filter(|n| **n > 1)
-            .count();
+        for (msg, _) in endpoint.recorded_successes.iter().filter(|(_, n)| **n > 1) {
+            report.double_successes += 1;
+            let explained = first.get(msg.as_str()).is_some_and(|original| {
+                faults.iter().any(|f| {
+                    let (from, to) = window(f);
+                    f.may_duplicate && original.at >= from && original.at <= to
+                })
+            });
+            if !explained {
+                report.unexplained_double_successes += 1;
+            }
+        }
         if endpoint.fifo {
             // Acknowledged messages only: a publish whose answer was lost may have committed
             // after later ones, so its place in the order is unknown.

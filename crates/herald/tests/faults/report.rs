@@ -129,8 +129,8 @@ pub fn render(r: &Rendered<'_>) -> String {
     );
     let _ = writeln!(
         out,
-        "| Delivered again after success recorded | {} | 0 |",
-        report.double_successes
+        "| Recorded as delivered twice (outside any fault) | {} ({}) | 0 outside a fault |",
+        report.double_successes, report.unexplained_double_successes
     );
     let _ = writeln!(
         out,
