@@ -110,12 +110,13 @@ impl TcpProxy {
                     }
                     let paused = frozen.paused.subscribe();
                     if let Ok(outbound) = TcpStream::connect(upstream).await {
-                        let (from_client, to_client) = inbound.into_split();
-                        let (from_service, to_service) = outbound.into_split();
+                        // The halves live here, so that a frozen connection stays open.
+                        let (mut from_client, mut to_client) = inbound.into_split();
+                        let (mut from_service, mut to_service) = outbound.into_split();
                         let forward = async {
                             tokio::select! {
-                                () = pipe(from_client, to_service, paused.clone()) => {}
-                                () = pipe(from_service, to_client, paused.clone()) => {}
+                                () = pipe(&mut from_client, &mut to_service, paused.clone()) => {}
+                                () = pipe(&mut from_service, &mut to_client, paused.clone()) => {}
                             }
                         };
                         tokio::select! {
@@ -136,8 +137,8 @@ impl TcpProxy {
 
 /// Copies `from` to `to` until either closes, holding each chunk while the proxy is paused.
 async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
     mut paused: tokio::sync::watch::Receiver<bool>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
