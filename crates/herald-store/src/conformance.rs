@@ -205,6 +205,7 @@ macro_rules! conformance_checks {
             retention => $crate::conformance::logs::retention,
             log_retention => $crate::conformance::logs::log_retention,
             storage_stats => $crate::conformance::logs::storage_stats,
+            operational_outbox => $crate::conformance::logs::operational_outbox,
             attempts_by_day => $crate::conformance::logs::attempts_by_day,
             metrics => $crate::conformance::logs::metrics,
             concurrent_claims_do_not_overlap => $crate::conformance::concurrent_claims_do_not_overlap,

@@ -323,8 +323,9 @@ pub trait LogStore: Send + Sync {
     async fn purge_messages(&self, before: DateTime<Utc>, limit: u64) -> Result<PurgedMessages>;
     /// Gives up to `pages` of the database's free pages back to the file system and returns
     /// how many it gave back: SQLite's `PRAGMA incremental_vacuum`, one short write
-    /// transaction. Always 0 on Postgres, whose (auto)vacuum makes deleted rows' space reusable
-    /// by the table itself.
+    /// transaction. Always 0 on Postgres, whose autovacuum makes deleted rows' space reusable
+    /// by the table itself; where autovacuum is off, it vacuums the purged tables that have
+    /// enough dead rows (see `PostgresStore`).
     async fn reclaim_space(&self, pages: u64) -> Result<u64>;
     /// Row counts and sizes of the main tables, the database's size, and the oldest message
     /// and attempt. Counts rows: reads whole tables (`herald stats storage`, not for hot paths).

@@ -425,16 +425,55 @@ impl Dialect for PostgresStore {
         " AND p.xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 }
 
-/// Space: deleted rows leave dead versions that (auto)vacuum makes reusable by the same table;
-/// the files do not shrink, and need not.
+/// The tables the log retention deletes from.
+const PURGED_TABLES: [&str; 4] = ["messages", "deliveries", "attempts", "poll_entries"];
+
+/// Space: deleted rows leave dead versions that vacuum makes reusable by the same table; the
+/// files do not shrink, and need not. Autovacuum does that where it runs. Where it does not
+/// (switched off for the server, as on some test and tuned installations, or for a table),
+/// nothing would, and the tables would grow with every message however short the retention:
+/// the storage soak measured +50 % in four minutes on such a server, against +0.5 % on SQLite
+/// (RELIABILITY.md). So after a retention pass Herald vacuums those tables itself.
 impl PostgresStore {
     fn engine_name(&self) -> &'static str {
         "postgres"
     }
 
-    /// Nothing to give back: see the `impl` block.
-    #[allow(clippy::unused_async)]
+    /// After a retention pass: vacuums each purged table that autovacuum will not reach and
+    /// whose dead rows passed the threshold migration 0025 gives autovacuum (50 plus 5 % of the
+    /// live rows). With autovacuum on, does nothing. Returns 0: no page goes back to the file
+    /// system.
     async fn reclaim_free_pages(&self, _pages: u64) -> Result<u64> {
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+             WHERE s.schemaname = current_schema() AND s.relname = ANY($1)
+               AND (current_setting('autovacuum') = 'off'
+                    OR 'autovacuum_enabled=false' = ANY(coalesce(c.reloptions, '{}')))
+               AND s.n_dead_tup > 50 + 0.05 * s.n_live_tup",
+        )
+        .bind(&PURGED_TABLES[..])
+        .fetch_all(&self.reader)
+        .await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        // A connection of its own, without the statement timeout: vacuuming a large table may
+        // take longer, and `VACUUM` cannot run inside the transaction `SET LOCAL` needs.
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&self.options)
+            .await
+            .map_err(StoreError::from)?;
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut conn)
+            .await?;
+        // Names from `PURGED_TABLES`, not from the database.
+        for table in PURGED_TABLES.iter().filter(|t| due.iter().any(|d| d == *t)) {
+            // Another node vacuuming the same table is enough: skip it rather than wait.
+            sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM (SKIP_LOCKED) {table}")))
+                .execute(&mut conn)
+                .await?;
+            tracing::debug!(table, "vacuumed after retention (autovacuum is off)");
+        }
+        let _ = sqlx::Connection::close(conn).await;
         Ok(0)
     }
 

@@ -147,6 +147,76 @@ async fn sqlite_file_shrinks_after_the_retention_deletes() {
     );
 }
 
+/// Where autovacuum does not run (here: switched off for `messages`), the pass after the
+/// retention deletes vacuums the table itself, so that the space is reused rather than the
+/// table growing for ever; a table autovacuum reaches is left to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_vacuums_after_retention_where_autovacuum_does_not() {
+    let Some(base) =
+        postgres_url_or_skip("postgres_vacuums_after_retention_where_autovacuum_does_not")
+    else {
+        return;
+    };
+    let db = TestDatabase::create(&base).await;
+    let store = PostgresStore::open(&db.url).await.unwrap();
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::query("ALTER TABLE messages SET (autovacuum_enabled = false)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let app = conformance::sample_app(None);
+    store.create_app(&app).await.unwrap();
+    // No endpoint: the messages have no task, and are deleted once old.
+    let mut last = None;
+    for _ in 0..300 {
+        let msg = conformance::sample_message(&app.id, "user.signup", None);
+        store.create_message(&msg).await.unwrap();
+        last = Some(msg);
+    }
+    let before = last.unwrap().created_at + chrono::Duration::milliseconds(1);
+    while store.purge_messages(before, 100).await.unwrap().messages > 0 {}
+    // The dead rows reach the statistics when the backends report them (within a second or
+    // so); each pass looks again, as the retention task's next pass would.
+    let vacuums = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = $1",
+            )
+            .bind(table)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            n
+        }
+    };
+    let mut vacuumed = 0;
+    for _ in 0..100 {
+        assert_eq!(store.reclaim_space(1000).await.unwrap(), 0);
+        sqlx::query("SELECT pg_stat_clear_snapshot()")
+            .execute(&pool)
+            .await
+            .unwrap();
+        vacuumed = vacuums("messages").await;
+        if vacuumed > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Once at least (the deletes' counts may reach the statistics in two reports).
+    assert!(vacuumed >= 1, "messages was not vacuumed");
+    // Other tables are autovacuum's, where it runs.
+    let autovacuum: String = sqlx::query_scalar("SELECT current_setting('autovacuum')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    if autovacuum == "on" {
+        assert_eq!(vacuums("deliveries").await, 0);
+    }
+    pool.close().await;
+    store.close().await;
+}
+
 /// A file of a version before 0025 (no auto-vacuum) switches to incremental auto-vacuum when
 /// the migration runs (a VACUUM outside any transaction), keeping its rows.
 #[tokio::test]

@@ -19,7 +19,9 @@ mod declare;
 mod settings;
 
 use settings::Layers;
-pub use settings::{ServeOptions, ServeSettings, StorageSettings, env_name, with_env_names};
+pub use settings::{
+    SHORTEST_LEASE, ServeOptions, ServeSettings, StorageSettings, env_name, with_env_names,
+};
 
 /// Where a setting's value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,7 +385,7 @@ impl Resolver {
         if options.log_retention_days >= options.payload_retention_days {
             return Ok(());
         }
-        let named = |key: &str, days: u32| match self.pick(key) {
+        let named = |key: &str, days: f64| match self.pick(key) {
             Some((_, origin)) => format!("{}: {days} days", self.layers.describe(key, &origin)),
             None => format!("--{}: {days} days, the default", key.replace('_', "-")),
         };
@@ -499,6 +501,15 @@ fn whole<T: TryFrom<usize>>(min: usize, max: usize) -> impl Fn(&str) -> Result<T
         Err(_) => Err("expected a whole number".into()),
     }
 }
+/// A decimal option within `min..=max` (`90`, `0.5`, `1e-3`); never NaN or infinite.
+fn decimal(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> {
+    move |v| match v.trim().parse::<f64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("must be between {min} and {max}")),
+        Err(_) => Err("expected a number".into()),
+    }
+}
+
 /// Whether the options of a Postgres database may be given.
 fn postgres_only(storage: &StorageConfig) -> Result<(), String> {
     match herald_store::backend_of(&storage.database_url) {
@@ -640,6 +651,22 @@ mod tests {
         assert!(parse_listen("localhost:8071").unwrap().ip().is_loopback());
         assert!(parse_listen("nonsense").is_err());
         assert!(parse_listen("127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn retention_days_take_decimals_within_bounds() {
+        let days = decimal(0.001, 36_500.0);
+        assert_eq!(days("90"), Ok(90.0));
+        assert_eq!(days("0.5"), Ok(0.5));
+        assert_eq!(days("1e-3"), Ok(0.001));
+        for bad in ["0.0009", "0", "-1", "36500.5", "NaN", "inf", "ninety", ""] {
+            assert!(days(bad).is_err(), "{bad} was accepted");
+        }
+        assert_eq!(
+            crate::retention::period(0.001),
+            chrono::Duration::milliseconds(86_400)
+        );
+        assert_eq!(crate::retention::period(90.0), chrono::Duration::days(90));
     }
 
     #[test]

@@ -26,15 +26,23 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_store::{Store, StoreError};
 
-/// Retention settings of `herald serve`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Retention settings of `herald serve`, in days; decimals allowed, so that a deployment that
+/// must forget quickly (or a soak test) can keep content for hours or minutes.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetentionConfig {
     /// Days a message payload is kept (messages may ask for less).
-    pub payload_days: u32,
+    pub payload_days: f64,
     /// Days an attempt's response body is kept.
-    pub response_days: u32,
+    pub response_days: f64,
     /// Days a finished message is kept, with its tasks and attempts; at least `payload_days`.
-    pub log_days: u32,
+    pub log_days: f64,
+}
+
+/// A retention period of `days` (a decimal number of days) as a duration, to the millisecond.
+pub fn period(days: f64) -> chrono::Duration {
+    // The options are bounded to 0.001..=36500 days, far inside i64 milliseconds.
+    #[allow(clippy::cast_possible_truncation)]
+    chrono::Duration::milliseconds((days * 86_400_000.0).round() as i64)
 }
 
 /// Rows changed per transaction.
@@ -76,7 +84,7 @@ pub async fn purge(
         }
         tokio::time::sleep(PAUSE).await;
     }
-    let before = now - chrono::Duration::days(i64::from(config.response_days));
+    let before = now - period(config.response_days);
     loop {
         let n = store.purge_attempt_responses(before, BATCH).await?;
         purged.responses += n;
@@ -85,7 +93,7 @@ pub async fn purge(
         }
         tokio::time::sleep(PAUSE).await;
     }
-    let before = now - chrono::Duration::days(i64::from(config.log_days));
+    let before = now - period(config.log_days);
     loop {
         let n = store.purge_messages(before, MESSAGE_BATCH).await?;
         purged.messages += n.messages;

@@ -163,7 +163,7 @@ impl Application {
         let operational = Operational::new(
             store.clone(),
             wakeup.clone(),
-            chrono::Duration::days(i64::from(config.retention.payload_days)),
+            crate::retention::period(config.retention.payload_days),
         );
         let event_type_labels = Arc::new(crate::metrics::EventTypeLabels::default());
         event_type_labels.reload(store.as_ref()).await?;
@@ -184,7 +184,7 @@ impl Application {
             public_url,
             wakeup,
             operational,
-            payload_retention_days: config.retention.payload_days,
+            payload_retention: crate::retention::period(config.retention.payload_days),
             metrics_token_hash: config
                 .metrics
                 .token

@@ -1030,3 +1030,69 @@ pub async fn storage_stats(store: &dyn Store) {
     assert!(stats.oldest_attempt.is_some_and(|t| t <= at));
     store.delete_app(&app.id).await.unwrap();
 }
+
+/// Operational events are written with the change they report (`crate::outbox`): only while an
+/// operational endpoint is enabled, never about the reserved application itself, each under
+/// the message id it will be published with, oldest first, and kept until removed.
+pub async fn operational_outbox(store: &dyn Store) {
+    let pending = |limit| async move { store.pending_operational_events(limit).await.unwrap() };
+    let app = sample_app(None);
+    store.create_app(&app).await.unwrap();
+    let quiet = sample_endpoint(&app.id);
+    store.create_endpoint(&quiet, &secrets(1)).await.unwrap();
+    // Nobody listens: nothing is written.
+    assert!(pending(10).await.is_empty());
+
+    // A listener (its own creation is not reported), then an endpoint's life.
+    let op = herald_core::model::operational_app_id();
+    let mut listener = sample_endpoint(&op);
+    store.create_endpoint(&listener, &secrets(2)).await.unwrap();
+    assert!(pending(10).await.is_empty());
+    let mut ep = sample_endpoint(&app.id);
+    store.create_endpoint(&ep, &secrets(3)).await.unwrap();
+    ep.disabled = true;
+    store.update_endpoint(&ep).await.unwrap();
+    assert!(store.delete_endpoint(&app.id, &ep.id).await.unwrap());
+    let events = pending(10).await;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            crate::outbox::ENDPOINT_CREATED,
+            crate::outbox::ENDPOINT_UPDATED,
+            crate::outbox::ENDPOINT_DISABLED,
+            crate::outbox::ENDPOINT_DELETED
+        ]
+    );
+    for event in &events {
+        assert_eq!(event.data["appId"], app.id.as_str());
+        assert_eq!(event.data["endpointId"], ep.id.as_str());
+    }
+    assert_eq!(events[2].data["trigger"], "manual");
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.msg_id.clone()).collect();
+    assert_eq!(ids.len(), 4, "each event has a message id of its own");
+    assert_eq!(
+        store.pending_operational_events(2).await.unwrap(),
+        events[..2]
+    );
+
+    // Removed once published; the rest stay.
+    store
+        .remove_operational_events(&[events[0].id, events[1].id])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending_operational_events(10).await.unwrap(),
+        events[2..]
+    );
+
+    // The listener disabled: nothing more is written.
+    listener.disabled = true;
+    store.update_endpoint(&listener).await.unwrap();
+    let other = sample_endpoint(&app.id);
+    store.create_endpoint(&other, &secrets(4)).await.unwrap();
+    assert_eq!(
+        store.pending_operational_events(10).await.unwrap(),
+        events[2..]
+    );
+}

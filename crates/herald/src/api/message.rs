@@ -270,10 +270,11 @@ async fn create_message(
     v.finish()?;
     let app = find_or_create(&state, &principal, &app_id, body.application).await?;
     // The server's setting bounds what a message may ask for.
-    let retention = body
-        .payload_retention_period
-        .unwrap_or(DEFAULT_RETENTION_DAYS)
-        .min(i64::from(state.payload_retention_days));
+    let retention = Duration::days(
+        body.payload_retention_period
+            .unwrap_or(DEFAULT_RETENTION_DAYS),
+    )
+    .min(state.payload_retention);
     let message = Message {
         id,
         app_id: app.id,
@@ -283,7 +284,7 @@ async fn create_message(
         channels: body.channels,
         payload: Some(body.payload.get().to_owned()),
         created_at,
-        payload_expires_at: created_at + Duration::days(retention),
+        payload_expires_at: created_at + retention,
         // A time already past is no schedule.
         deliver_at: body.deliver_at.filter(|at| *at > created_at),
         tags: body.tags,

@@ -73,8 +73,8 @@ pub struct Shared {
     pub wakeup: crate::wakeup::Wakeup,
     /// Publishes operational webhook events.
     pub operational: crate::operational::Operational,
-    /// Days a payload is kept at most (`--payload-retention-days`).
-    pub payload_retention_days: u32,
+    /// How long a payload is kept at most (`--payload-retention-days`).
+    pub payload_retention: chrono::Duration,
     /// SHA-256 of the token `GET /metrics` requires, when one is set.
     pub metrics_token_hash: Option<Vec<u8>>,
     /// Inboxes' rate limits (per node).

@@ -15,6 +15,7 @@
 //! - `duration(MIN, MAX)` or `duration(MIN, MAX, "BOUNDS")`: a [`Duration`](std::time::Duration)
 //!   such as `30s` within the bounds, which the error message shows as `BOUNDS` when given;
 //! - `whole(MIN, MAX)`: a whole number within the bounds, any integer type; a TOML integer;
+//! - `decimal(MIN, MAX)`: an `f64` within the bounds, decimals allowed; a TOML integer or float;
 //! - `bool`: `true`/`false` (also `1`/`0`, `yes`/`no`); a TOML boolean;
 //! - `text(PARSER)`: `PARSER(&str) -> Result<Type, String>`;
 //! - `custom(PARSER)`: as `text`, with the resolved storage settings as second argument;
@@ -125,6 +126,14 @@ macro_rules! serve_options {
             pub $name: Option<String>,
         ] $($rest)*);
     };
+    (@settings [$($done:tt)*] {$name:ident, [$($attr:tt)*], decimal} $($rest:tt)*) => {
+        serve_options!(@settings [
+            $($done)*
+            $($attr)*
+            #[serde(default, deserialize_with = "decimal_number")]
+            pub $name: Option<String>,
+        ] $($rest)*);
+    };
     (@settings [$($done:tt)*] {$name:ident, [$($attr:tt)*], bool} $($rest:tt)*) => {
         serve_options!(@settings [
             $($done)*
@@ -172,6 +181,9 @@ macro_rules! serve_options {
     };
     (@parser whole($min:expr, $max:expr)) => {
         crate::config::whole($min, $max)
+    };
+    (@parser decimal($min:expr, $max:expr)) => {
+        crate::config::decimal($min, $max)
     };
     (@parser bool) => {
         crate::config::parse_bool

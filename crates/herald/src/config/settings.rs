@@ -57,6 +57,9 @@ pub struct StorageSettings {
     pub database_url: Option<String>,
 }
 
+/// The shortest `--lease-duration`: what the worker's own waits are checked against.
+pub const SHORTEST_LEASE: Duration = Duration::from_secs(5);
+
 // The options of `herald serve`, in the order of `--help` and of the keys listed when
 // `herald.toml` has an unknown one. `name: Type = default, "default in --help" => kind,
 // "VALUE_NAME" [more clap arguments];` — the kinds are described in `declare.rs`.
@@ -128,7 +131,7 @@ serve_options! {
     /// renewed every third of it. Half of it is the margin allowed for nodes' clock skew and
     /// added to each attempt's task lease. 5s to 10m.
     lease_duration: Duration = Duration::from_secs(30), "30s"
-        => duration(Duration::from_secs(5), Duration::from_secs(600), "5s and 10m"), "DURATION";
+        => duration(SHORTEST_LEASE, Duration::from_secs(600), "5s and 10m"), "DURATION";
 
     /// Postgres connections per node (the listener for wake-ups is one more). Postgres only:
     /// SQLite has one writer connection. 2 to 1000.
@@ -158,16 +161,18 @@ serve_options! {
         => bool, "BOOL" [num_args = 0..=1, default_missing_value = "true"];
 
     /// Days a message payload is kept before it is deleted (the message and its delivery log
-    /// rows stay); messages may ask for less with `payloadRetentionPeriod`.
-    payload_retention_days: u32 = 90, "90" => whole(1, 36_500), "DAYS";
+    /// rows stay); messages may ask for less with `payloadRetentionPeriod`. Decimals allowed,
+    /// 0.001 (86.4 s) to 36500.
+    payload_retention_days: f64 = 90.0, "90" => decimal(0.001, 36_500.0), "DAYS";
 
     /// Days an attempt's response body is kept before it is deleted (the attempt stays).
-    response_retention_days: u32 = 90, "90" => whole(1, 36_500), "DAYS";
+    /// Decimals allowed, 0.001 to 36500.
+    response_retention_days: f64 = 90.0, "90" => decimal(0.001, 36_500.0), "DAYS";
 
     /// Days a finished message is kept, with its delivery tasks and attempts, before they are
     /// all deleted (a message with a task still to deliver stays); at least
-    /// --payload-retention-days.
-    log_retention_days: u32 = 90, "90" => whole(1, 36_500), "DAYS";
+    /// --payload-retention-days. Decimals allowed, 0.001 to 36500.
+    log_retention_days: f64 = 90.0, "90" => decimal(0.001, 36_500.0), "DAYS";
 
     /// Memory one transformation run may use (endpoints' JavaScript `handler`), in MiB; 1 to
     /// 1024.
@@ -482,6 +487,11 @@ fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Er
     Ok(Option::<u64>::deserialize(d)?.map(|n| n.to_string()))
 }
 
+/// A number in `herald.toml`, integer or float, kept as text like the other layers give it.
+fn decimal_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.map(|n| n.to_string()))
+}
+
 /// A boolean in `herald.toml`, kept as text like the other layers give it.
 fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<bool>::deserialize(d)?.map(|b| b.to_string()))
@@ -586,6 +596,15 @@ mod tests {
         assert!(
             message("max_body_bytes = \"5\"\n")
                 .ends_with("(line 1): invalid type: string \"5\", expected u64")
+        );
+        // A decimal option takes a TOML integer or float, not a string.
+        assert_eq!(
+            message("log_retention_days = 90\npayload_retention_days = 0.5\n"),
+            ""
+        );
+        assert!(
+            message("log_retention_days = \"90\"\n")
+                .ends_with("(line 1): invalid type: string \"90\", expected f64")
         );
         // The first problem in the file is the one reported.
         assert!(message("listen = 5\nlisen = 1\n").contains("invalid type: integer `5`"));

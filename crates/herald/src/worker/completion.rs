@@ -16,6 +16,9 @@ use crate::operational::Operational;
 
 /// Results waiting at most this many per transaction.
 const BATCH: usize = 256;
+/// Longest wait between two tries to commit results (it was 5 s: the fault suite's Postgres
+/// runs then saw results commit after their tasks had been sent again; RELIABILITY.md).
+const RETRY_AT_MOST: Duration = Duration::from_secs(1);
 
 pub struct Completion {
     pub record: AttemptRecord,
@@ -87,10 +90,14 @@ pub fn spawn(
                     }
                     Err(e) if e.is_transient() => {
                         // Keep the results until the database is back (or has space again);
-                        // the attempts' tasks stay leased meanwhile.
+                        // the attempts' tasks stay leased meanwhile, but only for their
+                        // lease: past it another node sends them again. So the wait between
+                        // tries stays short (`RETRY_AT_MOST`), and the results commit within
+                        // a second of the database answering again, before the other nodes'
+                        // sweeps find the tasks.
                         tracing::warn!(error = %e, "cannot record attempts yet; retrying");
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        backoff = next_wait(backoff);
                     }
                     Err(e) => {
                         // Not retryable: the tasks are delivered again after their lease.
@@ -106,4 +113,32 @@ pub fn spawn(
         }
     });
     (Completions { tx, writing_since }, task)
+}
+
+/// The wait before the next try to commit results, after waiting `previous`: doubling, at most
+/// `RETRY_AT_MOST`.
+fn next_wait(previous: Duration) -> Duration {
+    (previous * 2).min(RETRY_AT_MOST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task's lease is its attempt's time plus half the lease duration: results that wait
+    /// longer than that half after the database is back may be sent again by another node.
+    #[test]
+    fn the_wait_between_tries_stays_under_the_shortest_lease_margin() {
+        let margin = crate::config::SHORTEST_LEASE / 2;
+        let mut wait = Duration::from_millis(50);
+        for _ in 0..30 {
+            wait = next_wait(wait);
+            assert!(wait <= RETRY_AT_MOST);
+        }
+        assert_eq!(wait, RETRY_AT_MOST);
+        assert!(
+            RETRY_AT_MOST * 2 <= margin,
+            "{RETRY_AT_MOST:?} against {margin:?}"
+        );
+    }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+pub use crate::support::{Tmpfs, free_port};
 use crate::tcp_proxy::TcpProxy;
 
 pub const TOKEN: &str = "faults-suite-admin-token-0123456789";
@@ -29,14 +30,22 @@ pub struct Node {
     pub skew: Option<String>,
     /// For Postgres: the proxy between this node and the database.
     pub proxy: Option<TcpProxy>,
+    /// More options of `herald serve` (the soak's short retention).
+    pub extra_args: Vec<String>,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The `herald` binary, without this process's `HERALD_` variables. A long run may name a copy
+/// in `HERALD_FAULTS_BINARY`, so that builds meanwhile do not change the binary under it.
+pub fn herald_command() -> Command {
+    let binary = std::env::var("HERALD_FAULTS_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_herald").to_owned());
+    let mut cmd = Command::new(binary);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HERALD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
 }
 
 impl Node {
@@ -49,6 +58,7 @@ impl Node {
             child: None,
             skew: None,
             proxy,
+            extra_args: Vec::new(),
         }
     }
 
@@ -63,16 +73,7 @@ impl Node {
     /// Starts the node and waits until it answers.
     pub async fn start(&mut self) {
         let postgres = self.database_url.starts_with("postgres");
-        // A long run may name a copy, so that builds meanwhile do not change the binary
-        // under it.
-        let binary = std::env::var("HERALD_FAULTS_BINARY")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_herald").to_owned());
-        let mut cmd = Command::new(binary);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HERALD_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = herald_command();
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--allow-network", "127.0.0.0/8"])
             .args(["--database-url", &self.database_url])
@@ -111,6 +112,7 @@ impl Node {
         if postgres {
             cmd.args(["--database-statement-timeout", "10s"]);
         }
+        cmd.args(&self.extra_args);
         if let Some(skew) = &self.skew {
             cmd.env("LD_PRELOAD", FAKETIME_LIB)
                 .env("FAKETIME", skew)
@@ -173,72 +175,6 @@ impl Node {
     }
 }
 
-/// A tmpfs of a fixed size, where the SQLite node keeps its data (so the disk can fill).
-pub struct Tmpfs {
-    pub dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    pub fn mount(megabytes: u32) -> Result<Self, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
-        }
-        Ok(Self { dir })
-    }
-
-    /// Fills the filesystem with a file until no space is left; removing the file gives the
-    /// space back.
-    pub fn fill(&self) -> PathBuf {
-        use std::io::Write;
-        let path = self.dir.path().join("filler");
-        // Most of it at once (tmpfs allocates without writing), the rest byte by byte below.
-        let avail = std::process::Command::new("df")
-            .args(["--output=avail", "-B1"])
-            .arg(self.dir.path())
-            .output()
-            .ok()
-            .and_then(|out| {
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .nth(1)
-                    .and_then(|l| l.trim().parse::<u64>().ok())
-            })
-            .unwrap_or(0);
-        if avail > 1 << 20 {
-            let _ = std::process::Command::new("fallocate")
-                .args(["-l", &(avail - (1 << 20)).to_string()])
-                .arg(&path)
-                .status();
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .expect("filler");
-        let block = vec![0u8; 1 << 20];
-        while file.write_all(&block).is_ok() {}
-        // Whatever is left, to the last byte.
-        while file.write_all(&[0]).is_ok() {}
-        let _ = file.sync_all();
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 /// Restarts the machine's Postgres (`pg_ctlcluster <version> main restart`).
 pub fn restart_postgres() -> Result<(), String> {
     let version = std::fs::read_dir("/etc/postgresql")
@@ -268,12 +204,4 @@ pub fn restart_postgres() -> Result<(), String> {
 
 pub fn faketime_available() -> bool {
     Path::new(FAKETIME_LIB).exists()
-}
-
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
 }

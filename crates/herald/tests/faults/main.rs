@@ -5,6 +5,7 @@
 //! ```text
 //! cargo test -p herald --test faults                          # the short run CI makes
 //! cargo test -p herald --test faults -- --duration 30m --seed 7 --engine postgres --rate 60
+//! cargo test -p herald --test faults -- --soak --duration 10m      # the storage soak
 //! ```
 //!
 //! A test binary without libtest's harness, so that it takes options. Its own checks run
@@ -20,6 +21,9 @@ mod receiver;
 mod report;
 mod run;
 mod schedule;
+mod soak;
+#[path = "../support/mod.rs"]
+mod support;
 // Shared with the integration tests; the suite uses part of it.
 #[allow(dead_code)]
 #[path = "../it/tcp_proxy.rs"]
@@ -36,6 +40,8 @@ pub struct Options {
     pub engines: Vec<run::Engine>,
     /// Publishes per second.
     pub rate: u32,
+    /// The storage soak instead of the faults (`soak.rs`).
+    pub soak: bool,
 }
 
 fn parse_options() -> Result<Option<Options>, String> {
@@ -44,7 +50,9 @@ fn parse_options() -> Result<Option<Options>, String> {
         seed: 20_261_203,
         engines: vec![run::Engine::Sqlite, run::Engine::Postgres],
         rate: 40,
+        soak: false,
     };
+    let mut duration_given = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -53,7 +61,9 @@ fn parse_options() -> Result<Option<Options>, String> {
             "--list" => return Ok(None),
             "--duration" => {
                 options.duration = herald_core::retry::parse_duration(&value("--duration")?)?;
+                duration_given = true;
             }
+            "--soak" => options.soak = true,
             "--seed" => {
                 options.seed = value("--seed")?.parse().map_err(|_| "--seed: a number")?;
             }
@@ -74,6 +84,17 @@ fn parse_options() -> Result<Option<Options>, String> {
             _ => {}
         }
     }
+    if options.soak {
+        if !duration_given {
+            options.duration = Duration::from_secs(10 * 60);
+        }
+        if options.duration < soak::SHORTEST {
+            return Err(format!(
+                "--soak needs a --duration of at least {:?}",
+                soak::SHORTEST
+            ));
+        }
+    }
     Ok(Some(options))
 }
 
@@ -86,17 +107,29 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!(
-        "faults: seed {} (replay with `-- --seed {}`), {:?} per engine, {} publishes/s",
-        options.seed, options.seed, options.duration, options.rate
-    );
+    if options.soak {
+        println!(
+            "faults: storage soak, {:?} per engine, {} publishes/s",
+            options.duration, options.rate
+        );
+    } else {
+        println!(
+            "faults: seed {} (replay with `-- --seed {}`), {:?} per engine, {} publishes/s",
+            options.seed, options.seed, options.duration, options.rate
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     let mut failed = false;
     for engine in options.engines.clone() {
-        match runtime.block_on(run::run(engine, &options)) {
+        let outcome = if options.soak {
+            runtime.block_on(soak::run(engine, &options))
+        } else {
+            runtime.block_on(run::run(engine, &options))
+        };
+        match outcome {
             Ok(outcome) => {
                 println!("{}", outcome.markdown);
                 failed |= !outcome.passed;

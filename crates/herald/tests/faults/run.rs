@@ -57,22 +57,16 @@ pub async fn run(engine: Engine, options: &Options) -> Result<Outcome, String> {
     let nodes: Vec<Node> = match engine {
         Engine::Sqlite => {
             // Room for the run's history: the disk fills only when the suite fills it.
-            let megabytes = 256 + 160 * u32::try_from(options.duration.as_secs() / 60).unwrap_or(0);
-            let dir = match cluster::is_root().then(|| Tmpfs::mount(megabytes)) {
-                Some(Ok(fs)) => {
+            let megabytes = 256 + 200 * u32::try_from(options.duration.as_secs() / 60).unwrap_or(0);
+            let dir = match Tmpfs::mount(megabytes) {
+                Ok(fs) => {
                     kinds.push(Kind::DiskFull);
-                    let path = fs.dir.path().to_owned();
+                    let path = fs.path().to_owned();
                     tmpfs = Some(fs);
                     path
                 }
-                other => {
-                    skipped.push(format!(
-                        "disk full: no tmpfs ({})",
-                        match other {
-                            Some(Err(e)) => e,
-                            _ => "not root".into(),
-                        }
-                    ));
+                Err(e) => {
+                    skipped.push(format!("disk full: no tmpfs ({e})"));
                     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
                     let path = dir.path().to_owned();
                     _data_dirs.push(dir);
@@ -87,7 +81,7 @@ pub async fn run(engine: Engine, options: &Options) -> Result<Outcome, String> {
                 .map_err(|_| "HERALD_TEST_DATABASE_URL is not set".to_owned())?;
             let db = Database::create(&base).await?;
             kinds.extend([Kind::Cut, Kind::Partition]);
-            if cluster::is_root() {
+            if crate::support::is_root() {
                 kinds.push(Kind::PostgresRestart);
             } else {
                 skipped.push("Postgres restart: not root".into());
@@ -267,24 +261,33 @@ async fn publish(
         };
         turn = node + 1;
         seq += 1;
-        let sent = client
-            .post(format!("{}/api/v1/app/{app}/msg", cluster.bases[node]))
-            .bearer_auth(TOKEN)
-            .json(&json!({"eventType": "fault.test", "payload": {"seq": seq}}))
-            .send()
-            .await;
-        if let Ok(response) = sent
-            && response.status().is_success()
-            && let Ok(body) = response.json::<Value>().await
-            && let Some(id) = body["id"].as_str()
+        let url = format!("{}/api/v1/app/{app}/msg", cluster.bases[node]);
+        let body = json!({"eventType": "fault.test", "payload": {"seq": seq}});
+        if let Some(msg_id) = publish_one(&client, &url, &body).await
             && let Ok(mut acked) = acked.lock()
         {
             acked.push(Acked {
-                msg_id: id.to_owned(),
+                msg_id,
                 at: epoch.elapsed(),
             });
         }
     }
+}
+
+/// Publishes one message; its id when Herald acknowledged it.
+pub async fn publish_one(client: &reqwest::Client, url: &str, body: &Value) -> Option<String> {
+    let response = client
+        .post(url)
+        .bearer_auth(TOKEN)
+        .json(body)
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body: Value = response.json().await.ok()?;
+    body["id"].as_str().map(str::to_owned)
 }
 
 /// Injects one fault and returns its window.
@@ -315,7 +318,7 @@ async fn inject(
         }
         Kind::DiskFull => {
             if let Some(fs) = tmpfs {
-                let filler = fs.fill();
+                let filler = fs.fill(0);
                 tokio::time::sleep(planned.length).await;
                 let _ = std::fs::remove_file(filler);
             }
@@ -366,7 +369,7 @@ async fn inject(
     }
 }
 
-async fn post(
+pub async fn post(
     client: &reqwest::Client,
     base: &str,
     path: &str,
@@ -389,7 +392,7 @@ async fn post(
 }
 
 /// A fresh Postgres database for one run.
-struct Database {
+pub struct Database {
     admin: String,
     name: String,
     upstream: std::net::SocketAddr,
@@ -397,7 +400,7 @@ struct Database {
 }
 
 impl Database {
-    async fn create(base: &str) -> Result<Self, String> {
+    pub async fn create(base: &str) -> Result<Self, String> {
         use sqlx::Executor;
         let url = url::Url::parse(base).map_err(|e| e.to_string())?;
         let host = url.host_str().unwrap_or("127.0.0.1");
@@ -435,13 +438,13 @@ impl Database {
         url.to_string()
     }
 
-    fn direct(&self) -> String {
+    pub fn direct(&self) -> String {
         let mut url = self.base.clone();
         url.set_path(&self.name);
         url.to_string()
     }
 
-    async fn drop(self) {
+    pub async fn drop(self) {
         use sqlx::Executor;
         if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin).await {
             let _ = conn

@@ -16,13 +16,7 @@ pub struct ChildServer {
     pub client: reqwest::Client,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::support::free_port;
 
 /// A `herald` command in `dir` with no `HERALD_*` variables of the test's own environment.
 pub fn herald_command(dir: &Path) -> Command {

@@ -244,6 +244,12 @@ fn bad_values_exit_2_naming_the_option() {
         &["HERALD_LOG_RETENTION_DAYS", "--payload-retention-days"],
     );
     bad_config(
+        &["--log-retention-days", "0.0001"],
+        &[],
+        None,
+        &["--log-retention-days", "between 0.001 and 36500"],
+    );
+    bad_config(
         &[],
         &[],
         Some("log_retention_days = 7\npayload_retention_days = 8\n"),

@@ -6,8 +6,6 @@
 //! root; without it (or where `mount` is refused) the test skips and says so.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -15,71 +13,7 @@ use serde_json::{Value, json};
 
 use crate::child::{ChildServer, TOKEN, free_port};
 use crate::receiver::{Receiver, Step};
-
-/// A tmpfs of a fixed size mounted on a fresh directory, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts one, or says why it cannot.
-    fn mount(megabytes: u32) -> Result<Self, String> {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let root = status
-            .lines()
-            .find(|l| l.starts_with("Uid:"))
-            .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"));
-        if !root {
-            return Err("not running as root".into());
-        }
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount refused: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(Self { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-/// Fills the filesystem of `dir` completely with one file, then gives `keep` bytes back.
-fn fill(dir: &Path, keep: u64) -> PathBuf {
-    let path = dir.join("filler");
-    let mut file = std::fs::File::create(&path).unwrap();
-    let chunk = vec![0xA5_u8; 64 * 1024];
-    let mut written = 0_u64;
-    loop {
-        match file.write(&chunk) {
-            Ok(0) => break,
-            Ok(n) => written += n as u64,
-            Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
-            Err(e) => panic!("filling the disk: {e}"),
-        }
-    }
-    let _ = file.flush();
-    file.set_len(written.saturating_sub(keep)).unwrap();
-    file.sync_all().unwrap();
-    path
-}
+use crate::support::Tmpfs;
 
 async fn post(server: &ChildServer, path: &str, body: Value) -> (u16, Value) {
     post_with_key(server, path, None, body).await
@@ -128,7 +62,7 @@ async fn a_full_disk_never_loses_an_acknowledged_publish() {
     assert_eq!(status, 201);
 
     // About 3 MB left: room for some dozens of 20 kB messages with their attempts' logs.
-    let filler = fill(fs.path(), 3 << 20);
+    let filler = fs.fill(3 << 20);
 
     // Publish until well past full, four at a time so that group commits hold several, each
     // with an Idempotency-Key as the SDKs send it.

@@ -645,7 +645,7 @@ async fn retention_removes_payloads_and_responses_and_keeps_the_log_rows() {
         "/hook",
         Step::Respond(200, vec![], r#"{"received":true}"#.into()),
     );
-    let t = TestApp::spawn_with(|c| c.retention.payload_days = 7).await;
+    let t = TestApp::spawn_with(|c| c.retention.payload_days = 7.0).await;
     let app = t.create_app("Acme").await;
     let ep = t
         .create_endpoint(&app, json!({"url": r.url("/hook")}))
@@ -673,9 +673,9 @@ async fn retention_removes_payloads_and_responses_and_keeps_the_log_rows() {
     }
     let base = format!("/api/v1/app/{app}");
     let config = herald::retention::RetentionConfig {
-        payload_days: 7,
-        response_days: 30,
-        log_days: 90,
+        payload_days: 7.0,
+        response_days: 30.0,
+        log_days: 90.0,
     };
     let now = chrono::Utc::now();
     let purge = |days: i64| {

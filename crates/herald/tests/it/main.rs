@@ -7,6 +7,8 @@
 mod child;
 mod helpers;
 mod receiver;
+#[path = "../support/mod.rs"]
+mod support;
 mod tcp_proxy;
 
 mod api_apps;
