@@ -501,6 +501,7 @@ fn whole<T: TryFrom<usize>>(min: usize, max: usize) -> impl Fn(&str) -> Result<T
         Err(_) => Err("expected a whole number".into()),
     }
 }
+
 /// A decimal option within `min..=max` (`90`, `0.5`, `1e-3`); never NaN or infinite.
 fn decimal(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> {
     move |v| match v.trim().parse::<f64>() {

@@ -194,6 +194,44 @@ pub struct ExportQuery {
     pub before: Option<DateTime<Utc>>,
 }
 
+/// What `GET …/export` answers in JSON: the entries (`format=json`), or with `format=tree` the
+/// data tree, which may be any JSON value. `anyOf`, not `oneOf`: an array of entries is a JSON
+/// value too, and exactly one of the two would never match it.
+pub struct InboxExportJson;
+
+impl utoipa::PartialSchema for InboxExportJson {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaType};
+        AnyOfBuilder::new()
+            .item(
+                ArrayBuilder::new().items(utoipa::openapi::Ref::from_schema_name(
+                    <InboxEntryOut as utoipa::ToSchema>::name(),
+                )),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .description(Some("`format=tree`: the data tree, any JSON value")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for InboxExportJson {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            <InboxEntryOut as utoipa::ToSchema>::name().into_owned(),
+            <InboxEntryOut as utoipa::PartialSchema>::schema(),
+        ));
+        <InboxEntryOut as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// Stream an export of the inbox's entries, oldest first (the `X-Herald-Entry-Count` header
 /// says how many entries follow), or with `format=tree` export its data tree.
 #[utoipa::path(get, path = "/api/v1/inbox/{inbox_id}/export", tag = "Inbox", operation_id = "herald.inbox.export",
@@ -201,7 +239,7 @@ pub struct ExportQuery {
     responses(
         (status = 200, description = "The export: entries streamed (`json`, `csv`), or the data tree (`tree`: any JSON value)", content(
             (String = "text/csv"),
-            (Vec<InboxEntryOut> = "application/json"),
+            (InboxExportJson = "application/json"),
         )),
         (status = 400, body = HttpErrorOut, description = "`tree`: more than one read assembles; export json or csv"),
     ))]
